@@ -25,7 +25,7 @@ def test_operator_and_webhook_are_importable_under_jitgate() -> None:
             sys.executable,
             "-I",
             "-c",
-            "import jitgate.operator as o, jitgate.webhook as w; print(o.__file__); print(w.__file__)",
+            "import jitgate.operator as o, jitgate.webhook as w; print(o.__file__, w.__file__)",
         ],
         cwd=REPO,
         capture_output=True,
