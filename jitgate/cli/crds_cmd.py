@@ -1,0 +1,36 @@
+"""`jitgate crds`: print the CustomResourceDefinitions, or write them into a directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from jitgate.cli.options import EXIT_OK, add_flag, fail
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "crds",
+        help="print jitgate's CustomResourceDefinitions",
+        description="Print the CRDs generated from jitgate's API models, as one YAML stream "
+        "(kubectl apply -f -), or write one file per CRD into --output-dir.",
+    )
+    add_flag(parser, "--output-dir", metavar="DIR", help="write one YAML file per CRD here")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from jitgate.crds import render_all
+
+    documents = render_all()
+    if args.output_dir is None:
+        sys.stdout.write("---\n".join(documents.values()))
+        return EXIT_OK
+    directory = Path(args.output_dir)
+    if not directory.is_dir():
+        fail(f"Output directory {directory} does not exist.")
+    for name, text in documents.items():
+        (directory / name).write_text(text)
+    return EXIT_OK

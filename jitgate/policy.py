@@ -1,0 +1,200 @@
+"""Which AccessPolicy governs an action, and whether a request under it is acceptable.
+
+Overlapping policies: every policy whose namespaces, actions and resources match an action
+protects it, and the *strictest* of them governs — most required approvals first, then
+self-approval disallowed before allowed, then the shortest maxDuration, then the policy
+name. A permissive policy can therefore never weaken a strict one, and the order does not
+depend on the order objects were listed in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from jitgate.durations import parse_duration
+from jitgate.models import (
+    CONNECT_VERBS,
+    AccessPolicy,
+    AccessRequestSpec,
+    RequestedAction,
+    Verb,
+)
+from jitgate.selectors import selector_matches
+
+# Identities never intercepted, whatever the policies say (DESIGN.md §3).
+DEFAULT_EXEMPT_USERS: frozenset[str] = frozenset(
+    {"system:kube-controller-manager", "system:kube-scheduler"}
+)
+DEFAULT_EXEMPT_GROUPS: frozenset[str] = frozenset(
+    {"system:nodes", "system:serviceaccounts:kube-system"}
+)
+
+
+@dataclass(frozen=True)
+class Namespace:
+    name: str
+    labels: Mapping[str, str]
+
+
+def _name(policy: AccessPolicy) -> str:
+    return policy.metadata.name or ""
+
+
+def strictness_key(policy: AccessPolicy) -> tuple[int, bool, dt.timedelta, str]:
+    spec = policy.spec
+    return (
+        -spec.required_approvals,
+        spec.allow_self_approval,
+        parse_duration(spec.max_duration),
+        _name(policy),
+    )
+
+
+def covers_namespace(policy: AccessPolicy, namespace: Namespace) -> bool:
+    match = policy.spec.namespaces
+    if namespace.name in match.names:
+        return True
+    return match.selector is not None and selector_matches(match.selector, namespace.labels)
+
+
+def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:
+    if verb not in policy.spec.actions:
+        return False
+    # exec, attach and portforward are pod subresources: the verb alone decides.
+    return verb in CONNECT_VERBS or resource in policy.spec.resources
+
+
+def is_exempt(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
+    return policy.spec.exemptions.includes(user, frozenset(groups))
+
+
+def governing_policy(
+    policies: Iterable[AccessPolicy],
+    namespace: Namespace,
+    verb: Verb,
+    resource: str,
+    user: str | None = None,
+    groups: Iterable[str] = (),
+) -> AccessPolicy | None:
+    """The strictest policy protecting this action for this caller, or None if unprotected.
+
+    A caller exempted by one policy is still governed by any other that protects the action.
+    """
+    group_set = frozenset(groups)
+    matching = [
+        policy
+        for policy in policies
+        if covers_namespace(policy, namespace)
+        and covers_action(policy, verb, resource)
+        and not (user is not None and is_exempt(policy, user, group_set))
+    ]
+    return min(matching, key=strictness_key, default=None)
+
+
+def is_default_exempt(user: str, groups: Iterable[str], extra_users: Iterable[str] = ()) -> bool:
+    return (
+        user in DEFAULT_EXEMPT_USERS
+        or user in set(extra_users)
+        or any(group in DEFAULT_EXEMPT_GROUPS for group in groups)
+    )
+
+
+def may_request(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
+    requesters = policy.spec.requesters
+    return requesters.empty or requesters.includes(user, frozenset(groups))
+
+
+def may_approve(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
+    return policy.spec.approvers.includes(user, frozenset(groups))
+
+
+def may_break_glass(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
+    glass = policy.spec.break_glass
+    return glass is not None and glass.includes(user, frozenset(groups))
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A request the policy accepts: who governs it and for how long it would be granted."""
+
+    policy: AccessPolicy
+    duration: dt.timedelta
+    required_approvals: int
+    pending_timeout: dt.timedelta
+    break_glass: bool
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A request no policy accepts, with the reason shown to the requester."""
+
+    reason: str  # CamelCase, for conditions and events
+    message: str
+    policy: AccessPolicy | None = None
+
+
+def _action_label(action: RequestedAction) -> str:
+    return f"{action.verb} on {action.effective_resource}"
+
+
+def resolve_request(
+    policies: Iterable[AccessPolicy],
+    namespace: Namespace,
+    spec: AccessRequestSpec,
+    user: str,
+    groups: Iterable[str],
+) -> Resolution | Rejection:
+    """Decide which policy governs a request and whether its requester and duration fit."""
+    policies = list(policies)
+    group_set = frozenset(groups)
+    governing: list[AccessPolicy] = []
+    for action in spec.actions:
+        policy = governing_policy(policies, namespace, action.verb, action.effective_resource)
+        if policy is None:
+            return Rejection(
+                "NoPolicy",
+                f"no AccessPolicy protects {_action_label(action)} in namespace "
+                f"{namespace.name}, so there is nothing to request",
+            )
+        governing.append(policy)
+    policy = min(governing, key=strictness_key)
+    if not may_request(policy, user, group_set):
+        return Rejection(
+            "RequesterNotEligible",
+            f"user {user} is not a requester under AccessPolicy {_name(policy)}",
+            policy,
+        )
+    spec_policy = policy.spec
+    if spec.break_glass:
+        glass = spec_policy.break_glass
+        if glass is None or not glass.includes(user, group_set):
+            return Rejection(
+                "BreakGlassNotAllowed",
+                f"user {user} may not use break-glass under AccessPolicy {_name(policy)}",
+                policy,
+            )
+        limit = parse_duration(glass.max_duration)
+        limit_text = f"break-glass maxDuration {glass.max_duration}"
+    else:
+        limit = parse_duration(spec_policy.max_duration)
+        limit_text = f"maxDuration {spec_policy.max_duration}"
+    duration = (
+        parse_duration(spec.duration)
+        if spec.duration is not None
+        else min(parse_duration(spec_policy.default_duration), limit)
+    )
+    if duration > limit:
+        return Rejection(
+            "DurationTooLong",
+            f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(policy)}",
+            policy,
+        )
+    return Resolution(
+        policy=policy,
+        duration=duration,
+        required_approvals=spec_policy.required_approvals,
+        pending_timeout=parse_duration(spec_policy.pending_timeout),
+        break_glass=spec.break_glass,
+    )
