@@ -1,0 +1,90 @@
+"""The real API server tier: a session-scoped ``kube_apiserver`` fixture.
+
+The binary is built from Go modules by build.py (only when stale); when Go is missing
+or the Go module proxy cannot be reached, every test using the fixture is skipped with
+one reason. See harness.py for what the server has (and lacks: no controllers, no
+kubelet).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _load(name: str) -> ModuleType:
+    """Import HERE/NAME.py by path (pytest runs with --import-mode=importlib)."""
+    qualified = f"jitgate_tests_apiserver_{name}"
+    if qualified in sys.modules:
+        return sys.modules[qualified]
+    spec = importlib.util.spec_from_file_location(qualified, HERE / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[qualified] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build = _load("build")
+harness = _load("harness")
+
+
+def _say(config: pytest.Config, message: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    line = f"[kube-apiserver tier] {message}"
+    if reporter is not None:
+        reporter.write_line(line)
+    else:
+        print(line, file=sys.stderr)
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
+    """The built kube-apiserver-etcd binary (built here if missing or stale)."""
+    config = request.config
+    try:
+        result = build.ensure_binary(echo=lambda msg: _say(config, msg))
+    except build.BuildUnavailable as exc:
+        pytest.skip(f"real kube-apiserver tier unavailable: {exc}")
+    except build.BuildFailed as exc:
+        pytest.fail(str(exc), pytrace=False)
+    if result.built:
+        _say(config, f"build took {result.seconds:.1f} s")
+    else:
+        _say(config, f"binary up to date ({result.binary})")
+    return result.binary
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver(
+    request: pytest.FixtureRequest,
+    kube_apiserver_binary: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[harness.KubeAPIServer]:
+    """A running kube-apiserver on 127.0.0.1 with static-token personas.
+
+    Attributes: ``url``, ``ca_file``, ``tmpdir``, ``personas`` (name -> Persona),
+    ``kubeconfig(persona) -> Path``, ``kubectl(persona, *args, input=, check=,
+    timeout=)``, ``akubectl`` (async), ``token(persona)``, ``request(method, path,
+    who=, body=)``, ``apply(persona, *objects)``, ``create_namespace(name, labels)``,
+    ``create_node(name) -> kubelet port``, ``ca.issue(...)`` for more certificates,
+    ``log_file``, ``startup_seconds``.
+    """
+    config = request.config
+    tmpdir = tmp_path_factory.mktemp("kube-apiserver")
+    with harness.start_kube_apiserver(kube_apiserver_binary, tmpdir) as server:
+        _say(
+            config,
+            f"ready at {server.url} in {server.startup_seconds:.2f} s (log {server.log_file})",
+        )
+        yield server
+        stop_start = time.monotonic()
+    _say(config, f"stopped in {time.monotonic() - stop_start:.2f} s")

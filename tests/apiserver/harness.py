@@ -1,0 +1,654 @@
+"""Run a real kube-apiserver (with embedded etcd) for tests: certificates, personas,
+kubeconfigs, start-up, readiness and a ``kubectl`` helper.
+
+Loaded by path from conftest.py (pytest runs with ``--import-mode=importlib``); other
+test directories can load it the same way and call :func:`start_kube_apiserver`.
+
+What this API server is, and is not:
+* kube-apiserver v1.33 built from Go modules by ``build.py``, etcd embedded in the same
+  process, listening on 127.0.0.1 only; static-token authentication, RBAC authorisation,
+  the default admission chain plus MutatingAdmissionWebhook, ValidatingAdmissionWebhook
+  and ValidatingAdmissionPolicy.
+* There is no kube-controller-manager, scheduler or kubelet: namespaces get no
+  ``default`` ServiceAccount (use :meth:`KubeAPIServer.create_namespace`, or pods are
+  rejected by the ServiceAccount admission plugin), deleted namespaces stay
+  ``Terminating``, no garbage collection, pods are never scheduled (set
+  ``spec.nodeName``) and never run. ``kubectl exec`` on a pod whose node is
+  :meth:`KubeAPIServer.create_node` passes authorisation and admission and then fails
+  dialling the (absent) kubelet on 127.0.0.1: see :data:`NO_KUBELET_ERROR`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KUBECTL = "/usr/bin/kubectl"
+SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+STARTUP_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 25.0
+
+# What `kubectl exec` prints when authorisation and admission passed and the API
+# server then tried to reach the node's kubelet (there is none). `{port}` is the
+# node's kubelet port (see create_node).
+NO_KUBELET_ERROR = "dial tcp 127.0.0.1:{port}: connect: connection refused"
+
+ADMISSION_PLUGINS = (
+    # Added to kube-apiserver's default set (which already has most of these).
+    "NamespaceLifecycle",
+    "LimitRanger",
+    "ServiceAccount",
+    "MutatingAdmissionWebhook",
+    "ValidatingAdmissionWebhook",
+    "ValidatingAdmissionPolicy",
+    "ResourceQuota",
+)
+
+SA_GROUPS = ("system:serviceaccounts", "system:serviceaccounts:jitgate")
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A static-token user. ``name`` is the short key used by the helpers."""
+
+    name: str
+    username: str
+    groups: tuple[str, ...]
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24), repr=False)
+    uid: str = field(default_factory=lambda: f"uid-{secrets.token_hex(6)}")
+
+
+def default_personas() -> list[Persona]:
+    return [
+        Persona("alice", "alice", ("developers",)),
+        Persona("bob", "bob", ("sre",)),
+        Persona("carol", "carol", ("sre",)),
+        Persona("admin", "admin", ("system:masters",)),
+        Persona("jitgate-operator", "system:serviceaccount:jitgate:jitgate-operator", SA_GROUPS),
+        Persona("jitgate-webhook", "system:serviceaccount:jitgate:jitgate-webhook", SA_GROUPS),
+    ]
+
+
+# --------------------------------------------------------------------------- certificates
+
+
+def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+class CertificateAuthority:
+    """A throw-away CA (ECDSA P-256) that signs serving and client certificates."""
+
+    def __init__(self, directory: Path, name: str = "jitgate-test-ca") -> None:
+        self.directory = directory
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), False)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.cert_file = directory / "ca.crt"
+        self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    def issue(
+        self,
+        name: str,
+        *,
+        dns: Sequence[str] = (),
+        ips: Sequence[str] = (),
+        server: bool = True,
+        client: bool = False,
+        organizations: Sequence[str] = (),
+    ) -> tuple[Path, Path]:
+        """Write ``NAME.crt``/``NAME.key`` signed by this CA; return their paths."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
+        attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
+        usages = []
+        if server:
+            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
+        if client:
+            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name(attrs))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
+            )
+        )
+        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        cert_file = self.directory / f"{name}.crt"
+        key_file = self.directory / f"{name}.key"
+        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(_pem_key(key))
+        key_file.chmod(0o600)
+        return cert_file, key_file
+
+
+def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
+    """The service-account token signing key pair (ES256): (private, public)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    private = directory / "sa.key"
+    public = directory / "sa.pub"
+    private.write_bytes(_pem_key(key))
+    private.chmod(0o600)
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return private, public
+
+
+def write_token_file(path: Path, personas: Sequence[Persona]) -> Path:
+    # token,user,uid,"group1,group2"
+    lines = [f'{p.token},{p.username},{p.uid},"{",".join(p.groups)}"' for p in personas]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------------------ the server
+
+
+class KubeAPIServer:
+    """A running kube-apiserver; see the module docstring for what it has and lacks."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        tmpdir: Path,
+        ca: CertificateAuthority,
+        personas: Sequence[Persona],
+        process: subprocess.Popen[bytes],
+        log_file: Path,
+        startup_seconds: float,
+    ) -> None:
+        self.url = url
+        self.tmpdir = tmpdir
+        self.ca = ca
+        self.ca_file = ca.cert_file
+        self.personas = {p.name: p for p in personas}
+        self.process = process
+        self.log_file = log_file
+        self.startup_seconds = startup_seconds
+        self.kubectl_path = KUBECTL
+        self.kubelet_ports: dict[str, int] = {}  # node name -> (closed) kubelet port
+        self._kubeconfigs: dict[str, Path] = {}
+        self._ssl = ssl.create_default_context(cafile=str(self.ca_file))
+        for p in personas:
+            self._kubeconfigs[p.name] = self._write_kubeconfig(p)
+
+    # -- personas and kubeconfigs
+
+    def persona(self, who: str) -> Persona:
+        """Look a persona up by short name (``alice``) or username."""
+        if who in self.personas:
+            return self.personas[who]
+        for p in self.personas.values():
+            if p.username == who:
+                return p
+        raise KeyError(f"unknown persona {who!r}; known: {sorted(self.personas)}")
+
+    def token(self, who: str) -> str:
+        return self.persona(who).token
+
+    def kubeconfig(self, who: str) -> Path:
+        return self._kubeconfigs[self.persona(who).name]
+
+    def _write_kubeconfig(self, p: Persona) -> Path:
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [
+                {
+                    "name": "jitgate-test",
+                    "cluster": {"server": self.url, "certificate-authority": str(self.ca_file)},
+                }
+            ],
+            "users": [{"name": p.name, "user": {"token": p.token}}],
+            "contexts": [
+                {
+                    "name": p.name,
+                    "context": {"cluster": "jitgate-test", "user": p.name, "namespace": "default"},
+                }
+            ],
+            "current-context": p.name,
+        }
+        path = self.tmpdir / "kubeconfigs" / f"{p.name}.yaml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(config, indent=2))  # JSON is YAML
+        path.chmod(0o600)
+        return path
+
+    # -- kubectl
+
+    def kubectl_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
+        env["KUBECACHEDIR"] = str(self.tmpdir / "kubectl-cache")
+        return env
+
+    def kubectl_argv(self, who: str, *args: str) -> list[str]:
+        return [self.kubectl_path, f"--kubeconfig={self.kubeconfig(who)}", *args]
+
+    def kubectl(
+        self,
+        who: str,
+        *args: str,
+        input: str | None = None,
+        check: bool = False,
+        timeout: float = 60.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the real kubectl as persona ``who``; returns the CompletedProcess (text).
+
+        With ``check=True`` a non-zero exit raises ``AssertionError`` showing stderr.
+        """
+        proc = subprocess.run(
+            self.kubectl_argv(who, *args),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.kubectl_env(),
+            check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} as {who} exited {proc.returncode}:\n"
+                f"{proc.stderr}{proc.stdout}"
+            )
+        return proc
+
+    async def akubectl(
+        self,
+        who: str,
+        *args: str,
+        input: str | None = None,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess[str]:
+        """:meth:`kubectl` for async tests (does not block the event loop).
+
+        Bound it with ``asyncio.timeout(...)``; on cancellation kubectl is killed.
+        """
+        proc = await asyncio.create_subprocess_exec(
+            *self.kubectl_argv(who, *args),
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.kubectl_env(),
+        )
+        try:
+            out, err = await proc.communicate(input.encode() if input is not None else None)
+        except BaseException:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+            raise
+        result = subprocess.CompletedProcess(
+            self.kubectl_argv(who, *args), proc.returncode or 0, out.decode(), err.decode()
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"kubectl {' '.join(args)} as {who} exited {result.returncode}:\n"
+                f"{result.stderr}{result.stdout}"
+            )
+        return result
+
+    def apply(self, who: str, *manifests: dict[str, Any]) -> subprocess.CompletedProcess[str]:
+        """``kubectl apply -f -`` of the given objects (server-side validation on)."""
+        doc = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}
+        return self.kubectl(who, "apply", "-f", "-", input=json.dumps(doc), check=True)
+
+    # -- raw HTTP
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        who: str | None = "admin",
+        body: Any = None,
+        timeout: float = 10.0,
+    ) -> tuple[int, Any]:
+        """One HTTPS call to the API server as ``who`` (None: anonymous).
+
+        Returns (status, decoded JSON body or text).
+        """
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        if who is not None:
+            req.add_header("Authorization", f"Bearer {self.token(who)}")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=timeout) as resp:
+                status, raw = resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            status, raw = exc.code, exc.read()
+        text = raw.decode(errors="replace")
+        try:
+            return status, json.loads(text)
+        except ValueError:
+            return status, text
+
+    # -- objects the missing controllers would otherwise provide
+
+    def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
+        """Create a namespace and its ``default`` ServiceAccount (no controller-manager here)."""
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        if labels:
+            ns["metadata"]["labels"] = labels
+        sa = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "default", "namespace": name},
+        }
+        self.apply("admin", ns)
+        self.apply("admin", sa)
+
+    def create_node(self, name: str = "node-1", kubelet_port: int | None = None) -> int:
+        """Create a Node whose kubelet would be at 127.0.0.1:PORT (nothing listens there).
+
+        Returns the port; ``kubectl exec``/``attach``/``port-forward`` to pods with
+        ``spec.nodeName`` = name then fail with :data:`NO_KUBELET_ERROR` after admission.
+        """
+        port = kubelet_port or free_port()
+        node = {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
+            },
+        }
+        status, body = self.request("POST", "/api/v1/nodes", body=node)
+        if status != 201:
+            raise AssertionError(f"creating node {name}: {status} {body}")
+        self.kubelet_ports[name] = port
+        return port
+
+    def no_kubelet_error(self, node: str = "node-1") -> str:
+        """The text kubectl exec/attach/port-forward prints once admission passed."""
+        return NO_KUBELET_ERROR.format(port=self.kubelet_ports[node])
+
+    # -- life cycle
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> float:
+        """SIGTERM the process group, SIGKILL it after ``timeout``; returns seconds taken."""
+        return _stop_process_group(self.process, timeout)
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> float:
+    start = time.monotonic()
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    return time.monotonic() - start
+
+
+def apiserver_args(
+    *,
+    tmpdir: Path,
+    etcd_dir: Path,
+    port: int,
+    serving: tuple[Path, Path],
+    ca_file: Path,
+    sa_keys: tuple[Path, Path],
+    token_file: Path,
+    extra: Sequence[str] = (),
+) -> list[str]:
+    sa_private, sa_public = sa_keys
+    return [
+        f"--etcd-data-dir={etcd_dir}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={tmpdir / 'certs'}",
+        f"--tls-cert-file={serving[0]}",
+        f"--tls-private-key-file={serving[1]}",
+        f"--client-ca-file={ca_file}",
+        f"--token-auth-file={token_file}",
+        "--authorization-mode=RBAC",
+        f"--enable-admission-plugins={','.join(ADMISSION_PLUGINS)}",
+        f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+        f"--service-account-key-file={sa_public}",
+        f"--service-account-signing-key-file={sa_private}",
+        f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+        "--allow-privileged=true",
+        "--profiling=false",
+        "--logging-format=text",
+        "--v=1",
+        *extra,
+    ]
+
+
+@contextlib.contextmanager
+def start_kube_apiserver(
+    binary: Path,
+    tmpdir: Path,
+    *,
+    personas: Sequence[Persona] | None = None,
+    extra_args: Sequence[str] = (),
+    timeout: float = STARTUP_TIMEOUT_S,
+) -> Iterator[KubeAPIServer]:
+    """Start kube-apiserver on 127.0.0.1 (free port); yield it ready; stop it on exit.
+
+    Ready means: ``/readyz`` answers ``ok``, and the ``default`` namespace and the RBAC
+    bootstrap (``cluster-admin``, ``system:basic-user`` binding) exist.
+    """
+    start = time.monotonic()
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    certs = tmpdir / "pki"
+    certs.mkdir(exist_ok=True)
+    ca = CertificateAuthority(certs)
+    serving = ca.issue(
+        "kube-apiserver",
+        dns=(
+            "localhost",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+        ),
+        ips=("127.0.0.1", "10.96.0.1"),
+    )
+    sa_keys = write_service_account_keys(certs)
+    people = list(personas) if personas is not None else default_personas()
+    token_file = write_token_file(tmpdir / "tokens.csv", people)
+    log_file = tmpdir / "kube-apiserver.log"
+
+    last_error = ""
+    for attempt in range(3):  # the free port may be taken between picking and binding
+        port = free_port()
+        argv = [
+            str(binary),
+            *apiserver_args(
+                tmpdir=tmpdir,
+                etcd_dir=tmpdir / f"etcd-{attempt}",
+                port=port,
+                serving=serving,
+                ca_file=ca.cert_file,
+                sa_keys=sa_keys,
+                token_file=token_file,
+                extra=extra_args,
+            ),
+        ]
+        (tmpdir / "kube-apiserver.cmdline").write_text(" \\\n  ".join(argv) + "\n")
+        with open(log_file, "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: teardown kills it whole
+                cwd=tmpdir,
+            )
+        server = KubeAPIServer(
+            url=f"https://127.0.0.1:{port}",
+            tmpdir=tmpdir,
+            ca=ca,
+            personas=people,
+            process=process,
+            log_file=log_file,
+            startup_seconds=0.0,
+        )
+        try:
+            _wait_ready(server, deadline=start + timeout)
+        except _Exited as exc:
+            last_error = str(exc)
+            if "address already in use" in server.log_tail(200):
+                continue
+            raise RuntimeError(last_error) from None
+        except BaseException:
+            server.stop()
+            raise
+        server.startup_seconds = time.monotonic() - start
+        try:
+            yield server
+        finally:
+            server.stop()
+        return
+    raise RuntimeError(last_error)
+
+
+class _Exited(Exception):
+    pass
+
+
+def _wait_ready(server: KubeAPIServer, deadline: float) -> None:
+    checks = [
+        ("GET", "/readyz", None, lambda s, b: s == 200 and b == "ok"),
+        ("GET", "/api/v1/namespaces/default", "admin", lambda s, b: s == 200),
+        (
+            "GET",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles/cluster-admin",
+            "admin",
+            lambda s, b: s == 200,
+        ),
+        (
+            "GET",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/system:basic-user",
+            "admin",
+            lambda s, b: s == 200,
+        ),
+    ]
+    last = "not started"
+    for method, path, who, ok in checks:
+        while True:
+            if server.process.poll() is not None:
+                raise _Exited(
+                    f"kube-apiserver exited with {server.process.returncode} during start-up; "
+                    f"log {server.log_file}:\n{server.log_tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"kube-apiserver not ready ({method} {path}: {last}); "
+                    f"log {server.log_file}:\n{server.log_tail()}"
+                )
+            try:
+                status, body = server.request(method, path, who=who, timeout=5)
+                if ok(status, body):
+                    break
+                last = f"{status} {str(body)[:300]}"
+            except (OSError, urllib.error.URLError) as exc:
+                last = repr(exc)
+            time.sleep(0.2)

@@ -1,0 +1,212 @@
+"""Smoke tests of the real API server tier: personas, RBAC, admission before the kubelet,
+ValidatingAdmissionPolicy on CONNECT, and CEL validation of a CRD."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.apiserver
+
+NODE = "node-1"
+
+
+def _pod(namespace: str, name: str = "web") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "nodeName": NODE,  # no scheduler here
+            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def cluster(kube_apiserver):
+    """prod (protected) and dev namespaces, a node without kubelet, a pod in each."""
+    api = kube_apiserver
+    api.create_namespace("prod", labels={"jitgate.dev/protected": "true"})
+    api.create_namespace("dev")
+    api.create_node(NODE)
+    api.apply("admin", _pod("prod"), _pod("dev"))
+    return api
+
+
+def test_personas_authenticate_with_their_groups(kube_apiserver):
+    for name, persona in kube_apiserver.personas.items():
+        proc = kube_apiserver.kubectl(name, "auth", "whoami", "-o", "json", check=True)
+        info = json.loads(proc.stdout)["status"]["userInfo"]
+        assert info["username"] == persona.username
+        assert set(persona.groups) | {"system:authenticated"} == set(info["groups"])
+    assert kube_apiserver.persona("system:serviceaccount:jitgate:jitgate-webhook").groups == (
+        "system:serviceaccounts",
+        "system:serviceaccounts:jitgate",
+    )
+
+
+def test_objects_created_as_admin(cluster):
+    out = cluster.kubectl("admin", "get", "ns", "prod", "-o", "json", check=True).stdout
+    assert json.loads(out)["metadata"]["labels"]["jitgate.dev/protected"] == "true"
+    out = cluster.kubectl("admin", "get", "pod", "web", "-n", "prod", "-o", "json", check=True)
+    pod = json.loads(out.stdout)
+    assert pod["spec"]["nodeName"] == NODE
+    assert pod["status"]["phase"] == "Pending"
+    assert pod["spec"]["serviceAccountName"] == "default"  # ServiceAccount admission ran
+    assert cluster.kubectl("admin", "get", "node", NODE, check=True).returncode == 0
+
+
+def test_rbac_denies_alice_listing_secrets(cluster):
+    proc = cluster.kubectl("alice", "get", "secrets", "-n", "prod")
+    assert proc.returncode != 0
+    assert (
+        'secrets is forbidden: User "alice" cannot list resource "secrets" in API group "" '
+        'in the namespace "prod"'
+    ) in proc.stderr
+    can_i = cluster.kubectl("alice", "auth", "can-i", "list", "secrets", "-n", "prod")
+    assert can_i.stdout.strip() == "no"
+    can_i = cluster.kubectl("admin", "auth", "can-i", "list", "secrets", "-n", "prod")
+    assert can_i.stdout.strip() == "yes"
+
+
+def test_exec_passes_admission_then_fails_reaching_the_kubelet(cluster):
+    proc = cluster.kubectl("admin", "exec", "-n", "prod", "web", "--", "true", timeout=60)
+    assert proc.returncode != 0
+    expected = cluster.no_kubelet_error(NODE)
+    assert expected in proc.stderr, proc.stderr
+    # and RBAC still applies to exec: alice may not create pods/exec
+    denied = cluster.kubectl("alice", "exec", "-n", "prod", "web", "--", "true")
+    assert denied.returncode != 0
+    assert 'cannot create resource "pods/exec"' in denied.stderr, denied.stderr
+
+
+def test_validating_admission_policy_sees_exec_before_the_kubelet(cluster):
+    """A ValidatingAdmissionPolicy on CONNECT pods/exec denies in dev; prod is untouched.
+
+    This proves the "no kubelet" error above only happens after admission.
+    """
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": "smoke-deny-exec"},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CONNECT"],
+                        "resources": ["pods/exec"],
+                    }
+                ]
+            },
+            "validations": [{"expression": "false", "message": "smoke: exec denied in dev"}],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": "smoke-deny-exec"},
+        "spec": {
+            "policyName": "smoke-deny-exec",
+            "validationActions": ["Deny"],
+            "matchResources": {
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dev"}}
+            },
+        },
+    }
+    cluster.apply("admin", policy, binding)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # policies are picked up by an informer: allow a moment
+            proc = cluster.kubectl("admin", "exec", "-n", "dev", "web", "--", "true")
+            if "smoke: exec denied in dev" in proc.stderr or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert proc.returncode != 0
+        assert "smoke: exec denied in dev" in proc.stderr, proc.stderr
+        assert "ValidatingAdmissionPolicy 'smoke-deny-exec'" in proc.stderr, proc.stderr
+        other = cluster.kubectl("admin", "exec", "-n", "prod", "web", "--", "true")
+        assert cluster.no_kubelet_error(NODE) in other.stderr
+    finally:
+        cluster.kubectl(
+            "admin",
+            "delete",
+            "validatingadmissionpolicybinding,validatingadmissionpolicy",
+            "smoke-deny-exec",
+            "--ignore-not-found",
+        )
+
+
+def test_crd_cel_validation_is_enforced(kube_apiserver):
+    api = kube_apiserver
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.smoke.jitgate.test"},
+        "spec": {
+            "group": "smoke.jitgate.test",
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["min", "max"],
+                                    "properties": {
+                                        "min": {"type": "integer"},
+                                        "max": {"type": "integer"},
+                                    },
+                                    "x-kubernetes-validations": [
+                                        {
+                                            "rule": "self.min <= self.max",
+                                            "message": "min must not exceed max",
+                                        }
+                                    ],
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    api.apply("admin", crd)
+    api.kubectl(
+        "admin",
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/widgets.smoke.jitgate.test",
+        check=True,
+    )
+
+    def widget(name: str, lo: int, hi: int) -> str:
+        return json.dumps(
+            {
+                "apiVersion": "smoke.jitgate.test/v1",
+                "kind": "Widget",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"min": lo, "max": hi},
+            }
+        )
+
+    ok = api.kubectl("admin", "create", "-f", "-", input=widget("good", 1, 3))
+    assert ok.returncode == 0, ok.stderr
+    bad = api.kubectl("admin", "create", "-f", "-", input=widget("bad", 5, 3))
+    assert bad.returncode != 0
+    assert "min must not exceed max" in bad.stderr, bad.stderr
+    assert "spec: Invalid value" in bad.stderr, bad.stderr
+    api.kubectl("admin", "delete", "crd", "widgets.smoke.jitgate.test", "--wait=false")
