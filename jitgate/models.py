@@ -45,7 +45,6 @@ def _cel(rule: str, message: str) -> dict[str, Any]:
 
 Duration = Annotated[
     str,
-    AfterValidator(_check_duration),
     Field(
         pattern=DURATION_PATTERN,
         max_length=64,
@@ -53,6 +52,7 @@ Duration = Annotated[
             "duration(self) > duration('0s')", "must be a positive duration such as 15m"
         ),
     ),
+    AfterValidator(_check_duration),
 ]
 Name = Annotated[str, Field(min_length=1, max_length=_NAME)]
 NonBlank = Annotated[

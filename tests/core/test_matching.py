@@ -1,0 +1,145 @@
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from jitgate.actions import AttemptedAction
+from jitgate.grant_index import GrantIndex, IndexedGrant
+from jitgate.matching import find_authorizing, is_live
+from jitgate.models import Grant
+
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+GrantFactory = Callable[..., Grant]
+
+
+def attempt(**fields: Any) -> AttemptedAction:
+    base: dict[str, Any] = {
+        "verb": "exec",
+        "namespace": "prod",
+        "resource": "pods",
+        "name": "web-0",
+        "container": "app",
+        "command": ("ls",),
+    }
+    base.update(fields)
+    return AttemptedAction(**base)
+
+
+def authorized(
+    grant: Grant, action: AttemptedAction, user: str = "alice", at: dt.datetime = NOW
+) -> bool:
+    return find_authorizing([("g", grant.spec, False)], user, action, at) is not None
+
+
+def test_liveness_window_is_half_open(grant_factory: GrantFactory) -> None:
+    spec = grant_factory().spec
+    assert not is_live(spec, NOW - dt.timedelta(seconds=1))
+    assert is_live(spec, NOW)
+    assert is_live(spec, spec.expires_at - dt.timedelta(microseconds=1))
+    assert not is_live(spec, spec.expires_at)
+    assert not is_live(spec, NOW, being_deleted=True)
+
+
+@pytest.mark.parametrize(
+    ("granted", "attempted", "allowed"),
+    [
+        ({"verb": "exec"}, {}, True),
+        ({"verb": "exec", "names": ["web-0"]}, {}, True),
+        ({"verb": "exec", "names": ["web-1"]}, {}, False),
+        ({"verb": "attach"}, {}, False),
+        ({"verb": "exec", "container": "app"}, {}, True),
+        ({"verb": "exec", "container": "sidecar"}, {}, False),
+        ({"verb": "exec", "command": ["ls"]}, {}, True),
+        ({"verb": "exec", "command": ["ls"]}, {"command": ("ls", "-l")}, False),
+        ({"verb": "exec", "command": ["ls", "-l"]}, {"command": ("ls",)}, False),
+        ({"verb": "exec", "command": ["ls"]}, {"interactive": True}, False),
+        ({"verb": "exec"}, {"interactive": True, "command": ("sh",)}, True),
+        ({"verb": "delete", "resource": "pods"}, {"verb": "delete", "command": None}, True),
+        (
+            {"verb": "delete", "resource": "deployments.apps"},
+            {"verb": "delete", "resource": "pods", "command": None},
+            False,
+        ),
+        (
+            {"verb": "scale", "resource": "deployments.apps", "names": ["web"]},
+            {"verb": "scale", "resource": "deployments.apps", "name": "web", "command": None},
+            True,
+        ),
+    ],
+)
+def test_action_matching(
+    grant_factory: GrantFactory, granted: dict[str, Any], attempted: dict[str, Any], allowed: bool
+) -> None:
+    assert authorized(grant_factory(actions=[granted]), attempt(**attempted)) is allowed
+
+
+def test_other_users_and_dead_grants_authorize_nothing(grant_factory: GrantFactory) -> None:
+    grant = grant_factory()
+    assert not authorized(grant, attempt(), user="bob")
+    assert not authorized(grant, attempt(), at=grant.spec.expires_at)
+    assert find_authorizing([("g", grant.spec, True)], "alice", attempt(), NOW) is None
+
+
+def test_the_grant_expiring_first_is_chosen(grant_factory: GrantFactory) -> None:
+    later = grant_factory(name="later", expires_at=NOW + dt.timedelta(hours=1))
+    sooner = grant_factory(name="sooner", expires_at=NOW + dt.timedelta(minutes=5))
+    chosen = find_authorizing(
+        [("later", later.spec, False), ("sooner", sooner.spec, False)], "alice", attempt(), NOW
+    )
+    assert chosen == "sooner"
+
+
+def indexed(grant: Grant) -> IndexedGrant:
+    return IndexedGrant("prod", grant.metadata.name or "", "uid", grant.spec)
+
+
+def test_index_add_update_remove(grant_factory: GrantFactory) -> None:
+    index = GrantIndex()
+    grant = grant_factory()
+    index.upsert(indexed(grant))
+    assert len(index) == 1
+    assert index.authorizing("alice", attempt(), NOW) is not None
+    assert index.authorizing("alice", attempt(namespace="dev"), NOW) is None
+    # The same grant re-delivered for another user moves buckets rather than duplicating.
+    index.upsert(indexed(grant_factory(user="bob")))
+    assert len(index) == 1
+    assert index.authorizing("alice", attempt(), NOW) is None
+    assert index.authorizing("bob", attempt(), NOW) is not None
+    index.remove("prod", "fix-web-0-x7k2")
+    assert len(index) == 0
+    assert index.for_user("prod", "bob") == ()
+
+
+def test_index_replace_all_swaps_contents(grant_factory: GrantFactory) -> None:
+    index = GrantIndex()
+    index.upsert(indexed(grant_factory(name="old")))
+    index.replace_all([indexed(grant_factory(name="new", user="carol"))])
+    assert len(index) == 1
+    assert index.for_user("prod", "alice") == ()
+    assert [g.name for g in index.for_user("prod", "carol")] == ["new"]
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offsets=st.lists(st.integers(min_value=-120, max_value=120), min_size=1, max_size=8),
+    probe=st.integers(min_value=-130, max_value=130),
+)
+def test_index_agrees_with_linear_matching(
+    grant_factory: GrantFactory, offsets: list[int], probe: int
+) -> None:
+    grants = [
+        grant_factory(name=f"g{i}", expires_at=NOW + dt.timedelta(minutes=offset + 121))
+        for i, offset in enumerate(offsets)
+    ]
+    index = GrantIndex()
+    for grant in grants:
+        index.upsert(indexed(grant))
+    at = NOW + dt.timedelta(minutes=probe + 121)
+    linear = find_authorizing(
+        [(g.metadata.name, g.spec, False) for g in grants], "alice", attempt(), at
+    )
+    found = index.authorizing("alice", attempt(), at)
+    assert (found.name if found else None) == linear

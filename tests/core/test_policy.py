@@ -1,0 +1,195 @@
+import datetime as dt
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jitgate.models import AccessPolicy, AccessRequestSpec, LabelSelector
+from jitgate.policy import (
+    Namespace,
+    Rejection,
+    Resolution,
+    governing_policy,
+    is_default_exempt,
+    may_approve,
+    may_break_glass,
+    resolve_request,
+)
+from jitgate.selectors import selector_matches
+
+PROD = Namespace("prod", {"jitgate.dev/protected": "true", "tier": "prod"})
+DEV = Namespace("dev", {"tier": "dev"})
+PolicyFactory = Callable[..., AccessPolicy]
+
+
+def spec(**fields: object) -> AccessRequestSpec:
+    base: dict[str, object] = {
+        "actions": [{"verb": "exec", "names": ["web-0"]}],
+        "reason": "INC-1",
+    }
+    base.update(fields)
+    return AccessRequestSpec.model_validate(base)
+
+
+def test_namespace_by_name_and_by_selector(policy_factory: PolicyFactory) -> None:
+    by_name = policy_factory("by-name", namespaces={"names": ["prod"]})
+    by_label = policy_factory(
+        "by-label",
+        namespaces={
+            "selector": {
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["prod", "staging"]}
+                ]
+            }
+        },
+    )
+    assert governing_policy([by_name], PROD, "exec", "pods") is by_name
+    assert governing_policy([by_label], PROD, "exec", "pods") is by_label
+    assert governing_policy([by_name, by_label], DEV, "exec", "pods") is None
+
+
+def test_action_and_resource_must_be_protected(policy_factory: PolicyFactory) -> None:
+    policy = policy_factory(actions=["exec", "delete"], resources=["deployments.apps"])
+    assert governing_policy([policy], PROD, "exec", "pods") is policy
+    assert governing_policy([policy], PROD, "attach", "pods") is None
+    assert governing_policy([policy], PROD, "delete", "deployments.apps") is policy
+    assert governing_policy([policy], PROD, "delete", "pods") is None
+
+
+def test_overlapping_policies_resolve_to_the_strictest(policy_factory: PolicyFactory) -> None:
+    lax = policy_factory("a-lax", requiredApprovals=1, allowSelfApproval=True)
+    strict = policy_factory("z-strict", requiredApprovals=2)
+    same_but_shorter = policy_factory("m-short", requiredApprovals=2, maxDuration="30m")
+    assert governing_policy([lax, strict], PROD, "exec", "pods") is strict
+    assert governing_policy([strict, lax], PROD, "exec", "pods") is strict
+    assert governing_policy([strict, same_but_shorter, lax], PROD, "exec", "pods") is (
+        same_but_shorter
+    )
+
+
+def test_exemption_in_one_policy_does_not_escape_another(policy_factory: PolicyFactory) -> None:
+    exempting = policy_factory("gitops", exemptions={"users": ["argocd"]})
+    other = policy_factory("other")
+    assert governing_policy([exempting], PROD, "delete", "pods", "argocd", ()) is None
+    assert governing_policy([exempting, other], PROD, "delete", "pods", "argocd", ()) is other
+
+
+def test_default_exemptions() -> None:
+    assert is_default_exempt("system:node:n1", ["system:nodes"])
+    assert is_default_exempt("system:kube-scheduler", [])
+    assert is_default_exempt(
+        "system:serviceaccount:kube-system:x", ["system:serviceaccounts:kube-system"]
+    )
+    assert is_default_exempt("sa", [], extra_users=["sa"])
+    assert not is_default_exempt("alice", ["developers"])
+
+
+def test_resolution_uses_default_duration_and_policy_threshold(
+    policy_factory: PolicyFactory,
+) -> None:
+    policy = policy_factory(requiredApprovals=2, defaultDuration="10m", pendingTimeout="30m")
+    result = resolve_request([policy], PROD, spec(), "alice", ["developers"])
+    assert isinstance(result, Resolution)
+    assert result.policy is policy
+    assert result.duration == dt.timedelta(minutes=10)
+    assert result.required_approvals == 2
+    assert result.pending_timeout == dt.timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("policy_spec", "request_spec", "user", "reason"),
+    [
+        ({}, {"actions": [{"verb": "exec"}]}, "alice", None),
+        ({"namespaces": {"names": ["other"]}}, {}, "alice", "NoPolicy"),
+        ({"requesters": {"groups": ["oncall"]}}, {}, "alice", "RequesterNotEligible"),
+        ({"requesters": {"users": ["alice"]}}, {}, "alice", None),
+        ({"maxDuration": "30m"}, {"duration": "31m"}, "alice", "DurationTooLong"),
+        ({"maxDuration": "30m"}, {"duration": "30m"}, "alice", None),
+        ({}, {"breakGlass": True}, "alice", "BreakGlassNotAllowed"),
+        ({"breakGlass": {"users": ["alice"]}}, {"breakGlass": True}, "alice", None),
+        (
+            {"breakGlass": {"users": ["alice"], "maxDuration": "10m"}},
+            {"breakGlass": True, "duration": "20m"},
+            "alice",
+            "DurationTooLong",
+        ),
+    ],
+)
+def test_request_resolution(
+    policy_factory: PolicyFactory,
+    policy_spec: dict[str, object],
+    request_spec: dict[str, object],
+    user: str,
+    reason: str | None,
+) -> None:
+    result = resolve_request([policy_factory(**policy_spec)], PROD, spec(**request_spec), user, [])
+    if reason is None:
+        assert isinstance(result, Resolution)
+    else:
+        assert isinstance(result, Rejection)
+        assert result.reason == reason
+        assert result.message  # a sentence the requester will read
+
+
+def test_rejection_messages_name_the_limit(policy_factory: PolicyFactory) -> None:
+    result = resolve_request(
+        [policy_factory(maxDuration="30m")], PROD, spec(duration="2h"), "alice", []
+    )
+    assert isinstance(result, Rejection)
+    assert result.message == "duration 2h exceeds the maxDuration 30m of AccessPolicy production"
+
+
+def test_a_request_spanning_policies_is_governed_by_the_strictest(
+    policy_factory: PolicyFactory,
+) -> None:
+    exec_policy = policy_factory("exec-only", actions=["exec"], requiredApprovals=1)
+    delete_policy = policy_factory(
+        "deletes", actions=["delete"], resources=["pods"], requiredApprovals=2
+    )
+    result = resolve_request(
+        [exec_policy, delete_policy],
+        PROD,
+        spec(actions=[{"verb": "exec"}, {"verb": "delete", "resource": "pods"}]),
+        "alice",
+        [],
+    )
+    assert isinstance(result, Resolution)
+    assert result.policy is delete_policy
+
+
+def test_approver_and_break_glass_eligibility(policy_factory: PolicyFactory) -> None:
+    policy = policy_factory(
+        approvers={"users": ["carol"], "groups": ["sre"]}, breakGlass={"groups": ["oncall"]}
+    )
+    assert may_approve(policy, "bob", ["sre"])
+    assert may_approve(policy, "carol", [])
+    assert not may_approve(policy, "alice", ["developers"])
+    assert may_break_glass(policy, "dave", ["oncall"])
+    assert not may_break_glass(policy_factory(), "dave", ["oncall"])
+
+
+labels = st.dictionaries(
+    st.sampled_from(["a", "b", "c"]), st.sampled_from(["x", "y", "z"]), max_size=3
+)
+
+
+@given(labels, labels)
+def test_match_labels_is_subset_semantics(selector: dict[str, str], have: dict[str, str]) -> None:
+    expected = all(have.get(key) == value for key, value in selector.items())
+    assert selector_matches(LabelSelector(match_labels=selector), have) == expected
+
+
+@given(st.sampled_from(["In", "NotIn", "Exists", "DoesNotExist"]), labels)
+def test_match_expressions_follow_kubernetes(operator: str, have: dict[str, str]) -> None:
+    values = ["x"] if operator in ("In", "NotIn") else []
+    selector = LabelSelector.model_validate(
+        {"matchExpressions": [{"key": "a", "operator": operator, "values": values}]}
+    )
+    expected = {
+        "In": have.get("a") == "x",
+        "NotIn": have.get("a") != "x",
+        "Exists": "a" in have,
+        "DoesNotExist": "a" not in have,
+    }[operator]
+    assert selector_matches(selector, have) == expected
