@@ -73,8 +73,14 @@ def tally(
     required: int,
     allow_self_approval: bool,
     is_approver: Callable[[str, Sequence[str]], bool],
+    spec_digest: str | None = None,
+    deadline: dt.datetime | None = None,
 ) -> Tally:
-    """Count distinct eligible approvals in order; the first eligible Deny denies."""
+    """Count distinct eligible approvals in order; the first eligible Deny denies.
+
+    With `spec_digest`, a decision bound to any other spec does not count; with `deadline`,
+    neither does one stamped at or after it (it came too late, whenever it is noticed).
+    """
     decided: set[str] = set()
     approved_by: list[str] = []
     ignored: list[Ignored] = []
@@ -83,6 +89,10 @@ def tally(
         why = None
         if not user:
             why = "no authenticated approver"
+        elif spec_digest is not None and approval.spec_digest != spec_digest:
+            why = f"{user} decided on a different spec than the request's"
+        elif deadline is not None and approval.time is not None and approval.time >= deadline:
+            why = f"{user} decided after the pending deadline"
         elif user in decided:
             why = f"{user} already decided"
         elif user == requester and not allow_self_approval:

@@ -385,6 +385,15 @@ class AccessRequestStatus(ApiModel):
     pending_deadline: dt.datetime | None = Field(
         default=None, description="When a Pending request expires unanswered."
     )
+    observed_approvals: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description=(
+            "How many approvals entries the operator has recorded in the audit log and "
+            "counted, so each is recorded once."
+        ),
+    )
     grant: GrantReference | None = Field(default=None, description="The issued grant.")
     message: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
         default=None, description="Why the request is in its phase."
