@@ -1,0 +1,275 @@
+{{/*
+Names. Component names are cut to 52 characters: StatefulSet pods add "-N" and the
+controller-revision-hash label adds a hash, and both must stay within 63.
+*/}}
+{{- define "jitgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jitgate.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "jitgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "jitgate.webhook.fullname" -}}
+{{- printf "%s-webhook" (include "jitgate.fullname" .) -}}
+{{- end -}}
+
+{{- define "jitgate.operator.fullname" -}}
+{{- printf "%s-operator" (include "jitgate.fullname" .) -}}
+{{- end -}}
+
+{{- define "jitgate.webhook.serviceAccountName" -}}
+{{- default (include "jitgate.webhook.fullname" .) .Values.webhook.serviceAccount.name -}}
+{{- end -}}
+
+{{- define "jitgate.operator.serviceAccountName" -}}
+{{- default (include "jitgate.operator.fullname" .) .Values.operator.serviceAccount.name -}}
+{{- end -}}
+
+{{/* The Kubernetes user names of jitgate's own service accounts. */}}
+{{- define "jitgate.webhook.user" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "jitgate.webhook.serviceAccountName" .) -}}
+{{- end -}}
+
+{{- define "jitgate.operator.user" -}}
+{{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "jitgate.operator.serviceAccountName" .) -}}
+{{- end -}}
+
+{{- define "jitgate.tls.secretName" -}}
+{{- printf "%s-tls" (include "jitgate.webhook.fullname" .) -}}
+{{- end -}}
+
+{{- define "jitgate.auditKey.secretName" -}}
+{{- default (printf "%s-audit-key" (include "jitgate.fullname" .)) .Values.audit.hmac.existingSecret -}}
+{{- end -}}
+
+{{/* Labels. */}}
+{{- define "jitgate.labels" -}}
+helm.sh/chart: {{ include "jitgate.chart" . }}
+app.kubernetes.io/name: {{ include "jitgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: jitgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "jitgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "jitgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jitgate.webhook.selectorLabels" -}}
+{{ include "jitgate.selectorLabels" . }}
+app.kubernetes.io/component: webhook
+{{- end -}}
+
+{{- define "jitgate.operator.selectorLabels" -}}
+{{ include "jitgate.selectorLabels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "jitgate.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The `restricted` Pod Security Standard, for every pod and container of the chart.
+The image's user is 65532; fsGroup makes the audit volume and mounted Secrets readable to it.
+*/}}
+{{- define "jitgate.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "jitgate.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+Namespaces no jitgate webhook ever sees: kube-system, the release namespace (so the webhook and
+operator pods can always start) and webhook.excludedNamespaces. A JSON list.
+*/}}
+{{- define "jitgate.excludedNamespaces" -}}
+{{- concat (list "kube-system" .Release.Namespace) .Values.webhook.excludedNamespaces | uniq | toJson -}}
+{{- end -}}
+
+{{/* Users and groups exempt from protected-action interception, as JSON lists. */}}
+{{- define "jitgate.exemptUsers" -}}
+{{- concat .Values.webhook.exempt.users (list (include "jitgate.webhook.user" .) (include "jitgate.operator.user" .)) | uniq | toJson -}}
+{{- end -}}
+
+{{- define "jitgate.exemptGroups" -}}
+{{- .Values.webhook.exempt.groups | uniq | toJson -}}
+{{- end -}}
+
+{{/* Audit environment and arguments shared by both components. */}}
+{{- define "jitgate.auditURL" -}}
+file:///var/lib/jitgate/audit
+{{- end -}}
+
+{{- define "jitgate.auditEnv" -}}
+{{- if eq .Values.audit.sink "postgres" }}
+- name: JITGATE_AUDIT
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "audit.postgres.existingSecret is required when audit.sink is postgres" .Values.audit.postgres.existingSecret }}
+      key: {{ .Values.audit.postgres.key }}
+{{- end }}
+{{- end -}}
+
+{{- define "jitgate.auditArgs" -}}
+{{- if eq .Values.audit.sink "file" }}
+- --audit={{ include "jitgate.auditURL" . }}
+{{- end }}
+- --audit-key-file=/etc/jitgate/audit-key/{{ .Values.audit.hmac.key }}
+{{- end -}}
+
+{{- define "jitgate.auditVolumeClaimTemplates" -}}
+{{- if eq .Values.audit.sink "file" }}
+persistentVolumeClaimRetentionPolicy:
+  whenDeleted: {{ .Values.audit.file.retentionPolicy.whenDeleted }}
+  whenScaled: {{ .Values.audit.file.retentionPolicy.whenScaled }}
+volumeClaimTemplates:
+  - apiVersion: v1
+    kind: PersistentVolumeClaim
+    metadata:
+      name: audit
+    spec:
+      accessModes:
+        {{- toYaml .Values.audit.file.accessModes | nindent 8 }}
+      {{- with .Values.audit.file.storageClassName }}
+      storageClassName: {{ . }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ .Values.audit.file.size }}
+{{- end }}
+{{- end -}}
+
+{{/* Volumes and mounts both components share: /tmp, the HMAC key, the audit volume. */}}
+{{- define "jitgate.commonVolumes" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 64Mi
+- name: audit-key
+  secret:
+    secretName: {{ include "jitgate.auditKey.secretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ .Values.audit.hmac.key }}
+        path: {{ .Values.audit.hmac.key }}
+{{- end -}}
+
+{{- define "jitgate.commonVolumeMounts" -}}
+- name: tmp
+  mountPath: /tmp
+- name: audit-key
+  mountPath: /etc/jitgate/audit-key
+  readOnly: true
+{{- if eq .Values.audit.sink "file" }}
+- name: audit
+  mountPath: /var/lib/jitgate/audit
+{{- end }}
+{{- end -}}
+
+{{- define "jitgate.downwardEnv" -}}
+- name: POD_NAME
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.name
+- name: POD_NAMESPACE
+  valueFrom:
+    fieldRef:
+      fieldPath: metadata.namespace
+- name: HOME
+  value: /tmp
+- name: PYTHONUNBUFFERED
+  value: "1"
+{{- end -}}
+
+{{/*
+Scheduling defaults: prefer one replica per node, spread over zones and nodes.
+Arguments: a dict with "ctx" (the root context), "values" (the component's values) and
+"selector" (the component's selector labels as YAML).
+*/}}
+{{- define "jitgate.scheduling" -}}
+{{- $values := .values -}}
+{{- with $values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with $values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with $values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- if $values.affinity }}
+affinity:
+  {{- toYaml $values.affinity | nindent 2 }}
+{{- else }}
+affinity:
+  podAntiAffinity:
+    preferredDuringSchedulingIgnoredDuringExecution:
+      - weight: 100
+        podAffinityTerm:
+          topologyKey: kubernetes.io/hostname
+          labelSelector:
+            matchLabels:
+              {{- .selector | nindent 14 }}
+{{- end }}
+{{- if $values.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml $values.topologySpreadConstraints | nindent 2 }}
+{{- else }}
+topologySpreadConstraints:
+  - maxSkew: 1
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- .selector | nindent 8 }}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- .selector | nindent 8 }}
+{{- end }}
+{{- end -}}

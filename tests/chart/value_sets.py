@@ -1,0 +1,91 @@
+"""Value sets the chart tests render: the defaults and the main alternatives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The value sets every structural test renders: the defaults and the main alternatives.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cert-manager": {"tls": {"mode": "cert-manager"}},
+    "cert-manager-cluster-issuer": {
+        "tls": {
+            "mode": "cert-manager",
+            "certManager": {"issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}},
+        }
+    },
+    "postgres-audit": {
+        "audit": {"sink": "postgres", "postgres": {"existingSecret": "jitgate-audit-db"}},
+        "operator": {"notifyUrl": {"existingSecret": "jitgate-notify"}},
+    },
+    "ha-off": {
+        "webhook": {"replicas": 1},
+        "operator": {"replicas": 1, "peering": {"enabled": False}},
+    },
+    "custom-namespace-selector": {
+        "webhook": {
+            "protectedNamespaceSelector": {
+                "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "stage"]}]
+            },
+            "excludedNamespaces": ["argocd", "kube-system"],
+        },
+        "defaultPolicy": {
+            "namespaces": {
+                "names": ["payments"],
+                "selector": {
+                    "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod"]}]
+                },
+            }
+        },
+    },
+    "locked-down": {
+        "image": {"digest": "sha256:" + "ab" * 32},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "commonLabels": {"team": "platform"},
+        "audit": {
+            "hmac": {"existingSecret": "corp-audit-hmac", "key": "key"},
+            "file": {"storageClassName": "fast-ssd", "size": "20Gi"},
+        },
+        "webhook": {
+            "replicas": 3,
+            "failurePolicy": "Fail",
+            "timeoutSeconds": 3,
+            "matchConditions": {"enabled": False},
+            "podDisruptionBudget": {"minAvailable": "50%"},
+            "priorityClassName": "system-cluster-critical",
+            "nodeSelector": {"kubernetes.io/os": "linux"},
+            "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "infra"}],
+            "affinity": {
+                "podAntiAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {
+                                "matchLabels": {"app.kubernetes.io/component": "webhook"}
+                            },
+                        }
+                    ]
+                }
+            },
+            "extraArgs": ["--log-level=debug"],
+            "extraEnv": [{"name": "TZ", "value": "UTC"}],
+            "serviceAccount": {"annotations": {"example.com/role": "jitgate"}},
+            "podAnnotations": {"prometheus.io/scrape": "true"},
+        },
+        "operator": {"replicas": 3, "retention": "720h", "priorityClassName": "high"},
+        "networkPolicy": {
+            "enabled": True,
+            "webhookIngressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+            "egress": {"enabled": True},
+        },
+        "defaultPolicy": {
+            "requiredApprovals": 2,
+            "approvers": {"users": ["alice", "bob"], "groups": []},
+            "breakGlass": {"groups": ["sre-oncall"], "maxDuration": "15m"},
+            "exemptions": {"users": ["system:serviceaccount:argocd:argocd-application-controller"]},
+        },
+    },
+    "no-default-policy": {"defaultPolicy": {"enabled": False}},
+}
+
+KUBERNETES_VERSIONS = ("1.29", "1.33", "1.37")
