@@ -1,0 +1,58 @@
+"""The FastAPI application factory: routers, error handling, and the controller they share."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from jitgate.webhook.controller import AdmissionController
+from jitgate.webhook.review import ReviewError
+from jitgate.webhook.routers import admission, health
+from starlette.exceptions import HTTPException
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def _bad_review(_: Request, error: Exception) -> JSONResponse:
+    return _error(400, str(error))
+
+
+async def _http_error(_: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, HTTPException)
+    return _error(error.status_code, f"{error.detail}.")
+
+
+async def _internal_error(_: Request, error: Exception) -> JSONResponse:
+    # Logged by uvicorn; the caller gets one sentence, never a traceback.
+    return _error(500, "The webhook failed to handle this request.")
+
+
+def create_app(controller: AdmissionController, *, lifespan: Lifespan | None = None) -> FastAPI:
+    """An app deciding with `controller`; `lifespan` starts and stops what feeds it."""
+
+    @asynccontextmanager
+    async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(
+        title="jitgate admission webhook",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan or no_lifespan,
+    )
+    app.state.controller = controller
+    app.include_router(admission.router)
+    app.include_router(health.router)
+    app.add_exception_handler(ReviewError, _bad_review)
+    app.add_exception_handler(RequestValidationError, _bad_review)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(Exception, _internal_error)
+    return app

@@ -1,0 +1,154 @@
+"""What the decision path reads: live grants, AccessPolicies and namespace labels, in memory.
+
+Watch threads write; request handlers read without blocking on I/O. Policies and namespaces
+are replaced as whole immutable snapshots, so a reader never sees a half-applied update.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from jitgate.grant_index import GrantIndex, IndexedGrant
+from jitgate.models import AccessPolicy, Grant
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["grants", "accesspolicies", "namespaces"]
+KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
+
+
+@dataclass(frozen=True)
+class Policies:
+    """An immutable snapshot of the AccessPolicies, by name."""
+
+    by_name: Mapping[str, AccessPolicy]
+    any_selector: bool  # whether any policy selects namespaces by label
+
+    @classmethod
+    def of(cls, policies: Iterable[AccessPolicy]) -> Policies:
+        by_name = {policy.metadata.name or "": policy for policy in policies}
+        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values())
+        return cls(MappingProxyType(by_name), any_selector)
+
+
+def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
+    """The index entry for a Grant object, or None when it is not a valid Grant."""
+    try:
+        grant = Grant.model_validate(obj)
+    except ValidationError as error:
+        logger.warning("Ignoring the invalid Grant %s/%s: %s", *_name_of(obj), error)
+        return None
+    meta = grant.metadata
+    return IndexedGrant(
+        namespace=meta.namespace or "",
+        name=meta.name or "",
+        uid=meta.uid or "",
+        spec=grant.spec,
+        being_deleted=meta.deletion_timestamp is not None,
+    )
+
+
+def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | None:
+    try:
+        return AccessPolicy.model_validate(obj)
+    except ValidationError as error:
+        logger.warning("Ignoring the invalid AccessPolicy %s: %s", _name_of(obj)[1], error)
+        return None
+
+
+def to_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {str(key): str(value) for key, value in labels.items()}
+
+
+class ClusterCache:
+    """The grant index plus policy and namespace snapshots, and which kinds are synced."""
+
+    def __init__(self) -> None:
+        self.grants = GrantIndex()
+        self.policies = Policies.of(())
+        self.namespaces: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+        self._synced: set[Kind] = set()
+        self._changed = threading.Condition()
+        self._write = threading.Lock()
+
+    @property
+    def synced(self) -> bool:
+        return len(self._synced) == len(KINDS)
+
+    def is_synced(self, kind: Kind) -> bool:
+        return kind in self._synced
+
+    # Writers: one watch thread per kind, each listing then applying events.
+
+    def replace(self, kind: Kind, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Swap in the result of a (re-)list, and mark the kind synced."""
+        with self._write:
+            if kind == "grants":
+                self.grants.replace_all([g for g in map(to_indexed_grant, objects) if g])
+            elif kind == "accesspolicies":
+                self.policies = Policies.of(p for p in map(to_policy, objects) if p)
+            else:
+                self.namespaces = MappingProxyType(
+                    {_name_of(obj)[1]: to_labels(obj) for obj in objects}
+                )
+            self._synced.add(kind)
+        self._notify()
+
+    def apply(self, kind: Kind, event_type: str, obj: Mapping[str, Any]) -> None:
+        """Apply one watch event (ADDED, MODIFIED or DELETED)."""
+        namespace, name = _name_of(obj)
+        deleted = event_type == "DELETED"
+        with self._write:
+            if kind == "grants":
+                grant = None if deleted else to_indexed_grant(obj)
+                if grant is None:
+                    self.grants.remove(namespace, name)
+                else:
+                    self.grants.upsert(grant)
+            elif kind == "accesspolicies":
+                policies = dict(self.policies.by_name)
+                policy = None if deleted else to_policy(obj)
+                if policy is None:
+                    policies.pop(name, None)
+                else:
+                    policies[name] = policy
+                self.policies = Policies.of(policies.values())
+            else:
+                namespaces = dict(self.namespaces)
+                if deleted:
+                    namespaces.pop(name, None)
+                else:
+                    namespaces[name] = to_labels(obj)
+                self.namespaces = MappingProxyType(namespaces)
+        self._notify()
+
+    # Readers and tests.
+
+    def sizes(self) -> dict[Kind, int]:
+        return {
+            "grants": len(self.grants),
+            "accesspolicies": len(self.policies.by_name),
+            "namespaces": len(self.namespaces),
+        }
+
+    def wait_until(self, predicate: Callable[[ClusterCache], bool], timeout: float) -> bool:
+        """Block until `predicate(self)` holds after some change, or `timeout` seconds pass."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()

@@ -1,0 +1,33 @@
+"""FastAPI dependencies: the controller of this app instance and the raw review body."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from jitgate.webhook.controller import AdmissionController
+from jitgate.webhook.review import MAX_BODY_BYTES, ReviewError
+
+
+def get_controller(request: Request) -> AdmissionController:
+    controller: AdmissionController = request.app.state.controller
+    return controller
+
+
+async def read_body(request: Request) -> bytes:
+    """The body, refused as soon as it exceeds the limit (declared or streamed)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ReviewError(f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise ReviewError(f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+Controller = Annotated[AdmissionController, Depends(get_controller)]
+Body = Annotated[bytes, Depends(read_body)]

@@ -1,0 +1,175 @@
+"""Which AdmissionRequests are protected actions, decoded into `AttemptedAction`s.
+
+Only the shapes the API server sends are understood: CONNECT on pods/exec, pods/attach and
+pods/portforward with their options object; DELETE with the object in `oldObject`; UPDATE of
+the scale subresource (autoscaling/v1 Scale) or of a workload whose `spec.replicas` changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from jitgate.webhook.review import AdmissionRequest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jitgate.actions import AttemptedAction, group_qualified
+from jitgate.canonical import digest
+from jitgate.models import SCALABLE_RESOURCES
+
+CONNECT_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "portforward"}
+_OPTIONS_KIND = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+}
+# Deployments and friends default spec.replicas to 1; Scale omits replicas when it is 0.
+_DEFAULT_WORKLOAD_REPLICAS = 1
+
+
+class Undecidable(ValueError):
+    """A protected-looking request whose content cannot be understood; it is denied."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _Options(_Strict):
+    kind: str | None = None
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    tty: bool = False
+    container: str | None = None
+    command: list[str] | None = None
+    ports: list[int] | None = None
+
+
+class _OwnerReference(_Strict):
+    kind: str
+    name: str
+
+
+class _Metadata(_Strict):
+    name: str | None = None
+    labels: dict[str, str] | None = None
+    owner_references: list[_OwnerReference] | None = Field(default=None, alias="ownerReferences")
+
+
+class _Replicas(_Strict):
+    replicas: int | None = Field(default=None, ge=0)
+
+
+class _Scalable(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+    spec: _Replicas | None = None
+
+
+class _Deleted(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], value: dict[str, Any] | None, what: str) -> M:
+    if value is None:
+        raise Undecidable(f"the request carries no {what}")
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise Undecidable(f"the {what} is malformed at {where}: {first['msg']}") from None
+
+
+def decode(request: AdmissionRequest) -> AttemptedAction | None:
+    """The protected action this request attempts, or None when it is not one."""
+    if not request.namespace:
+        return None  # policies protect namespaces; cluster-scoped objects are never protected
+    resource = group_qualified(request.resource.resource, request.resource.group)
+    match request.operation:
+        case "CONNECT" if resource == "pods" and request.sub_resource in CONNECT_SUBRESOURCES:
+            return _connect(request)
+        case "DELETE" if not request.sub_resource:
+            return _delete(request, resource)
+        case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
+            return _scale(request, resource)
+    return None
+
+
+def _target_name(request: AdmissionRequest) -> str:
+    if not request.name:
+        raise Undecidable("the request names no object")
+    return request.name
+
+
+def _connect(request: AdmissionRequest) -> AttemptedAction:
+    sub = request.sub_resource
+    options = _parse(_Options, request.object, f"{_OPTIONS_KIND[sub]} object")
+    if options.kind is not None and options.kind != _OPTIONS_KIND[sub]:
+        raise Undecidable(f"pods/{sub} carries a {options.kind}, not a {_OPTIONS_KIND[sub]}")
+    name = _target_name(request)
+    detail: dict[str, object]
+    if sub == "portforward":
+        detail = {"ports": list(options.ports or [])}
+        return AttemptedAction("portforward", request.namespace, "pods", name, detail=detail)
+    command = tuple(options.command) if sub == "exec" and options.command is not None else None
+    detail = {"container": options.container, "stdin": options.stdin, "tty": options.tty}
+    if sub == "exec":
+        detail["command"] = list(command) if command is not None else None
+    return AttemptedAction(
+        "exec" if sub == "exec" else "attach",
+        request.namespace,
+        "pods",
+        name,
+        container=options.container or None,
+        command=command,
+        interactive=options.stdin or options.tty,
+        detail=detail,
+    )
+
+
+def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction:
+    name = _target_name(request)
+    detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
+    if request.old_object is not None:
+        old = _parse(_Deleted, request.old_object, "deleted object")
+        meta = old.metadata or _Metadata()
+        detail.update(
+            kind=old.kind or request.kind.kind,
+            labels=dict(meta.labels or {}),
+            owners=[{"kind": ref.kind, "name": ref.name} for ref in meta.owner_references or ()],
+            # The digest identifies exactly what was deleted without recording its content,
+            # which for Secrets and ConfigMaps is sensitive.
+            digest=digest(request.old_object),
+        )
+    if request.options is not None:
+        policy = request.options.get("propagationPolicy")
+        if isinstance(policy, str):
+            detail["propagationPolicy"] = policy
+    return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
+
+
+def _replicas(value: _Scalable, default: int) -> int:
+    if value.spec is None or value.spec.replicas is None:
+        return default
+    return value.spec.replicas
+
+
+def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
+    via_scale = request.sub_resource == "scale"
+    what = "Scale" if via_scale else f"{request.kind.kind} object"
+    default = 0 if via_scale else _DEFAULT_WORKLOAD_REPLICAS
+    new = _replicas(_parse(_Scalable, request.object, what), default)
+    old = _replicas(_parse(_Scalable, request.old_object, f"old {what}"), default)
+    if new == old:
+        return None  # an update that leaves replicas alone is not a scale
+    detail: dict[str, object] = {
+        "replicas": {"old": old, "new": new},
+        "subresource": request.sub_resource or None,
+    }
+    name = _target_name(request)
+    return AttemptedAction("scale", request.namespace, resource, name, detail=detail)

@@ -1,0 +1,263 @@
+"""Running the webhook: uvicorn over TLS, the cluster watch and the audit writer, together.
+
+`serve(config)` is what `jitgate webhook` runs. Tests, the demo and the real-API-server tier
+start one in-process with `running(config)` (in the current event loop) or
+`run_webhook_in_thread(config)` (in a thread of its own, for synchronous callers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from jitgate.webhook.app import create_app
+from jitgate.webhook.audit import AuditSink
+from jitgate.webhook.cache import ClusterCache
+from jitgate.webhook.config import WebhookConfig
+from jitgate.webhook.controller import AdmissionController
+from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.tls import ReloadingTLS
+from jitgate.webhook.watch import Backoff, ClusterWatch
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+
+from jitgate.audit.connect import open_audit_writer
+from jitgate.audit.keys import load_key
+from jitgate.clock import SYSTEM_CLOCK, Clock
+
+logger = logging.getLogger(__name__)
+
+AuditOpener = Callable[[], AbstractAsyncContextManager[AuditSink]]
+
+
+def api_client_for(config: WebhookConfig) -> k8s.ApiClient:
+    """A client from --kubeconfig, else the in-cluster service account, else ~/.kube/config."""
+    if config.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+        configuration = k8s.Configuration()
+        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return k8s.ApiClient(configuration)
+    path = str(config.kubeconfig) if config.kubeconfig is not None else None
+    client: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
+    return client
+
+
+def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
+    """Opens the audit writer named by --audit, signing with --audit-key-file if given."""
+    key = None
+    if config.audit_key_file is not None:
+        key = load_key(config.audit_key_file)
+
+    def open_() -> AbstractAsyncContextManager[AuditSink]:
+        return open_audit_writer(config.audit_url, writer_id=config.writer_id, key=key, clock=clock)
+
+    return open_
+
+
+@dataclass
+class Webhook:
+    """One assembled webhook: the app and what it decides with."""
+
+    config: WebhookConfig
+    app: FastAPI
+    controller: AdmissionController
+    cache: ClusterCache
+    tls: ReloadingTLS
+
+
+def build(
+    config: WebhookConfig,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    api_client: k8s.ApiClient | None = None,
+    audit: AuditOpener | None = None,
+    backoff: Backoff | None = None,
+) -> Webhook:
+    """Assemble the app; its lifespan opens the audit log and starts the watch."""
+    metrics = Metrics()
+    cache = ClusterCache()
+    open_audit = audit or audit_opener(config, clock)
+    tls = ReloadingTLS(
+        config.tls_cert,
+        config.tls_key,
+        interval=config.tls_reload_interval,
+        on_reload=metrics.tls_reloads.inc,
+    )
+    sink = _LateSink()
+    controller = AdmissionController(
+        cache=cache,
+        audit=sink,
+        metrics=metrics,
+        clock=clock,
+        exemptions=config.exemptions,
+        operator_user=config.operator_user,
+        grant_collectors=config.grant_collectors,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        api = api_client or api_client_for(config)
+        watch = ClusterWatch(
+            api,
+            cache,
+            metrics=metrics,
+            backoff=backoff or Backoff(),
+            read_timeout=config.watch_read_timeout,
+        )
+        async with open_audit() as writer:
+            sink.target = writer
+            watch.start()
+            try:
+                yield
+            finally:
+                await asyncio.to_thread(watch.stop)
+                sink.target = None
+                if api_client is None:
+                    api.close()  # type: ignore[no-untyped-call]
+
+    app = create_app(controller, lifespan=lifespan)
+    return Webhook(config, app, controller, cache, tls)
+
+
+class _LateSink:
+    """The audit writer, once the lifespan has opened it in the serving event loop."""
+
+    target: AuditSink | None = None
+
+    async def append(self, event: Any) -> Any:
+        if self.target is None:
+            raise RuntimeError("the audit log is not open")
+        return await self.target.append(event)
+
+
+def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
+    return uvicorn.Config(
+        webhook.app,
+        host=webhook.config.host,
+        port=webhook.config.port,
+        ssl_context_factory=lambda _config, _default: webhook.tls.context,
+        access_log=False,
+        log_config=None,
+        lifespan="on",
+        # The API server keeps connections open between reviews.
+        timeout_keep_alive=60,
+    )
+
+
+async def serve(config: WebhookConfig, **kwargs: Any) -> None:
+    """Serve until SIGTERM/SIGINT (uvicorn's handling)."""
+    webhook = build(config, **kwargs)
+    await uvicorn.Server(_uvicorn_config(webhook)).serve()
+
+
+@dataclass
+class RunningWebhook:
+    """A webhook serving on `url`; `cache.wait_until(...)` waits for what the watch delivers."""
+
+    url: str
+    webhook: Webhook
+    server: uvicorn.Server
+
+    @property
+    def controller(self) -> AdmissionController:
+        return self.webhook.controller
+
+    @property
+    def cache(self) -> ClusterCache:
+        return self.webhook.cache
+
+    def wait_synced(self, timeout: float = 10.0) -> bool:
+        return self.cache.wait_until(lambda cache: cache.synced, timeout)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+class _QuietServer(uvicorn.Server):
+    """Leaves signal handling to the embedding program."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running(config: WebhookConfig, **kwargs: Any) -> AsyncIterator[RunningWebhook]:
+    """Serve in the current event loop (port 0 picks a free port) until the block exits."""
+    webhook = build(config, **kwargs)
+    sock = _bind(config.host, config.port)
+    server = _QuietServer(_uvicorn_config(webhook))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(1000):  # bounded: start-up takes milliseconds
+            if server.started or task.done():
+                break
+            await asyncio.sleep(0.01)
+        if task.done():
+            await task  # raises why it could not start
+            raise RuntimeError("the webhook stopped during start-up")
+        if not server.started:
+            raise RuntimeError("the webhook did not start within 10 seconds")
+        host, port = sock.getsockname()[:2]
+        yield RunningWebhook(f"https://{_url_host(host)}:{port}", webhook, server)
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        sock.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+@contextlib.contextmanager
+def run_webhook_in_thread(config: WebhookConfig, **kwargs: Any) -> Iterator[RunningWebhook]:
+    """Serve in a thread with its own event loop, for callers without one (demo, CLI tests)."""
+    ready: list[RunningWebhook] = []
+    failed: list[BaseException] = []
+    started = threading.Event()
+    stop: asyncio.Event | None = None
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        nonlocal stop
+        stop = asyncio.Event()
+        try:
+            async with running(config, **kwargs) as handle:
+                ready.append(handle)
+                started.set()
+                await stop.wait()
+        except BaseException as error:
+            failed.append(error)
+            started.set()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(30)
+    try:
+        if failed:
+            raise failed[0]
+        if not ready:
+            raise RuntimeError("the webhook did not start within 30 seconds")
+        yield ready[0]
+    finally:
+        if stop is not None:
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(30)
+        loop.close()

@@ -1,0 +1,88 @@
+"""A server TLS context that picks up a rotated certificate without a restart.
+
+cert-manager (or the kubelet updating a Secret volume) replaces the certificate and key files
+in place. Each TLS handshake runs the SNI callback, which re-reads the files when their
+identity changed (checked at most every `interval` seconds) and hands the handshake the
+current context. A half-written pair that does not load keeps the previous certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+_Signature = tuple[tuple[int, int, int], ...]
+
+
+def _signature(paths: tuple[Path, ...]) -> _Signature:
+    stats = [os.stat(path) for path in paths]
+    return tuple((stat.st_mtime_ns, stat.st_size, stat.st_ino) for stat in stats)
+
+
+def _load(cert: Path, key: Path) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    return context
+
+
+class ReloadingTLS:
+    """Owns the listening context; `context` is what the server is given."""
+
+    def __init__(
+        self,
+        cert: Path,
+        key: Path,
+        *,
+        interval: float = 10.0,
+        on_reload: Callable[[], None] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._paths = (Path(cert), Path(key))
+        self._interval = interval
+        self._on_reload = on_reload
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._signature = _signature(self._paths)
+        self._current = _load(*self._paths)  # fails loudly at start-up, unlike a reload
+        self._checked = monotonic()
+        self.context = _load(*self._paths)
+        self.context.sni_callback = self._on_handshake
+
+    @property
+    def current(self) -> ssl.SSLContext:
+        """The context serving new handshakes, after reloading the files if they changed."""
+        self.maybe_reload()
+        return self._current
+
+    def maybe_reload(self) -> bool:
+        now = self._monotonic()
+        with self._lock:
+            if now - self._checked < self._interval:
+                return False
+            self._checked = now
+            try:
+                signature = _signature(self._paths)
+                if signature == self._signature:
+                    return False
+                context = _load(*self._paths)
+            except (OSError, ssl.SSLError) as error:
+                logger.warning("Keeping the current serving certificate: %s", error)
+                return False
+            self._current, self._signature = context, signature
+        logger.info("Reloaded the serving certificate from %s.", self._paths[0])
+        if self._on_reload is not None:
+            self._on_reload()
+        return True
+
+    def _on_handshake(
+        self, sock: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
+    ) -> None:
+        sock.context = self.current
