@@ -1,0 +1,88 @@
+"""The hash chain: how a record is linked to its predecessor, hashed and signed.
+
+Pure functions over JSON-ready dicts. Verification always hashes the record exactly as
+it was stored (parsed JSON), never a re-serialised model, so no field can hide from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from jitgate.canonical import canonical_json, digest
+
+FORMAT_VERSION: Final = 1
+GENESIS: Final = "sha256:" + "0" * 64
+MAC_PREFIX: Final = "hmac-sha256:"
+# Not covered by the hash: `hash` is the hash, and `mac` signs the hash.
+UNHASHED: Final = frozenset({"hash", "mac"})
+
+# Records the writer itself adds to its chain.
+SEALED: Final = "audit.sealed"
+PRUNED: Final = "audit.pruned"
+RECOVERED: Final = "audit.recovered"
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The last record of a writer's chain: the next record's `seq - 1` and `prev`."""
+
+    seq: int
+    hash: str
+
+    def next_seq(self) -> int:
+        return self.seq + 1
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A record with its chain fields set, ready to store: the dict and its exact line."""
+
+    record: Mapping[str, Any]
+    line: bytes
+
+    @property
+    def seq(self) -> int:
+        seq: int = self.record["seq"]
+        return seq
+
+    @property
+    def hash(self) -> str:
+        value: str = self.record["hash"]
+        return value
+
+    @property
+    def head(self) -> ChainHead:
+        return ChainHead(self.seq, self.hash)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """`sha256:<hex>` over the canonical JSON of the record without `hash` and `mac`."""
+    return digest({k: v for k, v in record.items() if k not in UNHASHED})
+
+
+def sign(record_hash: str, key: bytes) -> str:
+    return MAC_PREFIX + hmac.new(key, record_hash.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def mac_matches(record_hash: str, mac: object, key: bytes) -> bool:
+    return isinstance(mac, str) and hmac.compare_digest(sign(record_hash, key), mac)
+
+
+def link(
+    body: Mapping[str, Any], *, writer: str, head: ChainHead | None, key: bytes | None
+) -> Linked:
+    """Chain `body` (the event's own fields, `time` included) after `head`."""
+    record: dict[str, Any] = dict(body)
+    record["v"] = FORMAT_VERSION
+    record["writer"] = writer
+    record["seq"] = head.next_seq() if head else 1
+    record["prev"] = head.hash if head else GENESIS
+    record.pop("mac", None)
+    record["hash"] = record_hash(record)
+    if key is not None:
+        record["mac"] = sign(record["hash"], key)
+    return Linked(record, canonical_json(record) + b"\n")

@@ -1,0 +1,102 @@
+"""Opening an audit log by URL, for writing (operator, webhook) or reading (CLI)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+from jitgate.audit.errors import AuditConfigError
+from jitgate.audit.filelayout import check_writer_id
+from jitgate.audit.reader import LogReader
+from jitgate.audit.sink import Sink
+from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
+from jitgate.audit.writer import DEFAULT_MAX_BATCH, AuditWriter
+from jitgate.clock import SYSTEM_CLOCK, Clock
+
+
+def default_writer_id() -> str:
+    """The pod name (`POD_NAME`, else the host name, which Kubernetes sets to it)."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def _sink(url: str, writer_id: str) -> Sink:
+    target = parse_audit_url(url)
+    if isinstance(target, FileTarget):
+        from jitgate.audit.filesink import FileSink
+
+        return FileSink(target, writer_id)
+    from jitgate.audit.pgsink import PostgresSink
+
+    return PostgresSink(target, writer_id)
+
+
+class OpeningWriter:
+    """Await it for a writer, or use it as `async with` to have the writer closed after."""
+
+    def __init__(self, open_writer: Any) -> None:
+        self._open_writer = open_writer
+        self._writer: AuditWriter | None = None
+
+    def __await__(self) -> Generator[Any, None, AuditWriter]:
+        return self._open_writer().__await__()  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> AuditWriter:
+        self._writer = await self._open_writer()
+        return self._writer
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._writer is not None:
+            await self._writer.aclose()
+
+
+def open_audit_writer(
+    url: str,
+    *,
+    writer_id: str,
+    key: bytes | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    maintenance_interval: float | None = 60.0,
+) -> OpeningWriter:
+    """Open (or continue) `writer_id`'s chain in the log at `url`.
+
+    `await open_audit_writer(...)` gives an `AuditWriter` to `aclose()`;
+    `async with open_audit_writer(...) as writer:` closes it on exit. `max_batch=1`
+    turns group commit off (one fsync per append). `maintenance_interval` seconds between
+    age-based rotation and retention checks; None leaves them to `writer.maintain()`.
+    """
+    check_writer_id(writer_id)
+    if key is not None and not key:
+        raise AuditConfigError("the audit key is empty")
+    sink = _sink(url, writer_id)
+
+    async def open_writer() -> AuditWriter:
+        writer = AuditWriter(sink, writer_id=writer_id, key=key, clock=clock, max_batch=max_batch)
+        try:
+            await writer.start(maintenance_interval)
+        except BaseException:
+            await writer.aclose()
+            raise
+        return writer
+
+    return OpeningWriter(open_writer)
+
+
+def open_log_reader(url: str) -> LogReader:
+    """A reader for verify, query, export, tail and report; raises AuditReadError."""
+    target = parse_audit_url(url)
+    if isinstance(target, PostgresTarget):
+        from jitgate.audit.pgreader import PostgresLogReader
+
+        return PostgresLogReader(target)
+    from jitgate.audit.filereader import FileLogReader
+
+    return FileLogReader(target)

@@ -1,0 +1,293 @@
+"""The file sink: per-writer segment files on a local volume.
+
+Blocking file work runs on one dedicated thread per writer, so fsyncs never queue
+behind other users of the default executor, and happen in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import functools
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jitgate.audit import filelayout as layout
+from jitgate.audit.chain import SEALED, ChainHead, Linked
+from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.sink import PrunePlan, SinkState
+from jitgate.audit.url import FileTarget
+from jitgate.clock import parse_time
+
+logger = logging.getLogger("jitgate.audit")
+T = TypeVar("T")
+
+_FILE_MODE = 0o640
+_DIR_MODE = 0o750
+
+
+@dataclass
+class _Active:
+    """The segment being appended to."""
+
+    path: Path
+    fd: int
+    first_seq: int
+    size: int
+    started: dt.datetime
+
+
+class FileSink:
+    def __init__(self, target: FileTarget, writer_id: str) -> None:
+        self._target = target
+        self._writer = layout.check_writer_id(writer_id)
+        self._dir = target.root / writer_id
+        self.description = f"{target.describe()} (writer {writer_id})"
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"audit-{writer_id}"
+        )
+        self._lock_fd: int | None = None
+        self._head_fd: int | None = None
+        self._active: _Active | None = None
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(function, *args))
+
+    # -- opening and recovery -------------------------------------------------------
+
+    async def open(self) -> SinkState:
+        return await self._run(self._open)
+
+    async def recover(self) -> SinkState:
+        return await self._run(self._recover)
+
+    def _open(self) -> SinkState:
+        try:
+            self._make_dir(self._target.root)
+            self._make_dir(self._dir)
+            self._lock_fd = os.open(
+                self._dir / layout.LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
+            )
+            if not layout.try_lock(self._lock_fd):
+                raise AuditWriteError(
+                    f"audit writer {self._writer} is already writing to {self._dir} in another "
+                    "process; give each replica its own writer id"
+                )
+            self._head_fd = os.open(
+                self._dir / layout.HEAD_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _FILE_MODE
+            )
+            return self._scan()
+        except AuditWriteError:
+            self._close_all()
+            raise
+        except OSError as error:
+            self._close_all()
+            raise AuditWriteError(f"cannot open the {self.description}: {error}") from error
+
+    def _recover(self) -> SinkState:
+        self._close_active()
+        try:
+            return self._scan()
+        except OSError as error:
+            raise AuditWriteError(f"cannot reopen the {self.description}: {error}") from error
+
+    def _make_dir(self, path: Path) -> None:
+        if path.is_dir():
+            return
+        path.mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+        layout.fsync_dir(path.parent)
+
+    def _scan(self) -> SinkState:
+        """Find the head; cut a torn last line (never acknowledged) and say so."""
+        repaired: dict[str, Any] = {}
+        head = self._find_head(repaired)
+        witness = layout.read_head(self._dir / layout.HEAD_FILE)
+        if witness is not None and type(witness.get("seq")) is int:
+            stored = head.seq if head else 0
+            if witness["seq"] > stored:
+                # Acknowledged records are gone. Say so in the chain before carrying on.
+                repaired["missing"] = {"from": stored + 1, "to": witness["seq"]}
+                repaired["witness"] = witness.get("hash")
+                logger.error(
+                    "Audit log of writer %s lost records %d-%d that were acknowledged",
+                    self._writer,
+                    stored + 1,
+                    witness["seq"],
+                )
+        return SinkState(head, repaired or None)
+
+    def _find_head(self, repaired: dict[str, Any]) -> ChainHead | None:
+        while True:
+            segments, _ = layout.list_segments(self._dir)
+            if not segments:
+                return None
+            segment = segments[-1]
+            end, line = layout.tail(segment.path)
+            size = segment.path.stat().st_size
+            if end < size:
+                logger.warning(
+                    "Audit segment %s ends in an incomplete record (%d bytes) from an "
+                    "interrupted write; cutting it off",
+                    segment.path,
+                    size - end,
+                )
+                with segment.path.open("r+b") as file:
+                    file.truncate(end)
+                    os.fsync(file.fileno())
+                repaired["truncated"] = {"segment": segment.name, "bytes": size - end}
+            if end == 0:
+                segment.path.unlink()
+                layout.fsync_dir(self._dir)
+                continue
+            last = layout.parse_record(line)
+            if (
+                last is None
+                or type(last.get("seq")) is not int
+                or not isinstance(last.get("hash"), str)
+            ):
+                raise AuditWriteError(
+                    f"cannot continue the chain of writer {self._writer}: the last record of "
+                    f"{segment.path} is damaged; run `jitgate audit verify`"
+                )
+            if last.get("type") != SEALED:
+                self._active = self._reopen(segment, end)
+            return ChainHead(last["seq"], last["hash"])
+
+    def _reopen(self, segment: layout.SegmentFile, size: int) -> _Active:
+        first = layout.parse_record(layout.first_line(segment.path))
+        try:
+            started = parse_time(str(first["time"])) if first else None
+        except ValueError:
+            started = None
+        fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        return _Active(
+            segment.path, fd, segment.first_seq, size, started or dt.datetime.now(dt.UTC)
+        )
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def write(self, records: Sequence[Linked], *, end_segment: bool = False) -> None:
+        try:
+            await self._run(self._write, records, end_segment)
+        except OSError as error:
+            raise AuditWriteError(
+                f"cannot write to the {self.description}: {error.strerror or error}"
+            ) from error
+
+    def _write(self, records: Sequence[Linked], end_segment: bool) -> None:
+        if not records:
+            return
+        active = self._active or self._create(records[0])
+        data = b"".join(record.line for record in records)
+        view = memoryview(data)
+        while view:
+            written = os.write(active.fd, view)
+            view = view[written:]
+        os.fdatasync(active.fd)
+        active.size += len(data)
+        last = records[-1].record
+        if self._head_fd is not None:
+            os.pwrite(
+                self._head_fd,
+                layout.encode_head(self._writer, last["seq"], last["hash"], last["time"]),
+                0,
+            )
+        if end_segment:
+            self._close_active()
+
+    def _create(self, first: Linked) -> _Active:
+        path = self._dir / layout.segment_name(first.seq)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, _FILE_MODE
+        )
+        # The new name must survive a crash as surely as the records written into it.
+        os.fsync(fd)
+        layout.fsync_dir(self._dir)
+        self._active = _Active(path, fd, first.seq, 0, parse_time(first.record["time"]))
+        return self._active
+
+    def rotation_due(self, now: dt.datetime) -> Mapping[str, Any] | None:
+        active = self._active
+        if active is None or active.size == 0:
+            return None
+        if (
+            active.size < self._target.segment_size
+            and now - active.started < self._target.segment_age
+        ):
+            return None
+        return {"segment": active.path.name, "firstSeq": active.first_seq}
+
+    # -- retention ----------------------------------------------------------------------
+
+    async def prune_plan(self, now: dt.datetime) -> PrunePlan | None:
+        return await self._run(self._prune_plan, now)
+
+    def _held(self) -> bool:
+        return self._target.legal_hold or (self._target.root / layout.HOLD_FILE).exists()
+
+    def _prune_plan(self, now: dt.datetime) -> PrunePlan | None:
+        retention = self._target.retention
+        if retention is None:
+            return None
+        if self._held():
+            logger.info("Audit log %s is under legal hold; nothing is pruned", self._target.root)
+            return None
+        cutoff = now - retention
+        segments, _ = layout.list_segments(self._dir)
+        expired: list[tuple[layout.SegmentFile, dict[str, Any]]] = []
+        for segment in segments:
+            if self._active is not None and segment.path == self._active.path:
+                break
+            seal = layout.parse_record(layout.tail(segment.path)[1])
+            if seal is None or seal.get("type") != SEALED:
+                break
+            try:
+                if parse_time(str(seal["time"])) >= cutoff:
+                    break
+            except ValueError:
+                break
+            expired.append((segment, seal))
+        if not expired:
+            return None
+        last_seal = expired[-1][1]
+        context = {
+            "segments": [segment.name for segment, _ in expired],
+            "firstSeq": expired[0][0].first_seq,
+            "lastSeq": last_seal["seq"],
+            "resumeSeq": last_seal["seq"] + 1,
+            "resumePrev": last_seal["hash"],
+            "retentionSeconds": int(retention.total_seconds()),
+        }
+        return PrunePlan(context, tuple(str(segment.path) for segment, _ in expired))
+
+    async def prune(self, plan: PrunePlan) -> None:
+        await self._run(self._prune, plan)
+
+    def _prune(self, plan: PrunePlan) -> None:
+        for victim in plan.victims:
+            Path(victim).unlink(missing_ok=True)
+        layout.fsync_dir(self._dir)
+
+    # -- closing ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._run(self._close_all)
+        self._thread.shutdown(wait=True)
+
+    def _close_active(self) -> None:
+        if self._active is not None:
+            os.close(self._active.fd)
+            self._active = None
+
+    def _close_all(self) -> None:
+        self._close_active()
+        for fd in (self._head_fd, self._lock_fd):
+            if fd is not None:
+                os.close(fd)
+        self._head_fd = self._lock_fd = None

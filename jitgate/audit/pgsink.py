@@ -1,0 +1,183 @@
+"""The PostgreSQL sink: one transaction per batch into an append-only table.
+
+Storing is idempotent: a record already stored with the same hash is a no-op, one stored
+with a different hash is an error. That makes retrying a batch after a lost connection
+safe, since the commit may or may not have happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from jitgate.audit.chain import ChainHead, Linked
+from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.pgschema import ensure_schema, statement
+from jitgate.audit.sink import PrunePlan, SinkState
+from jitgate.audit.url import PostgresTarget
+from jitgate.clock import parse_time
+
+logger = logging.getLogger("jitgate.audit")
+
+CONNECT_TIMEOUT: Final = 10
+
+_INSERT: Final = """
+WITH batch AS (
+    SELECT * FROM unnest(
+        %(seqs)s::bigint[], %(times)s::timestamptz[], %(hashes)s::text[], %(bodies)s::jsonb[]
+    ) AS b(seq, time, hash, body)
+), inserted AS (
+    INSERT INTO {t} (writer, seq, time, hash, body)
+    SELECT %(writer)s, seq, time, hash, body FROM batch
+    ON CONFLICT (writer, seq) DO NOTHING
+    RETURNING seq
+), head AS (
+    INSERT INTO {heads} AS h (writer, seq, hash) VALUES (%(writer)s, %(head_seq)s, %(head_hash)s)
+    ON CONFLICT (writer) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = now()
+    WHERE h.seq < excluded.seq
+)
+SELECT b.seq FROM batch b JOIN {t} x ON x.writer = %(writer)s AND x.seq = b.seq
+WHERE x.hash <> b.hash ORDER BY b.seq
+"""
+
+
+def one_line(error: BaseException) -> str:
+    """libpq messages run over several lines; the first says what happened."""
+    text = str(error).strip().splitlines()
+    return text[0].rstrip(".") if text else type(error).__name__
+
+
+class PostgresSink:
+    def __init__(self, target: PostgresTarget, writer_id: str) -> None:
+        self._target = target
+        self._writer = writer_id
+        self.description = f"{target.describe()} (writer {writer_id})"
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._insert = statement(_INSERT, target.table)
+
+    async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            try:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._target.conninfo,
+                    autocommit=True,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    application_name=f"jitgate-audit-{self._writer}"[:63],
+                )
+            except psycopg.Error as error:
+                raise AuditWriteError(
+                    f"cannot connect to the {self.description}: {one_line(error)}"
+                ) from error
+        return self._conn
+
+    async def open(self) -> SinkState:
+        try:
+            conn = await self._connect()
+            await ensure_schema(conn, self._target.table)
+            return await self._state(conn)
+        except psycopg.Error as error:
+            raise AuditWriteError(
+                f"cannot open the {self.description}: {one_line(error)}"
+            ) from error
+
+    async def recover(self) -> SinkState:
+        await self._drop()
+        return await self.open()
+
+    async def _state(self, conn: psycopg.AsyncConnection[TupleRow]) -> SinkState:
+        cursor = await conn.execute(
+            statement(
+                "SELECT seq, hash FROM {t} WHERE writer = %s ORDER BY seq DESC LIMIT 1",
+                self._target.table,
+            ),
+            [self._writer],
+        )
+        last = await cursor.fetchone()
+        head = ChainHead(int(last[0]), str(last[1])) if last else None
+        cursor = await conn.execute(
+            statement("SELECT seq, hash FROM {heads} WHERE writer = %s", self._target.table),
+            [self._writer],
+        )
+        witness = await cursor.fetchone()
+        repaired: dict[str, Any] | None = None
+        if witness is not None and int(witness[0]) > (head.seq if head else 0):
+            # Acknowledged records are gone. Say so in the chain before carrying on.
+            repaired = {
+                "missing": {"from": (head.seq if head else 0) + 1, "to": int(witness[0])},
+                "witness": str(witness[1]),
+            }
+            logger.error(
+                "Audit table %s lost records %s of writer %s that were acknowledged",
+                self._target.table,
+                repaired["missing"],
+                self._writer,
+            )
+        return SinkState(head, repaired)
+
+    async def write(self, records: Sequence[Linked], *, end_segment: bool = False) -> None:
+        if not records:
+            return
+        params = {
+            "writer": self._writer,
+            "seqs": [r.seq for r in records],
+            "times": [parse_time(r.record["time"]) for r in records],
+            "hashes": [r.hash for r in records],
+            "bodies": [r.line[:-1].decode() for r in records],
+            "head_seq": records[-1].seq,
+            "head_hash": records[-1].hash,
+        }
+        try:
+            await self._store(params)
+        except psycopg.OperationalError as error:
+            # The commit may have happened; storing is idempotent, so try once more.
+            logger.warning(
+                "Audit write to %s failed (%s); retrying", self.description, one_line(error)
+            )
+            await self._drop()
+            try:
+                await self._store(params)
+            except psycopg.Error as retry_error:
+                raise AuditWriteError(
+                    f"cannot write to the {self.description}: {one_line(retry_error)}"
+                ) from retry_error
+        except psycopg.Error as error:
+            raise AuditWriteError(
+                f"cannot write to the {self.description}: {one_line(error)}"
+            ) from error
+
+    async def _store(self, params: Mapping[str, Any]) -> None:
+        conn = await self._connect()
+        async with conn.transaction():
+            cursor = await conn.execute(self._insert, params)
+            clashes = await cursor.fetchall()
+            if clashes:
+                # Raising inside the transaction rolls the whole batch back.
+                raise AuditWriteError(
+                    f"record seq {clashes[0][0]} of writer {self._writer} is already stored in "
+                    f"the {self._target.describe()} with a different hash; two processes are "
+                    "writing as the same writer, or the table was altered"
+                )
+
+    def rotation_due(self, now: dt.datetime) -> Mapping[str, Any] | None:
+        return None  # a table has no segments
+
+    async def prune_plan(self, now: dt.datetime) -> PrunePlan | None:
+        return None  # rows are never deleted: the table refuses DELETE
+
+    async def prune(self, plan: PrunePlan) -> None:
+        raise AssertionError("PostgreSQL audit tables are never pruned")
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+
+    async def aclose(self) -> None:
+        await self._drop()

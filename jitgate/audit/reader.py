@@ -1,0 +1,76 @@
+"""What the audit commands need from a stored log, whichever sink wrote it."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from jitgate.audit.errors import AuditDataError
+from jitgate.audit.model import AuditRecord
+from jitgate.audit.query import Selection
+from jitgate.audit.verify import Item, Witness
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as stored (`data`, exactly what was hashed) and where it was found."""
+
+    where: str
+    data: Mapping[str, Any]
+
+    @functools.cached_property
+    def record(self) -> AuditRecord:
+        try:
+            return AuditRecord.from_stored(self.data)
+        except ValidationError as error:
+            problem = error.errors()[0]
+            field = ".".join(map(str, problem["loc"])) or "record"
+            raise AuditDataError(
+                f"the record at {self.where} is damaged ({field}: {problem['msg'].lower()}); "
+                "run `jitgate audit verify`"
+            ) from error
+
+    @property
+    def order(self) -> tuple[str, str, int]:
+        return (str(self.data.get("time")), str(self.data.get("writer")), _seq(self.data))
+
+
+def _seq(data: Mapping[str, Any]) -> int:
+    seq = data.get("seq")
+    return seq if type(seq) is int else 0
+
+
+class Follower(Protocol):
+    def poll(self) -> list[StoredRecord]:
+        """Records stored since the last poll (or since the follower was made)."""
+        ...
+
+
+class LogReader(Protocol):
+    description: str
+
+    def writers(self) -> list[str]: ...
+
+    def chain(self, writer: str) -> Iterator[Item]:
+        """Everything stored for `writer` in storage order, for verification."""
+        ...
+
+    def witnesses(self, writer: str) -> tuple[list[Witness], list[str]]:
+        """Independent records of the writer's head, and notes about unusable ones."""
+        ...
+
+    def is_live(self, writer: str) -> bool: ...
+
+    def records(self, selection: Selection) -> Iterator[StoredRecord]:
+        """Selected records in time order across writers; AuditDataError on a damaged one."""
+        ...
+
+    def latest(self, selection: Selection, count: int) -> list[StoredRecord]: ...
+
+    def follow(self, selection: Selection) -> Follower: ...
+
+    def close(self) -> None: ...

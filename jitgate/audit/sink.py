@@ -1,0 +1,52 @@
+"""What the writer needs from a storage backend; sinks are thin adapters behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from jitgate.audit.chain import ChainHead, Linked
+
+
+@dataclass(frozen=True)
+class SinkState:
+    """Where the chain stands in storage, and what opening it had to repair (if anything)."""
+
+    head: ChainHead | None
+    repaired: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class PrunePlan:
+    """Segments past retention: recorded in the chain first (`context`), deleted after."""
+
+    context: Mapping[str, Any]
+    victims: tuple[str, ...]
+
+
+class Sink(Protocol):
+    description: str
+
+    async def open(self) -> SinkState:
+        """Prepare storage and find the chain head, repairing a torn tail."""
+        ...
+
+    async def write(self, records: Sequence[Linked], *, end_segment: bool = False) -> None:
+        """Store `records` durably (one fsync or one transaction) or raise."""
+        ...
+
+    async def recover(self) -> SinkState:
+        """After a failed write: reopen and report what is really stored."""
+        ...
+
+    def rotation_due(self, now: dt.datetime) -> Mapping[str, Any] | None:
+        """The seal record's context if the current segment should be sealed now."""
+        ...
+
+    async def prune_plan(self, now: dt.datetime) -> PrunePlan | None: ...
+
+    async def prune(self, plan: PrunePlan) -> None: ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,242 @@
+"""The audit writer: chains events and makes them durable with group commit.
+
+`append()` returns only once the record is stored (fsync'd or committed). While one
+batch is being stored, new appends queue up; the next batch is whatever queued, so a
+lone append pays one fsync and sixty-four concurrent ones share a handful.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, link
+from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.model import AuditEvent, AuditRecord
+from jitgate.audit.sink import Sink
+from jitgate.canonical import canonical_json
+from jitgate.clock import Clock
+
+logger = logging.getLogger("jitgate.audit")
+
+DEFAULT_MAX_BATCH: Final = 1024
+
+
+@dataclass(frozen=True)
+class _Pending:
+    body: Mapping[str, Any]
+    future: asyncio.Future[AuditRecord]
+
+
+class AuditWriter:
+    """One writer's chain. Create it with `open_audit_writer()`; use from one event loop."""
+
+    def __init__(
+        self,
+        sink: Sink,
+        *,
+        writer_id: str,
+        key: bytes | None,
+        clock: Clock,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.writer_id = writer_id
+        self._sink = sink
+        self._key = key
+        self._clock = clock
+        self._max_batch = max_batch
+        self._head: ChainHead | None = None
+        self._queue: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._io = asyncio.Lock()  # one batch, seal or recovery at a time
+        self._maintaining = asyncio.Lock()
+        self._maintenance: asyncio.Task[None] | None = None
+        self._broken: AuditWriteError | None = None
+        self._closed = False
+
+    # -- state the webhook's /readyz and metrics look at ----------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """False after a failed write until a later write succeeds, and once closed."""
+        return self._broken is None and not self._closed
+
+    @property
+    def last_error(self) -> AuditWriteError | None:
+        return self._broken
+
+    @property
+    def head(self) -> ChainHead | None:
+        return self._head
+
+    @property
+    def description(self) -> str:
+        return self._sink.description
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def start(self, maintenance_interval: float | None = None) -> None:
+        state = await self._sink.open()
+        self._head = state.head
+        if state.repaired is not None:
+            logger.warning(
+                "Audit log of writer %s was repaired on open: %s",
+                self.writer_id,
+                dict(state.repaired),
+            )
+            async with self._io:
+                await self._store_own(RECOVERED, {"repaired": dict(state.repaired)})
+        if maintenance_interval is not None:
+            self._maintenance = asyncio.create_task(
+                self._maintain_every(maintenance_interval),
+                name=f"audit-maintenance-{self.writer_id}",
+            )
+
+    async def aclose(self) -> None:
+        """Finish queued appends, then release the sink. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            await asyncio.gather(self._maintenance, return_exceptions=True)
+        if self._flusher is not None:
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        async with self._io:
+            await self._sink.aclose()
+
+    async def __aenter__(self) -> AuditWriter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- appending ----------------------------------------------------------------------
+
+    async def append(self, event: AuditEvent) -> AuditRecord:
+        """Chain `event` and return its record once durable; `AuditWriteError` if not."""
+        if self._closed:
+            raise AuditWriteError(f"the audit writer {self.writer_id} is closed")
+        body = event.body(self._clock.now())
+        canonical_json(body)  # a value JSON cannot carry is the caller's bug: fail it alone
+        future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(body, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name=f"audit-flush-{self.writer_id}")
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._queue:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: len(batch)]
+                async with self._io:
+                    await self._commit(batch)
+        finally:
+            self._flusher = None
+
+    async def _commit(self, batch: Sequence[_Pending]) -> None:
+        try:
+            if self._broken is not None:
+                await self._recover()
+            head = self._head
+            linked: list[Linked] = []
+            for pending in batch:
+                linked.append(link(pending.body, writer=self.writer_id, head=head, key=self._key))
+                head = linked[-1].head
+            await self._sink.write(linked)
+        except Exception as error:
+            self._fail(error, [*batch, *self._queue])
+            self._queue.clear()
+            return
+        self._head = head
+        for pending, stored in zip(batch, linked, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(AuditRecord.from_stored(stored.record))
+        seal = self._sink.rotation_due(self._clock.now())
+        if seal is not None:
+            try:
+                await self._store_own(SEALED, seal, end_segment=True)
+            except Exception as error:
+                self._fail(error, [])
+
+    def _fail(self, error: Exception, waiting: Sequence[_Pending]) -> AuditWriteError:
+        failure = (
+            error
+            if isinstance(error, AuditWriteError)
+            else AuditWriteError(f"cannot write to the {self._sink.description}: {error}")
+        )
+        if failure is not error:
+            failure.__cause__ = error
+        self._broken = failure
+        logger.error("Audit writer %s is unhealthy: %s", self.writer_id, failure)
+        for pending in waiting:
+            if not pending.future.done():
+                pending.future.set_exception(failure)
+        return failure
+
+    async def _recover(self) -> None:
+        assert self._broken is not None
+        state = await self._sink.recover()
+        self._head = state.head
+        context: dict[str, Any] = {"error": str(self._broken)}
+        if state.repaired is not None:
+            context["repaired"] = dict(state.repaired)
+        await self._store_own(RECOVERED, context)
+        logger.warning("Audit writer %s recovered after: %s", self.writer_id, self._broken)
+        self._broken = None
+
+    async def _store_own(
+        self, kind: str, context: Mapping[str, Any], *, end_segment: bool = False
+    ) -> None:
+        """Store one of the writer's own records (seal, recovery) outside the queue."""
+        event = AuditEvent(type=kind, context=dict(context))
+        stored = link(
+            event.body(self._clock.now()), writer=self.writer_id, head=self._head, key=self._key
+        )
+        await self._sink.write([stored], end_segment=end_segment)
+        self._head = stored.head
+
+    # -- rotation and retention ---------------------------------------------------------
+
+    async def maintain(self) -> None:
+        """Seal a segment that is due by age, and prune segments past retention."""
+        async with self._maintaining:
+            async with self._io:
+                seal = self._sink.rotation_due(self._clock.now())
+                if seal is not None and self._broken is None:
+                    try:
+                        await self._store_own(SEALED, seal, end_segment=True)
+                    except Exception as error:
+                        raise self._fail(error, []) from error
+            plan = await self._sink.prune_plan(self._clock.now())
+            if plan is None:
+                return
+            # The pruning record must be durable before anything is deleted, so a verifier
+            # can always tell pruning from deletion.
+            await self.append(AuditEvent(type=PRUNED, context=dict(plan.context)))
+            await self._sink.prune(plan)
+            logger.info(
+                "Audit writer %s pruned %d segment(s) past retention",
+                self.writer_id,
+                len(plan.victims),
+            )
+
+    async def _maintain_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.maintain()
+            except Exception as error:  # logged; the next round tries again
+                logger.error("Audit maintenance of writer %s failed: %s", self.writer_id, error)

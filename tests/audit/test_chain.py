@@ -1,0 +1,72 @@
+"""The hash chain and canonical form: pure functions, no storage."""
+
+import datetime as dt
+
+from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash
+from jitgate.audit.model import Action, Actor, AuditEvent, AuditRecord, Replicas
+from jitgate.canonical import canonical_json
+
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+KEY = b"0123456789abcdef0123456789abcdef"
+
+
+def test_first_record_links_to_genesis_and_hashes_its_canonical_json() -> None:
+    event = AuditEvent(type="request.created", actor=Actor(user="alice", groups=("dev",)))
+    stored = link(event.body(NOW), writer="operator-0", head=None, key=None)
+    record = dict(stored.record)
+    assert record["seq"] == 1
+    assert record["prev"] == GENESIS
+    assert record["writer"] == "operator-0"
+    assert record["time"] == "2026-11-21T10:00:00.000000Z"
+    assert "mac" not in record
+    assert record["hash"] == record_hash(record)
+    # The stored line is the canonical form: sorted keys, no whitespace, UTF-8.
+    assert stored.line == canonical_json(record) + b"\n"
+    assert b" " not in stored.line.replace(b"request.created", b"")
+
+
+def test_each_record_links_to_the_previous_hash_and_counts_up() -> None:
+    first = link({"type": "a.b", "time": "t"}, writer="w", head=None, key=None)
+    second = link({"type": "a.b", "time": "t"}, writer="w", head=first.head, key=None)
+    assert second.record["seq"] == 2
+    assert second.record["prev"] == first.hash
+    assert second.hash != first.hash
+
+
+def test_mac_signs_the_hash_with_the_key() -> None:
+    stored = link({"type": "a.b", "time": "t"}, writer="w", head=ChainHead(4, GENESIS), key=KEY)
+    assert stored.record["mac"].startswith("hmac-sha256:")
+    assert mac_matches(stored.hash, stored.record["mac"], KEY)
+    assert not mac_matches(stored.hash, stored.record["mac"], b"another key of some length")
+
+
+def test_canonical_json_is_utf8_and_ignores_key_order() -> None:
+    assert canonical_json({"b": 1, "a": "ü"}) == '{"a":"ü","b":1}'.encode()
+    assert record_hash({"b": 1, "a": 2}) == record_hash({"a": 2, "b": 1})
+
+
+def test_event_body_uses_wire_names_and_drops_unset_fields() -> None:
+    event = AuditEvent(
+        type="action.allowed",
+        actor=Actor(user="alice", groups=("dev",)),
+        namespace="prod",
+        action=Action(
+            verb="scale",
+            resource="deployments.apps",
+            name="web",
+            replicas=Replicas(old=3, new=5),
+            objectDigest="sha256:abc",
+        ),
+        admission_uid="uid-1",
+        dry_run=True,
+        grant="fix-web-x7k2",
+    )
+    body = event.body(NOW)
+    assert body["admissionUID"] == "uid-1"
+    assert body["dryRun"] is True
+    assert body["action"]["replicas"] == {"old": 3, "new": 5}
+    assert body["action"]["objectDigest"] == "sha256:abc"
+    assert "reason" not in body and "request" not in body
+    record = AuditRecord.from_stored(link(body, writer="webhook-0", head=None, key=None).record)
+    assert record.admission_uid == "uid-1"
+    assert record.when == NOW
