@@ -1,0 +1,164 @@
+"""Building AccessRequests from `kubectl jit request …` arguments, without I/O."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from jitgate.cli.jit_kinds import Target
+from jitgate.models import (
+    SCALABLE_RESOURCES,
+    AccessRequest,
+    AccessRequestSpec,
+    ObjectMeta,
+    RequestedAction,
+    Verb,
+)
+
+# The alphabet Kubernetes uses for generateName suffixes: no vowels, no look-alikes.
+_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+_SUFFIX_LENGTH = 4
+# A DNS label, so the grant name derived from it stays a valid object name too.
+_MAX_NAME = 63
+_NOT_NAME = re.compile(r"[^a-z0-9-]+")
+
+
+class RequestError(ValueError):
+    """Arguments that cannot make a valid AccessRequest."""
+
+
+def connect_action(
+    verb: Verb, pod: str, container: str | None, command: Sequence[str] | None
+) -> RequestedAction:
+    """The action for exec, attach or portforward on one pod."""
+    if container is not None and verb not in ("exec", "attach"):
+        raise RequestError(f"-c/--container applies only to exec and attach, not {verb}")
+    if command and verb != "exec":
+        raise RequestError(f"a command after -- applies only to exec, not {verb}")
+    return _action(
+        verb=verb, resource="pods", names=[pod], container=container, command=command or None
+    )
+
+
+def object_actions(verb: Verb, targets: Sequence[Target]) -> list[RequestedAction]:
+    """One action per resource for delete or scale, naming every object given for it."""
+    names_by_resource: dict[str, list[str]] = {}
+    for target in targets:
+        if verb == "scale" and target.resource not in SCALABLE_RESOURCES:
+            raise RequestError(
+                f"scale applies to deployments, statefulsets and replicasets, not {target.resource}"
+            )
+        names = names_by_resource.setdefault(target.resource, [])
+        if target.name not in names:
+            names.append(target.name)
+    return [
+        _action(verb=verb, resource=resource, names=names)
+        for resource, names in names_by_resource.items()
+    ]
+
+
+def _action(**fields: Any) -> RequestedAction:
+    try:
+        return RequestedAction.model_validate(fields)
+    except ValidationError as error:
+        raise RequestError(_first_error(error)) from error
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(_SUFFIX_LENGTH))
+
+
+def user_slug(user: str) -> str:
+    """`alice@example.com` → `alice`; `system:serviceaccount:ci:deployer` → `deployer`."""
+    local = user.rsplit(":", 1)[-1].split("@", 1)[0]
+    return _slug(local) or "user"
+
+
+def _slug(text: str) -> str:
+    return _NOT_NAME.sub("-", text.lower()).strip("-")
+
+
+def generated_name(user: str, action: RequestedAction, suffix: str) -> str:
+    """A readable unique name: `alice-exec-web-0-x7k2`, at most 63 characters."""
+    target = action.names[0] if action.names else action.effective_resource.split(".")[0]
+    head = "-".join(part for part in (user_slug(user), action.verb, _slug(target)) if part)
+    head = head[: _MAX_NAME - len(suffix) - 1].rstrip("-")
+    return f"{head}-{suffix}"
+
+
+def build_request(
+    *,
+    name: str,
+    namespace: str,
+    actions: Sequence[RequestedAction],
+    duration: str | None,
+    reason: str,
+    ticket: str | None,
+    break_glass: bool,
+) -> AccessRequest:
+    """The AccessRequest to create; `requester` is left out, as the webhook stamps it."""
+    try:
+        spec = AccessRequestSpec(
+            actions=list(actions),
+            duration=duration,
+            reason=reason,
+            ticket=ticket,
+            break_glass=break_glass,
+        )
+        return AccessRequest(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
+    except ValidationError as error:
+        raise RequestError(_first_error(error)) from error
+
+
+def creation_body(request: AccessRequest) -> dict[str, Any]:
+    """The JSON to POST: metadata and spec only, since status belongs to the operator."""
+    body = request.to_wire()
+    body.pop("status", None)
+    metadata = {key: value for key, value in body["metadata"].items() if value not in ({}, [])}
+    body["metadata"] = metadata
+    return body
+
+
+_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
+
+
+def parse_request(raw: dict[str, Any]) -> AccessRequest:
+    """An AccessRequest as served, ignoring top-level fields the models do not describe."""
+    known = {key: raw[key] for key in _TOP_LEVEL if raw.get(key) is not None}
+    try:
+        return AccessRequest.model_validate(known)
+    except ValidationError as error:
+        name = (raw.get("metadata") or {}).get("name", "?")
+        raise RequestError(
+            f'accessrequest "{name}" is not a valid AccessRequest: {_first_error(error)}'
+        ) from error
+
+
+def approval_patch(raw: dict[str, Any], entry: dict[str, Any]) -> list[dict[str, Any]]:
+    """The JSON patch appending one decision to `status.approvals`, creating the list if absent.
+
+    Creating the list is guarded by a `test` of the resourceVersion: an `add` of the list over
+    one another approver just created would silently replace their decision.
+    """
+    status = raw.get("status")
+    operations: list[dict[str, Any]] = []
+    if not isinstance(status, dict) or not isinstance(status.get("approvals"), list):
+        version = (raw.get("metadata") or {}).get("resourceVersion")
+        if version:
+            operations.append({"op": "test", "path": "/metadata/resourceVersion", "value": version})
+        if not isinstance(status, dict):
+            operations.append({"op": "add", "path": "/status", "value": {}})
+        operations.append({"op": "add", "path": "/status/approvals", "value": []})
+    operations.append({"op": "add", "path": "/status/approvals/-", "value": entry})
+    return operations

@@ -1,0 +1,207 @@
+"""How `kubectl jit list` and `show` present AccessRequests; pure, given the time now."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from collections.abc import Sequence
+
+from jitgate.cli.jit_kinds import short_kind
+from jitgate.clock import format_time
+from jitgate.models import AccessRequest, RequestedAction
+
+NONE = "<none>"
+
+
+def human_duration(delta: dt.timedelta) -> str:
+    """The compact duration `kubectl get` prints in AGE columns (`45s`, `3m20s`, `2d4h`)."""
+    seconds = int(delta.total_seconds())
+    if seconds < -1:
+        return "<invalid>"
+    if seconds < 0:
+        return "0s"
+    if seconds < 120:
+        return f"{seconds}s"
+    minutes = seconds // 60
+    if minutes < 10:
+        rest = seconds % 60
+        return f"{minutes}m{rest}s" if rest else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = minutes // 60
+    if hours < 8:
+        rest = minutes % 60
+        return f"{hours}h{rest}m" if rest else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        rest = hours % 24
+        return f"{hours // 24}d{rest}h" if rest else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        rest = (hours // 24) % 365
+        return f"{hours // 24 // 365}y{rest}d" if rest else f"{hours // 24 // 365}y"
+    return f"{hours // 24 // 365}y"
+
+
+def describe_action(action: RequestedAction) -> str:
+    """`exec pod/web-0`, `delete deployment/web`, `delete pod/*` (any pod)."""
+    names = ",".join(action.names) if action.names else "*"
+    return f"{action.verb} {short_kind(action.effective_resource)}/{names}"
+
+
+def describe_action_long(action: RequestedAction) -> str:
+    """The one-line summary plus container and exact command, for `show`."""
+    extras = []
+    if action.container:
+        extras.append(f"container {action.container}")
+    if action.command is not None:
+        extras.append(f"command: {shlex.join(action.command)}")
+    if action.verb in ("exec", "attach") and action.container is None:
+        extras.append("any container")
+    if action.verb == "exec" and action.command is None:
+        extras.append("any command, interactive")
+    suffix = f" ({', '.join(extras)})" if extras else ""
+    return describe_action(action) + suffix
+
+
+def approvals_count(request: AccessRequest) -> str:
+    """`n/m`: distinct approvers so far out of the approvals the policy requires."""
+    approved = {
+        a.user or f"#{i}" for i, a in enumerate(request.status.approvals) if a.decision == "Approve"
+    }
+    required = request.status.required_approvals
+    return f"{len(approved)}/{required if required is not None else '?'}"
+
+
+def expires_at(request: AccessRequest) -> dt.datetime | None:
+    """When the grant ends (Approved) or the request times out unanswered (Pending)."""
+    status = request.status
+    if status.phase == "Approved" and status.grant is not None:
+        return status.grant.expires_at
+    if status.phase in (None, "Pending"):
+        return status.pending_deadline
+    return None
+
+
+def _until(when: dt.datetime | None, now: dt.datetime) -> str:
+    if when is None:
+        return "-"
+    return human_duration(when - now) if when > now else "now"
+
+
+def _age(request: AccessRequest, now: dt.datetime) -> str:
+    created = request.metadata.creation_timestamp
+    return human_duration(now - created) if created is not None else "<unknown>"
+
+
+def table_row(
+    request: AccessRequest, now: dt.datetime, *, with_namespace: bool, wide: bool
+) -> list[str]:
+    status = request.status
+    requester = request.spec.requester.user if request.spec.requester else NONE
+    row = [
+        request.metadata.name or "",
+        status.phase or NONE,
+        requester,
+        ", ".join(describe_action(action) for action in request.spec.actions),
+        approvals_count(request),
+        _until(expires_at(request), now),
+        _age(request, now),
+    ]
+    if wide:
+        row += [
+            status.policy or NONE,
+            status.grant.name if status.grant else NONE,
+            request.spec.ticket or NONE,
+            request.spec.reason,
+        ]
+    return [request.metadata.namespace or "", *row] if with_namespace else row
+
+
+def table_header(*, with_namespace: bool, wide: bool) -> list[str]:
+    header = ["NAME", "PHASE", "REQUESTER", "ACTIONS", "APPROVALS", "EXPIRES", "AGE"]
+    if wide:
+        header += ["POLICY", "GRANT", "TICKET", "REASON"]
+    return ["NAMESPACE", *header] if with_namespace else header
+
+
+def render_table(rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded like kubectl's tabwriter: three spaces between columns."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
+        lines.append("   ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _when(value: dt.datetime | None, now: dt.datetime) -> str:
+    if value is None:
+        return NONE
+    delta = value - now
+    relative = f"in {human_duration(delta)}" if delta.total_seconds() > 0 else None
+    relative = relative or f"{human_duration(-delta)} ago"
+    return f"{format_time(value)} ({relative})"
+
+
+def render_show(request: AccessRequest, now: dt.datetime) -> str:
+    """A `kubectl describe`-style view: what is asked, why, who decided, and the grant."""
+    spec, status, meta = request.spec, request.status, request.metadata
+    fields: list[tuple[str, str]] = [
+        ("Name", meta.name or ""),
+        ("Namespace", meta.namespace or ""),
+        ("Phase", status.phase or "New (not yet seen by the operator)"),
+    ]
+    if status.message:
+        fields.append(("Message", status.message))
+    if spec.requester is not None:
+        groups = ", ".join(spec.requester.groups) or NONE
+        fields.append(("Requester", f"{spec.requester.user} (groups: {groups})"))
+    else:
+        fields.append(("Requester", NONE))
+    fields += [
+        ("Created", _when(meta.creation_timestamp, now)),
+        ("Reason", spec.reason),
+        ("Ticket", spec.ticket or NONE),
+        ("Duration", spec.duration or "policy default"),
+    ]
+    if spec.break_glass:
+        fields.append(("Break glass", "yes (emergency access, flagged for review)"))
+    fields += [
+        ("Policy", status.policy or NONE),
+        ("Approvals", f"{approvals_count(request)} (given/required)"),
+    ]
+    if status.phase in (None, "Pending"):
+        fields.append(("Pending until", _when(status.pending_deadline, now)))
+    if status.grant is not None:
+        fields.append(
+            ("Grant", f"{status.grant.name}, until {_when(status.grant.expires_at, now)}")
+        )
+    for annotation, label in (
+        ("jitgate.dev/cancelled-by", "Cancelled by"),
+        ("jitgate.dev/revoked-by", "Revoked by"),
+    ):
+        if annotation in meta.annotations:
+            fields.append((label, meta.annotations[annotation]))
+    width = max(len(label) for label, _ in fields) + 3  # the colon, then two spaces
+    lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
+    lines.append("Actions:")
+    lines += [f"  {describe_action_long(action)}" for action in spec.actions]
+    lines.append("Decisions:" if status.approvals else f"Decisions:{' ' * (width - 10)}{NONE}")
+    for approval in status.approvals:
+        comment = f'  "{approval.comment}"' if approval.comment else ""
+        when = format_time(approval.time) if approval.time else "<unstamped>"
+        lines.append(f"  {approval.decision:<8} {approval.user or '<unstamped>'}  {when}{comment}")
+    if status.conditions:
+        rows = [["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]]
+        for condition in status.conditions:
+            changed = condition.last_transition_time
+            age = human_duration(now - changed) if changed else "<unknown>"
+            rows.append(
+                [condition.type, condition.status, condition.reason, age, condition.message]
+            )
+        lines.append("Conditions:")
+        lines += ["  " + line for line in render_table(rows).splitlines()]
+    return "\n".join(lines) + "\n"

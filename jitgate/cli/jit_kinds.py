@@ -1,0 +1,95 @@
+"""kubectl's kind names (`deploy`, `sts`, `pod`) as the plural resources policies speak."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Every spelling kubectl accepts for the kinds jitgate users act on, without discovery.
+_RESOURCES: dict[str, tuple[str, ...]] = {
+    "pods": ("pod", "po"),
+    "deployments.apps": ("deployment", "deploy"),
+    "statefulsets.apps": ("statefulset", "sts"),
+    "replicasets.apps": ("replicaset", "rs"),
+    "daemonsets.apps": ("daemonset", "ds"),
+    "replicationcontrollers": ("replicationcontroller", "rc"),
+    "services": ("service", "svc"),
+    "configmaps": ("configmap", "cm"),
+    "secrets": ("secret",),
+    "persistentvolumeclaims": ("persistentvolumeclaim", "pvc"),
+    "jobs.batch": ("job",),
+    "cronjobs.batch": ("cronjob", "cj"),
+}
+
+
+def _spellings() -> dict[str, str]:
+    spellings = {}
+    for resource, aliases in _RESOURCES.items():
+        plural, _, group = resource.partition(".")
+        singular = f"{aliases[0]}.{group}" if group else aliases[0]
+        for alias in (*aliases, plural, resource, singular):
+            spellings[alias] = resource
+    return spellings
+
+
+KNOWN_KINDS: dict[str, str] = _spellings()
+# The short kind shown in tables, as `kubectl get` names objects: `deployment/web`.
+SHORT_KIND: dict[str, str] = {resource: aliases[0] for resource, aliases in _RESOURCES.items()}
+
+# A plural resource qualified by an API group: `widgets.example.com`.
+_QUALIFIED = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
+
+
+class KindError(ValueError):
+    """A KIND or KIND/NAME argument that names no resource jitgate can protect."""
+
+
+@dataclass(frozen=True)
+class Target:
+    resource: str  # plural, group-qualified for non-core groups
+    name: str
+
+
+def resource_for(kind: str) -> str:
+    """`deploy` → `deployments.apps`, `po` → `pods`; `plural.group` passes through."""
+    key = kind.strip().lower()
+    if key in KNOWN_KINDS:
+        return KNOWN_KINDS[key]
+    if _QUALIFIED.match(key):
+        return key
+    known = ", ".join(aliases[0] for aliases in _RESOURCES.values())
+    raise KindError(
+        f'unknown kind "{kind}"; use one of {known}, '
+        "or a plural group-qualified resource such as widgets.example.com"
+    )
+
+
+def parse_targets(words: list[str]) -> list[Target]:
+    """`KIND/NAME [KIND/NAME …]` or `KIND NAME [NAME …]`, as `kubectl delete` accepts them."""
+    if not words:
+        raise KindError("name what to act on, as KIND/NAME (e.g. deploy/web) or KIND NAME")
+    if "/" not in words[0]:
+        if len(words) < 2:
+            raise KindError(f'"{words[0]}" needs a name: use KIND/NAME or KIND NAME')
+        if any("/" in word for word in words[1:]):
+            raise KindError("use either KIND/NAME arguments or KIND NAME …, not both")
+        resource = resource_for(words[0])
+        return [Target(resource, _checked_name(name)) for name in words[1:]]
+    targets = []
+    for word in words:
+        kind, slash, name = word.partition("/")
+        if not slash or not kind or "/" in name:
+            raise KindError(f'"{word}" is not KIND/NAME; write it like deploy/web')
+        targets.append(Target(resource_for(kind), _checked_name(name)))
+    return targets
+
+
+def _checked_name(name: str) -> str:
+    if not name:
+        raise KindError("an object name must not be empty")
+    return name
+
+
+def short_kind(resource: str) -> str:
+    """`deployments.apps` → `deployment`, for display; unknown resources stay as they are."""
+    return SHORT_KIND.get(resource, resource)

@@ -1,0 +1,149 @@
+"""Running `kubectl jit …` the way users do: the real kubectl finding the plugin on PATH."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jitgate.emulator import EmulatorHandle
+
+ACCESS_REQUESTS = "jitgate.dev/v1alpha1/accessrequests"
+GRANTS = "jitgate.dev/v1alpha1/grants"
+PLUGIN_DIR = Path(sys.executable).parent  # the venv's bin, where `kubectl-jit` is installed
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Jit:
+    """`await jit("list", user="bob")` runs `kubectl jit --kubeconfig … --context bob list`."""
+
+    kubectl: str
+    kubeconfig: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("JITGATE_")}
+        env.pop("KUBECONFIG", None)
+        env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+        env["HOME"] = str(self.home)  # never the developer's own ~/.kube/config
+        return env
+
+    def argv(self, args: tuple[str, ...], user: str | None, kubeconfig: Path | None) -> list[str]:
+        config = ["--kubeconfig", str(kubeconfig or self.kubeconfig)]
+        context = ["--context", user] if user else []
+        # kubectl refuses flags before a plugin's name, so they go right after `jit`.
+        return [self.kubectl, "jit", *config, *context, *args]
+
+    async def start(
+        self,
+        *args: str,
+        user: str | None = None,
+        kubeconfig: Path | None = None,
+        stdin: int | None = None,
+    ) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            *self.argv(args, user, kubeconfig),
+            stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=self.env(),
+        )
+
+    async def __call__(
+        self,
+        *args: str,
+        user: str | None = None,
+        kubeconfig: Path | None = None,
+        stdin: int | None = None,
+        seconds: float = 30,
+    ) -> Result:
+        process = await self.start(*args, user=user, kubeconfig=kubeconfig, stdin=stdin)
+        return await self.finish(process, seconds)
+
+    @staticmethod
+    async def finish(process: asyncio.subprocess.Process, seconds: float = 30) -> Result:
+        """Wait for a started `kubectl jit` to exit (killing it after `seconds`)."""
+        try:
+            async with asyncio.timeout(seconds):
+                out, err = await process.communicate()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        return Result(process.returncode or 0, out.decode(), err.decode())
+
+
+@pytest.fixture
+def jit(kubeconfig: Path, tmp_path: Path) -> Jit:
+    binary = os.environ.get("KUBECTL") or shutil.which("kubectl")
+    if not binary:
+        pytest.skip("the real kubectl binary is not installed (set KUBECTL or put it on PATH)")
+    if not (PLUGIN_DIR / "kubectl-jit").exists():
+        pytest.skip(f"the kubectl-jit console script is not installed in {PLUGIN_DIR}")
+    home = tmp_path / "home"
+    home.mkdir()
+    return Jit(binary, kubeconfig, home)
+
+
+@dataclass
+class Operator:
+    """The test plays the jitgate operator (and the webhook's stamping) on the emulator."""
+
+    handle: EmulatorHandle
+
+    def request(self, name: str, namespace: str = "prod") -> dict[str, Any]:
+        return self.handle.emulator.read(ACCESS_REQUESTS, namespace, name)
+
+    def seed(self, name: str, *, requester: str = "alice", namespace: str = "prod",
+             status: Mapping[str, Any] | None = None, **spec: Any) -> dict[str, Any]:  # fmt: skip
+        body = {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "actions": [{"verb": "exec", "resource": "pods", "names": ["web-0"]}],
+                "reason": "INC-1234: worker stuck",
+                "requester": {"user": requester, "groups": ["developers"]},
+                **spec,
+            },
+        }
+        self.handle.emulator.create(ACCESS_REQUESTS, body, namespace)
+        if status is not None:
+            self.set_status(name, dict(status), namespace)
+        return self.request(name, namespace)
+
+    def set_status(self, name: str, status: dict[str, Any], namespace: str = "prod") -> None:
+        self.handle.emulator.patch(
+            ACCESS_REQUESTS, namespace, name, {"status": status}, subresource="status"
+        )
+
+    def create_grant(self, name: str, spec: dict[str, Any], namespace: str = "prod") -> None:
+        body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
+        self.handle.emulator.create(GRANTS, body, namespace)
+
+
+@pytest.fixture
+def operator(emulator: EmulatorHandle) -> Operator:
+    return Operator(emulator)
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port

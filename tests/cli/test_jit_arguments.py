@@ -1,0 +1,265 @@
+"""`kubectl jit` argument parsing, KIND mapping and request building, without a cluster."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from jitgate.cli.jit_build import (
+    RequestError,
+    approval_patch,
+    build_request,
+    connect_action,
+    creation_body,
+    generated_name,
+    object_actions,
+    user_slug,
+)
+from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for, short_kind
+from jitgate.cli.kubectl_jit import parse_args
+from jitgate.models import RequestedAction
+
+
+@pytest.mark.parametrize(
+    ("kind", "resource"),
+    [
+        ("pod", "pods"), ("po", "pods"), ("pods", "pods"), ("Pod", "pods"),
+        ("deployment", "deployments.apps"), ("deploy", "deployments.apps"),
+        ("deployments", "deployments.apps"), ("deployment.apps", "deployments.apps"),
+        ("deployments.apps", "deployments.apps"), ("Deployment", "deployments.apps"),
+        ("sts", "statefulsets.apps"), ("statefulset", "statefulsets.apps"),
+        ("statefulsets", "statefulsets.apps"), ("rs", "replicasets.apps"),
+        ("replicaset", "replicasets.apps"), ("replicasets", "replicasets.apps"),
+        ("ds", "daemonsets.apps"), ("svc", "services"), ("cj", "cronjobs.batch"),
+        ("job", "jobs.batch"), ("pvc", "persistentvolumeclaims"),
+        ("widgets.example.com", "widgets.example.com"),
+    ],
+)  # fmt: skip
+def test_kinds_map_to_group_qualified_plurals(kind: str, resource: str) -> None:
+    assert resource_for(kind) == resource
+
+
+@pytest.mark.parametrize("kind", ["gizmo", "", "deploy/ments", "Widgets.Example.com!"])
+def test_unknown_kinds_are_refused_with_the_known_ones_listed(kind: str) -> None:
+    with pytest.raises(KindError, match=r"unknown kind .*; use one of pod, deployment, "):
+        resource_for(kind)
+
+
+def test_targets_as_kind_slash_name_or_kind_then_names() -> None:
+    assert parse_targets(["deploy/web", "po/web-0"]) == [
+        Target("deployments.apps", "web"),
+        Target("pods", "web-0"),
+    ]
+    assert parse_targets(["sts", "db", "cache"]) == [
+        Target("statefulsets.apps", "db"),
+        Target("statefulsets.apps", "cache"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        ([], "name what to act on"),
+        (["deploy"], '"deploy" needs a name'),
+        (["deploy", "web", "pod/x"], "not both"),
+        (["deploy/"], "must not be empty"),
+        (["/web"], "is not KIND/NAME"),
+        (["deploy/web/x"], "is not KIND/NAME"),
+    ],
+)
+def test_bad_targets(words: list[str], message: str) -> None:
+    with pytest.raises(KindError, match=message):
+        parse_targets(words)
+
+
+def test_short_kinds_for_display() -> None:
+    assert short_kind("deployments.apps") == "deployment"
+    assert short_kind("pods") == "pod"
+    assert short_kind("widgets.example.com") == "widgets.example.com"
+
+
+# ---------------------------------------------------------------------------- parsing
+def test_exec_with_a_command_and_flags_anywhere() -> None:
+    args = parse_args(
+        ["-n", "prod", "request", "exec", "web-0", "-c", "app", "--for", "15m",
+         "--reason", "INC-1: stuck", "--context", "alice", "--", "sh", "-c", "ls -n /"]
+    )  # fmt: skip
+    assert (args.namespace, args.context, args.kubeconfig) == ("prod", "alice", None)
+    assert (args.verb, args.pod, args.container, args.duration) == ("exec", "web-0", "app", "15m")
+    assert args.exec_command == ["sh", "-c", "ls -n /"]
+    assert (args.wait, args.timeout) == (False, dt.timedelta(minutes=10))
+    later = parse_args(["request", "attach", "web-0", "--reason", "r", "-n", "prod"])
+    assert (later.namespace, later.exec_command) == ("prod", None)
+
+
+def test_port_forward_is_an_alias_and_wait_takes_a_timeout() -> None:
+    args = parse_args(
+        ["request", "port-forward", "web-0", "--reason", "r", "--wait", "--timeout", "90s"]
+    )
+    assert (args.verb, args.pod, args.container) == ("portforward", "web-0", None)
+    assert args.timeout == dt.timedelta(seconds=90)
+
+
+def test_delete_and_scale_take_targets() -> None:
+    args = parse_args(["request", "delete", "deploy/web", "pod/a", "--reason", "r"])
+    assert args.targets == ["deploy/web", "pod/a"]
+    scale = parse_args(["request", "scale", "sts", "db", "--reason", "r", "--break-glass"])
+    assert (scale.targets, scale.break_glass) == (["sts", "db"], True)
+
+
+def test_list_show_and_decision_flags() -> None:
+    listing = parse_args(["list", "-A", "--pending", "-o", "wide"])
+    assert (listing.all_namespaces, listing.pending, listing.output) == (True, True, "wide")
+    show = parse_args(["show", "fix", "-o", "yaml", "--kubeconfig", "/kc"])
+    assert (show.name, show.output, show.kubeconfig) == ("fix", "yaml", "/kc")
+    approve = parse_args(["approve", "fix", "-m", "ok", "-y"])
+    assert (approve.name, approve.message, approve.yes) == ("fix", "ok", True)
+    deny = parse_args(["deny", "fix", "--message", "no"])
+    assert (deny.message, deny.yes) == ("no", False)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["request", "exec", "web-0", "--reason", "r", "--for", "15"], "is not a Go duration"),
+        (["request", "exec", "web-0", "--reason", "r", "--for", "0s"], "is zero"),
+        (["request", "exec", "web-0", "--reason", "r", "--timeout", "5m"], "only with --wait"),
+        (["request", "delete", "pod/x", "--reason", "r", "--", "ls"], "only to `kubectl jit"),
+        (["request", "exec", "web-0", "--reason", "r", "--"], "name the command to run"),
+        (["request", "portforward", "web-0", "-c", "app", "--reason", "r"], "unrecognized"),
+        (["deny", "fix"], "required: -m/--message"),
+        (["list", "-o", "table"], "invalid choice"),
+        (["request"], "required: ACTION"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("Error: ") and message in error
+    assert error.count("\n") == 1
+
+
+def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args([])
+    assert exit_.value.code == 2
+    assert "request" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- building
+def test_connect_actions() -> None:
+    action = connect_action("exec", "web-0", "app", ["sh"])
+    assert action.to_wire() == {
+        "verb": "exec", "resource": "pods", "names": ["web-0"], "container": "app",
+        "command": ["sh"],
+    }  # fmt: skip
+    assert connect_action("attach", "web-0", None, None).command is None
+    with pytest.raises(RequestError, match="container applies only to exec and attach"):
+        connect_action("portforward", "web-0", "app", None)
+    with pytest.raises(RequestError, match="command after -- applies only to exec"):
+        connect_action("attach", "web-0", None, ["sh"])
+
+
+def test_object_actions_group_names_by_resource() -> None:
+    actions = object_actions(
+        "delete", [Target("pods", "a"), Target("deployments.apps", "web"), Target("pods", "b")]
+    )
+    assert [a.to_wire() for a in actions] == [
+        {"verb": "delete", "resource": "pods", "names": ["a", "b"]},
+        {"verb": "delete", "resource": "deployments.apps", "names": ["web"]},
+    ]
+    with pytest.raises(RequestError, match="scale applies to deployments"):
+        object_actions("scale", [Target("pods", "web-0")])
+
+
+def test_the_request_body_has_no_requester_and_no_status() -> None:
+    request = build_request(
+        name="fix-web-0", namespace="prod", actions=[connect_action("exec", "web-0", None, None)],
+        duration="15m", reason="INC-1: stuck", ticket=None, break_glass=False,
+    )  # fmt: skip
+    assert creation_body(request) == {
+        "apiVersion": "jitgate.dev/v1alpha1",
+        "kind": "AccessRequest",
+        "metadata": {"name": "fix-web-0", "namespace": "prod"},
+        "spec": {
+            "actions": [{"verb": "exec", "resource": "pods", "names": ["web-0"]}],
+            "duration": "15m",
+            "reason": "INC-1: stuck",
+            "breakGlass": False,
+        },
+    }
+
+
+def test_a_blank_reason_is_refused() -> None:
+    with pytest.raises(RequestError, match="reason"):
+        build_request(
+            name="x", namespace="prod", actions=[connect_action("exec", "web-0", None, None)],
+            duration=None, reason="   ", ticket=None, break_glass=False,
+        )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("user", "slug"),
+    [
+        ("alice", "alice"), ("Alice@Example.com", "alice"),
+        ("system:serviceaccount:ci:deployer", "deployer"), ("o'brien", "o-brien"),
+        ("@@@", "user"),
+    ],
+)  # fmt: skip
+def test_user_slugs(user: str, slug: str) -> None:
+    assert user_slug(user) == slug
+
+
+def test_generated_names_are_readable() -> None:
+    exec_ = RequestedAction(verb="exec", names=["web-0"])
+    assert generated_name("alice", exec_, "x7k2") == "alice-exec-web-0-x7k2"
+    delete_any = RequestedAction(verb="delete", resource="deployments.apps")
+    assert generated_name("bob@corp", delete_any, "b9zz") == "bob-delete-deployments-b9zz"
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+@given(
+    user=st.text(min_size=1, max_size=300),
+    target=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-.", min_size=1, max_size=253),
+    suffix=st.text(alphabet="bcdfghjklmnpqrstvwxz2456789", min_size=4, max_size=4),
+)
+def test_generated_names_are_always_dns_labels(user: str, target: str, suffix: str) -> None:
+    name = generated_name(user, RequestedAction(verb="exec", names=[target]), suffix)
+    assert len(name) <= 63
+    assert _DNS_LABEL.fullmatch(name), name
+    assert name.endswith("-" + suffix)
+
+
+# --------------------------------------------------------------------- approval patches
+def test_an_approval_creates_the_missing_status_and_list_guarded_by_resource_version() -> None:
+    entry = {"decision": "Approve", "comment": "ok"}
+    raw = {"metadata": {"name": "x", "resourceVersion": "42"}, "spec": {}}
+    assert approval_patch(raw, entry) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
+        {"op": "add", "path": "/status", "value": {}},
+        {"op": "add", "path": "/status/approvals", "value": []},
+        {"op": "add", "path": "/status/approvals/-", "value": entry},
+    ]
+    pending = {**raw, "status": {"phase": "Pending"}}
+    assert approval_patch(pending, entry) == [
+        {"op": "test", "path": "/metadata/resourceVersion", "value": "42"},
+        {"op": "add", "path": "/status/approvals", "value": []},
+        {"op": "add", "path": "/status/approvals/-", "value": entry},
+    ]
+
+
+def test_an_approval_is_appended_to_an_existing_list() -> None:
+    raw = {"metadata": {"resourceVersion": "42"}, "status": {"approvals": [{"user": "bob"}]}}
+    assert approval_patch(raw, {"decision": "Deny"}) == [
+        {"op": "add", "path": "/status/approvals/-", "value": {"decision": "Deny"}}
+    ]

@@ -1,0 +1,104 @@
+"""How `kubectl jit list` and `show` render requests, at a fixed time."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from jitgate.cli.jit_format import (
+    approvals_count,
+    describe_action,
+    human_duration,
+    render_show,
+    render_table,
+    table_header,
+    table_row,
+)
+from jitgate.models import AccessRequest, RequestedAction
+
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+
+
+def request(**status: Any) -> AccessRequest:
+    return AccessRequest.model_validate(
+        {
+            "metadata": {"name": "fix-web-0", "namespace": "prod",
+                         "creationTimestamp": "2026-11-21T09:57:00Z"},
+            "spec": {"actions": [{"verb": "exec", "names": ["web-0"]}], "reason": "INC-1",
+                     "requester": {"user": "alice", "groups": ["dev"]}},
+            "status": status,
+        }
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (-5, "<invalid>"), (-0.5, "0s"), (0, "0s"), (119, "119s"), (120, "2m"), (200, "3m20s"),
+        (600, "10m"), (179 * 60, "179m"), (3 * 3600, "3h"), (7 * 3600 + 60, "7h1m"),
+        (47 * 3600, "47h"), (2 * 86400 + 3600, "2d1h"), (8 * 86400, "8d"),
+        (800 * 86400, "2y70d"), (9 * 365 * 86400, "9y"),
+    ],
+)  # fmt: skip
+def test_human_durations_match_kubectl(seconds: float, text: str) -> None:
+    assert human_duration(dt.timedelta(seconds=seconds)) == text
+
+
+def test_actions_are_described_like_kubectl_names_objects() -> None:
+    assert describe_action(RequestedAction(verb="exec", names=["web-0"])) == "exec pod/web-0"
+    scale = RequestedAction(verb="scale", resource="statefulsets.apps", names=["db", "cache"])
+    assert describe_action(scale) == "scale statefulset/db,cache"
+    assert describe_action(RequestedAction(verb="delete", resource="pods")) == "delete pod/*"
+
+
+def test_approvals_count_distinct_approvers_against_the_requirement() -> None:
+    approvals = [{"user": "bob", "decision": "Approve"}, {"user": "bob", "decision": "Approve"},
+                 {"user": "carol", "decision": "Deny"}]  # fmt: skip
+    assert approvals_count(request(requiredApprovals=2, approvals=approvals)) == "1/2"
+    assert approvals_count(request()) == "0/?"
+
+
+def test_table_rows_show_the_grant_end_or_the_pending_deadline() -> None:
+    pending = request(phase="Pending", requiredApprovals=1, pendingDeadline="2026-11-21T11:00:00Z")
+    approved = request(phase="Approved", grant={"name": "g", "expiresAt": "2026-11-21T10:15:00Z"})
+    rows = [
+        table_header(with_namespace=True, wide=False),
+        table_row(pending, NOW, with_namespace=True, wide=False),
+        table_row(approved, NOW, with_namespace=True, wide=False),
+        table_row(request(phase="Denied"), NOW, with_namespace=True, wide=False),
+    ]
+    assert render_table(rows).splitlines() == [
+        "NAMESPACE   NAME        PHASE      REQUESTER   ACTIONS          APPROVALS   EXPIRES   AGE",
+        "prod        fix-web-0   Pending    alice       exec pod/web-0   0/1         60m       3m",
+        "prod        fix-web-0   Approved   alice       exec pod/web-0   0/?         15m       3m",
+        "prod        fix-web-0   Denied     alice       exec pod/web-0   0/?         -         3m",
+    ]
+
+
+def test_show_lists_decisions_grant_and_who_stopped_it() -> None:
+    shown = request(
+        phase="Revoked",
+        policy="production",
+        requiredApprovals=1,
+        approvals=[{"user": "bob", "decision": "Approve", "comment": "ok",
+                    "time": "2026-11-21T09:58:00Z"}],
+        grant={"name": "fix-web-0-x7k2", "expiresAt": "2026-11-21T10:13:00Z"},
+    )  # fmt: skip
+    shown = shown.model_copy(
+        update={"metadata": shown.metadata.model_copy(
+            update={"annotations": {"jitgate.dev/revoked-by": "carol"}})}
+    )  # fmt: skip
+    text = render_show(shown, NOW)
+    fields = dict(line.split(":  ", 1) for line in text.splitlines() if ":  " in line[:16])
+    fields = {key: value.strip() for key, value in fields.items()}
+    assert fields["Phase"] == "Revoked"
+    assert fields["Requester"] == "alice (groups: dev)"
+    assert fields["Created"] == "2026-11-21T09:57:00Z (3m ago)"
+    assert fields["Grant"] == "fix-web-0-x7k2, until 2026-11-21T10:13:00Z (in 13m)"
+    assert fields["Revoked by"] == "carol"
+    assert fields["Approvals"] == "1/1 (given/required)"
+    assert "Pending until" not in fields
+    assert "  exec pod/web-0 (any container, any command, interactive)\n" in text
+    assert '  Approve  bob  2026-11-21T09:58:00Z  "ok"\n' in text
