@@ -57,7 +57,14 @@ def run_list(args: argparse.Namespace) -> int:
     now = SYSTEM_CLOCK.now()
     wide, every = args.output == "wide", namespace is None
     rows = [table_header(with_namespace=every, wide=wide)]
-    rows += [table_row(parsed(raw), now, with_namespace=every, wide=wide) for raw in items]
+    for raw in items:
+        try:
+            request = parse_request(raw)
+        except RequestError as error:
+            # One malformed object must not hide every other request from an approver.
+            sys.stderr.write(f"Warning: skipped {error}\n")
+            continue
+        rows.append(table_row(request, now, with_namespace=every, wide=wide))
     sys.stdout.write(render_table(rows))
     return EXIT_OK
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import version
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 from jitgate.cli import jit_decide, jit_request, jit_review
 from jitgate.cli.jit_cluster import CommandError
-from jitgate.cli.options import EXIT_USAGE, Parser
+from jitgate.cli.options import EXIT_OK, EXIT_USAGE, Parser
 from jitgate.durations import DurationError, parse_duration
 from jitgate.lifecycle import CANCEL_ANNOTATION, REVOKE_ANNOTATION
 
@@ -247,6 +248,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("Interrupted.\n")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # `kubectl jit list | head`: the reader left; say nothing more on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 if __name__ == "__main__":

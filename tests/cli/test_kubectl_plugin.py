@@ -208,6 +208,17 @@ async def test_list_all_namespaces_pending_and_machine_output(jit: Jit, operator
     )  # fmt: skip
 
 
+async def test_list_skips_a_malformed_request_with_a_warning(jit: Jit, operator: Operator) -> None:
+    operator.seed("good", status={"phase": "Pending"})
+    operator.seed("odd", actions=[{"verb": "reboot"}])
+    result = await jit("list", "-n", "prod")
+    assert result.returncode == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["NAME", "good"]
+    assert result.stderr.startswith(
+        'Warning: skipped accessrequest "odd" is not a valid AccessRequest: spec.actions.0.verb'
+    )
+
+
 async def test_show_tells_what_who_when_and_the_grant(jit: Jit, operator: Operator) -> None:
     now, until = dt.datetime.now(dt.UTC), soon()
     operator.seed(
