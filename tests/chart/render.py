@@ -46,6 +46,7 @@ TLS_SECRET_NAME = "jitgate-webhook-tls"
 AUDIT_KEY_SECRET_NAME = "jitgate-audit-key"
 
 _chart: helm.Chart | None = None
+_rendered: dict[str, dict[str, str]] = {}
 
 
 def chart() -> helm.Chart:
@@ -62,15 +63,23 @@ def render_templates(
     name: str = RELEASE_NAME,
     namespace: str = NAMESPACE,
     is_upgrade: bool = False,
+    fresh: bool = False,
 ) -> dict[str, str]:
-    """`{template path: rendered text}` as Helm renders it (NOTES.txt included)."""
-    return chart().render(
-        dict(values or {}),
-        name=name,
-        namespace=namespace,
-        is_install=not is_upgrade,
-        is_upgrade=is_upgrade,
-    )
+    """`{template path: rendered text}` as Helm renders it (NOTES.txt included).
+
+    Renders are memoized per arguments (a render generates RSA keys and takes ~0.2 s), so the
+    same arguments give the same certificates and keys; `fresh=True` renders anew.
+    """
+    key = json.dumps([values or {}, name, namespace, is_upgrade], sort_keys=True)
+    if fresh or key not in _rendered:
+        _rendered[key] = chart().render(
+            json.loads(json.dumps(values or {})),
+            name=name,
+            namespace=namespace,
+            is_install=not is_upgrade,
+            is_upgrade=is_upgrade,
+        )
+    return dict(_rendered[key])
 
 
 def render_chart(
@@ -80,6 +89,7 @@ def render_chart(
     namespace: str = NAMESPACE,
     is_upgrade: bool = False,
     include_hooks: bool = True,
+    fresh: bool = False,
 ) -> list[dict[str, Any]]:
     """Every object the chart's templates render, empty documents dropped, NOTES.txt skipped.
 
@@ -87,9 +97,10 @@ def render_chart(
     With `include_hooks=False` the hook objects (the ClusterKopfPeering) are left out.
     """
     objects: list[dict[str, Any]] = []
-    for path, text in sorted(
-        render_templates(values, name=name, namespace=namespace, is_upgrade=is_upgrade).items()
-    ):
+    rendered = render_templates(
+        values, name=name, namespace=namespace, is_upgrade=is_upgrade, fresh=fresh
+    )
+    for path, text in sorted(rendered.items()):
         if not path.endswith((".yaml", ".yml")):
             continue  # NOTES.txt
         for document in yaml.safe_load_all(text):

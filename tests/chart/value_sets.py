@@ -25,7 +25,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "custom-namespace-selector": {
         "webhook": {
             "protectedNamespaceSelector": {
-                "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "stage"]}]
+                # null removes the default matchLabels (Helm merges maps with the defaults).
+                "matchLabels": None,
+                "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod", "stage"]}],
             },
             "excludedNamespaces": ["argocd", "kube-system"],
         },

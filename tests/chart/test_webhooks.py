@@ -1,0 +1,427 @@
+"""The admission webhook configurations: the right operations on the right resources, failing
+closed, never in kube-system or jitgate's own namespace, skipping exempt users (but never the
+operator on jitgate's own kinds), and a caBundle that really signs the serving certificate."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+
+def _load(name: str) -> ModuleType:
+    module_name = f"jitgate_chart_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, Path(__file__).with_name(f"{name}.py")
+        )
+        assert spec is not None and spec.loader is not None
+        sys.modules[module_name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module_name])
+    return sys.modules[module_name]
+
+
+render = _load("render")
+VALUE_SETS = _load("value_sets").VALUE_SETS
+NS = render.NAMESPACE
+SVC = render.WEBHOOK_NAME
+OPERATOR_USER = f"system:serviceaccount:{NS}:{render.OPERATOR_NAME}"
+WEBHOOK_USER = f"system:serviceaccount:{NS}:{render.WEBHOOK_NAME}"
+
+PROTECTED = (
+    "connect.actions.jitgate.dev",
+    "delete.actions.jitgate.dev",
+    "scale.actions.jitgate.dev",
+)
+OWN = ("accessrequests.jitgate.dev", "grants.jitgate.dev")
+
+
+def configurations(values: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    objects = render.render_chart(values or {}, **kwargs)
+    name = (
+        render.WEBHOOK_CONFIGURATION_NAME if "name" not in kwargs else f"{kwargs['name']}-jitgate"
+    )
+    return {
+        "validating": render.find(objects, "ValidatingWebhookConfiguration", name),
+        "mutating": render.find(objects, "MutatingWebhookConfiguration", name),
+        "objects": objects,
+    }
+
+
+def webhooks(values: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """{"validating/<name>" | "mutating/<name>": webhook}"""
+    c = configurations(values)
+    out = {f"validating/{w['name']}": w for w in c["validating"]["webhooks"]}
+    out |= {f"mutating/{w['name']}": w for w in c["mutating"]["webhooks"]}
+    return out
+
+
+def rule_set(webhook: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """{(operation, group, resource[/subresource])}"""
+    return {
+        (op, group, resource)
+        for rule in webhook["rules"]
+        for op in rule["operations"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+    }
+
+
+def test_the_configurations_hold_exactly_these_webhooks() -> None:
+    assert set(webhooks()) == {f"validating/{n}" for n in PROTECTED + OWN} | {
+        "mutating/accessrequests.jitgate.dev"
+    }
+
+
+def test_exec_attach_portforward_are_connect_on_pod_subresources() -> None:
+    hook = webhooks()["validating/connect.actions.jitgate.dev"]
+    assert rule_set(hook) == {
+        ("CONNECT", "", "pods/exec"),
+        ("CONNECT", "", "pods/attach"),
+        ("CONNECT", "", "pods/portforward"),
+    }
+    assert hook["rules"][0]["apiVersions"] == ["v1"]
+
+
+def test_delete_covers_the_protected_resources_from_values() -> None:
+    hook = webhooks()["validating/delete.actions.jitgate.dev"]
+    assert rule_set(hook) == {
+        ("DELETE", "", "pods"),
+        ("DELETE", "apps", "deployments"),
+        ("DELETE", "apps", "statefulsets"),
+        ("DELETE", "apps", "replicasets"),
+        ("DELETE", "apps", "daemonsets"),
+    }
+    custom = webhooks(
+        {
+            "webhook": {
+                "deleteResources": [
+                    {"apiGroup": "", "resources": ["pods", "persistentvolumeclaims"]},
+                    {"apiGroup": "batch", "resources": ["jobs", "cronjobs"]},
+                ]
+            }
+        }
+    )["validating/delete.actions.jitgate.dev"]
+    assert rule_set(custom) == {
+        ("DELETE", "", "pods"),
+        ("DELETE", "", "persistentvolumeclaims"),
+        ("DELETE", "batch", "jobs"),
+        ("DELETE", "batch", "cronjobs"),
+    }
+
+
+def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
+    hook = webhooks()["validating/scale.actions.jitgate.dev"]
+    assert rule_set(hook) == {
+        ("UPDATE", "apps", f"{kind}{sub}")
+        for kind in ("deployments", "statefulsets", "replicasets")
+        for sub in ("", "/scale")
+    }
+    # PATCH arrives as UPDATE; updates that leave spec.replicas alone are skipped up front.
+    conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
+    assert "object.spec.replicas != oldObject.spec.replicas" in conditions["replicas-changed"]
+    assert "request.subResource == 'scale'" in conditions["replicas-changed"]
+
+
+def test_accessrequests_create_and_update_including_status_both_mutating_and_validating() -> None:
+    hooks = webhooks()
+    expected = {
+        (op, "jitgate.dev", res)
+        for op in ("CREATE", "UPDATE")
+        for res in ("accessrequests", "accessrequests/status")
+    }
+    assert rule_set(hooks["validating/accessrequests.jitgate.dev"]) == expected
+    assert rule_set(hooks["mutating/accessrequests.jitgate.dev"]) == expected
+    assert hooks["mutating/accessrequests.jitgate.dev"]["reinvocationPolicy"] == "Never"
+
+
+def test_grants_every_write_including_status() -> None:
+    hook = webhooks()["validating/grants.jitgate.dev"]
+    assert rule_set(hook) == {
+        (op, "jitgate.dev", res)
+        for op in ("CREATE", "UPDATE", "DELETE")
+        for res in ("grants", "grants/status")
+    }
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_common_settings_of_every_webhook(value_set: str) -> None:
+    values = VALUE_SETS[value_set]
+    timeout = values.get("webhook", {}).get("timeoutSeconds", 5)
+    for key, hook in webhooks(values).items():
+        assert hook["failurePolicy"] == "Fail", key
+        assert hook["sideEffects"] == "NoneOnDryRun", key
+        assert hook["admissionReviewVersions"] == ["v1"], key
+        assert hook["matchPolicy"] == "Equivalent", key
+        assert hook["timeoutSeconds"] == timeout, key
+        service = hook["clientConfig"]["service"]
+        assert service == {
+            "name": SVC,
+            "namespace": NS,
+            "path": "/mutate" if key.startswith("mutating/") else "/validate",
+            "port": 443,
+        }, key
+        helm_tls = values.get("tls", {}).get("mode", "helm") == "helm"
+        assert ("caBundle" in hook["clientConfig"]) == helm_tls, key
+        for rule in hook["rules"]:
+            assert rule["scope"] == "Namespaced"
+
+
+def test_failure_policy_of_protected_actions_comes_from_values_own_kinds_always_fail() -> None:
+    hooks = webhooks({"webhook": {"failurePolicy": "Ignore"}})
+    for name in PROTECTED:
+        assert hooks[f"validating/{name}"]["failurePolicy"] == "Ignore"
+    for name in OWN:
+        assert hooks[f"validating/{name}"]["failurePolicy"] == "Fail"
+    assert hooks["mutating/accessrequests.jitgate.dev"]["failurePolicy"] == "Fail"
+
+
+def excluded_names(hook: dict[str, Any]) -> set[str]:
+    exprs = hook["namespaceSelector"]["matchExpressions"]
+    found = [
+        e for e in exprs if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"
+    ]
+    assert len(found) == 1
+    return set(found[0]["values"])
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+@pytest.mark.parametrize("namespace", [NS, "security"])
+def test_kube_system_and_the_release_namespace_are_never_selected(
+    value_set: str, namespace: str
+) -> None:
+    c = configurations(VALUE_SETS[value_set], namespace=namespace)
+    extra = set(VALUE_SETS[value_set].get("webhook", {}).get("excludedNamespaces", []))
+    for config in (c["validating"], c["mutating"]):
+        for hook in config["webhooks"]:
+            assert excluded_names(hook) == {"kube-system", namespace} | extra, hook["name"]
+            assert (
+                not hook["namespaceSelector"]
+                .get("matchLabels", {})
+                .get("kubernetes.io/metadata.name")
+            )
+
+
+def test_protected_actions_only_in_labelled_namespaces_by_default() -> None:
+    hooks = webhooks()
+    for name in PROTECTED:
+        selector = hooks[f"validating/{name}"]["namespaceSelector"]
+        assert selector["matchLabels"] == {"jitgate.dev/protected": "true"}
+    # jitgate's own kinds: every namespace but the excluded ones.
+    for key in ("validating/accessrequests.jitgate.dev", "validating/grants.jitgate.dev"):
+        assert set(hooks[key]["namespaceSelector"]) == {"matchExpressions"}
+        assert len(hooks[key]["namespaceSelector"]["matchExpressions"]) == 1
+
+
+def test_custom_namespace_selector_keeps_the_exclusions() -> None:
+    hooks = webhooks(VALUE_SETS["custom-namespace-selector"])
+    for name in PROTECTED:
+        selector = hooks[f"validating/{name}"]["namespaceSelector"]
+        assert "matchLabels" not in selector
+        assert {"key": "env", "operator": "In", "values": ["prod", "stage"]} in selector[
+            "matchExpressions"
+        ]
+        assert excluded_names(hooks[f"validating/{name}"]) == {"kube-system", NS, "argocd"}
+
+
+def _cel_list(expression: str) -> list[str]:
+    """The string list literal in a CEL expression such as `x in ["a","b"]`."""
+    start = expression.index("[")
+    return json.loads(expression[start : expression.index("]", start) + 1])
+
+
+def test_protected_actions_skip_exempt_users_and_groups_including_jitgate_itself() -> None:
+    for name in PROTECTED:
+        conditions = {
+            c["name"]: c["expression"] for c in webhooks()[f"validating/{name}"]["matchConditions"]
+        }
+        users = _cel_list(conditions["not-an-exempt-user"])
+        groups = _cel_list(conditions["not-in-an-exempt-group"])
+        assert set(users) == {
+            "system:kube-controller-manager",
+            "system:kube-scheduler",
+            OPERATOR_USER,
+            WEBHOOK_USER,
+        }
+        assert set(groups) == {"system:nodes", "system:serviceaccounts:kube-system"}
+        assert conditions["not-an-exempt-user"].startswith("!(request.userInfo.username in ")
+
+
+def test_own_kinds_never_skip_the_operator() -> None:
+    hooks = webhooks()
+    for key in ("validating/accessrequests.jitgate.dev", "mutating/accessrequests.jitgate.dev"):
+        assert "matchConditions" not in hooks[key]
+    grants = hooks["validating/grants.jitgate.dev"]
+    (condition,) = grants["matchConditions"]
+    assert condition["name"] == "not-a-garbage-collector-delete"
+    assert "request.operation == 'DELETE'" in condition["expression"]
+    skipped = _cel_list(condition["expression"])
+    assert OPERATOR_USER not in skipped
+    assert "system:serviceaccount:kube-system:generic-garbage-collector" in skipped
+    for hook in hooks.values():
+        for c in hook.get("matchConditions", []):
+            if hook["name"] in OWN:
+                assert OPERATOR_USER not in c["expression"]
+
+
+def test_match_conditions_can_be_turned_off() -> None:
+    hooks = webhooks({"webhook": {"matchConditions": {"enabled": False}}})
+    assert all("matchConditions" not in h for h in hooks.values())
+
+
+def test_exemptions_reach_the_webhook_flags_too() -> None:
+    objects = render.render_chart({"webhook": {"exempt": {"users": ["flux"], "groups": ["ops"]}}})
+    args = render.find(objects, "StatefulSet", SVC)["spec"]["template"]["spec"]["containers"][0][
+        "args"
+    ]
+    assert "--exempt-user=flux" in args
+    assert "--exempt-group=ops" in args
+    assert f"--exempt-user={OPERATOR_USER}" in args
+    assert f"--operator-user={OPERATOR_USER}" in args
+    hook = webhooks({"webhook": {"exempt": {"users": ["flux"], "groups": ["ops"]}}})[
+        "validating/connect.actions.jitgate.dev"
+    ]
+    conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
+    assert "flux" in _cel_list(conditions["not-an-exempt-user"])
+    assert _cel_list(conditions["not-in-an-exempt-group"]) == ["ops"]
+
+
+# --- TLS -----------------------------------------------------------------------------------
+
+
+def _verify_signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> None:
+    key = issuer.public_key()
+    assert cert.signature_hash_algorithm is not None
+    if isinstance(key, rsa.RSAPublicKey):
+        key.verify(
+            cert.signature,
+            cert.tbs_certificate_bytes,
+            padding.PKCS1v15(),
+            cert.signature_hash_algorithm,
+        )
+    elif isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(
+            cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm)
+        )
+    else:
+        pytest.fail(f"unexpected CA key type {type(key)}")
+
+
+@pytest.mark.parametrize("namespace", [NS, "security"])
+def test_ca_bundle_signs_the_serving_certificate_for_every_service_name(namespace: str) -> None:
+    c = configurations({}, namespace=namespace)
+    secret = render.find(c["objects"], "Secret", render.TLS_SECRET_NAME)
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    bundles = {
+        hook["clientConfig"]["caBundle"]
+        for config in (c["validating"], c["mutating"])
+        for hook in config["webhooks"]
+    }
+    assert len(bundles) == 1, "every webhook must trust the same CA"
+    ca_pem = base64.b64decode(bundles.pop())
+    assert ca_pem == data["ca.crt"]
+    ca = x509.load_pem_x509_certificate(ca_pem)
+    cert = x509.load_pem_x509_certificate(data["tls.crt"])
+    key = serialization.load_pem_private_key(data["tls.key"], password=None)
+
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert cert.issuer == ca.subject
+    _verify_signed_by(cert, ca)
+    cert.verify_directly_issued_by(ca)
+    assert key.public_key().public_numbers() == cert.public_key().public_numbers()  # type: ignore[union-attr]
+
+    sans = set(
+        cert.extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        ).value.get_values_for_type(x509.DNSName)
+    )
+    assert sans == {
+        SVC,
+        f"{SVC}.{namespace}",
+        f"{SVC}.{namespace}.svc",
+        f"{SVC}.{namespace}.svc.cluster.local",
+    }
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in usages
+    now = datetime.datetime.now(datetime.UTC)
+    assert cert.not_valid_before_utc <= now < cert.not_valid_after_utc
+    assert cert.not_valid_after_utc - now > datetime.timedelta(days=3000)
+
+
+def test_cluster_domain_reaches_the_certificate() -> None:
+    objects = render.render_chart({"clusterDomain": "corp.internal"})
+    secret = render.find(objects, "Secret", render.TLS_SECRET_NAME)
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert f"{SVC}.{NS}.svc.corp.internal" in sans.get_values_for_type(x509.DNSName)
+
+
+def test_the_webhook_pods_mount_the_certificate_the_configurations_trust() -> None:
+    objects = render.render_chart({})
+    pod = render.find(objects, "StatefulSet", SVC)["spec"]["template"]["spec"]
+    tls_volume = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls_volume["secret"]["secretName"] == render.TLS_SECRET_NAME
+    container = pod["containers"][0]
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert mount["mountPath"] == "/tls" and "subPath" not in mount  # updates reach the pod
+    assert "--tls-cert=/tls/tls.crt" in container["args"]
+    assert "--tls-key=/tls/tls.key" in container["args"]
+
+
+@pytest.mark.parametrize("value_set", ["cert-manager", "cert-manager-cluster-issuer"])
+def test_cert_manager_issues_the_certificate_and_injects_the_ca(value_set: str) -> None:
+    c = configurations(VALUE_SETS[value_set])
+    objects = c["objects"]
+    certificate = render.find(objects, "Certificate", SVC)
+    assert certificate["spec"]["secretName"] == render.TLS_SECRET_NAME
+    assert set(certificate["spec"]["dnsNames"]) == {
+        SVC,
+        f"{SVC}.{NS}",
+        f"{SVC}.{NS}.svc",
+        f"{SVC}.{NS}.svc.cluster.local",
+    }
+    for config in (c["validating"], c["mutating"]):
+        assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == f"{NS}/{SVC}"
+        for hook in config["webhooks"]:
+            assert "caBundle" not in hook["clientConfig"]
+    # cert-manager writes the Secret; the chart must not render one too.
+    assert not [
+        o
+        for o in objects
+        if o["kind"] == "Secret" and o["metadata"]["name"] == render.TLS_SECRET_NAME
+    ]
+    issuers = render.by_kind(objects, "Issuer")
+    if value_set == "cert-manager":
+        assert certificate["spec"]["issuerRef"]["name"] == "jitgate-ca"
+        ca = render.find(objects, "Certificate", "jitgate-ca")
+        assert ca["spec"]["isCA"] is True
+        assert {i["metadata"]["name"] for i in issuers} == {"jitgate-selfsigned", "jitgate-ca"}
+    else:
+        assert certificate["spec"]["issuerRef"] == {
+            "name": "corp-ca",
+            "kind": "ClusterIssuer",
+            "group": "cert-manager.io",
+        }
+        assert not issuers
+
+
+def test_helm_mode_reuses_the_existing_secret_via_lookup() -> None:
+    """Offline, `lookup` finds nothing; the template must still read the existing Secret."""
+    source = (render.CHART_DIR / "templates" / "webhook-admission.yaml").read_text()
+    assert 'lookup "v1" "Secret" $ns $secretName' in source
+    for key in ("tls.crt", "tls.key", "ca.crt"):
+        assert f'index $existing.data "{key}"' in source
+    readme = (render.CHART_DIR / "README.md").read_text()
+    assert "lookup" in readme

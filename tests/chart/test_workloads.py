@@ -1,0 +1,427 @@
+"""Pods, RBAC and the objects around them: restricted pod security everywhere, least-privilege
+roles without wildcards, the command lines the contract names, audit storage, HA."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+
+def _load(name: str) -> ModuleType:
+    module_name = f"jitgate_chart_{name}"
+    if module_name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            module_name, Path(__file__).with_name(f"{name}.py")
+        )
+        assert spec is not None and spec.loader is not None
+        sys.modules[module_name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[module_name])
+    return sys.modules[module_name]
+
+
+render = _load("render")
+VALUE_SETS = _load("value_sets").VALUE_SETS
+NS = render.NAMESPACE
+WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for obj in objects:
+        if obj["kind"] not in WORKLOAD_KINDS:
+            continue
+        spec = obj["spec"]
+        if obj["kind"] == "CronJob":
+            spec = spec["jobTemplate"]["spec"]
+        out[f"{obj['kind']}/{obj['metadata']['name']}"] = (
+            spec if obj["kind"] == "Pod" else spec["template"]["spec"]
+        )
+    return out
+
+
+def workload(values: dict[str, Any], name: str) -> dict[str, Any]:
+    return render.find(render.render_chart(values), "StatefulSet", name)
+
+
+def container_of(sts: dict[str, Any]) -> dict[str, Any]:
+    (container,) = sts["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+# --- pod security -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_every_pod_and_container_meets_the_restricted_standard(value_set: str) -> None:
+    pods = pod_specs(render.render_chart(VALUE_SETS[value_set]))
+    assert set(pods) == {"StatefulSet/jitgate-webhook", "StatefulSet/jitgate-operator"}
+    for where, pod in pods.items():
+        psc = pod["securityContext"]
+        assert psc["runAsNonRoot"] is True, where
+        assert psc["runAsUser"] == 65532, where
+        assert psc["seccompProfile"] == {"type": "RuntimeDefault"}, where
+        assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+        for volume in pod["volumes"]:
+            assert "hostPath" not in volume, where
+        containers = pod["containers"] + pod.get("initContainers", [])
+        assert containers
+        for c in containers:
+            what = f"{where} container {c['name']}"
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True, what
+            assert sc["runAsUser"] == 65532, what
+            assert sc["readOnlyRootFilesystem"] is True, what
+            assert sc["allowPrivilegeEscalation"] is False, what
+            assert sc["capabilities"] == {"drop": ["ALL"]}, what
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}, what
+            assert sc.get("privileged", False) is False, what
+            assert c["resources"]["requests"].keys() >= {"cpu", "memory"}, what
+            assert c["resources"]["limits"].keys() >= {"cpu", "memory"}, what
+            assert "livenessProbe" in c and "readinessProbe" in c, what
+            tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
+            assert len(tmp) == 1, what
+            (tmp_volume,) = [v for v in pod["volumes"] if v["name"] == tmp[0]["name"]]
+            assert "emptyDir" in tmp_volume, what
+
+
+def test_webhook_probes_use_https_and_readiness_is_readyz() -> None:
+    c = container_of(workload({}, render.WEBHOOK_NAME))
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "https", "scheme": "HTTPS"}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "https", "scheme": "HTTPS"}
+    assert c["ports"] == [{"name": "https", "containerPort": 8443, "protocol": "TCP"}]
+
+
+def test_operator_liveness_is_kopfs_endpoint() -> None:
+    c = container_of(workload({}, render.OPERATOR_NAME))
+    assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert c["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+
+
+# --- command lines ------------------------------------------------------------------------
+
+
+def test_webhook_command_line() -> None:
+    c = container_of(workload({}, render.WEBHOOK_NAME))
+    assert c["command"] == ["jitgate"]
+    assert c["args"][:5] == [
+        "webhook",
+        "--host=0.0.0.0",
+        "--port=8443",
+        "--tls-cert=/tls/tls.crt",
+        "--tls-key=/tls/tls.key",
+    ]
+    args = c["args"]
+    assert "--audit=file:///var/lib/jitgate/audit" in args
+    assert "--audit-key-file=/etc/jitgate/audit-key/hmac.key" in args
+    assert "--writer-id=$(POD_NAME)" in args
+    assert f"--operator-user=system:serviceaccount:{NS}:jitgate-operator" in args
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    # `$(POD_NAME)` only expands when POD_NAME is defined before use.
+    assert list(env).index("POD_NAME") == 0
+
+
+def test_operator_command_line() -> None:
+    c = container_of(workload({}, render.OPERATOR_NAME))
+    args = c["args"]
+    assert args[:2] == ["operator", "--all-namespaces"]
+    for flag in (
+        "--audit=file:///var/lib/jitgate/audit",
+        "--audit-key-file=/etc/jitgate/audit-key/hmac.key",
+        "--writer-id=$(POD_NAME)",
+        "--peering=jitgate",
+        "--priority=$(POD_INDEX)",
+        "--retention=168h",
+    ):
+        assert flag in args
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        "metadata.labels['apps.kubernetes.io/pod-index']"
+    )
+    assert "JITGATE_NOTIFY_URL" not in env
+
+
+def test_both_components_mount_the_hmac_key_secret() -> None:
+    objects = render.render_chart({})
+    secret = render.find(objects, "Secret", render.AUDIT_KEY_SECRET_NAME)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert len(secret["data"]["hmac.key"]) >= 64
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        pod = render.find(objects, "StatefulSet", name)["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "audit-key"]
+        assert volume["secret"]["secretName"] == render.AUDIT_KEY_SECRET_NAME
+        (mount,) = [m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "audit-key"]
+        assert mount == {
+            "name": "audit-key",
+            "mountPath": "/etc/jitgate/audit-key",
+            "readOnly": True,
+        }
+
+
+def test_existing_hmac_secret_is_used_and_none_is_generated() -> None:
+    objects = render.render_chart(VALUE_SETS["locked-down"])
+    assert not [o for o in objects if o["metadata"]["name"] == render.AUDIT_KEY_SECRET_NAME]
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        sts = render.find(objects, "StatefulSet", name)
+        (volume,) = [
+            v for v in sts["spec"]["template"]["spec"]["volumes"] if v["name"] == "audit-key"
+        ]
+        assert volume["secret"]["secretName"] == "corp-audit-hmac"
+        assert "--audit-key-file=/etc/jitgate/audit-key/key" in container_of(sts)["args"]
+
+
+def test_hmac_key_and_tls_secret_templates_keep_existing_data_via_lookup() -> None:
+    source = (render.CHART_DIR / "templates" / "audit-key-secret.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in source
+
+
+# --- audit storage ------------------------------------------------------------------------
+
+
+def test_file_sink_gives_every_replica_its_own_retained_volume() -> None:
+    objects = render.render_chart(VALUE_SETS["locked-down"])
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        sts = render.find(objects, "StatefulSet", name)
+        (claim,) = sts["spec"]["volumeClaimTemplates"]
+        assert claim["metadata"]["name"] == "audit"
+        assert claim["spec"]["resources"]["requests"]["storage"] == "20Gi"
+        assert claim["spec"]["storageClassName"] == "fast-ssd"
+        assert sts["spec"]["persistentVolumeClaimRetentionPolicy"] == {
+            "whenDeleted": "Retain",
+            "whenScaled": "Retain",
+        }
+        (mount,) = [m for m in container_of(sts)["volumeMounts"] if m["name"] == "audit"]
+        assert mount["mountPath"] == "/var/lib/jitgate/audit"
+        assert sts["spec"]["template"]["spec"]["securityContext"]["fsGroup"] == 65532
+
+
+def test_postgres_sink_reads_the_url_from_the_secret_and_has_no_volume() -> None:
+    objects = render.render_chart(VALUE_SETS["postgres-audit"])
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        sts = render.find(objects, "StatefulSet", name)
+        assert "volumeClaimTemplates" not in sts["spec"]
+        c = container_of(sts)
+        assert not [a for a in c["args"] if a.startswith("--audit=")]
+        assert not [m for m in c["volumeMounts"] if m["name"] == "audit"]
+        env = {e["name"]: e for e in c["env"]}
+        assert env["JITGATE_AUDIT"]["valueFrom"]["secretKeyRef"] == {
+            "name": "jitgate-audit-db",
+            "key": "url",
+        }
+    operator = container_of(render.find(objects, "StatefulSet", render.OPERATOR_NAME))
+    env = {e["name"]: e for e in operator["env"]}
+    assert env["JITGATE_NOTIFY_URL"]["valueFrom"]["secretKeyRef"]["name"] == "jitgate-notify"
+
+
+# --- availability -------------------------------------------------------------------------
+
+
+def test_default_is_highly_available() -> None:
+    objects = render.render_chart({})
+    webhook = render.find(objects, "StatefulSet", render.WEBHOOK_NAME)
+    operator = render.find(objects, "StatefulSet", render.OPERATOR_NAME)
+    assert webhook["spec"]["replicas"] == 2
+    assert operator["spec"]["replicas"] == 2
+    for sts in (webhook, operator):
+        pod = sts["spec"]["template"]["spec"]
+        anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+        assert anti[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+        keys = {t["topologyKey"] for t in pod["topologySpreadConstraints"]}
+        assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    pdbs = {p["metadata"]["name"]: p for p in render.by_kind(objects, "PodDisruptionBudget")}
+    assert set(pdbs) == {"jitgate-webhook", "jitgate-operator"}
+    selector = pdbs["jitgate-webhook"]["spec"]["selector"]["matchLabels"]
+    assert selector == webhook["spec"]["selector"]["matchLabels"]
+    assert pdbs["jitgate-webhook"]["spec"]["minAvailable"] == 1
+    # The Service reaches the webhook pods only.
+    service = render.find(objects, "Service", render.WEBHOOK_NAME)
+    assert service["spec"]["selector"] == webhook["spec"]["selector"]["matchLabels"]
+    assert service["spec"]["ports"][0]["port"] == 443
+    assert service["spec"]["ports"][0]["targetPort"] == "https"
+    template_labels = webhook["spec"]["template"]["metadata"]["labels"]
+    assert template_labels.items() >= service["spec"]["selector"].items()
+
+
+def test_peering_objects_and_rbac() -> None:
+    objects = render.render_chart({})
+    crds = {c["metadata"]["name"] for c in render.by_kind(objects, "CustomResourceDefinition")}
+    assert crds == {"clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    peering = render.find(objects, "ClusterKopfPeering", "jitgate")
+    assert peering["apiVersion"] == "kopf.dev/v1"
+    assert render.is_hook(peering)
+    assert (
+        not render.find(objects, "CustomResourceDefinition", "kopfpeerings.kopf.dev")["metadata"]
+        .get("annotations", {})
+        .get("helm.sh/hook")
+    )
+
+
+def test_ha_off_has_no_peering_and_no_disruption_budgets() -> None:
+    objects = render.render_chart(VALUE_SETS["ha-off"])
+    assert not render.by_kind(objects, "PodDisruptionBudget")
+    assert not render.by_kind(objects, "ClusterKopfPeering")
+    assert not render.by_kind(objects, "CustomResourceDefinition")
+    operator = container_of(render.find(objects, "StatefulSet", render.OPERATOR_NAME))
+    assert not [a for a in operator["args"] if a.startswith(("--peering", "--priority"))]
+    role = render.find(objects, "ClusterRole", render.OPERATOR_NAME)
+    assert not [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
+    assert not render.by_kind(objects, "Role")
+
+
+def test_peering_crds_can_be_left_to_another_kopf_operator() -> None:
+    objects = render.render_chart({"operator": {"peering": {"createCRDs": False}}})
+    assert not render.by_kind(objects, "CustomResourceDefinition")
+    assert render.by_kind(objects, "ClusterKopfPeering")
+
+
+# --- RBAC ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
+def test_no_wildcards_in_any_role(value_set: str) -> None:
+    objects = render.render_chart(VALUE_SETS[value_set])
+    roles = render.by_kind(objects, "ClusterRole") + render.by_kind(objects, "Role")
+    assert roles
+    for role in roles:
+        for rule in role["rules"]:
+            for field in ("verbs", "resources", "apiGroups", "resourceNames"):
+                for item in rule.get(field, []):
+                    assert "*" not in item, (role["metadata"]["name"], field, rule)
+            assert "nonResourceURLs" not in rule
+            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+
+
+def permissions(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:
+    """{(apiGroup, resource, verb, resourceName or "")}"""
+    return {
+        (group, resource, verb, name)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+        for name in rule.get("resourceNames", [""])
+    }
+
+
+def expand(group: str, resources: list[str], verbs: list[str], name: str = "") -> set[Any]:
+    return {(group, r, v, name) for r in resources for v in verbs}
+
+
+def test_webhook_can_only_read_grants_policies_and_namespaces() -> None:
+    objects = render.render_chart({})
+    role = render.find(objects, "ClusterRole", render.WEBHOOK_NAME)
+    read = ["get", "list", "watch"]
+    assert permissions(role) == expand("jitgate.dev", ["grants", "accesspolicies"], read) | expand(
+        "", ["namespaces"], read
+    )
+    binding = render.find(objects, "ClusterRoleBinding", render.WEBHOOK_NAME)
+    assert binding["roleRef"]["name"] == render.WEBHOOK_NAME
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": render.WEBHOOK_NAME, "namespace": NS}
+    ]
+
+
+def test_operator_permissions_are_exactly_these() -> None:
+    objects = render.render_chart({})
+    role = render.find(objects, "ClusterRole", render.OPERATOR_NAME)
+    read = ["get", "list", "watch"]
+    expected = (
+        expand("jitgate.dev", ["accessrequests"], [*read, "patch", "delete"])
+        | expand("jitgate.dev", ["accessrequests/status", "grants/status"], ["get", "patch"])
+        | expand("jitgate.dev", ["grants"], ["create", "delete", *read, "patch"])
+        | expand("jitgate.dev", ["accesspolicies"], read)
+        | expand("", ["namespaces"], read)
+        | expand("", ["events"], ["create", "patch"])
+        | expand("kopf.dev", ["clusterkopfpeerings"], read)
+        | expand("kopf.dev", ["clusterkopfpeerings"], ["patch"], "jitgate")
+    )
+    assert permissions(role) == expected
+    peering = render.find(objects, "Role", "jitgate-operator-peering")
+    assert peering["metadata"]["namespace"] == NS
+    assert permissions(peering) == expand("kopf.dev", ["kopfpeerings"], read) | expand(
+        "kopf.dev", ["kopfpeerings"], ["patch"], "jitgate"
+    )
+    for kind, name in (
+        ("ClusterRoleBinding", render.OPERATOR_NAME),
+        ("RoleBinding", "jitgate-operator-peering"),
+    ):
+        binding = render.find(objects, kind, name)
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": render.OPERATOR_NAME, "namespace": NS}
+        ]
+
+
+def test_pods_run_as_their_own_service_accounts() -> None:
+    objects = render.render_chart({})
+    accounts = {a["metadata"]["name"] for a in render.by_kind(objects, "ServiceAccount")}
+    assert accounts == {render.WEBHOOK_NAME, render.OPERATOR_NAME}
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        pod = render.find(objects, "StatefulSet", name)["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == name
+
+
+def test_custom_service_account_names_flow_into_flags_bindings_and_exemptions() -> None:
+    values = {
+        "webhook": {"serviceAccount": {"name": "gate"}},
+        "operator": {"serviceAccount": {"name": "op"}},
+    }
+    objects = render.render_chart(values)
+    binding = render.find(objects, "ClusterRoleBinding", render.OPERATOR_NAME)
+    assert binding["subjects"][0]["name"] == "op"
+    args = container_of(render.find(objects, "StatefulSet", render.WEBHOOK_NAME))["args"]
+    assert f"--operator-user=system:serviceaccount:{NS}:op" in args
+    assert f"--exempt-user=system:serviceaccount:{NS}:gate" in args
+
+
+# --- the rest -----------------------------------------------------------------------------
+
+
+def test_network_policies_when_enabled() -> None:
+    objects = render.render_chart(VALUE_SETS["locked-down"])
+    policies = {p["metadata"]["name"]: p for p in render.by_kind(objects, "NetworkPolicy")}
+    assert set(policies) == {render.WEBHOOK_NAME, render.OPERATOR_NAME}
+    webhook = policies[render.WEBHOOK_NAME]["spec"]
+    assert webhook["policyTypes"] == ["Ingress", "Egress"]
+    assert webhook["ingress"] == [
+        {
+            "ports": [{"port": 8443, "protocol": "TCP"}],
+            "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
+        }
+    ]
+    assert {p["port"] for rule in webhook["egress"] for p in rule["ports"]} == {53, 443, 6443}
+    assert not render.by_kind(render.render_chart({}), "NetworkPolicy")
+
+
+def test_default_access_policy_matches_the_webhook_selector() -> None:
+    objects = render.render_chart({})
+    policy = render.find(objects, "AccessPolicy", "default")
+    assert policy["apiVersion"] == "jitgate.dev/v1alpha1"
+    spec = policy["spec"]
+    assert spec["namespaces"] == {"selector": {"matchLabels": {"jitgate.dev/protected": "true"}}}
+    assert spec["actions"] == ["exec", "attach", "portforward", "delete", "scale"]
+    assert spec["approvers"] == {"groups": ["jitgate-approvers"]}
+    assert "requesters" not in spec and "breakGlass" not in spec
+    vwc = render.find(objects, "ValidatingWebhookConfiguration", "jitgate")
+    hook = next(w for w in vwc["webhooks"] if w["name"] == "connect.actions.jitgate.dev")
+    assert hook["namespaceSelector"]["matchLabels"] == spec["namespaces"]["selector"]["matchLabels"]
+    assert not render.by_kind(render.render_chart(VALUE_SETS["no-default-policy"]), "AccessPolicy")
+
+
+def test_default_access_policy_carries_every_value() -> None:
+    spec = render.find(render.render_chart(VALUE_SETS["locked-down"]), "AccessPolicy", "default")[
+        "spec"
+    ]
+    assert spec["requiredApprovals"] == 2
+    assert spec["approvers"] == {"users": ["alice", "bob"]}
+    assert spec["breakGlass"] == {"groups": ["sre-oncall"], "maxDuration": "15m"}
+    assert spec["exemptions"] == {
+        "users": ["system:serviceaccount:argocd:argocd-application-controller"]
+    }
+    assert spec["maxDuration"] == "1h" and spec["pendingTimeout"] == "1h"
