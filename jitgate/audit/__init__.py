@@ -1,0 +1,44 @@
+"""jitgate's tamper-evident audit log (DESIGN.md §5).
+
+Writers (the operator, each webhook replica):
+
+    async with open_audit_writer(url, writer_id=pod_name, key=load_key(path)) as writer:
+        record = await writer.append(AuditEvent(type="action.allowed", ...))
+
+`append` returns once the record is durable and raises `AuditWriteError` otherwise;
+`writer.healthy` / `writer.last_error` tell `/readyz` whether the log is writable.
+"""
+
+from jitgate.audit.chain import GENESIS, ChainHead
+from jitgate.audit.connect import default_writer_id, open_audit_writer, open_log_reader
+from jitgate.audit.errors import (
+    AuditConfigError,
+    AuditDataError,
+    AuditError,
+    AuditReadError,
+    AuditWriteError,
+)
+from jitgate.audit.keys import load_key
+from jitgate.audit.model import RECORD_TYPES, Action, Actor, AuditEvent, AuditRecord, Replicas
+from jitgate.audit.writer import AuditWriter
+
+__all__ = [
+    "GENESIS",
+    "RECORD_TYPES",
+    "Action",
+    "Actor",
+    "AuditConfigError",
+    "AuditDataError",
+    "AuditError",
+    "AuditEvent",
+    "AuditReadError",
+    "AuditRecord",
+    "AuditWriteError",
+    "AuditWriter",
+    "ChainHead",
+    "Replicas",
+    "default_writer_id",
+    "load_key",
+    "open_audit_writer",
+    "open_log_reader",
+]
