@@ -1,0 +1,55 @@
+"""How one operator process is configured: the command line, as data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+NotifyFormat = Literal["slack", "generic"]
+DEFAULT_RETENTION = dt.timedelta(days=7)
+
+
+def default_writer_id() -> str:
+    """The pod name in a cluster (one audit chain per replica), the host name elsewhere."""
+    return os.environ.get("POD_NAME") or socket.gethostname() or "jitgate-operator"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    url: str
+    format: NotifyFormat = "slack"
+    timeout: float = 5.0  # seconds per attempt
+    attempts: int = 5
+    backoff: float = 0.5  # seconds before the first retry, doubled each time
+    max_backoff: float = 30.0
+    queue_size: int = 1000
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    audit_url: str
+    audit_key_file: Path | None = None
+    writer_id: str = ""  # empty: `default_writer_id()`
+    kubeconfig: Path | None = None
+    namespaces: tuple[str, ...] = ()  # empty: every namespace
+    standalone: bool = False
+    peering: str | None = None
+    priority: int = 0  # with peering, the highest priority replica is the active one
+    liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
+    retention: dt.timedelta = DEFAULT_RETENTION
+    notify: NotifyConfig | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"  # a pod's metrics are scraped from outside
+    # How often daemons look at the clock: bounds expiry lag and how soon a test's
+    # ManualClock advance is noticed.
+    poll_interval: float = 1.0
+    # False pins the resources and namespaces found at start-up (no CRD/namespace watching).
+    dynamic_scanning: bool = True
+
+    @property
+    def writer(self) -> str:
+        return self.writer_id or default_writer_id()

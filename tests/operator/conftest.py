@@ -1,0 +1,200 @@
+"""The operator, run in-process against the emulator with a manual clock and a real file audit log.
+
+`jit` is the harness: it seeds policies and requests the way the webhook would leave them
+(requester and approvals stamped), starts and stops the operator, waits for outcomes and
+reads the verified audit log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jitgate.operator.config import OperatorConfig
+from jitgate.operator.runtime import run
+
+from jitgate.approvals import spec_digest
+from jitgate.audit.connect import open_log_reader
+from jitgate.audit.verify import Entry, verify_chain
+from jitgate.clock import ManualClock, format_time
+from jitgate.emulator import ApiError, EmulatorHandle
+from jitgate.models import AccessRequestSpec
+
+AR = "jitgate.dev/v1alpha1/accessrequests"
+GRANTS = "jitgate.dev/v1alpha1/grants"
+POLICIES = "jitgate.dev/v1alpha1/accesspolicies"
+NS = "prod"
+WAIT = 10.0  # seconds any single outcome may take before a test fails
+
+
+class Harness:
+    def __init__(self, emulator: EmulatorHandle, kubeconfig: Path, tmp_path: Path) -> None:
+        self.handle = emulator
+        self.api = emulator.emulator
+        self.kubeconfig = kubeconfig
+        self.audit_dir = tmp_path / "audit"
+        self.audit_url = f"file://{self.audit_dir}"
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        self.clock = ManualClock(now)
+        self.config = OperatorConfig(
+            audit_url=self.audit_url,
+            writer_id="operator-0",
+            kubeconfig=kubeconfig,
+            standalone=True,
+            poll_interval=0.05,
+            dynamic_scanning=False,
+        )
+        self.api.create("v1/namespaces", {"metadata": {"name": NS, "labels": {"tier": "prod"}}})
+
+    # ------------------------------------------------------------------ seeding
+
+    def policy(self, name: str = "production", **spec: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "namespaces": {"names": [NS]},
+            "actions": ["exec", "attach", "portforward", "delete", "scale"],
+            "resources": ["pods", "deployments.apps"],
+            "approvers": {"groups": ["sre"]},
+        }
+        body.update(spec)
+        return self.api.create(POLICIES, {"metadata": {"name": name}, "spec": body})
+
+    def request(
+        self,
+        name: str,
+        *,
+        user: str | None = "alice",
+        groups: tuple[str, ...] = ("developers",),
+        **spec: Any,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "actions": [{"verb": "exec", "names": ["web-0"]}],
+            "reason": "INC-1234: worker stuck",
+        }
+        body.update(spec)
+        if user is not None:
+            body["requester"] = {"user": user, "groups": list(groups)}
+        return self.api.create(AR, {"metadata": {"name": name}, "spec": body}, NS)
+
+    def stamped(
+        self,
+        name: str,
+        user: str,
+        decision: str = "Approve",
+        *,
+        groups: tuple[str, ...] = ("sre",),
+        comment: str = "ok",
+        digest: str | None = None,
+    ) -> dict[str, Any]:
+        """An approval entry as the webhook leaves it: user, groups, time, specDigest."""
+        spec = AccessRequestSpec.model_validate(self.get(name)["spec"])
+        return {
+            "decision": decision,
+            "comment": comment,
+            "user": user,
+            "groups": list(groups),
+            "time": format_time(self.clock.now()),
+            "specDigest": digest or spec_digest(spec),
+        }
+
+    def approve(self, name: str, user: str, decision: str = "Approve", **kwargs: Any) -> None:
+        entry = self.stamped(name, user, decision, **kwargs)
+        patch = [{"op": "add", "path": "/status/approvals/-", "value": entry}]
+        self.api.patch(AR, NS, name, patch, patch_type="json", subresource="status")
+
+    def annotate(self, name: str, annotations: dict[str, str]) -> None:
+        self.api.patch(AR, NS, name, {"metadata": {"annotations": annotations}})
+
+    # ------------------------------------------------------------------ reading
+
+    def get(self, name: str, resource: str = AR) -> dict[str, Any]:
+        return self.api.read(resource, NS, name)
+
+    def find(self, name: str, resource: str = AR) -> dict[str, Any] | None:
+        try:
+            return self.api.read(resource, NS, name)
+        except ApiError:
+            return None
+
+    def phase(self, name: str) -> str | None:
+        found = self.find(name)
+        return (found or {}).get("status", {}).get("phase")
+
+    def grant_of(self, name: str) -> dict[str, Any]:
+        ref = self.get(name)["status"]["grant"]
+        return self.get(ref["name"], GRANTS)
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        items = self.api.list_objects("v1/events", NS)["items"]
+        return [
+            (event["reason"], event.get("message", ""))
+            for event in items
+            if event.get("involvedObject", {}).get("name") == name
+        ]
+
+    async def until(self, condition: Callable[[], Any], within: float = WAIT) -> Any:
+        """Wait (bounded) for an outcome another component produces; the emulator has no
+        public change notification, so this polls its in-memory state."""
+        async with asyncio.timeout(within):
+            while not (result := condition()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        return result
+
+    async def until_phase(self, name: str, phase: str) -> dict[str, Any]:
+        await self.until(lambda: self.phase(name) == phase)
+        return self.get(name)
+
+    def records(self, *, verify: bool = True) -> list[dict[str, Any]]:
+        """The operator's audit records in chain order, after verifying the chain."""
+        reader = open_log_reader(self.audit_url)
+        try:
+            items = list(reader.chain(self.config.writer))
+        finally:
+            reader.close()
+        if verify:
+            report = verify_chain(self.config.writer, items)
+            assert report.ok, report.problem
+        return [
+            dict(item.record)
+            for item in items
+            if isinstance(item, Entry)
+            and item.record is not None
+            and not str(item.record.get("type", "")).startswith("audit.")
+        ]
+
+    def types(self, request: str | None = None) -> list[str]:
+        return [
+            record["type"]
+            for record in self.records()
+            if request is None or record.get("request") == request
+        ]
+
+    # ------------------------------------------------------------------ running
+
+    @contextlib.asynccontextmanager
+    async def running(self, **overrides: Any) -> AsyncIterator[asyncio.Task[None]]:
+        config = dataclasses.replace(self.config, **overrides)
+        stop, ready = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(run(config, clock=self.clock, stop_flag=stop, ready_flag=ready))
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait([task, waiter], timeout=WAIT, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if task.done():
+            await task  # it failed at start-up: raise why
+        assert ready.is_set(), "the operator did not become ready"
+        try:
+            yield task
+        finally:
+            stop.set()
+            async with asyncio.timeout(WAIT):
+                await task
+
+
+@pytest.fixture
+async def jit(emulator: EmulatorHandle, kubeconfig: Path, tmp_path: Path) -> Harness:
+    return Harness(emulator, kubeconfig, tmp_path)
