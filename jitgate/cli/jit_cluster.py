@@ -88,21 +88,25 @@ def open_session(kubeconfig: str | None, context: str | None, namespace: str | N
         raise CommandError(f'context "{context}" not found in the kubeconfig', EXIT_USAGE)
     chosen = chosen or current or {}
     details = chosen.get("context") or {}
+    configuration = client.Configuration()
     try:
-        api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig, context=context, persist_config=False
+        config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=kubeconfig,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
         )
     except _BROKEN_KUBECONFIG as error:
         reason = str(error).rstrip(".")
         raise CommandError(f"cannot use the kubeconfig: {reason}", EXIT_USAGE) from error
     # kubectl fails at once on an unreachable server; urllib3 would retry three times first.
-    api.configuration.retries = 0
-    if not api.configuration.verify_ssl:
+    configuration.retries = 0
+    if not configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return Session(
-        api=api,
+        api=client.ApiClient(configuration),
         namespace=namespace or details.get("namespace") or "default",
-        host=str(api.configuration.host),
+        host=str(configuration.host),
         kubeconfig_user=details.get("user"),
     )
 
