@@ -100,7 +100,7 @@ def test_operator_liveness_is_kopfs_endpoint() -> None:
     c = container_of(workload({}, render.OPERATOR_NAME))
     assert "--liveness=http://0.0.0.0:8080/healthz" in c["args"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
-    assert c["ports"] == [{"name": "health", "containerPort": 8080, "protocol": "TCP"}]
+    assert c["ports"][0] == {"name": "health", "containerPort": 8080, "protocol": "TCP"}
 
 
 # --- command lines ------------------------------------------------------------------------
@@ -121,6 +121,12 @@ def test_webhook_command_line() -> None:
     assert "--audit-key-file=/etc/jitgate/audit-key/hmac.key" in args
     assert "--writer-id=$(POD_NAME)" in args
     assert f"--operator-user=system:serviceaccount:{NS}:jitgate-operator" in args
+    assert [a for a in args if a.startswith("--grant-collector=")] == [
+        "--grant-collector=system:kube-controller-manager",
+        "--grant-collector=system:serviceaccount:kube-system:generic-garbage-collector",
+        "--grant-collector=system:serviceaccount:kube-system:namespace-controller",
+    ]
+    assert "--log-level=info" in args
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     # `$(POD_NAME)` only expands when POD_NAME is defined before use.
@@ -138,8 +144,13 @@ def test_operator_command_line() -> None:
         "--peering=jitgate",
         "--priority=$(POD_INDEX)",
         "--retention=168h",
+        "--metrics-port=9090",
+        "--log-level=info",
     ):
         assert flag in args
+    assert "--standalone" not in args
+    assert not [a for a in args if a.startswith("--notify")]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in c["ports"]
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_INDEX"]["valueFrom"]["fieldRef"]["fieldPath"] == (
         "metadata.labels['apps.kubernetes.io/pod-index']"
@@ -217,6 +228,7 @@ def test_postgres_sink_reads_the_url_from_the_secret_and_has_no_volume() -> None
     operator = container_of(render.find(objects, "StatefulSet", render.OPERATOR_NAME))
     env = {e["name"]: e for e in operator["env"]}
     assert env["JITGATE_NOTIFY_URL"]["valueFrom"]["secretKeyRef"]["name"] == "jitgate-notify"
+    assert "--notify-format=generic" in operator["args"]
 
 
 # --- availability -------------------------------------------------------------------------
@@ -270,6 +282,7 @@ def test_ha_off_has_no_peering_and_no_disruption_budgets() -> None:
     assert not render.by_kind(objects, "CustomResourceDefinition")
     operator = container_of(render.find(objects, "StatefulSet", render.OPERATOR_NAME))
     assert not [a for a in operator["args"] if a.startswith(("--peering", "--priority"))]
+    assert "--standalone" in operator["args"]
     role = render.find(objects, "ClusterRole", render.OPERATOR_NAME)
     assert not [r for r in role["rules"] if "kopf.dev" in r["apiGroups"]]
     assert not render.by_kind(objects, "Role")

@@ -16,7 +16,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "postgres-audit": {
         "audit": {"sink": "postgres", "postgres": {"existingSecret": "jitgate-audit-db"}},
-        "operator": {"notifyUrl": {"existingSecret": "jitgate-notify"}},
+        "operator": {"notify": {"existingSecret": "jitgate-notify", "format": "generic"}},
     },
     "ha-off": {
         "webhook": {"replicas": 1},
@@ -74,7 +74,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "serviceAccount": {"annotations": {"example.com/role": "jitgate"}},
             "podAnnotations": {"prometheus.io/scrape": "true"},
         },
-        "operator": {"replicas": 3, "retention": "720h", "priorityClassName": "high"},
+        "operator": {
+            "replicas": 3,
+            "retention": "720h",
+            "priorityClassName": "high",
+            "metricsPort": 0,
+            "logLevel": "debug",
+        },
         "networkPolicy": {
             "enabled": True,
             "webhookIngressFrom": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],

@@ -34,6 +34,7 @@ NP_EGRESS = "io.k8s.api.networking.v1.NetworkPolicyEgressRule"
 K8S_ROOTS = (AFFINITY, TOLERATION, SPREAD, RESOURCES, LOCAL_REF, ENV_VAR, LABEL_SELECTOR)
 K8S_ROOTS += (NP_PEER, NP_EGRESS)
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -178,6 +179,7 @@ WEBHOOK = obj(
     ),
     exempt=subjects("Users and groups never intercepted on protected actions."),
     grantGarbageCollectors=strings("Users that may delete Grants besides the operator."),
+    logLevel=string("Log level.", enum=LOG_LEVELS),
     service=obj("The webhook Service.", port=integer("Service port.", 1, maximum=65535)),
     podDisruptionBudget=pdb("PodDisruptionBudget of the webhook."),
     serviceAccount=service_account("The webhook's ServiceAccount."),
@@ -195,7 +197,14 @@ OPERATOR = obj(
         createCRDs=boolean("Install kopf's peering CRDs."),
     ),
     retention=duration("How long finished AccessRequests are kept."),
-    notifyUrl=secret_ref("Secret with the notification URL."),
+    notify=obj(
+        "Notifications the operator POSTs.",
+        existingSecret=string("Secret with the URL; empty: no notifications."),
+        key=string("Key in that Secret.", minLength=1, pattern=SECRET_KEY),
+        format=string("Payload format.", enum=["slack", "generic"]),
+    ),
+    metricsPort=integer("Prometheus metrics port; 0: off.", 0, maximum=65535),
+    logLevel=string("Log level.", enum=LOG_LEVELS),
     podDisruptionBudget=pdb("PodDisruptionBudget of the operator."),
     serviceAccount=service_account("The operator's ServiceAccount."),
     **container("operator"),

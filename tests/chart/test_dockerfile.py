@@ -1,0 +1,140 @@
+"""The Dockerfile builds the image the chart refers to, the way the chart runs it.
+
+No container engine runs here, so this checks the Dockerfile's text against what the chart
+relies on, and runs its development-dependency pruning script against this virtual
+environment (which holds the same lock file) in dry-run mode.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = (REPO / "Dockerfile").read_text()
+DOCKERIGNORE = (REPO / ".dockerignore").read_text()
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with continuation lines joined and heredoc bodies skipped."""
+    out: list[tuple[str, str]] = []
+    lines = iter(DOCKERFILE.splitlines())
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        while line.endswith("\\"):
+            line = line[:-1] + " " + next(lines).strip()
+        word, _, rest = line.strip().partition(" ")
+        out.append((word.upper(), rest.strip()))
+        heredoc = re.search(r"<<'?(\w+)'?", rest)
+        if heredoc:
+            for body in lines:
+                if body == heredoc.group(1):
+                    break
+    return out
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for word, rest in instructions():
+        if word == "FROM":
+            found.append([])
+        if found:
+            found[-1].append((word, rest))
+    return found
+
+
+def test_multi_stage_on_slim_python_311() -> None:
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", DOCKERFILE, re.M)
+    build, runtime = stages()
+    assert build[0] == ("FROM", "${PYTHON_IMAGE} AS build")
+    assert runtime[0] == ("FROM", "${PYTHON_IMAGE} AS runtime")
+    copies = [rest for word, rest in runtime if word == "COPY"]
+    assert copies == ["--from=build /opt/jitgate /opt/jitgate"], "runtime gets only the venv"
+
+
+def test_lock_file_with_hashes_then_the_package_without_dependencies() -> None:
+    runs = [rest for word, rest in stages()[0] if word == "RUN"]
+    lock = next(i for i, r in enumerate(runs) if "requirements.lock" in r)
+    assert "--require-hashes" in runs[lock]
+    package = next(i for i, r in enumerate(runs) if re.search(r"pip install --no-deps .* \.$", r))
+    assert lock < package
+
+
+def test_runs_as_65532_with_the_jitgate_entrypoint() -> None:
+    runtime = stages()[-1]
+    users = [rest for word, rest in runtime if word == "USER"]
+    assert users == ["65532:65532"]
+    assert ("ENTRYPOINT", '["jitgate"]') in runtime
+    assert "--uid 65532" in DOCKERFILE and "--gid 65532" in DOCKERFILE
+    assert "HOME=/tmp" in DOCKERFILE  # the chart's only writable path is the /tmp emptyDir
+    assert "EXPOSE 8443 8080" in DOCKERFILE
+
+
+def test_the_chart_default_image_is_what_make_image_tags() -> None:
+    chart = yaml.safe_load((REPO / "charts" / "jitgate" / "Chart.yaml").read_text())
+    values = yaml.safe_load((REPO / "charts" / "jitgate" / "values.yaml").read_text())
+    makefile = (REPO / "Makefile").read_text()
+    assert values["image"]["repository"] == "ghcr.io/jitgate/jitgate"
+    assert values["image"]["tag"] == ""  # appVersion
+    assert "ghcr.io/jitgate/jitgate:" in makefile
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert re.search(rf'^version = "{re.escape(chart["appVersion"])}"$', pyproject, re.M)
+
+
+def test_dockerignore_lets_in_only_what_the_build_copies() -> None:
+    lines = [line for line in DOCKERIGNORE.splitlines() if line and not line.startswith("#")]
+    assert lines[0] == "*"
+    allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
+    copied = set()
+    for word, rest in instructions():
+        if word == "COPY" and not rest.startswith(("--from", "<<")):
+            copied.update(rest.split()[:-1])
+    assert copied <= allowed
+    assert {
+        "requirements.lock",
+        "pyproject.toml",
+        "README.md",
+        "jitgate",
+        "operator",
+        "webhook",
+    } == (allowed)
+
+
+def test_pruning_keeps_the_runtime_closure_and_drops_development_tools(tmp_path: Path) -> None:
+    body = re.search(r"^COPY <<'PRUNE' \S+\n(.*?)^PRUNE$", DOCKERFILE, re.M | re.S)
+    assert body
+    script = tmp_path / "prune-dev.py"
+    script.write_text(body.group(1))
+    # -I keeps the script's directory and the repository (whose operator/ would shadow the
+    # standard library) off sys.path, exactly as the Dockerfile runs it.
+    result = subprocess.run(
+        [sys.executable, "-I", str(script), "--dry-run"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    removed = set(result.stdout.split())
+    for dev in ("pytest", "mypy", "ruff", "hypothesis", "helm-python-sdk", "kubernetes-validate"):
+        assert dev in removed
+    for runtime in (
+        "kopf",
+        "kubernetes",
+        "fastapi",
+        "uvicorn",
+        "pydantic",
+        "psycopg",
+        "psycopg-binary",
+        "cryptography",
+        "prometheus-client",
+        "watchfiles",
+        "pyyaml",
+        "jitgate",
+        "pip",
+    ):
+        assert runtime not in removed
