@@ -36,15 +36,17 @@ class Jit:
     kubeconfig: Path
     home: Path
 
-    def env(self) -> dict[str, str]:
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("JITGATE_")}
         env.pop("KUBECONFIG", None)
         env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"
         env["HOME"] = str(self.home)  # never the developer's own ~/.kube/config
-        return env
+        return {**env, **(extra or {})}
 
-    def argv(self, args: tuple[str, ...], user: str | None, kubeconfig: Path | None) -> list[str]:
-        config = ["--kubeconfig", str(kubeconfig or self.kubeconfig)]
+    def argv(
+        self, args: tuple[str, ...], user: str | None, kubeconfig: Path | None, from_env: bool
+    ) -> list[str]:
+        config = [] if from_env else ["--kubeconfig", str(kubeconfig or self.kubeconfig)]
         context = ["--context", user] if user else []
         # kubectl refuses flags before a plugin's name, so they go right after `jit`.
         return [self.kubectl, "jit", *config, *context, *args]
@@ -55,13 +57,16 @@ class Jit:
         user: str | None = None,
         kubeconfig: Path | None = None,
         stdin: int | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> asyncio.subprocess.Process:
+        """Start it; with `KUBECONFIG` in `env`, no `--kubeconfig` is passed."""
+        from_env = env is not None and "KUBECONFIG" in env
         return await asyncio.create_subprocess_exec(
-            *self.argv(args, user, kubeconfig),
+            *self.argv(args, user, kubeconfig, from_env),
             stdin=stdin if stdin is not None else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=self.env(),
+            env=self.env(env),
         )
 
     async def __call__(
@@ -70,9 +75,10 @@ class Jit:
         user: str | None = None,
         kubeconfig: Path | None = None,
         stdin: int | None = None,
+        env: Mapping[str, str] | None = None,
         seconds: float = 30,
     ) -> Result:
-        process = await self.start(*args, user=user, kubeconfig=kubeconfig, stdin=stdin)
+        process = await self.start(*args, user=user, kubeconfig=kubeconfig, stdin=stdin, env=env)
         return await self.finish(process, seconds)
 
     @staticmethod

@@ -208,6 +208,25 @@ async def test_list_all_namespaces_pending_and_machine_output(jit: Jit, operator
     )  # fmt: skip
 
 
+async def test_kubeconfig_from_the_environment_and_the_contexts_namespace(
+    jit: Jit, operator: Operator, emulator: EmulatorHandle, tmp_path: Path
+) -> None:
+    operator.seed("in-prod", status={"phase": "Pending"})
+    operator.seed("in-default", namespace="default", status={"phase": "Pending"})
+    empty = emulator.write_kubeconfig(tmp_path / "empty", "nobody")
+    prod = emulator.write_kubeconfig(tmp_path / "prod", "bob", "prod")
+    both = {"KUBECONFIG": f"{empty}{os.pathsep}{prod}"}
+    result = await jit("list", "--context", "bob", env=both)
+    assert result.returncode == 0, result.stderr
+    assert [line.split()[0] for line in result.stdout.splitlines()] == ["NAME", "in-prod"]
+    other = await jit("list", env={"KUBECONFIG": str(prod)}, user="bob")
+    assert [line.split()[0] for line in other.stdout.splitlines()] == ["NAME", "in-prod"]
+    unknown = await jit("list", "--context", "nobody-here", env=both)
+    assert (unknown.returncode, unknown.stderr) == (
+        2, 'Error: context "nobody-here" not found in the kubeconfig\n'
+    )  # fmt: skip
+
+
 async def test_list_skips_a_malformed_request_with_a_warning(jit: Jit, operator: Operator) -> None:
     operator.seed("good", status={"phase": "Pending"})
     operator.seed("odd", actions=[{"verb": "reboot"}])
