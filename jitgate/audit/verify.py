@@ -83,7 +83,7 @@ class _Link:
 
 def _link_of(entry: Entry) -> _Link | None:
     record = entry.record
-    if record is None or entry.error:
+    if record is None:
         return None
     seq, prev, hash_ = record.get("seq"), record.get("prev"), record.get("hash")
     if type(seq) is not int or not isinstance(prev, str) or not isinstance(hash_, str):
