@@ -275,6 +275,13 @@ def test_peering_objects_and_rbac() -> None:
     )
 
 
+def test_peering_object_lookup_is_guarded_by_the_served_apis() -> None:
+    """`lookup` of a kind whose API group the cluster does not serve fails the whole install."""
+    source = (render.CHART_DIR / "templates" / "kopf-peering.yaml").read_text()
+    guard = source.index('.Capabilities.APIVersions.Has "kopf.dev/v1/ClusterKopfPeering"')
+    assert guard < source.index('lookup "kopf.dev/v1" "ClusterKopfPeering"')
+
+
 def test_ha_off_has_no_peering_and_no_disruption_budgets() -> None:
     objects = render.render_chart(VALUE_SETS["ha-off"])
     assert not render.by_kind(objects, "PodDisruptionBudget")
