@@ -26,6 +26,7 @@ from jitgate.approvals import (
     stamp_new_approvals,
     stamp_requester,
 )
+from jitgate.clock import parse_time
 from jitgate.lifecycle import (
     CANCEL_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
@@ -114,13 +115,14 @@ def check_access_request(
     *,
     operator_user: str,
     policy: PolicyLookup,
+    now: dt.datetime,
 ) -> Refusal | None:
     """Why this AccessRequest write is refused, or None to allow it."""
     match request.operation:
         case "CREATE":
             return _check_create(request)
         case "UPDATE":
-            return _check_update(request, operator_user, policy)
+            return _check_update(request, operator_user, policy, now)
     return None
 
 
@@ -153,7 +155,7 @@ def _check_create(request: AdmissionRequest) -> Refusal | None:
 
 
 def _check_update(
-    request: AdmissionRequest, operator_user: str, policy: PolicyLookup
+    request: AdmissionRequest, operator_user: str, policy: PolicyLookup, now: dt.datetime
 ) -> Refusal | None:
     old, new = _dict(request.old_object), _dict(request.object)
     if old.get("spec") != new.get("spec"):
@@ -174,7 +176,7 @@ def _check_update(
     lookup = (lambda: policy(policy_name)) if isinstance(policy_name, str) else (lambda: None)
     who = _identity(request)
     if old_status != new_status:
-        refusal = _check_status(old_status, new_status, who, requester, spec, lookup)
+        refusal = _check_status(old_status, new_status, who, requester, spec, lookup, now)
         if refusal is not None:
             return refusal
     return _check_annotations(_annotations(old), _annotations(new), who, requester, phase, lookup)
@@ -202,6 +204,7 @@ def _check_status(
     requester: str,
     spec: AccessRequestSpec,
     policy: Callable[[], AccessPolicy | None],
+    now: dt.datetime,
 ) -> Refusal | None:
     without = {key: value for key, value in new.items() if key != "approvals"}
     if without != {key: value for key, value in old.items() if key != "approvals"}:
@@ -226,10 +229,21 @@ def _check_status(
         digest_of_spec=spec_digest(spec),
     )
     appended = len(new_approvals) > len(old_approvals)
+    if why is None and appended and _past(old.get("pendingDeadline"), now):
+        why = "the request's pending deadline has passed, so it can no longer be decided"
     # Groups decide eligibility when the operator re-counts, so they must be real too.
     if why is None and appended and set(new_approvals[-1].groups) != set(who.groups):
         why = f"an approval must carry the authenticated groups of {who.user}"
     return Refusal(why, "ApprovalRefused") if why else None
+
+
+def _past(deadline: Any, now: dt.datetime) -> bool:
+    if not isinstance(deadline, str):
+        return False
+    try:
+        return now >= parse_time(deadline)
+    except ValueError:
+        return False
 
 
 def _check_annotations(

@@ -141,7 +141,7 @@ class AdmissionController:
     async def _validate_access_request(self, request: AdmissionRequest) -> Answer:
         try:
             refusal = ar.check_access_request(
-                request, operator_user=self.operator_user, policy=self._policy
+                request, operator_user=self.operator_user, policy=self._policy, now=self.clock.now()
             )
         except ar.NotReady:
             refusal = ar.Refusal(f"{NOT_READY}; retry in a moment", "NotReady")

@@ -87,17 +87,26 @@ def _parse(model: type[M], value: dict[str, Any] | None, what: str) -> M:
 
 def decode(request: AdmissionRequest) -> AttemptedAction | None:
     """The protected action this request attempts, or None when it is not one."""
-    if not request.namespace:
-        return None  # policies protect namespaces; cluster-scoped objects are never protected
     resource = group_qualified(request.resource.resource, request.resource.group)
     match request.operation:
-        case "CONNECT" if resource == "pods" and request.sub_resource in CONNECT_SUBRESOURCES:
+        case "CONNECT" if resource == "pods":
+            if not request.sub_resource:
+                raise Undecidable("a CONNECT on pods must name a subresource")
+            if request.sub_resource not in CONNECT_SUBRESOURCES:
+                return None  # e.g. pods/proxy: not an action policies protect
             return _connect(request)
-        case "DELETE" if not request.sub_resource:
+        case "DELETE" if not request.sub_resource and request.namespace:
+            # Policies protect namespaces: a cluster-scoped object is never protected.
             return _delete(request, resource)
         case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
             return _scale(request, resource)
     return None
+
+
+def _namespace(request: AdmissionRequest) -> str:
+    if not request.namespace:
+        raise Undecidable(f"the request names no namespace for its {request.resource.resource}")
+    return request.namespace
 
 
 def _target_name(request: AdmissionRequest) -> str:
@@ -115,14 +124,14 @@ def _connect(request: AdmissionRequest) -> AttemptedAction:
     detail: dict[str, object]
     if sub == "portforward":
         detail = {"ports": list(options.ports or [])}
-        return AttemptedAction("portforward", request.namespace, "pods", name, detail=detail)
+        return AttemptedAction("portforward", _namespace(request), "pods", name, detail=detail)
     command = tuple(options.command) if sub == "exec" and options.command is not None else None
     detail = {"container": options.container, "stdin": options.stdin, "tty": options.tty}
     if sub == "exec":
         detail["command"] = list(command) if command is not None else None
     return AttemptedAction(
         "exec" if sub == "exec" else "attach",
-        request.namespace,
+        _namespace(request),
         "pods",
         name,
         container=options.container or None,
@@ -172,4 +181,4 @@ def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
         "subresource": request.sub_resource or None,
     }
     name = _target_name(request)
-    return AttemptedAction("scale", request.namespace, resource, name, detail=detail)
+    return AttemptedAction("scale", _namespace(request), resource, name, detail=detail)

@@ -72,6 +72,11 @@ class Webhook:
     controller: AdmissionController
     cache: ClusterCache
     tls: ReloadingTLS
+    startup_error: BaseException | None = None
+
+
+class StartupError(RuntimeError):
+    """The webhook could not start; the message says why in one sentence."""
 
 
 def build(
@@ -105,27 +110,31 @@ def build(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        api = api_client or api_client_for(config)
-        watch = ClusterWatch(
-            api,
-            cache,
-            metrics=metrics,
-            backoff=backoff or Backoff(),
-            read_timeout=config.watch_read_timeout,
-        )
-        async with open_audit() as writer:
-            sink.target = writer
-            watch.start()
+        async with contextlib.AsyncExitStack() as stack:
             try:
-                yield
-            finally:
-                await asyncio.to_thread(watch.stop)
-                sink.target = None
-                if api_client is None:
-                    api.close()  # type: ignore[no-untyped-call]
+                sink.target = await stack.enter_async_context(open_audit())
+            except Exception as error:
+                # uvicorn only logs a failed start-up and exits; keep the reason for callers.
+                webhook.startup_error = error
+                raise
+            stack.callback(setattr, sink, "target", None)
+            api = api_client or api_client_for(config)
+            if api_client is None:
+                stack.callback(api.close)
+            watch = ClusterWatch(
+                api,
+                cache,
+                metrics=metrics,
+                backoff=backoff or Backoff(),
+                read_timeout=config.watch_read_timeout,
+            )
+            watch.start()
+            stack.push_async_callback(asyncio.to_thread, watch.stop)
+            yield
 
     app = create_app(controller, lifespan=lifespan)
-    return Webhook(config, app, controller, cache, tls)
+    webhook = Webhook(config, app, controller, cache, tls)
+    return webhook
 
 
 class _LateSink:
@@ -153,10 +162,15 @@ def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
     )
 
 
+def _failed(webhook: Webhook) -> StartupError:
+    error = webhook.startup_error
+    reason = str(error) if error is not None else "see the log above"
+    return StartupError(f"the webhook could not start: {reason}")
+
+
 async def serve(config: WebhookConfig, **kwargs: Any) -> None:
-    """Serve until SIGTERM/SIGINT (uvicorn's handling)."""
-    webhook = build(config, **kwargs)
-    await uvicorn.Server(_uvicorn_config(webhook)).serve()
+    """Serve until SIGTERM/SIGINT (uvicorn's handling); StartupError if it cannot start."""
+    await _Server(build(config, **kwargs)).serve()
 
 
 @dataclass
@@ -181,19 +195,37 @@ class RunningWebhook:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # The explicit protocol matters: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto is IPPROTO_TCP, and without it Nagle's algorithm adds ~40 ms to every answer.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
     return sock
 
 
-class _QuietServer(uvicorn.Server):
-    """Leaves signal handling to the embedding program."""
+class _Server(uvicorn.Server):
+    """uvicorn's server, with a failed start-up raised instead of exiting the process."""
+
+    def __init__(self, webhook: Webhook, *, signals: bool = True) -> None:
+        super().__init__(_uvicorn_config(webhook))
+        self._webhook = webhook
+        self._signals = signals
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:
+            # asyncio lets SystemExit escape the event loop; an exception stays in its task.
+            raise _failed(self._webhook) from self._webhook.startup_error
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        yield
+        if self._signals:
+            with super().capture_signals():
+                yield
+        else:
+            yield  # the embedding program handles signals
 
 
 @contextlib.asynccontextmanager
@@ -201,7 +233,7 @@ async def running(config: WebhookConfig, **kwargs: Any) -> AsyncIterator[Running
     """Serve in the current event loop (port 0 picks a free port) until the block exits."""
     webhook = build(config, **kwargs)
     sock = _bind(config.host, config.port)
-    server = _QuietServer(_uvicorn_config(webhook))
+    server = _Server(webhook, signals=False)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         for _ in range(1000):  # bounded: start-up takes milliseconds
@@ -209,8 +241,8 @@ async def running(config: WebhookConfig, **kwargs: Any) -> AsyncIterator[Running
                 break
             await asyncio.sleep(0.01)
         if task.done():
-            await task  # raises why it could not start
-            raise RuntimeError("the webhook stopped during start-up")
+            await task  # raises StartupError
+            raise _failed(webhook)
         if not server.started:
             raise RuntimeError("the webhook did not start within 10 seconds")
         host, port = sock.getsockname()[:2]

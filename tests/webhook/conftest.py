@@ -1,0 +1,694 @@
+"""A real webhook for tests: uvicorn over HTTPS on 127.0.0.1, fed by a watch on the emulator.
+
+Certificates are generated here (never committed); the audit log is the real file sink in a
+temporary directory; time is a `ManualClock` shared by the webhook and the tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes.client
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from jitgate.webhook.config import Exemptions, WebhookConfig
+from jitgate.webhook.server import RunningWebhook, running
+from jitgate.webhook.watch import Backoff
+
+from jitgate.clock import ManualClock, format_time
+from jitgate.emulator import EmulatorHandle
+
+NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
+OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
+G, V = "jitgate.dev", "v1alpha1"
+
+
+# ------------------------------------------------------------------ certificates
+
+
+@dataclass
+class Pki:
+    """A throwaway CA and the serving certificate files it signs."""
+
+    directory: Path
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+    serial: int = 0
+
+    def __post_init__(self) -> None:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jitgate test CA")])
+        self.ca = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+            .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_file = self.directory / "ca.crt"
+        self.ca_file.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
+        self.cert_file = self.directory / "tls.crt"
+        self.key_file = self.directory / "tls.key"
+        self.issue()
+
+    def issue(self) -> x509.Certificate:
+        """Write a new serving certificate and key, replacing the files as cert-manager does."""
+        self.serial += 1
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(
+                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"webhook-{self.serial}")])
+            )
+            .issuer_name(self.ca.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+            .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+            .add_extension(
+                x509.SubjectAlternativeName(
+                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+                ),
+                critical=False,
+            )
+            .sign(self.key, hashes.SHA256())
+        )
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        for path, data in (
+            (self.key_file, key_pem),
+            (self.cert_file, cert.public_bytes(serialization.Encoding.PEM)),
+        ):
+            staging = path.with_suffix(".new")
+            staging.write_bytes(data)
+            staging.replace(path)
+        return cert
+
+    def client_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    directory = tmp_path / "pki"
+    directory.mkdir()
+    return Pki(directory)
+
+
+# ------------------------------------------------------------------ cluster objects
+
+
+def policy(name: str = "production", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "namespaces": {"selector": {"matchLabels": {"jitgate.dev/protected": "true"}}},
+        "actions": ["exec", "attach", "portforward", "delete", "scale"],
+        "resources": [
+            "pods",
+            "deployments.apps",
+            "statefulsets.apps",
+            "replicasets.apps",
+            "secrets",
+        ],
+        "approvers": {"groups": ["sre"]},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "AccessPolicy",
+        "metadata": {"name": name},
+        "spec": body,
+    }
+
+
+def grant(
+    name: str = "fix-web-0-x7k2",
+    *,
+    user: str = "alice",
+    namespace: str = "prod",
+    actions: list[dict[str, Any]] | None = None,
+    not_before: dt.datetime = NOW - dt.timedelta(minutes=1),
+    expires_at: dt.datetime = NOW + dt.timedelta(minutes=15),
+    request: str = "fix-web-0",
+) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "Grant",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "user": user,
+            "actions": actions
+            or [{"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}],
+            "notBefore": format_time(not_before),
+            "expiresAt": format_time(expires_at),
+            "accessRequest": {"name": request, "uid": "3f1c0a4e-0000-4000-8000-000000000001"},
+            "policy": "production",
+            "approvals": [
+                {
+                    "user": "bob",
+                    "groups": ["sre"],
+                    "decision": "Approve",
+                    "comment": "ok",
+                    "time": format_time(NOW - dt.timedelta(minutes=2)),
+                    "specDigest": "sha256:" + "0" * 64,
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Cluster:
+    """Seeds and changes objects in the emulator (synchronously, in the test's loop)."""
+
+    handle: EmulatorHandle
+
+    def namespace(self, name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": labels or {}},
+        }
+        return self.handle.emulator.create("namespaces", body)
+
+    def create(
+        self, resource: str, body: dict[str, Any], namespace: str | None = None
+    ) -> dict[str, Any]:
+        return self.handle.emulator.create(resource, body, namespace)
+
+    def patch(self, resource: str, namespace: str | None, name: str, body: Any) -> dict[str, Any]:
+        return self.handle.emulator.patch(resource, namespace, name, body)
+
+    def delete(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
+        return self.handle.emulator.delete(resource, namespace, name)
+
+
+@pytest.fixture
+def cluster(emulator: EmulatorHandle) -> Cluster:
+    """`prod` (protected by label), `dev` (unprotected) and the `production` policy."""
+    seeded = Cluster(emulator)
+    seeded.namespace("prod", {"jitgate.dev/protected": "true"})
+    seeded.namespace("dev")
+    seeded.create("accesspolicies.jitgate.dev", policy())
+    return seeded
+
+
+# ------------------------------------------------------------------ the webhook
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(NOW)
+
+
+@pytest.fixture
+def audit_dir(tmp_path: Path) -> Path:
+    return tmp_path / "audit"
+
+
+@pytest.fixture
+def webhook_config(pki: Pki, audit_dir: Path) -> WebhookConfig:
+    return WebhookConfig(
+        host="127.0.0.1",
+        port=0,
+        tls_cert=pki.cert_file,
+        tls_key=pki.key_file,
+        audit_url=f"file://{audit_dir}",
+        writer_id="webhook-test",
+        operator_user=OPERATOR,
+        exemptions=Exemptions.with_defaults(users=("flux",), groups=("gitops",)),
+        tls_reload_interval=0.0,
+    )
+
+
+@pytest.fixture
+def api_client(emulator: EmulatorHandle) -> Iterator[kubernetes.client.ApiClient]:
+    client = kubernetes.client.ApiClient(emulator.kubernetes_configuration("jitgate-webhook"))
+    yield client
+    client.close()
+
+
+FAST_BACKOFF = Backoff(initial=0.02, maximum=0.2)
+
+
+@pytest.fixture
+async def webhook(
+    cluster: Cluster,
+    webhook_config: WebhookConfig,
+    clock: ManualClock,
+    api_client: kubernetes.client.ApiClient,
+) -> AsyncIterator[RunningWebhook]:
+    """A synced webhook serving over HTTPS."""
+    async with running(
+        webhook_config, clock=clock, api_client=api_client, backoff=FAST_BACKOFF
+    ) as handle:
+        assert await asyncio.to_thread(handle.wait_synced, 10), "the grant cache never synced"
+        yield handle
+
+
+@pytest.fixture
+async def client(webhook: RunningWebhook, pki: Pki) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        base_url=webhook.url, verify=pki.client_context(), timeout=10
+    ) as http:
+        yield http
+
+
+async def until(webhook: RunningWebhook, predicate: Any, within: float = 10) -> None:
+    """Wait (without sleeping) until the watch has delivered what `predicate` checks."""
+    assert await asyncio.to_thread(webhook.cache.wait_until, predicate, within), (
+        "the watch never caught up"
+    )
+
+
+# ------------------------------------------------------------------ AdmissionReviews
+
+
+def _user_info(user: str, groups: list[str] | None) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "username": user,
+        "uid": f"uid-{user}",
+        "groups": [*(groups if groups is not None else []), "system:authenticated"],
+    }
+    return info
+
+
+def review(
+    *,
+    operation: str,
+    kind: tuple[str, str, str],
+    resource: tuple[str, str, str],
+    namespace: str,
+    name: str,
+    user: str = "alice",
+    groups: list[str] | None = None,
+    sub_resource: str | None = None,
+    obj: dict[str, Any] | None = None,
+    old: dict[str, Any] | None = None,
+    options: dict[str, Any] | None = None,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """An AdmissionReview exactly as the API server sends it (admission.k8s.io/v1)."""
+    gvk = {"group": kind[0], "version": kind[1], "kind": kind[2]}
+    gvr = {"group": resource[0], "version": resource[1], "resource": resource[2]}
+    request: dict[str, Any] = {
+        "uid": str(uuid.uuid4()),
+        "kind": gvk,
+        "resource": gvr,
+        "requestKind": gvk,
+        "requestResource": gvr,
+        "name": name,
+        "namespace": namespace,
+        "operation": operation,
+        "userInfo": _user_info(user, groups),
+        "object": obj,
+        "oldObject": old,
+        "dryRun": dry_run,
+        "options": options,
+    }
+    if sub_resource:
+        request["subResource"] = sub_resource
+        request["requestSubResource"] = sub_resource
+    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
+
+
+def exec_review(
+    pod: str = "web-0",
+    *,
+    namespace: str = "prod",
+    container: str | None = "app",
+    command: list[str] | None = None,
+    stdin: bool = False,
+    tty: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "kind": "PodExecOptions",
+        "apiVersion": "v1",
+        "stdin": stdin,
+        "stdout": True,
+        "stderr": not tty,
+        "tty": tty,
+        "command": command if command is not None else ["ls"],
+    }
+    if container is not None:
+        options["container"] = container
+    return review(
+        operation="CONNECT",
+        kind=("", "v1", "PodExecOptions"),
+        resource=("", "v1", "pods"),
+        sub_resource="exec",
+        namespace=namespace,
+        name=pod,
+        obj=options,
+        **kwargs,
+    )
+
+
+def attach_review(
+    pod: str = "web-0",
+    *,
+    namespace: str = "prod",
+    container: str = "app",
+    stdin: bool = True,
+    tty: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    options = {
+        "kind": "PodAttachOptions",
+        "apiVersion": "v1",
+        "stdin": stdin,
+        "stdout": True,
+        "stderr": not tty,
+        "tty": tty,
+        "container": container,
+    }
+    return review(
+        operation="CONNECT",
+        kind=("", "v1", "PodAttachOptions"),
+        resource=("", "v1", "pods"),
+        sub_resource="attach",
+        namespace=namespace,
+        name=pod,
+        obj=options,
+        **kwargs,
+    )
+
+
+def portforward_review(
+    pod: str = "web-0", *, namespace: str = "prod", ports: list[int] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    options = {"kind": "PodPortForwardOptions", "apiVersion": "v1", "ports": ports or [8080]}
+    return review(
+        operation="CONNECT",
+        kind=("", "v1", "PodPortForwardOptions"),
+        resource=("", "v1", "pods"),
+        sub_resource="portforward",
+        namespace=namespace,
+        name=pod,
+        obj=options,
+        **kwargs,
+    )
+
+
+def deployment(name: str = "web", namespace: str = "prod", replicas: int = 3) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "9d1c-uid",
+            "resourceVersion": "42",
+            "generation": 3,
+            "labels": {"app": name},
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+        },
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+            },
+        },
+        "status": {"replicas": replicas, "readyReplicas": replicas},
+    }
+
+
+def delete_review(
+    obj: dict[str, Any], resource: tuple[str, str, str], **kwargs: Any
+) -> dict[str, Any]:
+    group, version = (
+        obj["apiVersion"].split("/", 1) if "/" in obj["apiVersion"] else ("", obj["apiVersion"])
+    )
+    options = {
+        "kind": "DeleteOptions",
+        "apiVersion": "meta.k8s.io/v1",
+        "propagationPolicy": "Background",
+    }
+    if "namespace" not in kwargs:
+        kwargs["namespace"] = obj["metadata"]["namespace"]
+    return review(
+        operation="DELETE",
+        kind=(group, version, obj["kind"]),
+        resource=resource,
+        name=obj["metadata"]["name"],
+        obj=None,
+        old=obj,
+        options=options,
+        **kwargs,
+    )
+
+
+def scale(name: str, replicas: int, namespace: str = "prod") -> dict[str, Any]:
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "9d1c-uid",
+            "resourceVersion": "42",
+            "creationTimestamp": "2026-11-01T00:00:00Z",
+        },
+        "spec": {"replicas": replicas} if replicas else {},
+        "status": {"replicas": 3, "selector": f"app={name}"},
+    }
+
+
+def scale_review(
+    name: str = "web",
+    old: int = 3,
+    new: int = 5,
+    *,
+    resource: str = "deployments",
+    namespace: str = "prod",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    options = {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}
+    return review(
+        operation="UPDATE",
+        kind=("autoscaling", "v1", "Scale"),
+        resource=("apps", "v1", resource),
+        sub_resource="scale",
+        namespace=namespace,
+        name=name,
+        obj=scale(name, new, namespace),
+        old=scale(name, old, namespace),
+        options=options,
+        **kwargs,
+    )
+
+
+def deployment_update_review(
+    name: str = "web",
+    old: int = 3,
+    new: int = 5,
+    *,
+    namespace: str = "prod",
+    image: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    before, after = deployment(name, namespace, old), deployment(name, namespace, new)
+    if image is not None:
+        after["spec"]["template"]["spec"]["containers"][0]["image"] = image
+    after["metadata"]["generation"] = 4
+    options = {
+        "kind": "PatchOptions",
+        "apiVersion": "meta.k8s.io/v1",
+        "fieldManager": "kubectl-patch",
+    }
+    return review(
+        operation="UPDATE",
+        kind=("apps", "v1", "Deployment"),
+        resource=("apps", "v1", "deployments"),
+        namespace=namespace,
+        name=name,
+        obj=after,
+        old=before,
+        options=options,
+        **kwargs,
+    )
+
+
+def access_request(name: str = "fix-web-0", namespace: str = "prod", **spec: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "actions": [{"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}],
+        "duration": "15m",
+        "reason": "INC-1234: worker stuck",
+    }
+    body.update(spec)
+    return {
+        "apiVersion": f"{G}/{V}",
+        "kind": "AccessRequest",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": "3f1c0a4e-0000-4000-8000-000000000001",
+            "resourceVersion": "17",
+            "generation": 1,
+            "creationTimestamp": "2026-11-21T09:55:00Z",
+        },
+        "spec": body,
+    }
+
+
+def ar_review(
+    operation: str,
+    obj: dict[str, Any] | None,
+    old: dict[str, Any] | None = None,
+    *,
+    sub_resource: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    source = obj or old
+    assert source is not None
+    options_kind = {
+        "CREATE": "CreateOptions",
+        "UPDATE": "UpdateOptions",
+        "DELETE": "DeleteOptions",
+    }[operation]
+    return review(
+        operation=operation,
+        kind=(G, V, "AccessRequest"),
+        resource=(G, V, "accessrequests"),
+        namespace=source["metadata"]["namespace"],
+        name=source["metadata"]["name"],
+        sub_resource=sub_resource,
+        obj=obj,
+        old=old,
+        options={"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
+        **kwargs,
+    )
+
+
+def grant_review(
+    operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    source = obj or old
+    assert source is not None
+    return review(
+        operation=operation,
+        kind=(G, V, "Grant"),
+        resource=(G, V, "grants"),
+        namespace=source["metadata"]["namespace"],
+        name=source["metadata"]["name"],
+        obj=obj,
+        old=old,
+        **kwargs,
+    )
+
+
+@dataclass(frozen=True)
+class Reviews:
+    """The builders above, for tests (which cannot import this module)."""
+
+    review = staticmethod(review)
+    exec = staticmethod(exec_review)
+    attach = staticmethod(attach_review)
+    portforward = staticmethod(portforward_review)
+    delete = staticmethod(delete_review)
+    deployment = staticmethod(deployment)
+    scale = staticmethod(scale_review)
+    deployment_update = staticmethod(deployment_update_review)
+    access_request = staticmethod(access_request)
+    ar = staticmethod(ar_review)
+    grant_write = staticmethod(grant_review)
+    grant = staticmethod(grant)
+    policy = staticmethod(policy)
+    until = staticmethod(until)
+
+
+@pytest.fixture
+def reviews() -> type[Reviews]:
+    return Reviews
+
+
+# ------------------------------------------------------------------ answers
+
+
+@dataclass
+class Answer:
+    status_code: int
+    body: dict[str, Any]
+
+    @property
+    def response(self) -> dict[str, Any]:
+        return self.body["response"]  # type: ignore[no-any-return]
+
+    @property
+    def allowed(self) -> bool:
+        return self.response["allowed"] is True
+
+    @property
+    def message(self) -> str:
+        return self.response.get("status", {}).get("message", "")  # type: ignore[no-any-return]
+
+    @property
+    def patch(self) -> list[dict[str, Any]]:
+        assert self.response.get("patchType") == "JSONPatch"
+        return json.loads(base64.b64decode(self.response["patch"]))  # type: ignore[no-any-return]
+
+
+async def post(client: httpx.AsyncClient, path: str, body: Any) -> Answer:
+    response = await client.post(path, json=body)
+    answer = Answer(response.status_code, response.json())
+    if response.status_code == 200:
+        assert answer.body["apiVersion"] == "admission.k8s.io/v1"
+        assert answer.body["kind"] == "AdmissionReview"
+        assert answer.response["uid"] == body["request"]["uid"]
+        if not answer.allowed:
+            assert answer.response["status"]["code"] == 403
+    return answer
+
+
+@pytest.fixture
+def validate(client: httpx.AsyncClient) -> Any:
+    async def call(body: Any) -> Answer:
+        return await post(client, "/validate", body)
+
+    return call
+
+
+@pytest.fixture
+def mutate(client: httpx.AsyncClient) -> Any:
+    async def call(body: Any) -> Answer:
+        return await post(client, "/mutate", body)
+
+    return call
+
+
+def audit_records(audit_dir: Path) -> list[dict[str, Any]]:
+    """Every record the webhook wrote, oldest first (segment files are JSON Lines)."""
+    records = []
+    for path in sorted(audit_dir.rglob("*.jsonl")):
+        for line in path.read_text().splitlines():
+            if line.strip():
+                records.append(json.loads(line))
+    return [r for r in records if r.get("type", "").startswith("action.")]
+
+
+@pytest.fixture
+def audit_log(audit_dir: Path) -> Any:
+    return lambda: audit_records(audit_dir)

@@ -1,0 +1,288 @@
+"""The server around the decisions: health, readiness, metrics, the watch's recovery, TLS
+rotation, the audit log failing, and malformed input."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes.client
+import pytest
+from cryptography import x509
+from jitgate.webhook.server import RunningWebhook, StartupError, running
+from jitgate.webhook.watch import Backoff
+
+from jitgate.emulator import KubeEmulator, run_emulator
+
+GRANTS = "grants.jitgate.dev"
+CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
+NOT_READY = "jitgate is not ready: grant cache not synced"
+
+
+async def add_grant(cluster: Any, webhook: Any, reviews: Any, **kwargs: Any) -> None:
+    body = reviews.grant(**kwargs)
+    cluster.create(GRANTS, body, "prod")
+    name = body["metadata"]["name"]
+    await reviews.until(
+        webhook, lambda cache: any(g.name == name for g in cache.grants.for_user("prod", "alice"))
+    )
+
+
+# ------------------------------------------------------------------ health and metrics
+
+
+async def test_health_readiness_and_metrics(
+    cluster: Any, webhook: Any, client: httpx.AsyncClient, validate: Any, reviews: Any
+) -> None:
+    assert (await client.get("/healthz")).text == "ok\n"
+    assert (await client.get("/readyz")).status_code == 200
+    await add_grant(cluster, webhook, reviews)
+    assert (await validate(reviews.exec())).allowed
+    assert not (await validate(reviews.exec(command=["sh"]))).allowed
+    assert (await validate(reviews.exec(namespace="dev"))).allowed
+    text = (await client.get("/metrics")).text
+    assert 'jitgate_webhook_decisions_total{action="exec",result="allowed"} 1.0' in text
+    assert 'jitgate_webhook_decisions_total{action="exec",result="denied"} 1.0' in text
+    assert 'jitgate_webhook_decision_seconds_bucket{endpoint="validate",le="0.0001"}' in text
+    assert 'jitgate_webhook_decision_seconds_count{endpoint="validate"} 3.0' in text
+    assert "jitgate_webhook_audit_append_seconds_count 2.0" in text
+    assert 'jitgate_webhook_cache_objects{kind="grants"} 1.0' in text
+    assert 'jitgate_webhook_cache_objects{kind="accesspolicies"} 1.0' in text
+    assert 'jitgate_webhook_cache_synced{kind="namespaces"} 1.0' in text
+    assert "jitgate_webhook_ready 1.0" in text
+
+
+async def test_each_app_has_its_own_registry(
+    webhook: Any, webhook_config: Any, api_client: Any
+) -> None:
+    config = dataclasses.replace(webhook_config, writer_id="webhook-test-2")
+    async with running(config, api_client=api_client) as second:
+        assert second.controller.metrics.registry is not webhook.controller.metrics.registry
+
+
+async def test_a_webhook_that_cannot_start_says_why(
+    webhook: Any, webhook_config: Any, api_client: Any
+) -> None:
+    with pytest.raises(StartupError, match="audit writer webhook-test is already writing to"):
+        async with running(webhook_config, api_client=api_client):
+            pass
+
+
+# ------------------------------------------------------------------ not ready
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable() -> Iterator[tuple[int, kubernetes.client.ApiClient]]:
+    """A client for an API server that is not listening (yet) on a free port."""
+    port = free_port()
+    config = kubernetes.client.Configuration(host=f"http://127.0.0.1:{port}")
+    config.retries = 0
+    client = kubernetes.client.ApiClient(config)
+    yield port, client
+    client.close()
+
+
+@contextlib.asynccontextmanager
+async def started(
+    config: Any, api: Any, clock: Any, pki: Any
+) -> AsyncIterator[tuple[RunningWebhook, httpx.AsyncClient]]:
+    async with (
+        running(config, api_client=api, clock=clock, backoff=Backoff(0.02, 0.1)) as handle,
+        httpx.AsyncClient(base_url=handle.url, verify=pki.client_context()) as http,
+    ):
+        yield handle, http
+
+
+async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
+    unreachable: Any, webhook_config: Any, clock: Any, pki: Any, reviews: Any, audit_dir: Path
+) -> None:
+    port, api = unreachable
+    async with started(webhook_config, api, clock, pki) as (handle, http):
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.text.startswith(NOT_READY)
+        answer = (await http.post("/validate", json=reviews.exec())).json()["response"]
+        assert answer["allowed"] is False and answer["status"]["code"] == 403
+        assert answer["status"]["message"] == f"{NOT_READY}; retry in a moment"
+        # Exempt callers do not need the cache; jitgate's own kinds that need a policy do.
+        node = await http.post(
+            "/validate", json=reviews.exec(user="system:node:w1", groups=["system:nodes"])
+        )
+        assert node.json()["response"]["allowed"] is True
+        metrics = (await http.get("/metrics")).text
+        assert "jitgate_webhook_ready 0.0" in metrics
+        assert 'jitgate_webhook_watch_errors_total{kind="grants"}' in metrics
+        # The API server comes up where the client looks for it: the watch reconnects.
+        emulator = KubeEmulator(keep_alive=False)
+        async with run_emulator(port=port, emulator=emulator, crds=sorted(CRDS_DIR.glob("*.yaml"))):
+            emulator.create(
+                "namespaces",
+                {"metadata": {"name": "prod", "labels": {"jitgate.dev/protected": "true"}}},
+            )
+            emulator.create("accesspolicies.jitgate.dev", reviews.policy())
+            emulator.create(GRANTS, reviews.grant(), "prod")
+            assert await asyncio.to_thread(handle.wait_synced, 10)
+            await reviews.until(handle, lambda cache: len(cache.grants) == 1)
+            assert (await http.get("/readyz")).status_code == 200
+            answer = (await http.post("/validate", json=reviews.exec())).json()["response"]
+            assert answer["allowed"] is True
+    types = [r["type"] for r in _records(audit_dir)]
+    assert types == ["action.denied", "action.allowed"]
+
+
+def _records(audit_dir: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [
+        json.loads(line)
+        for p in sorted(audit_dir.rglob("*.jsonl"))
+        for line in p.read_text().splitlines()
+        if '"action.' in line
+    ]
+
+
+# ------------------------------------------------------------------ watch recovery
+
+
+async def test_watch_reconnects_when_the_server_closes_it(
+    cluster: Any, webhook: Any, emulator: Any, validate: Any, reviews: Any
+) -> None:
+    emulator.emulator.close_watches()
+    await add_grant(cluster, webhook, reviews)  # arrives on the re-opened watch
+    assert (await validate(reviews.exec())).allowed
+    lists = webhook.controller.metrics.watch_lists.labels("grants")._value.get()
+    assert lists == 1  # resumed from its resourceVersion, not listed again
+
+
+async def test_an_expired_watch_lists_again_and_sees_what_it_missed(
+    cluster: Any, webhook: Any, emulator: Any, validate: Any, reviews: Any
+) -> None:
+    await add_grant(cluster, webhook, reviews)
+    assert (await validate(reviews.exec())).allowed
+    # While nothing watches, the grant is deleted and the history it would resume from is
+    # forgotten: resuming gets 410 Gone, and only a fresh list can show the deletion.
+    emulator.emulator.expire_history()
+    emulator.emulator.close_watches()
+    cluster.delete(GRANTS, "prod", "fix-web-0-x7k2")
+    emulator.emulator.expire_history()
+    await reviews.until(webhook, lambda cache: len(cache.grants) == 0)
+    assert not (await validate(reviews.exec())).allowed
+    assert webhook.controller.metrics.watch_lists.labels("grants")._value.get() >= 2
+
+
+def test_backoff_is_bounded_and_jittered() -> None:
+    import random
+
+    backoff = Backoff(initial=0.5, maximum=30.0)
+    rng = random.Random(7)
+    delays = [backoff.delay(attempt, rng) for attempt in range(100)]
+    assert all(0.25 <= d <= 30.0 for d in delays)
+    assert all(d >= 15.0 for d in delays[10:])  # capped at the maximum, jittered down to half
+    assert len(set(delays)) == len(delays)  # no two replicas reconnect in step
+
+
+# ------------------------------------------------------------------ the audit log failing
+
+
+def _segment_fd(audit_dir: Path) -> int:
+    for entry in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{entry}")
+            if target.startswith(str(audit_dir)) and target.endswith(".jsonl"):
+                return int(entry)
+    raise AssertionError("the audit segment is not open")
+
+
+async def test_an_audit_log_that_cannot_be_written_denies_and_fails_readiness(
+    cluster: Any,
+    webhook: Any,
+    client: httpx.AsyncClient,
+    validate: Any,
+    reviews: Any,
+    audit_dir: Path,
+) -> None:
+    await add_grant(cluster, webhook, reviews)
+    assert (await validate(reviews.exec())).allowed  # opens the segment file
+    # The disk fills up: the segment's descriptor now points at /dev/full, so the next write
+    # fails with ENOSPC exactly as on a full volume.
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, _segment_fd(audit_dir))
+    finally:
+        os.close(full)
+    answer = await validate(reviews.exec())
+    assert not answer.allowed
+    assert answer.message == "jitgate cannot write its audit log, so the action is not allowed"
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.text.startswith("jitgate cannot write its audit log: ")
+    assert "No space left on device" in ready.text
+    assert "jitgate_webhook_audit_failures_total 1.0" in (await client.get("/metrics")).text
+    # The writer reopens the segment on its next append; with space again, all is well.
+    assert (await validate(reviews.exec())).allowed
+    assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_an_audit_directory_that_cannot_be_created_stops_the_start(
+    webhook_config: Any, api_client: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the audit directory should be")
+    config = dataclasses.replace(webhook_config, audit_url=f"file://{blocker}/audit")
+    with pytest.raises(StartupError, match=r"^the webhook could not start: "):
+        async with running(config, api_client=api_client):
+            pass
+
+
+# ------------------------------------------------------------------ TLS
+
+
+def _served_certificate(url: str, pki: Any) -> x509.Certificate:
+    host, port = url.removeprefix("https://").split(":")
+    context = pki.client_context()
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return x509.load_der_x509_certificate(der)
+
+
+async def test_a_rotated_certificate_is_served_without_a_restart(
+    webhook: Any, client: httpx.AsyncClient, pki: Any
+) -> None:
+    first = await asyncio.to_thread(_served_certificate, webhook.url, pki)
+    assert first.subject.rfc4514_string() == "CN=webhook-1"
+    rotated = pki.issue()  # cert-manager writes new files
+    second = await asyncio.to_thread(_served_certificate, webhook.url, pki)
+    assert second.serial_number == rotated.serial_number
+    assert second.subject.rfc4514_string() == "CN=webhook-2"
+    assert (await client.get("/healthz")).status_code == 200  # the open connection still works
+    assert "jitgate_webhook_tls_reloads_total 1.0" in (await client.get("/metrics")).text
+
+
+async def test_a_half_written_certificate_keeps_the_old_one(webhook: Any, pki: Any) -> None:
+    pki.cert_file.write_text("-----BEGIN CERTIFICATE-----\ntruncated")
+    served = await asyncio.to_thread(_served_certificate, webhook.url, pki)
+    assert served.subject.rfc4514_string() == "CN=webhook-1"
+
+
+async def test_plain_http_is_not_served(webhook: Any) -> None:
+    url = webhook.url.replace("https://", "http://")
+    async with httpx.AsyncClient() as http:
+        with pytest.raises(httpx.HTTPError):
+            await http.get(f"{url}/healthz")
