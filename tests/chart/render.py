@@ -24,6 +24,7 @@ certificate and HMAC key (a real install reuses the existing Secrets; see the ch
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -142,6 +143,29 @@ def find(objects: Iterable[Mapping[str, Any]], kind: str, name: str) -> dict[str
         if obj.get("kind") == kind and obj.get("metadata", {}).get("name") == name:
             return dict(obj)
     raise KeyError(f"no {kind} named {name!r} among the rendered objects")
+
+
+def webhook_configurations_for_url(
+    url: str,
+    ca_bundle_pem: bytes,
+    values: Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> list[dict[str, Any]]:
+    """The chart's Validating- and MutatingWebhookConfiguration, pointed at `url` instead of
+    the in-cluster Service: each webhook gets `clientConfig: {url: <url><path>, caBundle}`,
+    e.g. `url="https://127.0.0.1:8443"` for a webhook run as a local process. Everything else
+    (rules, selectors, matchConditions, failure policy) is as rendered."""
+    ca = base64.b64encode(ca_bundle_pem).decode()
+    out = []
+    for obj in render_chart(values, **kwargs):
+        if obj["kind"] not in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"):
+            continue
+        obj["metadata"].pop("annotations", None)  # no cert-manager injection outside a cluster
+        for hook in obj["webhooks"]:
+            path = hook["clientConfig"]["service"]["path"]
+            hook["clientConfig"] = {"url": url.rstrip("/") + path, "caBundle": ca}
+        out.append(obj)
+    return out
 
 
 def dump(objects: Iterable[Mapping[str, Any]]) -> str:

@@ -417,6 +417,22 @@ def test_cert_manager_issues_the_certificate_and_injects_the_ca(value_set: str) 
         assert not issuers
 
 
+def test_configurations_can_be_pointed_at_a_local_webhook() -> None:
+    configs = render.webhook_configurations_for_url("https://127.0.0.1:9443/", b"PEM")
+    assert sorted(c["kind"] for c in configs) == [
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    ]
+    for config in configs:
+        for hook in config["webhooks"]:
+            assert hook["clientConfig"]["url"] in (
+                "https://127.0.0.1:9443/validate",
+                "https://127.0.0.1:9443/mutate",
+            )
+            assert base64.b64decode(hook["clientConfig"]["caBundle"]) == b"PEM"
+            assert "service" not in hook["clientConfig"]
+
+
 def test_helm_mode_reuses_the_existing_secret_via_lookup() -> None:
     """Offline, `lookup` finds nothing; the template must still read the existing Secret."""
     source = (render.CHART_DIR / "templates" / "webhook-admission.yaml").read_text()
