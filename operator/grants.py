@@ -19,6 +19,9 @@ from jitgate.models import (
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' generated suffixes: no vowels
 _MAX_NAME = 253
 LABEL_REQUEST = "jitgate.dev/access-request"
+# kopf's finalizer (settings.persistence.finalizer). A grant is created with it, so even a
+# grant deleted the instant it appears is seen by the deletion handler and recorded.
+FINALIZER = "jitgate.dev/operator"
 
 
 def grant_name(request_name: str, request_uid: str) -> str:
@@ -86,6 +89,7 @@ def grant_body(grant: Grant, request: AccessRequest) -> dict[str, Any]:
         "namespace": grant.metadata.namespace,
         "labels": dict(grant.metadata.labels),
         "ownerReferences": [owner_reference(request)],
+        "finalizers": [FINALIZER],
     }
     return body
 

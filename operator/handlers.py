@@ -14,9 +14,10 @@ import datetime as dt
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import kopf
+from jitgate.operator.decide import Ended
 from jitgate.operator.kube import Credentials, connection_info
 from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
@@ -56,6 +57,17 @@ def _expires_at(body: Mapping[str, Any]) -> dt.datetime | None:
         return None
 
 
+def _ending(body: Mapping[str, Any], workflow: Workflow) -> Ended:
+    """How a deleted grant ended: as marked, else by its expiry against the clock."""
+    phase = body.get("status", {}).get("phase")
+    if phase == "Expired" or phase == "Revoked":
+        return cast(Ended, phase)
+    expires_at = _expires_at(body)
+    if expires_at is not None and workflow.clock.now() >= expires_at:
+        return "Expired"
+    return "Revoked"
+
+
 def build_registry(
     workflow: Workflow,
     scheduler: Scheduler,
@@ -85,15 +97,16 @@ def build_registry(
     # ------------------------------------------------------------------ requests
 
     @kopf.on.event(*requests, registry=registry, id="request_event")
-    def request_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+    async def request_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
         uid = meta.get("uid") or ""
-        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
         if type == "DELETED":
             scheduler.forget(uid)
-            workflow.forget(uid)
-            workflow.metrics.forget_request(namespace, name)
+            # Normally done by the deletion handler; this covers a request deleted before
+            # kopf added its finalizer.
+            await workflow.request_deleted(body)
             return
-        workflow.metrics.observe_request(namespace, name, body.get("status", {}).get("phase"))
+        phase = body.get("status", {}).get("phase")
+        workflow.metrics.observe_request(meta.get("namespace") or "", meta.get("name") or "", phase)
         scheduler.wake(uid)
 
     @kopf.daemon(
@@ -135,13 +148,16 @@ def build_registry(
     # ------------------------------------------------------------------ grants
 
     @kopf.on.event(*grants, registry=registry, id="grant_event")
-    def grant_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+    async def grant_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
         namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        phase = body.get("status", {}).get("phase")
         if type == "DELETED":
             scheduler.forget(meta.get("uid") or "")
             workflow.metrics.forget_grant(namespace, name)
+            if phase not in _ENDED:
+                # Gone without passing the finalizer (it was removed by hand): record it now.
+                await workflow.end(body, _ending(body, workflow), reason=None, delete=False)
             return
-        phase = body.get("status", {}).get("phase")
         deleting = meta.get("deletionTimestamp") is not None
         workflow.metrics.observe_grant(namespace, name, phase not in _ENDED and not deleting)
         scheduler.wake(meta.get("uid") or "")
@@ -171,7 +187,7 @@ def build_registry(
             try:
                 if phase in _ENDED:
                     # Ended by an earlier attempt that did not get to delete it: finish.
-                    await workflow.end(body, phase, reason=None, delete=True)
+                    await workflow.end(body, _ending(body, workflow), reason=None, delete=True)
                     return
                 if workflow.clock.now() >= expires_at:
                     await workflow.end(body, "Expired", reason="expired", delete=True)
@@ -192,14 +208,6 @@ def build_registry(
 
     @kopf.on.delete(*grants, registry=registry, id="grant_deleted", backoff=poll)
     async def grant_deleted(body: kopf.Body, **_: Any) -> None:
-        phase = body.get("status", {}).get("phase")
-        expires_at = _expires_at(body)
-        if phase in _ENDED:
-            kind = phase
-        elif expires_at is not None and workflow.clock.now() >= expires_at:
-            kind = "Expired"
-        else:
-            kind = "Revoked"
-        await workflow.end(body, kind, reason=None, delete=False)
+        await workflow.end(body, _ending(body, workflow), reason=None, delete=False)
 
     return registry

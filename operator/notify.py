@@ -136,7 +136,9 @@ class Notifier:
 
     async def _work(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self._config.timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        # Notifications are rare: a fresh connection each time leaves nothing idle behind.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
             while True:
                 note = await self._queue.get()
                 try:

@@ -18,6 +18,7 @@ import threading
 
 import kopf
 from jitgate.operator.config import OperatorConfig
+from jitgate.operator.grants import FINALIZER
 from jitgate.operator.handlers import build_registry
 from jitgate.operator.kube import Credentials, KubeApi, load_credentials
 from jitgate.operator.metrics import Metrics, serve
@@ -33,7 +34,6 @@ logger = logging.getLogger("jitgate.operator")
 
 Flag = asyncio.Event | threading.Event
 STORAGE_PREFIX = "operator.jitgate.dev"
-FINALIZER = "jitgate.dev/operator"
 _NOTIFY_DRAIN = 2.0  # seconds to finish queued notifications at shutdown
 
 

@@ -145,6 +145,11 @@ class Harness:
                 await asyncio.sleep(0.01)
         return result
 
+    async def settle(self) -> None:
+        """Let several scheduler ticks pass: only for checking that something did NOT happen,
+        where there is no event to wait for."""
+        await asyncio.sleep(self.config.poll_interval * 8)
+
     async def until_phase(self, name: str, phase: str) -> dict[str, Any]:
         await self.until(lambda: self.phase(name) == phase)
         return self.get(name)
