@@ -50,7 +50,8 @@ class Harness:
             poll_interval=0.05,
             dynamic_scanning=False,
         )
-        self.api.create("v1/namespaces", {"metadata": {"name": NS, "labels": {"tier": "prod"}}})
+        namespace = {"metadata": {"name": NS, "labels": {"tier": "prod"}}}
+        self.api.create_object("v1/namespaces", namespace)
 
     # ------------------------------------------------------------------ seeding
 
@@ -62,7 +63,7 @@ class Harness:
             "approvers": {"groups": ["sre"]},
         }
         body.update(spec)
-        return self.api.create(POLICIES, {"metadata": {"name": name}, "spec": body})
+        return self.api.create_object(POLICIES, {"metadata": {"name": name}, "spec": body})
 
     def request(
         self,
@@ -79,7 +80,7 @@ class Harness:
         body.update(spec)
         if user is not None:
             body["requester"] = {"user": user, "groups": list(groups)}
-        return self.api.create(AR, {"metadata": {"name": name}, "spec": body}, NS)
+        return self.api.create_object(AR, {"metadata": {"name": name}, "spec": body}, NS)
 
     def stamped(
         self,
@@ -105,19 +106,25 @@ class Harness:
     def approve(self, name: str, user: str, decision: str = "Approve", **kwargs: Any) -> None:
         entry = self.stamped(name, user, decision, **kwargs)
         patch = [{"op": "add", "path": "/status/approvals/-", "value": entry}]
-        self.api.patch(AR, NS, name, patch, patch_type="json", subresource="status")
+        self.api.patch_object(AR, NS, name, patch, patch_type="json", subresource="status")
+
+    def delete(self, name: str, resource: str = AR) -> None:
+        self.api.delete_object(resource, NS, name)
+
+    def grants(self) -> list[dict[str, Any]]:
+        return list(self.api.list_objects(GRANTS, NS)["items"])
 
     def annotate(self, name: str, annotations: dict[str, str]) -> None:
-        self.api.patch(AR, NS, name, {"metadata": {"annotations": annotations}})
+        self.api.patch_object(AR, NS, name, {"metadata": {"annotations": annotations}})
 
     # ------------------------------------------------------------------ reading
 
     def get(self, name: str, resource: str = AR) -> dict[str, Any]:
-        return self.api.read(resource, NS, name)
+        return self.api.read_object(resource, NS, name)
 
     def find(self, name: str, resource: str = AR) -> dict[str, Any] | None:
         try:
-            return self.api.read(resource, NS, name)
+            return self.api.read_object(resource, NS, name)
         except ApiError:
             return None
 

@@ -94,7 +94,7 @@ async def test_deleting_the_grant_revokes_the_request(jit) -> None:
     jit.policy()
     async with jit.running():
         grant = await approved(jit)
-        jit.api.delete(GRANTS, "prod", grant["metadata"]["name"])
+        jit.delete(grant["metadata"]["name"], GRANTS)
         obj = await jit.until_phase("fix-web-0", "Revoked")
         await jit.until(lambda: jit.find(grant["metadata"]["name"], GRANTS) is None)
     assert (
@@ -122,7 +122,7 @@ async def test_deleting_the_request_revokes_its_grant(jit) -> None:
     jit.policy()
     async with jit.running():
         grant = await approved(jit)
-        jit.api.delete("jitgate.dev/v1alpha1/accessrequests", "prod", "fix-web-0")
+        jit.delete("fix-web-0")
         await jit.until(lambda: jit.find("fix-web-0") is None)
         await jit.until(lambda: jit.find(grant["metadata"]["name"], GRANTS) is None)
         await jit.until(lambda: "grant.revoked" in jit.types())

@@ -115,7 +115,7 @@ async def test_a_deny_denies(jit) -> None:
     assert obj["status"]["message"] == "denied by carol: use the runbook"
     assert condition(obj, "Approved")["reason"] == "DeniedByApprover"
     assert "grant" not in obj["status"]
-    assert jit.api.list_objects("jitgate.dev/v1alpha1/grants", "prod")["items"] == []
+    assert jit.grants() == []
     records = jit.records()
     assert [r["type"] for r in records] == [
         "request.created",
