@@ -8,6 +8,7 @@ kubelet).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import time
@@ -38,12 +39,16 @@ harness = _load("harness")
 
 
 def _say(config: pytest.Config, message: str) -> None:
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    """Show a line on the terminal even while pytest captures output (and with -q)."""
     line = f"[kube-apiserver tier] {message}"
-    if reporter is not None:
-        reporter.write_line(line)
-    else:
-        print(line, file=sys.stderr)
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    with capman.global_and_fixture_disabled() if capman else contextlib.nullcontext():
+        if reporter is not None:
+            reporter.ensure_newline()
+            reporter.write_line(line)
+        else:
+            print(line, file=sys.stderr)
 
 
 @pytest.fixture(scope="session")

@@ -78,10 +78,35 @@ def test_exec_passes_admission_then_fails_reaching_the_kubelet(cluster):
     assert proc.returncode != 0
     expected = cluster.no_kubelet_error(NODE)
     assert expected in proc.stderr, proc.stderr
-    # and RBAC still applies to exec: alice may not create pods/exec
+    # RBAC applies to exec: alice may read pods in prod but not create pods/exec
+    cluster.apply(
+        "admin",
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": "pod-reader", "namespace": "prod"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "developers-pod-reader", "namespace": "prod"},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "Role",
+                "name": "pod-reader",
+            },
+            "subjects": [
+                {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "developers"}
+            ],
+        },
+    )
     denied = cluster.kubectl("alice", "exec", "-n", "prod", "web", "--", "true")
     assert denied.returncode != 0
-    assert 'cannot create resource "pods/exec"' in denied.stderr, denied.stderr
+    assert (
+        'pods "web" is forbidden: User "alice" cannot create resource "pods/exec" in API group ""'
+        ' in the namespace "prod"'
+    ) in denied.stderr, denied.stderr
 
 
 def test_validating_admission_policy_sees_exec_before_the_kubelet(cluster):
