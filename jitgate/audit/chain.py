@@ -16,6 +16,7 @@ from jitgate.canonical import canonical_json, digest
 
 FORMAT_VERSION: Final = 1
 GENESIS: Final = "sha256:" + "0" * 64
+UNHASHABLE: Final = "sha256:unhashable"
 MAC_PREFIX: Final = "hmac-sha256:"
 # Not covered by the hash: `hash` is the hash, and `mac` signs the hash.
 UNHASHED: Final = frozenset({"hash", "mac"})
@@ -61,15 +62,26 @@ class Linked:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     """`sha256:<hex>` over the canonical JSON of the record without `hash` and `mac`."""
-    return digest({k: v for k, v in record.items() if k not in UNHASHED})
+    try:
+        return digest({k: v for k, v in record.items() if k not in UNHASHED})
+    except ValueError:
+        # NaN or a lone surrogate, read from a forged line: nothing a writer ever hashed.
+        return UNHASHABLE
 
 
 def sign(record_hash: str, key: bytes) -> str:
-    return MAC_PREFIX + hmac.new(key, record_hash.encode("ascii"), hashlib.sha256).hexdigest()
+    return (
+        MAC_PREFIX
+        + hmac.new(key, record_hash.encode(errors="surrogatepass"), hashlib.sha256).hexdigest()
+    )
 
 
 def mac_matches(record_hash: str, mac: object, key: bytes) -> bool:
-    return isinstance(mac, str) and hmac.compare_digest(sign(record_hash, key), mac)
+    # Bytes, not str: compare_digest refuses non-ASCII text, and a forged MAC may hold some.
+    if not isinstance(mac, str):
+        return False
+    expected = sign(record_hash, key).encode()
+    return hmac.compare_digest(expected, mac.encode(errors="surrogatepass"))
 
 
 def link(

@@ -85,6 +85,9 @@ def _guarded(command: str, handler: Handler) -> Handler:
             where = f" ({error.filename})" if error.filename else ""
             _say(command, f"{error.strerror or error}{where}")
             return EXIT_USAGE
+        except Exception as error:  # a bug: still one sentence, but say what it was
+            _say(command, f"unexpected {type(error).__name__}: {error}")
+            return EXIT_USAGE
 
     return run
 

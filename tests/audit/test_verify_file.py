@@ -350,3 +350,29 @@ async def test_the_audit_url_comes_from_the_environment(
 ) -> None:
     monkeypatch.setenv("JITGATE_AUDIT", file_url)
     assert cli("verify").code == 0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"seq": 7, "hash": "sha256:x", "prev": "p", "writer": "w0", "v": 1, "n": NaN}\n',
+        b'{"seq": 7, "hash": "\\ud800", "prev": "p", "writer": "w0", "v": 1, "mac": "\\udfff"}\n',
+        b"\xff\xfe not even UTF-8\n",
+        b"[1, 2, 3]\n",
+        b"\n",
+    ],
+)
+async def test_hostile_lines_are_reported_not_crashed_on(
+    cli: Any, file_url: str, log_dir: Path, key_file: Path, log20: Any, line: bytes
+) -> None:
+    path = segments(log_dir)[0]
+    lines = read_lines(path)
+    lines[6] = line
+    path.write_bytes(b"".join(lines))
+    result = cli("verify", "--audit", file_url, "--key-file", key_file)
+    assert result.code == 1
+    assert f"{SEGMENT} line 7" in result.out
+    for command in ("query", "export", "report"):
+        outcome = cli(command, "--audit", file_url, "--since", "2026-01-01")
+        assert outcome.code == 1, (command, outcome)
+        assert outcome.one_sentence_error and f"{SEGMENT} line 7" in outcome.err

@@ -1,0 +1,157 @@
+"""`jitgate audit query|export|tail`: selections, formats, following."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jitgate.audit import AuditEvent, AuditRecord, open_audit_writer
+from jitgate.audit.query import CSV_COLUMNS
+from jitgate.clock import ManualClock
+
+Write = Callable[..., Awaitable[list[AuditRecord]]]
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+async def log(write: Write, file_url: str) -> list[AuditRecord]:
+    """24 records, one an hour, ending about now, from two writers."""
+    clock = ManualClock(NOW - dt.timedelta(hours=24, minutes=30))
+    hourly: dict[str, Any] = {"clock": clock, "step": dt.timedelta(hours=1)}
+    first = await write(file_url, 12, writer_id="webhook-0", **hourly)
+    second = await write(file_url, 12, writer_id="operator-0", **hourly)
+    return first + second
+
+
+async def test_query_prints_a_table_in_time_order(cli: Any, file_url: str, log: Any) -> None:
+    result = cli("query", "--audit", file_url)
+    assert result.code == 0
+    header, *rows = result.out.splitlines()
+    assert header.split() == [
+        "TIME", "WRITER", "SEQ", "TYPE", "USER", "NAMESPACE", "ACTION", "REQUEST", "GRANT", "REASON"
+    ]  # fmt: skip
+    assert len(rows) == 24
+    times = [row.split()[0] for row in rows]
+    assert times == sorted(times)
+    assert "exec pods/web-0 -c app -- sh" in rows[0]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--user", "bob"], lambda r: r.user == "bob"),
+        (["--type", "action.denied"], lambda r: r.type == "action.denied"),
+        (["--type", "request.*"], lambda r: r.type.startswith("request.")),
+        (["--grant", "fix-web-1-x7k2"], lambda r: r.grant == "fix-web-1-x7k2"),
+        (["--request", "fix-web-2", "--request", "fix-web-3"],
+         lambda r: r.request in ("fix-web-2", "fix-web-3")),
+        (["--namespace", "prod", "--verb", "exec"], lambda r: True),
+        (["--writer", "operator-0"], lambda r: r.writer == "operator-0"),
+        (["--since", "6h"], lambda r: r.when >= NOW - dt.timedelta(hours=6)),
+        (["--until", "20h"], lambda r: r.when < NOW - dt.timedelta(hours=20)),
+    ],
+)  # fmt: skip
+async def test_query_filters(
+    cli: Any, file_url: str, log: list[AuditRecord], flags: list[str], expected: Any
+) -> None:
+    result = cli("query", "--audit", file_url, "--output", "json", *flags)
+    assert result.code == 0, result.err
+    found = [(r["writer"], r["seq"]) for r in json.loads(result.out)]
+    wanted = sorted(log, key=lambda r: (r.time, r.writer, r.seq))
+    assert found == [(r.writer, r.seq) for r in wanted if expected(r)]
+    assert found  # every filter above selects something
+
+
+async def test_query_with_rfc3339_window(cli: Any, file_url: str, log: list[AuditRecord]) -> None:
+    since, until = log[2].time, log[5].time
+    result = cli("query", "--audit", file_url, "-o", "json", "--since", since, "--until", until)
+    assert sorted(r["seq"] for r in json.loads(result.out) if r["writer"] == "webhook-0") == [
+        3, 4, 5
+    ]  # fmt: skip
+
+
+async def test_query_csv(cli: Any, file_url: str, log: list[AuditRecord]) -> None:
+    result = cli("query", "--audit", file_url, "-o", "csv", "--type", "action.allowed")
+    rows = list(csv.DictReader(io.StringIO(result.out)))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert rows[0]["user"] and rows[0]["verb"] == "exec" and rows[0]["command"] == '["sh"]'
+    assert rows[0]["dryRun"] == "false" and rows[0]["hash"].startswith("sha256:")
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-13-45T00:00:00Z", "-3d"])
+async def test_bad_times_are_bad_usage(cli: Any, file_url: str, log: Any, bad: str) -> None:
+    result = cli("query", "--audit", file_url, f"--since={bad}")
+    assert result.code == 2
+    assert result.one_sentence_error and "--since" in result.err
+
+
+async def test_no_match_says_so(cli: Any, file_url: str, log: Any) -> None:
+    result = cli("query", "--audit", file_url, "--user", "nobody")
+    assert result.code == 0 and result.out == ""
+    assert result.err == "No audit records match.\n"
+
+
+async def test_export_json_lines_exactly_as_hashed(
+    cli: Any, file_url: str, log_dir: Path, log: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "export.jsonl"
+    result = cli("export", "--audit", file_url, "--writer", "webhook-0", "--out", out)
+    assert result.code == 0
+    assert result.err == f"Exported 12 records to {out}.\n"
+    segment = next((log_dir / "webhook-0").glob("*.jsonl"))
+    assert out.read_bytes() == segment.read_bytes()
+
+
+async def test_export_csv_to_stdout(cli: Any, file_url: str, log: Any) -> None:
+    result = cli("export", "--audit", file_url, "--format", "csv", "--user", "alice")
+    rows = list(csv.reader(io.StringIO(result.out)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert len(rows) == 1 + 8 and all(row[4] == "alice" for row in rows[1:])
+
+
+async def test_export_to_an_unwritable_place_leaves_nothing_behind(
+    cli: Any, file_url: str, log: Any, tmp_path: Path
+) -> None:
+    result = cli("export", "--audit", file_url, "--out", tmp_path / "missing" / "x.jsonl")
+    assert result.code == 2 and result.one_sentence_error
+    assert "No such file or directory" in result.err
+
+
+async def test_tail_prints_the_latest_records(cli: Any, file_url: str, log: Any) -> None:
+    result = cli("tail", "--audit", file_url, "--lines", "3")
+    lines = result.out.splitlines()
+    assert len(lines) == 3
+    assert [line.split()[1] for line in lines] == [
+        "operator-0#10",
+        "operator-0#11",
+        "operator-0#12",
+    ]
+
+
+async def test_tail_follows_new_records(
+    file_url: str, log: Any, event: Callable[[int], AuditEvent], tmp_path: Path
+) -> None:
+    """A real `jitgate audit tail --follow` process sees records appended after it started."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jitgate.cli.main", "audit", "tail", "--audit", file_url,
+        "--lines", "1", "--follow", "--interval", "20ms", "--max-records", "3", "-o", "json",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdout is not None
+    first = json.loads(await asyncio.wait_for(process.stdout.readline(), 30))
+    assert first["seq"] == 12
+    async with open_audit_writer(file_url, writer_id="webhook-0", maintenance_interval=None) as w:
+        appended = [await w.append(event(100 + i)) for i in range(3)]
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err
+    assert [json.loads(line)["hash"] for line in out.splitlines()] == [r.hash for r in appended]
