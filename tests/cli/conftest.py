@@ -113,7 +113,7 @@ class Operator:
     handle: EmulatorHandle
 
     def request(self, name: str, namespace: str = "prod") -> dict[str, Any]:
-        return self.handle.emulator.read(ACCESS_REQUESTS, namespace, name)
+        return self.handle.emulator.read_object(ACCESS_REQUESTS, namespace, name)
 
     def seed(self, name: str, *, requester: str = "alice", namespace: str = "prod",
              status: Mapping[str, Any] | None = None, **spec: Any) -> dict[str, Any]:  # fmt: skip
@@ -126,19 +126,19 @@ class Operator:
                 **spec,
             },
         }
-        self.handle.emulator.create(ACCESS_REQUESTS, body, namespace)
+        self.handle.emulator.create_object(ACCESS_REQUESTS, body, namespace)
         if status is not None:
             self.set_status(name, dict(status), namespace)
         return self.request(name, namespace)
 
     def set_status(self, name: str, status: dict[str, Any], namespace: str = "prod") -> None:
-        self.handle.emulator.patch(
+        self.handle.emulator.patch_object(
             ACCESS_REQUESTS, namespace, name, {"status": status}, subresource="status"
         )
 
     def create_grant(self, name: str, spec: dict[str, Any], namespace: str = "prod") -> None:
         body = {"metadata": {"name": name, "namespace": namespace}, "spec": spec}
-        self.handle.emulator.create(GRANTS, body, namespace)
+        self.handle.emulator.create_object(GRANTS, body, namespace)
 
 
 @pytest.fixture
