@@ -9,12 +9,13 @@ but the requester or an approver. Grants are written by the operator alone.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from jitgate.webhook.review import AdmissionRequest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from jitgate.approvals import (
     Identity,
@@ -39,6 +40,7 @@ ACCESS_REQUESTS = "accessrequests"
 GRANTS = "grants"
 
 PolicyLookup = Callable[[str], AccessPolicy | None]
+M = TypeVar("M", bound=BaseModel)
 
 
 class NotReady(Exception):
@@ -82,27 +84,32 @@ def _approvals(obj: Mapping[str, Any] | None) -> list[Any]:
 # /mutate
 
 
-def stamp(request: AdmissionRequest, now: dt.datetime) -> JsonPatch:
-    """The JSON patch that writes the authenticated identity into an AccessRequest."""
-    if jitgate_kind(request) != ACCESS_REQUESTS or request.object is None:
+def stamp(request: AdmissionRequest, now: dt.datetime) -> JsonPatch | Refusal:
+    """The JSON patch writing the authenticated identity into an AccessRequest, or why an
+    object whose identity fields cannot even be located is refused."""
+    if jitgate_kind(request) != ACCESS_REQUESTS or request.operation not in ("CREATE", "UPDATE"):
         return []
+    if request.object is None:
+        return Refusal(f"an AccessRequest {request.operation} must carry the object", "Invalid")
+    refusal = _check_metadata(request.object)
+    if refusal is not None:
+        return refusal
     who = _identity(request)
     new = request.object
-    patch: JsonPatch = []
     if request.operation == "CREATE":
         spec = new.get("spec")
-        if isinstance(spec, dict):
-            patch += stamp_requester(spec, who)
-        return patch + stamp_annotations({}, _annotations(new), who)
-    if request.operation != "UPDATE":
-        return []
-    patch += stamp_annotations(_annotations(request.old_object), _annotations(new), who)
+        if not isinstance(spec, dict):
+            return Refusal("an AccessRequest needs a spec object", "Invalid")
+        return stamp_requester(spec, who) + stamp_annotations({}, _annotations(new), who)
+    patch = stamp_annotations(_annotations(request.old_object), _annotations(new), who)
     old_approvals, new_approvals = _approvals(request.old_object), _approvals(new)
     if len(new_approvals) > len(old_approvals):
+        if not all(isinstance(entry, dict) for entry in new_approvals):
+            return Refusal("each entry of status.approvals must be an object", "Invalid")
         try:
             stored = AccessRequestSpec.model_validate(_dict(request.old_object).get("spec"))
         except ValidationError:
-            return patch  # validation refuses the request with the reason
+            return Refusal("the stored AccessRequest spec is invalid", "Invalid")
         patch += stamp_new_approvals(old_approvals, new_approvals, who, now, spec_digest(stored))
     return patch
 
@@ -118,6 +125,9 @@ def check_access_request(
     now: dt.datetime,
 ) -> Refusal | None:
     """Why this AccessRequest write is refused, or None to allow it."""
+    refusal = _check_metadata(request.object)
+    if refusal is not None:
+        return refusal
     match request.operation:
         case "CREATE":
             return _check_create(request)
@@ -126,9 +136,25 @@ def check_access_request(
     return None
 
 
+def _check_metadata(obj: Mapping[str, Any] | None) -> Refusal | None:
+    metadata = _dict(obj).get("metadata", {})
+    annotations = metadata.get("annotations") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict) or not (
+        annotations is None
+        or (isinstance(annotations, dict) and all(isinstance(v, str) for v in annotations.values()))
+    ):
+        return Refusal("metadata.annotations must map names to strings", "Invalid")
+    return None
+
+
+def _strict(model: type[M], value: Any) -> M:
+    # Via JSON, so that strict mode still reads timestamps from their RFC 3339 strings.
+    return model.model_validate_json(json.dumps(value), strict=True)
+
+
 def _parse_spec(obj: Mapping[str, Any] | None) -> AccessRequestSpec | Refusal:
     try:
-        return AccessRequestSpec.model_validate(_dict(obj).get("spec"))
+        return _strict(AccessRequestSpec, _dict(obj).get("spec"))
     except ValidationError as error:
         first = error.errors(include_url=False)[0]
         where = ".".join(str(part) for part in ("spec", *first["loc"]))
@@ -188,7 +214,7 @@ def _parse_approvals(values: Any) -> list[Approval] | Refusal:
     try:
         if not isinstance(values, list):
             raise TypeError
-        return [Approval.model_validate(value) for value in values]
+        return [_strict(Approval, value) for value in values]
     except (TypeError, ValidationError):
         return Refusal(
             "status.approvals must be a list of approvals "

@@ -163,4 +163,6 @@ class AdmissionController:
 
     async def mutate(self, request: AdmissionRequest) -> Answer:
         patch = ar.stamp(request, self.clock.now())
+        if isinstance(patch, ar.Refusal):
+            return await self._answer_own_kind(request, "accessrequest", patch)
         return allow(patch=patch) if patch else allow()

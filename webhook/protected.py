@@ -52,6 +52,7 @@ class _OwnerReference(_Strict):
 
 class _Metadata(_Strict):
     name: str | None = None
+    namespace: str | None = None
     labels: dict[str, str] | None = None
     owner_references: list[_OwnerReference] | None = Field(default=None, alias="ownerReferences")
 
@@ -69,6 +70,10 @@ class _Scalable(_Strict):
 class _Deleted(_Strict):
     kind: str | None = None
     metadata: _Metadata | None = None
+
+
+class _DeleteOptions(_Strict):
+    propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,8 +100,7 @@ def decode(request: AdmissionRequest) -> AttemptedAction | None:
             if request.sub_resource not in CONNECT_SUBRESOURCES:
                 return None  # e.g. pods/proxy: not an action policies protect
             return _connect(request)
-        case "DELETE" if not request.sub_resource and request.namespace:
-            # Policies protect namespaces: a cluster-scoped object is never protected.
+        case "DELETE" if not request.sub_resource:
             return _delete(request, resource)
         case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
             return _scale(request, resource)
@@ -141,11 +145,28 @@ def _connect(request: AdmissionRequest) -> AttemptedAction:
     )
 
 
-def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction:
-    name = _target_name(request)
-    detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
+def _same_object(request: AdmissionRequest, meta: _Metadata | None, what: str) -> None:
+    """The object must be the one the request names; the API server never sends another."""
+    if meta is None:
+        return
+    for field, stated, named in (
+        ("namespace", meta.namespace, request.namespace),
+        ("name", meta.name, request.name),
+    ):
+        if stated is not None and stated != named:
+            raise Undecidable(f"the {what}'s {field} {stated!r} is not the request's {named!r}")
+
+
+def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
+    old = None
     if request.old_object is not None:
         old = _parse(_Deleted, request.old_object, "deleted object")
+        _same_object(request, old.metadata, "deleted object")
+    if not request.namespace:
+        return None  # policies protect namespaces: cluster-scoped objects are never protected
+    name = _target_name(request)
+    detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
+    if old is not None:
         meta = old.metadata or _Metadata()
         detail.update(
             kind=old.kind or request.kind.kind,
@@ -156,9 +177,9 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction:
             digest=digest(request.old_object),
         )
     if request.options is not None:
-        policy = request.options.get("propagationPolicy")
-        if isinstance(policy, str):
-            detail["propagationPolicy"] = policy
+        options = _parse(_DeleteOptions, request.options, "DeleteOptions")
+        if options.propagation_policy is not None:
+            detail["propagationPolicy"] = options.propagation_policy
     return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
 
 
@@ -172,8 +193,11 @@ def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
     via_scale = request.sub_resource == "scale"
     what = "Scale" if via_scale else f"{request.kind.kind} object"
     default = 0 if via_scale else _DEFAULT_WORKLOAD_REPLICAS
-    new = _replicas(_parse(_Scalable, request.object, what), default)
-    old = _replicas(_parse(_Scalable, request.old_object, f"old {what}"), default)
+    after = _parse(_Scalable, request.object, what)
+    before = _parse(_Scalable, request.old_object, f"old {what}")
+    _same_object(request, after.metadata, what)
+    _same_object(request, before.metadata, f"old {what}")
+    new, old = _replicas(after, default), _replicas(before, default)
     if new == old:
         return None  # an update that leaves replicas alone is not a scale
     detail: dict[str, object] = {

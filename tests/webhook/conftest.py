@@ -189,18 +189,18 @@ class Cluster:
             "kind": "Namespace",
             "metadata": {"name": name, "labels": labels or {}},
         }
-        return self.handle.emulator.create("namespaces", body)
+        return self.handle.emulator.create_object("namespaces", body)
 
     def create(
         self, resource: str, body: dict[str, Any], namespace: str | None = None
     ) -> dict[str, Any]:
-        return self.handle.emulator.create(resource, body, namespace)
+        return self.handle.emulator.create_object(resource, body, namespace)
 
     def patch(self, resource: str, namespace: str | None, name: str, body: Any) -> dict[str, Any]:
-        return self.handle.emulator.patch(resource, namespace, name, body)
+        return self.handle.emulator.patch_object(resource, namespace, name, body)
 
     def delete(self, resource: str, namespace: str | None, name: str) -> dict[str, Any]:
-        return self.handle.emulator.delete(resource, namespace, name)
+        return self.handle.emulator.delete_object(resource, namespace, name)
 
 
 @pytest.fixture
@@ -603,6 +603,8 @@ def grant_review(
 @dataclass(frozen=True)
 class Reviews:
     """The builders above, for tests (which cannot import this module)."""
+
+    cluster = Cluster
 
     review = staticmethod(review)
     exec = staticmethod(exec_review)

@@ -127,13 +127,12 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
         assert 'jitgate_webhook_watch_errors_total{kind="grants"}' in metrics
         # The API server comes up where the client looks for it: the watch reconnects.
         emulator = KubeEmulator(keep_alive=False)
-        async with run_emulator(port=port, emulator=emulator, crds=sorted(CRDS_DIR.glob("*.yaml"))):
-            emulator.create(
-                "namespaces",
-                {"metadata": {"name": "prod", "labels": {"jitgate.dev/protected": "true"}}},
-            )
-            emulator.create("accesspolicies.jitgate.dev", reviews.policy())
-            emulator.create(GRANTS, reviews.grant(), "prod")
+        crds = sorted(CRDS_DIR.glob("*.yaml"))
+        async with run_emulator(port=port, emulator=emulator, crds=crds) as served:
+            cluster = reviews.cluster(served)
+            cluster.namespace("prod", {"jitgate.dev/protected": "true"})
+            cluster.create("accesspolicies.jitgate.dev", reviews.policy())
+            cluster.create(GRANTS, reviews.grant(), "prod")
             assert await asyncio.to_thread(handle.wait_synced, 10)
             await reviews.until(handle, lambda cache: len(cache.grants) == 1)
             assert (await http.get("/readyz")).status_code == 200
