@@ -119,9 +119,15 @@ def base_reviews(reviews: Any) -> dict[str, tuple[str, dict[str, Any]]]:
     new = copy.deepcopy(old)
     digest = spec_digest(AccessRequestSpec.model_validate(old["spec"]))
     new["status"]["approvals"] = [
-        {"decision": "Approve", "comment": "ok", "user": "bob", "groups": ["sre", "system:authenticated"],
-         "time": "2026-11-21T10:00:00Z", "specDigest": digest}
-    ]  # fmt: skip
+        {
+            "decision": "Approve",
+            "comment": "ok",
+            "user": "bob",
+            "groups": ["sre", "system:authenticated"],
+            "time": "2026-11-21T10:00:00Z",
+            "specDigest": digest,
+        }
+    ]
     approval = reviews.ar("UPDATE", new, old, sub_resource="status", user="bob", groups=["sre"])
     to_approve = copy.deepcopy(old)
     to_approve["status"]["approvals"] = [{"decision": "Approve", "comment": "ok"}]
