@@ -162,15 +162,16 @@ def build(
             return BuildResult(binary, False, 0.0)
         go = find_go()
         if go is None:
+            looked = ", ".join(["`go` on PATH", *GO_CANDIDATES])
             raise BuildUnavailable(
-                "Go toolchain not found (no `go` on PATH nor at "
-                + " or ".join(GO_CANDIDATES)
-                + "): the real kube-apiserver tier is built from Go modules"
+                f"Go toolchain not found (looked for {looked}): "
+                "the real kube-apiserver tier is built from Go modules"
             )
         tmp = binary.with_name(binary.name + f".tmp{os.getpid()}")
         version = kubernetes_version(src_dir)
         cmd = [go, "build", "-trimpath", f"-ldflags={ldflags(version)}", "-o", str(tmp), "."]
         say(f"building {binary.name} (kube-apiserver {version}) with {go}; cold: minutes")
+        newest_source = max(p.stat().st_mtime for p in sources(src_dir) if p.exists())
         start = time.monotonic()
         try:
             proc = subprocess.run(
@@ -189,6 +190,11 @@ def build(
         log.write_text(f"$ {' '.join(cmd)}  (cwd {src_dir})\n{output}\nexit {proc.returncode}\n")
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
+            if "requires go >=" in output:
+                raise BuildUnavailable(
+                    f"the Go toolchain at {go} is too old for tests/apiserver/go.mod: "
+                    f"{_first_error_line(output)}"
+                )
             if _looks_like_network_failure(output):
                 raise BuildUnavailable(
                     "Go module proxy unreachable while building the kube-apiserver test "
@@ -197,6 +203,9 @@ def build(
             raise BuildFailed(
                 f"`go build` failed (exit {proc.returncode}); see {log}:\n{output[-4000:]}"
             )
+        # Date the binary as of its newest source when the build started, not as of the
+        # link: a source edited while `go build` ran then still counts as newer.
+        os.utime(tmp, (newest_source, newest_source))
         os.replace(tmp, binary)
         say(f"built {binary} in {seconds:.1f} s")
         return BuildResult(binary, True, seconds)

@@ -560,7 +560,7 @@ def start_kube_apiserver(
     for attempt in range(3):  # the free port may be taken between picking and binding
         port = free_port()
         argv = [
-            str(binary),
+            str(Path(binary).resolve()),
             *apiserver_args(
                 tmpdir=tmpdir,
                 etcd_dir=tmpdir / f"etcd-{attempt}",

@@ -137,6 +137,10 @@ func startEtcd(o options) (*embed.Etcd, string, error) {
 		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 		cfg.InitialClusterToken = "jitgate-test"
 		cfg.ListenMetricsUrls = nil
+		// One member, nothing to elect against: a short election timeout only shortens
+		// the wait for the first leader at start-up (default 1 s).
+		cfg.TickMs = 50
+		cfg.ElectionMs = 250
 
 		e, err := embed.StartEtcd(cfg)
 		if err != nil {
