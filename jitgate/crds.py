@@ -21,7 +21,6 @@ _DROPPED = frozenset({"title", "const", "$defs"})
 _TOP_LEVEL_DESCRIPTIONS = {
     "apiVersion": "The versioned schema of this object: jitgate.dev/v1alpha1.",
     "kind": "The REST resource this object represents.",
-    "metadata": "Standard object metadata.",
 }
 
 
@@ -142,9 +141,10 @@ def _schema(kind: Kind) -> dict[str, Any]:
     properties: dict[str, Any] = {
         name: {"type": "string", "description": text}
         for name, text in _TOP_LEVEL_DESCRIPTIONS.items()
-        if name != "metadata"
     }
-    properties["metadata"] = {"type": "object", "description": _TOP_LEVEL_DESCRIPTIONS["metadata"]}
+    # The API server owns metadata's schema: a CRD may say nothing but its type here (even a
+    # description is refused: "must not specify anything other than name and generateName").
+    properties["metadata"] = {"type": "object"}
     for part in ("spec", "status"):
         if part in raw["properties"]:
             properties[part] = _structural(raw["properties"][part], defs)

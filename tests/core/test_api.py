@@ -82,7 +82,8 @@ def _undescribed(schema: dict[str, Any], path: str) -> Iterator[str]:
 
 @pytest.mark.parametrize("kind", list(MODELS))
 def test_every_field_is_described_for_kubectl_explain(kind: str) -> None:
-    assert list(_undescribed(crd_schema(kind), kind)) == []
+    # metadata's description comes from the API server: a CRD may not give one.
+    assert list(_undescribed(crd_schema(kind), kind)) == [f"{kind}.metadata"]
 
 
 def test_crds_carry_the_api_server_rules() -> None:
