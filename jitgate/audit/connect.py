@@ -22,12 +22,12 @@ def default_writer_id() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-def _sink(url: str, writer_id: str) -> Sink:
+def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
     target = parse_audit_url(url)
     if isinstance(target, FileTarget):
         from jitgate.audit.filesink import FileSink
 
-        return FileSink(target, writer_id)
+        return FileSink(target, writer_id, clock)
     from jitgate.audit.pgsink import PostgresSink
 
     return PostgresSink(target, writer_id)
@@ -76,7 +76,7 @@ def open_audit_writer(
     check_writer_id(writer_id)
     if key is not None and not key:
         raise AuditConfigError("the audit key is empty")
-    sink = _sink(url, writer_id)
+    sink = _sink(url, writer_id, clock)
 
     async def open_writer() -> AuditWriter:
         writer = AuditWriter(sink, writer_id=writer_id, key=key, clock=clock, max_batch=max_batch)

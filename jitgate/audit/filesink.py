@@ -22,7 +22,7 @@ from jitgate.audit.chain import SEALED, ChainHead, Linked
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.sink import PrunePlan, SinkState
 from jitgate.audit.url import FileTarget
-from jitgate.clock import parse_time
+from jitgate.clock import SYSTEM_CLOCK, Clock, parse_time
 
 logger = logging.getLogger("jitgate.audit")
 T = TypeVar("T")
@@ -43,8 +43,9 @@ class _Active:
 
 
 class FileSink:
-    def __init__(self, target: FileTarget, writer_id: str) -> None:
+    def __init__(self, target: FileTarget, writer_id: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._target = target
+        self._clock = clock
         self._writer = layout.check_writer_id(writer_id)
         self._dir = target.root / writer_id
         self.description = f"{target.describe()} (writer {writer_id})"
@@ -166,9 +167,7 @@ class FileSink:
         except ValueError:
             started = None
         fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-        return _Active(
-            segment.path, fd, segment.first_seq, size, started or dt.datetime.now(dt.UTC)
-        )
+        return _Active(segment.path, fd, segment.first_seq, size, started or self._clock.now())
 
     # -- writing ------------------------------------------------------------------------
 
@@ -209,7 +208,8 @@ class FileSink:
         # The new name must survive a crash as surely as the records written into it.
         os.fsync(fd)
         layout.fsync_dir(self._dir)
-        self._active = _Active(path, fd, first.seq, 0, parse_time(first.record["time"]))
+        # Aged by the clock, not by record times: callers may hand in events from the past.
+        self._active = _Active(path, fd, first.seq, 0, self._clock.now())
         return self._active
 
     def rotation_due(self, now: dt.datetime) -> Mapping[str, Any] | None:

@@ -246,7 +246,8 @@ class _Builder:
         return self.requests[key]
 
     def feed(self, record: AuditRecord) -> None:
-        self.records += 1
+        if not record.type.startswith("audit."):
+            self.records += 1
         context = record.context or {}
         kind = record.type
         summary = self.request(record) if kind.startswith(("request.", "grant.")) else None
