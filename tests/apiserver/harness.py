@@ -50,9 +50,16 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 25.0
 
-# What `kubectl exec` prints when authorisation and admission passed and the API
-# server then tried to reach the node's kubelet (there is none). `{port}` is the
-# node's kubelet port (see create_node).
+# What `kubectl exec`, `attach` and `port-forward` print once authentication,
+# authorisation and admission passed and the API server dialled the node's kubelet
+# (there is none; `{port}` is the node's kubelet port, see create_node). In full:
+#   exec:   error: Internal error occurred: error sending request: Post
+#           "https://127.0.0.1:{port}/exec/NS/POD/CONTAINER?command=true&error=1&output=1":
+#           dial tcp 127.0.0.1:{port}: connect: connection refused
+#   attach: error: Internal error occurred: error sending request: Post
+#           "https://127.0.0.1:{port}/attach/NS/POD/CONTAINER?error=1&output=1": dial tcp ...
+#   port-forward (pod must be Running, see set_pod_phase): error: error upgrading
+#           connection: error dialing backend: dial tcp 127.0.0.1:{port}: connect: ...
 NO_KUBELET_ERROR = "dial tcp 127.0.0.1:{port}: connect: connection refused"
 
 ADMISSION_PLUGINS = (
@@ -453,6 +460,14 @@ class KubeAPIServer:
             raise AssertionError(f"creating node {name}: {status} {body}")
         self.kubelet_ports[name] = port
         return port
+
+    def set_pod_phase(self, namespace: str, name: str, phase: str = "Running") -> None:
+        """Write ``status.phase`` (no kubelet does it here). ``kubectl port-forward``
+        refuses, client-side, pods that are not ``Running``."""
+        self.kubectl(
+            "admin", "patch", "pod", name, "-n", namespace, "--subresource=status",
+            "--type=merge", "-p", json.dumps({"status": {"phase": phase}}), check=True,
+        )  # fmt: skip
 
     def no_kubelet_error(self, node: str = "node-1") -> str:
         """The text kubectl exec/attach/port-forward prints once admission passed."""

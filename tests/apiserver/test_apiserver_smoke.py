@@ -34,6 +34,7 @@ def cluster(kube_apiserver):
     api.create_namespace("dev")
     api.create_node(NODE)
     api.apply("admin", _pod("prod"), _pod("dev"))
+    api.set_pod_phase("prod", "web")  # port-forward wants a Running pod
     return api
 
 
@@ -55,7 +56,7 @@ def test_objects_created_as_admin(cluster):
     out = cluster.kubectl("admin", "get", "pod", "web", "-n", "prod", "-o", "json", check=True)
     pod = json.loads(out.stdout)
     assert pod["spec"]["nodeName"] == NODE
-    assert pod["status"]["phase"] == "Pending"
+    assert pod["status"]["phase"] == "Running"  # set by the fixture: no kubelet here
     assert pod["spec"]["serviceAccountName"] == "default"  # ServiceAccount admission ran
     assert cluster.kubectl("admin", "get", "node", NODE, check=True).returncode == 0
 
@@ -107,6 +108,22 @@ def test_exec_passes_admission_then_fails_reaching_the_kubelet(cluster):
         'pods "web" is forbidden: User "alice" cannot create resource "pods/exec" in API group ""'
         ' in the namespace "prod"'
     ) in denied.stderr, denied.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "prefix"),
+    [
+        (("exec", "web", "--", "true"), 'error sending request: Post "https://127.0.0.1:'),
+        (("attach", "web"), 'error sending request: Post "https://127.0.0.1:'),
+        (("port-forward", "pod/web", ":80"), "error upgrading connection: error dialing backend:"),
+    ],
+    ids=["exec", "attach", "port-forward"],
+)
+def test_connect_verbs_reach_the_missing_kubelet(cluster, args, prefix):
+    proc = cluster.kubectl("admin", "-n", "prod", *args, timeout=30)
+    assert proc.returncode != 0
+    assert prefix in proc.stderr, proc.stderr
+    assert cluster.no_kubelet_error(NODE) in proc.stderr, proc.stderr
 
 
 def test_validating_admission_policy_sees_exec_before_the_kubelet(cluster):
