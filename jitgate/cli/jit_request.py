@@ -175,16 +175,17 @@ def _not_before(requests: AccessRequests, namespace: str, grant: str) -> dt.date
 
 
 def _why_not(request: AccessRequest) -> str:
+    """`… was not approved: denied by bob: use the runbook`, in the operator's words if any."""
     name, status = request.metadata.name, request.status
-    detail = f": {status.message}" if status.message else ""
-    if status.phase == "Denied" and not detail:
+    detail = status.message or (status.phase or "").lower()
+    if not status.message and status.phase == "Denied":
         denial = next((a for a in reversed(status.approvals) if a.decision == "Deny"), None)
         if denial is not None:
             comment = f": {denial.comment}" if denial.comment else ""
-            detail = f" by {denial.user or 'an approver'}{comment}"
-    if status.phase == "Expired" and not detail:
-        detail = " before enough approvers approved it"
-    return f'accessrequest "{name}" was {(status.phase or "").lower()}{detail}'
+            detail = f"denied by {denial.user or 'an approver'}{comment}"
+    if not status.message and status.phase == "Expired":
+        detail = "it expired before enough approvers approved it"
+    return f'accessrequest "{name}" was not approved: {detail}'
 
 
 def _parsed(raw: Json) -> AccessRequest:

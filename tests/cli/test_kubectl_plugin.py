@@ -406,10 +406,13 @@ async def test_wait_prints_the_grant_window_once_approved(jit: Jit, operator: Op
     [
         ({"phase": "Denied", "approvals": [{"user": "bob", "decision": "Deny",
                                              "comment": "use the runbook"}]},
-         'Error: accessrequest "fix-web-0" was denied by bob: use the runbook\n'),
-        ({"phase": "Expired", "message": "no decision within the pending timeout of 1h"},
-         'Error: accessrequest "fix-web-0" was expired: no decision within the pending '
-         "timeout of 1h\n"),
+         'Error: accessrequest "fix-web-0" was not approved: denied by bob: use the runbook\n'),
+        ({"phase": "Expired",
+          "message": "no decision before the pending deadline 2026-11-21T11:00:00Z"},
+         'Error: accessrequest "fix-web-0" was not approved: no decision before the pending '
+         "deadline 2026-11-21T11:00:00Z\n"),
+        ({"phase": "Cancelled", "message": "cancelled by alice"},
+         'Error: accessrequest "fix-web-0" was not approved: cancelled by alice\n'),
     ],
 )  # fmt: skip
 async def test_wait_fails_when_denied_or_expired(
