@@ -577,7 +577,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
             try:
                 new = jsonpatch.apply_patch(base, patch)
             except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as e:
-                raise ApiError(422, "Invalid", f"the server rejected our request: {e}") from e
+                message = f"the server rejected our request due to an error in our request: {e}"
+                raise ApiError(422, "Invalid", message) from e
         elif patch_type in {"merge", "strategic"}:
             new = _merge_patch(base, patch, strategic=patch_type == "strategic")
         else:
