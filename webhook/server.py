@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -169,8 +170,20 @@ def _failed(webhook: Webhook) -> StartupError:
 
 
 async def serve(config: WebhookConfig, **kwargs: Any) -> None:
-    """Serve until SIGTERM/SIGINT (uvicorn's handling); StartupError if it cannot start."""
-    await _Server(build(config, **kwargs)).serve()
+    """Serve until SIGTERM or SIGINT, then drain and return; StartupError if it cannot start.
+
+    uvicorn's own handling re-raises the signal after draining, so the process would die of
+    it; a stop asked for is a clean exit here.
+    """
+    server = _Server(build(config, **kwargs))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, setattr, server, "should_exit", True)
+    try:
+        await server.serve()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
 
 
 @dataclass
@@ -207,10 +220,10 @@ def _bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, with a failed start-up raised instead of exiting the process."""
 
-    def __init__(self, webhook: Webhook, *, signals: bool = True) -> None:
+    def __init__(self, webhook: Webhook) -> None:
         super().__init__(_uvicorn_config(webhook))
         self._webhook = webhook
-        self._signals = signals
+        self.listening = asyncio.Event()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         try:
@@ -218,14 +231,11 @@ class _Server(uvicorn.Server):
         except SystemExit:
             # asyncio lets SystemExit escape the event loop; an exception stays in its task.
             raise _failed(self._webhook) from self._webhook.startup_error
+        self.listening.set()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        if self._signals:
-            with super().capture_signals():
-                yield
-        else:
-            yield  # the embedding program handles signals
+        yield  # `serve` or the embedding program handles signals
 
 
 @contextlib.asynccontextmanager
@@ -233,21 +243,20 @@ async def running(config: WebhookConfig, **kwargs: Any) -> AsyncIterator[Running
     """Serve in the current event loop (port 0 picks a free port) until the block exits."""
     webhook = build(config, **kwargs)
     sock = _bind(config.host, config.port)
-    server = _Server(webhook, signals=False)
+    server = _Server(webhook)
     task = asyncio.create_task(server.serve(sockets=[sock]))
+    listening = asyncio.create_task(server.listening.wait())
     try:
-        for _ in range(1000):  # bounded: start-up takes milliseconds
-            if server.started or task.done():
-                break
-            await asyncio.sleep(0.01)
+        await asyncio.wait([task, listening], timeout=30, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             await task  # raises StartupError
             raise _failed(webhook)
         if not server.started:
-            raise RuntimeError("the webhook did not start within 10 seconds")
+            raise StartupError("the webhook could not start: it was not listening after 30 seconds")
         host, port = sock.getsockname()[:2]
         yield RunningWebhook(f"https://{_url_host(host)}:{port}", webhook, server)
     finally:
+        listening.cancel()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -16,7 +16,7 @@ import httpx
 import kubernetes.client
 import pytest
 from cryptography import x509
-from jitgate.webhook.server import RunningWebhook, StartupError, running
+from jitgate.webhook.server import RunningWebhook, StartupError, run_webhook_in_thread, running
 from jitgate.webhook.watch import Backoff
 
 from jitgate.emulator import KubeEmulator, run_emulator
@@ -285,3 +285,17 @@ async def test_plain_http_is_not_served(webhook: Any) -> None:
     async with httpx.AsyncClient() as http:
         with pytest.raises(httpx.HTTPError):
             await http.get(f"{url}/healthz")
+
+
+def test_run_webhook_in_thread_serves_synchronous_callers(
+    webhook_config: Any, unreachable: Any, pki: Any, reviews: Any
+) -> None:
+    _, api = unreachable
+    with (
+        run_webhook_in_thread(webhook_config, api_client=api) as handle,
+        httpx.Client(base_url=handle.url, verify=pki.client_context()) as http,
+    ):
+        assert http.get("/healthz").status_code == 200
+        assert http.get("/readyz").status_code == 503  # nothing to list from
+        answer = http.post("/validate", json=reviews.exec()).json()["response"]
+        assert answer["allowed"] is False

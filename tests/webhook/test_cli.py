@@ -1,0 +1,119 @@
+"""`jitgate webhook` as a process: flags, JITGATE_<FLAG> variables, serving and stopping."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+COMMAND = [sys.executable, "-m", "jitgate.cli.main", "webhook"]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_help_names_every_flag_and_its_variable() -> None:
+    out = run("--help").stdout
+    for flag in (
+        "--host", "--port", "--tls-cert", "--tls-key", "--audit", "--audit-key-file",
+        "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user", "--exempt-group",
+    ):  # fmt: skip
+        assert flag in out
+        assert "JITGATE_" + flag.lstrip("-").replace("-", "_").upper() in out
+
+
+def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> None:
+    missing = run("--audit", f"file://{tmp_path}")
+    assert missing.returncode == 2
+    assert "the following arguments are required: --tls-cert, --tls-key" in missing.stderr
+    unreadable = run("--tls-cert", str(tmp_path / "nope.crt"), "--tls-key", str(pki.key_file),
+                     "--audit", f"file://{tmp_path}")  # fmt: skip
+    assert unreadable.returncode == 2
+    assert unreadable.stderr == f"--tls-cert {tmp_path / 'nope.crt'} is not a readable file.\n"
+    bad_url = run(
+        "--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file), "--audit", "s3://x"
+    )
+    assert bad_url.returncode == 2 and bad_url.stderr.startswith(
+        "--audit: audit URL 's3://x' is neither"
+    )
+    assert len(bad_url.stderr.strip().splitlines()) == 1
+    bad_port = run(
+        "--port",
+        "http",
+        env={"JITGATE_TLS_CERT": "a", "JITGATE_TLS_KEY": "b", "JITGATE_AUDIT": "c"},
+    )
+    assert bad_port.returncode == 2 and "invalid port 'http'" in bad_port.stderr
+
+
+async def test_the_command_serves_until_sigterm(
+    cluster: Any, kubeconfig: Path, pki: Any, tmp_path: Path, reviews: Any
+) -> None:
+    port = free_port()
+    key = tmp_path / "hmac.key"
+    key.write_bytes(os.urandom(32))
+    env = {
+        **os.environ,
+        "JITGATE_TLS_CERT": str(pki.cert_file),
+        "JITGATE_TLS_KEY": str(pki.key_file),
+        "JITGATE_AUDIT": f"file://{tmp_path}/audit",
+        "JITGATE_AUDIT_KEY_FILE": str(key),
+        "JITGATE_EXEMPT_USER": "flux,argocd",
+        "POD_NAME": "jitgate-webhook-0",
+    }
+    process = await asyncio.create_subprocess_exec(
+        *COMMAND, "--host", "127.0.0.1", "--port", str(port), "--kubeconfig", str(kubeconfig),
+        "--exempt-group", "gitops", env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(
+            base_url=f"https://127.0.0.1:{port}", verify=pki.client_context()
+        ) as http:
+            for _ in range(300):  # bounded: start-up plus the first list take well under a second
+                if process.returncode is not None:
+                    break
+                try:
+                    if (await http.get("/readyz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.05)  # a separate process: nothing to wait on but its port
+            assert (await http.get("/readyz")).status_code == 200
+            for user, groups, allowed in (
+                ("flux", [], True),
+                ("dex", ["gitops"], True),
+                ("alice", [], False),
+            ):
+                answer = (
+                    await http.post("/validate", json=reviews.exec(user=user, groups=groups))
+                ).json()
+                assert answer["response"]["allowed"] is allowed, user
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(30):
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    [segment] = (tmp_path / "audit" / "jitgate-webhook-0").glob("*.jsonl")
+    record = segment.read_text().splitlines()[-1]
+    assert '"action.denied"' in record and '"mac":' in record  # signed with the key file
