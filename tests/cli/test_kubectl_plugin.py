@@ -105,6 +105,20 @@ async def test_request_delete_and_scale_map_kubectl_kinds(jit: Jit, operator: Op
     assert spec["duration"] == "30m"
 
 
+async def test_break_glass_requests_say_what_happens_next(jit: Jit, operator: Operator) -> None:
+    result = await jit(
+        "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "30m",
+        "--reason", "SEV1: database down", "--name", "sev1", user="carol",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "accessrequest.jitgate.dev/sev1 created",
+        "Break-glass: the operator grants it at once if the policy lets you, and flags it "
+        "for review.",
+    ]
+    assert operator.request("sev1")["spec"]["breakGlass"] is True
+
+
 async def test_request_with_a_taken_name_says_so(jit: Jit, operator: Operator) -> None:
     operator.seed("fix-web-0")
     result = await jit(
