@@ -3,8 +3,12 @@ ValidatingAdmissionPolicy on CONNECT, and CEL validation of a CRD."""
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -252,3 +256,113 @@ def test_crd_cel_validation_is_enforced(kube_apiserver):
     assert "min must not exceed max" in bad.stderr, bad.stderr
     assert "spec: Invalid value" in bad.stderr, bad.stderr
     api.kubectl("admin", "delete", "crd", "widgets.smoke.jitgate.test", "--wait=false")
+
+
+def test_validating_webhook_sees_exec_as_connect(cluster):
+    """The API server calls a local HTTPS webhook (CA from the fixture) on CONNECT pods/exec."""
+    cert, key = cluster.ca.issue("smoke-webhook", dns=["localhost"], ips=["127.0.0.1"])
+    reviews: list[dict[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            reviews.append(review)
+            body = json.dumps({
+                "apiVersion": "admission.k8s.io/v1",
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": review["request"]["uid"],
+                    "allowed": False,
+                    "status": {"code": 403, "message": "smoke webhook: exec needs a grant"},
+                },
+            }).encode()  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server.socket = tls.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    cluster.create_namespace("hooked")
+    rbac = "rbac.authorization.k8s.io"
+    cluster.apply(
+        "admin",
+        _pod("hooked"),
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "Role",
+            "metadata": {"name": "exec", "namespace": "hooked"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            ],
+        },
+        {
+            "apiVersion": f"{rbac}/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "sre-exec", "namespace": "hooked"},
+            "roleRef": {"apiGroup": rbac, "kind": "Role", "name": "exec"},
+            "subjects": [{"apiGroup": rbac, "kind": "Group", "name": "sre"}],
+        },
+    )
+    webhook = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": {"name": "smoke-webhook"},
+        "webhooks": [
+            {
+                "name": "exec.smoke.jitgate.test",
+                "clientConfig": {
+                    "url": f"https://127.0.0.1:{port}/validate",
+                    "caBundle": base64.b64encode(cluster.ca.pem).decode(),
+                },
+                "rules": [
+                    {
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "operations": ["CONNECT"],
+                        "resources": ["pods/exec"],
+                    }
+                ],
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "hooked"}},
+                "sideEffects": "None",
+                "admissionReviewVersions": ["v1"],
+                "failurePolicy": "Fail",
+                "timeoutSeconds": 5,
+            }
+        ],
+    }
+    cluster.apply("admin", webhook)
+    try:
+        deadline = time.monotonic() + 30
+        while True:  # webhook configurations are picked up by an informer
+            proc = cluster.kubectl("bob", "exec", "-n", "hooked", "web", "--", "true")
+            if reviews or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert proc.returncode != 0
+        assert (
+            'admission webhook "exec.smoke.jitgate.test" denied the request: '
+            "smoke webhook: exec needs a grant"
+        ) in proc.stderr, proc.stderr
+        request = reviews[-1]["request"]
+        assert request["operation"] == "CONNECT"
+        assert request["kind"] == {"group": "", "version": "v1", "kind": "PodExecOptions"}
+        assert request["resource"] == {"group": "", "version": "v1", "resource": "pods"}
+        assert request["subResource"] == "exec"
+        assert (request["namespace"], request["name"]) == ("hooked", "web")
+        assert request["userInfo"]["username"] == "bob"
+        assert set(request["userInfo"]["groups"]) == {"sre", "system:authenticated"}
+        assert request["object"]["command"] == ["true"]
+    finally:
+        cluster.kubectl("admin", "delete", "validatingwebhookconfiguration", "smoke-webhook")
+        server.shutdown()
