@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,7 +147,7 @@ def build(
     *,
     force: bool = False,
     log: Path = BUILD_LOG,
-    echo=None,
+    echo: Callable[[str], object] | None = None,
 ) -> BuildResult:
     """Build ``binary`` from ``src_dir`` if it is stale (or ``force``).
 
@@ -211,7 +212,7 @@ def build(
         return BuildResult(binary, True, seconds)
 
 
-def ensure_binary(echo=None) -> BuildResult:
+def ensure_binary(echo: Callable[[str], object] | None = None) -> BuildResult:
     """Return the up-to-date binary, building it if needed (see :func:`build`)."""
     return build(echo=echo)
 

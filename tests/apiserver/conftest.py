@@ -61,9 +61,7 @@ def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
         pytest.skip(f"real kube-apiserver tier unavailable: {exc}")
     except build.BuildFailed as exc:
         pytest.fail(str(exc), pytrace=False)
-    if result.built:
-        _say(config, f"build took {result.seconds:.1f} s")
-    else:
+    if not result.built:
         _say(config, f"binary up to date ({result.binary})")
     return result.binary
 

@@ -34,7 +34,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -428,9 +428,10 @@ class KubeAPIServer:
 
     def create_namespace(self, name: str, labels: dict[str, str] | None = None) -> None:
         """Create a namespace and its ``default`` ServiceAccount (no controller-manager here)."""
-        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
+        metadata: dict[str, Any] = {"name": name}
         if labels:
-            ns["metadata"]["labels"] = labels
+            metadata["labels"] = labels
+        ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
         sa = {
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -630,7 +631,8 @@ class _Exited(Exception):
 
 
 def _wait_ready(server: KubeAPIServer, deadline: float) -> None:
-    checks = [
+    Check = tuple[str, str, str | None, Callable[[int, Any], bool]]
+    checks: list[Check] = [
         ("GET", "/readyz", None, lambda s, b: s == 200 and b == "ok"),
         ("GET", "/api/v1/namespaces/default", "admin", lambda s, b: s == 200),
         (
