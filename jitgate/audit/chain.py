@@ -84,17 +84,39 @@ def mac_matches(record_hash: str, mac: object, key: bytes) -> bool:
     return hmac.compare_digest(expected, mac.encode(errors="surrogatepass"))
 
 
+def stored_form(record: Mapping[str, Any]) -> bytes:
+    """How a record is stored: the canonical JSON that was hashed, then `hash` and `mac`.
+
+    The bytes that were hashed are the stored line itself up to `,"hash":`, so a record
+    is encoded once, not twice, on the hot path.
+    """
+    hashed = {k: v for k, v in record.items() if k not in UNHASHED}
+    if not hashed:
+        return canonical_json(record)
+    tail = b"".join(
+        b',"' + name.encode() + b'":' + canonical_json(record[name])
+        for name in ("hash", "mac")
+        if name in record
+    )
+    return canonical_json(hashed)[:-1] + tail + b"}"
+
+
 def link(
     body: Mapping[str, Any], *, writer: str, head: ChainHead | None, key: bytes | None
 ) -> Linked:
-    """Chain `body` (the event's own fields, `time` included) after `head`."""
-    record: dict[str, Any] = dict(body)
+    """Chain `body` (the event's own fields, `time` included) after `head`.
+
+    Raises ValueError if the body holds something JSON cannot carry (NaN, lone surrogates).
+    """
+    record: dict[str, Any] = {k: v for k, v in body.items() if k not in UNHASHED}
     record["v"] = FORMAT_VERSION
     record["writer"] = writer
     record["seq"] = head.next_seq() if head else 1
     record["prev"] = head.hash if head else GENESIS
-    record.pop("mac", None)
-    record["hash"] = record_hash(record)
+    hashed = canonical_json(record)
+    record["hash"] = "sha256:" + hashlib.sha256(hashed).hexdigest()
+    tail = b',"hash":"' + record["hash"].encode() + b'"'
     if key is not None:
         record["mac"] = sign(record["hash"], key)
-    return Linked(record, canonical_json(record) + b"\n")
+        tail += b',"mac":"' + record["mac"].encode() + b'"'
+    return Linked(record, hashed[:-1] + tail + b"}\n")

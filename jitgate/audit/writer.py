@@ -18,7 +18,6 @@ from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, li
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditEvent, AuditRecord
 from jitgate.audit.sink import Sink
-from jitgate.canonical import canonical_json
 from jitgate.clock import Clock
 
 logger = logging.getLogger("jitgate.audit")
@@ -129,7 +128,6 @@ class AuditWriter:
         if self._closed:
             raise AuditWriteError(f"the audit writer {self.writer_id} is closed")
         body = event.body(self._clock.now())
-        canonical_json(body)  # a value JSON cannot carry is the caller's bug: fail it alone
         future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(body, future))
         if self._flusher is None:
@@ -152,18 +150,26 @@ class AuditWriter:
                 await self._recover()
             head = self._head
             linked: list[Linked] = []
+            accepted: list[_Pending] = []
             for pending in batch:
-                linked.append(link(pending.body, writer=self.writer_id, head=head, key=self._key))
-                head = linked[-1].head
+                try:
+                    stored = link(pending.body, writer=self.writer_id, head=head, key=self._key)
+                except ValueError as error:  # NaN and the like: the caller's bug, fail it alone
+                    if not pending.future.done():
+                        pending.future.set_exception(error)
+                    continue
+                linked.append(stored)
+                accepted.append(pending)
+                head = stored.head
             await self._sink.write(linked)
         except Exception as error:
             self._fail(error, [*batch, *self._queue])
             self._queue.clear()
             return
         self._head = head
-        for pending, stored in zip(batch, linked, strict=True):
+        for pending, done in zip(accepted, linked, strict=True):
             if not pending.future.done():
-                pending.future.set_result(AuditRecord.from_stored(stored.record))
+                pending.future.set_result(AuditRecord.from_stored(done.record))
         seal = self._sink.rotation_due(self._clock.now())
         if seal is not None:
             try:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Final
 
-from jitgate.audit.chain import mac_matches
+from jitgate.audit.chain import mac_matches, stored_form
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.errors import AuditDataError, AuditError
 from jitgate.audit.keys import load_key
@@ -37,7 +37,6 @@ from jitgate.audit.reader import LogReader, StoredRecord
 from jitgate.audit.report import BusinessHours, Report, ReportConfig, build_report
 from jitgate.audit.timefmt import parse_span, parse_when
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
-from jitgate.canonical import canonical_json
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, Parser, add_flag
 from jitgate.clock import SYSTEM_CLOCK, Clock
 
@@ -323,7 +322,7 @@ def _records(
 
 
 def _json_line(stored: StoredRecord) -> str:
-    return canonical_json(stored.data).decode()
+    return stored_form(stored.data).decode()
 
 
 def _write_json_array(out: IO[str], records: Iterable[StoredRecord]) -> int:

@@ -1,8 +1,9 @@
 """The hash chain and canonical form: pure functions, no storage."""
 
 import datetime as dt
+import json
 
-from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash
+from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash, stored_form
 from jitgate.audit.model import Action, Actor, AuditEvent, AuditRecord, Replicas
 from jitgate.canonical import canonical_json
 
@@ -20,9 +21,12 @@ def test_first_record_links_to_genesis_and_hashes_its_canonical_json() -> None:
     assert record["time"] == "2026-11-21T10:00:00.000000Z"
     assert "mac" not in record
     assert record["hash"] == record_hash(record)
-    # The stored line is the canonical form: sorted keys, no whitespace, UTF-8.
-    assert stored.line == canonical_json(record) + b"\n"
-    assert b" " not in stored.line.replace(b"request.created", b"")
+    # The stored line is the hashed canonical form (sorted keys, no whitespace, UTF-8)
+    # followed by the hash.
+    unhashed = {k: v for k, v in record.items() if k != "hash"}
+    assert stored.line == canonical_json(unhashed)[:-1] + f',"hash":"{record["hash"]}"}}\n'.encode()
+    assert stored.line == stored_form(record) + b"\n"
+    assert json.loads(stored.line) == record
 
 
 def test_each_record_links_to_the_previous_hash_and_counts_up() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +14,9 @@ import psycopg
 import pytest
 
 from jitgate.audit import AuditRecord, AuditWriteError, open_audit_writer
-from jitgate.audit.chain import Linked, link, sign
+from jitgate.audit.chain import Linked, link, sign, stored_form
 from jitgate.audit.pgsink import PostgresSink
 from jitgate.audit.url import PostgresTarget, parse_audit_url
-from jitgate.canonical import canonical_json
 
 pytestmark = pytest.mark.postgres
 Write = Callable[..., Awaitable[list[AuditRecord]]]
@@ -92,7 +93,7 @@ async def test_storing_a_record_again_is_a_no_op_but_a_different_one_is_refused(
     with postgres.admin() as conn:
         found = conn.execute(f"SELECT body FROM {pg_table} WHERE seq = 5").fetchone()
     assert found is not None
-    again = Linked(found[0], canonical_json(found[0]) + b"\n")
+    again = Linked(found[0], stored_form(found[0]) + b"\n")
     different = link({"type": "x.y", "time": log20[4].time}, writer="w0", head=None, key=None)
     target = parse_audit_url(pg_url)
     assert isinstance(target, PostgresTarget)
@@ -265,3 +266,30 @@ async def test_query_filters_run_in_the_database(
     assert all(r["type"].startswith("action.") for r in found)
     expected = [r.seq for r in log20 if r.user == "bob" and r.type.startswith("action.")]
     assert [r["seq"] for r in found] == expected
+
+
+async def test_tail_and_export_read_the_table(
+    cli: Any, pg_url: str, log20: list[AuditRecord], event: Any, tmp_path: Path
+) -> None:
+    result = cli("tail", "--audit", pg_url, "--lines", "2", "-o", "json")
+    assert [json.loads(line)["seq"] for line in result.out.splitlines()] == [19, 20]
+    out = tmp_path / "audit.csv"
+    assert cli("export", "--audit", pg_url, "--format", "csv", "--out", out).code == 0
+    assert len(out.read_text().splitlines()) == 1 + 20
+    follow = [
+        "tail", "--audit", pg_url, "--lines", "1", "--follow", "--interval", "10ms",
+        "--max-records", "2", "-o", "json",
+    ]  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jitgate.cli.main", "audit", *follow,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+    )  # fmt: skip
+    assert process.stdout is not None
+    first = await asyncio.wait_for(process.stdout.readline(), 30)  # following from here on
+    assert json.loads(first)["seq"] == 20
+    async with open_audit_writer(pg_url, writer_id="w0", maintenance_interval=None) as writer:
+        await writer.append(event(100))
+        await writer.append(event(101))
+    out_bytes, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err
+    assert [json.loads(line)["seq"] for line in out_bytes.splitlines()] == [21, 22]

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 
 from jitgate.audit import AuditRecord
-from jitgate.audit.chain import ChainHead, link, record_hash, sign
-from jitgate.canonical import canonical_json
+from jitgate.audit.chain import ChainHead, link, record_hash, sign, stored_form
 
 Write = Callable[..., Awaitable[list[AuditRecord]]]
 SEGMENT = "w0/00000000000000000001.jsonl"
@@ -26,7 +25,7 @@ def read_lines(path: Path) -> list[bytes]:
 
 
 def encode(record: dict[str, Any]) -> bytes:
-    return canonical_json(record) + b"\n"
+    return stored_form(record) + b"\n"
 
 
 def edit(path: Path, number: int, change: Callable[[dict[str, Any]], None]) -> None:

@@ -1,0 +1,195 @@
+"""Durable audit appends: one fsync (or commit) per append vs group commit.
+
+For each sink (file, PostgreSQL) and 1, 16 and 64 concurrent appenders sharing one
+writer: appends per second and p50/p99 latency of `append()` (until durable), with
+`max_batch=1` (inline: serialised, one fsync per append) and with group commit; then
+the ratio group/inline. Each run is bounded by a count and a time budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
+
+CONCURRENCY = (1, 16, 64)
+MAX_APPENDS = 4000  # per run
+BUDGET = 1.0  # seconds per run, after which appenders stop taking new work
+ROUNDS = 3  # inline and group runs alternate, so a noisy neighbour hits both alike
+WARMUP = 20
+TARGET_RATIO = 4.0  # group commit vs inline at 64 appenders on the file sink
+SUPPORT = Path(__file__).resolve().parents[1] / "support" / "postgres.py"
+
+
+def _event(i: int) -> AuditEvent:
+    """About the size of a real `action.allowed` record (~1 KB stored)."""
+    return AuditEvent(
+        type="action.allowed",
+        actor=Actor(user=f"user-{i % 50}@example.com", groups=("developers", "sre-oncall")),
+        namespace="payments-prod",
+        action=Action(
+            verb="exec", resource="pods", name=f"api-7d9f8c6b5-{i % 97:05d}", subresource="exec",
+            container="app", command=("sh", "-c", "cat /var/log/app/current | tail -n 200"),
+            tty=True, stdin=True,
+        ),
+        request="inc-4711-debug-api",
+        grant="inc-4711-debug-api-x7k2q",
+        admission_uid=str(uuid.UUID(int=i)),
+        dry_run=False,
+        context={"policy": "production", "breakGlass": False,
+                 "approvalChainDigest": "sha256:" + "ab" * 32},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Result:
+    sink: str
+    writers: int
+    mode: str
+    rates: list[float]
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        """The median round: robust to one round disturbed by other work on the machine."""
+        return statistics.median(self.rates)
+
+    def percentile(self, q: int) -> float:
+        if len(self.latencies) < 2:
+            return self.latencies[0] if self.latencies else 0.0
+        return statistics.quantiles(self.latencies, n=100)[q - 1]
+
+
+async def _run(url: str, sink: str, writers: int, inline: bool) -> Result:
+    latencies: list[float] = []
+    async with open_audit_writer(
+        url, writer_id="bench", max_batch=1 if inline else 1024, maintenance_interval=None
+    ) as writer:
+        for i in range(WARMUP):
+            await writer.append(_event(i))
+        tickets = iter(range(MAX_APPENDS))
+        deadline = time.perf_counter() + BUDGET
+
+        async def appender() -> None:
+            for i in tickets:
+                if time.perf_counter() > deadline:
+                    return
+                started = time.perf_counter()
+                await writer.append(_event(i))
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(appender() for _ in range(writers)))
+        elapsed = time.perf_counter() - started
+    mode = "inline" if inline else "group"
+    return Result(sink, writers, mode, [len(latencies) / elapsed], latencies)
+
+
+def _load_postgres_support() -> ModuleType:
+    name = "jitgate_bench_support_postgres"
+    spec = importlib.util.spec_from_file_location(name, SUPPORT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _measure(sink: str, url_for: Callable[[], str]) -> list[Result]:
+    results = []
+    for writers in CONCURRENCY:
+        rounds: dict[bool, list[Result]] = {True: [], False: []}
+        for _ in range(ROUNDS):
+            for inline in (True, False):
+                rounds[inline].append(asyncio.run(_run(url_for(), sink, writers, inline)))
+        for runs in rounds.values():
+            results.append(
+                Result(
+                    sink,
+                    writers,
+                    runs[0].mode,
+                    [rate for run in runs for rate in run.rates],
+                    [latency for run in runs for latency in run.latencies],
+                )
+            )
+    return results
+
+
+def _print(results: list[Result]) -> dict[tuple[str, int], float]:
+    print(f"{'sink':<11}{'appenders':>9}  {'mode':<7}{'appends/s':>10}{'p50 ms':>9}{'p99 ms':>9}")
+    for r in results:
+        print(
+            f"{r.sink:<11}{r.writers:>9}  {r.mode:<7}{r.rate:>10.0f}"
+            f"{r.percentile(50) * 1000:>9.2f}{r.percentile(99) * 1000:>9.2f}"
+        )
+    ratios: dict[tuple[str, int], float] = {}
+    by_key = {(r.sink, r.writers, r.mode): r for r in results}
+    for sink, writers, _ in by_key:
+        if (sink, writers) in ratios:
+            continue
+        group, inline = by_key.get((sink, writers, "group")), by_key.get((sink, writers, "inline"))
+        if group and inline:
+            ratios[(sink, writers)] = group.rate / inline.rate
+    print("\ngroup commit / inline fsync, appends per second:")
+    for (sink, writers), ratio in ratios.items():
+        print(f"  {sink:<11}{writers:>3} appenders: {ratio:6.1f}x")
+    return ratios
+
+
+def _fsync_cost(directory: str, count: int = 200) -> tuple[float, float]:
+    """p50 and p99 of one 1 KB append + fdatasync on this disk: the unit of inline cost."""
+    samples = []
+    fd = os.open(os.path.join(directory, "fsync-probe"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            os.write(fd, b"x" * 1023 + b"\n")
+            os.fdatasync(fd)
+            samples.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+    cuts = statistics.quantiles(samples, n=100)
+    return cuts[49], cuts[98]
+
+
+def main() -> None:
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="jitgate-audit-bench-") as base:
+        p50, p99 = _fsync_cost(base)
+        print(
+            f"this disk: 1 KB append + fdatasync p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
+        )
+        results += _measure("file", lambda: f"file://{base}/{uuid.uuid4().hex}")
+    support: Any = _load_postgres_support()
+    reason = support.missing_reason()
+    if reason:
+        print(f"PostgreSQL sink skipped: {reason}")
+    else:
+        server = support.PostgresServer().start()
+        try:
+            results += _measure(
+                "postgresql", lambda: server.url() + f"?table=b_{uuid.uuid4().hex[:12]}"
+            )
+        finally:
+            server.stop()
+    ratios = _print(results)
+    ratio = ratios.get(("file", 64))
+    if ratio is not None:
+        verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
+        print(f"\nfile sink, 64 appenders: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x): {verdict}")
+
+
+if __name__ == "__main__":
+    main()
