@@ -61,6 +61,8 @@ def plan_grant(
         raise ValueError("an AccessRequest without a stamped requester cannot be granted")
     name = request.metadata.name or ""
     uid = request.metadata.uid or ""
+    # Whole seconds, as Kubernetes writes timestamps and as status.grant.expiresAt shows it.
+    start = now.replace(microsecond=0)
     return Grant(
         metadata=ObjectMeta(
             name=grant_name(name, uid),
@@ -70,8 +72,8 @@ def plan_grant(
         spec=GrantSpec(
             user=requester.user,
             actions=list(request.spec.actions),
-            not_before=now,
-            expires_at=now + duration,
+            not_before=start,
+            expires_at=start + duration,
             access_request=ObjectReference(name=name, uid=uid),
             policy=policy,
             approvals=list(approvals),

@@ -217,9 +217,14 @@ class Workflow:
         for record in step.records:
             await self.record(record)
         status = dict(step.status)
+        notices = step.notices
         if step.grant is not None and request is not None:
             grant = await self._issue(obj, request, step.grant)
             status = issued_status(status, grant, self.clock.now())
+            live = f"grant {grant.metadata.name} is live until {format_time(grant.spec.expires_at)}"
+            notices = tuple(
+                Notice(n.reason, f"{n.message}; {live}", n.warning) for n in notices
+            ) or (Notice("GrantIssued", live),)
         if step.revoke is not None:
             await self._revoke(obj, step.revoke)
             return await self.kube.get(REQUESTS, namespace, name)
@@ -242,7 +247,7 @@ class Workflow:
                 self.metrics.observe_request(namespace, name, phase)
         if step.approved_after is not None:
             self.metrics.time_to_approval.observe(max(step.approved_after.total_seconds(), 0.0))
-        _post(patched, step.notices)
+        _post(patched, notices)
         if request is not None:
             self._notify(step.notify, request, status)
         return patched
@@ -266,7 +271,6 @@ class Workflow:
                     f"issued to {planned.spec.user} until {format_time(planned.spec.expires_at)}"
                 )
                 _post(existing, (Notice("Issued", message),))
-                _post(obj, (Notice("GrantIssued", f"grant {name} {message}"),))
         if existing is None or not belongs_to(existing, uid):
             raise kopf.TemporaryError(
                 f"Grant {namespace}/{name} exists but was not issued for this request", delay=5
@@ -304,6 +308,9 @@ class Workflow:
         """End a grant (expired, or deleted by someone): record, mark, update its request."""
         obj = _plain(raw)
         request_name = obj.get("spec", {}).get("accessRequest", {}).get("name", "")
+        finished = f"{obj['metadata'].get('uid')}/ended"
+        if finished in self.recorded and (obj.get("status") or {}).get("phase") == kind:
+            return  # this process already took it all the way; only kopf's finalizer is left
         async with self.locks.hold(request_key(obj["metadata"]["namespace"], request_name)):
             await self._end(obj, kind, actor=None, reason=reason, delete=delete)
 
@@ -353,10 +360,11 @@ class Workflow:
             self.metrics.observe_request(namespace, reference.name, kind)
             _post(patched, ending.notices)
             self._notify(ending.notify, request, ending.request_status)
-        if ending.grant_status is not None:
-            _post(obj, ending.notices)
+        elif ending.grant_status is not None:
+            _post(obj, ending.notices)  # no request to tell: say it on the grant
         if ending.lag is not None:
             self.metrics.expiry_lag.observe(max(ending.lag.total_seconds(), 0.0))
         self.metrics.observe_grant(namespace, name, False)
         if delete:
             await self.kube.delete(GRANTS, namespace, name, uid=meta.get("uid", ""))
+            self.recorded.add(f"{meta.get('uid')}/ended")

@@ -131,16 +131,26 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:].rstrip(".") + "."
+
+
 def config_from(args: argparse.Namespace) -> Any:
+    from jitgate.audit.errors import AuditConfigError
+    from jitgate.audit.url import parse_audit_url
     from jitgate.durations import DurationError, parse_duration
     from jitgate.operator.config import NotifyConfig, OperatorConfig
 
     if args.namespace and args.all_namespaces:
         fail("Use either --namespace or --all-namespaces, not both.")
     try:
+        parse_audit_url(args.audit)
+    except AuditConfigError as error:
+        fail(_sentence(f"--audit: {error}"))
+    try:
         retention = parse_duration(args.retention)
     except DurationError as error:
-        fail(f"--retention: {error}.")
+        fail(_sentence(f"--retention: {error}"))
     if args.poll_interval <= 0:
         fail("--poll-interval must be a positive number of seconds.")
     notify = None
@@ -176,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(run_operator(config))
     except (AuditError, CredentialsError) as error:
-        fail(f"{str(error).rstrip('.')}.", EXIT_USAGE)
+        fail(_sentence(str(error)), EXIT_USAGE)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -33,7 +33,12 @@ async def test_approval_issues_a_grant_for_exactly_the_request(jit) -> None:
         grant = jit.grant_of("fix-web-0")
         await jit.until(lambda: jit.grant_of("fix-web-0").get("status", {}).get("phase"))
         grant = jit.grant_of("fix-web-0")
-        await jit.until(lambda: any(r == "GrantIssued" for r, _ in jit.events("fix-web-0")))
+        await jit.until(
+            lambda: any(
+                reason == "Approved" and "is live until" in message
+                for reason, message in jit.events("fix-web-0")
+            )
+        )
     spec = grant["spec"]
     assert spec["user"] == "alice"
     assert spec["actions"] == [{"verb": "exec", "names": ["web-0"], "container": "app"}]
