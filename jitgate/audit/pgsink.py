@@ -40,7 +40,6 @@ WITH batch AS (
 ), head AS (
     INSERT INTO {heads} AS h (writer, seq, hash) VALUES (%(writer)s, %(head_seq)s, %(head_hash)s)
     ON CONFLICT (writer) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, updated_at = now()
-    WHERE h.seq < excluded.seq
 )
 SELECT b.seq FROM batch b JOIN {t} x ON x.writer = %(writer)s AND x.seq = b.seq
 WHERE x.hash <> b.hash ORDER BY b.seq

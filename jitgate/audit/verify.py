@@ -12,7 +12,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from jitgate.audit.chain import GENESIS, PRUNED, SEALED, ChainHead, mac_matches, record_hash
+from jitgate.audit.chain import (
+    GENESIS,
+    PRUNED,
+    RECOVERED,
+    SEALED,
+    ChainHead,
+    mac_matches,
+    record_hash,
+)
 
 ProblemKind = Literal[
     "edited", "deleted", "inserted", "reordered", "truncated", "bad-mac", "corrupt", "wrong-key"
@@ -137,6 +145,14 @@ class _State:
     mac_failure: Problem | None = None
     problem: Problem | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def _missing(context: object) -> str | None:
+    repaired = context.get("repaired") if isinstance(context, Mapping) else None
+    missing = repaired.get("missing") if isinstance(repaired, Mapping) else None
+    if isinstance(missing, Mapping):
+        return f"seq {missing.get('from')}-{missing.get('to')}"
+    return None
 
 
 def _span(first: int, last: int) -> str:
@@ -423,6 +439,13 @@ class _Verifier:
         kind = record.get("type")
         if kind == SEALED:
             s.segment.sealed_at = link.where
+        elif kind == RECOVERED:
+            missing = _missing(record.get("context"))
+            if missing:
+                s.notes.append(
+                    f"writer {self.writer} recorded at seq {link.seq} ({link.where}) that "
+                    f"acknowledged records {missing} were missing when it restarted"
+                )
         elif kind == PRUNED:
             context = record.get("context")
             if isinstance(context, Mapping):

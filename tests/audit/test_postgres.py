@@ -293,3 +293,17 @@ async def test_tail_and_export_read_the_table(
     out_bytes, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err
     assert [json.loads(line)["seq"] for line in out_bytes.splitlines()] == [21, 22]
+
+
+async def test_rows_lost_before_a_restart_are_recorded_in_the_chain(
+    cli: Any, postgres: Any, write: Write, pg_url: str, pg_table: str, log20: Any
+) -> None:
+    postgres.tamper(f"DELETE FROM {pg_table} WHERE seq > 17")
+    await write(pg_url, 1)
+    result = cli("query", "--audit", pg_url, "--type", "audit.recovered", "-o", "json")
+    (recovered,) = json.loads(result.out)
+    assert recovered["seq"] == 18
+    assert recovered["context"]["repaired"]["missing"] == {"from": 18, "to": 20}
+    result = cli("verify", "--audit", pg_url)
+    assert result.code == 0, result.out
+    assert "acknowledged records seq 18-20 were missing" in result.err

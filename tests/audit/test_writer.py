@@ -222,6 +222,9 @@ async def test_acknowledged_records_missing_on_reopen_are_recorded(
     recovered = lines(log_dir)[7]
     assert recovered["type"] == "audit.recovered"
     assert recovered["context"]["repaired"]["missing"] == {"from": 8, "to": 10}
+    result = cli("verify", "--audit", file_url)
+    assert result.code == 0  # the loss is on the record, and the chain goes on from there
+    assert "acknowledged records seq 8-10 were missing when it restarted" in result.err
     report = cli("report", "--audit", file_url, "--since", "2026-01-01", "-o", "json")
     kinds = [finding["kind"] for finding in json.loads(report.out)["findings"]]
     assert "audit-records-lost" in kinds
