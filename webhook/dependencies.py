@@ -9,7 +9,9 @@ from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.review import MAX_BODY_BYTES, ReviewError
 
 
-def get_controller(request: Request) -> AdmissionController:
+async def get_controller(request: Request) -> AdmissionController:
+    # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which costs
+    # more than the decision itself.
     controller: AdmissionController = request.app.state.controller
     return controller
 
