@@ -181,7 +181,7 @@ class _Burst:
             user=self.first.user,
             namespace=namespaces[0] if len(namespaces) == 1 else None,
             subject=self.first.user or "(unknown)",
-            detail=f"{self.count} denied actions from {self.first.time} to {self.last.time}",
+            detail=f"{self.count} denied actions in {_minutes(self.last.when - self.first.when)}",
         )
 
 
@@ -440,6 +440,11 @@ class _Builder:
             usage=usages,
             findings=sorted(self.findings, key=lambda f: (f.time, f.kind)),
         )
+
+
+def _minutes(span: dt.timedelta) -> str:
+    minutes = round(span.total_seconds() / 60)
+    return "under a minute" if minutes < 1 else f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 def _str(value: object) -> str | None:

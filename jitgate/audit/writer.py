@@ -23,6 +23,7 @@ from jitgate.clock import Clock
 logger = logging.getLogger("jitgate.audit")
 
 DEFAULT_MAX_BATCH: Final = 1024
+RETRY_BROKEN: Final = 5.0  # seconds between recovery attempts of an unhealthy writer
 
 
 @dataclass(frozen=True)
@@ -217,9 +218,18 @@ class AuditWriter:
     # -- rotation and retention ---------------------------------------------------------
 
     async def maintain(self) -> None:
-        """Seal a segment that is due by age, and prune segments past retention."""
+        """Recover from a failed write, seal a segment due by age, prune past retention.
+
+        Recovering here, not only on the next append, matters: an unready webhook gets no
+        requests, so it would otherwise never append again to find the log writable.
+        """
         async with self._maintaining:
             async with self._io:
+                if self._broken is not None:
+                    try:
+                        await self._recover()
+                    except Exception as error:
+                        raise self._fail(error, []) from error
                 seal = self._sink.rotation_due(self._clock.now())
                 if seal is not None and self._broken is None:
                     try:
@@ -241,7 +251,7 @@ class AuditWriter:
 
     async def _maintain_every(self, interval: float) -> None:
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(interval if self._broken is None else min(interval, RETRY_BROKEN))
             try:
                 await self.maintain()
             except Exception as error:  # logged; the next round tries again
