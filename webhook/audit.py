@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 
 ALLOWED = "action.allowed"
 DENIED = "action.denied"
+PROBE = "webhook.auditProbe"
 
 
 class AuditSink(Protocol):
@@ -54,6 +55,18 @@ class AuditTrail:
         self._metrics.audit_latency.observe(time.perf_counter() - started)
         self.error = None
         return True
+
+    async def probe(self) -> bool:
+        """After a failure, try one record so that an unready webhook can become ready again.
+
+        Without it nothing would ever write: an unready replica gets no admission traffic.
+        The record says why it exists; a healthy log is never probed.
+        """
+        if self.healthy:
+            return True
+        return await self.record(
+            AuditEvent(type=PROBE, reason=f"readiness check after a failed write: {self.error}")
+        )
 
 
 def _actor(request: AdmissionRequest) -> Actor:

@@ -73,6 +73,12 @@ class AdmissionController:
             self.metrics.cache_synced.labels(kind).set_function(partial(_synced, cache, kind))
         self.metrics.ready.set_function(lambda: float(self.readiness().ready))
 
+    async def check_readiness(self) -> Readiness:
+        """`readiness()`, after giving a failed audit log the chance to prove it works again."""
+        if self.cache.synced:
+            await self.audit.probe()
+        return self.readiness()
+
     def readiness(self) -> Readiness:
         if not self.cache.synced:
             missing = [kind for kind in KINDS if not self.cache.is_synced(kind)]

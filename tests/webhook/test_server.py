@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -143,8 +146,6 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
 
 
 def _records(audit_dir: Path) -> list[dict[str, Any]]:
-    import json
-
     return [
         json.loads(line)
         for p in sorted(audit_dir.rglob("*.jsonl"))
@@ -205,6 +206,31 @@ def _segment_fd(audit_dir: Path) -> int:
     raise AssertionError("the audit segment is not open")
 
 
+def _break_the_volume(audit_dir: Path) -> Path:
+    """The disk fills up: the open segment's descriptor now points at /dev/full, so the next
+    write fails with ENOSPC as on a full volume; and the segment's path holds a directory, so
+    the writer cannot reopen it either. Returns the segment's path."""
+    fd = _segment_fd(audit_dir)
+    segment = Path(os.readlink(f"/proc/self/fd/{fd}"))
+    full = os.open("/dev/full", os.O_WRONLY)
+    try:
+        os.dup2(full, fd)
+    finally:
+        os.close(full)
+    segment.rename(segment.with_suffix(".aside"))
+    segment.mkdir()
+    return segment
+
+
+def _repair_the_volume(segment: Path) -> None:
+    segment.rmdir()
+    segment.with_suffix(".aside").rename(segment)
+
+
+def _types(segment: Path) -> list[str]:
+    return [json.loads(line)["type"] for line in segment.read_text().splitlines()]
+
+
 async def test_an_audit_log_that_cannot_be_written_denies_and_fails_readiness(
     cluster: Any,
     webhook: Any,
@@ -215,24 +241,38 @@ async def test_an_audit_log_that_cannot_be_written_denies_and_fails_readiness(
 ) -> None:
     await add_grant(cluster, webhook, reviews)
     assert (await validate(reviews.exec())).allowed  # opens the segment file
-    # The disk fills up: the segment's descriptor now points at /dev/full, so the next write
-    # fails with ENOSPC exactly as on a full volume.
-    full = os.open("/dev/full", os.O_WRONLY)
-    try:
-        os.dup2(full, _segment_fd(audit_dir))
-    finally:
-        os.close(full)
+    segment = _break_the_volume(audit_dir)
     answer = await validate(reviews.exec())
     assert not answer.allowed
     assert answer.message == "jitgate cannot write its audit log, so the action is not allowed"
     ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.text.startswith("jitgate cannot write its audit log: ")
-    assert "No space left on device" in ready.text
-    assert "jitgate_webhook_audit_failures_total 1.0" in (await client.get("/metrics")).text
-    # The writer reopens the segment on its next append; with space again, all is well.
-    assert (await validate(reviews.exec())).allowed
+    assert "jitgate_webhook_audit_failures_total" in (await client.get("/metrics")).text
+    assert not (await validate(reviews.exec())).allowed  # still failing: still denied
+    # The volume is repaired. The readiness probe proves the log writable again (an unready
+    # replica gets no admission traffic, so nothing else would).
+    _repair_the_volume(segment)
     assert (await client.get("/readyz")).status_code == 200
+    assert (await validate(reviews.exec())).allowed
+    assert _types(segment)[-3:] == ["audit.recovered", "webhook.auditProbe", "action.allowed"]
+    # The chain survived the failure: `jitgate audit verify` finds it intact.
+    verify = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "jitgate.cli.main",
+            "audit",
+            "verify",
+            "--audit",
+            f"file://{audit_dir}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
 async def test_an_audit_directory_that_cannot_be_created_stops_the_start(

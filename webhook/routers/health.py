@@ -17,7 +17,7 @@ async def healthz() -> PlainTextResponse:
 
 @router.get("/readyz")
 async def readyz(controller: Controller) -> PlainTextResponse:
-    readiness = controller.readiness()
+    readiness = await controller.check_readiness()
     if readiness.ready:
         return PlainTextResponse("ok\n")
     return PlainTextResponse(readiness.reason + "\n", status_code=503)
