@@ -26,6 +26,8 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
                 time timestamptz NOT NULL,
                 hash text NOT NULL,
                 body jsonb NOT NULL,
+                prev text GENERATED ALWAYS AS (body ->> 'prev') STORED,
+                mac text GENERATED ALWAYS AS (body ->> 'mac') STORED,
                 type text GENERATED ALWAYS AS (body ->> 'type') STORED,
                 namespace text GENERATED ALWAYS AS (body ->> 'namespace') STORED,
                 actor_user text GENERATED ALWAYS AS (body -> 'actor' ->> 'user') STORED,

@@ -174,7 +174,7 @@ class AuditWriter:
         seal = self._sink.rotation_due(self._clock.now())
         if seal is not None:
             try:
-                await self._store_own(SEALED, seal, end_segment=True)
+                await self._seal(seal)
             except Exception as error:
                 self._fail(error, [])
 
@@ -203,6 +203,12 @@ class AuditWriter:
         await self._store_own(RECOVERED, context)
         logger.warning("Audit writer %s recovered after: %s", self.writer_id, self._broken)
         self._broken = None
+
+    async def _seal(self, context: Mapping[str, Any]) -> None:
+        """End the segment with a record carrying the chain head it closes on."""
+        assert self._head is not None
+        head = {"lastSeq": self._head.seq, "head": self._head.hash}
+        await self._store_own(SEALED, {**context, **head}, end_segment=True)
 
     async def _store_own(
         self, kind: str, context: Mapping[str, Any], *, end_segment: bool = False
@@ -233,7 +239,7 @@ class AuditWriter:
                 seal = self._sink.rotation_due(self._clock.now())
                 if seal is not None and self._broken is None:
                     try:
-                        await self._store_own(SEALED, seal, end_segment=True)
+                        await self._seal(seal)
                     except Exception as error:
                         raise self._fail(error, []) from error
             plan = await self._sink.prune_plan(self._clock.now())

@@ -265,7 +265,14 @@ async def test_a_segmented_log_verifies(
     result = cli("verify", "--audit", file_url, "--key-file", key_file)
     assert result.code == 0, result.out
     for path in segmented[:-1]:
-        assert json.loads(read_lines(path)[-1])["type"] == "audit.sealed"
+        *_, last, seal = map(json.loads, read_lines(path))
+        assert seal["type"] == "audit.sealed"
+        assert seal["context"] == {
+            "segment": path.name,
+            "firstSeq": int(path.stem),
+            "lastSeq": last["seq"],
+            "head": last["hash"],
+        }
 
 
 async def test_a_segment_cut_before_its_seal_is_caught(
