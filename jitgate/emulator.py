@@ -92,7 +92,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import aiohttp.web
 import attrs
@@ -131,6 +131,7 @@ _CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions"
 _NAMESPACES = kmock.resource("", "v1", "namespaces")
 
 Obj = dict[str, Any]
+_T = TypeVar("_T")
 ObjectKey = tuple[kmock.resource, str | None, str]
 
 
@@ -321,9 +322,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         self._reaction = self.fallback[is_object_url] << self._serve
         if self.builtins:
             self.resources.load_data(_bundled_resources())
-            for group in ("kopf.dev", "zalando.org"):
-                self.register(f"{group}/v1/clusterkopfpeerings", kind="ClusterKopfPeering")
-                self.register(f"{group}/v1/kopfpeerings", kind="KopfPeering", namespaced=True)
+            # kopf's peering kinds (kopf.dev only: with zalando.org's too, kopf waits on both).
+            self.register("kopf.dev/v1/clusterkopfpeerings", kind="ClusterKopfPeering")
+            self.register("kopf.dev/v1/kopfpeerings", kind="KopfPeering", namespaced=True)
             for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
                 self.create_object(_NAMESPACES, {"metadata": {"name": ns}})
 
@@ -384,11 +385,15 @@ class KubeEmulator(kmock.KubernetesEmulator):
             for file in sorted(path.glob("*.y*ml")) if path.is_dir() else [path]:
                 loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # 10x faster
                 docs.extend(d for d in yaml.load_all(file.read_text(), Loader=loader) if d)
-        crds = [d for d in docs if d.get("kind") == "CustomResourceDefinition"]
-        for crd in crds:
-            with contextlib.suppress(ApiError):
-                self.delete_object(_CRDS, None, crd["metadata"]["name"])
-        return [self.create_object(_CRDS, crd) for crd in crds]
+        result = []
+        for crd in (d for d in docs if d.get("kind") == "CustomResourceDefinition"):
+            try:
+                result.append(self.create_object(_CRDS, crd))
+            except ApiError as e:
+                if e.code != 409:
+                    raise
+                result.append(self.replace_object(_CRDS, None, crd["metadata"]["name"], crd))
+        return result
 
     def resolve(self, resource: str | kmock.resource) -> kmock.resource:
         """The served resource meant by ``v1/pods``, ``pods``, ``ar``, ``grants.jitgate.dev``..."""
@@ -455,7 +460,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
         while len(self._events) > self.history_limit:
             self._expired_rv = self._events.popleft().rv
         self._notify()
-        return obj
+        if res == _CRDS and type_ != "DELETED":
+            self.register_crd(obj)
+        return copy.deepcopy(obj)  # callers may edit what they get; the store stays intact
 
     def _notify(self) -> None:
         self._changed.set()
@@ -513,8 +520,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
         if dry_run:
             return obj
         obj = self._commit(res, key, "ADDED", obj, None)
-        if res == _CRDS:
-            self.register_crd(obj)
+        if res == _CRDS:  # served at once, and the status says so
             status = {
                 "acceptedNames": obj["spec"]["names"],
                 "storedVersions": [v["name"] for v in obj["spec"]["versions"] if v.get("storage")],
@@ -531,7 +537,7 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     def read_object(self, resource: str | kmock.resource, namespace: str | None, name: str) -> Obj:
         res, info = self._lookup(resource)
-        return self._existing(res, info, namespace, name)
+        return copy.deepcopy(self._existing(res, info, namespace, name))
 
     def list_objects(
         self,
@@ -547,15 +553,16 @@ class KubeEmulator(kmock.KubernetesEmulator):
             _selector(label_selector, fields=False),
             _selector(field_selector, fields=True),
         )
+        items = [
+            obj
+            for (_, ns, _), obj in self._live(res)
+            if namespace in (None, ns) and labels(obj) and fields(obj)
+        ]
         return {
             "apiVersion": f"{res.group}/{res.version}" if res.group else res.version,
             "kind": f"{info.kind}List",
             "metadata": {"resourceVersion": str(self._rv)},
-            "items": [
-                obj
-                for (_, ns, _), obj in self._live(res)
-                if namespace in (None, ns) and labels(obj) and fields(obj)
-            ],
+            "items": copy.deepcopy(items),
         }
 
     def patch_object(
@@ -672,12 +679,12 @@ class KubeEmulator(kmock.KubernetesEmulator):
             if value is not None and old["metadata"].get(field) != value:
                 raise ApiError(409, "Conflict", f"Precondition failed: {field} mismatch")
         key = self._key(res, info, old["metadata"].get("namespace"), name)
-        if dry_run:
-            return old
+        if dry_run or (
+            old["metadata"].get("finalizers") and old["metadata"].get("deletionTimestamp")
+        ):
+            return copy.deepcopy(old)
         if not old["metadata"].get("finalizers"):
             return self._remove(res, key, old, orphan=propagation == "Orphan")
-        if old["metadata"].get("deletionTimestamp"):
-            return old
         meta = {**old["metadata"], "deletionTimestamp": _now(), "deletionGracePeriodSeconds": 0}
         return self._commit(res, key, "MODIFIED", {**old, "metadata": meta}, old)
 
@@ -719,6 +726,13 @@ class KubeEmulator(kmock.KubernetesEmulator):
         }
 
     # --------------------------------------------------------------- watches
+    async def wait_for(self, condition: Callable[[], _T], time_limit: float = 10) -> _T:
+        """Wait until ``condition()`` is truthy (re-checked after every write); return it."""
+        async with asyncio.timeout(time_limit):
+            while not (result := condition()):
+                await self._changed.wait()
+        return result
+
     def expire_history(self) -> None:
         """Forget all past events: watches resuming from any version seen so far get 410 Gone."""
         self._events.clear()

@@ -138,8 +138,9 @@ KopfRunner = Callable[..., AbstractAsyncContextManager["asyncio.Task[None]"]]
 def kopf_runner(emulator: EmulatorHandle) -> KopfRunner:
     """`async with kopf_runner(registry[, settings], **operator_kwargs):` runs kopf in the
     test's loop against the emulator: a login handler for it is added to the registry,
-    standalone, namespace scanning off, fast cancellation polling, cluster-wide unless
-    `namespaces=` is given. Exiting stops kopf and re-raises its errors."""
+    standalone (unless `standalone=False`), namespace scanning off, fast cancellation
+    polling, cluster-wide unless `namespaces=` is given. Exiting stops kopf and re-raises
+    its errors."""
 
     @contextlib.asynccontextmanager
     async def run(
@@ -156,12 +157,12 @@ def kopf_runner(emulator: EmulatorHandle) -> KopfRunner:
         settings.scanning.disabled = True
         settings.background.cancellation_polling = 0.1
         kwargs.setdefault("clusterwide", not kwargs.get("namespaces"))
+        kwargs.setdefault("standalone", True)
         stop, ready = asyncio.Event(), asyncio.Event()
         task = asyncio.create_task(
             kopf.operator(
                 registry=registry,
                 settings=settings,
-                standalone=True,
                 stop_flag=stop,
                 ready_flag=ready,
                 **kwargs,

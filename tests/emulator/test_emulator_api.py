@@ -612,3 +612,32 @@ async def test_emulator_api_accepts_short_names(emulator: EmulatorHandle) -> Non
     assert emu.resolve("pods") == kmock.resource("", "v1", "pods")
     with pytest.raises(ApiError):
         emu.resolve("nosuchthings")
+
+
+async def test_reads_are_copies_and_crds_load_idempotently(emulator: EmulatorHandle) -> None:
+    emu = emulator.emulator
+    created = emu.create_object("accessrequests", ar("c1"), "prod")
+    created["spec"]["reason"] = "edited by the caller"
+    read = emu.read_object("accessrequests", "prod", "c1")
+    read["spec"]["reason"] = "edited again"
+    emu.list_objects("ar")["items"][0]["spec"]["reason"] = "and again"
+    assert emu.read_object("accessrequests", "prod", "c1")["spec"]["reason"] == "r"
+
+    manifests = sorted(CRDS_DIR.glob("*.yaml")) or [Path("/nonexistent")]
+    if manifests[0].exists():
+        first = {c["metadata"]["name"]: c["metadata"]["uid"] for c in emu.load_crds(*manifests)}
+        again = {c["metadata"]["name"]: c["metadata"]["uid"] for c in emu.load_crds(*manifests)}
+        assert first == again  # replaced in place, not deleted and recreated
+
+
+async def test_wait_for_wakes_up_on_writes(emulator: EmulatorHandle) -> None:
+    emu = emulator.emulator
+
+    def created() -> dict[str, Any] | None:
+        items = emu.list_objects("ar", "prod")["items"]
+        return items[0] if items else None
+
+    asyncio.get_running_loop().call_later(0.05, emu.create_object, "ar", ar("late"), "prod")
+    assert (await emu.wait_for(created, time_limit=2))["metadata"]["name"] == "late"
+    with pytest.raises(TimeoutError):
+        await emu.wait_for(lambda: False, time_limit=0.05)

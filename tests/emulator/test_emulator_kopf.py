@@ -153,3 +153,21 @@ async def test_kopf_relists_after_410_gone(emulator: EmulatorHandle, kopf_runner
         await until(lambda: lists() == 2)
         emu.create_object("accessrequests", request("two"), "prod")
         await until(lambda: handled == ["one", "two"])
+
+
+async def test_kopf_peering(emulator: EmulatorHandle, kopf_runner: Any) -> None:
+    registry = kopf.OperatorRegistry()
+    handled: list[str] = []
+    emu = emulator.emulator
+    peering = "kopf.dev/v1/clusterkopfpeerings"
+    emu.create_object(peering, {"metadata": {"name": "default"}})
+
+    @kopf.on.create(*AR, registry=registry)
+    def created(name: str, **_: Any) -> None:
+        handled.append(name)
+
+    async with kopf_runner(registry, standalone=False, peering_name="default"):
+        emu.create_object("accessrequests", request("peered"), "prod")
+        await until(lambda: handled == ["peered"])
+        assert len(emu.read_object(peering, None, "default")["status"]) == 1  # kopf's keep-alive
+    assert emu.read_object(peering, None, "default").get("status", {}) == {}  # gone at exit
