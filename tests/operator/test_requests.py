@@ -223,3 +223,11 @@ async def test_cancel_honours_only_the_webhook_stamped_canceller(jit) -> None:
         "request.cancelled",
     ]
     assert records[-1]["actor"]["user"] == "alice"
+
+
+async def test_policies_select_namespaces_by_label(jit) -> None:
+    jit.policy(namespaces={"selector": {"matchLabels": {"tier": "prod"}}}, requiredApprovals=3)
+    async with jit.running():
+        jit.request("fix-web-0")
+        obj = await jit.until_phase("fix-web-0", "Pending")
+    assert obj["status"]["requiredApprovals"] == 3
