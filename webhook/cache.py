@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from jitgate.canonical import digest
 from jitgate.grant_index import GrantIndex, IndexedGrant
-from jitgate.models import AccessPolicy, Grant
+from jitgate.models import AccessPolicy, Grant, GrantSpec
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,10 @@ def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | None:
         return None
 
 
+def _chain(spec: GrantSpec) -> str:
+    return digest([approval.to_wire() for approval in spec.approvals])
+
+
 def to_labels(obj: Mapping[str, Any]) -> dict[str, str]:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return {str(key): str(value) for key, value in labels.items()}
@@ -80,6 +85,8 @@ class ClusterCache:
         self.grants = GrantIndex()
         self.policies = Policies.of(())
         self.namespaces: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+        # Approval-chain digests by grant, computed once per version of each grant.
+        self._chains: dict[tuple[str, str], tuple[GrantSpec, str]] = {}
         self._synced: set[Kind] = set()
         self._changed = threading.Condition()
         self._write = threading.Lock()
@@ -97,7 +104,9 @@ class ClusterCache:
         """Swap in the result of a (re-)list, and mark the kind synced."""
         with self._write:
             if kind == "grants":
-                self.grants.replace_all([g for g in map(to_indexed_grant, objects) if g])
+                grants = [g for g in map(to_indexed_grant, objects) if g]
+                self.grants.replace_all(grants)
+                self._chains = {(g.namespace, g.name): (g.spec, _chain(g.spec)) for g in grants}
             elif kind == "accesspolicies":
                 self.policies = Policies.of(p for p in map(to_policy, objects) if p)
             else:
@@ -116,8 +125,10 @@ class ClusterCache:
                 grant = None if deleted else to_indexed_grant(obj)
                 if grant is None:
                     self.grants.remove(namespace, name)
+                    self._chains.pop((namespace, name), None)
                 else:
                     self.grants.upsert(grant)
+                    self._chains[namespace, name] = (grant.spec, _chain(grant.spec))
             elif kind == "accesspolicies":
                 policies = dict(self.policies.by_name)
                 policy = None if deleted else to_policy(obj)
@@ -136,6 +147,13 @@ class ClusterCache:
         self._notify()
 
     # Readers and tests.
+
+    def chain_digest(self, grant: IndexedGrant) -> str:
+        """The digest of the approval chain behind `grant` (which links a decision to it)."""
+        known = self._chains.get((grant.namespace, grant.name))
+        if known is not None and known[0] is grant.spec:
+            return known[1]
+        return _chain(grant.spec)
 
     def sizes(self) -> dict[Kind, int]:
         return {

@@ -16,7 +16,6 @@ from jitgate.webhook.config import Exemptions
 from jitgate.webhook.hints import describe, request_command
 
 from jitgate.actions import AttemptedAction
-from jitgate.canonical import digest
 from jitgate.clock import format_time
 from jitgate.durations import format_duration
 from jitgate.grant_index import IndexedGrant
@@ -38,13 +37,7 @@ class Verdict:
     policy: AccessPolicy | None = None
     grant: IndexedGrant | None = None
     warning: str | None = None
-
-    @property
-    def chain_digest(self) -> str | None:
-        """Digest of the approval chain behind the grant, linking the decision to it."""
-        if self.grant is None:
-            return None
-        return digest([approval.to_wire() for approval in self.grant.spec.approvals])
+    chain_digest: str | None = None  # of the grant's approval chain
 
 
 def decide(
@@ -94,7 +87,7 @@ def decide(
             f"jitgate grant {grant.name} ends in {remaining} "
             f"(at {format_time(grant.spec.expires_at)})"
         )
-    return Verdict(True, "", "Granted", policy, grant, warning)
+    return Verdict(True, "", "Granted", policy, grant, warning, cache.chain_digest(grant))
 
 
 def why_denied(
