@@ -28,8 +28,13 @@ with the storage semantics replaced by ones close enough to a real API server fo
 
 Not emulated: authentication and authorization (the bearer token is taken as the user
 name, see :func:`request_user`), admission webhooks, schema validation and defaulting,
-server-side apply, foreground deletion (treated as background), ``exec``/``attach``/
-``port-forward``/``log`` streams, pagination (``limit`` is ignored; lists are complete).
+OpenAPI (so ``kubectl apply``/``create -f`` need ``--validate=false``), protobuf (so
+kubectl's typed generators such as ``kubectl create namespace X`` get 415: apply a manifest
+instead), server-side apply, strategic-merge list semantics (applied as a JSON merge
+patch), foreground deletion (treated as background), deleting a CRD (its kind stays
+served), namespace existence checks, ``exec``/``attach``/``port-forward``/``log`` streams,
+pagination (``limit`` is ignored; lists are complete). Controllers do not run: a
+Deployment never gets Pods, a Pod never gets a phase unless a test patches its status.
 
 Serving it::
 
@@ -68,7 +73,10 @@ inside the test loop that serves the emulator. ``kopf.operator`` treats every ta
 after its start as its own and waits up to 5 s for them at exit; the server side of this
 emulator is built so that nothing of it lingers (watch handlers are cancelled when the
 client disconnects, and ``keep_alive=False`` in tests closes each non-watch connection), so
-``stop.set(); await task`` returns at once.
+``stop.set(); await task`` returns at once (measured: 5 s with keep-alive connections from
+a ``kubernetes`` client, 0.01 s without). A create -> on.create status -> timer deletes after
+a 1 s TTL (0.5 s interval) round takes ~1.1 s. ``tests/conftest.py`` wraps this recipe as
+the ``kopf_runner`` fixture.
 """
 
 from __future__ import annotations
@@ -297,7 +305,8 @@ class KubeEmulator(kmock.KubernetesEmulator):
     The objects live in kmock's ``emulator.objects`` (so kmock's assertions work on them).
     The synchronous ``create_object``, ``read_object``, ``list_objects``, ``patch_object``,
     ``replace_object`` and ``delete_object`` are what the HTTP API does; use them to seed and
-    inspect state without a client (they raise :class:`ApiError`). kmock reactions still take
+    inspect state without a client (they raise :class:`ApiError`); call them from the event
+    loop's thread only (from kopf, in async handlers). kmock reactions still take
     priority over this default behaviour, e.g. ``emulator["post", kmock.resource(...)] << 500``;
     a reaction that raises ``NotImplementedError`` falls through to the emulator.
     """

@@ -114,8 +114,8 @@ async def test_grant_owned_by_a_request_is_deleted_with_it(
     registry = kopf.OperatorRegistry()
     emu = emulator.emulator
 
-    @kopf.on.create(*AR, registry=registry)
-    def approve(name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+    @kopf.on.create(*AR, registry=registry)  # async: the emulator is not thread-safe
+    async def approve(name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
         grant: dict[str, Any] = {"metadata": {"name": f"{name}-grant"}, "spec": {"user": "alice"}}
         kopf.adopt(grant, owner=body)
         emu.create_object("grants", grant, namespace)
