@@ -125,6 +125,20 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
             "/validate", json=reviews.exec(user="system:node:w1", groups=["system:nodes"])
         )
         assert node.json()["response"]["allowed"] is True
+        # An approval needs the policy cache; creating a request does not.
+        stored = reviews.access_request()
+        stored["spec"]["requester"] = {"user": "alice", "groups": ["system:authenticated"]}
+        stored["status"] = {"phase": "Pending", "policy": "production"}
+        approved = json.loads(json.dumps(stored))
+        approved["status"]["approvals"] = [{"decision": "Approve"}]
+        approval = reviews.ar("UPDATE", approved, stored, sub_resource="status", user="bob")
+        stamped = await http.post("/mutate", json=approval)
+        assert stamped.json()["response"]["allowed"] is True
+        refused = (await http.post("/validate", json=approval)).json()["response"]
+        assert refused["allowed"] is False
+        assert refused["status"]["message"] == f"{NOT_READY}; retry in a moment"
+        created = (await http.post("/validate", json=reviews.ar("CREATE", stored))).json()
+        assert created["response"]["allowed"] is True
         metrics = (await http.get("/metrics")).text
         assert "jitgate_webhook_ready 0.0" in metrics
         assert 'jitgate_webhook_watch_errors_total{kind="grants"}' in metrics
@@ -142,7 +156,7 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
             answer = (await http.post("/validate", json=reviews.exec())).json()["response"]
             assert answer["allowed"] is True
     types = [r["type"] for r in _records(audit_dir)]
-    assert types == ["action.denied", "action.allowed"]
+    assert types == ["action.denied", "action.denied", "action.allowed"]
 
 
 def _records(audit_dir: Path) -> list[dict[str, Any]]:
