@@ -112,6 +112,15 @@ class AuditRecord(_Fields):
     def from_stored(cls, data: Mapping[str, Any]) -> AuditRecord:
         return cls.model_validate(data)
 
+    @classmethod
+    def of_event(cls, event: AuditEvent, stored: Mapping[str, Any]) -> AuditRecord:
+        """The record `event` became; its parts are validated already, so none is again."""
+        fields = {name: getattr(event, name) for name in _Fields.model_fields}
+        chain: dict[str, Any] = {
+            name: stored.get(name) for name in ("v", "writer", "seq", "prev", "hash", "mac")
+        }
+        return cls.model_construct(**fields, **chain, time=stored["time"], type=event.type)
+
     @property
     def when(self) -> dt.datetime:
         return parse_time(self.time)

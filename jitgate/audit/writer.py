@@ -28,6 +28,7 @@ RETRY_BROKEN: Final = 5.0  # seconds between recovery attempts of an unhealthy w
 
 @dataclass(frozen=True)
 class _Pending:
+    event: AuditEvent
     body: Mapping[str, Any]
     future: asyncio.Future[AuditRecord]
 
@@ -130,7 +131,7 @@ class AuditWriter:
             raise AuditWriteError(f"the audit writer {self.writer_id} is closed")
         body = event.body(self._clock.now())
         future: asyncio.Future[AuditRecord] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(body, future))
+        self._queue.append(_Pending(event, body, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"audit-flush-{self.writer_id}")
         return await future
@@ -170,7 +171,7 @@ class AuditWriter:
         self._head = head
         for pending, done in zip(accepted, linked, strict=True):
             if not pending.future.done():
-                pending.future.set_result(AuditRecord.from_stored(done.record))
+                pending.future.set_result(AuditRecord.of_event(pending.event, done.record))
         seal = self._sink.rotation_due(self._clock.now())
         if seal is not None:
             try:

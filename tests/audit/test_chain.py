@@ -74,3 +74,17 @@ def test_event_body_uses_wire_names_and_drops_unset_fields() -> None:
     record = AuditRecord.from_stored(link(body, writer="webhook-0", head=None, key=None).record)
     assert record.admission_uid == "uid-1"
     assert record.when == NOW
+
+
+def test_the_record_handed_back_is_the_record_stored() -> None:
+    event = AuditEvent(
+        type="action.allowed",
+        actor=Actor(user="alice"),
+        action=Action(verb="exec", resource="pods", name="web-0", tty=True),
+        admission_uid="uid-1",
+        dry_run=False,
+    )
+    stored = link(event.body(NOW), writer="webhook-0", head=None, key=KEY).record
+    fast = AuditRecord.of_event(event, stored)
+    assert fast == AuditRecord.from_stored(stored)
+    assert fast.model_dump(mode="json", by_alias=True, exclude_none=True) == stored
