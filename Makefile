@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml |
 
 .PHONY: venv test lint typecheck unit demo bench lock image clean
 
+# Re-running pip on an existing venv is idempotent, so a changed lock file updates it in place.
 $(STAMP):
-	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r requirements.lock
 	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
