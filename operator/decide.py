@@ -517,7 +517,7 @@ def _pending(request: AccessRequest, world: World) -> Step:
             named(by),
         )
     if result is not None and result.outcome == "Denied":
-        denier = next(a for a in approvals if a.user == result.denied_by)
+        denier = approvals[_decisive_index(approvals, result) or 0]
         comment = f": {denier.comment}" if denier.comment else ""
         return finish(
             "Denied",
@@ -571,8 +571,8 @@ def _approve(
     approvals = status.approvals
     decisive = _decisive_index(approvals, result)
     assert decisive is not None  # an Approved tally names its approvers
-    chain = [a for a in approvals[: decisive + 1] if a.user in result.approved_by]
-    chain = [a for i, a in enumerate(chain) if a.user not in {b.user for b in chain[:i]}]
+    ignored = {item.index for item in result.ignored}
+    chain = [a for i, a in enumerate(approvals[: decisive + 1]) if i not in ignored]
     duration = grant_duration(request.spec, policy)
     message = (
         f"approved by {', '.join(result.approved_by)} under AccessPolicy {name} "

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -68,6 +68,41 @@ def _ending(body: Mapping[str, Any], workflow: Workflow) -> Ended:
     return "Revoked"
 
 
+async def _drive(
+    kind: str,
+    meta: kopf.Meta,
+    stopped: kopf.DaemonStopped,
+    scheduler: Scheduler,
+    poll: float,
+    attempt: Callable[[], Awaitable[tuple[bool, dt.datetime | None]]],
+) -> None:
+    """A daemon's life: attempt, then sleep until woken, due or stopped; retry failures with
+    backoff instead of dying, since the next attempt may well succeed."""
+    uid = meta.get("uid") or ""
+    backoff = poll
+    while not stopped:
+        limit = _RESYNC
+        try:
+            done, due = await attempt()
+            if done:
+                return
+            backoff = poll
+            scheduler.at(uid, due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning(
+                "%s %s/%s: %s; retrying in %.1fs",
+                kind,
+                meta.get("namespace"),
+                meta.get("name"),
+                error,
+                backoff,
+            )
+            limit, backoff = backoff, min(backoff * 2, _MAX_BACKOFF)
+        await scheduler.sleep(uid, stopped.wait(), limit)
+
+
 def build_registry(
     workflow: Workflow,
     scheduler: Scheduler,
@@ -120,26 +155,10 @@ def build_registry(
     async def request_daemon(
         body: kopf.Body, meta: kopf.Meta, stopped: kopf.DaemonStopped, **kwargs: Any
     ) -> None:
-        uid = meta.get("uid") or ""
-        backoff = poll
-        while not stopped:
-            limit = _RESYNC
-            try:
-                due = await workflow.reconcile(body, _catalog(kwargs))
-                backoff = poll
-                scheduler.at(uid, due)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # keep the daemon: the next attempt may well succeed
-                logger.warning(
-                    "AccessRequest %s/%s: %s; retrying in %.1fs",
-                    meta.get("namespace"),
-                    meta.get("name"),
-                    error,
-                    backoff,
-                )
-                limit, backoff = backoff, min(backoff * 2, _MAX_BACKOFF)
-            await scheduler.sleep(uid, stopped.wait(), limit)
+        async def attempt() -> tuple[bool, dt.datetime | None]:
+            return False, await workflow.reconcile(body, _catalog(kwargs))
+
+        await _drive("AccessRequest", meta, stopped, scheduler, poll, attempt)
 
     @kopf.on.delete(*requests, registry=registry, id="request_deleted", backoff=poll)
     async def request_deleted(body: kopf.Body, **_: Any) -> None:
@@ -173,38 +192,24 @@ def build_registry(
     async def grant_daemon(
         body: kopf.Body, meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: Any
     ) -> None:
-        uid = meta.get("uid") or ""
         expires_at = _expires_at(body)
         if expires_at is None:
             logger.warning(
                 "Grant %s/%s has no readable expiresAt", meta.get("namespace"), meta.get("name")
             )
             return
-        backoff = poll
-        while not stopped:
-            limit = _RESYNC
-            phase = body.get("status", {}).get("phase")
-            try:
-                if phase in _ENDED:
-                    # Ended by an earlier attempt that did not get to delete it: finish.
-                    await workflow.end(body, _ending(body, workflow), reason=None, delete=True)
-                    return
-                if workflow.clock.now() >= expires_at:
-                    await workflow.end(body, "Expired", reason="expired", delete=True)
-                    return
-                scheduler.at(uid, expires_at)
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:
-                logger.warning(
-                    "Grant %s/%s: %s; retrying in %.1fs",
-                    meta.get("namespace"),
-                    meta.get("name"),
-                    error,
-                    backoff,
-                )
-                limit, backoff = backoff, min(backoff * 2, _MAX_BACKOFF)
-            await scheduler.sleep(uid, stopped.wait(), limit)
+
+        async def attempt() -> tuple[bool, dt.datetime | None]:
+            if body.get("status", {}).get("phase") in _ENDED:
+                # Ended by an earlier attempt that did not get to delete it: finish.
+                await workflow.end(body, _ending(body, workflow), reason=None, delete=True)
+                return True, None
+            if workflow.clock.now() >= expires_at:
+                await workflow.end(body, "Expired", reason="expired", delete=True)
+                return True, None
+            return False, expires_at
+
+        await _drive("Grant", meta, stopped, scheduler, poll, attempt)
 
     @kopf.on.delete(*grants, registry=registry, id="grant_deleted", backoff=poll)
     async def grant_deleted(body: kopf.Body, **_: Any) -> None:

@@ -54,6 +54,10 @@ _MAX_STEPS = 8  # None → Pending → Approved is three; more means something k
 _PHASE_RANK = {None: 0, "Pending": 1, "Approved": 2}
 
 
+class GrantConflict(Exception):
+    """A Grant with the planned name exists but belongs to something else."""
+
+
 class AuditLog(Protocol):
     async def append(self, event: AuditEvent) -> object: ...
 
@@ -188,8 +192,8 @@ class Workflow:
 
     async def reconcile(self, raw: Mapping[str, Any], catalog: Catalog) -> dt.datetime | None:
         """Drive one request as far as it goes now; returns when to look again."""
-        meta = _plain(raw).get("metadata", {})
         obj: Obj | None = _plain(raw)
+        meta = dict(obj.get("metadata", {})) if obj else {}
         async with self.locks.hold(request_key(meta.get("namespace", ""), meta.get("name", ""))):
             for _ in range(_MAX_STEPS):
                 if obj is None or self._stale(obj):
@@ -272,9 +276,7 @@ class Workflow:
                 )
                 _post(existing, (Notice("Issued", message),))
         if existing is None or not belongs_to(existing, uid):
-            raise kopf.TemporaryError(
-                f"Grant {namespace}/{name} exists but was not issued for this request", delay=5
-            )
+            raise GrantConflict(f"Grant {namespace}/{name} exists but was not issued for {uid}")
         grant = Grant.model_validate(existing)
         if not (existing.get("status") or {}).get("phase"):
             with contextlib.suppress(ApiError):
@@ -283,9 +285,12 @@ class Workflow:
         return grant
 
     async def _revoke(self, obj: Obj, revoke: RevokeGrant) -> None:
-        namespace = obj["metadata"]["namespace"]
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
         grant = await self.kube.get(GRANTS, namespace, revoke.grant)
         if grant is None:
+            # Its deletion was handled (and recorded) without updating the request.
+            status = {"phase": "Revoked", "message": f"grant {revoke.grant} {revoke.reason}"}
+            self._remember(await self.kube.patch_status(REQUESTS, namespace, name, status))
             return
         actor = Actor(user=revoke.by) if revoke.by else None
         await self._end(grant, "Revoked", actor=actor, reason=revoke.reason, delete=True)

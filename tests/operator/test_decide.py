@@ -184,3 +184,23 @@ def test_grant_names_are_stable_valid_and_bounded(name: str) -> None:
 @pytest.mark.parametrize("uid", ["a", "b", "c"])
 def test_grant_names_differ_for_a_recreated_request(uid: str) -> None:
     assert grant_name("fix-web-0", uid) != grant_name("fix-web-0", uid + "x")
+
+
+def test_the_grant_carries_only_the_approvals_that_counted() -> None:
+    stale = {**approval("bob"), "specDigest": "sha256:" + "0" * 64}
+    step = decide(request(pending([stale, approval("bob"), approval("carol")])), world())
+    assert step.grant is not None
+    chain = step.grant.spec.approvals
+    assert [(a.user, a.spec_digest == approval("bob")["specDigest"]) for a in chain] == [
+        ("bob", True),
+        ("carol", True),
+    ]
+
+
+def test_the_denier_is_the_one_whose_deny_counted() -> None:
+    ignored_deny = {**approval("carol", "Deny"), "specDigest": "sha256:" + "0" * 64}
+    step = decide(
+        request(pending([ignored_deny, {**approval("carol", "Deny"), "comment": "no"}])), world()
+    )
+    assert step.status["phase"] == "Denied"
+    assert step.status["message"] == "denied by carol: no"
