@@ -72,6 +72,7 @@ class Harness:
         *,
         user: str | None = "alice",
         groups: tuple[str, ...] = ("developers",),
+        namespace: str = NS,
         **spec: Any,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -81,7 +82,7 @@ class Harness:
         body.update(spec)
         if user is not None:
             body["requester"] = {"user": user, "groups": list(groups)}
-        return self.api.create_object(AR, {"metadata": {"name": name}, "spec": body}, NS)
+        return self.api.create_object(AR, {"metadata": {"name": name}, "spec": body}, namespace)
 
     def stamped(
         self,

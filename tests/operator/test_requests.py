@@ -6,6 +6,8 @@ import datetime as dt
 
 from jitgate.clock import parse_time
 
+AR = "jitgate.dev/v1alpha1/accessrequests"
+
 
 def condition(obj: dict, type_: str) -> dict:
     return next(c for c in obj["status"]["conditions"] if c["type"] == type_)
@@ -231,3 +233,21 @@ async def test_policies_select_namespaces_by_label(jit) -> None:
         jit.request("fix-web-0")
         obj = await jit.until_phase("fix-web-0", "Pending")
     assert obj["status"]["requiredApprovals"] == 3
+
+
+async def test_a_namespaced_operator_serves_only_its_namespaces(jit) -> None:
+    jit.policy(namespaces={"names": ["prod", "staging"]})
+    async with jit.running(namespaces=("prod",)):
+        jit.request("outside", namespace="staging")
+        jit.request("inside")
+        await jit.until_phase("inside", "Pending")
+        await jit.settle()
+    assert jit.api.read_object(AR, "staging", "outside").get("status") is None
+    assert {r["request"] for r in jit.records()} == {"inside"}
+
+
+async def test_the_default_dynamic_scanning_of_crds_and_namespaces_works(jit) -> None:
+    jit.policy()
+    async with jit.running(dynamic_scanning=True):
+        jit.request("fix-web-0")
+        await jit.until_phase("fix-web-0", "Pending")
