@@ -1,0 +1,383 @@
+"""jitgate installed in front of a real kube-apiserver: CRDs, the chart's RBAC, policy and
+webhook configurations, the webhook and operator as local processes, persona RBAC.
+
+:func:`install` does it all on a running :class:`KubeAPIServer` (see
+tests/apiserver/harness.py) and yields a :class:`JitCluster` that runs the real ``kubectl``
+and ``kubectl jit`` as each persona and reads both audit logs. Loaded by path from
+conftest.py (pytest runs with ``--import-mode=importlib``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS_DIR = REPO / "crds"
+BIN = Path(sys.executable).parent  # jitgate and kubectl-jit are installed next to python
+OPERATOR_USER = "system:serviceaccount:jitgate:jitgate-operator"
+WEBHOOK_WRITER = "webhook-0"
+OPERATOR_WRITER = "operator-0"
+READY_TIMEOUT_S = 60.0
+PROBE_POD = "jitgate-probe"
+
+Obj = dict[str, Any]
+Echo = Callable[[str], object]
+
+
+@dataclass
+class JitCluster:
+    """The API server with jitgate installed; helpers run kubectl as a persona."""
+
+    api: Any  # harness.KubeAPIServer
+    tmpdir: Path
+    webhook: Any  # processes.LocalProcess
+    operator: Any  # processes.LocalProcess
+    webhook_url: str
+    webhook_audit: Path
+    operator_audit: Path
+    audit_key: Path
+    manifests: ModuleType
+    setup_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # -- processes
+
+    @property
+    def processes(self) -> list[Any]:
+        return [self.webhook, self.operator]
+
+    def check_alive(self) -> None:
+        for process in self.processes:
+            process.check_alive()
+
+    # -- kubectl
+
+    def env(self) -> dict[str, str]:
+        env: dict[str, str] = self.api.kubectl_env()
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # finds the kubectl-jit plugin
+        return env
+
+    def kubectl(
+        self, who: str, *args: str, input: str | None = None, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
+        """The real kubectl as persona ``who``; never raises on a non-zero exit."""
+        return subprocess.run(
+            self.api.kubectl_argv(who, *args),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+
+    def ok(self, who: str, *args: str, input: str | None = None) -> str:
+        """kubectl that must succeed; its stdout."""
+        proc = self.kubectl(who, *args, input=input)
+        command = " ".join(args)
+        assert proc.returncode == 0, (
+            f"kubectl {command} as {who} exited {proc.returncode}:\n{proc.stderr}{proc.stdout}"
+        )
+        return proc.stdout
+
+    def jit(self, who: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``kubectl jit`` (the plugin, found on PATH by kubectl) as persona ``who``."""
+        argv = [self.api.kubectl_path, "jit", "--kubeconfig", str(self.api.kubeconfig(who)), *args]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+
+    def apply(self, who: str, *objects: Obj) -> str:
+        doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
+        return self.ok(who, "apply", "-f", "-", input=json.dumps(doc))
+
+    def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """The object as admin, or None when it does not exist."""
+        where = ["-n", namespace] if namespace else []
+        proc = self.kubectl("admin", "get", kind, name, *where, "-o", "json")
+        if proc.returncode != 0:
+            if "NotFound" in proc.stderr or "not found" in proc.stderr:
+                return None
+            raise AssertionError(f"kubectl get {kind} {name}: {proc.stderr}")
+        obj: Obj = json.loads(proc.stdout)
+        return obj
+
+    def wait(self, who: str, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """``kubectl wait ... --timeout`` (a watch, so no polling here)."""
+        return self.kubectl(who, "wait", f"--timeout={timeout:.0f}s", *args, timeout=timeout + 15)
+
+    def wait_phase(self, namespace: str, name: str, phase: str, timeout: float = 30.0) -> Obj:
+        """Wait for an AccessRequest's ``status.phase``; the request as it is then."""
+        proc = self.wait(
+            "admin",
+            f"--for=jsonpath={{.status.phase}}={phase}",
+            f"accessrequest/{name}",
+            "-n",
+            namespace,
+            timeout=timeout,
+        )
+        request = self.get("accessrequest", name, namespace)
+        assert proc.returncode == 0, (
+            f"AccessRequest {namespace}/{name} did not become {phase}: {proc.stderr}\n"
+            f"{json.dumps((request or {}).get('status'), indent=1)}"
+        )
+        assert request is not None
+        return request
+
+    def exec(
+        self, who: str, namespace: str, pod: str, *command: str
+    ) -> subprocess.CompletedProcess[str]:
+        return self.kubectl(who, "exec", "-n", namespace, pod, "--", *command, timeout=60)
+
+    @property
+    def probe_pod(self) -> str:
+        """A pod in ``prod`` that the set-up's readiness probe execs into (always denied)."""
+        return PROBE_POD
+
+    def no_kubelet_error(self) -> str:
+        text: str = self.api.no_kubelet_error(self.manifests.NODE)
+        return text
+
+    def create_pods(self, namespace: str, *names: str) -> None:
+        self.apply("admin", *(self.manifests.pod(namespace, name) for name in names))
+
+    # -- the audit logs
+
+    def audit_url(self, which: str) -> str:
+        path = {"webhook": self.webhook_audit, "operator": self.operator_audit}[which]
+        return f"file://{path}"
+
+    def audit(self, which: str, *args: str) -> subprocess.CompletedProcess[str]:
+        """``jitgate audit ARGS --audit <which log> --key-file <key>``."""
+        command, *rest = args
+        argv = [
+            str(BIN / "jitgate"),
+            "audit",
+            command,
+            "--audit",
+            self.audit_url(which),
+            "--key-file",
+            str(self.audit_key),
+            *rest,
+        ]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    def assert_audit_logs_verify(self) -> None:
+        """``jitgate audit verify`` passes on both logs, MACs included."""
+        for which in ("webhook", "operator"):
+            proc = self.audit(which, "verify")
+            assert proc.returncode == 0, (
+                f"the {which} audit log does not verify:\n{proc.stdout}{proc.stderr}"
+            )
+
+    def records(self, which: str, *filters: str) -> list[Obj]:
+        """``jitgate audit query -o json`` with ``filters`` (e.g. ``--request``, ``NAME``)."""
+        proc = self.audit(which, "query", "-o", "json", *filters)
+        assert proc.returncode == 0, f"audit query {filters}: {proc.stderr}"
+        records: list[Obj] = json.loads(proc.stdout)
+        return records
+
+
+# ---------------------------------------------------------------------------- installation
+
+
+def _ready_text(status: int, body: str) -> tuple[bool, str]:
+    return status == 200 and body.strip() == "ok", f"{status} {body.strip()[:200]}"
+
+
+@contextlib.contextmanager
+def install(
+    api: Any,
+    tmpdir: Path,
+    *,
+    render: ModuleType,
+    manifests: ModuleType,
+    processes: ModuleType,
+    harness: ModuleType,
+    echo: Echo,
+    on_process: Callable[[Any], None] = lambda _process: None,
+) -> Iterator[JitCluster]:
+    """Install jitgate on ``api`` (a KubeAPIServer); stop its processes on exit.
+
+    ``render`` is tests/chart/render.py, ``manifests``, ``processes`` and ``harness`` are
+    their modules; ``on_process`` is told about each process as soon as it starts (so a
+    failing start-up can still show its log).
+    """
+    start = time.monotonic()
+    timings: dict[str, float] = {}
+
+    def lap(name: str, since: float) -> float:
+        now = time.monotonic()
+        timings[name] = now - since
+        return now
+
+    namespace = manifests.RELEASE_NAMESPACE
+    rendered = render.render_chart(manifests.CHART_VALUES, namespace=namespace)
+
+    # CRDs, namespaces, RBAC, the policy and a node: the cluster before jitgate runs.
+    step = time.monotonic()
+    api.kubectl("admin", "apply", "--server-side", "-f", str(CRDS_DIR), check=True)
+    api.kubectl(
+        "admin", "wait", "--for=condition=Established", "--timeout=60s",
+        "crd/accessrequests.jitgate.dev", "crd/grants.jitgate.dev",
+        "crd/accesspolicies.jitgate.dev", check=True,
+    )  # fmt: skip
+    api.create_node(manifests.NODE)
+    api.apply(
+        "admin",
+        *manifests.namespaces(),
+        *manifests.chart_rbac(rendered),
+        *manifests.persona_rbac(),
+        manifests.chart_policy(rendered),
+        manifests.pod("prod", PROBE_POD),
+    )
+    step = lap("cluster objects", step)
+
+    # The webhook and the operator, started together (each takes a second to import).
+    certs = tmpdir / "certs"
+    certs.mkdir(parents=True, exist_ok=True)
+    cert, key = api.ca.issue("jitgate-webhook", dns=["localhost"], ips=["127.0.0.1"])
+    audit_key = tmpdir / "audit-hmac.key"
+    audit_key.write_text(secrets.token_hex(32))
+    audit_key.chmod(0o600)
+    webhook_audit, operator_audit = tmpdir / "webhook-audit", tmpdir / "operator-audit"
+    port, liveness = harness.free_port(), harness.free_port()
+    webhook = processes.LocalProcess(
+        "webhook",
+        [
+            str(BIN / "jitgate"), "webhook",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--tls-cert", str(cert), "--tls-key", str(key),
+            "--audit", f"file://{webhook_audit}", "--audit-key-file", str(audit_key),
+            "--writer-id", WEBHOOK_WRITER,
+            "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
+            "--operator-user", OPERATOR_USER,
+        ],
+        tmpdir / "webhook.log",
+    )  # fmt: skip
+    operator = processes.LocalProcess(
+        "operator",
+        [
+            str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",
+            "--audit", f"file://{operator_audit}", "--audit-key-file", str(audit_key),
+            "--writer-id", OPERATOR_WRITER,
+            "--kubeconfig", str(api.kubeconfig("jitgate-operator")),
+            "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+            "--poll-interval", "0.5",
+        ],
+        tmpdir / "operator.log",
+    )  # fmt: skip
+    cluster = JitCluster(
+        api=api,
+        tmpdir=tmpdir,
+        webhook=webhook,
+        operator=operator,
+        webhook_url=f"https://127.0.0.1:{port}",
+        webhook_audit=webhook_audit,
+        operator_audit=operator_audit,
+        audit_key=audit_key,
+        manifests=manifests,
+        timings=timings,
+    )
+    try:
+        for process in (webhook, operator):
+            process.start()
+            on_process(process)
+        processes.wait_until(
+            "the webhook's /readyz answering ok",
+            lambda: _ready_text(*processes.https_get(f"{cluster.webhook_url}/readyz", api.ca_file)),
+            timeout=READY_TIMEOUT_S,
+            alive=[webhook],
+        )
+        step = lap("webhook ready", step)
+
+        # The chart's webhook configurations, pointed at the local process.
+        api.apply(
+            "admin",
+            *render.webhook_configurations_for_url(
+                cluster.webhook_url, api.ca.pem, manifests.CHART_VALUES, namespace=namespace
+            ),
+        )
+        _wait_effective(cluster, processes)
+        step = lap("webhook configurations effective", step)
+
+        processes.wait_until(
+            "the operator's liveness endpoint answering",
+            lambda: _live(processes.http_get(f"http://127.0.0.1:{liveness}/healthz")),
+            timeout=READY_TIMEOUT_S,
+            alive=[operator],
+        )
+        lap("operator live", step)
+        cluster.setup_seconds = time.monotonic() - start
+        echo(
+            f"jitgate installed in {cluster.setup_seconds:.2f} s ("
+            + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
+            + f"); logs {webhook.log_file}, {operator.log_file}"
+        )
+        yield cluster
+    finally:
+        for process in (operator, webhook):
+            code = process.stop()
+            if code not in (None, 0):
+                echo(f"{process.name} exited with {code} at teardown (log {process.log_file})")
+
+
+def _live(answer: tuple[int, str]) -> tuple[bool, str]:
+    status, body = answer
+    return status == 200, f"{status} {body[:200]}"
+
+
+def _wait_effective(cluster: JitCluster, processes: ModuleType) -> None:
+    """Until the API server calls the webhook: configurations reach it through an informer.
+
+    Both configurations are probed with requests the webhook refuses or rewrites: an exec
+    into the probe pod (validating), a server-side dry run of an AccessRequest that names
+    someone else as its requester (mutating: the stored requester is the caller).
+    """
+    hook = 'admission webhook "connect.actions.jitgate.dev" denied the request'
+
+    def validating() -> tuple[bool, str]:
+        proc = cluster.exec("alice", "prod", PROBE_POD, "true")
+        return hook in proc.stderr, proc.stderr.strip()[:300]
+
+    probe = cluster.manifests.access_request(
+        "prod",
+        "jitgate-probe",
+        actions=[{"verb": "exec", "names": [PROBE_POD]}],
+        reason="probe",
+        requester={"user": "mallory", "groups": []},
+    )
+
+    def mutating() -> tuple[bool, str]:
+        proc = cluster.kubectl(
+            "alice", "create", "--dry-run=server", "-o", "json", "-f", "-", input=json.dumps(probe)
+        )
+        if proc.returncode != 0:
+            return False, proc.stderr.strip()[:300]
+        requester = json.loads(proc.stdout)["spec"].get("requester") or {}
+        return requester.get("user") == "alice", f"requester {requester}"
+
+    for what, check in (("validating", validating), ("mutating", mutating)):
+        processes.wait_until(
+            f"the {what} webhook configuration taking effect",
+            check,
+            timeout=READY_TIMEOUT_S,
+            interval=0.5,
+            alive=cluster.processes,
+        )

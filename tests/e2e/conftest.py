@@ -1,0 +1,190 @@
+"""The end-to-end tier: jitgate's webhook and operator as local processes in front of a real
+kube-apiserver, driven by the real ``kubectl`` (and ``kubectl jit``) as each persona.
+
+Fixture ``jitgate_cluster`` (session): a kube-apiserver of its own (not the smoke tier's
+``kube_apiserver``: jitgate's webhooks fail closed, so they would change what other tiers
+observe), with jitgate installed by ``cluster.install``. It is stopped right after the last
+test that uses it, not at the end of the session, and its start-up and run times are
+printed. When a test fails, the lines the webhook, the operator and the API server logged
+during it are attached to the report.
+
+Skipped with one reason, like the smoke tier, when Go or the module proxy is unavailable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TESTS = HERE.parent
+FIXTURE = "jitgate_cluster"
+LOG_LINES = 150  # per process, in a failed test's report
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    """Import a file by path under ``name`` (pytest runs with --import-mode=importlib)."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# The smoke tier's conftest, for its build fixture (it skips with the reason when Go or the
+# module proxy is unavailable) and its terminal output; build.py and harness.py are shared
+# with it under the same module names.
+_apiserver_tier = _load(TESTS / "apiserver" / "conftest.py", "jitgate_tests_apiserver_conftest")
+kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
+harness = _apiserver_tier.harness
+render = _load(TESTS / "chart" / "render.py", "jitgate_chart_render")
+processes = _load(HERE / "processes.py", "jitgate_tests_e2e_processes")
+manifests = _load(HERE / "manifests.py", "jitgate_tests_e2e_manifests")
+cluster_module = _load(HERE / "cluster.py", "jitgate_tests_e2e_cluster")
+
+
+def say(config: pytest.Config, message: str) -> None:
+    _apiserver_tier._say(config, f"e2e: {message}")
+
+
+@dataclass
+class Tier:
+    """The tier's resources, closable early (after its last test) and only once."""
+
+    config: pytest.Config
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    logs: list[Any] = field(default_factory=list)  # LocalProcess-like: name, tail, log_size
+    offsets: dict[str, int] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+    ready: float | None = None
+    closed: bool = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        stopping = time.monotonic()
+        self.stack.close()
+        now = time.monotonic()
+        if self.ready is not None:
+            say(
+                self.config,
+                f"start-up {self.ready - self.started:.2f} s, tests {stopping - self.ready:.2f} s, "
+                f"stop {now - stopping:.2f} s, tier total {now - self.started:.2f} s",
+            )
+
+
+TIER = pytest.StashKey[Tier]()
+LAST_ITEM = pytest.StashKey[str]()
+
+
+@dataclass
+class _ApiServerLog:
+    """The API server's log, shown like a process log in failed tests."""
+
+    server: Any
+    name: str = "kube-apiserver"
+
+    def log_size(self) -> int:
+        try:
+            return int(self.server.log_file.stat().st_size)
+        except FileNotFoundError:
+            return 0
+
+    def tail(self, lines: int = 80, since: int = 0) -> str:
+        with open(self.server.log_file, "rb") as log:
+            log.seek(since)
+            return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
+
+
+@pytest.fixture(scope="session")
+def jitgate_cluster(
+    request: pytest.FixtureRequest,
+    kube_apiserver_binary: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
+    """A kube-apiserver with jitgate installed: a ``cluster.JitCluster``."""
+    config = request.config
+    if not Path(harness.KUBECTL).exists():
+        pytest.skip(f"the end-to-end tier needs the real kubectl at {harness.KUBECTL}")
+    tier = Tier(config)
+    config.stash[TIER] = tier
+    tmpdir = tmp_path_factory.mktemp("e2e")
+    try:
+        server = tier.stack.enter_context(
+            harness.start_kube_apiserver(kube_apiserver_binary, tmpdir / "kube-apiserver")
+        )
+        tier.logs.append(_ApiServerLog(server))
+        say(config, f"kube-apiserver ready at {server.url} in {server.startup_seconds:.2f} s")
+        cluster = tier.stack.enter_context(
+            cluster_module.install(
+                server,
+                tmpdir / "jitgate",
+                render=render,
+                manifests=manifests,
+                processes=processes,
+                harness=harness,
+                echo=lambda message: say(config, message),
+                on_process=tier.logs.append,
+            )
+        )
+    except BaseException:
+        tier.close()
+        raise
+    tier.ready = time.monotonic()
+    yield cluster
+    tier.close()
+
+
+# ------------------------------------------------------------------------------ hooks
+
+
+def _last_tier_item(session: pytest.Session) -> str:
+    stash = session.config.stash
+    if LAST_ITEM not in stash:
+        users = [
+            item.nodeid for item in session.items if FIXTURE in getattr(item, "fixturenames", ())
+        ]
+        stash[LAST_ITEM] = users[-1] if users else ""
+    return stash[LAST_ITEM]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    tier = item.config.stash.get(TIER, None)
+    if tier is not None:
+        tier.offsets = {log.name: log.log_size() for log in tier.logs}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the tier's processes and API server once its last test is done."""
+    tier = item.config.stash.get(TIER, None)
+    if tier is not None and item.nodeid == _last_tier_item(item.session):
+        tier.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    tier = item.config.stash.get(TIER, None)
+    if report.failed and tier is not None and tier.logs:
+        for log in tier.logs:
+            since = tier.offsets.get(log.name, 0)
+            text = log.tail(LOG_LINES, since=since) if log.log_size() > since else "(nothing new)"
+            report.sections.append((f"{log.name} log during this test", text))
+    return report

@@ -1,0 +1,193 @@
+"""The objects the end-to-end tier applies: persona RBAC, chart values, pods and deployments.
+
+Loaded by path from conftest.py (pytest runs with ``--import-mode=importlib``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+GROUP = "jitgate.dev"
+VERSION = "v1alpha1"
+RBAC = "rbac.authorization.k8s.io"
+RELEASE_NAMESPACE = "jitgate"  # where the personas' service accounts live (see harness.py)
+PROTECTED_LABEL = {"jitgate.dev/protected": "true"}
+NAMESPACES = ("prod", "dev")
+NODE = "node-1"
+POLICY = "production"
+PENDING_TIMEOUT = "60s"
+
+Obj = dict[str, Any]
+
+# Chart values: the AccessPolicy the chart renders is the tier's policy; the release lives
+# in the namespace of the personas' service accounts, so the chart's bindings name them.
+CHART_VALUES: Obj = {
+    "defaultPolicy": {
+        "name": POLICY,
+        "actions": ["exec", "attach", "portforward", "delete", "scale"],
+        "resources": ["pods", "deployments.apps"],
+        "approvers": {"users": [], "groups": ["sre"]},
+        "maxDuration": "1h",
+        "defaultDuration": "15m",
+        "pendingTimeout": PENDING_TIMEOUT,
+    },
+    "webhook": {"timeoutSeconds": 10},
+}
+
+_POD_RULES: list[Obj] = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
+    # exec over WebSockets starts as a GET; kube-apiserver authorises it as create.
+    {
+        "apiGroups": [""],
+        "resources": ["pods/exec", "pods/attach", "pods/portforward"],
+        "verbs": ["create", "get"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments"],
+        "verbs": ["get", "list", "patch", "update"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "verbs": ["get", "patch", "update"],
+    },
+]
+
+PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
+    # Requesters. The status and Grant rights are RBAC holes on purpose: the tier shows
+    # that jitgate's webhook, not RBAC, refuses self-approval and hand-made Grants.
+    "jitgate-e2e-developer": (
+        "developers",
+        [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["accessrequests"],
+                "verbs": ["create", "get", "list", "watch", "patch", "update"],
+            },
+            {"apiGroups": [GROUP], "resources": ["accessrequests/status"], "verbs": ["patch"]},
+            {
+                "apiGroups": [GROUP],
+                "resources": ["grants"],
+                "verbs": ["create", "get", "list", "watch", "patch", "update", "delete"],
+            },
+            *_POD_RULES,
+        ],
+    ),
+    # Approvers.
+    "jitgate-e2e-sre": (
+        "sre",
+        [
+            {
+                "apiGroups": [GROUP],
+                "resources": ["accessrequests"],
+                "verbs": ["get", "list", "watch"],
+            },
+            {
+                "apiGroups": [GROUP],
+                "resources": ["accessrequests/status"],
+                "verbs": ["get", "patch"],
+            },
+            {"apiGroups": [GROUP], "resources": ["grants"], "verbs": ["get", "list", "watch"]},
+            *_POD_RULES,
+        ],
+    ),
+}
+
+
+def namespaces() -> list[Obj]:
+    """The release namespace, ``prod`` (protected) and ``dev``, each with the ``default``
+    ServiceAccount pods need (there is no controller-manager to create it)."""
+    objects: list[Obj] = []
+    for name in (RELEASE_NAMESPACE, *NAMESPACES):
+        metadata: Obj = {"name": name}
+        if name == "prod":
+            metadata["labels"] = PROTECTED_LABEL
+        objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ServiceAccount",
+                "metadata": {"name": "default", "namespace": name},
+            }
+        )
+    return objects
+
+
+def persona_rbac(namespaces: Iterable[str] = NAMESPACES) -> list[Obj]:
+    """ClusterRoles for the personas' groups, bound in each of ``namespaces``."""
+    objects: list[Obj] = []
+    for role, (group, rules) in PERSONA_ROLES.items():
+        objects.append(
+            {
+                "apiVersion": f"{RBAC}/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": role},
+                "rules": rules,
+            }
+        )
+        for namespace in namespaces:
+            objects.append(
+                {
+                    "apiVersion": f"{RBAC}/v1",
+                    "kind": "RoleBinding",
+                    "metadata": {"name": role, "namespace": namespace},
+                    "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+                    "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": group}],
+                }
+            )
+    return objects
+
+
+CHART_RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
+
+
+def chart_rbac(rendered: Iterable[Obj]) -> list[Obj]:
+    """The service accounts and RBAC of the operator and webhook, as the chart renders them."""
+    return [obj for obj in rendered if obj.get("kind") in CHART_RBAC_KINDS]
+
+
+def chart_policy(rendered: Iterable[Obj]) -> Obj:
+    (policy,) = [obj for obj in rendered if obj.get("kind") == "AccessPolicy"]
+    return policy
+
+
+def pod(namespace: str, name: str, *, node: str = NODE) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "nodeName": node,  # no scheduler here
+            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+        },
+    }
+
+
+def deployment(namespace: str, name: str, replicas: int = 2) -> Obj:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
+            },
+        },
+    }
+
+
+def access_request(
+    namespace: str, name: str, *, actions: list[Obj], reason: str, **spec: Any
+) -> Obj:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AccessRequest",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"actions": actions, "reason": reason, **spec},
+    }
