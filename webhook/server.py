@@ -66,14 +66,14 @@ def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
 
 @dataclass
 class Webhook:
-    """One assembled webhook: the app and what it decides with."""
+    """One assembled webhook: the app, what it decides with, and what feeds it."""
 
     config: WebhookConfig
     app: FastAPI
     controller: AdmissionController
     cache: ClusterCache
     tls: ReloadingTLS
-    startup_error: BaseException | None = None
+    opened: Callable[[], AbstractAsyncContextManager[None]]
 
 
 class StartupError(RuntimeError):
@@ -88,7 +88,7 @@ def build(
     audit: AuditOpener | None = None,
     backoff: Backoff | None = None,
 ) -> Webhook:
-    """Assemble the app; its lifespan opens the audit log and starts the watch."""
+    """Assemble the app; `webhook.opened()` opens the audit log and starts the watch."""
     metrics = Metrics()
     cache = ClusterCache()
     open_audit = audit or audit_opener(config, clock)
@@ -110,16 +110,21 @@ def build(
     )
 
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def opened() -> AsyncIterator[None]:
+        # In the serving event loop, before the server listens: a log that cannot be opened
+        # stops the start with its reason, and no review is ever answered without one.
         async with contextlib.AsyncExitStack() as stack:
             try:
                 sink.target = await stack.enter_async_context(open_audit())
             except Exception as error:
-                # uvicorn only logs a failed start-up and exits; keep the reason for callers.
-                webhook.startup_error = error
-                raise
+                raise StartupError(f"the webhook could not start: {error}") from error
             stack.callback(setattr, sink, "target", None)
-            api = api_client or api_client_for(config)
+            try:
+                api = api_client or api_client_for(config)
+            except Exception as error:  # kubeconfig and in-cluster loaders raise their own kinds
+                raise StartupError(
+                    f"the webhook could not start: cannot load the cluster configuration: {error}"
+                ) from error
             if api_client is None:
                 stack.callback(api.close)
             watch = ClusterWatch(
@@ -133,13 +138,11 @@ def build(
             stack.push_async_callback(asyncio.to_thread, watch.stop)
             yield
 
-    app = create_app(controller, lifespan=lifespan)
-    webhook = Webhook(config, app, controller, cache, tls)
-    return webhook
+    return Webhook(config, create_app(controller), controller, cache, tls, opened)
 
 
 class _LateSink:
-    """The audit writer, once the lifespan has opened it in the serving event loop."""
+    """The audit writer, once `opened()` has opened it in the serving event loop."""
 
     target: AuditSink | None = None
 
@@ -157,16 +160,10 @@ def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
         ssl_context_factory=lambda _config, _default: webhook.tls.context,
         access_log=False,
         log_config=None,
-        lifespan="on",
+        lifespan="off",
         # The API server keeps connections open between reviews.
         timeout_keep_alive=60,
     )
-
-
-def _failed(webhook: Webhook) -> StartupError:
-    error = webhook.startup_error
-    reason = str(error) if error is not None else "see the log above"
-    return StartupError(f"the webhook could not start: {reason}")
 
 
 async def serve(config: WebhookConfig, **kwargs: Any) -> None:
@@ -175,15 +172,19 @@ async def serve(config: WebhookConfig, **kwargs: Any) -> None:
     uvicorn's own handling re-raises the signal after draining, so the process would die of
     it; a stop asked for is a clean exit here.
     """
-    server = _Server(build(config, **kwargs))
+    webhook = build(config, **kwargs)
+    sock = _listen(config)
+    server = _Server(webhook)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, setattr, server, "should_exit", True)
     try:
-        await server.serve()
+        async with webhook.opened():
+            await server.serve(sockets=[sock])
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+        sock.close()
 
 
 @dataclass
@@ -206,13 +207,18 @@ class RunningWebhook:
         return self.cache.wait_until(lambda cache: cache.synced, timeout)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _listen(config: WebhookConfig) -> socket.socket:
+    family = socket.AF_INET6 if ":" in config.host else socket.AF_INET
     # The explicit protocol matters: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto is IPPROTO_TCP, and without it Nagle's algorithm adds ~40 ms to every answer.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((config.host, config.port))
+    except OSError as error:
+        sock.close()
+        where = f"{_url_host(config.host)}:{config.port}"
+        raise StartupError(f"the webhook could not listen on {where}: {error.strerror}") from error
     sock.set_inheritable(True)
     return sock
 
@@ -222,7 +228,6 @@ class _Server(uvicorn.Server):
 
     def __init__(self, webhook: Webhook) -> None:
         super().__init__(_uvicorn_config(webhook))
-        self._webhook = webhook
         self.listening = asyncio.Event()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -230,7 +235,7 @@ class _Server(uvicorn.Server):
             await super().startup(sockets)
         except SystemExit:
             # asyncio lets SystemExit escape the event loop; an exception stays in its task.
-            raise _failed(self._webhook) from self._webhook.startup_error
+            raise StartupError("the webhook could not start; uvicorn logged why") from None
         self.listening.set()
 
     @contextlib.contextmanager
@@ -242,25 +247,32 @@ class _Server(uvicorn.Server):
 async def running(config: WebhookConfig, **kwargs: Any) -> AsyncIterator[RunningWebhook]:
     """Serve in the current event loop (port 0 picks a free port) until the block exits."""
     webhook = build(config, **kwargs)
-    sock = _bind(config.host, config.port)
-    server = _Server(webhook)
+    async with contextlib.AsyncExitStack() as stack:
+        await stack.enter_async_context(webhook.opened())
+        sock = _listen(config)
+        stack.callback(sock.close)
+        server = _Server(webhook)
+        url = await stack.enter_async_context(_serving(server, sock))
+        yield RunningWebhook(url, webhook, server)
+
+
+@contextlib.asynccontextmanager
+async def _serving(server: _Server, sock: socket.socket) -> AsyncIterator[str]:
     task = asyncio.create_task(server.serve(sockets=[sock]))
     listening = asyncio.create_task(server.listening.wait())
     try:
         await asyncio.wait([task, listening], timeout=30, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             await task  # raises StartupError
-            raise _failed(webhook)
         if not server.started:
             raise StartupError("the webhook could not start: it was not listening after 30 seconds")
         host, port = sock.getsockname()[:2]
-        yield RunningWebhook(f"https://{_url_host(host)}:{port}", webhook, server)
+        yield f"https://{_url_host(host)}:{port}"
     finally:
         listening.cancel()
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        sock.close()
 
 
 def _url_host(host: str) -> str:

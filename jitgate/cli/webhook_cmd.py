@@ -11,7 +11,7 @@ import ssl
 from pathlib import Path
 from typing import Any
 
-from jitgate.cli.options import EXIT_OK, add_flag, fail
+from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, add_flag, fail
 
 DEFAULT_PORT = 8443
 
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from jitgate.audit.errors import AuditError
     from jitgate.audit.url import parse_audit_url
     from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, Exemptions, WebhookConfig
-    from jitgate.webhook.server import serve
+    from jitgate.webhook.server import StartupError, serve
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -133,8 +133,13 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         asyncio.run(serve(config))
-    except (AuditError, ssl.SSLError, OSError) as error:
-        fail(f"The webhook cannot start: {error}.", 1)
-    except KeyboardInterrupt:
-        pass
+    except StartupError as error:
+        fail(_sentence(str(error)), EXIT_CHECK_FAILED)
+    except (AuditError, ssl.SSLError) as error:
+        fail(_sentence(f"the webhook could not start: {error}"), EXIT_CHECK_FAILED)
     return EXIT_OK
+
+
+def _sentence(text: str) -> str:
+    text = " ".join(text.split())
+    return text[:1].upper() + text[1:].rstrip(".") + "."

@@ -65,6 +65,38 @@ def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> 
     assert bad_port.returncode == 2 and "invalid port 'http'" in bad_port.stderr
 
 
+def test_a_webhook_that_cannot_start_exits_1_with_one_sentence(
+    pki: Any, kubeconfig: Path, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = run(
+        "--host", "127.0.0.1", "--port", str(free_port()), "--tls-cert", str(pki.cert_file),
+        "--tls-key", str(pki.key_file), "--audit", f"file://{blocker}/audit",
+        "--kubeconfig", str(kubeconfig), "--writer-id", "webhook-0",
+    )  # fmt: skip
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("The webhook could not start: ") and last.endswith(".")
+    assert "Traceback" not in result.stderr
+    wrong_key = run(
+        "--tls-cert", str(pki.key_file), "--tls-key", str(pki.cert_file),
+        "--audit", f"file://{tmp_path}/audit", "--kubeconfig", str(kubeconfig),
+    )  # fmt: skip
+    assert wrong_key.returncode == 1
+    assert wrong_key.stderr.startswith("The webhook could not start: ")
+    assert "Traceback" not in wrong_key.stderr
+    garbage = tmp_path / "kubeconfig"
+    garbage.write_text("clusters: [")
+    bad_config = run(
+        "--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file),
+        "--audit", f"file://{tmp_path}/audit", "--kubeconfig", str(garbage),
+    )  # fmt: skip
+    assert bad_config.returncode == 1
+    assert "cannot load the cluster configuration" in bad_config.stderr.splitlines()[-1]
+    assert "Traceback" not in bad_config.stderr
+
+
 async def test_the_command_serves_until_sigterm(
     cluster: Any, kubeconfig: Path, pki: Any, tmp_path: Path, reviews: Any
 ) -> None:
