@@ -1,0 +1,133 @@
+"""`kubectl delete pod` and `kubectl scale deployment` in a protected namespace: denied
+without a grant, admitted with one, and audited with what changed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
+
+
+def denied_by(hook: str) -> str:
+    return f'Error from server (Forbidden): admission webhook "{hook}.actions.jitgate.dev" denied'
+
+
+def grant_for(c, *request: str, name: str) -> str:
+    """alice asks with `kubectl jit request …`, bob approves; the Grant's name."""
+    asked = c.jit("alice", "request", *request, "-n", "prod", "--for", "3m", "--name", name)
+    assert asked.returncode == 0, asked.stderr
+    c.wait_phase("prod", name, "Pending")
+    approved = c.jit("bob", "approve", name, "-n", "prod", "--yes")
+    assert approved.returncode == 0, approved.stderr
+    grant: str = c.wait_phase("prod", name, "Approved")["status"]["grant"]["name"]
+    return grant
+
+
+def test_delete_pod_needs_a_grant(jitgate_cluster):
+    c = jitgate_cluster
+    c.create_pods("prod", "doomed-0", "bystander-0")
+
+    denied = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--wait=false")
+    assert denied.returncode == 1
+    assert denied.stderr == (
+        f"{denied_by('delete')} the request: jitgate denied delete pod doomed-0 in namespace "
+        "prod: alice holds no live grant for it. AccessPolicy production requires an approved "
+        "grant for it; ask with: kubectl jit request delete pod/doomed-0 -n prod --for 15m "
+        '--reason "<why>"\n'
+    )
+    assert c.get("pod", "doomed-0", "prod")["metadata"].get("deletionTimestamp") is None
+
+    grant = grant_for(c, "delete", "pod/doomed-0", "--reason", "INC-9: wedged", name="kill-doomed")
+    deleted = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--wait=false")
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == 'pod "doomed-0" deleted\n'
+    assert f"Warning: jitgate grant {grant}" in deleted.stderr  # it ends within minutes
+    pod = c.get("pod", "doomed-0", "prod")  # no kubelet confirms the graceful deletion
+    assert pod is None or pod["metadata"].get("deletionTimestamp"), pod
+    # The grant names that pod only.
+    other = c.kubectl("alice", "delete", "pod", "bystander-0", "-n", "prod", "--wait=false")
+    assert other.stderr.startswith(denied_by("delete")), other.stderr
+
+    (allowed,) = c.records("webhook", "--grant", grant)
+    assert allowed["type"] == "action.allowed"
+    assert allowed["request"] == "kill-doomed"
+    assert {k: allowed["action"][k] for k in ("verb", "resource", "name", "kind")} == {
+        "verb": "delete",
+        "resource": "pods",
+        "name": "doomed-0",
+        "kind": "Pod",
+    }
+    assert allowed["action"]["objectDigest"].startswith("sha256:")
+    c.assert_audit_logs_verify()
+
+
+def test_scale_deployment_needs_a_grant(jitgate_cluster):
+    c = jitgate_cluster
+    c.apply("admin", c.manifests.deployment("prod", "web", replicas=2))
+    c.apply("admin", c.manifests.deployment("dev", "web", replicas=2))
+
+    denied = c.kubectl("alice", "scale", "deployment", "web", "-n", "prod", "--replicas=3")
+    assert denied.returncode == 1
+    assert denied.stderr == (
+        f"{denied_by('scale')} the request: jitgate denied scale deployment web in namespace "
+        "prod (replicas 2 to 3): alice holds no live grant for it. AccessPolicy production "
+        "requires an approved grant for it; ask with: kubectl jit request scale deployment/web "
+        '-n prod --for 15m --reason "<why>"\n'
+    )
+    # The same change through the Deployment itself is caught too.
+    patched = c.kubectl(
+        "alice", "patch", "deployment", "web", "-n", "prod", "--type=merge",
+        "-p", json.dumps({"spec": {"replicas": 4}}),
+    )  # fmt: skip
+    assert patched.stderr.startswith(denied_by("scale")), patched.stderr
+    # dev is not protected.
+    assert (
+        c.kubectl("alice", "scale", "deployment", "web", "-n", "dev", "--replicas=5").returncode
+        == 0
+    )
+    assert c.get("deployment", "web", "prod")["spec"]["replicas"] == 2
+
+    grant = grant_for(c, "scale", "deploy/web", "--reason", "traffic spike", name="scale-web")
+    scaled = c.kubectl("alice", "scale", "deployment", "web", "-n", "prod", "--replicas=3")
+    assert (scaled.returncode, scaled.stdout) == (0, "deployment.apps/web scaled\n"), scaled.stderr
+    assert c.get("deployment", "web", "prod")["spec"]["replicas"] == 3
+    patched = c.kubectl(
+        "alice", "patch", "deployment", "web", "-n", "prod", "--type=merge",
+        "-p", json.dumps({"spec": {"replicas": 4}}),
+    )  # fmt: skip
+    assert patched.returncode == 0, patched.stderr
+    assert c.get("deployment", "web", "prod")["spec"]["replicas"] == 4
+
+    allowed = c.records("webhook", "--grant", grant)
+    assert [
+        (r["type"], r["action"]["verb"], r["action"].get("subresource"), r["action"]["replicas"])
+        for r in allowed
+    ] == [
+        ("action.allowed", "scale", "scale", {"old": 2, "new": 3}),
+        ("action.allowed", "scale", None, {"old": 3, "new": 4}),
+    ]
+    assert all(r["action"]["resource"] == "deployments.apps" for r in allowed)
+    c.assert_audit_logs_verify()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="chart bug: the scale webhook's matchCondition `replicas-changed` starts with "
+    "`request.subResource == 'scale'`, and the API server omits subResource when it is empty, "
+    "so CEL fails with `no such key: subResource` on every UPDATE of a deployment that keeps "
+    "spec.replicas; with failurePolicy Fail the update is refused (needs "
+    "`(has(request.subResource) && request.subResource == 'scale')`)",
+)
+def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster):
+    c = jitgate_cluster
+    c.apply("admin", c.manifests.deployment("prod", "api", replicas=2))
+
+    labelled = c.kubectl(
+        "alice", "patch", "deployment", "api", "-n", "prod", "--type=merge",
+        "-p", json.dumps({"metadata": {"labels": {"tier": "api"}}}),
+    )  # fmt: skip
+    assert labelled.returncode == 0, labelled.stderr
+    image = c.kubectl("admin", "set", "image", "deployment/api", "-n", "prod", "app=app:2")
+    assert image.returncode == 0, image.stderr
