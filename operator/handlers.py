@@ -80,7 +80,7 @@ async def _drive(
     backoff instead of dying, since the next attempt may well succeed."""
     uid = meta.get("uid") or ""
     backoff = poll
-    while not stopped:
+    while not stopped and not scheduler.closed:
         limit = _RESYNC
         try:
             done, due = await attempt()
@@ -116,6 +116,12 @@ def build_registry(
     @kopf.on.login(registry=registry, id="login")
     def login(**_: Any) -> kopf.ConnectionInfo:
         return connection_info(credentials)
+
+    @kopf.on.cleanup(registry=registry, id="cleanup")
+    def cleanup(**_: Any) -> None:
+        # kopf may still spawn a daemon for a late event while it stops, after it has stopped
+        # the others; closing the scheduler lets that one exit too instead of hanging.
+        scheduler.close()
 
     @kopf.index(GROUP, VERSION, "accesspolicies", registry=registry, id="policy_index")
     def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, AccessPolicy]:

@@ -21,6 +21,15 @@ class Scheduler:
         self._interval = interval
         self._events: dict[str, asyncio.Event] = {}
         self._due: dict[str, dt.datetime] = {}
+        self._closing = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closing.is_set()
+
+    def close(self) -> None:
+        """Wake every sleeper for good: the operator is stopping."""
+        self._closing.set()
 
     def event(self, key: str) -> asyncio.Event:
         return self._events.setdefault(key, asyncio.Event())
@@ -55,7 +64,8 @@ class Scheduler:
             await asyncio.sleep(self._interval)
 
     async def sleep(self, key: str, stopped: Awaitable[object], limit: float) -> None:
-        """Until `key` is woken, `stopped` resolves or `limit` seconds pass, whichever first."""
+        """Until `key` is woken, `stopped` resolves, the scheduler closes or `limit` seconds
+        pass, whichever comes first."""
         event = self.event(key)
         if event.is_set():
             event.clear()
@@ -63,6 +73,7 @@ class Scheduler:
         waiters = {
             asyncio.ensure_future(event.wait()),
             asyncio.ensure_future(stopped),
+            asyncio.ensure_future(self._closing.wait()),
         }
         try:
             await asyncio.wait(waiters, timeout=limit, return_when=asyncio.FIRST_COMPLETED)

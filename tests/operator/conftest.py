@@ -93,6 +93,7 @@ class Harness:
         groups: tuple[str, ...] = ("sre",),
         comment: str = "ok",
         digest: str | None = None,
+        at: dt.datetime | None = None,
     ) -> dict[str, Any]:
         """An approval entry as the webhook leaves it: user, groups, time, specDigest."""
         spec = AccessRequestSpec.model_validate(self.get(name)["spec"])
@@ -101,7 +102,7 @@ class Harness:
             "comment": comment,
             "user": user,
             "groups": list(groups),
-            "time": format_time(self.clock.now()),
+            "time": format_time(at or self.clock.now()),
             "specDigest": digest or spec_digest(spec),
         }
 
@@ -147,12 +148,9 @@ class Harness:
         ]
 
     async def until(self, condition: Callable[[], Any], within: float = WAIT) -> Any:
-        """Wait (bounded) for an outcome another component produces; the emulator has no
-        public change notification, so this polls its in-memory state."""
-        async with asyncio.timeout(within):
-            while not (result := condition()):  # noqa: ASYNC110
-                await asyncio.sleep(0.01)
-        return result
+        """Wait (bounded) for an outcome of the operator's API writes: the condition is
+        re-checked after every write the emulator serves."""
+        return await self.api.wait_for(condition, within)
 
     async def settle(self) -> None:
         """Let several scheduler ticks pass: only for checking that something did NOT happen,

@@ -175,9 +175,11 @@ async def test_a_late_approval_does_not_count(jit) -> None:
         jit.request("fix-web-0")
         obj = await jit.until_phase("fix-web-0", "Pending")
         deadline = parse_time(obj["status"]["pendingDeadline"])
-        # Stamped after the deadline but noticed before the operator expired the request.
+        # Stamped at the deadline (by a webhook whose clock runs ahead of the operator's).
+        jit.approve("fix-web-0", "bob", at=deadline)
+        await jit.until(lambda: jit.get("fix-web-0")["status"].get("observedApprovals") == 1)
+        assert jit.phase("fix-web-0") == "Pending"
         jit.clock.set(deadline)
-        jit.approve("fix-web-0", "bob")
         await jit.until_phase("fix-web-0", "Expired")
     approval = next(r for r in jit.records() if r["type"] == "request.approval")
     assert approval["context"]["ignored"] == "bob decided after the pending deadline"
