@@ -97,9 +97,7 @@ class Step:
 
     @property
     def acts(self) -> bool:
-        return bool(
-            self.records or self.status or self.grant or self.revoke or self.delete or self.notices
-        )
+        return bool(self.records or self.status or self.grant or self.revoke or self.delete)
 
 
 @dataclass(frozen=True)
