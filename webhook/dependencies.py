@@ -32,4 +32,3 @@ async def read_body(request: Request) -> bytes:
 
 
 Controller = Annotated[AdmissionController, Depends(get_controller)]
-Body = Annotated[bytes, Depends(read_body)]

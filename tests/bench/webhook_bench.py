@@ -335,8 +335,9 @@ async def _serving(app: Any, context: ssl.SSLContext) -> AsyncIterator[int]:
         sock.close()
 
 
-async def _measure(port: int, ca_file: Path, body: bytes) -> list[float]:
-    """Latencies of the requests answered in DURATION seconds of load from another process."""
+async def _measure(port: int, ca_file: Path, body: bytes) -> tuple[list[float], float]:
+    """Latencies of the requests answered in DURATION seconds of load from another process,
+    and the CPU seconds this (the serving) process spent meanwhile."""
     spawn = multiprocessing.get_context("spawn")
     parent, child = spawn.Pipe(duplex=False)
     process = spawn.Process(
@@ -344,21 +345,25 @@ async def _measure(port: int, ca_file: Path, body: bytes) -> list[float]:
         args=(port, str(ca_file), "/validate", body, CONCURRENCY, DURATION, child),
         daemon=True,
     )
+    cpu = time.process_time()
     process.start()
     # The servers run in this loop: wait for the result without blocking it.
     samples, errors = await asyncio.to_thread(parent.recv)
+    cpu = time.process_time() - cpu
     await asyncio.to_thread(process.join, 30)
     if errors:
         raise RuntimeError(f"{errors} answers were not 200 AdmissionReviews")
-    return list(samples)
+    return list(samples), cpu
 
 
-def _figures(samples: list[float], seconds: float) -> dict[str, float]:
+def _figures(samples: list[float], seconds: float, cpu: float) -> dict[str, float]:
     samples = sorted(samples)
     return {
         "rps": len(samples) / seconds,
         "p50": samples[len(samples) // 2],
         "p99": samples[int(len(samples) * 0.99)],
+        # Includes warm-up requests, which are not in `samples`: an estimate, slightly high.
+        "cpu": cpu / (len(samples) * (WARMUP + DURATION) / DURATION),
     }
 
 
@@ -375,6 +380,7 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
     baseline_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     baseline_tls.load_cert_chain(cert, key)
     samples: dict[str, list[float]] = {BASELINE: [], ALLOWED: [], DENIED: []}
+    cpu = dict.fromkeys(samples, 0.0)
     async with (
         open_audit_writer(f"file://{directory}/audit", writer_id="bench", clock=clock) as audit,
         _serving(_baseline_app(), baseline_tls) as baseline_port,
@@ -386,10 +392,17 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
         # Rounds alternate the scenarios, so a busy neighbour on a shared machine weighs on
         # all of them alike and the ratios stay fair.
         for _ in range(ROUNDS):
-            samples[BASELINE] += await _measure(baseline_port, ca_file, allowed)
-            samples[ALLOWED] += await _measure(webhook_port, ca_file, allowed)
-            samples[DENIED] += await _measure(webhook_port, ca_file, denied)
-    return {name: _figures(values, ROUNDS * DURATION) for name, values in samples.items()}
+            for name, port, body in (
+                (BASELINE, baseline_port, allowed),
+                (ALLOWED, webhook_port, allowed),
+                (DENIED, webhook_port, denied),
+            ):
+                measured, seconds = await _measure(port, ca_file, body)
+                samples[name] += measured
+                cpu[name] += seconds
+    return {
+        name: _figures(values, ROUNDS * DURATION, cpu[name]) for name, values in samples.items()
+    }
 
 
 # ------------------------------------------------------------------ decision latency
@@ -421,12 +434,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="jitgate-bench-") as tmp:
         results = asyncio.run(_throughput(Path(tmp)))
     base = results[BASELINE]
-    print(f"{'scenario':<44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12}")
+    print(
+        f"{'scenario':<44} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'vs baseline':>12} "
+        f"{'server CPU/req':>15}"
+    )
     for name, figures in results.items():
         ratio = figures["rps"] / base["rps"]
         print(
             f"{name:<44} {figures['rps']:>8.0f} {figures['p50'] * 1e3:>8.2f} "
-            f"{figures['p99'] * 1e3:>8.2f} {ratio:>11.2f}x"
+            f"{figures['p99'] * 1e3:>8.2f} {ratio:>11.2f}x {figures['cpu'] * 1e6:>12.0f} µs"
         )
     allowed = results[ALLOWED]
     print(

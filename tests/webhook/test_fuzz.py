@@ -238,7 +238,7 @@ _PER_BASE: dict[str, list[Rule]] = {
     ],
     "ar-approve": [
         (r"request\.(object|oldObject)", "dict", True),
-        (r"request\.object\.status\.approvals", "list", True),
+        (r"request\.object\.status\.approvals", "list", False),  # absent: a no-op update
         (r"request\.object\.status\.approvals\.\d+", "dict", "item"),
         (r"request\.object\.status\.approvals\.\d+\.(decision|user|specDigest)", "str", True),
         (r"request\.object\.status\.approvals\.\d+\.(comment|time)", "str", False),
