@@ -313,7 +313,9 @@ class KubeEmulator(kmock.KubernetesEmulator):
 
     history_limit: int = 10_000  # watch events kept for resuming watches; older ones: 410
     keep_alive: bool = True  # False: close every non-watch connection after its response
-    request_log_limit: int | None = None  # trim kmock's request log to this (long runs)
+    # kmock matches each request against its whole request log, so an unbounded log makes
+    # every request slower the longer the emulator runs; None keeps everything.
+    request_log_limit: int | None = 200
     builtins: bool = True  # core kinds, kopf peering kinds, the four standard namespaces
 
     _rv: int = attrs.field(default=0, init=False)
