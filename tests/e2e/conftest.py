@@ -148,6 +148,31 @@ def jitgate_cluster(
     tier.close()
 
 
+@pytest.fixture(scope="session")
+def chart_render() -> ModuleType:
+    """tests/chart/render.py: the chart rendered with real Helm."""
+    return render
+
+
+@pytest.fixture(scope="module")
+def release_cluster(
+    kube_apiserver_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Any, Any]]:
+    """A kube-apiserver of its own and a ``helm_python.Config`` for it (as cluster-admin,
+    namespace ``jitgate``), for real Helm releases of the chart."""
+    import helm_python as helm
+
+    tmpdir = tmp_path_factory.mktemp("helm-release")
+    with (
+        harness.start_kube_apiserver(kube_apiserver_binary, tmpdir) as server,
+        helm.Config(
+            kubeconfig_path=str(server.kubeconfig("admin")),
+            namespace=manifests.RELEASE_NAMESPACE,
+        ) as config,
+    ):
+        yield server, config
+
+
 # ------------------------------------------------------------------------------ hooks
 
 

@@ -38,6 +38,11 @@ def test_delete_pod_needs_a_grant(jitgate_cluster):
         '--reason "<why>"\n'
     )
     assert c.get("pod", "doomed-0", "prod")["metadata"].get("deletionTimestamp") is None
+    # A server-side dry run is decided the same way, and audited as a dry run.
+    dry = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--dry-run=server")
+    assert dry.stderr.startswith(denied_by("delete")), dry.stderr
+    records = c.records("webhook", "--user", "alice", "--type", "action.denied", "--verb", "delete")
+    assert [r.get("dryRun") for r in records if r["action"]["name"] == "doomed-0"] == [False, True]
 
     grant = grant_for(c, "delete", "pod/doomed-0", "--reason", "INC-9: wedged", name="kill-doomed")
     deleted = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--wait=false")

@@ -237,3 +237,36 @@ def test_revoked_grant_stops_admitting(jitgate_cluster):
     again = c.kubectl("alice", "attach", "-n", "prod", "web-2")
     assert DENIED in again.stderr, again.stderr  # after "If you don't see a command prompt…"
     assert "grant.revoked" in types(c.records("operator", "--request", "attach-web-2"))
+
+
+def test_port_forward_needs_a_grant(jitgate_cluster):
+    c = jitgate_cluster
+    c.create_pods("prod", "db-0")
+    c.api.set_pod_phase("prod", "db-0")  # kubectl port-forward wants a Running pod
+
+    denied = c.kubectl("alice", "port-forward", "-n", "prod", "pod/db-0", ":5432", timeout=30)
+    assert denied.stderr.startswith(
+        "error: error upgrading connection: admission webhook "
+        '"connect.actions.jitgate.dev" denied the request: jitgate denied port-forward to pod '
+        "db-0 in namespace prod: alice holds no live grant for it."
+    ), denied.stderr
+    assert c.jit(
+        "alice", "request", "port-forward", "db-0", "-n", "prod", "--for", "5m",
+        "--reason", "look at the data", "--name", "pf-db-0",
+    ).returncode == 0  # fmt: skip
+    c.wait_phase("prod", "pf-db-0", "Pending")
+    assert c.jit("carol", "approve", "pf-db-0", "-n", "prod", "--yes").returncode == 0
+    grant = c.wait_phase("prod", "pf-db-0", "Approved")["status"]["grant"]["name"]
+
+    admitted = c.kubectl("alice", "port-forward", "-n", "prod", "pod/db-0", ":5432", timeout=30)
+    assert "error upgrading connection: error dialing backend" in admitted.stderr, admitted.stderr
+    assert c.no_kubelet_error() in admitted.stderr
+    # kubectl 1.33 tries a WebSocket first and falls back to SPDY when the upgrade fails:
+    # both attempts pass admission here, so one port-forward may be two allowed actions.
+    # kubectl names the ports inside the stream, not in the URL, so the API server's
+    # PodPortForwardOptions (and the record) carry none.
+    allowed = c.records("webhook", "--grant", grant)
+    assert 1 <= len(allowed) <= 2
+    assert {(r["type"], r["action"]["verb"], tuple(r["action"]["ports"])) for r in allowed} == {
+        ("action.allowed", "portforward", ())
+    }
