@@ -90,6 +90,8 @@ class ClusterCache:
         self._synced: set[Kind] = set()
         self._changed = threading.Condition()
         self._write = threading.Lock()
+        # Called (in the watch thread) after a full list has been swapped in.
+        self.on_replace: Callable[[Kind], None] | None = None
 
     @property
     def synced(self) -> bool:
@@ -115,6 +117,8 @@ class ClusterCache:
                 )
             self._synced.add(kind)
         self._notify()
+        if self.on_replace is not None:
+            self.on_replace(kind)
 
     def apply(self, kind: Kind, event_type: str, obj: Mapping[str, Any]) -> None:
         """Apply one watch event (ADDED, MODIFIED or DELETED)."""

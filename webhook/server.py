@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -173,6 +174,7 @@ async def serve(config: WebhookConfig, **kwargs: Any) -> None:
     it; a stop asked for is a clean exit here.
     """
     webhook = build(config, **kwargs)
+    webhook.cache.on_replace = lambda _kind: settle_heap(webhook.cache)
     sock = _listen(config)
     server = _Server(webhook)
     loop = asyncio.get_running_loop()
@@ -185,6 +187,18 @@ async def serve(config: WebhookConfig, **kwargs: Any) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         sock.close()
+
+
+def settle_heap(cache: ClusterCache) -> None:
+    """Once the cache holds a full list, move what is alive out of the garbage collector's
+    sight: a full collection would otherwise scan every cached grant and stall every answer
+    for tens of milliseconds (hundreds with 100,000 grants), which is the webhook's p99.
+
+    Only for a process of its own (`serve`): frozen objects are never collected.
+    """
+    if cache.synced:
+        gc.collect()
+        gc.freeze()
 
 
 @dataclass

@@ -53,6 +53,7 @@ from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.decisions import decide
 from jitgate.webhook.protected import decode
 from jitgate.webhook.review import parse_review
+from jitgate.webhook.server import settle_heap
 from jitgate.webhook.tls import ReloadingTLS
 
 from jitgate.audit.connect import open_audit_writer
@@ -381,11 +382,13 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
     baseline_tls.load_cert_chain(cert, key)
     samples: dict[str, list[float]] = {BASELINE: [], ALLOWED: [], DENIED: []}
     cpu = dict.fromkeys(samples, 0.0)
+    cache = _cache(1000)
+    settle_heap(cache)  # as `jitgate webhook` does once the cache is synced
     async with (
         open_audit_writer(f"file://{directory}/audit", writer_id="bench", clock=clock) as audit,
         _serving(_baseline_app(), baseline_tls) as baseline_port,
         _serving(
-            create_app(AdmissionController(cache=_cache(1000), audit=audit, clock=clock)),
+            create_app(AdmissionController(cache=cache, audit=audit, clock=clock)),
             ReloadingTLS(cert, key).context,
         ) as webhook_port,
     ):
