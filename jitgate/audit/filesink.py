@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import datetime as dt
 import functools
 import logging
@@ -42,6 +43,16 @@ class _Active:
     started: dt.datetime
 
 
+@dataclass(frozen=True)
+class _Acknowledged:
+    """Where the log ended after the last successful write: what a failed one is cut to."""
+
+    seq: int  # of the last record stored, 0 if none
+    segment: Path | None  # the segment holding it
+    size: int  # that segment's size just after it
+    witness: bytes  # the HEAD file's content then
+
+
 class FileSink:
     def __init__(self, target: FileTarget, writer_id: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._target = target
@@ -55,6 +66,7 @@ class FileSink:
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
         self._active: _Active | None = None
+        self._acknowledged = _Acknowledged(0, None, 0, b"")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -67,6 +79,9 @@ class FileSink:
 
     async def recover(self) -> SinkState:
         return await self._run(self._recover)
+
+    async def discard(self) -> None:
+        await self._run(self._discard)
 
     def _open(self) -> SinkState:
         try:
@@ -92,11 +107,59 @@ class FileSink:
             raise AuditWriteError(f"cannot open the {self.description}: {error}") from error
 
     def _recover(self) -> SinkState:
-        self._close_active()
+        self._discard()
+        acknowledged = self._acknowledged.seq
         try:
-            return self._scan()
+            state = self._scan()
         except OSError as error:
             raise AuditWriteError(f"cannot reopen the {self.description}: {error}") from error
+        stored = state.head.seq if state.head else 0
+        if stored > acknowledged:  # cut back, yet still there: never chain onto it
+            raise AuditWriteError(
+                f"the {self.description} still ends at seq {stored} after cutting a failed "
+                f"write back to seq {acknowledged}"
+            )
+        return state
+
+    def _discard(self) -> None:
+        """Cut the log back to the end of the last successful write.
+
+        The witness first: a crash before the cut then leaves the failed records as an
+        unacknowledged tail (as any crash mid-write does), never as acknowledged ones.
+        """
+        with contextlib.suppress(OSError):  # a failed write may have closed it already
+            self._close_active()
+        acknowledged = self._acknowledged
+        try:
+            if self._head_fd is not None:
+                os.pwrite(self._head_fd, acknowledged.witness, 0)
+                os.ftruncate(self._head_fd, len(acknowledged.witness))
+                os.fsync(self._head_fd)
+            segments, _ = layout.list_segments(self._dir)
+            later = [s for s in segments if s.first_seq > acknowledged.seq]
+            for segment in reversed(later):
+                segment.path.unlink()
+            if later:
+                layout.fsync_dir(self._dir)
+            if acknowledged.segment is not None:
+                self._cut(acknowledged.segment, acknowledged.size)
+        except OSError as error:
+            raise AuditWriteError(
+                f"cannot take a failed write back out of the {self.description}: "
+                f"{error.strerror or error}"
+            ) from error
+
+    def _cut(self, path: Path, size: int) -> None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return  # acknowledged records are gone too: the scan reports them from the witness
+        try:
+            if os.fstat(fd).st_size > size:
+                os.ftruncate(fd, size)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _make_dir(self, path: Path) -> None:
         if path.is_dir():
@@ -107,8 +170,13 @@ class FileSink:
     def _scan(self) -> SinkState:
         """Find the head; cut a torn last line (never acknowledged) and say so."""
         repaired: dict[str, Any] = {}
-        head = self._find_head(repaired)
-        witness = layout.read_head(self._dir / layout.HEAD_FILE)
+        found = self._find_head(repaired)
+        head = found[0] if found else None
+        try:
+            raw = (self._dir / layout.HEAD_FILE).read_bytes()
+        except FileNotFoundError:
+            raw = b""
+        witness = layout.parse_record(raw or None)
         if witness is not None and type(witness.get("seq")) is int:
             stored = head.seq if head else 0
             if witness["seq"] > stored:
@@ -121,9 +189,14 @@ class FileSink:
                     stored + 1,
                     witness["seq"],
                 )
+        if found is None:
+            self._acknowledged = _Acknowledged(0, None, 0, raw)
+        else:
+            self._acknowledged = _Acknowledged(found[0].seq, found[1], found[2], raw)
         return SinkState(head, repaired or None)
 
-    def _find_head(self, repaired: dict[str, Any]) -> ChainHead | None:
+    def _find_head(self, repaired: dict[str, Any]) -> tuple[ChainHead, Path, int] | None:
+        """The chain head, the segment holding it and where it ends there."""
         while True:
             segments, _ = layout.list_segments(self._dir)
             if not segments:
@@ -158,7 +231,7 @@ class FileSink:
                 )
             if last.get("type") != SEALED:
                 self._active = self._reopen(segment, end)
-            return ChainHead(last["seq"], last["hash"])
+            return ChainHead(last["seq"], last["hash"]), segment.path, end
 
     def _reopen(self, segment: layout.SegmentFile, size: int) -> _Active:
         first = layout.parse_record(layout.first_line(segment.path))
@@ -191,23 +264,25 @@ class FileSink:
         os.fdatasync(active.fd)
         active.size += len(data)
         last = records[-1].record
+        witness = layout.encode_head(self._writer, last["seq"], last["hash"], last["time"])
         if self._head_fd is not None:
-            os.pwrite(
-                self._head_fd,
-                layout.encode_head(self._writer, last["seq"], last["hash"], last["time"]),
-                0,
-            )
+            os.pwrite(self._head_fd, witness, 0)
         if end_segment:
             self._close_active()
+        self._acknowledged = _Acknowledged(last["seq"], active.path, active.size, witness)
 
     def _create(self, first: Linked) -> _Active:
         path = self._dir / layout.segment_name(first.seq)
         fd = os.open(
             path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, _FILE_MODE
         )
-        # The new name must survive a crash as surely as the records written into it.
-        os.fsync(fd)
-        layout.fsync_dir(self._dir)
+        try:
+            # The new name must survive a crash as surely as the records written into it.
+            os.fsync(fd)
+            layout.fsync_dir(self._dir)
+        except OSError:
+            os.close(fd)  # the file itself goes with the failed write (`discard`)
+            raise
         # Aged by the clock, not by record times: callers may hand in events from the past.
         self._active = _Active(path, fd, first.seq, 0, self._clock.now())
         return self._active
@@ -281,9 +356,9 @@ class FileSink:
         self._thread.shutdown(wait=True)
 
     def _close_active(self) -> None:
-        if self._active is not None:
-            os.close(self._active.fd)
-            self._active = None
+        active, self._active = self._active, None
+        if active is not None:
+            os.close(active.fd)
 
     def _close_all(self) -> None:
         self._close_active()

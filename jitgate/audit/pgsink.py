@@ -3,6 +3,11 @@
 Storing is idempotent: a record already stored with the same hash is a no-op, one stored
 with a different hash is an error. That makes retrying a batch after a lost connection
 safe, since the commit may or may not have happened.
+
+A failed batch leaves no rows: its transaction rolls back, so there is nothing to
+`discard`. The one exception is a commit that happened but whose answer was lost, with
+the retry failing too: those rows stay (the table refuses DELETE), and the writer marks
+them unacknowledged when it recovers.
 """
 
 from __future__ import annotations
@@ -84,6 +89,9 @@ class PostgresSink:
             raise AuditWriteError(
                 f"cannot open the {self.description}: {one_line(error)}"
             ) from error
+
+    async def discard(self) -> None:
+        pass  # the failed batch's transaction rolled back
 
     async def recover(self) -> SinkState:
         await self._drop()

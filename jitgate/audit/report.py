@@ -9,6 +9,7 @@ a pipeline can act on them:
 - `break-glass-unreviewed`   a break-glass grant with no `grant.reviewed` record yet
 - `denial-burst`             many denied actions for one user in a short window
 - `audit-records-lost`       a writer found acknowledged records missing when it restarted
+- `audit-records-unacknowledged` records a failed write left stored; they never happened
 """
 
 from __future__ import annotations
@@ -360,6 +361,20 @@ class _Builder:
                     subject=f"writer {record.writer}",
                     detail=f"records seq {missing.get('from')}-{missing.get('to')} were "
                     "acknowledged but missing when the writer restarted",
+                )
+            )
+        unacknowledged = context.get("unacknowledged")
+        if isinstance(unacknowledged, dict):
+            self.findings.append(
+                Finding(
+                    kind="audit-records-unacknowledged",
+                    time=record.time,
+                    user=None,
+                    namespace=None,
+                    subject=f"writer {record.writer}",
+                    detail=f"records seq {unacknowledged.get('from')}-"
+                    f"{unacknowledged.get('to')} were stored by a write that failed and were "
+                    "never acknowledged: what they record did not happen",
                 )
             )
 

@@ -34,11 +34,28 @@ class Sink(Protocol):
         ...
 
     async def write(self, records: Sequence[Linked], *, end_segment: bool = False) -> None:
-        """Store `records` durably (one fsync or one transaction) or raise."""
+        """Store `records` durably (one fsync or one transaction) or raise.
+
+        A write that raises must leave storage as if it had never been tried, or be taken
+        back by `discard()`: its records were never acknowledged, so they must not stay.
+        """
+        ...
+
+    async def discard(self) -> None:
+        """After a failed write: take back whatever of it reached storage, or raise.
+
+        Storage then ends at the last record of the last successful write again.
+        Idempotent; a writer calls it as soon as a write fails, and again on `recover()`.
+        """
         ...
 
     async def recover(self) -> SinkState:
-        """After a failed write: reopen and report what is really stored."""
+        """After a failed write: `discard()` it, reopen and report what is really stored.
+
+        Raises, leaving the writer unhealthy, if the failed write cannot be taken back. A
+        head past the last successful write means records of a failed write stayed stored
+        anyway (a commit whose answer was lost); the writer marks them unacknowledged.
+        """
         ...
 
     def rotation_due(self, now: dt.datetime) -> Mapping[str, Any] | None:

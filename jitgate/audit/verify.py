@@ -155,6 +155,13 @@ def _missing(context: object) -> str | None:
     return None
 
 
+def _unacknowledged(context: object) -> str | None:
+    span = context.get("unacknowledged") if isinstance(context, Mapping) else None
+    if isinstance(span, Mapping):
+        return f"seq {span.get('from')}-{span.get('to')}"
+    return None
+
+
 def _span(first: int, last: int) -> str:
     return f"record seq {first} was" if first == last else f"records seq {first}-{last} were"
 
@@ -445,6 +452,13 @@ class _Verifier:
                 s.notes.append(
                     f"writer {self.writer} recorded at seq {link.seq} ({link.where}) that "
                     f"acknowledged records {missing} were missing when it restarted"
+                )
+            unacknowledged = _unacknowledged(record.get("context"))
+            if unacknowledged:
+                s.notes.append(
+                    f"writer {self.writer} recorded at seq {link.seq} ({link.where}) that "
+                    f"records {unacknowledged} were stored by a write that failed: they were "
+                    "never acknowledged, so what they record did not happen"
                 )
         elif kind == PRUNED:
             context = record.get("context")

@@ -3,6 +3,11 @@
 `append()` returns only once the record is stored (fsync'd or committed). While one
 batch is being stored, new appends queue up; the next batch is whatever queued, so a
 lone append pays one fsync and sixty-four concurrent ones share a handful.
+
+A record is in the log if and only if its `append()` returned: a batch that fails is taken
+back out of storage before its appends raise, and the chain goes on from the last record
+that was acknowledged. (A crash can still leave a tail that was written but never
+acknowledged; there is no process left to take it back.)
 """
 
 from __future__ import annotations
@@ -92,7 +97,10 @@ class AuditWriter:
                 dict(state.repaired),
             )
             async with self._io:
-                await self._store_own(RECOVERED, {"repaired": dict(state.repaired)})
+                try:
+                    await self._store_own(RECOVERED, {"repaired": dict(state.repaired)})
+                except Exception as error:
+                    raise await self._failed(error) from error
         if maintenance_interval is not None:
             self._maintenance = asyncio.create_task(
                 self._maintain_every(maintenance_interval),
@@ -165,7 +173,8 @@ class AuditWriter:
                 head = stored.head
             await self._sink.write(linked)
         except Exception as error:
-            self._fail(error, [*batch, *self._queue])
+            failure = await self._failed(error)
+            self._tell(failure, [*batch, *self._queue])
             self._queue.clear()
             return
         self._head = head
@@ -177,9 +186,14 @@ class AuditWriter:
             try:
                 await self._seal(seal)
             except Exception as error:
-                self._fail(error, [])
+                await self._failed(error)
 
-    def _fail(self, error: Exception, waiting: Sequence[_Pending]) -> AuditWriteError:
+    async def _failed(self, error: Exception) -> AuditWriteError:
+        """Mark the writer unhealthy and take the failed write back out of storage.
+
+        Before anyone is told: an append that raises must not leave its record behind.
+        If it cannot be taken back now, it is on every recovery, which fails until it is.
+        """
         failure = (
             error
             if isinstance(error, AuditWriteError)
@@ -189,19 +203,59 @@ class AuditWriter:
             failure.__cause__ = error
         self._broken = failure
         logger.error("Audit writer %s is unhealthy: %s", self.writer_id, failure)
+        try:
+            await self._sink.discard()
+        except Exception as discard_error:
+            logger.error(
+                "Audit writer %s cannot take the failed write back yet, and stays unhealthy "
+                "until it can: %s",
+                self.writer_id,
+                discard_error,
+            )
+        return failure
+
+    @staticmethod
+    def _tell(failure: AuditWriteError, waiting: Sequence[_Pending]) -> None:
         for pending in waiting:
             if not pending.future.done():
                 pending.future.set_exception(failure)
-        return failure
 
     async def _recover(self) -> None:
+        """Cut storage back to the last acknowledged record and say so in the chain."""
         assert self._broken is not None
+        acknowledged = self._head
         state = await self._sink.recover()
-        self._head = state.head
         context: dict[str, Any] = {"error": str(self._broken)}
-        if state.repaired is not None:
-            context["repaired"] = dict(state.repaired)
-        await self._store_own(RECOVERED, context)
+        repaired = dict(state.repaired or {})
+        stored = state.head.seq if state.head else 0
+        acked = acknowledged.seq if acknowledged else 0
+        if stored > acked:
+            # Stored by a write that reported failure (a commit whose answer was lost) and
+            # beyond taking back: the chain has to go on from them, saying they were never
+            # acknowledged, so nobody reads them as actions that happened.
+            context["unacknowledged"] = {"from": acked + 1, "to": stored}
+            logger.error(
+                "Audit log of writer %s keeps records %d-%d of a failed write; they were never "
+                "acknowledged and are marked so",
+                self.writer_id,
+                acked + 1,
+                stored,
+            )
+        elif stored == acked and state.head != acknowledged:
+            raise AuditWriteError(
+                f"the {self._sink.description} ends at seq {stored} with another record than "
+                "the one acknowledged; run `jitgate audit verify`"
+            )
+        elif stored < acked and "missing" not in repaired:
+            repaired["missing"] = {"from": stored + 1, "to": acked}
+        if repaired:
+            context["repaired"] = repaired
+        self._head = state.head
+        try:
+            await self._store_own(RECOVERED, context)
+        except BaseException:
+            self._head = acknowledged  # so the next recovery says all of this again
+            raise
         logger.warning("Audit writer %s recovered after: %s", self.writer_id, self._broken)
         self._broken = None
 
@@ -236,13 +290,13 @@ class AuditWriter:
                     try:
                         await self._recover()
                     except Exception as error:
-                        raise self._fail(error, []) from error
+                        raise await self._failed(error) from error
                 seal = self._sink.rotation_due(self._clock.now())
                 if seal is not None and self._broken is None:
                     try:
                         await self._seal(seal)
                     except Exception as error:
-                        raise self._fail(error, []) from error
+                        raise await self._failed(error) from error
             plan = await self._sink.prune_plan(self._clock.now())
             if plan is None:
                 return
