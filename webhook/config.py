@@ -56,8 +56,3 @@ class WebhookConfig:
     tls_reload_interval: float = 10.0
     # Longest silence on a watch before it is re-opened from the last resourceVersion.
     watch_read_timeout: float = 300.0
-
-    @property
-    def exempt(self) -> Exemptions:
-        """The configured exemptions plus the operator, which acts on protected objects."""
-        return Exemptions(self.exemptions.users | {self.operator_user}, self.exemptions.groups)
