@@ -104,6 +104,7 @@ class _ApiServerLog:
             return 0
 
     def tail(self, lines: int = 80, since: int = 0) -> str:
+        lines = min(lines, 60)  # it is chatty; the processes' logs say more
         with open(self.server.log_file, "rb") as log:
             log.seek(since)
             return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])

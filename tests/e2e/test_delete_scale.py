@@ -4,6 +4,7 @@ without a grant, admitted with one, and audited with what changed."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ def denied_by(hook: str) -> str:
     return f'Error from server (Forbidden): admission webhook "{hook}.actions.jitgate.dev" denied'
 
 
-def grant_for(c, *request: str, name: str) -> str:
+def grant_for(c: Any, *request: str, name: str) -> str:
     """alice asks with `kubectl jit request …`, bob approves; the Grant's name."""
     asked = c.jit("alice", "request", *request, "-n", "prod", "--for", "3m", "--name", name)
     assert asked.returncode == 0, asked.stderr
@@ -25,7 +26,7 @@ def grant_for(c, *request: str, name: str) -> str:
     return grant
 
 
-def test_delete_pod_needs_a_grant(jitgate_cluster):
+def test_delete_pod_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "doomed-0", "bystander-0")
 
@@ -68,7 +69,7 @@ def test_delete_pod_needs_a_grant(jitgate_cluster):
     c.assert_audit_logs_verify()
 
 
-def test_scale_deployment_needs_a_grant(jitgate_cluster):
+def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.apply("admin", c.manifests.deployment("prod", "web", replicas=2))
     c.apply("admin", c.manifests.deployment("dev", "web", replicas=2))
@@ -125,7 +126,7 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster):
     "spec.replicas; with failurePolicy Fail the update is refused (needs "
     "`(has(request.subResource) && request.subResource == 'scale')`)",
 )
-def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster):
+def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.apply("admin", c.manifests.deployment("prod", "api", replicas=2))
 

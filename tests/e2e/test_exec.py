@@ -27,7 +27,7 @@ def types(records: list[dict[str, Any]]) -> list[str]:
     return [record["type"] for record in records]
 
 
-def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluster):
+def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "shell-0")
 
@@ -54,7 +54,7 @@ def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluste
     assert (spec["duration"], spec["reason"]) == ("15m", "INC-7: look around")
 
 
-def test_exec_in_an_unprotected_namespace_is_not_intercepted(jitgate_cluster):
+def test_exec_in_an_unprotected_namespace_is_not_intercepted(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("dev", "shell-0")
     before = len(c.records("webhook", "--namespace", "dev"))
@@ -68,7 +68,7 @@ def test_exec_in_an_unprotected_namespace_is_not_intercepted(jitgate_cluster):
     assert len(c.records("webhook", "--namespace", "dev")) == before == 0
 
 
-def test_request_approve_exec_story(jitgate_cluster):
+def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "web-0")
     first = c.exec("alice", "prod", "web-0", "ls")
@@ -171,7 +171,7 @@ def test_request_approve_exec_story(jitgate_cluster):
     assert summary[-1] == ("action.denied", "exec", None, "NoLiveGrant")
 
 
-def test_grant_expires_and_exec_is_denied_again(jitgate_cluster):
+def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "web-1")
     asked = c.jit(
@@ -216,7 +216,7 @@ def test_grant_expires_and_exec_is_denied_again(jitgate_cluster):
     assert [r["action"]["command"] for r in allowed] == [["date"]]
 
 
-def test_revoked_grant_stops_admitting(jitgate_cluster):
+def test_revoked_grant_stops_admitting(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "web-2")
     assert c.jit(
@@ -239,7 +239,7 @@ def test_revoked_grant_stops_admitting(jitgate_cluster):
     assert "grant.revoked" in types(c.records("operator", "--request", "attach-web-2"))
 
 
-def test_port_forward_needs_a_grant(jitgate_cluster):
+def test_port_forward_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "db-0")
     c.api.set_pod_phase("prod", "db-0")  # kubectl port-forward wants a Running pod

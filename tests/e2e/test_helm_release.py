@@ -38,7 +38,9 @@ def ca_bundles(api: Any) -> set[str]:
     return bundles
 
 
-def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(release_cluster, chart_render):
+def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(
+    release_cluster: tuple[Any, Any], chart_render: Any
+) -> None:
     api, cfg = release_cluster
     chart = str(chart_render.CHART_DIR)
     installed = cfg.install(

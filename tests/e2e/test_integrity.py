@@ -4,6 +4,7 @@ Grant, edit a request's spec, rewrite or remove an earlier approval."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ GRANTS_HOOK = 'admission webhook "grants.jitgate.dev" denied the request'
 REQUESTS_HOOK = 'admission webhook "accessrequests.jitgate.dev" denied the request'
 
 
-def forged_request(c, name: str) -> str:
+def forged_request(c: Any, name: str) -> str:
     body = c.manifests.access_request(
         "prod", name,
         actions=[{"verb": "exec", "names": ["web-0"]}],
@@ -24,7 +25,7 @@ def forged_request(c, name: str) -> str:
 
 
 @pytest.mark.parametrize("verb", ["create", "apply"])
-def test_the_requester_is_whoever_authenticated(jitgate_cluster, verb):
+def test_the_requester_is_whoever_authenticated(jitgate_cluster: Any, verb: str) -> None:
     c = jitgate_cluster
     name = f"forged-by-{verb}"
 
@@ -42,7 +43,7 @@ def test_the_requester_is_whoever_authenticated(jitgate_cluster, verb):
     assert record["actor"]["user"] == "alice"
 
 
-def test_only_the_operator_writes_grants(jitgate_cluster):
+def test_only_the_operator_writes_grants(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     assert c.kubectl(
         "alice", "auth", "can-i", "create", "grants.jitgate.dev", "-n", "prod"
@@ -104,7 +105,7 @@ def test_only_the_operator_writes_grants(jitgate_cluster):
     c.assert_audit_logs_verify()
 
 
-def test_nobody_edits_a_request_or_its_earlier_approvals(jitgate_cluster):
+def test_nobody_edits_a_request_or_its_earlier_approvals(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     asked = c.jit("alice", "request", "delete", "pod/web-9", "-n", "prod", "--reason", "cleanup",
                   "--for", "5m", "--name", "immutable")  # fmt: skip
@@ -128,7 +129,7 @@ def test_nobody_edits_a_request_or_its_earlier_approvals(jitgate_cluster):
             "--type=json", "-p", json.dumps(list(operations)),
         )  # fmt: skip
         assert proc.returncode == 1, proc.stdout
-        return proc.stderr
+        return str(proc.stderr)
 
     append_only = "earlier approvals cannot be edited or removed; approvals are append-only"
     rewritten = status_patch(

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
@@ -14,7 +16,7 @@ def troubles(log: str) -> list[str]:
     return [line for line in log.splitlines() if any(word in line for word in TROUBLE)]
 
 
-def test_the_webhook_has_every_permission_it_uses(jitgate_cluster):
+def test_the_webhook_has_every_permission_it_uses(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.check_alive()
     assert troubles(c.webhook.tail(100_000)) == []
@@ -28,7 +30,7 @@ def test_the_webhook_has_every_permission_it_uses(jitgate_cluster):
     "ClusterRole does not grant: 9 `403 Forbidden` ERRORs over ~54 s at every start, then "
     "`Not enough permissions to watch for resources` (CRDs installed later are not noticed)",
 )
-def test_the_operator_has_every_permission_it_uses(jitgate_cluster):
+def test_the_operator_has_every_permission_it_uses(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.check_alive()
     assert troubles(c.operator.tail(100_000)) == []
