@@ -148,7 +148,8 @@ def check_annotation_request(
         ("cancel", "cancelled") if annotation == CANCEL_ANNOTATION else ("revoke", "revoked")
     )
     if phase != allowed_phase:
-        return f"only a {allowed_phase} request can be {done}; this one is {phase or 'new'}"
+        article = "an" if allowed_phase[0] in "AEIOU" else "a"
+        return f"only {article} {allowed_phase} request can be {done}; this one is {phase or 'new'}"
     if who.user == requester:
         return None
     if policy is not None and may_approve(policy, who.user, who.groups):

@@ -82,7 +82,10 @@ def decide(
     left = grant.spec.expires_at - now
     warning = None
     if left <= EXPIRY_WARNING:
-        remaining = format_duration(max(left, dt.timedelta(seconds=1)))
+        # Whole seconds: a warning reads "ends in 4m59s", not "4m59.927345s".
+        remaining = format_duration(
+            max(dt.timedelta(seconds=int(left.total_seconds())), dt.timedelta(seconds=1))
+        )
         warning = (
             f"jitgate grant {grant.name} ends in {remaining} "
             f"(at {format_time(grant.spec.expires_at)})"

@@ -417,7 +417,7 @@ async def test_revoke_by_an_approver_and_forged_stamps(
         reviews.ar("UPDATE", annotated(pending, **{"jitgate.dev/revoke": "true"}), pending),
     )
     assert not answer.allowed
-    assert answer.message == "only a Approved request can be revoked; this one is Pending"
+    assert answer.message == "only an Approved request can be revoked; this one is Pending"
 
 
 # ------------------------------------------------------------------ Grants
