@@ -10,13 +10,14 @@ conftest.py (pytest runs with ``--import-mode=importlib``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,8 +32,15 @@ OPERATOR_WRITER = "operator-0"
 READY_TIMEOUT_S = 60.0
 PROBE_POD = "jitgate-probe"
 
+# One request per object (client-side apply also reads each one first: 5x slower).
+SERVER_SIDE_APPLY = ("apply", "--server-side", "--field-manager=jitgate-e2e", "-f", "-")
+
 Obj = dict[str, Any]
 Echo = Callable[[str], object]
+
+
+def _list(objects: Iterable[Obj]) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
 
 
 @dataclass
@@ -104,8 +112,7 @@ class JitCluster:
         )
 
     def apply(self, who: str, *objects: Obj) -> str:
-        doc = {"apiVersion": "v1", "kind": "List", "items": list(objects)}
-        return self.ok(who, "apply", "-f", "-", input=json.dumps(doc))
+        return self.ok(who, *SERVER_SIDE_APPLY, input=_list(objects))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """The object as admin, or None when it does not exist."""
@@ -239,28 +246,25 @@ def install(
         "crd/accesspolicies.jitgate.dev", check=True,
     )  # fmt: skip
     api.create_node(manifests.NODE)
-    api.apply(
-        "admin",
+    objects = [
         *manifests.namespaces(),
         *manifests.chart_rbac(rendered),
         *manifests.persona_rbac(),
         manifests.chart_policy(rendered),
         manifests.pod("prod", PROBE_POD),
-    )
+    ]
+    api.kubectl("admin", *SERVER_SIDE_APPLY, input=_list(objects), check=True)
     step = lap("cluster objects", step)
 
     # The webhook and the operator, started together (each takes a second to import).
-    certs = tmpdir / "certs"
-    certs.mkdir(parents=True, exist_ok=True)
     cert, key = api.ca.issue("jitgate-webhook", dns=["localhost"], ips=["127.0.0.1"])
     audit_key = tmpdir / "audit-hmac.key"
+    audit_key.parent.mkdir(parents=True, exist_ok=True)
     audit_key.write_text(secrets.token_hex(32))
     audit_key.chmod(0o600)
     webhook_audit, operator_audit = tmpdir / "webhook-audit", tmpdir / "operator-audit"
-    port, liveness = harness.free_port(), harness.free_port()
-    webhook = processes.LocalProcess(
-        "webhook",
-        [
+    argv = {
+        "webhook": lambda port: [
             str(BIN / "jitgate"), "webhook",
             "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert", str(cert), "--tls-key", str(key),
@@ -269,43 +273,64 @@ def install(
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
             "--operator-user", OPERATOR_USER,
         ],
-        tmpdir / "webhook.log",
-    )  # fmt: skip
-    operator = processes.LocalProcess(
-        "operator",
-        [
+        "operator": lambda port: [
             str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",
             "--audit", f"file://{operator_audit}", "--audit-key-file", str(audit_key),
             "--writer-id", OPERATOR_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-operator")),
-            "--liveness", f"http://127.0.0.1:{liveness}/healthz",
+            "--liveness", f"http://127.0.0.1:{port}/healthz",
             "--poll-interval", "0.5",
         ],
-        tmpdir / "operator.log",
-    )  # fmt: skip
-    cluster = JitCluster(
-        api=api,
-        tmpdir=tmpdir,
-        webhook=webhook,
-        operator=operator,
-        webhook_url=f"https://127.0.0.1:{port}",
-        webhook_audit=webhook_audit,
-        operator_audit=operator_audit,
-        audit_key=audit_key,
-        manifests=manifests,
-        timings=timings,
-    )
+    }  # fmt: skip
+    ready = {
+        "webhook": lambda port: _ready_text(
+            *processes.https_get(f"https://127.0.0.1:{port}/readyz", api.ca_file)
+        ),
+        "operator": lambda port: _live(processes.http_get(f"http://127.0.0.1:{port}/healthz")),
+    }
+    launched: list[Any] = []
+
+    def launch(name: str) -> tuple[Any, int]:
+        port = harness.free_port()
+        process = processes.LocalProcess(name, argv[name](port), tmpdir / f"{name}.log")
+        process.start()
+        launched.append(process)
+        on_process(process)
+        return process, port
+
+    def wait_ready(name: str, process: Any, port: int) -> tuple[Any, int]:
+        """Until it answers; relaunched on another port if its port was taken meanwhile."""
+        for attempt in range(3):
+            try:
+                processes.wait_until(
+                    f"the {name} answering on 127.0.0.1:{port}",
+                    functools.partial(ready[name], port),
+                    timeout=READY_TIMEOUT_S,
+                    alive=[process],
+                )
+                return process, port
+            except processes.ProcessExited:
+                if attempt == 2 or "address already in use" not in process.tail(20):
+                    raise
+                process, port = launch(name)
+        raise AssertionError("unreachable")
+
     try:
-        for process in (webhook, operator):
-            process.start()
-            on_process(process)
-        processes.wait_until(
-            "the webhook's /readyz answering ok",
-            lambda: _ready_text(*processes.https_get(f"{cluster.webhook_url}/readyz", api.ca_file)),
-            timeout=READY_TIMEOUT_S,
-            alive=[webhook],
-        )
+        started = {name: launch(name) for name in ("webhook", "operator")}
+        webhook, port = wait_ready("webhook", *started["webhook"])
         step = lap("webhook ready", step)
+        cluster = JitCluster(
+            api=api,
+            tmpdir=tmpdir,
+            webhook=webhook,
+            operator=started["operator"][0],
+            webhook_url=f"https://127.0.0.1:{port}",
+            webhook_audit=webhook_audit,
+            operator_audit=operator_audit,
+            audit_key=audit_key,
+            manifests=manifests,
+            timings=timings,
+        )
 
         # The chart's webhook configurations, pointed at the local process.
         api.apply(
@@ -317,22 +342,17 @@ def install(
         _wait_effective(cluster, processes)
         step = lap("webhook configurations effective", step)
 
-        processes.wait_until(
-            "the operator's liveness endpoint answering",
-            lambda: _live(processes.http_get(f"http://127.0.0.1:{liveness}/healthz")),
-            timeout=READY_TIMEOUT_S,
-            alive=[operator],
-        )
+        cluster.operator, _ = wait_ready("operator", *started["operator"])
         lap("operator live", step)
         cluster.setup_seconds = time.monotonic() - start
         echo(
             f"jitgate installed in {cluster.setup_seconds:.2f} s ("
             + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in timings.items())
-            + f"); logs {webhook.log_file}, {operator.log_file}"
+            + f"); logs {cluster.webhook.log_file}, {cluster.operator.log_file}"
         )
         yield cluster
     finally:
-        for process in (operator, webhook):
+        for process in reversed(launched):
             code = process.stop()
             if code not in (None, 0):
                 echo(f"{process.name} exited with {code} at teardown (log {process.log_file})")
