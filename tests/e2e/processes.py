@@ -11,7 +11,6 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-JITGATE = Path(sys.executable).parent / "jitgate"
 STOP_TIMEOUT_S = 15.0
 
 
