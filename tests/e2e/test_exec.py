@@ -270,3 +270,33 @@ def test_port_forward_needs_a_grant(jitgate_cluster: Any) -> None:
     assert {(r["type"], r["action"]["verb"], tuple(r["action"]["ports"])) for r in allowed} == {
         ("action.allowed", "portforward", ())
     }
+
+
+def test_a_denied_request_issues_no_grant(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.create_pods("prod", "web-3")
+    assert c.jit(
+        "alice", "request", "exec", "web-3", "-n", "prod", "--reason", "curious",
+        "--name", "nosy-web-3",
+    ).returncode == 0  # fmt: skip
+    c.wait_phase("prod", "nosy-web-3", "Pending")
+
+    denied = c.jit(
+        "carol", "deny", "nosy-web-3", "-n", "prod", "-m", "not without a ticket", "--yes"
+    )
+    assert denied.returncode == 0, denied.stderr
+    request = c.wait_phase("prod", "nosy-web-3", "Denied")
+    assert "grant" not in request["status"]
+    assert [(a["user"], a["decision"]) for a in request["status"]["approvals"]] == [
+        ("carol", "Deny")
+    ]
+    late = c.jit("bob", "approve", "nosy-web-3", "-n", "prod", "--yes")
+    assert (late.returncode, late.stderr) == (
+        1,
+        'Error: accessrequest "nosy-web-3" is Denied; only a Pending request can be approved '
+        "or denied\n",
+    )
+    assert DENIED in c.exec("alice", "prod", "web-3", "ls").stderr
+    assert types(c.records("operator", "--request", "nosy-web-3")) == [
+        "request.created", "request.approval", "request.denied"
+    ]  # fmt: skip
