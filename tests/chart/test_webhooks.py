@@ -131,7 +131,11 @@ def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
     # PATCH arrives as UPDATE; updates that leave spec.replicas alone are skipped up front.
     conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
     assert "object.spec.replicas != oldObject.spec.replicas" in conditions["replicas-changed"]
-    assert "request.subResource == 'scale'" in conditions["replicas-changed"]
+    # An empty subResource is omitted from the request, so it must be guarded by has().
+    assert (
+        "(has(request.subResource) && request.subResource == 'scale')"
+        in conditions["replicas-changed"]
+    )
 
 
 def test_accessrequests_create_and_update_including_status_both_mutating_and_validating() -> None:

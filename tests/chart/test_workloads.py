@@ -358,6 +358,7 @@ def test_operator_permissions_are_exactly_these() -> None:
         | expand("jitgate.dev", ["accesspolicies"], read)
         | expand("", ["namespaces"], read)
         | expand("", ["events"], ["create", "patch"])
+        | expand("apiextensions.k8s.io", ["customresourcedefinitions"], read)
         | expand("kopf.dev", ["clusterkopfpeerings"], read)
         | expand("kopf.dev", ["clusterkopfpeerings"], ["patch"], "jitgate")
     )

@@ -118,14 +118,6 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     c.assert_audit_logs_verify()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chart bug: the scale webhook's matchCondition `replicas-changed` starts with "
-    "`request.subResource == 'scale'`, and the API server omits subResource when it is empty, "
-    "so CEL fails with `no such key: subResource` on every UPDATE of a deployment that keeps "
-    "spec.replicas; with failurePolicy Fail the update is refused (needs "
-    "`(has(request.subResource) && request.subResource == 'scale')`)",
-)
 def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.apply("admin", c.manifests.deployment("prod", "api", replicas=2))

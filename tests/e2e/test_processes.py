@@ -10,10 +10,17 @@ import pytest
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
 TROUBLE = ("Forbidden", "forbidden", "Traceback", "ERROR")
+# Right after CRDs are established the API server answers watches with 429 "storage is
+# (re)initializing" for a moment; kopf retries those, so they are not trouble.
+TRANSIENT = ("will retry", "status=429")
 
 
 def troubles(log: str) -> list[str]:
-    return [line for line in log.splitlines() if any(word in line for word in TROUBLE)]
+    return [
+        line
+        for line in log.splitlines()
+        if any(word in line for word in TROUBLE) and not all(word in line for word in TRANSIENT)
+    ]
 
 
 def test_the_webhook_has_every_permission_it_uses(jitgate_cluster: Any) -> None:
@@ -22,14 +29,6 @@ def test_the_webhook_has_every_permission_it_uses(jitgate_cluster: Any) -> None:
     assert troubles(c.webhook.tail(100_000)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="chart/operator mismatch: `jitgate operator` runs kopf with resource scanning on "
-    "(OperatorConfig.dynamic_scanning defaults to True, no flag turns it off), so kopf lists "
-    "and watches apiextensions.k8s.io customresourcedefinitions, which the chart's operator "
-    "ClusterRole does not grant: 9 `403 Forbidden` ERRORs over ~54 s at every start, then "
-    "`Not enough permissions to watch for resources` (CRDs installed later are not noticed)",
-)
 def test_the_operator_has_every_permission_it_uses(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.check_alive()
