@@ -228,9 +228,10 @@ async def _stack(workdir: Path, narrator: Narrator) -> AsyncIterator[tuple[Clust
     """Start the emulator, then the webhook and the operator; stop all of them at the end."""
     processes: list[Process] = []
     audit_dir = workdir / "audit"
-    key_file = workdir / "audit-hmac.key"
-    key_file.write_bytes(secrets.token_bytes(32))
-    certs = DevCA().issue(workdir / "tls")
+    hmac_key_file = workdir / "audit-hmac.key"
+    hmac_key_file.write_bytes(secrets.token_bytes(32))
+    authority = DevCA(workdir / "tls")
+    cert_file, tls_key_file = authority.issue("webhook")
     try:
         emulator = await _spawn(
             "emulator",
@@ -255,14 +256,14 @@ async def _stack(workdir: Path, narrator: Narrator) -> AsyncIterator[tuple[Clust
             narrator.say("one approval from group sre")
             kubeconfig = workdir / "admin.kubeconfig"
             webhook_port = _free_port()
-            common = ["--audit", audit_dir.as_uri(), "--audit-key-file", str(key_file)]
+            common = ["--audit", audit_dir.as_uri(), "--audit-key-file", str(hmac_key_file)]
             processes.append(
                 await _spawn(
                     "webhook",
                     [
                         "-m", "jitgate.cli.main", "webhook", "--host", "127.0.0.1",
-                        "--port", str(webhook_port), "--tls-cert", str(certs.cert_file),
-                        "--tls-key", str(certs.key_file), "--kubeconfig", str(kubeconfig),
+                        "--port", str(webhook_port), "--tls-cert", str(cert_file),
+                        "--tls-key", str(tls_key_file), "--kubeconfig", str(kubeconfig),
                         "--writer-id", "jitgate-webhook-0", "--operator-user", OPERATOR_USER,
                         *common,
                     ],
@@ -281,7 +282,9 @@ async def _stack(workdir: Path, narrator: Narrator) -> AsyncIterator[tuple[Clust
                 )
             )  # fmt: skip
             async with httpx.AsyncClient(
-                base_url=f"https://127.0.0.1:{webhook_port}", verify=str(certs.ca_file), timeout=10
+                base_url=f"https://127.0.0.1:{webhook_port}",
+                verify=str(authority.cert_file),
+                timeout=10,
             ) as tls:
                 webhook = Webhook(tls)
 

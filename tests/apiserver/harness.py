@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import ipaddress
 import json
 import os
 import secrets
@@ -39,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from jitgate.devcerts import DevCA, pem_key
 
 KUBECTL = "/usr/bin/kubectl"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
@@ -101,114 +99,8 @@ def default_personas() -> list[Persona]:
 # --------------------------------------------------------------------------- certificates
 
 
-def _pem_key(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-class CertificateAuthority:
-    """A throw-away CA (ECDSA P-256) that signs serving and client certificates."""
-
-    def __init__(self, directory: Path, name: str = "jitgate-test-ca") -> None:
-        self.directory = directory
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=2))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), False)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.cert_file = directory / "ca.crt"
-        self.cert_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-
-    @property
-    def pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    def issue(
-        self,
-        name: str,
-        *,
-        dns: Sequence[str] = (),
-        ips: Sequence[str] = (),
-        server: bool = True,
-        client: bool = False,
-        organizations: Sequence[str] = (),
-    ) -> tuple[Path, Path]:
-        """Write ``NAME.crt``/``NAME.key`` signed by this CA; return their paths."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        attrs = [x509.NameAttribute(NameOID.COMMON_NAME, name)]
-        attrs += [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in organizations]
-        usages = []
-        if server:
-            usages.append(ExtendedKeyUsageOID.SERVER_AUTH)
-        if client:
-            usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()), False
-            )
-        )
-        sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-        sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
-        cert_file = self.directory / f"{name}.crt"
-        key_file = self.directory / f"{name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(_pem_key(key))
-        key_file.chmod(0o600)
-        return cert_file, key_file
+# The tier's CA is the same throwaway CA the demo uses.
+CertificateAuthority = DevCA
 
 
 def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
@@ -216,7 +108,7 @@ def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     private = directory / "sa.key"
     public = directory / "sa.pub"
-    private.write_bytes(_pem_key(key))
+    private.write_bytes(pem_key(key))
     private.chmod(0o600)
     public.write_bytes(
         key.public_key().public_bytes(

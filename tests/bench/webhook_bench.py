@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gc
-import ipaddress
 import json
 import multiprocessing
 import os
@@ -40,10 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jitgate.webhook.app import create_app
@@ -58,6 +53,7 @@ from jitgate.webhook.tls import ReloadingTLS
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.clock import ManualClock, format_time
+from jitgate.devcerts import DevCA
 
 CONCURRENCY = 16
 WARMUP = 0.5  # seconds of load before measuring
@@ -75,47 +71,10 @@ TARGET_DECISION_RATIO = 1.10
 
 
 def _pki(directory: Path) -> tuple[Path, Path, Path]:
-    """A throwaway CA and serving certificate for 127.0.0.1 (never written outside `directory`)."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    paths = directory / "ca.crt", directory / "tls.crt", directory / "tls.key"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
+    """A throwaway CA and serving certificate for 127.0.0.1: (ca, cert, key) files."""
+    authority = DevCA(directory, "bench CA")
+    cert_file, key_file = authority.issue("tls")
+    return authority.cert_file, cert_file, key_file
 
 
 def _policy() -> dict[str, Any]:

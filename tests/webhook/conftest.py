@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import ipaddress
 import json
 import ssl
-import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +20,13 @@ import httpx
 import kubernetes.client
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from jitgate.webhook.config import Exemptions, WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
 
+from jitgate import admission_reviews
 from jitgate.clock import ManualClock, format_time
+from jitgate.devcerts import DevCA
 from jitgate.emulator import EmulatorHandle
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
@@ -40,70 +37,21 @@ G, V = "jitgate.dev", "v1alpha1"
 # ------------------------------------------------------------------ certificates
 
 
-@dataclass
 class Pki:
-    """A throwaway CA and the serving certificate files it signs."""
+    """A throwaway CA and the serving certificate it signs; `issue` rotates it in place."""
 
-    directory: Path
-    key: ec.EllipticCurvePrivateKey = field(
-        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
-    )
-    serial: int = 0
-
-    def __post_init__(self) -> None:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "jitgate test CA")])
-        self.ca = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-            .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.ca_file = self.directory / "ca.crt"
-        self.ca_file.write_bytes(self.ca.public_bytes(serialization.Encoding.PEM))
-        self.cert_file = self.directory / "tls.crt"
-        self.key_file = self.directory / "tls.key"
-        self.issue()
+    def __init__(self, directory: Path) -> None:
+        self.authority = DevCA(directory, "jitgate test CA")
+        self.ca_file = self.authority.cert_file
+        self.current = self.issue()
+        self.cert_file = directory / "tls.crt"
+        self.key_file = directory / "tls.key"
 
     def issue(self) -> x509.Certificate:
         """Write a new serving certificate and key, replacing the files as cert-manager does."""
-        self.serial += 1
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(
-                x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"webhook-{self.serial}")])
-            )
-            .issuer_name(self.ca.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
-            .not_valid_after(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
-            .add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-                ),
-                critical=False,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        for path, data in (
-            (self.key_file, key_pem),
-            (self.cert_file, cert.public_bytes(serialization.Encoding.PEM)),
-        ):
-            staging = path.with_suffix(".new")
-            staging.write_bytes(data)
-            staging.replace(path)
-        return cert
+        cert_file, _ = self.authority.issue("tls")
+        self.current = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        return self.current
 
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca_file))
@@ -284,52 +232,11 @@ async def until(webhook: RunningWebhook, predicate: Any, within: float = 10) -> 
 # ------------------------------------------------------------------ AdmissionReviews
 
 
-def _user_info(user: str, groups: list[str] | None) -> dict[str, Any]:
-    info: dict[str, Any] = {
-        "username": user,
-        "uid": f"uid-{user}",
-        "groups": [*(groups if groups is not None else []), "system:authenticated"],
-    }
-    return info
-
-
 def review(
-    *,
-    operation: str,
-    kind: tuple[str, str, str],
-    resource: tuple[str, str, str],
-    namespace: str,
-    name: str,
-    user: str = "alice",
-    groups: list[str] | None = None,
-    sub_resource: str | None = None,
-    obj: dict[str, Any] | None = None,
-    old: dict[str, Any] | None = None,
-    options: dict[str, Any] | None = None,
-    dry_run: bool = False,
+    *, user: str = "alice", groups: list[str] | None = None, **fields: Any
 ) -> dict[str, Any]:
     """An AdmissionReview exactly as the API server sends it (admission.k8s.io/v1)."""
-    gvk = {"group": kind[0], "version": kind[1], "kind": kind[2]}
-    gvr = {"group": resource[0], "version": resource[1], "resource": resource[2]}
-    request: dict[str, Any] = {
-        "uid": str(uuid.uuid4()),
-        "kind": gvk,
-        "resource": gvr,
-        "requestKind": gvk,
-        "requestResource": gvr,
-        "name": name,
-        "namespace": namespace,
-        "operation": operation,
-        "userInfo": _user_info(user, groups),
-        "object": obj,
-        "oldObject": old,
-        "dryRun": dry_run,
-        "options": options,
-    }
-    if sub_resource:
-        request["subResource"] = sub_resource
-        request["requestSubResource"] = sub_resource
-    return {"kind": "AdmissionReview", "apiVersion": "admission.k8s.io/v1", "request": request}
+    return admission_reviews.review(user=user, groups=groups or [], **fields)
 
 
 def exec_review(
