@@ -115,6 +115,20 @@ def may_break_glass(policy: AccessPolicy, user: str, groups: Iterable[str]) -> b
     return glass is not None and glass.includes(user, frozenset(groups))
 
 
+def duration_limit(policy: AccessPolicy, *, break_glass: bool) -> tuple[dt.timedelta, str]:
+    """The longest grant the policy allows, and how to name that limit in a message."""
+    glass = policy.spec.break_glass
+    if break_glass and glass is not None:
+        return parse_duration(glass.max_duration), f"break-glass maxDuration {glass.max_duration}"
+    return parse_duration(policy.spec.max_duration), f"maxDuration {policy.spec.max_duration}"
+
+
+def grant_duration(spec: AccessRequestSpec, policy: AccessPolicy) -> dt.timedelta:
+    """The requested duration, else the policy's default, never beyond the policy's limit."""
+    limit, _ = duration_limit(policy, break_glass=spec.break_glass)
+    return min(parse_duration(spec.duration or policy.spec.default_duration), limit)
+
+
 @dataclass(frozen=True)
 class Resolution:
     """A request the policy accepts: who governs it and for how long it would be granted."""
@@ -167,25 +181,15 @@ def resolve_request(
             policy,
         )
     spec_policy = policy.spec
-    if spec.break_glass:
-        glass = spec_policy.break_glass
-        if glass is None or not glass.includes(user, group_set):
-            return Rejection(
-                "BreakGlassNotAllowed",
-                f"user {user} may not use break-glass under AccessPolicy {_name(policy)}",
-                policy,
-            )
-        limit = parse_duration(glass.max_duration)
-        limit_text = f"break-glass maxDuration {glass.max_duration}"
-    else:
-        limit = parse_duration(spec_policy.max_duration)
-        limit_text = f"maxDuration {spec_policy.max_duration}"
-    duration = (
-        parse_duration(spec.duration)
-        if spec.duration is not None
-        else min(parse_duration(spec_policy.default_duration), limit)
-    )
-    if duration > limit:
+    if spec.break_glass and not may_break_glass(policy, user, group_set):
+        return Rejection(
+            "BreakGlassNotAllowed",
+            f"user {user} may not use break-glass under AccessPolicy {_name(policy)}",
+            policy,
+        )
+    limit, limit_text = duration_limit(policy, break_glass=spec.break_glass)
+    duration = grant_duration(spec, policy)
+    if spec.duration is not None and parse_duration(spec.duration) > limit:
         return Rejection(
             "DurationTooLong",
             f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(policy)}",

@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from jitgate.approvals import spec_digest
 from jitgate.audit.model import Actor
 from jitgate.clock import format_time
-from jitgate.durations import format_duration, parse_duration
+from jitgate.durations import format_duration
 from jitgate.lifecycle import (
     CANCEL_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
@@ -50,7 +50,7 @@ from jitgate.models import (
     Grant,
     ObjectMeta,
 )
-from jitgate.policy import Namespace, Rejection, may_approve, resolve_request
+from jitgate.policy import Namespace, Rejection, grant_duration, may_approve, resolve_request
 
 NotifyKind = Literal["created", "approved", "denied", "expired"]
 Ended = Literal["Expired", "Revoked"]
@@ -186,18 +186,6 @@ def finished_at(request: AccessRequest) -> dt.datetime | None:
 
 def _find(policies: Sequence[AccessPolicy], name: str | None) -> AccessPolicy | None:
     return next((p for p in policies if name and p.metadata.name == name), None)
-
-
-def grant_duration(spec: AccessRequestSpec, policy: AccessPolicy) -> dt.timedelta:
-    """The requested duration, else the policy's default, never beyond its current maximum."""
-    rules = policy.spec
-    limit = parse_duration(
-        rules.break_glass.max_duration
-        if spec.break_glass and rules.break_glass
-        else rules.max_duration
-    )
-    wanted = parse_duration(spec.duration or rules.default_duration)
-    return min(wanted, limit)
 
 
 def _requester_actor(request: AccessRequest) -> Actor | None:

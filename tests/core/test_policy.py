@@ -193,3 +193,18 @@ def test_match_expressions_follow_kubernetes(operator: str, have: dict[str, str]
         "DoesNotExist": "a" not in have,
     }[operator]
     assert selector_matches(selector, have) == expected
+
+
+def test_grant_duration_defaults_and_clamps_to_the_policy(policy_factory: PolicyFactory) -> None:
+    from jitgate.policy import grant_duration
+
+    policy = policy_factory(
+        maxDuration="30m",
+        defaultDuration="10m",
+        breakGlass={"users": ["alice"], "maxDuration": "5m"},
+    )
+    assert grant_duration(spec(), policy) == dt.timedelta(minutes=10)
+    assert grant_duration(spec(duration="20m"), policy) == dt.timedelta(minutes=20)
+    # A policy tightened after the request was accepted still caps the grant.
+    assert grant_duration(spec(duration="2h"), policy) == dt.timedelta(minutes=30)
+    assert grant_duration(spec(breakGlass=True), policy) == dt.timedelta(minutes=5)
