@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from jitgate.audit import default_writer_id
+
 NotifyFormat = Literal["slack", "generic"]
 DEFAULT_RETENTION = dt.timedelta(days=7)
-
-
-def default_writer_id() -> str:
-    """The pod name in a cluster (one audit chain per replica), the host name elsewhere."""
-    return os.environ.get("POD_NAME") or socket.gethostname() or "jitgate-operator"
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
 
-from jitgate.cli.options import EXIT_OK, EXIT_USAGE, add_flag, fail
+from jitgate.cli.options import (
+    EXIT_OK,
+    EXIT_USAGE,
+    add_flag,
+    add_writer_flags,
+    check_audit_url,
+    configure_logging,
+    fail,
+    sentence,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -19,26 +27,8 @@ def register(subparsers: Any) -> None:
         "and expire grants, write every transition to the audit log, post Events and "
         "optional notifications.",
     )
-    add_flag(
-        parser,
-        "--audit",
-        metavar="URL",
-        required=True,
-        help="audit log: file:///dir or postgresql://...",
-    )
-    add_flag(parser, "--audit-key-file", metavar="FILE", help="HMAC key signing record hashes")
-    add_flag(
-        parser,
-        "--writer-id",
-        metavar="ID",
-        default="",
-        help="this replica's audit chain (default: $POD_NAME or the host name)",
-    )
-    add_flag(
-        parser,
-        "--kubeconfig",
-        metavar="FILE",
-        help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)",
+    add_writer_flags(
+        parser, kubeconfig_help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)"
     )
     scope = parser.add_mutually_exclusive_group()
     add_flag(
@@ -121,36 +111,20 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="how often deadlines are checked against the clock",
     )
-    add_flag(
-        parser,
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="log verbosity",
-    )
     parser.set_defaults(func=run)
 
 
-def _sentence(text: str) -> str:
-    return text[:1].upper() + text[1:].rstrip(".") + "."
-
-
 def config_from(args: argparse.Namespace) -> Any:
-    from jitgate.audit.errors import AuditConfigError
-    from jitgate.audit.url import parse_audit_url
     from jitgate.durations import DurationError, parse_duration
     from jitgate.operator.config import NotifyConfig, OperatorConfig
 
     if args.namespace and args.all_namespaces:
         fail("Use either --namespace or --all-namespaces, not both.")
-    try:
-        parse_audit_url(args.audit)
-    except AuditConfigError as error:
-        fail(_sentence(f"--audit: {error}"))
+    check_audit_url(args.audit)
     try:
         retention = parse_duration(args.retention)
     except DurationError as error:
-        fail(_sentence(f"--retention: {error}"))
+        fail(sentence(f"--retention: {error}"))
     if args.poll_interval <= 0:
         fail("--poll-interval must be a positive number of seconds.")
     notify = None
@@ -180,13 +154,11 @@ def run(args: argparse.Namespace) -> int:
     from jitgate.operator.runtime import run as run_operator
 
     config = config_from(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(args.log_level)
     try:
         asyncio.run(run_operator(config))
     except (AuditError, CredentialsError) as error:
-        fail(_sentence(str(error)), EXIT_USAGE)
+        fail(sentence(str(error)), EXIT_USAGE)
     except KeyboardInterrupt:
         pass
     return EXIT_OK

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
-import os
-import socket
 import ssl
-from pathlib import Path
 from typing import Any
 
-from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, add_flag, fail
+from jitgate.cli.options import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    add_flag,
+    add_writer_flags,
+    check_audit_url,
+    configure_logging,
+    existing_file,
+    fail,
+    sentence,
+)
 
 DEFAULT_PORT = 8443
 
@@ -36,21 +42,7 @@ def register(subparsers: Any) -> None:
     add_flag(parser, "--port", type=_port, default=DEFAULT_PORT, help="port to listen on")
     add_flag(parser, "--tls-cert", metavar="FILE", required=True, help="serving certificate (PEM)")
     add_flag(parser, "--tls-key", metavar="FILE", required=True, help="its private key (PEM)")
-    add_flag(
-        parser,
-        "--audit",
-        metavar="URL",
-        required=True,
-        help="audit log: file:///var/lib/jitgate/audit or postgresql://…",
-    )
-    add_flag(parser, "--audit-key-file", metavar="FILE", help="HMAC key for the records' mac")
-    add_flag(
-        parser,
-        "--writer-id",
-        default=os.environ.get("POD_NAME") or socket.gethostname(),
-        help="this replica's audit chain name (default: $POD_NAME or the host name)",
-    )
-    add_flag(parser, "--kubeconfig", metavar="FILE", help="kubeconfig (default: in-cluster)")
+    add_writer_flags(parser, kubeconfig_help="kubeconfig (default: in-cluster)")
     add_flag(
         parser,
         "--operator-user",
@@ -82,39 +74,19 @@ def register(subparsers: Any) -> None:
         help="may delete Grants besides the operator (repeatable; default: the garbage "
         "collector and namespace controller)",
     )
-    add_flag(
-        parser,
-        "--log-level",
-        default="info",
-        choices=["debug", "info", "warning", "error"],
-        help="log verbosity",
-    )
     parser.set_defaults(func=run)
 
 
-def _file(flag: str, value: str | None) -> Path | None:
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.is_file():
-        fail(f"{flag} {value} is not a readable file.")
-    return path
-
-
 def run(args: argparse.Namespace) -> int:
+    from jitgate.audit import default_writer_id
     from jitgate.audit.errors import AuditError
-    from jitgate.audit.url import parse_audit_url
     from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, Exemptions, WebhookConfig
     from jitgate.webhook.server import StartupError, serve
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        parse_audit_url(args.audit)
-    except AuditError as error:
-        fail(f"--audit: {error}.")
-    cert, key = _file("--tls-cert", args.tls_cert), _file("--tls-key", args.tls_key)
+    configure_logging(args.log_level)
+    check_audit_url(args.audit)
+    cert = existing_file("--tls-cert", args.tls_cert)
+    key = existing_file("--tls-key", args.tls_key)
     assert cert is not None and key is not None
     config = WebhookConfig(
         host=args.host,
@@ -122,9 +94,9 @@ def run(args: argparse.Namespace) -> int:
         tls_cert=cert,
         tls_key=key,
         audit_url=args.audit,
-        audit_key_file=_file("--audit-key-file", args.audit_key_file),
-        writer_id=args.writer_id,
-        kubeconfig=_file("--kubeconfig", args.kubeconfig),
+        audit_key_file=existing_file("--audit-key-file", args.audit_key_file),
+        writer_id=args.writer_id or default_writer_id(),
+        kubeconfig=existing_file("--kubeconfig", args.kubeconfig),
         operator_user=args.operator_user,
         exemptions=Exemptions.with_defaults(tuple(args.exempt_user), tuple(args.exempt_group)),
         grant_collectors=(
@@ -134,12 +106,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         asyncio.run(serve(config))
     except StartupError as error:
-        fail(_sentence(str(error)), EXIT_CHECK_FAILED)
+        fail(sentence(str(error)), EXIT_CHECK_FAILED)
     except (AuditError, ssl.SSLError) as error:
-        fail(_sentence(f"the webhook could not start: {error}"), EXIT_CHECK_FAILED)
+        fail(sentence(f"the webhook could not start: {error}"), EXIT_CHECK_FAILED)
     return EXIT_OK
-
-
-def _sentence(text: str) -> str:
-    text = " ".join(text.split())
-    return text[:1].upper() + text[1:].rstrip(".") + "."
