@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv test lint typecheck unit demo bench lock image clean
+.PHONY: venv test lint typecheck unit demo bench crds lock image clean
 
 # Re-running pip on an existing venv is idempotent, so a changed lock file updates it in place.
 $(STAMP):
@@ -41,6 +41,11 @@ demo: venv
 
 bench: venv
 	$(BIN)/python -m tests.bench
+
+# Regenerate the CRDs from jitgate/models.py, and the chart's copy of them.
+crds: venv
+	$(BIN)/jitgate crds --output-dir crds
+	cp crds/*.yaml charts/jitgate/crds/
 
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:

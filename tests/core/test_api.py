@@ -54,12 +54,12 @@ EXAMPLES = list(example_objects())
 def test_crds_directory_is_generated_from_the_models() -> None:
     expected = render_all()
     actual = {path.name: path.read_text() for path in (REPO / "crds").glob("*.yaml")}
-    assert actual == expected, "crds/ is stale: run `jitgate crds --output-dir crds`"
+    assert actual == expected, "crds/ is stale: run `make crds`"
 
 
 def test_chart_ships_the_same_crds() -> None:
     chart = {p.name: p.read_text() for p in (REPO / "charts/jitgate/crds").glob("*.yaml")}
-    assert chart == render_all(), "charts/jitgate/crds is stale: copy crds/ into it"
+    assert chart == render_all(), "charts/jitgate/crds is stale: run `make crds`"
 
 
 @pytest.mark.parametrize("version", ["1.29", "1.33", "1.37"])
