@@ -93,12 +93,22 @@ def governing_policy(
     return min(matching, key=strictness_key, default=None)
 
 
-def is_default_exempt(user: str, groups: Iterable[str], extra_users: Iterable[str] = ()) -> bool:
-    return (
-        user in DEFAULT_EXEMPT_USERS
-        or user in set(extra_users)
-        or any(group in DEFAULT_EXEMPT_GROUPS for group in groups)
-    )
+@dataclass(frozen=True)
+class Exemptions:
+    """Callers never intercepted on protected actions, whatever the policies say."""
+
+    users: frozenset[str] = DEFAULT_EXEMPT_USERS
+    groups: frozenset[str] = DEFAULT_EXEMPT_GROUPS
+
+    def covers(self, user: str, groups: Iterable[str]) -> bool:
+        return user in self.users or any(group in self.groups for group in groups)
+
+    @classmethod
+    def with_defaults(cls, users: Iterable[str] = (), groups: Iterable[str] = ()) -> Exemptions:
+        """The built-in exemptions plus configured ones (`--exempt-user`, `--exempt-group`)."""
+        return cls(
+            DEFAULT_EXEMPT_USERS | frozenset(users), DEFAULT_EXEMPT_GROUPS | frozenset(groups)
+        )
 
 
 def may_request(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jitgate.policy import DEFAULT_EXEMPT_GROUPS, DEFAULT_EXEMPT_USERS
+from jitgate.policy import Exemptions
 
 DEFAULT_OPERATOR_USER = "system:serviceaccount:jitgate:jitgate-operator"
 
@@ -18,23 +18,6 @@ DEFAULT_GRANT_COLLECTORS: frozenset[str] = frozenset(
         "system:serviceaccount:kube-system:namespace-controller",
     }
 )
-
-
-@dataclass(frozen=True)
-class Exemptions:
-    """Callers never intercepted on protected actions, whatever the policies say."""
-
-    users: frozenset[str] = DEFAULT_EXEMPT_USERS
-    groups: frozenset[str] = DEFAULT_EXEMPT_GROUPS
-
-    def covers(self, user: str, groups: tuple[str, ...]) -> bool:
-        return user in self.users or any(group in self.groups for group in groups)
-
-    @classmethod
-    def with_defaults(cls, users: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> Exemptions:
-        return cls(
-            DEFAULT_EXEMPT_USERS | frozenset(users), DEFAULT_EXEMPT_GROUPS | frozenset(groups)
-        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from functools import partial
 from jitgate.webhook import accessrequests as ar
 from jitgate.webhook.audit import AuditSink, AuditTrail, action_event, refusal_event
 from jitgate.webhook.cache import KINDS, ClusterCache, Kind
-from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER, Exemptions
+from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER
 from jitgate.webhook.decisions import NOT_READY, Verdict, decide
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.protected import Undecidable, decode
@@ -22,6 +22,7 @@ from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
 from jitgate.clock import SYSTEM_CLOCK, Clock
 from jitgate.models import AccessPolicy
+from jitgate.policy import Exemptions
 
 logger = logging.getLogger(__name__)
 

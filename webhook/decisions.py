@@ -12,7 +12,6 @@ import shlex
 from dataclasses import dataclass
 
 from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.config import Exemptions
 from jitgate.webhook.hints import describe, request_command
 
 from jitgate.actions import AttemptedAction
@@ -21,7 +20,7 @@ from jitgate.durations import format_duration
 from jitgate.grant_index import IndexedGrant
 from jitgate.matching import action_covers, grant_covers, is_live
 from jitgate.models import AccessPolicy
-from jitgate.policy import Namespace, governing_policy
+from jitgate.policy import Exemptions, Namespace, governing_policy
 
 NOT_READY = "jitgate is not ready: grant cache not synced"
 EXPIRY_WARNING = dt.timedelta(minutes=5)

@@ -43,7 +43,6 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.config import Exemptions
 from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.decisions import decide
 from jitgate.webhook.protected import decode
@@ -54,6 +53,7 @@ from jitgate.webhook.tls import ReloadingTLS
 from jitgate.audit.connect import open_audit_writer
 from jitgate.clock import ManualClock, format_time
 from jitgate.devcerts import DevCA
+from jitgate.policy import Exemptions
 
 CONCURRENCY = 16
 WARMUP = 0.5  # seconds of load before measuring

@@ -7,11 +7,11 @@ from hypothesis import strategies as st
 
 from jitgate.models import AccessPolicy, AccessRequestSpec, LabelSelector
 from jitgate.policy import (
+    Exemptions,
     Namespace,
     Rejection,
     Resolution,
     governing_policy,
-    is_default_exempt,
     may_approve,
     may_break_glass,
     resolve_request,
@@ -76,13 +76,15 @@ def test_exemption_in_one_policy_does_not_escape_another(policy_factory: PolicyF
 
 
 def test_default_exemptions() -> None:
-    assert is_default_exempt("system:node:n1", ["system:nodes"])
-    assert is_default_exempt("system:kube-scheduler", [])
-    assert is_default_exempt(
+    defaults = Exemptions()
+    assert defaults.covers("system:node:n1", ["system:nodes"])
+    assert defaults.covers("system:kube-scheduler", [])
+    assert defaults.covers(
         "system:serviceaccount:kube-system:x", ["system:serviceaccounts:kube-system"]
     )
-    assert is_default_exempt("sa", [], extra_users=["sa"])
-    assert not is_default_exempt("alice", ["developers"])
+    assert Exemptions.with_defaults(users=["sa"]).covers("sa", [])
+    assert not defaults.covers("sa", [])
+    assert not defaults.covers("alice", ["developers"])
 
 
 def test_resolution_uses_default_duration_and_policy_threshold(

@@ -20,7 +20,7 @@ import httpx
 import kubernetes.client
 import pytest
 from cryptography import x509
-from jitgate.webhook.config import Exemptions, WebhookConfig
+from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
 
@@ -28,6 +28,7 @@ from jitgate import admission_reviews
 from jitgate.clock import ManualClock, format_time
 from jitgate.devcerts import DevCA
 from jitgate.emulator import EmulatorHandle
+from jitgate.policy import Exemptions
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
