@@ -103,6 +103,15 @@ class Subjects(ApiModel):
 class LabelSelectorRequirement(ApiModel):
     """One `matchExpressions` term, as in a Kubernetes label selector."""
 
+    # The API server enforces the validator below too: a policy it stores but jitgate cannot
+    # read protects nothing it can check (the webhook then denies where it might apply).
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+            "In and NotIn need at least one value; Exists and DoesNotExist take none",
+        )
+    )
+
     key: Name = Field(description="The label key the requirement applies to.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
         description="How the label's value relates to `values`."
@@ -154,6 +163,15 @@ class BreakGlass(Subjects):
 
 class AccessPolicySpec(ApiModel):
     """Which actions in which namespaces are protected, and who may request and approve them."""
+
+    # The API server enforces the validator below too (see LabelSelectorRequirement).
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "!has(self.defaultDuration) || !has(self.maxDuration) || "
+            "duration(self.defaultDuration) <= duration(self.maxDuration)",
+            "defaultDuration must not exceed maxDuration",
+        )
+    )
 
     namespaces: NamespaceMatch = Field(description="The namespaces this policy protects.")
     actions: list[Verb] = Field(

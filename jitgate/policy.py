@@ -12,12 +12,16 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 from jitgate.durations import parse_duration
 from jitgate.models import (
     CONNECT_VERBS,
     AccessPolicy,
     AccessRequestSpec,
+    NamespaceMatch,
     RequestedAction,
     Verb,
 )
@@ -53,10 +57,49 @@ def strictness_key(policy: AccessPolicy) -> tuple[int, bool, dt.timedelta, str]:
 
 
 def covers_namespace(policy: AccessPolicy, namespace: Namespace) -> bool:
-    match = policy.spec.namespaces
+    return _matches(policy.spec.namespaces, namespace)
+
+
+def _matches(match: NamespaceMatch, namespace: Namespace) -> bool:
     if namespace.name in match.names:
         return True
     return match.selector is not None and selector_matches(match.selector, namespace.labels)
+
+
+@dataclass(frozen=True)
+class UnreadablePolicy:
+    """An AccessPolicy stored in the cluster that does not validate (the CRD schema cannot
+    express every rule of the model). What it protects is unknown, so it must fail closed
+    wherever it might apply instead of silently protecting nothing."""
+
+    name: str
+    error: str
+    namespaces: NamespaceMatch | None  # None when even its namespaces cannot be read
+
+    @property
+    def selects_by_label(self) -> bool:
+        return self.namespaces is None or self.namespaces.selector is not None
+
+    def may_cover(self, namespace: Namespace) -> bool:
+        return self.namespaces is None or _matches(self.namespaces, namespace)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{where}: {message}" if where else message
+
+
+def unreadable_policy(name: str, raw: Any, error: ValidationError) -> UnreadablePolicy:
+    """What can still be known about an AccessPolicy that failed validation."""
+    spec = raw.get("spec") if isinstance(raw, Mapping) else None
+    namespaces = spec.get("namespaces") if isinstance(spec, Mapping) else None
+    try:
+        match: NamespaceMatch | None = NamespaceMatch.model_validate(namespaces)
+    except ValidationError:
+        match = None
+    return UnreadablePolicy(name, _first_error(error), match)
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from jitgate.canonical import digest
 from jitgate.grant_index import GrantIndex, IndexedGrant
 from jitgate.models import AccessPolicy, Grant, GrantSpec
+from jitgate.policy import UnreadablePolicy, unreadable_policy
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +28,35 @@ KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
 
 @dataclass(frozen=True)
 class Policies:
-    """An immutable snapshot of the AccessPolicies, by name."""
+    """An immutable snapshot of the AccessPolicies, by name.
+
+    Policies stored in the cluster that do not validate are kept apart in `unreadable`: they
+    are no policy for requests, but the decision path fails closed where they might apply.
+    """
 
     by_name: Mapping[str, AccessPolicy]
-    any_selector: bool  # whether any policy selects namespaces by label
+    any_selector: bool  # whether any policy (readable or not) may select namespaces by label
+    unreadable: Mapping[str, UnreadablePolicy]
 
     @classmethod
-    def of(cls, policies: Iterable[AccessPolicy]) -> Policies:
-        by_name = {policy.metadata.name or "": policy for policy in policies}
-        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values())
-        return cls(MappingProxyType(by_name), any_selector)
+    def of(
+        cls,
+        policies: Iterable[AccessPolicy | UnreadablePolicy],
+    ) -> Policies:
+        by_name: dict[str, AccessPolicy] = {}
+        unreadable: dict[str, UnreadablePolicy] = {}
+        for policy in policies:
+            if isinstance(policy, UnreadablePolicy):
+                unreadable[policy.name] = policy
+            else:
+                by_name[policy.metadata.name or ""] = policy
+        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values()) or any(
+            p.selects_by_label for p in unreadable.values()
+        )
+        return cls(MappingProxyType(by_name), any_selector, MappingProxyType(unreadable))
+
+    def all(self) -> list[AccessPolicy | UnreadablePolicy]:
+        return [*self.by_name.values(), *self.unreadable.values()]
 
 
 def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -61,12 +81,19 @@ def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
     )
 
 
-def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | None:
+def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | UnreadablePolicy:
+    """The policy, or what is known of one that does not validate (which fails closed)."""
     try:
         return AccessPolicy.model_validate(obj)
     except ValidationError as error:
-        logger.warning("Ignoring the invalid AccessPolicy %s: %s", _name_of(obj)[1], error)
-        return None
+        name = _name_of(obj)[1]
+        logger.warning(
+            "The AccessPolicy %s is invalid; protected actions it might govern are denied "
+            "until it is fixed: %s",
+            name,
+            error,
+        )
+        return unreadable_policy(name, obj, error)
 
 
 def _chain(spec: GrantSpec) -> str:
@@ -110,7 +137,7 @@ class ClusterCache:
                 self.grants.replace_all(grants)
                 self._chains = {(g.namespace, g.name): (g.spec, _chain(g.spec)) for g in grants}
             elif kind == "accesspolicies":
-                self.policies = Policies.of(p for p in map(to_policy, objects) if p)
+                self.policies = Policies.of(map(to_policy, objects))
             else:
                 self.namespaces = MappingProxyType(
                     {_name_of(obj)[1]: to_labels(obj) for obj in objects}
@@ -134,12 +161,14 @@ class ClusterCache:
                     self.grants.upsert(grant)
                     self._chains[namespace, name] = (grant.spec, _chain(grant.spec))
             elif kind == "accesspolicies":
-                policies = dict(self.policies.by_name)
-                policy = None if deleted else to_policy(obj)
-                if policy is None:
+                policies = {
+                    p.name if isinstance(p, UnreadablePolicy) else p.metadata.name or "": p
+                    for p in self.policies.all()
+                }
+                if deleted:
                     policies.pop(name, None)
                 else:
-                    policies[name] = policy
+                    policies[name] = to_policy(obj)
                 self.policies = Policies.of(policies.values())
             else:
                 namespaces = dict(self.namespaces)
@@ -162,7 +191,7 @@ class ClusterCache:
     def sizes(self) -> dict[Kind, int]:
         return {
             "grants": len(self.grants),
-            "accesspolicies": len(self.policies.by_name),
+            "accesspolicies": len(self.policies.by_name) + len(self.policies.unreadable),
             "namespaces": len(self.namespaces),
         }
 

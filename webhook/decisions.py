@@ -63,6 +63,15 @@ def decide(
             "NamespaceUnknown",
         )
     namespace = Namespace(attempted.namespace, labels or {})
+    for broken in policies.unreadable.values():
+        if broken.may_cover(namespace):
+            return Verdict(
+                False,
+                f"jitgate denied {describe(attempted)}: AccessPolicy {broken.name} is invalid "
+                f"({broken.error}), so what it protects cannot be checked; "
+                "a cluster admin must fix or delete it",
+                "PolicyInvalid",
+            )
     policy = governing_policy(
         policies.by_name.values(), namespace, attempted.verb, attempted.resource, user, groups
     )

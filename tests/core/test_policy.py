@@ -4,6 +4,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from jitgate.models import AccessPolicy, AccessRequestSpec, LabelSelector
 from jitgate.policy import (
@@ -15,6 +16,7 @@ from jitgate.policy import (
     may_approve,
     may_break_glass,
     resolve_request,
+    unreadable_policy,
 )
 from jitgate.selectors import selector_matches
 
@@ -210,3 +212,44 @@ def test_grant_duration_defaults_and_clamps_to_the_policy(policy_factory: Policy
     # A policy tightened after the request was accepted still caps the grant.
     assert grant_duration(spec(duration="2h"), policy) == dt.timedelta(minutes=30)
     assert grant_duration(spec(breakGlass=True), policy) == dt.timedelta(minutes=5)
+
+
+def _broken(raw: dict[str, object]) -> ValidationError:
+    with pytest.raises(ValidationError) as caught:
+        AccessPolicy.model_validate(raw)
+    return caught.value
+
+
+def test_an_unreadable_policy_may_cover_what_its_namespaces_name() -> None:
+    raw: dict[str, object] = {
+        "apiVersion": "jitgate.dev/v1alpha1",
+        "kind": "AccessPolicy",
+        "metadata": {"name": "broken"},
+        "spec": {
+            "namespaces": {"names": ["prod"], "selector": {"matchLabels": {"tier": "dev"}}},
+            "actions": ["exec"],
+            "approvers": {"groups": ["sre"]},
+            "maxDuration": "1h",
+            "defaultDuration": "2h",
+        },
+    }
+    broken = unreadable_policy("broken", raw, _broken(raw))
+    assert broken.error == "spec: defaultDuration must not exceed maxDuration"
+    assert broken.may_cover(PROD) and broken.may_cover(DEV)
+    assert not broken.may_cover(Namespace("qa", {}))
+    assert broken.selects_by_label
+
+
+@pytest.mark.parametrize(
+    "namespaces",
+    [
+        {"selector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": []}]}},
+        "prod",
+        None,
+    ],
+)
+def test_an_unreadable_namespace_match_may_cover_every_namespace(namespaces: object) -> None:
+    raw = {"metadata": {"name": "broken"}, "spec": {"namespaces": namespaces}}
+    broken = unreadable_policy("broken", raw, _broken(raw))
+    assert broken.namespaces is None
+    assert broken.may_cover(Namespace("anything", {})) and broken.selects_by_label

@@ -294,3 +294,58 @@ async def test_the_strictest_overlapping_policy_names_the_duration(
     await reviews.until(webhook, lambda cache: "strict" in cache.policies.by_name)
     answer = await validate(reviews.exec())
     assert "AccessPolicy strict" in answer.message and "--for 5m" in answer.message
+
+
+async def test_a_policy_the_webhook_cannot_read_fails_closed_in_its_namespaces(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # The CRD schema cannot express every rule the model checks (here defaultDuration <=
+    # maxDuration), so an AccessPolicy the API server stored may still be unreadable. It must
+    # not silently stop protecting what it names.
+    cluster.namespace("staging")
+    cluster.create(
+        "accesspolicies.jitgate.dev",
+        reviews.policy(
+            "broken", namespaces={"names": ["dev"]}, maxDuration="1h", defaultDuration="2h"
+        ),
+    )
+    # A marker created afterwards: once it is cached, so is (or is not) the broken one.
+    cluster.create(
+        "accesspolicies.jitgate.dev", reviews.policy("marker", namespaces={"names": ["qa"]})
+    )
+    await reviews.until(webhook, lambda cache: "marker" in cache.policies.by_name)
+    answer = await validate(reviews.exec(namespace="dev"))
+    assert not answer.allowed
+    assert "AccessPolicy broken is invalid" in answer.message
+    assert "defaultDuration must not exceed maxDuration" in answer.message
+    [record] = audit_log()
+    assert record["type"] == "action.denied" and record["reason"].startswith("PolicyInvalid: ")
+    # Namespaces the broken policy cannot name are decided as before.
+    assert (await validate(reviews.exec(namespace="staging"))).allowed
+    # Fixing the policy restores normal decisions: protected, no grant.
+    cluster.patch("accesspolicies.jitgate.dev", None, "broken", {"spec": {"defaultDuration": "5m"}})
+    await reviews.until(webhook, lambda cache: "broken" in cache.policies.by_name)
+    answer = await validate(reviews.exec(namespace="dev"))
+    assert not answer.allowed and "AccessPolicy broken requires an approved grant" in answer.message
+    # Deleting it leaves dev unprotected.
+    cluster.delete("accesspolicies.jitgate.dev", None, "broken")
+    await reviews.until(webhook, lambda cache: "broken" not in cache.policies.by_name)
+    assert (await validate(reviews.exec(namespace="dev"))).allowed
+
+
+async def test_a_policy_with_an_unreadable_namespace_match_fails_closed_everywhere(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any
+) -> None:
+    selector = {"matchExpressions": [{"key": "team", "operator": "In", "values": []}]}
+    cluster.create(
+        "accesspolicies.jitgate.dev",
+        reviews.policy("broken", namespaces={"selector": selector}),
+    )
+    cluster.create(
+        "accesspolicies.jitgate.dev", reviews.policy("marker", namespaces={"names": ["qa"]})
+    )
+    await reviews.until(webhook, lambda cache: "marker" in cache.policies.by_name)
+    answer = await validate(reviews.exec(namespace="dev"))
+    assert not answer.allowed and "AccessPolicy broken is invalid" in answer.message
+    # Exempt callers are still never intercepted.
+    assert (await validate(reviews.exec(namespace="dev", user="flux"))).allowed
