@@ -1,8 +1,10 @@
 """Which AdmissionRequests are protected actions, decoded into `AttemptedAction`s.
 
 Only the shapes the API server sends are understood: CONNECT on pods/exec, pods/attach and
-pods/portforward with their options object; DELETE with the object in `oldObject`; UPDATE of
-the scale subresource (autoscaling/v1 Scale) or of a workload whose `spec.replicas` changes.
+pods/portforward with their options object; DELETE with the object in `oldObject`; CREATE of
+pods/eviction (the API server then deletes the pod without a DELETE review of its own, so an
+eviction is a delete of the pod); UPDATE of the scale subresource (autoscaling/v1 Scale) or
+of a workload whose `spec.replicas` changes.
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class _Deleted(_Strict):
     metadata: _Metadata | None = None
 
 
+class _Eviction(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+
+
 class _DeleteOptions(_Strict):
     propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
 
@@ -102,6 +109,8 @@ def decode(request: AdmissionRequest) -> AttemptedAction | None:
             return _connect(request)
         case "DELETE" if not request.sub_resource:
             return _delete(request, resource)
+        case "CREATE" if resource == "pods" and request.sub_resource == "eviction":
+            return _evict(request)
         case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
             return _scale(request, resource)
     return None
@@ -181,6 +190,16 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
         if options.propagation_policy is not None:
             detail["propagationPolicy"] = options.propagation_policy
     return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
+
+
+def _evict(request: AdmissionRequest) -> AttemptedAction:
+    eviction = _parse(_Eviction, request.object, "Eviction object")
+    if eviction.kind is not None and eviction.kind != "Eviction":
+        raise Undecidable(f"pods/eviction carries a {eviction.kind}, not an Eviction")
+    _same_object(request, eviction.metadata, "Eviction")
+    name = _target_name(request)
+    detail: dict[str, object] = {"kind": "Pod", "name": name, "subresource": "eviction"}
+    return AttemptedAction("delete", _namespace(request), "pods", name, detail=detail)
 
 
 def _replicas(value: _Scalable, default: int) -> int:

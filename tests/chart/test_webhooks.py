@@ -98,6 +98,8 @@ def test_delete_covers_the_protected_resources_from_values() -> None:
     hook = webhooks()["validating/delete.actions.jitgate.dev"]
     assert rule_set(hook) == {
         ("DELETE", "", "pods"),
+        # An eviction deletes the pod without a DELETE review: it is decided as a delete.
+        ("CREATE", "", "pods/eviction"),
         ("DELETE", "apps", "deployments"),
         ("DELETE", "apps", "statefulsets"),
         ("DELETE", "apps", "replicasets"),
@@ -115,10 +117,15 @@ def test_delete_covers_the_protected_resources_from_values() -> None:
     )["validating/delete.actions.jitgate.dev"]
     assert rule_set(custom) == {
         ("DELETE", "", "pods"),
+        ("CREATE", "", "pods/eviction"),
         ("DELETE", "", "persistentvolumeclaims"),
         ("DELETE", "batch", "jobs"),
         ("DELETE", "batch", "cronjobs"),
     }
+    no_pods = webhooks(
+        {"webhook": {"deleteResources": [{"apiGroup": "apps", "resources": ["deployments"]}]}}
+    )["validating/delete.actions.jitgate.dev"]
+    assert rule_set(no_pods) == {("DELETE", "apps", "deployments")}
 
 
 def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:

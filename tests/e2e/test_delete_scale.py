@@ -69,6 +69,45 @@ def test_delete_pod_needs_a_grant(jitgate_cluster: Any) -> None:
     c.assert_audit_logs_verify()
 
 
+def evict(c: Any, who: str, pod: str) -> Any:
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": "prod"},
+    }
+    path = f"/api/v1/namespaces/prod/pods/{pod}/eviction"
+    return c.kubectl(who, "create", "--raw", path, "-f", "-", input=json.dumps(eviction))
+
+
+def test_evicting_a_pod_is_a_delete_that_needs_a_grant(jitgate_cluster: Any) -> None:
+    # The API server deletes an evicted pod without a DELETE admission review of its own, so
+    # the eviction itself must be decided.
+    c = jitgate_cluster
+    c.create_pods("prod", "evicted-0", "evicted-1")
+    denied = evict(c, "alice", "evicted-0")
+    assert denied.returncode == 1
+    assert denied.stderr.startswith(denied_by("delete")), denied.stderr
+    assert "jitgate denied delete pod evicted-0 in namespace prod" in denied.stderr
+    assert "kubectl jit request delete pod/evicted-0 -n prod" in denied.stderr
+    pod = c.get("pod", "evicted-0", "prod")
+    assert pod is not None and pod["metadata"].get("deletionTimestamp") is None
+
+    grant = grant_for(c, "delete", "pod/evicted-0", "--reason", "INC-10: drain", name="evict-0")
+    evicted = evict(c, "alice", "evicted-0")
+    assert evicted.returncode == 0, evicted.stderr
+    pod = c.get("pod", "evicted-0", "prod")
+    assert pod is None or pod["metadata"].get("deletionTimestamp"), pod
+    assert evict(c, "alice", "evicted-1").stderr.startswith(denied_by("delete"))
+    (allowed,) = c.records("webhook", "--grant", grant)
+    assert {k: allowed["action"][k] for k in ("verb", "resource", "name", "subresource")} == {
+        "verb": "delete",
+        "resource": "pods",
+        "name": "evicted-0",
+        "subresource": "eviction",
+    }
+    c.assert_audit_logs_verify()
+
+
 def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.apply("admin", c.manifests.deployment("prod", "web", replicas=2))

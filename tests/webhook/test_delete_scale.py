@@ -245,3 +245,53 @@ async def test_wire_shapes_match_what_the_api_server_sends(reviews: Any) -> None
     assert scale_request["kind"] == {"group": "autoscaling", "version": "v1", "kind": "Scale"}
     assert scale_request["object"]["apiVersion"] == "autoscaling/v1"
     json.dumps(scale_request)
+
+
+def eviction_review(reviews: Any, name: str, **kwargs: Any) -> dict[str, Any]:
+    """`POST pods/<name>/eviction` (kubectl drain), as the API server sends it."""
+    eviction = {
+        "kind": "Eviction",
+        "apiVersion": "policy/v1",
+        "metadata": {"name": name, "namespace": "prod", "creationTimestamp": None},
+        "deleteOptions": {"propagationPolicy": "Background"},
+    }
+    options = {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+    return reviews.review(  # type: ignore[no-any-return]
+        operation="CREATE",
+        kind=("policy", "v1", "Eviction"),
+        resource=PODS,
+        sub_resource="eviction",
+        namespace="prod",
+        name=name,
+        obj=eviction,
+        options=options,
+        **kwargs,
+    )
+
+
+async def test_an_eviction_is_a_delete_of_the_pod(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # The API server deletes an evicted pod without a DELETE review of its own.
+    answer = await validate(eviction_review(reviews, "web-0"))
+    assert not answer.allowed
+    assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+    assert "ask with: kubectl jit request delete pod/web-0 -n prod" in answer.message
+    await add_grant(
+        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": ["web-0"]}]
+    )
+    assert (await validate(eviction_review(reviews, "web-0"))).allowed
+    assert not (await validate(eviction_review(reviews, "web-1"))).allowed
+    records = audit_log()
+    assert [r["type"] for r in records] == ["action.denied", "action.allowed", "action.denied"]
+    assert {k: records[1]["action"][k] for k in ("verb", "resource", "name", "subresource")} == {
+        "verb": "delete",
+        "resource": "pods",
+        "name": "web-0",
+        "subresource": "eviction",
+    }
+    # An Eviction naming another pod than the URL is not understood, so it is denied.
+    forged = eviction_review(reviews, "web-0")
+    forged["request"]["object"]["metadata"]["name"] = "web-1"
+    answer = await validate(forged)
+    assert not answer.allowed and "cannot decide" in answer.message
