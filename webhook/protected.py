@@ -4,7 +4,9 @@ Only the shapes the API server sends are understood: CONNECT on pods/exec, pods/
 pods/portforward with their options object; DELETE with the object in `oldObject`; CREATE of
 pods/eviction (the API server then deletes the pod without a DELETE review of its own, so an
 eviction is a delete of the pod); UPDATE of the scale subresource (autoscaling/v1 Scale) or
-of a workload whose `spec.replicas` changes.
+of a workload whose `spec.replicas` changes; UPDATE of pods/ephemeralcontainers that adds
+a container (kubectl debug), which runs any image and command inside the pod and is
+therefore decided as an exec that only a grant pinning neither container nor command covers.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ class _Deleted(_Strict):
     metadata: _Metadata | None = None
 
 
+class _EphemeralContainer(_Strict):
+    name: str
+    image: str | None = None
+
+
+class _PodSpec(_Strict):
+    ephemeral_containers: list[_EphemeralContainer] | None = Field(
+        default=None, alias="ephemeralContainers"
+    )
+
+
+class _Pod(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+    spec: _PodSpec | None = None
+
+
 class _Eviction(_Strict):
     kind: str | None = None
     metadata: _Metadata | None = None
@@ -111,6 +130,8 @@ def decode(request: AdmissionRequest) -> AttemptedAction | None:
             return _delete(request, resource)
         case "CREATE" if resource == "pods" and request.sub_resource == "eviction":
             return _evict(request)
+        case "UPDATE" if resource == "pods" and request.sub_resource == "ephemeralcontainers":
+            return _debug(request)
         case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
             return _scale(request, resource)
     return None
@@ -200,6 +221,31 @@ def _evict(request: AdmissionRequest) -> AttemptedAction:
     name = _target_name(request)
     detail: dict[str, object] = {"kind": "Pod", "name": name, "subresource": "eviction"}
     return AttemptedAction("delete", _namespace(request), "pods", name, detail=detail)
+
+
+def _ephemeral(pod: _Pod) -> list[_EphemeralContainer]:
+    return list(pod.spec.ephemeral_containers or ()) if pod.spec is not None else []
+
+
+def _debug(request: AdmissionRequest) -> AttemptedAction | None:
+    after = _parse(_Pod, request.object, "Pod object")
+    before = _parse(_Pod, request.old_object, "old Pod object")
+    _same_object(request, after.metadata, "Pod")
+    _same_object(request, before.metadata, "old Pod")
+    existing = {container.name for container in _ephemeral(before)}
+    added = [c for c in _ephemeral(after) if c.name not in existing]
+    if not added:
+        return None  # ephemeral containers cannot be changed or removed: nothing runs
+    detail: dict[str, object] = {
+        "subresource": "ephemeralcontainers",
+        "ephemeralContainers": [{"name": c.name, "image": c.image} for c in added],
+    }
+    # No container and an interactive session: any image may run any command, so neither a
+    # grant pinning a container nor one pinning a command covers it.
+    name = _target_name(request)
+    return AttemptedAction(
+        "exec", _namespace(request), "pods", name, interactive=True, detail=detail
+    )
 
 
 def _replicas(value: _Scalable, default: int) -> int:

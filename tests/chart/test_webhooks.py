@@ -90,8 +90,10 @@ def test_exec_attach_portforward_are_connect_on_pod_subresources() -> None:
         ("CONNECT", "", "pods/exec"),
         ("CONNECT", "", "pods/attach"),
         ("CONNECT", "", "pods/portforward"),
+        # An ephemeral container (kubectl debug) runs any command in the pod: it is an exec.
+        ("UPDATE", "", "pods/ephemeralcontainers"),
     }
-    assert hook["rules"][0]["apiVersions"] == ["v1"]
+    assert all(rule["apiVersions"] == ["v1"] for rule in hook["rules"])
 
 
 def test_delete_covers_the_protected_resources_from_values() -> None:

@@ -39,6 +39,7 @@ _POD_RULES: list[Obj] = [
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
     # As in the built-in edit role: an eviction deletes the pod too.
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {"apiGroups": [""], "resources": ["pods/ephemeralcontainers"], "verbs": ["patch", "update"]},
     # exec over WebSockets starts as a GET; kube-apiserver authorises it as create.
     {
         "apiGroups": [""],

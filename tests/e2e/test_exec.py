@@ -300,3 +300,32 @@ def test_a_denied_request_issues_no_grant(jitgate_cluster: Any) -> None:
     assert types(c.records("operator", "--request", "nosy-web-3")) == [
         "request.created", "request.approval", "request.denied"
     ]  # fmt: skip
+
+
+def test_an_ephemeral_container_needs_an_exec_grant(jitgate_cluster: Any) -> None:
+    # `kubectl debug` adds an ephemeral container that runs any image and command in the pod;
+    # it must not be a way around exec protection.
+    c = jitgate_cluster
+    c.create_pods("prod", "debugged-0")
+    argv = ("debug", "debugged-0", "-n", "prod", "--image=busybox", "--container=dbg")
+    denied = c.kubectl("alice", *argv, "--", "sh", "-c", "id")
+    assert denied.returncode == 1, denied.stdout
+    assert DENIED in denied.stderr, denied.stderr
+    assert "jitgate denied exec into pod debugged-0 in namespace prod" in denied.stderr
+    pod = c.get("pod", "debugged-0", "prod")
+    assert pod is not None and not pod["spec"].get("ephemeralContainers")
+
+    assert c.jit(
+        "alice", "request", "exec", "debugged-0", "-n", "prod", "--for", "5m",
+        "--reason", "debug it", "--name", "debug-0",
+    ).returncode == 0  # fmt: skip
+    c.wait_phase("prod", "debug-0", "Pending")
+    assert c.jit("bob", "approve", "debug-0", "-n", "prod", "--yes").returncode == 0
+    grant = c.wait_phase("prod", "debug-0", "Approved")["status"]["grant"]["name"]
+    admitted = c.kubectl("alice", *argv, "--", "sh", "-c", "id")
+    assert admitted.returncode == 0, admitted.stderr
+    pod = c.get("pod", "debugged-0", "prod")
+    assert pod is not None
+    assert [e["name"] for e in pod["spec"]["ephemeralContainers"]] == ["dbg"]
+    (allowed,) = c.records("webhook", "--grant", grant)
+    assert allowed["action"]["subresource"] == "ephemeralcontainers"

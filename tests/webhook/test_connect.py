@@ -349,3 +349,71 @@ async def test_a_policy_with_an_unreadable_namespace_match_fails_closed_everywhe
     assert not answer.allowed and "AccessPolicy broken is invalid" in answer.message
     # Exempt callers are still never intercepted.
     assert (await validate(reviews.exec(namespace="dev", user="flux"))).allowed
+
+
+def debug_review(
+    reviews: Any, pod: str = "web-0", *, added: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`kubectl debug <pod> --image=busybox`: UPDATE of pods/ephemeralcontainers."""
+    before: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": pod, "namespace": "prod", "uid": "pod-uid", "resourceVersion": "7"},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+    }
+    after = {**before, "spec": {**before["spec"], "ephemeralContainers": list(added or [])}}
+    return reviews.review(  # type: ignore[no-any-return]
+        operation="UPDATE",
+        kind=("", "v1", "Pod"),
+        resource=("", "v1", "pods"),
+        sub_resource="ephemeralcontainers",
+        namespace="prod",
+        name=pod,
+        obj=after,
+        old=before,
+        options={"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"},
+    )
+
+
+DEBUGGER = {
+    "name": "debugger-x2k4",
+    "image": "busybox",
+    "command": ["ls"],
+    "stdin": False,
+    "tty": False,
+    "targetContainerName": "app",
+}
+
+
+async def test_an_ephemeral_container_is_an_exec_that_needs_an_unpinned_grant(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # An ephemeral container runs any image and command inside the pod (sharing its process
+    # and network namespaces, mounting its volumes): it is at least an exec into the pod.
+    answer = await validate(debug_review(reviews, added=[DEBUGGER]))
+    assert not answer.allowed
+    assert answer.message.startswith("jitgate denied exec into pod web-0 in namespace prod")
+    assert 'kubectl jit request exec web-0 -n prod --for 15m --reason "<why>"' in answer.message
+    # A grant pinning a container or a command does not cover it, even the same command.
+    await add_grant(cluster, webhook, reviews)
+    assert not (await validate(debug_review(reviews, added=[DEBUGGER]))).allowed
+    await add_grant(
+        cluster, webhook, reviews, name="any-exec", actions=[{"verb": "exec", "names": ["web-0"]}]
+    )
+    answer = await validate(debug_review(reviews, added=[DEBUGGER]))
+    assert answer.allowed
+    assert answer.response["auditAnnotations"]["grant"] == "any-exec"
+    assert not (await validate(debug_review(reviews, "web-1", added=[DEBUGGER]))).allowed
+    records = audit_log()
+    assert [r["type"] for r in records] == [
+        "action.denied",
+        "action.denied",
+        "action.allowed",
+        "action.denied",
+    ]
+    assert records[2]["action"]["subresource"] == "ephemeralcontainers"
+    assert records[2]["action"]["ephemeralContainers"] == [
+        {"name": "debugger-x2k4", "image": "busybox"}
+    ]
+    # An update adding no container is no action.
+    assert (await validate(debug_review(reviews, "web-1"))).allowed
