@@ -50,7 +50,14 @@ from jitgate.models import (
     Grant,
     ObjectMeta,
 )
-from jitgate.policy import Namespace, Rejection, grant_duration, may_approve, resolve_request
+from jitgate.policy import (
+    Namespace,
+    Rejection,
+    UnreadablePolicy,
+    grant_duration,
+    may_approve,
+    resolve_request,
+)
 
 NotifyKind = Literal["created", "approved", "denied", "expired"]
 Ended = Literal["Expired", "Revoked"]
@@ -108,6 +115,12 @@ class World:
     policies: Sequence[AccessPolicy]
     namespace: Namespace
     retention: dt.timedelta
+    # AccessPolicies in the cluster that do not validate: what they protect is unknown.
+    unreadable: Sequence[UnreadablePolicy] = ()
+
+    def broken_policy(self) -> UnreadablePolicy | None:
+        """An invalid policy that might govern this namespace, so nothing here is decided."""
+        return next((p for p in self.unreadable if p.may_cover(self.namespace)), None)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -297,6 +310,16 @@ def _admit(request: AccessRequest, world: World) -> Step:
             "RequesterNotStamped",
             "the request has no stamped requester, so the jitgate admission webhook did not "
             "admit it; it is denied because its author cannot be trusted",
+            created=True,
+        )
+    broken = world.broken_policy()
+    if broken is not None:
+        return _deny(
+            request,
+            world,
+            "PolicyInvalid",
+            f"AccessPolicy {broken.name} is invalid ({broken.error}) and may govern namespace "
+            f"{world.namespace.name}; no request there is decided until an admin fixes it",
             created=True,
         )
     resolved = resolve_request(

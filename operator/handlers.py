@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from jitgate.clock import parse_time
 from jitgate.models import GROUP, VERSION, AccessPolicy
+from jitgate.policy import UnreadablePolicy, unreadable_policy
 
 logger = logging.getLogger("jitgate.operator")
 
@@ -35,11 +36,21 @@ _MAX_BACKOFF = 30.0
 
 @dataclass(frozen=True)
 class IndexCatalog:
-    policy_index: kopf.Index[str, AccessPolicy]
+    policy_index: kopf.Index[str, AccessPolicy | UnreadablePolicy]
     namespace_index: kopf.Index[str, dict[str, str]]
 
     def policies(self) -> Sequence[AccessPolicy]:
-        return [policy for store in self.policy_index.values() for policy in store]
+        return [
+            p for store in self.policy_index.values() for p in store if isinstance(p, AccessPolicy)
+        ]
+
+    def unreadable(self) -> Sequence[UnreadablePolicy]:
+        return [
+            p
+            for store in self.policy_index.values()
+            for p in store
+            if isinstance(p, UnreadablePolicy)
+        ]
 
     def labels(self, namespace: str) -> Mapping[str, str]:
         store = self.namespace_index.get(namespace)
@@ -124,12 +135,16 @@ def build_registry(
         scheduler.close()
 
     @kopf.index(GROUP, VERSION, "accesspolicies", registry=registry, id="policy_index")
-    def policy_index(name: str, body: kopf.Body, **_: Any) -> dict[str, AccessPolicy]:
+    def policy_index(
+        name: str, body: kopf.Body, **_: Any
+    ) -> dict[str, AccessPolicy | UnreadablePolicy]:
         try:
             return {name: AccessPolicy.model_validate(dict(body))}
         except ValidationError as error:
-            logger.warning("AccessPolicy %s is invalid and ignored: %s", name, error)
-            return {}
+            # Kept, not dropped: requests it might govern must fail closed, not fall through
+            # to a weaker policy.
+            logger.warning("AccessPolicy %s is invalid: %s", name, error)
+            return {name: unreadable_policy(name, dict(body), error)}
 
     @kopf.index("v1", "namespaces", registry=registry, id="namespace_index")
     def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:

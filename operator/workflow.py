@@ -44,7 +44,7 @@ from jitgate.audit.errors import AuditError
 from jitgate.audit.model import Actor, AuditEvent
 from jitgate.clock import Clock, format_time
 from jitgate.models import AccessPolicy, AccessRequest, Grant
-from jitgate.policy import Namespace
+from jitgate.policy import Namespace, UnreadablePolicy
 
 logger = logging.getLogger("jitgate.operator")
 
@@ -116,6 +116,8 @@ class Catalog(Protocol):
 
     def policies(self) -> Sequence[AccessPolicy]: ...
 
+    def unreadable(self) -> Sequence[UnreadablePolicy]: ...
+
     def labels(self, namespace: str) -> Mapping[str, str]: ...
 
 
@@ -168,6 +170,7 @@ class Workflow:
         return World(
             now=self.clock.now(),
             policies=catalog.policies(),
+            unreadable=catalog.unreadable(),
             namespace=Namespace(namespace, catalog.labels(namespace)),
             retention=self.config.retention,
         )

@@ -253,3 +253,19 @@ async def test_the_default_dynamic_scanning_of_crds_and_namespaces_works(jit) ->
     async with jit.running(dynamic_scanning=True):
         jit.request("fix-web-0")
         await jit.until_phase("fix-web-0", "Pending")
+
+
+async def test_an_invalid_policy_that_may_govern_the_namespace_denies_instead_of_falling_through(
+    jit,
+) -> None:
+    # A lax policy would accept the request; a stricter one for the same namespace is broken
+    # (defaultDuration over maxDuration slips past an API server without that CEL rule).
+    jit.policy("lax")
+    jit.policy("strict", requiredApprovals=3, maxDuration="10m", defaultDuration="1h")
+    async with jit.running():
+        jit.request("fix-web-0")
+        obj = await jit.until_phase("fix-web-0", "Denied")
+    assert condition(obj, "Approved")["reason"] == "PolicyInvalid"
+    assert obj["status"]["message"].startswith("AccessPolicy strict is invalid (")
+    assert jit.grants() == []
+    assert [r["type"] for r in jit.records()] == ["request.created", "request.denied"]
