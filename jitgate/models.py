@@ -49,7 +49,8 @@ Duration = Annotated[
         pattern=DURATION_PATTERN,
         max_length=64,
         json_schema_extra=_cel(
-            "duration(self) > duration('0s')", "must be a positive duration such as 15m"
+            "duration(self) > duration('0s') && duration(self) <= duration('87600h')",
+            "must be a positive duration of at most ten years, such as 15m",
         ),
     ),
     AfterValidator(_check_duration),

@@ -100,7 +100,9 @@ def test_crds_carry_the_api_server_rules() -> None:
         "scale",
     ]
     duration = spec["properties"]["duration"]
-    assert duration["x-kubernetes-validations"][0]["rule"] == "duration(self) > duration('0s')"
+    assert duration["x-kubernetes-validations"][0]["rule"] == (
+        "duration(self) > duration('0s') && duration(self) <= duration('87600h')"
+    )
     assert "pattern" in duration
     assert spec["properties"]["reason"]["minLength"] == 1
     grant_spec = crd_schema("Grant")["properties"]["spec"]
