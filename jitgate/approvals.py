@@ -7,7 +7,7 @@ from `stamp_*`, `/validate` refuses when `check_*` returns a violation.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +15,11 @@ from jitgate.canonical import digest
 from jitgate.clock import format_time
 from jitgate.lifecycle import (
     CANCEL_ANNOTATION,
-    CANCELLED_BY_ANNOTATION,
-    REVOKE_ANNOTATION,
-    REVOKED_BY_ANNOTATION,
+    REVIEW_ANNOTATION,
+    REVIEW_COMMENT_ANNOTATION,
+    REVIEWABLE_PHASES,
+    REVIEWED_BY_ANNOTATION,
+    STAMPED_ANNOTATIONS,
 )
 from jitgate.models import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.policy import may_approve
@@ -73,14 +75,13 @@ def stamp_new_approvals(
 
 
 def stamp_annotations(
-    old_annotations: dict[str, str], new_annotations: dict[str, str], who: Identity
+    old_annotations: Mapping[str, str], new_annotations: Mapping[str, str], who: Identity
 ) -> JsonPatch:
-    """Record who asked to cancel or revoke, so the operator never trusts a typed name."""
+    """Record who asked to cancel, revoke or review, so the operator never trusts a typed
+    name: each of `STAMPED_ANNOTATIONS` newly set, or its *-by annotation typed, gets the
+    authenticated user as its *-by annotation."""
     patch: JsonPatch = []
-    for request, by in (
-        (CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION),
-        (REVOKE_ANNOTATION, REVOKED_BY_ANNOTATION),
-    ):
+    for request, by in STAMPED_ANNOTATIONS:
         newly_set = request in new_annotations and request not in old_annotations
         if newly_set or (
             by in new_annotations and new_annotations.get(by) != old_annotations.get(by)
@@ -155,3 +156,107 @@ def check_annotation_request(
     if policy is not None and may_approve(policy, who.user, who.groups):
         return None
     return f"only the requester or an approver may {verb} this request"
+
+
+@dataclass(frozen=True)
+class AnnotationRefusal:
+    message: str
+    reason: str  # CamelCase: AnnotationForged, NotAllowed or AlreadyReviewed
+
+
+def check_review(
+    *,
+    value: str | None,
+    phase: str | None,
+    break_glass: bool,
+    requester: str,
+    who: Identity,
+    policy: AccessPolicy | None,
+) -> str | None:
+    """Only an approver other than the requester may review a break-glass request, once it
+    was approved (Approved, Expired or Revoked)."""
+    if value != "true":
+        return f'set annotation {REVIEW_ANNOTATION} to "true" to review this request'
+    if phase not in REVIEWABLE_PHASES:
+        return (
+            "only an Approved, Expired or Revoked request can be reviewed; "
+            f"this one is {phase or 'new'}"
+        )
+    if not break_glass:
+        return "only a break-glass request needs a review; its approvers already approved this one"
+    if who.user == requester:
+        return f"{who.user} activated this break-glass grant and cannot review it"
+    if policy is None:
+        return "the policy governing this request is unknown, so no reviewer can be checked"
+    if not may_approve(policy, who.user, who.groups):
+        return (
+            f"{who.user} is not an approver under AccessPolicy {policy.metadata.name}, "
+            "so cannot review this request"
+        )
+    return None
+
+
+_REVIEW_KEYS = (REVIEW_ANNOTATION, REVIEW_COMMENT_ANNOTATION, REVIEWED_BY_ANNOTATION)
+
+
+def check_annotation_changes(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    *,
+    who: Identity,
+    requester: str,
+    phase: str | None,
+    break_glass: bool,
+    policy: Callable[[], AccessPolicy | None],
+) -> AnnotationRefusal | None:
+    """Why this change of a request's annotations is refused, or None.
+
+    A *-by annotation must name the authenticated user (the mutating webhook stamps it);
+    asking to cancel or revoke is checked by `check_annotation_request`, a review by
+    `check_review`; and once a review is stamped, its annotations never change again.
+    """
+    reviewer = old.get(REVIEWED_BY_ANNOTATION)
+    if reviewer is not None and any(new.get(key) != old.get(key) for key in _REVIEW_KEYS):
+        return AnnotationRefusal(
+            f"this request was already reviewed by {reviewer}; a review cannot be changed "
+            "or withdrawn",
+            "AlreadyReviewed",
+        )
+    for asked, by in STAMPED_ANNOTATIONS:
+        stamped = by in new and new.get(by) != old.get(by)
+        if stamped and new[by] != who.user:
+            return AnnotationRefusal(
+                f"annotation {by} must name the authenticated user {who.user}; jitgate sets it",
+                "AnnotationForged",
+            )
+        asking = asked in new and new.get(asked) != old.get(asked)
+        if asked == REVIEW_ANNOTATION:
+            # A stamped reviewer is a review, with or without the request annotation.
+            why = (
+                check_review(
+                    value=new.get(asked),
+                    phase=phase,
+                    break_glass=break_glass,
+                    requester=requester,
+                    who=who,
+                    policy=policy(),
+                )
+                if asking or stamped
+                else None
+            )
+        elif asking:
+            why = check_annotation_request(
+                annotation=asked, phase=phase, requester=requester, who=who, policy=policy()
+            )
+        else:
+            why = None
+        if why is not None:
+            return AnnotationRefusal(why, "NotAllowed")
+    return None
+
+
+def check_created_annotations(annotations: Mapping[str, str]) -> str | None:
+    """A new request cannot arrive reviewed: nothing was approved yet."""
+    if REVIEW_ANNOTATION in annotations or REVIEWED_BY_ANNOTATION in annotations:
+        return "only an Approved, Expired or Revoked request can be reviewed; this one is new"
+    return None

@@ -2,8 +2,9 @@
 
 `/mutate` stamps identities from the authenticated `userInfo`; `/validate` then refuses
 anything a user could only have typed: a forged requester or approver, spec edits, edited or
-removed approvals, status writes beyond appending one approval, and cancel/revoke by anyone
-but the requester or an approver. Grants are written by the operator alone.
+removed approvals, status writes beyond appending one approval, cancel/revoke by anyone
+but the requester or an approver, and reviews of break-glass grants by anyone but an approver
+other than the requester. Grants are written by the operator alone.
 """
 
 from __future__ import annotations
@@ -20,20 +21,15 @@ from pydantic import BaseModel, ValidationError
 from jitgate.approvals import (
     Identity,
     JsonPatch,
-    check_annotation_request,
+    check_annotation_changes,
     check_approval_append,
+    check_created_annotations,
     spec_digest,
     stamp_annotations,
     stamp_new_approvals,
     stamp_requester,
 )
 from jitgate.clock import parse_time
-from jitgate.lifecycle import (
-    CANCEL_ANNOTATION,
-    CANCELLED_BY_ANNOTATION,
-    REVOKE_ANNOTATION,
-    REVOKED_BY_ANNOTATION,
-)
 from jitgate.models import GROUP, AccessPolicy, AccessRequestSpec, Approval
 
 ACCESS_REQUESTS = "accessrequests"
@@ -177,7 +173,8 @@ def _check_create(request: AdmissionRequest) -> Refusal | None:
             f"not {requester.user}; jitgate sets it, so leave it out",
             "RequesterForged",
         )
-    return None
+    why = check_created_annotations(_annotations(request.object))
+    return Refusal(why, "NotAllowed") if why else None
 
 
 def _check_update(
@@ -205,7 +202,16 @@ def _check_update(
         refusal = _check_status(old_status, new_status, who, requester, spec, lookup, now)
         if refusal is not None:
             return refusal
-    return _check_annotations(_annotations(old), _annotations(new), who, requester, phase, lookup)
+    refused = check_annotation_changes(
+        _annotations(old),
+        _annotations(new),
+        who=who,
+        requester=requester,
+        phase=phase if isinstance(phase, str) else None,
+        break_glass=spec.break_glass,
+        policy=lookup,
+    )
+    return Refusal(refused.message, refused.reason) if refused else None
 
 
 def _parse_approvals(values: Any) -> list[Approval] | Refusal:
@@ -270,36 +276,6 @@ def _past(deadline: Any, now: dt.datetime) -> bool:
         return now >= parse_time(deadline)
     except ValueError:
         return False
-
-
-def _check_annotations(
-    old: dict[str, str],
-    new: dict[str, str],
-    who: Identity,
-    requester: str,
-    phase: Any,
-    policy: Callable[[], AccessPolicy | None],
-) -> Refusal | None:
-    for asked, by in (
-        (CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION),
-        (REVOKE_ANNOTATION, REVOKED_BY_ANNOTATION),
-    ):
-        if by in new and new.get(by) != old.get(by) and new[by] != who.user:
-            return Refusal(
-                f"annotation {by} must name the authenticated user {who.user}; jitgate sets it",
-                "AnnotationForged",
-            )
-        if asked in new and new.get(asked) != old.get(asked):
-            why = check_annotation_request(
-                annotation=asked,
-                phase=phase if isinstance(phase, str) else None,
-                requester=requester,
-                who=who,
-                policy=policy(),
-            )
-            if why is not None:
-                return Refusal(why, "NotAllowed")
-    return None
 
 
 def check_grant_write(

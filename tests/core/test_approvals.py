@@ -5,15 +5,24 @@ from typing import Any
 import pytest
 
 from jitgate.approvals import (
+    AnnotationRefusal,
     Identity,
+    check_annotation_changes,
     check_annotation_request,
     check_approval_append,
+    check_created_annotations,
     spec_digest,
     stamp_annotations,
     stamp_new_approvals,
     stamp_requester,
 )
-from jitgate.lifecycle import CANCEL_ANNOTATION, REVOKE_ANNOTATION
+from jitgate.lifecycle import (
+    CANCEL_ANNOTATION,
+    REVIEW_ANNOTATION,
+    REVIEW_COMMENT_ANNOTATION,
+    REVIEWED_BY_ANNOTATION,
+    REVOKE_ANNOTATION,
+)
 from jitgate.models import AccessPolicy, AccessRequestSpec, Approval
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
@@ -161,6 +170,132 @@ def test_who_asked_is_stamped() -> None:
     )
     assert forged[0]["value"] == "mallory"
     assert stamp_annotations({}, {"unrelated": "x"}, ALICE) == []
+
+
+def test_the_reviewer_is_stamped_like_the_others() -> None:
+    review = {REVIEW_ANNOTATION: "true", REVIEW_COMMENT_ANNOTATION: "fine"}
+    assert stamp_annotations({}, review, BOB) == [
+        {"op": "add", "path": "/metadata/annotations/jitgate.dev~1reviewed-by", "value": "bob"}
+    ]
+    typed = stamp_annotations({}, {**review, REVIEWED_BY_ANNOTATION: "carol"}, BOB)
+    assert typed == [
+        {"op": "replace", "path": "/metadata/annotations/jitgate.dev~1reviewed-by", "value": "bob"}
+    ]
+    stored = {**review, REVIEWED_BY_ANNOTATION: "bob"}
+    assert stamp_annotations(stored, {**stored, "unrelated": "x"}, ALICE) == []
+
+
+def changes(
+    policy: AccessPolicy,
+    new: dict[str, str],
+    old: dict[str, str] | None = None,
+    *,
+    who: Identity = BOB,
+    phase: str | None = "Approved",
+    break_glass: bool = True,
+) -> AnnotationRefusal | None:
+    return check_annotation_changes(
+        old or {},
+        new,
+        who=who,
+        requester="alice",
+        phase=phase,
+        break_glass=break_glass,
+        policy=lambda: policy,
+    )
+
+
+REVIEWED = {REVIEW_ANNOTATION: "true", REVIEWED_BY_ANNOTATION: "bob"}
+
+
+@pytest.mark.parametrize("phase", ["Approved", "Expired", "Revoked"])
+def test_an_approver_reviews_a_break_glass_request_once_approved(
+    policy_factory: Callable[..., AccessPolicy], phase: str
+) -> None:
+    assert changes(policy_factory(), REVIEWED, phase=phase) is None
+    commented = {**REVIEWED, REVIEW_COMMENT_ANNOTATION: "justified: SEV1"}
+    assert changes(policy_factory(), commented, phase=phase) is None
+
+
+@pytest.mark.parametrize(
+    ("case", "reason", "message"),
+    [
+        ("requester", "NotAllowed", "alice activated this break-glass grant and cannot review it"),
+        (
+            "non-approver",
+            "NotAllowed",
+            "mallory is not an approver under AccessPolicy production, so cannot review this "
+            "request",
+        ),
+        (
+            "not-break-glass",
+            "NotAllowed",
+            "only a break-glass request needs a review; its approvers already approved this one",
+        ),
+        (
+            "pending",
+            "NotAllowed",
+            "only an Approved, Expired or Revoked request can be reviewed; this one is Pending",
+        ),
+        (
+            "denied",
+            "NotAllowed",
+            "only an Approved, Expired or Revoked request can be reviewed; this one is Denied",
+        ),
+        ("not-true", "NotAllowed", 'set annotation jitgate.dev/review to "true" to review'),
+        ("stamp-only", "NotAllowed", 'set annotation jitgate.dev/review to "true" to review'),
+        (
+            "forged",
+            "AnnotationForged",
+            "annotation jitgate.dev/reviewed-by must name the authenticated user bob",
+        ),
+        ("changed", "AlreadyReviewed", "already reviewed by bob; a review cannot be changed"),
+        ("re-commented", "AlreadyReviewed", "already reviewed by bob"),
+        ("withdrawn", "AlreadyReviewed", "already reviewed by bob"),
+    ],
+)
+def test_review_refusals(
+    policy_factory: Callable[..., AccessPolicy], case: str, reason: str, message: str
+) -> None:
+    mallory = Identity("mallory", ())
+    carol = Identity("carol", ("sre",))
+    args: dict[str, Any] = {
+        "requester": {"new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "alice"}, "who": ALICE},
+        "non-approver": {"new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "mallory"}, "who": mallory},
+        "not-break-glass": {"new": REVIEWED, "break_glass": False},
+        "pending": {"new": REVIEWED, "phase": "Pending"},
+        "denied": {"new": REVIEWED, "phase": "Denied"},
+        "not-true": {"new": {**REVIEWED, REVIEW_ANNOTATION: "yes"}},
+        "stamp-only": {"new": {REVIEWED_BY_ANNOTATION: "bob"}},
+        "forged": {"new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "carol"}},
+        "changed": {
+            "old": REVIEWED,
+            "new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "carol"},
+            "who": carol,
+        },
+        "re-commented": {"old": REVIEWED, "new": {**REVIEWED, REVIEW_COMMENT_ANNOTATION: "x"}},
+        "withdrawn": {"old": REVIEWED, "new": {}},
+    }[case]
+    refused = changes(policy_factory(), **args)
+    assert refused is not None
+    assert refused.reason == reason
+    assert message in refused.message
+
+
+def test_unrelated_annotations_after_a_review_pass(
+    policy_factory: Callable[..., AccessPolicy],
+) -> None:
+    assert changes(policy_factory(), {**REVIEWED, "team": "db"}, REVIEWED) is None
+    # A comment alone is not a review yet, and the operator reads it when the review comes.
+    assert changes(policy_factory(), {REVIEW_COMMENT_ANNOTATION: "looking"}) is None
+
+
+def test_a_new_request_cannot_arrive_reviewed() -> None:
+    assert check_created_annotations({CANCEL_ANNOTATION: "true"}) is None
+    for annotations in ({REVIEW_ANNOTATION: "true"}, {REVIEWED_BY_ANNOTATION: "bob"}):
+        assert check_created_annotations(annotations) == (
+            "only an Approved, Expired or Revoked request can be reviewed; this one is new"
+        )
 
 
 def test_spec_digest_is_stable_across_key_order_and_defaults() -> None:

@@ -420,6 +420,117 @@ async def test_revoke_by_an_approver_and_forged_stamps(
     assert answer.message == "only an Approved request can be revoked; this one is Pending"
 
 
+# ------------------------------------------------------------------ break-glass review
+
+
+def break_glass(reviews: Any, phase: str = "Approved") -> dict[str, Any]:
+    obj = created(reviews, breakGlass=True)
+    obj["status"]["phase"] = phase
+    return obj
+
+
+REVIEW = {"jitgate.dev/review": "true", "jitgate.dev/review-comment": "justified: SEV1"}
+
+
+@pytest.mark.parametrize("phase", ["Approved", "Expired", "Revoked"])
+async def test_an_approver_reviews_a_break_glass_request_and_is_stamped(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any, phase: str
+) -> None:
+    obj = break_glass(reviews, phase)
+    review = reviews.ar("UPDATE", annotated(obj, **REVIEW), obj, user="bob", groups=["sre"])
+    mutated = await mutate(review)
+    assert mutated.patch == [
+        {"op": "add", "path": "/metadata/annotations/jitgate.dev~1reviewed-by", "value": "bob"}
+    ]
+    answer, stored = await admit(mutate, validate, review)
+    assert answer.allowed
+    assert stored is not None
+    assert stored["metadata"]["annotations"] == {**REVIEW, "jitgate.dev/reviewed-by": "bob"}
+    assert audit_log() == []
+
+
+async def test_a_review_by_the_requester_or_a_non_approver_is_refused(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    obj = break_glass(reviews)
+    own = reviews.ar("UPDATE", annotated(obj, **REVIEW), obj, groups=["developers", "sre"])
+    answer, _ = await admit(mutate, validate, own)
+    assert not answer.allowed
+    assert answer.message == "alice activated this break-glass grant and cannot review it"
+    other = reviews.ar("UPDATE", annotated(obj, **REVIEW), obj, user="mallory")
+    answer, _ = await admit(mutate, validate, other)
+    assert not answer.allowed
+    assert answer.message == (
+        "mallory is not an approver under AccessPolicy production, so cannot review this request"
+    )
+    assert [r["reason"].split(":")[0] for r in audit_log()] == ["NotAllowed", "NotAllowed"]
+
+
+async def test_only_an_approved_break_glass_request_can_be_reviewed(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any
+) -> None:
+    ordinary = created(reviews)
+    ordinary["status"]["phase"] = "Approved"
+    review = reviews.ar(
+        "UPDATE", annotated(ordinary, **REVIEW), ordinary, user="bob", groups=["sre"]
+    )
+    answer, _ = await admit(mutate, validate, review)
+    assert not answer.allowed
+    assert answer.message == (
+        "only a break-glass request needs a review; its approvers already approved this one"
+    )
+    denied = break_glass(reviews, "Denied")
+    review = reviews.ar("UPDATE", annotated(denied, **REVIEW), denied, user="bob", groups=["sre"])
+    answer, _ = await admit(mutate, validate, review)
+    assert not answer.allowed
+    assert answer.message == (
+        "only an Approved, Expired or Revoked request can be reviewed; this one is Denied"
+    )
+    # Nor can a request be created reviewed, by its requester, stamped or not.
+    fresh = annotated(reviews.access_request(breakGlass=True), **REVIEW)
+    answer, _ = await admit(mutate, validate, reviews.ar("CREATE", fresh, groups=["oncall"]))
+    assert not answer.allowed
+    assert answer.message == (
+        "only an Approved, Expired or Revoked request can be reviewed; this one is new"
+    )
+
+
+async def test_the_reviewer_cannot_be_forged_or_changed(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    obj = break_glass(reviews)
+    forged = annotated(obj, **REVIEW, **{"jitgate.dev/reviewed-by": "carol"})
+    answer = await validate(reviews.ar("UPDATE", forged, obj, user="bob", groups=["sre"]))
+    assert not answer.allowed
+    assert answer.message == (
+        "annotation jitgate.dev/reviewed-by must name the authenticated user bob; jitgate sets it"
+    )
+    reviewed = annotated(obj, **REVIEW, **{"jitgate.dev/reviewed-by": "bob"})
+    # carol, an approver too, retypes the reviewer: stamped as herself, then refused.
+    retyped = annotated(reviewed, **{"jitgate.dev/reviewed-by": "carol"})
+    answer, _ = await admit(
+        mutate, validate, reviews.ar("UPDATE", retyped, reviewed, user="carol", groups=["sre"])
+    )
+    assert not answer.allowed
+    assert answer.message == (
+        "this request was already reviewed by bob; a review cannot be changed or withdrawn"
+    )
+    withdrawn = copy.deepcopy(reviewed)
+    del withdrawn["metadata"]["annotations"]["jitgate.dev/review-comment"]
+    answer, _ = await admit(
+        mutate, validate, reviews.ar("UPDATE", withdrawn, reviewed, user="bob", groups=["sre"])
+    )
+    assert not answer.allowed and "already reviewed by bob" in answer.message
+    assert [r["reason"].split(":")[0] for r in audit_log()] == [
+        "AnnotationForged",
+        "AlreadyReviewed",
+        "AlreadyReviewed",
+    ]
+    # The operator is not held to these rules.
+    answer = await validate(reviews.ar("UPDATE", withdrawn, reviewed, user=OPERATOR))
+    assert answer.allowed
+
+
 # ------------------------------------------------------------------ Grants
 
 
