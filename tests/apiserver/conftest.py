@@ -9,33 +9,15 @@ kubelet).
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from apiserver import build, harness
 
 HERE = Path(__file__).resolve().parent
-
-
-def _load(name: str) -> ModuleType:
-    """Import HERE/NAME.py by path (pytest runs with --import-mode=importlib)."""
-    qualified = f"jitgate_tests_apiserver_{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    spec = importlib.util.spec_from_file_location(qualified, HERE / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-build = _load("build")
-harness = _load("harness")
 
 
 def _say(config: pytest.Config, message: str) -> None:

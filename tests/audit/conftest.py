@@ -3,37 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
-import sys
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import psycopg
 import pytest
+from support import postgres as postgres_support
 
 from jitgate.audit import Action, Actor, AuditEvent, AuditRecord, open_audit_writer
 from jitgate.cli.main import main
 from jitgate.clock import ManualClock
 
-SUPPORT = Path(__file__).resolve().parents[1] / "support" / "postgres.py"
 KEY = b"k3y-for-the-jitgate-audit-tests-0123456789"
 START = dt.datetime(2026, 11, 16, 9, 0, tzinfo=dt.UTC)  # a Monday
-
-
-def load_support() -> ModuleType:
-    """tests/support/postgres.py, loaded by path: the repository root is not importable."""
-    name = "jitgate_test_support_postgres"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, SUPPORT)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 # -- events ---------------------------------------------------------------------------
@@ -167,7 +152,7 @@ class Postgres:
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[Postgres]:
-    support = load_support()
+    support = postgres_support
     reason = support.missing_reason()
     if reason:
         pytest.skip(f"PostgreSQL tests need a local server: {reason}")

@@ -1,20 +1,9 @@
 """Render charts/jitgate with real Helm (helm-python-sdk) into Kubernetes objects.
 
-Reusable by any test tier. Tests run with `--import-mode=importlib` and the repository root
-off `sys.path`, so load this file by path:
+Reusable by any test tier (pytest puts tests/ on sys.path):
 
-    import importlib.util, sys
-    from pathlib import Path
+    from chart import render
 
-    def load_chart_render():
-        path = Path(__file__).resolve().parents[1] / "chart" / "render.py"  # from tests/<tier>/
-        spec = importlib.util.spec_from_file_location("jitgate_chart_render", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        return module
-
-    render = load_chart_render()
     objects = render.render_chart({"webhook": {"replicas": 1}})          # list[dict]
     vwc = render.find(objects, "ValidatingWebhookConfiguration", "jitgate")
 

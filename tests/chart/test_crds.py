@@ -7,29 +7,13 @@ directory exists, any difference is a hard failure.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import kubernetes_validate
 import pytest
 import yaml
+from chart import render
 
-
-def _load(name: str) -> ModuleType:
-    module_name = f"jitgate_chart_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[module_name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[module_name])
-    return sys.modules[module_name]
-
-
-render = _load("render")
 SOURCE = render.REPO / "crds"
 SHIPPED = render.CHART_DIR / "crds"
 EXPECTED_CRDS = {

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import copy
 import functools
-import importlib.util
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import helm_python as helm
@@ -23,23 +21,10 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from chart import render, value_sets
 
-
-def _load(name: str) -> ModuleType:
-    module_name = f"jitgate_chart_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[module_name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[module_name])
-    return sys.modules[module_name]
-
-
-render = _load("render")
-VALUE_SETS = _load("value_sets").VALUE_SETS
-KUBERNETES_VERSIONS = _load("value_sets").KUBERNETES_VERSIONS
+VALUE_SETS = value_sets.VALUE_SETS
+KUBERNETES_VERSIONS = value_sets.KUBERNETES_VERSIONS
 
 CERT_MANAGER_KINDS = {"Certificate", "Issuer", "ClusterIssuer"}
 

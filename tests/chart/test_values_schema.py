@@ -3,32 +3,14 @@ values.yaml, and rejecting wrong types and unknown keys through Helm itself."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import helm_python as helm
 import pytest
 import yaml
+from chart import render, value_sets, values_schema
 
-
-def _load(name: str) -> ModuleType:
-    module_name = f"jitgate_chart_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[module_name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[module_name])
-    return sys.modules[module_name]
-
-
-render = _load("render")
-values_schema = _load("values_schema")
-VALUE_SETS = _load("value_sets").VALUE_SETS
+VALUE_SETS = value_sets.VALUE_SETS
 SCHEMA_FILE = render.CHART_DIR / "values.schema.json"
 VALUES_FILE = render.CHART_DIR / "values.yaml"
 

@@ -6,34 +6,17 @@ from __future__ import annotations
 
 import base64
 import datetime
-import importlib.util
 import json
-import sys
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from chart import render, value_sets
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-
-def _load(name: str) -> ModuleType:
-    module_name = f"jitgate_chart_{name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            module_name, Path(__file__).with_name(f"{name}.py")
-        )
-        assert spec is not None and spec.loader is not None
-        sys.modules[module_name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[module_name])
-    return sys.modules[module_name]
-
-
-render = _load("render")
-VALUE_SETS = _load("value_sets").VALUE_SETS
+VALUE_SETS = value_sets.VALUE_SETS
 NS = render.NAMESPACE
 SVC = render.WEBHOOK_NAME
 OPERATOR_USER = f"system:serviceaccount:{NS}:{render.OPERATOR_NAME}"

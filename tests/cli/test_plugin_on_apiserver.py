@@ -4,7 +4,6 @@ test plays the operator by writing status as an admin)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -13,10 +12,10 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from apiserver import build, harness
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -24,19 +23,6 @@ REPO = Path(__file__).resolve().parents[2]
 APISERVER_DIR = REPO / "tests" / "apiserver"
 PLUGIN_DIR = Path(sys.executable).parent
 GROUP = "jitgate.dev"
-
-
-def _load(name: str) -> ModuleType:
-    """tests/apiserver/NAME.py by path, shared with that tier under the same module name."""
-    qualified = f"jitgate_tests_apiserver_{name}"
-    if qualified in sys.modules:
-        return sys.modules[qualified]
-    spec = importlib.util.spec_from_file_location(qualified, APISERVER_DIR / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[qualified] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _rbac() -> list[dict[str, Any]]:
@@ -72,7 +58,6 @@ def _rbac() -> list[dict[str, Any]]:
 def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if not Path("/usr/bin/kubectl").exists():
         pytest.skip("the real kubectl binary is not installed")
-    build, harness = _load("build"), _load("harness")
     try:
         binary = build.ensure_binary().binary
     except build.BuildUnavailable as error:

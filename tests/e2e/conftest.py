@@ -14,8 +14,6 @@ Skipped with one reason, like the smoke tier, when Go or the module proxy is una
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import sys
 import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
@@ -25,34 +23,20 @@ from typing import Any
 
 import pytest
 
+# The smoke tier's conftest, for its build fixture (it skips with the reason when Go or the
+# module proxy is unavailable) and its terminal output; build.py and harness.py are shared.
+from apiserver import conftest as _apiserver_tier
+from chart import render
+from e2e import cluster as cluster_module
+from e2e import manifests, processes
+
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
 FIXTURE = "jitgate_cluster"
 LOG_LINES = 150  # per process, in a failed test's report
 
-
-def _load(path: Path, name: str) -> ModuleType:
-    """Import a file by path under ``name`` (pytest runs with --import-mode=importlib)."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The smoke tier's conftest, for its build fixture (it skips with the reason when Go or the
-# module proxy is unavailable) and its terminal output; build.py and harness.py are shared
-# with it under the same module names.
-_apiserver_tier = _load(TESTS / "apiserver" / "conftest.py", "jitgate_tests_apiserver_conftest")
 kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
 harness = _apiserver_tier.harness
-render = _load(TESTS / "chart" / "render.py", "jitgate_chart_render")
-processes = _load(HERE / "processes.py", "jitgate_tests_e2e_processes")
-manifests = _load(HERE / "manifests.py", "jitgate_tests_e2e_manifests")
-cluster_module = _load(HERE / "cluster.py", "jitgate_tests_e2e_cluster")
 
 
 def say(config: pytest.Config, message: str) -> None:
