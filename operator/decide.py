@@ -35,6 +35,10 @@ from jitgate.durations import format_duration
 from jitgate.lifecycle import (
     CANCEL_ANNOTATION,
     CANCELLED_BY_ANNOTATION,
+    REVIEW_ANNOTATION,
+    REVIEW_COMMENT_ANNOTATION,
+    REVIEWABLE_PHASES,
+    REVIEWED_BY_ANNOTATION,
     REVOKE_ANNOTATION,
     REVOKED_BY_ANNOTATION,
     Tally,
@@ -190,7 +194,12 @@ def _wire(conditions: Sequence[Condition]) -> list[dict[str, Any]]:
 
 
 def finished_at(request: AccessRequest) -> dt.datetime | None:
-    times = [c.last_transition_time for c in request.status.conditions if c.last_transition_time]
+    # A later review is not the end of the request, so it does not restart the retention.
+    times = [
+        c.last_transition_time
+        for c in request.status.conditions
+        if c.last_transition_time and c.type != REVIEW_REQUIRED
+    ]
     return max(times, default=None) or request.metadata.creation_timestamp
 
 
@@ -643,10 +652,52 @@ def _approved(request: AccessRequest, world: World) -> Step:
     if REVOKE_ANNOTATION in annotations and annotations.get(REVOKED_BY_ANNOTATION):
         by = annotations[REVOKED_BY_ANNOTATION]
         return Step(revoke=RevokeGrant(status.grant.name, by, f"revoked by {by}"))
-    return Step()
+    return _review(request, world) or Step()
+
+
+def _review(request: AccessRequest, world: World) -> Step | None:
+    """A break-glass grant an approver reviewed (the webhook stamped who): record it once,
+    then mark `ReviewRequired` False, which says it was recorded."""
+    status, annotations = request.status, request.metadata.annotations
+    reviewer = annotations.get(REVIEWED_BY_ANNOTATION)
+    requester = request.spec.requester
+    flag = next((c for c in status.conditions if c.type == REVIEW_REQUIRED), None)
+    if (
+        not request.spec.break_glass
+        or status.phase not in REVIEWABLE_PHASES
+        or status.grant is None
+        or annotations.get(REVIEW_ANNOTATION) != "true"
+        or not reviewer
+        or (requester is not None and reviewer == requester.user)  # the webhook refuses it
+        or (flag is not None and flag.status == "False")
+    ):
+        return None
+    comment = annotations.get(REVIEW_COMMENT_ANNOTATION) or None
+    grant = status.grant.name
+    message = f"reviewed by {reviewer}" + (f": {comment}" if comment else "")
+    record = request_record(
+        "grant.reviewed",
+        request,
+        world.now,
+        actor=named(reviewer),
+        reason=comment,
+        grant=grant,
+        context={"policy": status.policy, "breakGlass": True, "phase": status.phase},
+    )
+    conditions = set_condition(
+        status.conditions, REVIEW_REQUIRED, "False", "Reviewed", message, world.now
+    )
+    return Step(
+        records=(record,),
+        status={"conditions": _wire(conditions)},
+        notices=(Notice("Reviewed", f"break-glass grant {grant} {message}"),),
+    )
 
 
 def _finished(request: AccessRequest, world: World) -> Step:
+    reviewed = _review(request, world)
+    if reviewed is not None:
+        return reviewed
     finished = finished_at(request)
     if finished is None:
         return Step()

@@ -21,6 +21,7 @@ from typing import Any, Protocol, cast
 import kopf
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.decide import (
+    REVIEW_REQUIRED,
     Ended,
     Notice,
     NotifyKind,
@@ -106,6 +107,17 @@ def _rank(phase: str | None) -> int:
     return _PHASE_RANK.get(phase, 3)
 
 
+def _mark(obj: Mapping[str, Any]) -> tuple[int, int, bool]:
+    """How far a request has come: phase, approvals seen, break-glass review recorded."""
+    status = obj.get("status") or {}
+    conditions = status.get("conditions")
+    reviewed = any(
+        isinstance(c, dict) and c.get("type") == REVIEW_REQUIRED and c.get("status") == "False"
+        for c in (conditions if isinstance(conditions, list) else [])
+    )
+    return _rank(status.get("phase")), int(status.get("observedApprovals") or 0), reviewed
+
+
 def _plain(body: Mapping[str, Any]) -> Obj:
     """A deep, plain copy of a kopf body (its views are live)."""
     return copy.deepcopy({key: body[key] for key in body})
@@ -144,9 +156,9 @@ class Workflow:
     def __post_init__(self) -> None:
         self.recorded = RecentKeys()
         self.locks = KeyedLocks()
-        # (phase rank, observed approvals) this process last wrote, per request uid: a body
-        # older than that is stale (its watch event is on the way) and is not acted on.
-        self._written: dict[str, tuple[int, int]] = {}
+        # How far (`_mark`) this process last took each request, per uid: a body older than
+        # that is stale (its watch event is on the way) and is not acted on.
+        self._written: dict[str, tuple[int, int, bool]] = {}
 
     # ------------------------------------------------------------------ primitives
 
@@ -177,15 +189,13 @@ class Workflow:
 
     def _remember(self, obj: Mapping[str, Any]) -> None:
         uid = obj.get("metadata", {}).get("uid") or ""
-        status = obj.get("status") or {}
-        mark = (_rank(status.get("phase")), int(status.get("observedApprovals") or 0))
+        mark = _mark(obj)
         if uid:
             self._written[uid] = max(self._written.get(uid, mark), mark)
 
     def _stale(self, obj: Mapping[str, Any]) -> bool:
         uid = obj.get("metadata", {}).get("uid") or ""
-        status = obj.get("status") or {}
-        mark = (_rank(status.get("phase")), int(status.get("observedApprovals") or 0))
+        mark = _mark(obj)
         return uid in self._written and mark < self._written[uid]
 
     def forget(self, uid: str) -> None:
