@@ -1,4 +1,5 @@
-"""`kubectl jit approve|deny|revoke|cancel`: an approver's decision, or a request to stop."""
+"""`kubectl jit approve|deny|revoke|cancel|review`: an approver's decision, a request to stop,
+or an approver's review of a break-glass grant."""
 
 from __future__ import annotations
 
@@ -12,7 +13,14 @@ from jitgate.cli.jit_format import render_show
 from jitgate.cli.jit_review import parsed
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from jitgate.clock import SYSTEM_CLOCK
-from jitgate.lifecycle import CANCEL_ANNOTATION, REVOKE_ANNOTATION
+from jitgate.lifecycle import (
+    CANCEL_ANNOTATION,
+    REVIEW_ANNOTATION,
+    REVIEW_COMMENT_ANNOTATION,
+    REVIEWABLE_PHASES,
+    REVIEWED_BY_ANNOTATION,
+    REVOKE_ANNOTATION,
+)
 from jitgate.models import Decision
 
 # A concurrent first approval fails our resourceVersion test; re-read and retry this often.
@@ -27,14 +35,18 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def run_decision(args: argparse.Namespace, decision: Decision) -> int:
-    verb, done = ("approve", "approved") if decision == "Approve" else ("deny", "denied")
+def _need_confirmation(args: argparse.Namespace, verb: str) -> None:
     if not args.yes and not sys.stdin.isatty():
         raise CommandError(
             f"refusing to {verb} without confirmation: stdin is not a terminal; "
             f"pass --yes to {verb} non-interactively",
             EXIT_USAGE,
         )
+
+
+def run_decision(args: argparse.Namespace, decision: Decision) -> int:
+    verb, done = ("approve", "approved") if decision == "Approve" else ("deny", "denied")
+    _need_confirmation(args, verb)
     session = open_session(args.kubeconfig, args.context, args.namespace)
     requests = AccessRequests(session)
     namespace, name = session.namespace, args.name
@@ -97,6 +109,44 @@ def run_stop(
         else "the operator marks it Cancelled"
     )
     print(f"accessrequest.jitgate.dev/{name} {verb} requested; {outcome}")
+    return EXIT_OK
+
+
+def run_review(args: argparse.Namespace) -> int:
+    """Mark a break-glass request reviewed; the webhook stamps who, the operator records it."""
+    _need_confirmation(args, "review")
+    session = open_session(args.kubeconfig, args.context, args.namespace)
+    requests = AccessRequests(session)
+    namespace, name = session.namespace, args.name
+    request = parsed(requests.get(namespace, name))
+    phase = request.status.phase
+    if not request.spec.break_glass:
+        raise CommandError(
+            f'accessrequest "{name}" is not a break-glass request; only break-glass requests '
+            "are reviewed"
+        )
+    if phase not in REVIEWABLE_PHASES:
+        raise CommandError(
+            f'accessrequest "{name}" is {phase or "new"}; only an Approved, Expired or Revoked '
+            "request can be reviewed"
+        )
+    reviewer = request.metadata.annotations.get(REVIEWED_BY_ANNOTATION)
+    if reviewer:
+        raise CommandError(f'accessrequest "{name}" was already reviewed by {reviewer}')
+    if not args.yes:
+        sys.stdout.write(render_show(request, SYSTEM_CLOCK.now()))
+        sys.stdout.flush()
+        if not _confirm(f"Review accessrequest {namespace}/{name}?"):
+            where = f"{namespace}/{name}"
+            sys.stderr.write(f"Nothing changed: accessrequest {where} was not reviewed.\n")
+            return EXIT_CHECK_FAILED
+    annotations = {REVIEW_ANNOTATION: "true"}
+    if args.message:
+        annotations[REVIEW_COMMENT_ANNOTATION] = args.message
+    result = requests.merge_patch(namespace, name, {"metadata": {"annotations": annotations}})
+    stamped = ((result.get("metadata") or {}).get("annotations") or {}).get(REVIEWED_BY_ANNOTATION)
+    who = f" as {stamped}" if isinstance(stamped, str) and stamped else ""
+    print(f"accessrequest.jitgate.dev/{name} review recorded{who}")
     return EXIT_OK
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from jitgate.cli.jit_kinds import short_kind
 from jitgate.clock import format_time
+from jitgate.lifecycle import REVIEW_COMMENT_ANNOTATION, REVIEWABLE_PHASES, REVIEWED_BY_ANNOTATION
 from jitgate.models import AccessRequest, RequestedAction
 
 NONE = "<none>"
@@ -75,6 +76,16 @@ def approvals_count(request: AccessRequest) -> str:
     return f"{len(approved)}/{required if required is not None else '?'}"
 
 
+def review_state(request: AccessRequest) -> str | None:
+    """`review required` or `reviewed by X` for a break-glass request once it was approved."""
+    if not request.spec.break_glass:
+        return None
+    reviewer = request.metadata.annotations.get(REVIEWED_BY_ANNOTATION)
+    if reviewer:
+        return f"reviewed by {reviewer}"
+    return "review required" if request.status.phase in REVIEWABLE_PHASES else None
+
+
 def expires_at(request: AccessRequest) -> dt.datetime | None:
     """When the grant ends (Approved) or the request times out unanswered (Pending)."""
     status = request.status
@@ -106,7 +117,8 @@ def table_row(
         status.phase or NONE,
         requester,
         ", ".join(describe_action(action) for action in request.spec.actions),
-        approvals_count(request),
+        # A break-glass grant needs no approvals, only a review afterwards.
+        review_state(request) or approvals_count(request),
         _until(expires_at(request), now),
         _age(request, now),
     ]
@@ -169,6 +181,15 @@ def render_show(request: AccessRequest, now: dt.datetime) -> str:
     ]
     if spec.break_glass:
         fields.append(("Break glass", "yes (emergency access, flagged for review)"))
+        review = review_state(request)
+        comment = meta.annotations.get(REVIEW_COMMENT_ANNOTATION)
+        if review == "review required":
+            where = f" -n {meta.namespace}" if meta.namespace else ""
+            review += f" (an approver runs: kubectl jit review {meta.name}{where})"
+        elif review is not None and comment:
+            review += f': "{comment}"'
+        if review is not None:
+            fields.append(("Review", review))
     fields += [
         ("Policy", status.policy or NONE),
         ("Approvals", f"{approvals_count(request)} (given/required)"),

@@ -177,6 +177,18 @@ def _decision_parsers(subparsers: Any) -> None:
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
         parser.set_defaults(func=_bind(jit_decide.run_decision, decision))
         _connection_flags(parser, top=False)
+    review = subparsers.add_parser(
+        "review",
+        help="mark a break-glass request reviewed",
+        description="Mark a break-glass request reviewed, as an approver, after its emergency "
+        "grant was activated (while it is live or after it ended). It is shown first and you "
+        "are asked to confirm, unless --yes is given.",
+    )
+    review.add_argument("name", metavar="NAME")
+    review.add_argument("-m", "--message", help="a comment for the record")
+    review.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
+    review.set_defaults(func=jit_decide.run_review)
+    _connection_flags(review, top=False)
     for verb, annotation, wanted, summary in (
         ("revoke", REVOKE_ANNOTATION, "Approved", "end an approved request's grant now"),
         ("cancel", CANCEL_ANNOTATION, "Pending", "withdraw a pending request"),

@@ -120,6 +120,10 @@ def test_list_show_and_decision_flags() -> None:
     assert (approve.name, approve.message, approve.yes) == ("fix", "ok", True)
     deny = parse_args(["deny", "fix", "--message", "no"])
     assert (deny.message, deny.yes) == ("no", False)
+    review = parse_args(["review", "sev1", "-m", "justified", "--yes", "-n", "prod"])
+    assert (review.name, review.message, review.yes, review.namespace) == (
+        "sev1", "justified", True, "prod"
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(

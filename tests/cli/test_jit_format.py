@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from jitgate.cli.jit_format import (
     human_duration,
     render_show,
     render_table,
+    review_state,
     table_header,
     table_row,
 )
@@ -102,3 +104,30 @@ def test_show_lists_decisions_grant_and_who_stopped_it() -> None:
     assert "Pending until" not in fields
     assert "  exec pod/web-0 (any container, any command, interactive)\n" in text
     assert '  Approve  bob  2026-11-21T09:58:00Z  "ok"\n' in text
+
+
+def break_glass(phase: str | None, **annotations: str) -> AccessRequest:
+    return AccessRequest.model_validate(
+        {
+            "metadata": {"name": "sev1", "namespace": "prod", "annotations": annotations},
+            "spec": {"actions": [{"verb": "exec"}], "reason": "SEV1", "breakGlass": True},
+            "status": {"phase": phase} if phase else {},
+        }
+    )
+
+
+def test_break_glass_requests_show_their_review_instead_of_approvals() -> None:
+    assert review_state(request(phase="Approved")) is None
+    assert review_state(break_glass(None)) is None
+    assert review_state(break_glass("Denied")) is None
+    for phase in ("Approved", "Expired", "Revoked"):
+        assert review_state(break_glass(phase)) == "review required"
+    reviewed = break_glass("Expired", **{"jitgate.dev/reviewed-by": "bob"})
+    assert review_state(reviewed) == "reviewed by bob"
+    row = table_row(reviewed, NOW, with_namespace=False, wide=False)
+    assert row[4] == "reviewed by bob"
+    shown = render_show(
+        break_glass("Approved", **{"jitgate.dev/reviewed-by": "bob",
+                                   "jitgate.dev/review-comment": "fine"}), NOW
+    )  # fmt: skip
+    assert re.search(r'^Review:\s+reviewed by bob: "fine"$', shown, re.MULTILINE)

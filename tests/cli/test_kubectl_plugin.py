@@ -384,6 +384,91 @@ async def test_revoke_and_cancel_set_the_annotations(jit: Jit, operator: Operato
     )
 
 
+# -------------------------------------------------------------------------------- review
+def seed_break_glass(operator: Operator, name: str = "sev1", phase: str = "Approved") -> None:
+    operator.seed(
+        name, requester="carol", breakGlass=True,
+        status={"phase": phase, "policy": "production", "requiredApprovals": 1,
+                "grant": {"name": f"{name}-abcd", "expiresAt": format_time(soon())}},
+    )  # fmt: skip
+
+
+async def test_review_sets_the_annotations_and_list_and_show_tell(
+    jit: Jit, operator: Operator
+) -> None:
+    seed_break_glass(operator)
+    listed = await jit("list", "-n", "prod")
+    assert [line.split()[:7] for line in listed.stdout.splitlines()[1:]] == [
+        ["sev1", "Approved", "carol", "exec", "pod/web-0", "review", "required"]
+    ]
+    shown = await jit("show", "sev1", "-n", "prod")
+    assert "Review:" in shown.stdout
+    assert "review required (an approver runs: kubectl jit review sev1 -n prod)" in shown.stdout
+    unconfirmed = await jit("review", "sev1", "-n", "prod", user="bob")
+    assert unconfirmed.returncode == 2
+    assert unconfirmed.stderr == (
+        "Error: refusing to review without confirmation: stdin is not a terminal; "
+        "pass --yes to review non-interactively\n"
+    )
+    result = await jit("review", "sev1", "-n", "prod", "-m", "justified: SEV1", "--yes", user="bob")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "accessrequest.jitgate.dev/sev1 review recorded\n"
+    assert operator.request("sev1")["metadata"]["annotations"] == {
+        "jitgate.dev/review": "true",
+        "jitgate.dev/review-comment": "justified: SEV1",
+    }
+    # The webhook stamps the reviewer; here the test plays it.
+    operator.handle.emulator.patch_object(
+        "jitgate.dev/v1alpha1/accessrequests", "prod", "sev1",
+        {"metadata": {"annotations": {"jitgate.dev/reviewed-by": "bob"}}},
+    )  # fmt: skip
+    listed = await jit("list", "-n", "prod")
+    assert listed.stdout.splitlines()[1].split()[5:8] == ["reviewed", "by", "bob"]
+    shown = await jit("show", "sev1", "-n", "prod")
+    assert 'reviewed by bob: "justified: SEV1"' in shown.stdout
+    again = await jit("review", "sev1", "-n", "prod", "--yes", user="bob")
+    assert (again.returncode, again.stderr) == (
+        1, 'Error: accessrequest "sev1" was already reviewed by bob\n'
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("answer", "recorded"), [("y\n", True), ("n\n", False)])
+async def test_review_on_a_terminal_is_shown_and_confirmed(
+    jit: Jit, operator: Operator, answer: str, recorded: bool
+) -> None:
+    seed_break_glass(operator, phase="Expired")
+    controller, terminal = os.openpty()
+    try:
+        os.write(controller, answer.encode())
+        result = await jit("review", "sev1", "-n", "prod", user="bob", stdin=terminal)
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert "Break glass:" in result.stdout
+    assert "Review accessrequest prod/sev1? [y/N]: " in result.stderr
+    annotations = operator.request("sev1")["metadata"].get("annotations") or {}
+    assert (result.returncode == 0) is recorded
+    assert (annotations == {"jitgate.dev/review": "true"}) is recorded
+    if not recorded:
+        assert "Nothing changed: accessrequest prod/sev1 was not reviewed." in result.stderr
+
+
+async def test_review_of_what_needs_none_is_refused(jit: Jit, operator: Operator) -> None:
+    operator.seed("fix-web-0", status={"phase": "Approved"})
+    seed_break_glass(operator, "denied", phase="Denied")
+    ordinary = await jit("review", "fix-web-0", "-n", "prod", "--yes")
+    assert (ordinary.returncode, ordinary.stderr) == (
+        1, 'Error: accessrequest "fix-web-0" is not a break-glass request; only break-glass '
+        "requests are reviewed\n",
+    )  # fmt: skip
+    denied = await jit("review", "denied", "-n", "prod", "--yes")
+    assert (denied.returncode, denied.stderr) == (
+        1, 'Error: accessrequest "denied" is Denied; only an Approved, Expired or Revoked '
+        "request can be reviewed\n",
+    )  # fmt: skip
+    assert "annotations" not in operator.request("fix-web-0")["metadata"]
+
+
 # ---------------------------------------------------------------------------------- wait
 async def test_wait_prints_the_grant_window_once_approved(jit: Jit, operator: Operator) -> None:
     process = await jit.start(
