@@ -31,6 +31,8 @@ CHART_VALUES: Obj = {
         "maxDuration": "1h",
         "defaultDuration": "15m",
         "pendingTimeout": PENDING_TIMEOUT,
+        # carol, an SRE on call, may self-activate an emergency grant; another SRE reviews it.
+        "breakGlass": {"users": ["carol"], "groups": [], "maxDuration": "10m"},
     },
     "webhook": {"timeoutSeconds": 10},
 }
@@ -78,14 +80,14 @@ PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
             *_POD_RULES,
         ],
     ),
-    # Approvers.
+    # Approvers. They may also request (break-glass) and annotate (review, revoke).
     "jitgate-e2e-sre": (
         "sre",
         [
             {
                 "apiGroups": [GROUP],
                 "resources": ["accessrequests"],
-                "verbs": ["get", "list", "watch"],
+                "verbs": ["create", "get", "list", "watch", "patch"],
             },
             {
                 "apiGroups": [GROUP],

@@ -1,0 +1,77 @@
+"""Break-glass end to end: carol self-activates an emergency grant, uses it at once, cannot
+review it herself, and bob's `kubectl jit review` lands as `grant.reviewed` in the operator's
+audit log, which the access review then no longer flags."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
+
+REQUESTS_HOOK = 'admission webhook "accessrequests.jitgate.dev" denied the request'
+
+
+def condition(request: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in request["status"]["conditions"] if c["type"] == type_)
+
+
+def test_break_glass_is_granted_at_once_and_reviewed_by_another_approver(
+    jitgate_cluster: Any,
+) -> None:
+    c = jitgate_cluster
+    c.create_pods("prod", "db-0")
+    asked = c.jit(
+        "carol", "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "5m",
+        "--reason", "SEV1: database down", "--name", "sev1-db-0",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+
+    request = c.wait_phase("prod", "sev1-db-0", "Approved")
+    assert condition(request, "ReviewRequired")["status"] == "True"
+    admitted = c.exec("carol", "prod", "db-0", "ls")
+    assert c.no_kubelet_error() in admitted.stderr, admitted.stderr
+    listed = c.jit("bob", "list", "-n", "prod")
+    (row,) = [line for line in listed.stdout.splitlines() if line.startswith("sev1-db-0 ")]
+    assert "review required" in row
+
+    # Neither the requester nor a non-approver may review it; jitgate, not RBAC, refuses.
+    own = c.jit("carol", "review", "sev1-db-0", "-n", "prod", "--yes")
+    assert (own.returncode, own.stderr) == (
+        1, f"Error: {REQUESTS_HOOK}: carol activated this break-glass grant and cannot review it\n"
+    )  # fmt: skip
+    other = c.jit("alice", "review", "sev1-db-0", "-n", "prod", "--yes")
+    assert (other.returncode, other.stderr) == (
+        1, f"Error: {REQUESTS_HOOK}: alice is not an approver under AccessPolicy production, "
+        "so cannot review this request\n",
+    )  # fmt: skip
+    reviewed = c.jit("bob", "review", "sev1-db-0", "-n", "prod", "-m", "justified: SEV1", "--yes")
+    assert (reviewed.returncode, reviewed.stdout) == (
+        0, "accessrequest.jitgate.dev/sev1-db-0 review recorded as bob\n"
+    ), reviewed.stderr  # fmt: skip
+    waited = c.wait(
+        "admin", "--for=condition=ReviewRequired=False", "accessrequest/sev1-db-0", "-n", "prod"
+    )
+    assert waited.returncode == 0, waited.stderr
+    flag = condition(c.get("accessrequest", "sev1-db-0", "prod"), "ReviewRequired")
+    assert (flag["reason"], flag["message"]) == ("Reviewed", "reviewed by bob: justified: SEV1")
+    shown = c.jit("bob", "show", "sev1-db-0", "-n", "prod")
+    assert 'reviewed by bob: "justified: SEV1"' in shown.stdout
+
+    operator = c.records("operator", "--request", "sev1-db-0")
+    assert [r["type"] for r in operator] == [
+        "request.created", "request.approved", "grant.created", "grant.reviewed"
+    ]  # fmt: skip
+    review = operator[-1]
+    assert review["actor"]["user"] == "bob"
+    assert review["reason"] == "justified: SEV1"
+    assert review["grant"] == request["status"]["grant"]["name"]
+    report = c.audit("operator", "report", "--since", "1d", "--output", "json")
+    assert report.returncode == 0, report.stderr
+    findings = json.loads(report.stdout)["findings"]
+    assert not any(
+        f["kind"] == "break-glass-unreviewed" and "sev1-db-0" in f["detail"] for f in findings
+    )
+    c.assert_audit_logs_verify()
