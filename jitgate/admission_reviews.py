@@ -70,6 +70,7 @@ def exec_review(
     container: str | None = None,
     stdin: bool = False,
     tty: bool = False,
+    dry_run: bool = False,
 ) -> Review:
     """`kubectl exec [-it] POD [-c CONTAINER] -- COMMAND…` at admission: CONNECT pods/exec."""
     options: dict[str, Any] = {
@@ -93,6 +94,7 @@ def exec_review(
         user=user,
         groups=groups,
         obj=options,
+        dry_run=dry_run,
     )
 
 

@@ -246,30 +246,18 @@ def exec_review(
     namespace: str = "prod",
     container: str | None = "app",
     command: list[str] | None = None,
-    stdin: bool = False,
-    tty: bool = False,
-    **kwargs: Any,
+    user: str = "alice",
+    groups: list[str] | None = None,
+    **flags: bool,
 ) -> dict[str, Any]:
-    options: dict[str, Any] = {
-        "kind": "PodExecOptions",
-        "apiVersion": "v1",
-        "stdin": stdin,
-        "stdout": True,
-        "stderr": not tty,
-        "tty": tty,
-        "command": command if command is not None else ["ls"],
-    }
-    if container is not None:
-        options["container"] = container
-    return review(
-        operation="CONNECT",
-        kind=("", "v1", "PodExecOptions"),
-        resource=("", "v1", "pods"),
-        sub_resource="exec",
+    return admission_reviews.exec_review(
+        user=user,
+        groups=groups or [],
         namespace=namespace,
-        name=pod,
-        obj=options,
-        **kwargs,
+        pod=pod,
+        container=container,
+        command=command if command is not None else ["ls"],
+        **flags,
     )
 
 
