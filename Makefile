@@ -32,8 +32,8 @@ lint: venv typecheck
 typecheck: venv
 	rm -rf .build/mypy && mkdir -p .build/mypy
 	cp -rs $(CURDIR)/jitgate .build/mypy/jitgate
-	cp -rs $(CURDIR)/operator .build/mypy/jitgate/operator
-	cp -rs $(CURDIR)/webhook .build/mypy/jitgate/webhook
+	cp -rs $(CURDIR)/operator/src .build/mypy/jitgate/operator
+	cp -rs $(CURDIR)/webhook/src .build/mypy/jitgate/webhook
 	cd .build/mypy && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p jitgate
 
 demo: venv
@@ -42,7 +42,7 @@ demo: venv
 bench: venv
 	$(BIN)/python -m tests.bench
 
-# Regenerate the CRDs from jitgate/models.py, and the chart's copy of them.
+# Regenerate the CRDs from jitgate/core/api.py, and the chart's copy of them.
 crds: venv
 	$(BIN)/jitgate crds --output-dir crds
 	cp crds/*.yaml charts/jitgate/crds/

@@ -2,7 +2,7 @@
 
 The emulator runs in the test's event loop, so talk to it without blocking that loop:
 the `kubernetes` client through `asyncio.to_thread`, `kubectl` through the async `kubectl`
-fixture, kopf as a task (see the `jitgate.emulator` docstring for the recipe).
+fixture, kopf as a task (see the `jitgate.devtools.emulator` docstring for the recipe).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import kubernetes.client
 import pytest
 
-from jitgate.emulator import EmulatorHandle, KubeEmulator, run_emulator
+from jitgate.devtools.emulator import EmulatorHandle, KubeEmulator, run_emulator
 
 if TYPE_CHECKING:
     import kopf

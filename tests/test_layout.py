@@ -1,22 +1,73 @@
-"""The repository layout keeps `operator/` from shadowing the standard library."""
+"""The repository layout never shadows the standard library, wherever a Python starts in it.
+
+A fresh virtual environment's interpreter (not the project's, whose `site` may already have
+loaded `operator`) puts the directory it starts in first on `sys.path`. No folder of the
+repository may therefore hold a module or package named like a standard-library module.
+"""
+
+from __future__ import annotations
 
 import subprocess
 import sys
+import venv
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+SKIPPED_DIRS = {".git", ".venv", ".build", "node_modules", "__pycache__", ".hypothesis"}
 
 
-def test_import_operator_from_repo_root_is_the_standard_library() -> None:
-    out = subprocess.run(
-        [sys.executable, "-c", "import operator; print(operator.__file__)"],
+def _repository_dirs() -> list[Path]:
+    dirs = [REPO]
+    for path in sorted(REPO.rglob("*")):
+        parts = path.relative_to(REPO).parts
+        hidden = SKIPPED_DIRS & set(parts) or any(p.endswith(".egg-info") for p in parts)
+        if path.is_dir() and not hidden:
+            dirs.append(path)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def fresh_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    env_dir = tmp_path_factory.mktemp("fresh-venv")
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    return env_dir / "bin" / "python"
+
+
+@pytest.mark.parametrize("start", ["", "operator", "operator/src", "webhook/src", "tests"])
+def test_fresh_venv_python_imports_the_standard_library(fresh_python: Path, start: str) -> None:
+    result = subprocess.run(
+        [str(fresh_python), "-c", "import re, operator, selectors; print(operator.__file__)"],
+        cwd=REPO / start,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert not Path(result.stdout.strip()).is_relative_to(REPO)
+
+
+def test_python_m_pytest_from_the_root_sees_the_standard_library(fresh_python: Path) -> None:
+    # `python -m` puts the working directory first on sys.path, as `python -m pytest` does.
+    result = subprocess.run(
+        [str(fresh_python), "-m", "json.tool", "--help"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout.strip()
-    assert Path(out).name == "operator.py"
-    assert not Path(out).is_relative_to(REPO)
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_no_folder_holds_a_module_named_like_the_standard_library() -> None:
+    stdlib = set(sys.stdlib_module_names)
+    clashes = []
+    for folder in _repository_dirs():
+        for child in folder.iterdir():
+            name = child.stem if child.suffix == ".py" else child.name
+            is_module = child.suffix == ".py" or (child / "__init__.py").exists()
+            if is_module and name in stdlib:
+                clashes.append(str(child.relative_to(REPO)))
+    assert clashes == []
 
 
 def test_operator_and_webhook_are_importable_under_jitgate() -> None:
@@ -32,8 +83,8 @@ def test_operator_and_webhook_are_importable_under_jitgate() -> None:
         text=True,
         check=True,
     ).stdout.split()
-    assert Path(out[0]).parent == REPO / "operator"
-    assert Path(out[1]).parent == REPO / "webhook"
+    assert Path(out[0]).parent == REPO / "operator" / "src"
+    assert Path(out[1]).parent == REPO / "webhook" / "src"
 
 
 def test_repository_root_is_not_on_sys_path_in_tests() -> None:

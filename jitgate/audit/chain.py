@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from jitgate.canonical import canonical_json, digest
+from jitgate.core.canonical import canonical_json, digest
 
 FORMAT_VERSION: Final = 1
 GENESIS: Final = "sha256:" + "0" * 64

@@ -14,7 +14,7 @@ from jitgate.audit.reader import LogReader
 from jitgate.audit.sink import Sink
 from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
 from jitgate.audit.writer import DEFAULT_MAX_BATCH, AuditWriter
-from jitgate.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
 
 def default_writer_id() -> str:

@@ -15,7 +15,7 @@ from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import FileTarget
 from jitgate.audit.verify import Entry, Item, SegmentEnd, Witness
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 
 def _parse(where: str, line: bytes) -> Entry:

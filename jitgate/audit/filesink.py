@@ -23,7 +23,7 @@ from jitgate.audit.chain import SEALED, ChainHead, Linked
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.sink import PrunePlan, SinkState
 from jitgate.audit.url import FileTarget
-from jitgate.clock import SYSTEM_CLOCK, Clock, parse_time
+from jitgate.core.clock import SYSTEM_CLOCK, Clock, parse_time
 
 logger = logging.getLogger("jitgate.audit")
 T = TypeVar("T")

@@ -13,7 +13,7 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from jitgate.audit.timefmt import format_record_time
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 # The record types the operator and the webhook write; `audit.*` types are the writer's own.
 RECORD_TYPES: Final = (

@@ -22,7 +22,7 @@ from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import PostgresTarget
 from jitgate.audit.verify import Entry, Item, SegmentEnd, Witness
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 _ITERSIZE: Final = 2000
 _cursor_names = itertools.count()

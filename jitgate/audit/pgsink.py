@@ -26,7 +26,7 @@ from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.pgschema import ensure_schema, statement
 from jitgate.audit.sink import PrunePlan, SinkState
 from jitgate.audit.url import PostgresTarget
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 logger = logging.getLogger("jitgate.audit")
 

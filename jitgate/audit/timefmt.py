@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-from jitgate.clock import parse_time
-from jitgate.durations import DurationError, parse_duration
+from jitgate.core.clock import parse_time
+from jitgate.core.durations import DurationError, parse_duration
 
 _DAYS = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(.*)$")
 

@@ -23,7 +23,7 @@ from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, li
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditEvent, AuditRecord
 from jitgate.audit.sink import Sink
-from jitgate.clock import Clock
+from jitgate.core.clock import Clock
 
 logger = logging.getLogger("jitgate.audit")
 

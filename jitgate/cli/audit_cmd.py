@@ -38,7 +38,7 @@ from jitgate.audit.report import BusinessHours, Report, ReportConfig, build_repo
 from jitgate.audit.timefmt import parse_span, parse_when
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE, Parser, add_flag
-from jitgate.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
 PROGRESS_EVERY: Final = 2.0  # seconds between progress lines on stderr
 Handler = Callable[[argparse.Namespace], int]

@@ -22,7 +22,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jitgate.crds import render_all
+    from jitgate.core.crds import render_all
 
     documents = render_all()
     if args.output_dir is None:

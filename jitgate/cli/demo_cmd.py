@@ -27,6 +27,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from jitgate.demo import main
+    from jitgate.devtools.demo import main
 
     return main(args.keep)

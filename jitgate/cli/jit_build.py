@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jitgate.cli.jit_kinds import Target
-from jitgate.models import (
+from jitgate.core.api import (
     SCALABLE_RESOURCES,
     AccessRequest,
     AccessRequestSpec,

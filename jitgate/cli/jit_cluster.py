@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_USAGE
-from jitgate.models import GROUP, VERSION
+from jitgate.core.api import GROUP, VERSION
 
 PLURAL = "accessrequests"
 GRANTS = "grants"

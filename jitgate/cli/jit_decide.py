@@ -12,8 +12,9 @@ from jitgate.cli.jit_cluster import AccessRequests, CommandError, open_session
 from jitgate.cli.jit_format import render_show
 from jitgate.cli.jit_review import parsed
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
-from jitgate.clock import SYSTEM_CLOCK
-from jitgate.lifecycle import (
+from jitgate.core.api import Decision
+from jitgate.core.clock import SYSTEM_CLOCK
+from jitgate.core.lifecycle import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
@@ -21,7 +22,6 @@ from jitgate.lifecycle import (
     REVIEWED_BY_ANNOTATION,
     REVOKE_ANNOTATION,
 )
-from jitgate.models import Decision
 
 # A concurrent first approval fails our resourceVersion test; re-read and retry this often.
 _PATCH_ATTEMPTS = 3

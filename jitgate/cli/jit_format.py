@@ -7,9 +7,13 @@ import shlex
 from collections.abc import Sequence
 
 from jitgate.cli.jit_kinds import short_kind
-from jitgate.clock import format_time
-from jitgate.lifecycle import REVIEW_COMMENT_ANNOTATION, REVIEWABLE_PHASES, REVIEWED_BY_ANNOTATION
-from jitgate.models import AccessRequest, RequestedAction
+from jitgate.core.api import AccessRequest, RequestedAction
+from jitgate.core.clock import format_time
+from jitgate.core.lifecycle import (
+    REVIEW_COMMENT_ANNOTATION,
+    REVIEWABLE_PHASES,
+    REVIEWED_BY_ANNOTATION,
+)
 
 NONE = "<none>"
 

@@ -13,8 +13,8 @@ from jitgate.cli.jit_build import RequestError, parse_request
 from jitgate.cli.jit_cluster import AccessRequests, CommandError, Json, open_session
 from jitgate.cli.jit_format import render_show, render_table, table_header, table_row
 from jitgate.cli.options import EXIT_OK
-from jitgate.clock import SYSTEM_CLOCK
-from jitgate.models import AccessRequest
+from jitgate.core.api import AccessRequest
+from jitgate.core.clock import SYSTEM_CLOCK
 
 
 def dump(value: Any, output: str) -> None:

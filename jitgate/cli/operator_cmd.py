@@ -115,7 +115,7 @@ def register(subparsers: Any) -> None:
 
 
 def config_from(args: argparse.Namespace) -> Any:
-    from jitgate.durations import DurationError, parse_duration
+    from jitgate.core.durations import DurationError, parse_duration
     from jitgate.operator.config import NotifyConfig, OperatorConfig
 
     if args.namespace and args.all_namespaces:

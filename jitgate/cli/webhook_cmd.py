@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from jitgate.audit import default_writer_id
     from jitgate.audit.errors import AuditError
-    from jitgate.policy import Exemptions
+    from jitgate.core.policy import Exemptions
     from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, WebhookConfig
     from jitgate.webhook.server import StartupError, serve
 

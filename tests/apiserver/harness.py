@@ -40,7 +40,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from jitgate.devcerts import DevCA, pem_key
+from jitgate.devtools.devcerts import DevCA, pem_key
 
 KUBECTL = "/usr/bin/kubectl"
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"

@@ -15,7 +15,7 @@ from support import postgres as postgres_support
 
 from jitgate.audit import Action, Actor, AuditEvent, AuditRecord, open_audit_writer
 from jitgate.cli.main import main
-from jitgate.clock import ManualClock
+from jitgate.core.clock import ManualClock
 
 KEY = b"k3y-for-the-jitgate-audit-tests-0123456789"
 START = dt.datetime(2026, 11, 16, 9, 0, tzinfo=dt.UTC)  # a Monday

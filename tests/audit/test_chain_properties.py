@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from jitgate.audit.chain import ChainHead, link
 from jitgate.audit.model import RECORD_TYPES
 from jitgate.audit.verify import ChainReport, Entry, SegmentEnd, Witness, verify_chain
-from jitgate.canonical import canonical_json
+from jitgate.core.canonical import canonical_json
 
 KEY = b"property-test-key-0123456789abcdef"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,7 +17,7 @@ import pytest
 
 from jitgate.audit import AuditEvent, AuditRecord, open_audit_writer
 from jitgate.audit.query import CSV_COLUMNS
-from jitgate.clock import ManualClock
+from jitgate.core.clock import ManualClock
 
 Write = Callable[..., Awaitable[list[AuditRecord]]]
 NOW = dt.datetime.now(dt.UTC)

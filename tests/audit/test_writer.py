@@ -24,7 +24,7 @@ from jitgate.audit import (
     open_audit_writer,
 )
 from jitgate.audit.filesink import FileSink
-from jitgate.clock import ManualClock
+from jitgate.core.clock import ManualClock
 
 Write = Callable[..., Awaitable[list[AuditRecord]]]
 Event = Callable[[int], AuditEvent]

@@ -6,9 +6,9 @@ import datetime as dt
 import statistics
 import time
 
-from jitgate.actions import AttemptedAction
-from jitgate.grant_index import GrantIndex, IndexedGrant
-from jitgate.models import GrantSpec
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.api import GrantSpec
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

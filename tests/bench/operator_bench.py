@@ -21,10 +21,10 @@ from jitgate.operator.config import OperatorConfig
 from jitgate.operator.grants import grant_name
 from jitgate.operator.runtime import run
 
-from jitgate.approvals import spec_digest
-from jitgate.clock import SYSTEM_CLOCK, format_time, parse_time
-from jitgate.emulator import ApiError, KubeEmulator, run_emulator
-from jitgate.models import AccessRequestSpec
+from jitgate.core.api import AccessRequestSpec
+from jitgate.core.approvals import spec_digest
+from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
+from jitgate.devtools.emulator import ApiError, KubeEmulator, run_emulator
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
 AR = "jitgate.dev/v1alpha1/accessrequests"

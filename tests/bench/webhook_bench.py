@@ -51,9 +51,9 @@ from jitgate.webhook.server import settle_heap
 from jitgate.webhook.tls import ReloadingTLS
 
 from jitgate.audit.connect import open_audit_writer
-from jitgate.clock import ManualClock, format_time
-from jitgate.devcerts import DevCA
-from jitgate.policy import Exemptions
+from jitgate.core.clock import ManualClock, format_time
+from jitgate.core.policy import Exemptions
+from jitgate.devtools.devcerts import DevCA
 
 CONCURRENCY = 16
 WARMUP = 0.5  # seconds of load before measuring

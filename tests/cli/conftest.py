@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from jitgate.emulator import EmulatorHandle
+from jitgate.devtools.emulator import EmulatorHandle
 
 ACCESS_REQUESTS = "jitgate.dev/v1alpha1/accessrequests"
 GRANTS = "jitgate.dev/v1alpha1/grants"

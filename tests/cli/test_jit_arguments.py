@@ -21,7 +21,7 @@ from jitgate.cli.jit_build import (
 )
 from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for, short_kind
 from jitgate.cli.kubectl_jit import parse_args
-from jitgate.models import RequestedAction
+from jitgate.core.api import RequestedAction
 
 
 @pytest.mark.parametrize(

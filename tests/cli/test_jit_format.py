@@ -18,7 +18,7 @@ from jitgate.cli.jit_format import (
     table_header,
     table_row,
 )
-from jitgate.models import AccessRequest, RequestedAction
+from jitgate.core.api import AccessRequest, RequestedAction
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

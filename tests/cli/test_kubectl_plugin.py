@@ -14,8 +14,8 @@ import kmock
 import pytest
 import yaml
 
-from jitgate.clock import format_time
-from jitgate.emulator import EmulatorHandle
+from jitgate.core.clock import format_time
+from jitgate.devtools.emulator import EmulatorHandle
 
 pytestmark = pytest.mark.kubectl
 

@@ -8,10 +8,10 @@ import shlex
 import pytest
 from jitgate.webhook.hints import REASON_PLACEHOLDER, request_command
 
-from jitgate.actions import AttemptedAction
 from jitgate.cli.jit_request import actions_from
 from jitgate.cli.kubectl_jit import parse_args
-from jitgate.matching import action_covers
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.matching import action_covers
 
 DENIED = [
     AttemptedAction("exec", "prod", "pods", "web-0", container="app", command=("ls", "-l")),

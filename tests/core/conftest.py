@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from jitgate.models import AccessPolicy, Grant
+from jitgate.core.api import AccessPolicy, Grant
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

@@ -13,8 +13,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from jitgate.crds import KINDS, render_all
-from jitgate.models import AccessPolicy, AccessRequest, Grant
+from jitgate.core.api import AccessPolicy, AccessRequest, Grant
+from jitgate.core.crds import KINDS, render_all
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS: dict[str, type[BaseModel]] = {

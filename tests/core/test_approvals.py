@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from jitgate.approvals import (
+from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
+from jitgate.core.approvals import (
     AnnotationRefusal,
     Identity,
     check_annotation_changes,
@@ -16,14 +17,13 @@ from jitgate.approvals import (
     stamp_new_approvals,
     stamp_requester,
 )
-from jitgate.lifecycle import (
+from jitgate.core.lifecycle import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
     REVIEWED_BY_ANNOTATION,
     REVOKE_ANNOTATION,
 )
-from jitgate.models import AccessPolicy, AccessRequestSpec, Approval
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 SPEC = AccessRequestSpec.model_validate(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from jitgate.crds import render_all
+from jitgate.core.crds import render_all
 
 
 def test_crd_schemas_leave_metadata_to_the_api_server() -> None:

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitgate.durations import DurationError, format_duration, parse_duration
+from jitgate.core.durations import DurationError, format_duration, parse_duration
 
 
 @pytest.mark.parametrize(

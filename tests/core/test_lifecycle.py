@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitgate.lifecycle import (
+from jitgate.core.api import Approval
+from jitgate.core.lifecycle import (
     InvalidTransition,
     can_transition,
     is_terminal,
@@ -13,7 +14,6 @@ from jitgate.lifecycle import (
     tally,
     transition,
 )
-from jitgate.models import Approval
 
 APPROVERS = {"bob", "carol", "dave", "alice"}
 

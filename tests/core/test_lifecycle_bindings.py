@@ -3,8 +3,8 @@
 import datetime as dt
 from collections.abc import Sequence
 
-from jitgate.lifecycle import tally
-from jitgate.models import AccessRequestStatus, Approval
+from jitgate.core.api import AccessRequestStatus, Approval
+from jitgate.core.lifecycle import tally
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jitgate.actions import AttemptedAction
-from jitgate.grant_index import GrantIndex, IndexedGrant
-from jitgate.matching import find_authorizing, is_live
-from jitgate.models import Grant
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.api import Grant
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.matching import find_authorizing, is_live
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 GrantFactory = Callable[..., Grant]

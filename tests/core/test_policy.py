@@ -6,8 +6,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from jitgate.models import AccessPolicy, AccessRequestSpec, LabelSelector
-from jitgate.policy import (
+from jitgate.core.api import AccessPolicy, AccessRequestSpec, LabelSelector
+from jitgate.core.label_selectors import selector_matches
+from jitgate.core.policy import (
     Exemptions,
     Namespace,
     Rejection,
@@ -18,7 +19,6 @@ from jitgate.policy import (
     resolve_request,
     unreadable_policy,
 )
-from jitgate.selectors import selector_matches
 
 PROD = Namespace("prod", {"jitgate.dev/protected": "true", "tier": "prod"})
 DEV = Namespace("dev", {"tier": "dev"})
@@ -200,7 +200,7 @@ def test_match_expressions_follow_kubernetes(operator: str, have: dict[str, str]
 
 
 def test_grant_duration_defaults_and_clamps_to_the_policy(policy_factory: PolicyFactory) -> None:
-    from jitgate.policy import grant_duration
+    from jitgate.core.policy import grant_duration
 
     policy = policy_factory(
         maxDuration="30m",

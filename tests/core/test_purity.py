@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-CORE = Path(__file__).resolve().parents[2] / "jitgate"
+CORE = Path(__file__).resolve().parents[2] / "jitgate" / "core"
 PURE_MODULES = [
     "actions",
     "approvals",
@@ -15,9 +15,9 @@ PURE_MODULES = [
     "grant_index",
     "lifecycle",
     "matching",
-    "models",
+    "api",
     "policy",
-    "selectors",
+    "label_selectors",
 ]
 FORBIDDEN = {
     "kubernetes",

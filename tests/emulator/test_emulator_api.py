@@ -15,7 +15,7 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from jitgate.emulator import (
+from jitgate.devtools.emulator import (
     ApiError,
     EmulatorHandle,
     KubeEmulator,

@@ -15,7 +15,7 @@ import kopf
 import kubernetes.client
 import pytest
 
-from jitgate.emulator import ApiError, EmulatorHandle
+from jitgate.devtools.emulator import ApiError, EmulatorHandle
 
 G, V = "jitgate.dev", "v1alpha1"
 AR = (G, V, "accessrequests")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from jitgate.emulator import EmulatorHandle
+from jitgate.devtools.emulator import EmulatorHandle
 
 pytestmark = pytest.mark.kubectl
 

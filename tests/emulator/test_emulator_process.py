@@ -1,4 +1,4 @@
-"""`python -m jitgate.emulator`: the emulator as a separate process, as `jitgate demo` runs it."""
+"""`python -m jitgate.devtools.emulator`: the emulator as a process, as `jitgate demo` runs it."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ async def test_serves_until_sigterm(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "jitgate.emulator",
+        "jitgate.devtools.emulator",
         "--port",
         "0",
         "--kubeconfig",

@@ -20,12 +20,12 @@ import pytest
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.runtime import run
 
-from jitgate.approvals import spec_digest
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.verify import Entry, verify_chain
-from jitgate.clock import ManualClock, format_time
-from jitgate.emulator import ApiError, EmulatorHandle
-from jitgate.models import AccessRequestSpec
+from jitgate.core.api import AccessRequestSpec
+from jitgate.core.approvals import spec_digest
+from jitgate.core.clock import ManualClock, format_time
+from jitgate.devtools.emulator import ApiError, EmulatorHandle
 
 AR = "jitgate.dev/v1alpha1/accessrequests"
 GRANTS = "jitgate.dev/v1alpha1/grants"

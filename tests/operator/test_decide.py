@@ -20,10 +20,10 @@ from jitgate.operator.decide import (
 )
 from jitgate.operator.grants import grant_name
 
-from jitgate.approvals import spec_digest
-from jitgate.clock import format_time
-from jitgate.models import AccessPolicy, AccessRequest, Condition, Grant
-from jitgate.policy import Namespace
+from jitgate.core.api import AccessPolicy, AccessRequest, Condition, Grant
+from jitgate.core.approvals import spec_digest
+from jitgate.core.clock import format_time
+from jitgate.core.policy import Namespace
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 POLICY = AccessPolicy.model_validate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 GRANTS = "jitgate.dev/v1alpha1/grants"
 

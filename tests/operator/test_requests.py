@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from jitgate.clock import parse_time
+from jitgate.core.clock import parse_time
 
 AR = "jitgate.dev/v1alpha1/accessrequests"
 

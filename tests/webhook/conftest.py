@@ -24,11 +24,11 @@ from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
 
-from jitgate import admission_reviews
-from jitgate.clock import ManualClock, format_time
-from jitgate.devcerts import DevCA
-from jitgate.emulator import EmulatorHandle
-from jitgate.policy import Exemptions
+from jitgate.core.clock import ManualClock, format_time
+from jitgate.core.policy import Exemptions
+from jitgate.devtools import admission_reviews
+from jitgate.devtools.devcerts import DevCA
+from jitgate.devtools.emulator import EmulatorHandle
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"

@@ -12,8 +12,8 @@ from typing import Any
 import jsonpatch  # type: ignore[import-untyped]
 import pytest
 
-from jitgate.approvals import spec_digest
-from jitgate.models import AccessRequestSpec
+from jitgate.core.api import AccessRequestSpec
+from jitgate.core.approvals import spec_digest
 
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
 ALICE = {"user": "alice", "groups": ["developers"]}

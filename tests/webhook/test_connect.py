@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from jitgate.canonical import digest
+from jitgate.core.canonical import digest
 
 GRANTS = "grants.jitgate.dev"
 HINT = 'kubectl jit request exec web-0 -n prod -c app --for 15m --reason "<why>" -- ls'

@@ -6,7 +6,7 @@ import base64
 import json
 from typing import Any
 
-from jitgate.canonical import digest
+from jitgate.core.canonical import digest
 
 GRANTS = "grants.jitgate.dev"
 PODS = ("", "v1", "pods")

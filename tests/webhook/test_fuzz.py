@@ -27,10 +27,10 @@ from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.controller import AdmissionController
 
-from jitgate.approvals import spec_digest
 from jitgate.audit.connect import open_audit_writer
-from jitgate.clock import ManualClock
-from jitgate.models import AccessRequestSpec
+from jitgate.core.api import AccessRequestSpec
+from jitgate.core.approvals import spec_digest
+from jitgate.core.clock import ManualClock
 
 NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"

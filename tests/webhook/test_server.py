@@ -22,7 +22,7 @@ from cryptography import x509
 from jitgate.webhook.server import RunningWebhook, StartupError, run_webhook_in_thread, running
 from jitgate.webhook.watch import Backoff
 
-from jitgate.emulator import KubeEmulator, run_emulator
+from jitgate.devtools.emulator import KubeEmulator, run_emulator
 
 GRANTS = "grants.jitgate.dev"
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"

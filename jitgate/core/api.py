@@ -1,0 +1,498 @@
+"""The jitgate API (`jitgate.dev/v1alpha1`) as pydantic models.
+
+These models are the single source of truth: `jitgate.core.crds` generates the CRD schemas from
+them, so descriptions, enums, bounds and CEL rules are written once, here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from jitgate.core.durations import DURATION_PATTERN, parse_duration
+
+GROUP = "jitgate.dev"
+VERSION = "v1alpha1"
+API_VERSION: Literal["jitgate.dev/v1alpha1"] = "jitgate.dev/v1alpha1"
+
+Verb = Literal["exec", "attach", "portforward", "delete", "scale"]
+VERBS: tuple[Verb, ...] = ("exec", "attach", "portforward", "delete", "scale")
+CONNECT_VERBS: frozenset[str] = frozenset({"exec", "attach", "portforward"})
+SCALABLE_RESOURCES: frozenset[str] = frozenset(
+    {"deployments.apps", "statefulsets.apps", "replicasets.apps"}
+)
+RequestPhase = Literal["Pending", "Approved", "Denied", "Expired", "Revoked", "Cancelled"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Denied", "Expired", "Revoked", "Cancelled"})
+GrantPhase = Literal["Active", "Expired", "Revoked"]
+Decision = Literal["Approve", "Deny"]
+
+# The API server estimates CEL cost from maximum sizes, so every string and list is bounded.
+_NAME = 253
+_TEXT = 1024
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+def _cel(rule: str, message: str) -> dict[str, Any]:
+    return {"x-kubernetes-validations": [{"rule": rule, "message": message}]}
+
+
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=64,
+        json_schema_extra=_cel(
+            "duration(self) > duration('0s') && duration(self) <= duration('87600h')",
+            "must be a positive duration of at most ten years, such as 15m",
+        ),
+    ),
+    AfterValidator(_check_duration),
+]
+Name = Annotated[str, Field(min_length=1, max_length=_NAME)]
+NonBlank = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=_TEXT,
+        pattern=r"\S",
+        json_schema_extra=_cel("self.matches('\\\\S')", "must not be empty"),
+    ),
+]
+
+
+class ApiModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; unknown fields are errors."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+        serialize_by_alias=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready dict the API server stores, without unset optional fields."""
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+class Subjects(ApiModel):
+    """A set of Kubernetes users and groups, as they appear in the authenticated userInfo."""
+
+    users: list[Name] = Field(
+        default_factory=list, max_length=256, description="User names, exactly as authenticated."
+    )
+    groups: list[Name] = Field(
+        default_factory=list, max_length=256, description="Group names, exactly as authenticated."
+    )
+
+    def includes(self, user: str, groups: frozenset[str] | set[str] | tuple[str, ...]) -> bool:
+        return user in self.users or any(group in self.groups for group in groups)
+
+    @property
+    def empty(self) -> bool:
+        return not self.users and not self.groups
+
+
+class LabelSelectorRequirement(ApiModel):
+    """One `matchExpressions` term, as in a Kubernetes label selector."""
+
+    # The API server enforces the validator below too: a policy it stores but jitgate cannot
+    # read protects nothing it can check (the webhook then denies where it might apply).
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "(self.operator in ['In', 'NotIn']) == (has(self.values) && size(self.values) > 0)",
+            "In and NotIn need at least one value; Exists and DoesNotExist take none",
+        )
+    )
+
+    key: Name = Field(description="The label key the requirement applies to.")
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(
+        description="How the label's value relates to `values`."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Values for In and NotIn; must be empty for Exists and DoesNotExist.",
+    )
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if self.operator in ("In", "NotIn") and not self.values:
+            raise ValueError(f"operator {self.operator} needs at least one value")
+        if self.operator in ("Exists", "DoesNotExist") and self.values:
+            raise ValueError(f"operator {self.operator} takes no values")
+        return self
+
+
+class LabelSelector(ApiModel):
+    """A standard Kubernetes label selector; an empty selector matches every namespace."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict, description="Labels that must all be present with these values."
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list, max_length=32, description="Requirements that must all hold."
+    )
+
+
+class NamespaceMatch(ApiModel):
+    """Which namespaces a policy protects: listed by name, selected by label, or both."""
+
+    names: list[Name] = Field(
+        default_factory=list, max_length=256, description="Namespaces protected by name."
+    )
+    selector: LabelSelector | None = Field(
+        default=None, description="Namespaces protected because their labels match."
+    )
+
+
+class BreakGlass(Subjects):
+    """Who may self-activate an emergency grant (no approval; flagged for review)."""
+
+    max_duration: Duration = Field(
+        default="1h", description="Longest emergency grant; keep it short."
+    )
+
+
+class AccessPolicySpec(ApiModel):
+    """Which actions in which namespaces are protected, and who may request and approve them."""
+
+    # The API server enforces the validator below too (see LabelSelectorRequirement).
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "!has(self.defaultDuration) || !has(self.maxDuration) || "
+            "duration(self.defaultDuration) <= duration(self.maxDuration)",
+            "defaultDuration must not exceed maxDuration",
+        )
+    )
+
+    namespaces: NamespaceMatch = Field(description="The namespaces this policy protects.")
+    actions: list[Verb] = Field(
+        min_length=1,
+        max_length=5,
+        description="Protected actions: exec, attach, portforward, delete, scale.",
+    )
+    resources: list[Name] = Field(
+        default_factory=lambda: ["pods"],
+        max_length=64,
+        description=(
+            "Resources whose delete and scale are protected, plural and group-qualified for "
+            "non-core groups, e.g. pods, deployments.apps, statefulsets.apps."
+        ),
+    )
+    requesters: Subjects = Field(
+        default_factory=Subjects,
+        description="Who may request access; empty means any authenticated user.",
+    )
+    approvers: Subjects = Field(description="Who may approve or deny requests.")
+    required_approvals: int = Field(
+        default=1, ge=1, le=10, description="Distinct approvals needed to grant a request."
+    )
+    allow_self_approval: bool = Field(
+        default=False, description="Whether a requester's own approval counts."
+    )
+    max_duration: Duration = Field(default="1h", description="Longest grant a request may ask for.")
+    default_duration: Duration = Field(
+        default="15m", description="Grant length when a request names none."
+    )
+    pending_timeout: Duration = Field(
+        default="1h", description="How long a request may wait for approval before it expires."
+    )
+    break_glass: BreakGlass | None = Field(
+        default=None, description="Emergency self-activation, flagged for review."
+    )
+    exemptions: Subjects = Field(
+        default_factory=Subjects,
+        description="Users and groups never intercepted (system controllers, GitOps agents).",
+    )
+
+    @model_validator(mode="after")
+    def _default_within_max(self) -> AccessPolicySpec:
+        if parse_duration(self.default_duration) > parse_duration(self.max_duration):
+            raise ValueError("defaultDuration must not exceed maxDuration")
+        return self
+
+
+class ObjectMeta(BaseModel):
+    """The parts of Kubernetes object metadata jitgate reads; the rest is kept as is."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="allow", frozen=True
+    )
+
+    name: str | None = None
+    generate_name: str | None = None
+    namespace: str | None = None
+    uid: str | None = None
+    resource_version: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: dt.datetime | None = None
+    deletion_timestamp: dt.datetime | None = None
+
+
+class RequestedAction(ApiModel):
+    """One action a request asks for and a grant allows."""
+
+    # The API server enforces the same cross-field rules as the validator below.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.container) || self.verb in ['exec', 'attach']",
+                    "message": "container applies only to exec and attach",
+                },
+                {
+                    "rule": "!has(self.command) || self.verb == 'exec'",
+                    "message": "command applies only to exec",
+                },
+                {
+                    "rule": "self.verb != 'scale' || (has(self.resource) && self.resource in "
+                    "['deployments.apps', 'statefulsets.apps', 'replicasets.apps'])",
+                    "message": "scale needs resource deployments.apps, statefulsets.apps or "
+                    "replicasets.apps",
+                },
+                {
+                    "rule": "self.verb != 'delete' || has(self.resource)",
+                    "message": "delete needs a resource",
+                },
+            ]
+        }
+    )
+
+    verb: Verb = Field(description="exec, attach, portforward, delete or scale.")
+    resource: Name | None = Field(
+        default=None,
+        description=(
+            "Plural resource, group-qualified for non-core groups (deployments.apps). "
+            "Defaults to pods for exec, attach and portforward."
+        ),
+    )
+    names: list[Name] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Objects the action applies to; empty means any (if the policy allows).",
+    )
+    container: Name | None = Field(
+        default=None, description="Container for exec and attach; any container when unset."
+    )
+    command: list[Annotated[str, Field(max_length=_TEXT)]] | None = Field(
+        default=None,
+        max_length=64,
+        description="Exact argv an exec must run; any command (and interactive use) when unset.",
+    )
+
+    @model_validator(mode="after")
+    def _fields_fit_verb(self) -> RequestedAction:
+        if self.container is not None and self.verb not in ("exec", "attach"):
+            raise ValueError(f"container applies only to exec and attach, not {self.verb}")
+        if self.command is not None and self.verb != "exec":
+            raise ValueError(f"command applies only to exec, not {self.verb}")
+        if self.command is not None and not self.command:
+            raise ValueError("command must name at least the program to run")
+        if self.verb in CONNECT_VERBS and self.resource not in (None, "pods"):
+            raise ValueError(f"{self.verb} applies to pods, not {self.resource}")
+        if self.verb == "scale" and self.resource not in SCALABLE_RESOURCES:
+            raise ValueError(
+                "scale needs resource deployments.apps, statefulsets.apps or replicasets.apps"
+            )
+        if self.verb == "delete" and self.resource is None:
+            raise ValueError("delete needs a resource, e.g. pods or deployments.apps")
+        return self
+
+    @property
+    def effective_resource(self) -> str:
+        return self.resource or "pods"
+
+
+class Requester(ApiModel):
+    """The authenticated identity that created a request; stamped by the webhook."""
+
+    user: Name = Field(description="The authenticated user name.")
+    groups: list[Name] = Field(
+        default_factory=list, max_length=256, description="The user's authenticated groups."
+    )
+
+
+class AccessRequestSpec(ApiModel):
+    """What is requested, for how long and why. Immutable after creation."""
+
+    actions: list[RequestedAction] = Field(
+        min_length=1, max_length=16, description="The actions requested."
+    )
+    duration: Duration | None = Field(
+        default=None,
+        description="Grant length (Go duration); the policy's defaultDuration when unset.",
+    )
+    reason: NonBlank = Field(description="Why access is needed; shown to approvers.")
+    ticket: Annotated[str, Field(max_length=_NAME)] | None = Field(
+        default=None, description="An incident or change ticket reference."
+    )
+    break_glass: bool = Field(
+        default=False,
+        description="Emergency self-activation without approval, if the policy allows it.",
+    )
+    requester: Requester | None = Field(
+        default=None, description="Stamped from the authenticated user at creation; never typed."
+    )
+
+
+class Approval(ApiModel):
+    """One approver's decision; `user`, `time` and `specDigest` are stamped by the webhook."""
+
+    user: Name | None = Field(default=None, description="The approver, as authenticated.")
+    groups: list[Name] = Field(
+        default_factory=list,
+        max_length=256,
+        description="The approver's authenticated groups, so eligibility can be re-checked.",
+    )
+    decision: Decision = Field(description="Approve or Deny.")
+    comment: Annotated[str, Field(max_length=_TEXT)] = Field(
+        default="", description="The approver's comment."
+    )
+    time: dt.datetime | None = Field(default=None, description="When the decision was made.")
+    spec_digest: Annotated[str, Field(max_length=80)] | None = Field(
+        default=None, description="SHA-256 digest of the request spec the approver saw."
+    )
+
+
+class GrantReference(ApiModel):
+    """The grant issued for an approved request."""
+
+    name: Name = Field(description="The Grant's name, in the request's namespace.")
+    expires_at: dt.datetime = Field(description="When the grant stops authorizing anything.")
+
+
+class Condition(ApiModel):
+    """A standard Kubernetes status condition."""
+
+    type: Name = Field(description="The condition type, e.g. Approved or ReviewRequired.")
+    status: Literal["True", "False", "Unknown"] = Field(description="True, False or Unknown.")
+    reason: Annotated[str, Field(max_length=_NAME)] = Field(
+        default="", description="A CamelCase reason."
+    )
+    message: Annotated[str, Field(max_length=_TEXT * 4)] = Field(
+        default="", description="A human-readable explanation."
+    )
+    last_transition_time: dt.datetime | None = Field(
+        default=None, description="When the status last changed."
+    )
+
+
+class AccessRequestStatus(ApiModel):
+    """Written by the operator, except `approvals`, which approvers append to."""
+
+    phase: RequestPhase | None = Field(
+        default=None,
+        description="Pending, Approved, Denied, Expired, Revoked or Cancelled.",
+    )
+    policy: Name | None = Field(default=None, description="The AccessPolicy governing it.")
+    required_approvals: int | None = Field(
+        default=None, ge=1, description="Distinct approvals needed."
+    )
+    approvals: list[Approval] = Field(
+        default_factory=list, max_length=64, description="Decisions, in the order they were made."
+    )
+    pending_deadline: dt.datetime | None = Field(
+        default=None, description="When a Pending request expires unanswered."
+    )
+    observed_approvals: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description=(
+            "How many approvals entries the operator has recorded in the audit log and "
+            "counted, so each is recorded once."
+        ),
+    )
+    grant: GrantReference | None = Field(default=None, description="The issued grant.")
+    message: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
+        default=None, description="Why the request is in its phase."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, max_length=16, description="Standard conditions."
+    )
+
+
+_SPEC_IMMUTABLE = _cel("self == oldSelf", "spec is immutable")
+
+
+class AccessPolicy(ApiModel):
+    """Cluster-scoped: which actions in which namespaces need approval, and by whom."""
+
+    api_version: Literal["jitgate.dev/v1alpha1"] = API_VERSION
+    kind: Literal["AccessPolicy"] = "AccessPolicy"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: AccessPolicySpec
+
+
+class AccessRequest(ApiModel):
+    """A user's request, in the target namespace, for time-bound permission to act."""
+
+    api_version: Literal["jitgate.dev/v1alpha1"] = API_VERSION
+    kind: Literal["AccessRequest"] = "AccessRequest"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: Annotated[AccessRequestSpec, Field(json_schema_extra=_SPEC_IMMUTABLE)]
+    status: AccessRequestStatus = Field(default_factory=AccessRequestStatus)
+
+
+class ObjectReference(ApiModel):
+    """The AccessRequest a grant was issued for."""
+
+    name: Name = Field(description="The AccessRequest's name.")
+    uid: Annotated[str, Field(max_length=64)] = Field(
+        default="", description="The AccessRequest's uid."
+    )
+
+
+class GrantSpec(ApiModel):
+    """A live permission for one user to perform exactly these actions in this window."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "self.expiresAt > self.notBefore", "expiresAt must be after notBefore"
+        )
+    )
+
+    user: Name = Field(description="The user the grant authorizes.")
+    actions: list[RequestedAction] = Field(
+        min_length=1, max_length=16, description="Copied from the request."
+    )
+    not_before: dt.datetime = Field(description="The grant authorizes nothing before this time.")
+    expires_at: dt.datetime = Field(description="The grant authorizes nothing from this time on.")
+    access_request: ObjectReference = Field(description="The request it was issued for.")
+    policy: Name = Field(description="The AccessPolicy that governed the request.")
+    approvals: list[Approval] = Field(
+        default_factory=list, max_length=64, description="The approval chain, copied."
+    )
+    break_glass: bool = Field(default=False, description="An emergency grant awaiting review.")
+
+    @model_validator(mode="after")
+    def _window_is_ordered(self) -> GrantSpec:
+        if self.expires_at <= self.not_before:
+            raise ValueError("expiresAt must be after notBefore")
+        return self
+
+
+class GrantStatus(ApiModel):
+    """Written by the operator."""
+
+    phase: GrantPhase | None = Field(default=None, description="Active, Expired or Revoked.")
+
+
+class Grant(ApiModel):
+    """Created and deleted by the jitgate operator only."""
+
+    api_version: Literal["jitgate.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Grant"] = "Grant"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: Annotated[GrantSpec, Field(json_schema_extra=_SPEC_IMMUTABLE)]
+    status: GrantStatus = Field(default_factory=GrantStatus)

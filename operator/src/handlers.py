@@ -1,0 +1,239 @@
+"""The kopf registry: indexes, per-object daemons and deletion handlers, wired to a Workflow.
+
+Each AccessRequest and each Grant gets a daemon. A request's daemon reconciles it whenever
+its watch event arrives (the event handler wakes it) or its next deadline passes (the
+scheduler wakes it); a grant's daemon ends the grant at `expiresAt`. Daemons are what kopf
+pauses on a standby replica under peering, and what it restarts for every existing object
+when an operator starts, which re-arms every timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import kopf
+from jitgate.operator.decide import Ended
+from jitgate.operator.kube import Credentials, connection_info
+from jitgate.operator.scheduler import Scheduler
+from jitgate.operator.workflow import Workflow
+from pydantic import ValidationError
+
+from jitgate.core.api import GROUP, VERSION, AccessPolicy
+from jitgate.core.clock import parse_time
+from jitgate.core.policy import UnreadablePolicy, unreadable_policy
+
+logger = logging.getLogger("jitgate.operator")
+
+_ENDED = ("Expired", "Revoked")
+_RESYNC = 300.0  # seconds: look again even when nothing woke the daemon
+_MAX_BACKOFF = 30.0
+
+
+@dataclass(frozen=True)
+class IndexCatalog:
+    policy_index: kopf.Index[str, AccessPolicy | UnreadablePolicy]
+    namespace_index: kopf.Index[str, dict[str, str]]
+
+    def policies(self) -> Sequence[AccessPolicy]:
+        return [
+            p for store in self.policy_index.values() for p in store if isinstance(p, AccessPolicy)
+        ]
+
+    def unreadable(self) -> Sequence[UnreadablePolicy]:
+        return [
+            p
+            for store in self.policy_index.values()
+            for p in store
+            if isinstance(p, UnreadablePolicy)
+        ]
+
+    def labels(self, namespace: str) -> Mapping[str, str]:
+        store = self.namespace_index.get(namespace)
+        return next(iter(store), {}) if store else {}
+
+
+def _catalog(kwargs: Mapping[str, Any]) -> IndexCatalog:
+    return IndexCatalog(kwargs["policy_index"], kwargs["namespace_index"])
+
+
+def _expires_at(body: Mapping[str, Any]) -> dt.datetime | None:
+    try:
+        return parse_time(str(body["spec"]["expiresAt"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _ending(body: Mapping[str, Any], workflow: Workflow) -> Ended:
+    """How a deleted grant ended: as marked, else by its expiry against the clock."""
+    phase = body.get("status", {}).get("phase")
+    if phase == "Expired" or phase == "Revoked":
+        return cast(Ended, phase)
+    expires_at = _expires_at(body)
+    if expires_at is not None and workflow.clock.now() >= expires_at:
+        return "Expired"
+    return "Revoked"
+
+
+async def _drive(
+    kind: str,
+    meta: kopf.Meta,
+    stopped: kopf.DaemonStopped,
+    scheduler: Scheduler,
+    poll: float,
+    attempt: Callable[[], Awaitable[tuple[bool, dt.datetime | None]]],
+) -> None:
+    """A daemon's life: attempt, then sleep until woken, due or stopped; retry failures with
+    backoff instead of dying, since the next attempt may well succeed."""
+    uid = meta.get("uid") or ""
+    backoff = poll
+    while not stopped and not scheduler.closed:
+        limit = _RESYNC
+        try:
+            done, due = await attempt()
+            if done:
+                return
+            backoff = poll
+            scheduler.at(uid, due)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            logger.warning(
+                "%s %s/%s: %s; retrying in %.1fs",
+                kind,
+                meta.get("namespace"),
+                meta.get("name"),
+                error,
+                backoff,
+            )
+            limit, backoff = backoff, min(backoff * 2, _MAX_BACKOFF)
+        await scheduler.sleep(uid, stopped.wait(), limit)
+
+
+def build_registry(
+    workflow: Workflow,
+    scheduler: Scheduler,
+    credentials: Credentials,
+) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+    poll = workflow.config.poll_interval
+    requests = (GROUP, VERSION, "accessrequests")
+    grants = (GROUP, VERSION, "grants")
+
+    @kopf.on.login(registry=registry, id="login")
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return connection_info(credentials)
+
+    @kopf.on.cleanup(registry=registry, id="cleanup")
+    def cleanup(**_: Any) -> None:
+        # kopf may still spawn a daemon for a late event while it stops, after it has stopped
+        # the others; closing the scheduler lets that one exit too instead of hanging.
+        scheduler.close()
+
+    @kopf.index(GROUP, VERSION, "accesspolicies", registry=registry, id="policy_index")
+    def policy_index(
+        name: str, body: kopf.Body, **_: Any
+    ) -> dict[str, AccessPolicy | UnreadablePolicy]:
+        try:
+            return {name: AccessPolicy.model_validate(dict(body))}
+        except ValidationError as error:
+            # Kept, not dropped: requests it might govern must fail closed, not fall through
+            # to a weaker policy.
+            logger.warning("AccessPolicy %s is invalid: %s", name, error)
+            return {name: unreadable_policy(name, dict(body), error)}
+
+    @kopf.index("v1", "namespaces", registry=registry, id="namespace_index")
+    def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
+        return {name: dict(labels)}
+
+    # ------------------------------------------------------------------ requests
+
+    @kopf.on.event(*requests, registry=registry, id="request_event")
+    async def request_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        uid = meta.get("uid") or ""
+        if type == "DELETED":
+            scheduler.forget(uid)
+            # Normally done by the deletion handler; this covers a request deleted before
+            # kopf added its finalizer.
+            await workflow.request_deleted(body)
+            return
+        phase = body.get("status", {}).get("phase")
+        workflow.metrics.observe_request(meta.get("namespace") or "", meta.get("name") or "", phase)
+        scheduler.wake(uid)
+
+    @kopf.daemon(
+        *requests,
+        registry=registry,
+        id="request_daemon",
+        cancellation_polling=min(poll, 1.0),
+        cancellation_backoff=0,
+        backoff=poll,
+    )
+    async def request_daemon(
+        body: kopf.Body, meta: kopf.Meta, stopped: kopf.DaemonStopped, **kwargs: Any
+    ) -> None:
+        async def attempt() -> tuple[bool, dt.datetime | None]:
+            return False, await workflow.reconcile(body, _catalog(kwargs))
+
+        await _drive("AccessRequest", meta, stopped, scheduler, poll, attempt)
+
+    @kopf.on.delete(*requests, registry=registry, id="request_deleted", backoff=poll)
+    async def request_deleted(body: kopf.Body, **_: Any) -> None:
+        await workflow.request_deleted(body)
+
+    # ------------------------------------------------------------------ grants
+
+    @kopf.on.event(*grants, registry=registry, id="grant_event")
+    async def grant_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        phase = body.get("status", {}).get("phase")
+        if type == "DELETED":
+            scheduler.forget(meta.get("uid") or "")
+            workflow.metrics.forget_grant(namespace, name)
+            if phase not in _ENDED:
+                # Gone without passing the finalizer (it was removed by hand): record it now.
+                await workflow.end(body, _ending(body, workflow), reason=None, delete=False)
+            return
+        deleting = meta.get("deletionTimestamp") is not None
+        workflow.metrics.observe_grant(namespace, name, phase not in _ENDED and not deleting)
+        scheduler.wake(meta.get("uid") or "")
+
+    @kopf.daemon(
+        *grants,
+        registry=registry,
+        id="grant_daemon",
+        cancellation_polling=min(poll, 1.0),
+        cancellation_backoff=0,
+        backoff=poll,
+    )
+    async def grant_daemon(
+        body: kopf.Body, meta: kopf.Meta, stopped: kopf.DaemonStopped, **_: Any
+    ) -> None:
+        expires_at = _expires_at(body)
+        if expires_at is None:
+            logger.warning(
+                "Grant %s/%s has no readable expiresAt", meta.get("namespace"), meta.get("name")
+            )
+            return
+
+        async def attempt() -> tuple[bool, dt.datetime | None]:
+            if body.get("status", {}).get("phase") in _ENDED:
+                # Ended by an earlier attempt that did not get to delete it: finish.
+                await workflow.end(body, _ending(body, workflow), reason=None, delete=True)
+                return True, None
+            if workflow.clock.now() >= expires_at:
+                await workflow.end(body, "Expired", reason="expired", delete=True)
+                return True, None
+            return False, expires_at
+
+        await _drive("Grant", meta, stopped, scheduler, poll, attempt)
+
+    @kopf.on.delete(*grants, registry=registry, id="grant_deleted", backoff=poll)
+    async def grant_deleted(body: kopf.Body, **_: Any) -> None:
+        await workflow.end(body, _ending(body, workflow), reason=None, delete=False)
+
+    return registry

@@ -1,0 +1,226 @@
+"""The few Kubernetes API calls the operator makes itself, over one async HTTP session.
+
+kopf watches and patches through its own client; creating and deleting Grants, patching
+AccessRequest status from daemons and deleting expired requests go through `KubeApi`.
+Credentials are read with the `kubernetes` package's loaders (in-cluster or kubeconfig) and
+shared with kopf's login, so both clients talk to the same server as the same identity.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import kopf
+
+from jitgate.core.api import GROUP, VERSION
+
+Obj = dict[str, Any]
+
+_API: Final = f"/apis/{GROUP}/{VERSION}"
+
+
+class ApiError(Exception):
+    """An API call the server refused; `status` is the HTTP code."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+
+class CredentialsError(Exception):
+    """Neither the in-cluster service account nor a kubeconfig could be loaded."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    server: str
+    ca_path: str | None = None
+    insecure: bool = False
+    scheme: str | None = None
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+    certificate_path: str | None = None
+    private_key_path: str | None = None
+    default_namespace: str | None = None
+
+
+def load_credentials(kubeconfig: Path | None = None) -> Credentials:
+    """In-cluster first unless a kubeconfig file is named, then `$KUBECONFIG`/~/.kube/config."""
+    import kubernetes.client
+    import kubernetes.config
+
+    config = kubernetes.client.Configuration()
+    try:
+        if kubeconfig is not None:
+            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=str(kubeconfig), client_configuration=config
+            )
+        else:
+            try:
+                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
+                    client_configuration=config
+                )
+            except kubernetes.config.ConfigException:
+                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+                    client_configuration=config
+                )
+    except (kubernetes.config.ConfigException, OSError) as error:
+        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster or kubeconfig"
+        raise CredentialsError(f"cannot load Kubernetes credentials ({where}): {error}") from error
+    header: str | None = config.get_api_key_with_prefix(
+        "BearerToken"
+    ) or config.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else parts
+    return Credentials(
+        server=str(config.host),
+        ca_path=config.ssl_ca_cert or None,
+        insecure=not config.verify_ssl,
+        scheme=scheme,
+        token=token,
+        username=config.username or None,
+        password=config.password or None,
+        certificate_path=config.cert_file or None,
+        private_key_path=config.key_file or None,
+    )
+
+
+def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
+    """The same credentials, as kopf's login handler returns them."""
+    return kopf.ConnectionInfo(
+        server=credentials.server,
+        ca_path=credentials.ca_path,
+        insecure=credentials.insecure,
+        scheme=credentials.scheme,
+        token=credentials.token,
+        username=credentials.username,
+        password=credentials.password,
+        certificate_path=credentials.certificate_path,
+        private_key_path=credentials.private_key_path,
+        default_namespace=credentials.default_namespace,
+    )
+
+
+def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
+    if not credentials.server.startswith("https:"):
+        return False
+    if credentials.insecure:
+        return False
+    context = ssl.create_default_context(cafile=credentials.ca_path)
+    if credentials.certificate_path:
+        context.load_cert_chain(credentials.certificate_path, credentials.private_key_path)
+    return context
+
+
+def object_path(plural: str, namespace: str, name: str = "", subresource: str = "") -> str:
+    path = f"{_API}/namespaces/{namespace}/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+class KubeApi:
+    """A minimal JSON client; every call raises `ApiError` on a non-2xx answer."""
+
+    def __init__(self, credentials: Credentials, *, timeout: float = 30.0) -> None:
+        self._credentials = credentials
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    def _headers(self) -> dict[str, str]:
+        credentials = self._credentials
+        headers = {"Accept": "application/json", "User-Agent": "jitgate-operator"}
+        if credentials.token:
+            headers["Authorization"] = f"{credentials.scheme or 'Bearer'} {credentials.token}"
+        return headers
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            credentials = self._credentials
+            auth = None
+            if credentials.username and credentials.password:
+                auth = aiohttp.BasicAuth(credentials.username, credentials.password)
+            self._session = aiohttp.ClientSession(
+                base_url=credentials.server.rstrip("/") + "/",
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(credentials)),
+                headers=self._headers(),
+                auth=auth,
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        content_type: str = "application/json",
+    ) -> Obj:
+        session = self._open()
+        data = None if body is None else json.dumps(body)
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with session.request(method, path.lstrip("/"), data=data, headers=headers) as reply:
+            text = await reply.text()
+            answer: Any = json.loads(text) if text else {}
+            if reply.status >= 400:
+                answer = answer if isinstance(answer, dict) else {}
+                raise ApiError(
+                    reply.status,
+                    str(answer.get("reason") or reply.reason or ""),
+                    str(answer.get("message") or f"{method} {path} answered {reply.status}"),
+                )
+            return answer if isinstance(answer, dict) else {}
+
+    # The calls the operator needs, named after what they do.
+    async def get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return await self.call("GET", object_path(plural, namespace, name))
+        except ApiError as error:
+            if error.not_found:
+                return None
+            raise
+
+    async def create(self, plural: str, namespace: str, body: Obj) -> Obj:
+        return await self.call("POST", object_path(plural, namespace), body)
+
+    async def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> Obj:
+        """Merge `status` into the object's status (a JSON merge patch of the subresource)."""
+        path = object_path(plural, namespace, name, "status")
+        body = {"status": status}
+        return await self.call("PATCH", path, body, content_type="application/merge-patch+json")
+
+    async def delete(self, plural: str, namespace: str, name: str, *, uid: str = "") -> bool:
+        """Delete if it exists (and still has this uid); False when it was already gone."""
+        body: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self.call("DELETE", object_path(plural, namespace, name), body)
+        except ApiError as error:
+            if error.not_found or (uid and error.conflict):
+                return False
+            raise
+        return True

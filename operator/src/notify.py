@@ -1,0 +1,178 @@
+"""Optional HTTP notifications about requests, sent in the background with bounded retries.
+
+The lifecycle never waits for them: `Notifier.send()` only queues. A Slack-compatible
+incoming webhook gets `{"text": ...}`; the generic format is a JSON object with the facts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from jitgate.operator.config import NotifyConfig
+
+from jitgate.core.api import AccessRequest
+
+logger = logging.getLogger("jitgate.operator.notify")
+
+_HEADLINES = {
+    "created": "needs approval",
+    "approved": "was approved",
+    "denied": "was denied",
+    "expired": "expired",
+}
+
+
+@dataclass(frozen=True)
+class Notification:
+    kind: str  # created | approved | denied | expired
+    namespace: str
+    request: str
+    requester: str
+    actions: tuple[str, ...]
+    reason: str
+    phase: str
+    message: str
+    time: str
+    grant: str | None = None
+    expires_at: str | None = None
+    break_glass: bool = False
+
+
+def describe(
+    request: AccessRequest, kind: str, status: Mapping[str, Any], when: str
+) -> Notification:
+    requester = request.spec.requester
+    grant = status.get("grant") or {}
+    return Notification(
+        kind=kind,
+        namespace=request.metadata.namespace or "",
+        request=request.metadata.name or "",
+        requester=requester.user if requester else "(unknown)",
+        actions=tuple(
+            f"{a.verb} {a.effective_resource}" + (f" {','.join(a.names)}" if a.names else "")
+            for a in request.spec.actions
+        ),
+        reason=request.spec.reason,
+        phase=str(status.get("phase") or request.status.phase or ""),
+        message=str(status.get("message") or ""),
+        time=when,
+        grant=grant.get("name"),
+        expires_at=grant.get("expiresAt"),
+        break_glass=request.spec.break_glass,
+    )
+
+
+def slack_body(note: Notification) -> dict[str, Any]:
+    glass = " :rotating_light: BREAK-GLASS" if note.break_glass and note.kind == "approved" else ""
+    lines = [
+        f"*jitgate*: access request `{note.namespace}/{note.request}` by {note.requester} "
+        f"{_HEADLINES.get(note.kind, note.kind)}{glass}",
+        f"Actions: {'; '.join(note.actions)}",
+        f"Reason: {note.reason}",
+    ]
+    if note.message:
+        lines.append(note.message)
+    if note.kind == "created":
+        lines.append(f"Approve: `kubectl jit approve {note.request} -n {note.namespace}`")
+    return {"text": "\n".join(lines)}
+
+
+def generic_body(note: Notification) -> dict[str, Any]:
+    return {
+        "event": f"request.{note.kind}",
+        "namespace": note.namespace,
+        "request": note.request,
+        "requester": note.requester,
+        "actions": list(note.actions),
+        "reason": note.reason,
+        "phase": note.phase,
+        "message": note.message,
+        "time": note.time,
+        "grant": note.grant,
+        "expiresAt": note.expires_at,
+        "breakGlass": note.break_glass,
+    }
+
+
+class Notifier:
+    """A queue and one worker task; start it inside the running loop, close it at the end."""
+
+    def __init__(self, config: NotifyConfig) -> None:
+        self._config = config
+        self._queue: asyncio.Queue[Notification] = asyncio.Queue(maxsize=config.queue_size)
+        self._worker: asyncio.Task[None] | None = None
+        self.sent = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.create_task(self._work(), name="jitgate-notifier")
+
+    def send(self, note: Notification) -> None:
+        try:
+            self._queue.put_nowait(note)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            logger.warning("Notification queue is full; dropped %s/%s", note.kind, note.request)
+
+    async def drain(self, seconds: float) -> None:
+        """Wait (bounded) until every queued notification was sent or given up on."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), seconds)
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+
+    async def _work(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=self._config.timeout)
+        # Notifications are rare: a fresh connection each time leaves nothing idle behind.
+        connector = aiohttp.TCPConnector(force_close=True)
+        async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+            while True:
+                note = await self._queue.get()
+                try:
+                    await self._deliver(session, note)
+                finally:
+                    self._queue.task_done()
+
+    async def _deliver(self, session: aiohttp.ClientSession, note: Notification) -> None:
+        config = self._config
+        body = slack_body(note) if config.format == "slack" else generic_body(note)
+        delay = config.backoff
+        for attempt in range(1, config.attempts + 1):
+            try:
+                async with session.post(config.url, json=body) as reply:
+                    if reply.status < 300:
+                        self.sent += 1
+                        return
+                    problem = f"HTTP {reply.status}"
+                    if 400 <= reply.status < 500 and reply.status not in (408, 429):
+                        break  # the endpoint refuses this body; retrying will not help
+            except (aiohttp.ClientError, TimeoutError) as error:
+                problem = str(error) or type(error).__name__
+            if attempt < config.attempts:
+                logger.info(
+                    "Notification %s/%s failed (%s); retry %d in %.1fs",
+                    note.kind,
+                    note.request,
+                    problem,
+                    attempt,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, config.max_backoff)
+        self.failed += 1
+        logger.warning(
+            "Notification %s/%s to %s gave up: %s", note.kind, note.request, config.url, problem
+        )

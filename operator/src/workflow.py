@@ -1,0 +1,388 @@
+"""Applying decisions: audit record first, then the API call, then Events and notifications.
+
+Everything that changes one request or its grant runs under that request's lock, so the
+request's daemon, its grant's daemon and the deletion handlers never interleave. Records
+already written by this process are remembered by key, so a retried step does not write
+them twice; across restarts the stored status says what was done (see `decide`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import kopf
+from jitgate.operator.config import OperatorConfig
+from jitgate.operator.decide import (
+    REVIEW_REQUIRED,
+    Ended,
+    Notice,
+    NotifyKind,
+    RevokeGrant,
+    Step,
+    World,
+    decide,
+    decide_invalid,
+    end_grant,
+    issued_status,
+    read_request,
+)
+from jitgate.operator.grants import belongs_to, grant_body
+from jitgate.operator.kube import ApiError, KubeApi, Obj
+from jitgate.operator.metrics import Metrics
+from jitgate.operator.notify import Notifier, describe
+from jitgate.operator.records import Record, grant_record
+from pydantic import ValidationError
+
+from jitgate.audit.errors import AuditError
+from jitgate.audit.model import Actor, AuditEvent
+from jitgate.core.api import AccessPolicy, AccessRequest, Grant
+from jitgate.core.clock import Clock, format_time
+from jitgate.core.policy import Namespace, UnreadablePolicy
+
+logger = logging.getLogger("jitgate.operator")
+
+REQUESTS = "accessrequests"
+GRANTS = "grants"
+_MAX_STEPS = 8  # None → Pending → Approved is three; more means something keeps changing
+_PHASE_RANK = {None: 0, "Pending": 1, "Approved": 2}
+
+
+class GrantConflict(Exception):
+    """A Grant with the planned name exists but belongs to something else."""
+
+
+class AuditLog(Protocol):
+    async def append(self, event: AuditEvent) -> object: ...
+
+
+class RecentKeys:
+    """A bounded set: the facts this process recorded lately."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def add(self, key: str) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._limit:
+            self._keys.popitem(last=False)
+
+
+class KeyedLocks:
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+def request_key(namespace: str, name: str) -> str:
+    return f"request/{namespace}/{name}"
+
+
+def _rank(phase: str | None) -> int:
+    return _PHASE_RANK.get(phase, 3)
+
+
+def _mark(obj: Mapping[str, Any]) -> tuple[int, int, bool]:
+    """How far a request has come: phase, approvals seen, break-glass review recorded."""
+    status = obj.get("status") or {}
+    conditions = status.get("conditions")
+    reviewed = any(
+        isinstance(c, dict) and c.get("type") == REVIEW_REQUIRED and c.get("status") == "False"
+        for c in (conditions if isinstance(conditions, list) else [])
+    )
+    return _rank(status.get("phase")), int(status.get("observedApprovals") or 0), reviewed
+
+
+def _plain(body: Mapping[str, Any]) -> Obj:
+    """A deep, plain copy of a kopf body (its views are live)."""
+    return copy.deepcopy({key: body[key] for key in body})
+
+
+class Catalog(Protocol):
+    """The policies and namespace labels the operator's indexes hold."""
+
+    def policies(self) -> Sequence[AccessPolicy]: ...
+
+    def unreadable(self) -> Sequence[UnreadablePolicy]: ...
+
+    def labels(self, namespace: str) -> Mapping[str, str]: ...
+
+
+def _post(obj: Mapping[str, Any], notices: Sequence[Notice]) -> None:
+    body = kopf.Body(cast(kopf.RawBody, obj))
+    for notice in notices:
+        kopf.event(
+            body,
+            type="Warning" if notice.warning else "Normal",
+            reason=notice.reason,
+            message=notice.message[:1024],
+        )
+
+
+@dataclass
+class Workflow:
+    config: OperatorConfig
+    clock: Clock
+    kube: KubeApi
+    audit: AuditLog
+    metrics: Metrics
+    notifier: Notifier | None
+
+    def __post_init__(self) -> None:
+        self.recorded = RecentKeys()
+        self.locks = KeyedLocks()
+        # How far (`_mark`) this process last took each request, per uid: a body older than
+        # that is stale (its watch event is on the way) and is not acted on.
+        self._written: dict[str, tuple[int, int, bool]] = {}
+
+    # ------------------------------------------------------------------ primitives
+
+    async def record(self, record: Record) -> None:
+        if record.key in self.recorded:
+            return
+        try:
+            await self.audit.append(record.event)
+        except AuditError:
+            self.metrics.audit_failures.inc()
+            raise
+        self.recorded.add(record.key)
+
+    def _notify(
+        self, kind: NotifyKind | None, request: AccessRequest, status: Mapping[str, Any]
+    ) -> None:
+        if kind is not None and self.notifier is not None:
+            self.notifier.send(describe(request, kind, status, format_time(self.clock.now())))
+
+    def _world(self, namespace: str, catalog: Catalog) -> World:
+        return World(
+            now=self.clock.now(),
+            policies=catalog.policies(),
+            unreadable=catalog.unreadable(),
+            namespace=Namespace(namespace, catalog.labels(namespace)),
+            retention=self.config.retention,
+        )
+
+    def _remember(self, obj: Mapping[str, Any]) -> None:
+        uid = obj.get("metadata", {}).get("uid") or ""
+        mark = _mark(obj)
+        if uid:
+            self._written[uid] = max(self._written.get(uid, mark), mark)
+
+    def _stale(self, obj: Mapping[str, Any]) -> bool:
+        uid = obj.get("metadata", {}).get("uid") or ""
+        mark = _mark(obj)
+        return uid in self._written and mark < self._written[uid]
+
+    def forget(self, uid: str) -> None:
+        self._written.pop(uid, None)
+
+    # ------------------------------------------------------------------ requests
+
+    async def reconcile(self, raw: Mapping[str, Any], catalog: Catalog) -> dt.datetime | None:
+        """Drive one request as far as it goes now; returns when to look again."""
+        obj: Obj | None = _plain(raw)
+        meta = dict(obj.get("metadata", {})) if obj else {}
+        async with self.locks.hold(request_key(meta.get("namespace", ""), meta.get("name", ""))):
+            for _ in range(_MAX_STEPS):
+                if obj is None or self._stale(obj):
+                    return None
+                step, request = self._decide(obj, catalog)
+                if not step.acts:
+                    return step.wake_at
+                obj = await self._apply(obj, request, step)
+        logger.warning(
+            "Request %s/%s kept changing; will look again", meta.get("namespace"), meta.get("name")
+        )
+        return self.clock.now()
+
+    def _decide(self, obj: Obj, catalog: Catalog) -> tuple[Step, AccessRequest | None]:
+        world = self._world(obj.get("metadata", {}).get("namespace", ""), catalog)
+        parsed = read_request(obj)
+        if isinstance(parsed, tuple):
+            meta, problem = parsed
+            return decide_invalid(meta, problem, obj, world), None
+        return decide(parsed, world), parsed
+
+    async def _apply(self, obj: Obj, request: AccessRequest | None, step: Step) -> Obj | None:
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        for record in step.records:
+            await self.record(record)
+        status = dict(step.status)
+        notices = step.notices
+        if step.grant is not None and request is not None:
+            grant = await self._issue(obj, request, step.grant)
+            status = issued_status(status, grant, self.clock.now())
+            live = f"grant {grant.metadata.name} is live until {format_time(grant.spec.expires_at)}"
+            notices = tuple(
+                Notice(n.reason, f"{n.message}; {live}", n.warning) for n in notices
+            ) or (Notice("GrantIssued", live),)
+        if step.revoke is not None:
+            await self._revoke(obj, step.revoke)
+            return await self.kube.get(REQUESTS, namespace, name)
+        if step.delete:
+            logger.info("Deleting %s/%s: finished and past the retention period", namespace, name)
+            await self.kube.delete(REQUESTS, namespace, name, uid=meta.get("uid", ""))
+            return None
+        patched = obj
+        if status:
+            try:
+                patched = await self.kube.patch_status(REQUESTS, namespace, name, status)
+            except ApiError as error:
+                if error.not_found:
+                    return None
+                raise
+            self._remember(patched)
+            phase = status.get("phase")
+            if phase and phase != obj.get("status", {}).get("phase"):
+                self.metrics.transitions.labels(phase=phase).inc()
+                self.metrics.observe_request(namespace, name, phase)
+        if step.approved_after is not None:
+            self.metrics.time_to_approval.observe(max(step.approved_after.total_seconds(), 0.0))
+        _post(patched, notices)
+        if request is not None:
+            self._notify(step.notify, request, status)
+        return patched
+
+    async def _issue(self, obj: Obj, request: AccessRequest, planned: Grant) -> Grant:
+        """Create the grant, or adopt the one an earlier attempt created (and recorded)."""
+        namespace = planned.metadata.namespace or ""
+        name = planned.metadata.name or ""
+        uid = request.metadata.uid or ""
+        existing = await self.kube.get(GRANTS, namespace, name)
+        if existing is None:
+            await self.record(grant_record("grant.created", planned, self.clock.now()))
+            try:
+                existing = await self.kube.create(GRANTS, namespace, grant_body(planned, request))
+            except ApiError as error:
+                if not error.conflict:
+                    raise
+                existing = await self.kube.get(GRANTS, namespace, name)
+            else:
+                message = (
+                    f"issued to {planned.spec.user} until {format_time(planned.spec.expires_at)}"
+                )
+                _post(existing, (Notice("Issued", message),))
+        if existing is None or not belongs_to(existing, uid):
+            raise GrantConflict(f"Grant {namespace}/{name} exists but was not issued for {uid}")
+        grant = Grant.model_validate(existing)
+        if not (existing.get("status") or {}).get("phase"):
+            with contextlib.suppress(ApiError):
+                await self.kube.patch_status(GRANTS, namespace, name, {"phase": "Active"})
+        self.metrics.observe_grant(namespace, name, True)
+        return grant
+
+    async def _revoke(self, obj: Obj, revoke: RevokeGrant) -> None:
+        namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+        grant = await self.kube.get(GRANTS, namespace, revoke.grant)
+        if grant is None:
+            # Its deletion was handled (and recorded) without updating the request.
+            status = {"phase": "Revoked", "message": f"grant {revoke.grant} {revoke.reason}"}
+            self._remember(await self.kube.patch_status(REQUESTS, namespace, name, status))
+            return
+        actor = Actor(user=revoke.by) if revoke.by else None
+        await self._end(grant, "Revoked", actor=actor, reason=revoke.reason, delete=True)
+
+    async def request_deleted(self, raw: Mapping[str, Any]) -> None:
+        """Deleting a request revokes its grant; the grant's own handler records it."""
+        obj = _plain(raw)
+        meta = obj["metadata"]
+        grant = (obj.get("status") or {}).get("grant") or {}
+        if grant.get("name"):
+            await self.kube.delete(GRANTS, meta["namespace"], grant["name"])
+        self.forget(meta.get("uid", ""))
+        self.metrics.forget_request(meta["namespace"], meta["name"])
+
+    # ------------------------------------------------------------------ grants
+
+    async def end(
+        self, raw: Mapping[str, Any], kind: Ended, *, reason: str | None, delete: bool
+    ) -> None:
+        """End a grant (expired, or deleted by someone): record, mark, update its request."""
+        obj = _plain(raw)
+        request_name = obj.get("spec", {}).get("accessRequest", {}).get("name", "")
+        finished = f"{obj['metadata'].get('uid')}/ended"
+        if finished in self.recorded and (obj.get("status") or {}).get("phase") == kind:
+            return  # this process already took it all the way; only kopf's finalizer is left
+        async with self.locks.hold(request_key(obj["metadata"]["namespace"], request_name)):
+            await self._end(obj, kind, actor=None, reason=reason, delete=delete)
+
+    async def _end(
+        self, obj: Obj, kind: Ended, *, actor: Actor | None, reason: str | None, delete: bool
+    ) -> None:
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        try:
+            grant = Grant.model_validate(obj)
+        except ValidationError as error:
+            logger.warning("Grant %s/%s is malformed and is left alone: %s", namespace, name, error)
+            return
+        reference = grant.spec.access_request
+        raw_request = await self.kube.get(REQUESTS, namespace, reference.name)
+        request = None
+        if raw_request is not None:
+            parsed = read_request(raw_request)
+            if isinstance(parsed, AccessRequest) and parsed.metadata.uid == reference.uid:
+                request = parsed
+        if reason is None:
+            gone = request is None or request.metadata.deletion_timestamp is not None
+            reason = (
+                "expired"
+                if kind == "Expired"
+                else "revoked: its AccessRequest was deleted"
+                if gone
+                else "revoked: the Grant was deleted"
+            )
+        ending = end_grant(
+            grant, request, now=self.clock.now(), kind=kind, actor=actor, reason=reason
+        )
+        for record in ending.records:
+            await self.record(record)
+        if ending.grant_status is not None:
+            try:
+                await self.kube.patch_status(GRANTS, namespace, name, ending.grant_status)
+            except ApiError as error:
+                if not error.not_found:
+                    raise
+        if ending.request_status is not None and request is not None and raw_request is not None:
+            patched = await self.kube.patch_status(
+                REQUESTS, namespace, reference.name, ending.request_status
+            )
+            self._remember(patched)
+            self.metrics.transitions.labels(phase=kind).inc()
+            self.metrics.observe_request(namespace, reference.name, kind)
+            _post(patched, ending.notices)
+            self._notify(ending.notify, request, ending.request_status)
+        elif ending.grant_status is not None:
+            _post(obj, ending.notices)  # no request to tell: say it on the grant
+        if ending.lag is not None:
+            self.metrics.expiry_lag.observe(max(ending.lag.total_seconds(), 0.0))
+        self.metrics.observe_grant(namespace, name, False)
+        if delete:
+            await self.kube.delete(GRANTS, namespace, name, uid=meta.get("uid", ""))
+            self.recorded.add(f"{meta.get('uid')}/ended")

@@ -1,0 +1,151 @@
+"""The webhook's side of the audit log: what each decision records, and whether it is durable.
+
+The writer (`jitgate.audit`) chains, fsyncs and group-commits; this module builds the events
+and turns a failed append into a denial and a failing `/readyz`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from jitgate.webhook.decisions import Verdict
+from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.review import AdmissionRequest
+
+from jitgate.audit.model import Action, Actor, AuditEvent, Replicas
+from jitgate.core.actions import AttemptedAction
+
+logger = logging.getLogger(__name__)
+
+ALLOWED = "action.allowed"
+DENIED = "action.denied"
+PROBE = "webhook.auditProbe"
+
+
+class AuditSink(Protocol):
+    """An audit writer: `append` returns once the record is durable, and raises otherwise."""
+
+    async def append(self, event: AuditEvent) -> Any: ...
+
+
+class AuditTrail:
+    """Appends events and remembers whether the last append worked, for `/readyz`."""
+
+    def __init__(self, sink: AuditSink, metrics: Metrics) -> None:
+        self._sink = sink
+        self._metrics = metrics
+        self.error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.error is None
+
+    async def record(self, event: AuditEvent) -> bool:
+        """True once the event is durable; False (and unhealthy) when it could not be written."""
+        started = time.perf_counter()
+        try:
+            await self._sink.append(event)
+        except Exception as error:  # any failure means "not durable"
+            self.error = str(error) or type(error).__name__
+            self._metrics.audit_failures.inc()
+            logger.error("The audit log cannot be written: %s", self.error)
+            return False
+        self._metrics.audit_latency.observe(time.perf_counter() - started)
+        self.error = None
+        return True
+
+    async def probe(self) -> bool:
+        """After a failure, try one record so that an unready webhook can become ready again.
+
+        Without it nothing would ever write: an unready replica gets no admission traffic.
+        The record says why it exists; a healthy log is never probed.
+        """
+        if self.healthy:
+            return True
+        return await self.record(
+            AuditEvent(type=PROBE, reason=f"readiness check after a failed write: {self.error}")
+        )
+
+
+def _actor(request: AdmissionRequest) -> Actor:
+    return Actor(user=request.user, groups=request.groups)
+
+
+def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> Action:
+    detail = dict(attempted.detail)
+    replicas = detail.pop("replicas", None)
+    subresource = detail.pop("subresource", None) or request.sub_resource or None
+    for known in ("container", "command", "name"):
+        detail.pop(known, None)
+    object_digest = detail.pop("digest", None)
+    if object_digest is not None:
+        detail["objectDigest"] = object_digest
+    return Action(
+        verb=attempted.verb,
+        resource=attempted.resource,
+        name=attempted.name,
+        subresource=subresource,
+        container=attempted.container,
+        command=attempted.command,
+        replicas=Replicas(**replicas) if isinstance(replicas, dict) else None,
+        **detail,
+    )
+
+
+def action_event(
+    request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
+) -> AuditEvent:
+    """The record of a decision on a protected action (or one that could not be decoded)."""
+    grant = verdict.grant
+    context: dict[str, Any] | None = None
+    if verdict.policy is not None or grant is not None:
+        context = {}
+        if verdict.policy is not None:
+            context["policy"] = verdict.policy.metadata.name
+        if grant is not None:
+            context["approvalChainDigest"] = verdict.chain_digest
+            context["breakGlass"] = grant.spec.break_glass
+    if attempted is not None:
+        action = action_of(attempted, request)
+    else:
+        action = Action(
+            verb=request.operation.lower(),
+            resource=request.resource.resource,
+            name=request.name or None,
+            subresource=request.sub_resource or None,
+        )
+    return AuditEvent(
+        type=ALLOWED if verdict.allowed else DENIED,
+        actor=_actor(request),
+        namespace=request.namespace or None,
+        action=action,
+        request=grant.spec.access_request.name if grant else None,
+        grant=grant.name if grant else None,
+        admissionUID=request.uid,
+        dryRun=request.is_dry_run,
+        reason=None if verdict.allowed else f"{verdict.reason}: {verdict.message}",
+        context=context,
+    )
+
+
+def refusal_event(request: AdmissionRequest, reason: str, message: str) -> AuditEvent:
+    """The record of a refused write to an AccessRequest or Grant (forgery attempts included)."""
+    kind = request.resource.resource
+    return AuditEvent(
+        type=DENIED,
+        actor=_actor(request),
+        namespace=request.namespace or None,
+        action=Action(
+            verb=request.operation.lower(),
+            resource=f"{kind}.{request.resource.group}",
+            name=request.name or None,
+            subresource=request.sub_resource or None,
+        ),
+        request=request.name if kind == "accessrequests" else None,
+        grant=request.name if kind == "grants" else None,
+        admissionUID=request.uid,
+        dryRun=request.is_dry_run,
+        reason=f"{reason}: {message}",
+    )

@@ -1,0 +1,205 @@
+"""What the decision path reads: live grants, AccessPolicies and namespace labels, in memory.
+
+Watch threads write; request handlers read without blocking on I/O. Policies and namespaces
+are replaced as whole immutable snapshots, so a reader never sees a half-applied update.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from jitgate.core.api import AccessPolicy, Grant, GrantSpec
+from jitgate.core.canonical import digest
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.policy import UnreadablePolicy, unreadable_policy
+
+logger = logging.getLogger(__name__)
+
+Kind = Literal["grants", "accesspolicies", "namespaces"]
+KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
+
+
+@dataclass(frozen=True)
+class Policies:
+    """An immutable snapshot of the AccessPolicies, by name.
+
+    Policies stored in the cluster that do not validate are kept apart in `unreadable`: they
+    are no policy for requests, but the decision path fails closed where they might apply.
+    """
+
+    by_name: Mapping[str, AccessPolicy]
+    any_selector: bool  # whether any policy (readable or not) may select namespaces by label
+    unreadable: Mapping[str, UnreadablePolicy]
+
+    @classmethod
+    def of(
+        cls,
+        policies: Iterable[AccessPolicy | UnreadablePolicy],
+    ) -> Policies:
+        by_name: dict[str, AccessPolicy] = {}
+        unreadable: dict[str, UnreadablePolicy] = {}
+        for policy in policies:
+            if isinstance(policy, UnreadablePolicy):
+                unreadable[policy.name] = policy
+            else:
+                by_name[policy.metadata.name or ""] = policy
+        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values()) or any(
+            p.selects_by_label for p in unreadable.values()
+        )
+        return cls(MappingProxyType(by_name), any_selector, MappingProxyType(unreadable))
+
+    def all(self) -> list[AccessPolicy | UnreadablePolicy]:
+        return [*self.by_name.values(), *self.unreadable.values()]
+
+
+def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
+    """The index entry for a Grant object, or None when it is not a valid Grant."""
+    try:
+        grant = Grant.model_validate(obj)
+    except ValidationError as error:
+        logger.warning("Ignoring the invalid Grant %s/%s: %s", *_name_of(obj), error)
+        return None
+    meta = grant.metadata
+    return IndexedGrant(
+        namespace=meta.namespace or "",
+        name=meta.name or "",
+        uid=meta.uid or "",
+        spec=grant.spec,
+        being_deleted=meta.deletion_timestamp is not None,
+    )
+
+
+def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | UnreadablePolicy:
+    """The policy, or what is known of one that does not validate (which fails closed)."""
+    try:
+        return AccessPolicy.model_validate(obj)
+    except ValidationError as error:
+        name = _name_of(obj)[1]
+        logger.warning(
+            "The AccessPolicy %s is invalid; protected actions it might govern are denied "
+            "until it is fixed: %s",
+            name,
+            error,
+        )
+        return unreadable_policy(name, obj, error)
+
+
+def _chain(spec: GrantSpec) -> str:
+    return digest([approval.to_wire() for approval in spec.approvals])
+
+
+def to_labels(obj: Mapping[str, Any]) -> dict[str, str]:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return {str(key): str(value) for key, value in labels.items()}
+
+
+class ClusterCache:
+    """The grant index plus policy and namespace snapshots, and which kinds are synced."""
+
+    def __init__(self) -> None:
+        self.grants = GrantIndex()
+        self.policies = Policies.of(())
+        self.namespaces: Mapping[str, Mapping[str, str]] = MappingProxyType({})
+        # Approval-chain digests by grant, computed once per version of each grant.
+        self._chains: dict[tuple[str, str], tuple[GrantSpec, str]] = {}
+        self._synced: set[Kind] = set()
+        self._changed = threading.Condition()
+        self._write = threading.Lock()
+        # Called (in the watch thread) after a full list has been swapped in.
+        self.on_replace: Callable[[Kind], None] | None = None
+
+    @property
+    def synced(self) -> bool:
+        return len(self._synced) == len(KINDS)
+
+    def is_synced(self, kind: Kind) -> bool:
+        return kind in self._synced
+
+    # Writers: one watch thread per kind, each listing then applying events.
+
+    def replace(self, kind: Kind, objects: Iterable[Mapping[str, Any]]) -> None:
+        """Swap in the result of a (re-)list, and mark the kind synced."""
+        with self._write:
+            if kind == "grants":
+                grants = [g for g in map(to_indexed_grant, objects) if g]
+                self.grants.replace_all(grants)
+                self._chains = {(g.namespace, g.name): (g.spec, _chain(g.spec)) for g in grants}
+            elif kind == "accesspolicies":
+                self.policies = Policies.of(map(to_policy, objects))
+            else:
+                self.namespaces = MappingProxyType(
+                    {_name_of(obj)[1]: to_labels(obj) for obj in objects}
+                )
+            self._synced.add(kind)
+        self._notify()
+        if self.on_replace is not None:
+            self.on_replace(kind)
+
+    def apply(self, kind: Kind, event_type: str, obj: Mapping[str, Any]) -> None:
+        """Apply one watch event (ADDED, MODIFIED or DELETED)."""
+        namespace, name = _name_of(obj)
+        deleted = event_type == "DELETED"
+        with self._write:
+            if kind == "grants":
+                grant = None if deleted else to_indexed_grant(obj)
+                if grant is None:
+                    self.grants.remove(namespace, name)
+                    self._chains.pop((namespace, name), None)
+                else:
+                    self.grants.upsert(grant)
+                    self._chains[namespace, name] = (grant.spec, _chain(grant.spec))
+            elif kind == "accesspolicies":
+                policies = {
+                    p.name if isinstance(p, UnreadablePolicy) else p.metadata.name or "": p
+                    for p in self.policies.all()
+                }
+                if deleted:
+                    policies.pop(name, None)
+                else:
+                    policies[name] = to_policy(obj)
+                self.policies = Policies.of(policies.values())
+            else:
+                namespaces = dict(self.namespaces)
+                if deleted:
+                    namespaces.pop(name, None)
+                else:
+                    namespaces[name] = to_labels(obj)
+                self.namespaces = MappingProxyType(namespaces)
+        self._notify()
+
+    # Readers and tests.
+
+    def chain_digest(self, grant: IndexedGrant) -> str:
+        """The digest of the approval chain behind `grant` (which links a decision to it)."""
+        known = self._chains.get((grant.namespace, grant.name))
+        if known is not None and known[0] is grant.spec:
+            return known[1]
+        return _chain(grant.spec)
+
+    def sizes(self) -> dict[Kind, int]:
+        return {
+            "grants": len(self.grants),
+            "accesspolicies": len(self.policies.by_name) + len(self.policies.unreadable),
+            "namespaces": len(self.namespaces),
+        }
+
+    def wait_until(self, predicate: Callable[[ClusterCache], bool], timeout: float) -> bool:
+        """Block until `predicate(self)` holds after some change, or `timeout` seconds pass."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(self), timeout)
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()

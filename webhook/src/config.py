@@ -1,0 +1,41 @@
+"""How one webhook process is configured: listening address, TLS files, audit sink, exemptions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jitgate.core.policy import Exemptions
+
+DEFAULT_OPERATOR_USER = "system:serviceaccount:jitgate:jitgate-operator"
+
+# Besides the operator, only these may delete a Grant: the garbage collector revokes a grant by
+# deleting the AccessRequest that owns it, and the namespace controller empties namespaces.
+DEFAULT_GRANT_COLLECTORS: frozenset[str] = frozenset(
+    {
+        "system:kube-controller-manager",
+        "system:serviceaccount:kube-system:generic-garbage-collector",
+        "system:serviceaccount:kube-system:namespace-controller",
+    }
+)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Everything `jitgate webhook` needs; tests build one directly."""
+
+    tls_cert: Path
+    tls_key: Path
+    audit_url: str
+    host: str = "0.0.0.0"
+    port: int = 8443
+    kubeconfig: Path | None = None
+    audit_key_file: Path | None = None
+    writer_id: str = "webhook"
+    operator_user: str = DEFAULT_OPERATOR_USER
+    exemptions: Exemptions = field(default_factory=Exemptions)
+    grant_collectors: frozenset[str] = DEFAULT_GRANT_COLLECTORS
+    # How often at most the serving certificate's files are checked for rotation.
+    tls_reload_interval: float = 10.0
+    # Longest silence on a watch before it is re-opened from the last resourceVersion.
+    watch_read_timeout: float = 300.0

@@ -1,0 +1,135 @@
+"""The decision on a protected action, from the cache alone: no I/O, so it can be tested pure.
+
+Order matters for failing closed: exempt callers pass without the cache; everyone else is
+denied until the cache is synced; then the strictest governing policy and the caller's live
+grants decide.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from dataclasses import dataclass
+
+from jitgate.webhook.cache import ClusterCache
+from jitgate.webhook.hints import describe, request_command
+
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.api import AccessPolicy
+from jitgate.core.clock import format_time
+from jitgate.core.durations import format_duration
+from jitgate.core.grant_index import IndexedGrant
+from jitgate.core.matching import action_covers, grant_covers, is_live
+from jitgate.core.policy import Exemptions, Namespace, governing_policy
+
+NOT_READY = "jitgate is not ready: grant cache not synced"
+EXPIRY_WARNING = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision on a protected action; `policy` is None only when jitgate is not ready."""
+
+    allowed: bool
+    message: str
+    reason: str  # a short CamelCase cause, recorded in the audit log
+    policy: AccessPolicy | None = None
+    grant: IndexedGrant | None = None
+    warning: str | None = None
+    chain_digest: str | None = None  # of the grant's approval chain
+
+
+def decide(
+    attempted: AttemptedAction,
+    user: str,
+    groups: tuple[str, ...],
+    *,
+    cache: ClusterCache,
+    exemptions: Exemptions,
+    now: dt.datetime,
+) -> Verdict | None:
+    """The verdict on a protected-looking action, or None when it is not protected for `user`."""
+    if exemptions.covers(user, groups):
+        return None
+    if not cache.synced:
+        return Verdict(False, f"{NOT_READY}; retry in a moment", "NotReady")
+    policies = cache.policies
+    labels = cache.namespaces.get(attempted.namespace)
+    if labels is None and policies.any_selector:
+        return Verdict(
+            False,
+            f"jitgate is not ready: namespace {attempted.namespace} is not in its cache yet, "
+            "so the policies selecting namespaces by label cannot be checked; retry in a moment",
+            "NamespaceUnknown",
+        )
+    namespace = Namespace(attempted.namespace, labels or {})
+    for broken in policies.unreadable.values():
+        if broken.may_cover(namespace):
+            return Verdict(
+                False,
+                f"jitgate denied {describe(attempted)}: AccessPolicy {broken.name} is invalid "
+                f"({broken.error}), so what it protects cannot be checked; "
+                "a cluster admin must fix or delete it",
+                "PolicyInvalid",
+            )
+    policy = governing_policy(
+        policies.by_name.values(), namespace, attempted.verb, attempted.resource, user, groups
+    )
+    if policy is None:
+        return None
+    grant = cache.grants.authorizing(user, attempted, now)
+    if grant is None:
+        why = why_denied(cache.grants.for_user(attempted.namespace, user), user, attempted, now)
+        duration = policy.spec.default_duration
+        message = (
+            f"jitgate denied {describe(attempted)}: {why}. "
+            f"AccessPolicy {policy.metadata.name} requires an approved grant for it; ask with: "
+            f"{request_command(attempted, duration)}"
+        )
+        return Verdict(False, message, "NoLiveGrant", policy)
+    left = grant.spec.expires_at - now
+    warning = None
+    if left <= EXPIRY_WARNING:
+        # Whole seconds: a warning reads "ends in 4m59s", not "4m59.927345s".
+        remaining = format_duration(
+            max(dt.timedelta(seconds=int(left.total_seconds())), dt.timedelta(seconds=1))
+        )
+        warning = (
+            f"jitgate grant {grant.name} ends in {remaining} "
+            f"(at {format_time(grant.spec.expires_at)})"
+        )
+    return Verdict(True, "", "Granted", policy, grant, warning, cache.chain_digest(grant))
+
+
+def why_denied(
+    grants: tuple[IndexedGrant, ...], user: str, attempted: AttemptedAction, now: dt.datetime
+) -> str:
+    """The most helpful reason among the caller's grants in the namespace."""
+    for grant in grants:
+        if grant_covers(grant.spec, user, attempted) and not is_live(
+            grant.spec, now, being_deleted=grant.being_deleted
+        ):
+            if grant.being_deleted:
+                return f"grant {grant.name} has been revoked"
+            if now >= grant.spec.expires_at:
+                return f"grant {grant.name} expired at {format_time(grant.spec.expires_at)}"
+            return f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
+    for grant in grants:
+        if not is_live(grant.spec, now, being_deleted=grant.being_deleted):
+            continue
+        for granted in grant.spec.actions:
+            if granted.verb != attempted.verb or granted.effective_resource != attempted.resource:
+                continue
+            if granted.names and attempted.name not in granted.names:
+                continue
+            if granted.container is not None and granted.container != attempted.container:
+                return f"grant {grant.name} allows only container {granted.container}"
+            if granted.command is not None and not action_covers(granted, attempted):
+                pinned = shlex.join(granted.command)
+                if attempted.interactive:
+                    return (
+                        f"grant {grant.name} pins the command {pinned}, and an interactive "
+                        "session (stdin or tty) could run anything else"
+                    )
+                return f"grant {grant.name} allows only the command {pinned}"
+    return f"{user} holds no live grant for it"

@@ -1,0 +1,273 @@
+"""Which AdmissionRequests are protected actions, decoded into `AttemptedAction`s.
+
+Only the shapes the API server sends are understood: CONNECT on pods/exec, pods/attach and
+pods/portforward with their options object; DELETE with the object in `oldObject`; CREATE of
+pods/eviction (the API server then deletes the pod without a DELETE review of its own, so an
+eviction is a delete of the pod); UPDATE of the scale subresource (autoscaling/v1 Scale) or
+of a workload whose `spec.replicas` changes; UPDATE of pods/ephemeralcontainers that adds
+a container (kubectl debug), which runs any image and command inside the pod and is
+therefore decided as an exec that only a grant pinning neither container nor command covers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from jitgate.webhook.review import AdmissionRequest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from jitgate.core.actions import AttemptedAction, group_qualified
+from jitgate.core.api import SCALABLE_RESOURCES
+from jitgate.core.canonical import digest
+
+CONNECT_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "portforward"}
+_OPTIONS_KIND = {
+    "exec": "PodExecOptions",
+    "attach": "PodAttachOptions",
+    "portforward": "PodPortForwardOptions",
+}
+# Deployments and friends default spec.replicas to 1; Scale omits replicas when it is 0.
+_DEFAULT_WORKLOAD_REPLICAS = 1
+
+
+class Undecidable(ValueError):
+    """A protected-looking request whose content cannot be understood; it is denied."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True, populate_by_name=True)
+
+
+class _Options(_Strict):
+    kind: str | None = None
+    stdin: bool = False
+    stdout: bool = False
+    stderr: bool = False
+    tty: bool = False
+    container: str | None = None
+    command: list[str] | None = None
+    ports: list[int] | None = None
+
+
+class _OwnerReference(_Strict):
+    kind: str
+    name: str
+
+
+class _Metadata(_Strict):
+    name: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] | None = None
+    owner_references: list[_OwnerReference] | None = Field(default=None, alias="ownerReferences")
+
+
+class _Replicas(_Strict):
+    replicas: int | None = Field(default=None, ge=0)
+
+
+class _Scalable(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+    spec: _Replicas | None = None
+
+
+class _Deleted(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+
+
+class _EphemeralContainer(_Strict):
+    name: str
+    image: str | None = None
+
+
+class _PodSpec(_Strict):
+    ephemeral_containers: list[_EphemeralContainer] | None = Field(
+        default=None, alias="ephemeralContainers"
+    )
+
+
+class _Pod(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+    spec: _PodSpec | None = None
+
+
+class _Eviction(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+
+
+class _DeleteOptions(_Strict):
+    propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _parse(model: type[M], value: dict[str, Any] | None, what: str) -> M:
+    if value is None:
+        raise Undecidable(f"the request carries no {what}")
+    try:
+        return model.model_validate(value)
+    except ValidationError as error:
+        first = error.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise Undecidable(f"the {what} is malformed at {where}: {first['msg']}") from None
+
+
+def decode(request: AdmissionRequest) -> AttemptedAction | None:
+    """The protected action this request attempts, or None when it is not one."""
+    resource = group_qualified(request.resource.resource, request.resource.group)
+    match request.operation:
+        case "CONNECT" if resource == "pods":
+            if not request.sub_resource:
+                raise Undecidable("a CONNECT on pods must name a subresource")
+            if request.sub_resource not in CONNECT_SUBRESOURCES:
+                return None  # e.g. pods/proxy: not an action policies protect
+            return _connect(request)
+        case "DELETE" if not request.sub_resource:
+            return _delete(request, resource)
+        case "CREATE" if resource == "pods" and request.sub_resource == "eviction":
+            return _evict(request)
+        case "UPDATE" if resource == "pods" and request.sub_resource == "ephemeralcontainers":
+            return _debug(request)
+        case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
+            return _scale(request, resource)
+    return None
+
+
+def _namespace(request: AdmissionRequest) -> str:
+    if not request.namespace:
+        raise Undecidable(f"the request names no namespace for its {request.resource.resource}")
+    return request.namespace
+
+
+def _target_name(request: AdmissionRequest) -> str:
+    if not request.name:
+        raise Undecidable("the request names no object")
+    return request.name
+
+
+def _connect(request: AdmissionRequest) -> AttemptedAction:
+    sub = request.sub_resource
+    options = _parse(_Options, request.object, f"{_OPTIONS_KIND[sub]} object")
+    if options.kind is not None and options.kind != _OPTIONS_KIND[sub]:
+        raise Undecidable(f"pods/{sub} carries a {options.kind}, not a {_OPTIONS_KIND[sub]}")
+    name = _target_name(request)
+    detail: dict[str, object]
+    if sub == "portforward":
+        detail = {"ports": list(options.ports or [])}
+        return AttemptedAction("portforward", _namespace(request), "pods", name, detail=detail)
+    command = tuple(options.command) if sub == "exec" and options.command is not None else None
+    detail = {"container": options.container, "stdin": options.stdin, "tty": options.tty}
+    if sub == "exec":
+        detail["command"] = list(command) if command is not None else None
+    return AttemptedAction(
+        "exec" if sub == "exec" else "attach",
+        _namespace(request),
+        "pods",
+        name,
+        container=options.container or None,
+        command=command,
+        interactive=options.stdin or options.tty,
+        detail=detail,
+    )
+
+
+def _same_object(request: AdmissionRequest, meta: _Metadata | None, what: str) -> None:
+    """The object must be the one the request names; the API server never sends another."""
+    if meta is None:
+        return
+    for field, stated, named in (
+        ("namespace", meta.namespace, request.namespace),
+        ("name", meta.name, request.name),
+    ):
+        if stated is not None and stated != named:
+            raise Undecidable(f"the {what}'s {field} {stated!r} is not the request's {named!r}")
+
+
+def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
+    old = None
+    if request.old_object is not None:
+        old = _parse(_Deleted, request.old_object, "deleted object")
+        _same_object(request, old.metadata, "deleted object")
+    if not request.namespace:
+        return None  # policies protect namespaces: cluster-scoped objects are never protected
+    name = _target_name(request)
+    detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
+    if old is not None:
+        meta = old.metadata or _Metadata()
+        detail.update(
+            kind=old.kind or request.kind.kind,
+            labels=dict(meta.labels or {}),
+            owners=[{"kind": ref.kind, "name": ref.name} for ref in meta.owner_references or ()],
+            # The digest identifies exactly what was deleted without recording its content,
+            # which for Secrets and ConfigMaps is sensitive.
+            digest=digest(request.old_object),
+        )
+    if request.options is not None:
+        options = _parse(_DeleteOptions, request.options, "DeleteOptions")
+        if options.propagation_policy is not None:
+            detail["propagationPolicy"] = options.propagation_policy
+    return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
+
+
+def _evict(request: AdmissionRequest) -> AttemptedAction:
+    eviction = _parse(_Eviction, request.object, "Eviction object")
+    if eviction.kind is not None and eviction.kind != "Eviction":
+        raise Undecidable(f"pods/eviction carries a {eviction.kind}, not an Eviction")
+    _same_object(request, eviction.metadata, "Eviction")
+    name = _target_name(request)
+    detail: dict[str, object] = {"kind": "Pod", "name": name, "subresource": "eviction"}
+    return AttemptedAction("delete", _namespace(request), "pods", name, detail=detail)
+
+
+def _ephemeral(pod: _Pod) -> list[_EphemeralContainer]:
+    return list(pod.spec.ephemeral_containers or ()) if pod.spec is not None else []
+
+
+def _debug(request: AdmissionRequest) -> AttemptedAction | None:
+    after = _parse(_Pod, request.object, "Pod object")
+    before = _parse(_Pod, request.old_object, "old Pod object")
+    _same_object(request, after.metadata, "Pod")
+    _same_object(request, before.metadata, "old Pod")
+    existing = {container.name for container in _ephemeral(before)}
+    added = [c for c in _ephemeral(after) if c.name not in existing]
+    if not added:
+        return None  # ephemeral containers cannot be changed or removed: nothing runs
+    detail: dict[str, object] = {
+        "subresource": "ephemeralcontainers",
+        "ephemeralContainers": [{"name": c.name, "image": c.image} for c in added],
+    }
+    # No container and an interactive session: any image may run any command, so neither a
+    # grant pinning a container nor one pinning a command covers it.
+    name = _target_name(request)
+    return AttemptedAction(
+        "exec", _namespace(request), "pods", name, interactive=True, detail=detail
+    )
+
+
+def _replicas(value: _Scalable, default: int) -> int:
+    if value.spec is None or value.spec.replicas is None:
+        return default
+    return value.spec.replicas
+
+
+def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
+    via_scale = request.sub_resource == "scale"
+    what = "Scale" if via_scale else f"{request.kind.kind} object"
+    default = 0 if via_scale else _DEFAULT_WORKLOAD_REPLICAS
+    after = _parse(_Scalable, request.object, what)
+    before = _parse(_Scalable, request.old_object, f"old {what}")
+    _same_object(request, after.metadata, what)
+    _same_object(request, before.metadata, f"old {what}")
+    new, old = _replicas(after, default), _replicas(before, default)
+    if new == old:
+        return None  # an update that leaves replicas alone is not a scale
+    detail: dict[str, object] = {
+        "replicas": {"old": old, "new": new},
+        "subresource": request.sub_resource or None,
+    }
+    name = _target_name(request)
+    return AttemptedAction("scale", _namespace(request), resource, name, detail=detail)
