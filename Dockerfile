@@ -3,8 +3,9 @@
 # (charts/jitgate) refers to it as ghcr.io/jitgate/jitgate:<appVersion>. Built by `make image`.
 #
 # build:   a virtual environment from requirements.lock (every file checked against its hash),
-#          then jitgate itself with --no-deps, then the development-only distributions the lock
-#          also pins (its dev extra: pytest, mypy, ruff, helm-python-sdk, ...) are removed.
+#          then jitgate itself with --no-deps, then every distribution outside the closure of
+#          `jitgate[server,postgres]` is removed: the lock also pins the demo and dev extras
+#          (kmock, httpx, pytest, mypy, ruff, helm-python-sdk, ...), which the image never runs.
 # runtime: the slim base, that environment, and nothing else; runs as 65532:65532 and works
 #          with a read-only root filesystem (only /tmp is written, an emptyDir in the chart).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -28,10 +29,10 @@ RUN pip install --no-deps --no-compile .
 # Out of /src from here on: its operator/ would shadow the standard library's `operator`.
 WORKDIR /
 
-# Keep only what `jitgate` needs at run time: the closure of its requirements (without the
-# dev extra) over the installed distributions' metadata. `--dry-run` prints what would go.
+# Keep only what `jitgate[server,postgres]` needs at run time: the closure of its requirements
+# with those extras over the installed distributions' metadata. `--dry-run` prints what would go.
 COPY <<'PRUNE' /tmp/prune-dev.py
-"""Uninstall every distribution `jitgate` does not need at run time."""
+"""Uninstall every distribution `jitgate` with the extras given as arguments does not need."""
 
 import subprocess
 import sys
@@ -43,10 +44,10 @@ from pip._vendor.packaging.utils import canonicalize_name
 KEEP_ALWAYS = {"pip"}  # removed last, by the Dockerfile
 
 
-def runtime_closure(root: str = "jitgate") -> set[str]:
+def runtime_closure(extras: frozenset[str], root: str = "jitgate") -> set[str]:
     installed = {canonicalize_name(d.metadata["Name"]): d for d in distributions()}
     needed: set[str] = set()
-    todo: list[tuple[str, frozenset[str]]] = [(canonicalize_name(root), frozenset())]
+    todo: list[tuple[str, frozenset[str]]] = [(canonicalize_name(root), extras)]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         name, extras = todo.pop()
@@ -63,8 +64,9 @@ def runtime_closure(root: str = "jitgate") -> set[str]:
 
 
 def main() -> int:
+    extras = frozenset(arg for arg in sys.argv[1:] if not arg.startswith("--"))
     installed = {canonicalize_name(d.metadata["Name"]) for d in distributions()}
-    needed = runtime_closure()
+    needed = runtime_closure(extras)
     if "jitgate" not in needed:
         sys.exit("jitgate is not installed")
     remove = sorted(installed - needed - KEEP_ALWAYS)
@@ -79,7 +81,7 @@ def main() -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 PRUNE
-RUN python -I /tmp/prune-dev.py \
+RUN python -I /tmp/prune-dev.py server postgres \
     && python -m compileall -q /opt/jitgate/lib \
     && python -m pip uninstall -y pip \
     && jitgate --version

@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha256sum requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 
-.PHONY: venv test lint typecheck unit demo bench crds lock image clean
+.PHONY: venv test lint typecheck layers tree unit demo bench crds lock image clean
 
 # Re-running pip on an existing venv is idempotent, so a changed lock file updates it in place.
 $(STAMP):
@@ -23,18 +23,25 @@ test: lint
 unit: venv
 	$(BIN)/pytest -q tests -m "not apiserver and not postgres"
 
-lint: venv typecheck
+lint: venv typecheck layers
 	$(BIN)/ruff check jitgate operator webhook tests
 	$(BIN)/ruff format --check jitgate operator webhook tests
 
-# mypy cannot follow setuptools' package-dir mapping in an editable install, so it checks a
-# symlinked tree shaped like the installed package.
-typecheck: venv
-	rm -rf .build/mypy && mkdir -p .build/mypy
-	cp -rs $(CURDIR)/jitgate .build/mypy/jitgate
-	cp -rs $(CURDIR)/operator/src .build/mypy/jitgate/operator
-	cp -rs $(CURDIR)/webhook/src .build/mypy/jitgate/webhook
-	cd .build/mypy && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p jitgate
+# mypy and import-linter cannot follow setuptools' package-dir mapping in an editable install,
+# so they read a symlinked tree shaped like the installed package.
+tree: venv
+	rm -rf .build/tree && mkdir -p .build/tree
+	cp -rs $(CURDIR)/jitgate .build/tree/jitgate
+	cp -rs $(CURDIR)/operator/src .build/tree/jitgate/operator
+	cp -rs $(CURDIR)/webhook/src .build/tree/jitgate/webhook
+
+typecheck: tree
+	cd .build/tree && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p jitgate
+
+# The layer contracts in .importlinter.
+layers: tree
+	cd .build/tree && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --no-cache \
+		--config $(CURDIR)/.importlinter
 
 demo: venv
 	$(BIN)/jitgate demo
@@ -50,7 +57,7 @@ crds: venv
 # Regenerate the lock file after changing dependencies in pyproject.toml.
 lock:
 	$(PYTHON) -m pip install -q uv==0.13.8 --target .build/uv
-	PYTHONPATH=.build/uv .build/uv/bin/uv pip compile pyproject.toml --extra dev \
+	PYTHONPATH=.build/uv .build/uv/bin/uv pip compile pyproject.toml --all-extras \
 		--python-version 3.11 --generate-hashes -o requirements.lock
 
 image:
