@@ -1,13 +1,13 @@
 """The hash chain and canonical form: pure functions, no storage."""
 
-import datetime as dt
 import json
+
+from support.clocks import NOW
 
 from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash, stored_form
 from jitgate.audit.model import Action, Actor, AuditEvent, AuditRecord, Replicas
 from jitgate.core.canonical import canonical_json
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 KEY = b"0123456789abcdef0123456789abcdef"
 
 

@@ -9,6 +9,11 @@ from __future__ import annotations
 import importlib
 import sys
 import time
+from pathlib import Path
+
+# The benchmarks share tests/support with the tests, imported the way pytest's
+# `pythonpath = ["tests"]` makes it importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 BENCHMARKS = (
     "tests.bench.core_bench",

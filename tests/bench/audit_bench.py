@@ -9,18 +9,15 @@ the ratio group/inline. Each run is bounded by a count and a time budget.
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import statistics
-import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any
+
+from support import postgres
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
 
@@ -30,7 +27,6 @@ BUDGET = 1.0  # seconds per run, after which appenders stop taking new work
 ROUNDS = 3  # inline and group runs alternate, so a noisy neighbour hits both alike
 WARMUP = 20
 TARGET_RATIO = 4.0  # group commit vs inline at 64 appenders on the file sink
-SUPPORT = Path(__file__).resolve().parents[1] / "support" / "postgres.py"
 
 
 def _event(i: int) -> AuditEvent:
@@ -95,16 +91,6 @@ async def _run(url: str, sink: str, writers: int, inline: bool) -> Result:
         elapsed = time.perf_counter() - started
     mode = "inline" if inline else "group"
     return Result(sink, writers, mode, [len(latencies) / elapsed], latencies)
-
-
-def _load_postgres_support() -> ModuleType:
-    name = "jitgate_bench_support_postgres"
-    spec = importlib.util.spec_from_file_location(name, SUPPORT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _measure(sink: str, url_for: Callable[[], str]) -> list[Result]:
@@ -172,12 +158,11 @@ def main() -> None:
             f"this disk: 1 KB append + fdatasync p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
         )
         results += _measure("file", lambda: f"file://{base}/{uuid.uuid4().hex}")
-    support: Any = _load_postgres_support()
-    reason = support.missing_reason()
+    reason = postgres.missing_reason()
     if reason:
         print(f"PostgreSQL sink skipped: {reason}")
     else:
-        server = support.PostgresServer().start()
+        server = postgres.PostgresServer().start()
         try:
             results += _measure(
                 "postgresql", lambda: server.url() + f"?table=b_{uuid.uuid4().hex[:12]}"

@@ -6,11 +6,11 @@ import datetime as dt
 import statistics
 import time
 
+from support.clocks import NOW
+
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import GrantSpec
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 
 def _grant(i: int) -> IndexedGrant:

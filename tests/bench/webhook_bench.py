@@ -49,6 +49,7 @@ from jitgate.webhook.protected import decode
 from jitgate.webhook.review import parse_review
 from jitgate.webhook.server import settle_heap
 from jitgate.webhook.tls import ReloadingTLS
+from support.clocks import NOW
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.core.clock import ManualClock, format_time
@@ -60,7 +61,6 @@ WARMUP = 0.5  # seconds of load before measuring
 DURATION = 1.5  # seconds measured per scenario and round
 ROUNDS = 2
 DECISIONS = 20_000  # timed decisions per index size
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 TARGET_THROUGHPUT = 0.5
 TARGET_P99 = 0.010

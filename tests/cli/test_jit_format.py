@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import pytest
+from support.clocks import NOW
 
 from jitgate.cli.jit_format import (
     approvals_count,
@@ -19,8 +20,6 @@ from jitgate.cli.jit_format import (
     table_row,
 )
 from jitgate.core.api import AccessRequest, RequestedAction
-
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 
 def request(**status: Any) -> AccessRequest:

@@ -3,10 +3,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.clocks import NOW
 
 from jitgate.core.api import AccessPolicy, Grant
-
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 
 def make_policy(name: str = "production", **spec: Any) -> AccessPolicy:

@@ -1,8 +1,8 @@
-import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from support.clocks import NOW
 
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.core.approvals import (
@@ -25,7 +25,6 @@ from jitgate.core.lifecycle import (
     REVOKE_ANNOTATION,
 )
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 SPEC = AccessRequestSpec.model_validate(
     {"actions": [{"verb": "exec", "names": ["web-0"]}], "reason": "INC-1"}
 )

@@ -3,10 +3,10 @@
 import datetime as dt
 from collections.abc import Sequence
 
+from support.clocks import NOW
+
 from jitgate.core.api import AccessRequestStatus, Approval
 from jitgate.core.lifecycle import tally
-
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 
 
 def is_approver(user: str, groups: Sequence[str]) -> bool:

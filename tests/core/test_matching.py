@@ -5,13 +5,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.clocks import NOW
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import Grant
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.matching import find_authorizing, is_live
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 GrantFactory = Callable[..., Grant]
 
 

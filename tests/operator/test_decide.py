@@ -19,13 +19,13 @@ from jitgate.operator.decide import (
     set_condition,
 )
 from jitgate.operator.grants import grant_name
+from support.clocks import NOW
 
 from jitgate.core.api import AccessPolicy, AccessRequest, Condition, Grant
 from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import format_time
 from jitgate.core.policy import Namespace
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 POLICY = AccessPolicy.model_validate(
     {
         "metadata": {"name": "production"},

@@ -2,7 +2,7 @@
 
 initdb and postgres refuse to run as root, so as root they run as the `postgres` user with
 data and socket in a temporary directory that user owns. The server listens on 127.0.0.1
-only, on a free port. Load this file by path (tests cannot import `tests.*`).
+only, on a free port. Imported as `support.postgres` (tests and benchmarks).
 """
 
 from __future__ import annotations

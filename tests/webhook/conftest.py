@@ -23,6 +23,7 @@ from cryptography import x509
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
+from support.clocks import NOW
 
 from jitgate.core.clock import ManualClock, format_time
 from jitgate.core.policy import Exemptions
@@ -30,7 +31,6 @@ from jitgate.devtools import admission_reviews
 from jitgate.devtools.devcerts import DevCA
 from jitgate.devtools.emulator import EmulatorHandle
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
 G, V = "jitgate.dev", "v1alpha1"
 

@@ -11,7 +11,6 @@ writer are the real ones); `test_mutated_reviews_over_https` sends a sample over
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import random
 import re
@@ -26,13 +25,13 @@ from hypothesis import strategies as st
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.controller import AdmissionController
+from support.clocks import NOW
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.core.api import AccessRequestSpec
 from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import ManualClock
 
-NOW = dt.datetime(2026, 11, 21, 10, 0, tzinfo=dt.UTC)
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
 FUZZ = settings(
     max_examples=300,
