@@ -97,3 +97,4 @@ async def test_an_unreachable_endpoint_never_blocks_the_lifecycle(jit) -> None:
         await jit.until_phase("fix-web-0", "Pending")
         jit.approve("fix-web-0", "bob")
         await jit.until_phase("fix-web-0", "Approved")
+    assert [grant["spec"]["user"] for grant in jit.grants()] == ["alice"]

@@ -253,6 +253,7 @@ async def test_the_default_dynamic_scanning_of_crds_and_namespaces_works(jit) ->
     async with jit.running(dynamic_scanning=True):
         jit.request("fix-web-0")
         await jit.until_phase("fix-web-0", "Pending")
+    assert jit.types("fix-web-0") == ["request.created"]
 
 
 async def test_an_invalid_policy_that_may_govern_the_namespace_denies_instead_of_falling_through(
