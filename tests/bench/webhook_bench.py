@@ -49,10 +49,11 @@ from jitgate.webhook.protected import decode
 from jitgate.webhook.review import parse_review
 from jitgate.webhook.server import settle_heap
 from jitgate.webhook.tls import ReloadingTLS
+from support import objects
 from support.clocks import NOW
 
 from jitgate.audit.connect import open_audit_writer
-from jitgate.core.clock import ManualClock, format_time
+from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
 from jitgate.devtools.devcerts import DevCA
 
@@ -77,49 +78,21 @@ def _pki(directory: Path) -> tuple[Path, Path, Path]:
     return authority.cert_file, cert_file, key_file
 
 
-def _policy() -> dict[str, Any]:
-    return {
-        "apiVersion": "jitgate.dev/v1alpha1",
-        "kind": "AccessPolicy",
-        "metadata": {"name": "production"},
-        "spec": {
-            "namespaces": {"selector": {"matchLabels": {"jitgate.dev/protected": "true"}}},
-            "actions": ["exec", "attach", "portforward", "delete", "scale"],
-            "resources": ["pods", "deployments.apps"],
-            "approvers": {"groups": ["sre"]},
-        },
-    }
-
-
 def _grant(i: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "jitgate.dev/v1alpha1",
-        "kind": "Grant",
-        "metadata": {
-            "name": f"grant-{i}",
-            "namespace": f"ns-{i % 500}",
-            "uid": str(uuid.UUID(int=i)),
-        },
-        "spec": {
-            "user": f"user-{i}",
-            "actions": [
-                {"verb": "exec", "names": [f"pod-{i}"], "container": "app", "command": ["ls", "-l"]}
-            ],
-            "notBefore": format_time(NOW - dt.timedelta(minutes=1)),
-            "expiresAt": format_time(NOW + dt.timedelta(hours=1)),
-            "accessRequest": {"name": f"req-{i}", "uid": str(uuid.UUID(int=i + 1))},
-            "policy": "production",
-            "approvals": [
-                {
-                    "user": "bob",
-                    "groups": ["sre"],
-                    "decision": "Approve",
-                    "time": format_time(NOW),
-                    "specDigest": "sha256:" + "0" * 64,
-                }
-            ],
-        },
-    }
+    return objects.grant(
+        f"grant-{i}",
+        f"ns-{i % 500}",
+        user=f"user-{i}",
+        actions=[
+            {"verb": "exec", "names": [f"pod-{i}"], "container": "app", "command": ["ls", "-l"]}
+        ],
+        not_before=NOW - dt.timedelta(minutes=1),
+        expires_at=NOW + dt.timedelta(hours=1),
+        request=f"req-{i}",
+        request_uid=str(uuid.UUID(int=i + 1)),
+        approvals=[objects.approval()],
+        metadata={"uid": str(uuid.UUID(int=i))},
+    )
 
 
 def _cache(grants: int) -> ClusterCache:
@@ -129,7 +102,7 @@ def _cache(grants: int) -> ClusterCache:
         for n in range(500)
     ]
     cache.replace("namespaces", namespaces)
-    cache.replace("accesspolicies", [_policy()])
+    cache.replace("accesspolicies", [objects.policy(namespaces=objects.BY_PROTECTED_LABEL)])
     cache.replace("grants", [_grant(i) for i in range(grants)])
     return cache
 

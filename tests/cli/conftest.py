@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import objects
 
 from jitgate.devtools.emulator import EmulatorHandle
 
@@ -117,15 +118,9 @@ class Operator:
 
     def seed(self, name: str, *, requester: str = "alice", namespace: str = "prod",
              status: Mapping[str, Any] | None = None, **spec: Any) -> dict[str, Any]:  # fmt: skip
-        body = {
-            "metadata": {"name": name, "namespace": namespace},
-            "spec": {
-                "actions": [{"verb": "exec", "resource": "pods", "names": ["web-0"]}],
-                "reason": "INC-1234: worker stuck",
-                "requester": {"user": requester, "groups": ["developers"]},
-                **spec,
-            },
-        }
+        actions = [{"verb": "exec", "resource": "pods", "names": ["web-0"]}]
+        fields = {"actions": actions, "requester": objects.requester(requester), **spec}
+        body = objects.access_request(name, namespace, **fields)
         self.handle.emulator.create_object(ACCESS_REQUESTS, body, namespace)
         if status is not None:
             self.set_status(name, dict(status), namespace)

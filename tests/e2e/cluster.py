@@ -23,6 +23,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from support import objects
+
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
 BIN = Path(sys.executable).parent  # jitgate and kubectl-jit are installed next to python
@@ -376,12 +378,12 @@ def _wait_effective(cluster: JitCluster, processes: ModuleType) -> None:
         proc = cluster.exec("alice", "prod", PROBE_POD, "true")
         return hook in proc.stderr, proc.stderr.strip()[:300]
 
-    probe = cluster.manifests.access_request(
-        "prod",
+    probe = objects.access_request(
         "jitgate-probe",
+        "prod",
         actions=[{"verb": "exec", "names": [PROBE_POD]}],
         reason="probe",
-        requester={"user": "mallory", "groups": []},
+        requester=objects.requester("mallory", ()),
     )
 
     def mutating() -> tuple[bool, str]:

@@ -185,14 +185,3 @@ def deployment(namespace: str, name: str, replicas: int = 2) -> Obj:
             },
         },
     }
-
-
-def access_request(
-    namespace: str, name: str, *, actions: list[Obj], reason: str, **spec: Any
-) -> Obj:
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "AccessRequest",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"actions": actions, "reason": reason, **spec},
-    }

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from support import objects
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -15,12 +16,9 @@ REQUESTS_HOOK = 'admission webhook "accessrequests.jitgate.dev" denied the reque
 
 
 def forged_request(c: Any, name: str) -> str:
-    body = c.manifests.access_request(
-        "prod", name,
-        actions=[{"verb": "exec", "names": ["web-0"]}],
-        reason="let me in",
-        requester={"user": "bob", "groups": ["sre"]},
-    )  # fmt: skip
+    body = objects.access_request(
+        name, "prod", reason="let me in", requester=objects.requester("bob", ("sre",))
+    )
     return json.dumps(body)
 
 

@@ -19,12 +19,13 @@ from typing import Any
 import pytest
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.runtime import run
+from support import objects
 
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.verify import Entry, verify_chain
 from jitgate.core.api import AccessRequestSpec
 from jitgate.core.approvals import spec_digest
-from jitgate.core.clock import ManualClock, format_time
+from jitgate.core.clock import ManualClock
 from jitgate.devtools.emulator import ApiError, EmulatorHandle
 
 AR = "jitgate.dev/v1alpha1/accessrequests"
@@ -57,14 +58,7 @@ class Harness:
     # ------------------------------------------------------------------ seeding
 
     def policy(self, name: str = "production", **spec: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "namespaces": {"names": [NS]},
-            "actions": ["exec", "attach", "portforward", "delete", "scale"],
-            "resources": ["pods", "deployments.apps"],
-            "approvers": {"groups": ["sre"]},
-        }
-        body.update(spec)
-        return self.api.create_object(POLICIES, {"metadata": {"name": name}, "spec": body})
+        return self.api.create_object(POLICIES, objects.policy(name, **spec))
 
     def request(
         self,
@@ -75,14 +69,12 @@ class Harness:
         namespace: str = NS,
         **spec: Any,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "actions": [{"verb": "exec", "names": ["web-0"]}],
-            "reason": "INC-1234: worker stuck",
-        }
-        body.update(spec)
+        """A request as the webhook leaves it: `requester` stamped (unless `user=None`)."""
         if user is not None:
-            body["requester"] = {"user": user, "groups": list(groups)}
-        return self.api.create_object(AR, {"metadata": {"name": name}, "spec": body}, namespace)
+            spec = {"requester": objects.requester(user, groups), **spec}
+        return self.api.create_object(
+            AR, objects.access_request(name, namespace, **spec), namespace
+        )
 
     def stamped(
         self,
@@ -97,14 +89,11 @@ class Harness:
     ) -> dict[str, Any]:
         """An approval entry as the webhook leaves it: user, groups, time, specDigest."""
         spec = AccessRequestSpec.model_validate(self.get(name)["spec"])
-        return {
-            "decision": decision,
-            "comment": comment,
-            "user": user,
-            "groups": list(groups),
-            "time": format_time(at or self.clock.now()),
-            "specDigest": digest or spec_digest(spec),
-        }
+        at = at or self.clock.now()
+        digest = digest or spec_digest(spec)
+        return objects.approval(
+            user, decision, groups=groups, comment=comment, at=at, digest=digest
+        )
 
     def approve(self, name: str, user: str, decision: str = "Approve", **kwargs: Any) -> None:
         entry = self.stamped(name, user, decision, **kwargs)

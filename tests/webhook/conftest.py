@@ -23,9 +23,10 @@ from cryptography import x509
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
+from support import objects
 from support.clocks import NOW
 
-from jitgate.core.clock import ManualClock, format_time
+from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
 from jitgate.devtools import admission_reviews
 from jitgate.devtools.devcerts import DevCA
@@ -68,62 +69,28 @@ def pki(tmp_path: Path) -> Pki:
 # ------------------------------------------------------------------ cluster objects
 
 
+WEBHOOK_RESOURCES = ["pods", "deployments.apps", "statefulsets.apps", "replicasets.apps", "secrets"]
+EXEC_LS = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}
+
+
 def policy(name: str = "production", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "namespaces": {"selector": {"matchLabels": {"jitgate.dev/protected": "true"}}},
-        "actions": ["exec", "attach", "portforward", "delete", "scale"],
-        "resources": [
-            "pods",
-            "deployments.apps",
-            "statefulsets.apps",
-            "replicasets.apps",
-            "secrets",
-        ],
-        "approvers": {"groups": ["sre"]},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": f"{G}/{V}",
-        "kind": "AccessPolicy",
-        "metadata": {"name": name},
-        "spec": body,
-    }
+    """The tier's policy protects namespaces by label, and secrets and every scalable kind."""
+    defaults = {"namespaces": objects.BY_PROTECTED_LABEL, "resources": WEBHOOK_RESOURCES}
+    return objects.policy(name, **{**defaults, **spec})
 
 
 def grant(
     name: str = "fix-web-0-x7k2",
     *,
-    user: str = "alice",
-    namespace: str = "prod",
-    actions: list[dict[str, Any]] | None = None,
     not_before: dt.datetime = NOW - dt.timedelta(minutes=1),
-    expires_at: dt.datetime = NOW + dt.timedelta(minutes=15),
-    request: str = "fix-web-0",
+    actions: list[dict[str, Any]] | None = None,
+    **fields: Any,
 ) -> dict[str, Any]:
-    return {
-        "apiVersion": f"{G}/{V}",
-        "kind": "Grant",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "user": user,
-            "actions": actions
-            or [{"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}],
-            "notBefore": format_time(not_before),
-            "expiresAt": format_time(expires_at),
-            "accessRequest": {"name": request, "uid": "3f1c0a4e-0000-4000-8000-000000000001"},
-            "policy": "production",
-            "approvals": [
-                {
-                    "user": "bob",
-                    "groups": ["sre"],
-                    "decision": "Approve",
-                    "comment": "ok",
-                    "time": format_time(NOW - dt.timedelta(minutes=2)),
-                    "specDigest": "sha256:" + "0" * 64,
-                }
-            ],
-        },
-    }
+    """A grant as the operator issues it: already valid, with bob's approval on it."""
+    bob = objects.approval(comment="ok", at=NOW - dt.timedelta(minutes=2))
+    return objects.grant(
+        name, not_before=not_before, actions=actions or [dict(EXEC_LS)], approvals=[bob], **fields
+    )
 
 
 @dataclass
@@ -429,25 +396,16 @@ def deployment_update_review(
 
 
 def access_request(name: str = "fix-web-0", namespace: str = "prod", **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "actions": [{"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}],
-        "duration": "15m",
-        "reason": "INC-1234: worker stuck",
+    """A stored AccessRequest, as the API server hands it to the webhook."""
+    stored = {
+        "uid": objects.REQUEST_UID,
+        "resourceVersion": "17",
+        "generation": 1,
+        "creationTimestamp": "2026-11-21T09:55:00Z",
     }
-    body.update(spec)
-    return {
-        "apiVersion": f"{G}/{V}",
-        "kind": "AccessRequest",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": "3f1c0a4e-0000-4000-8000-000000000001",
-            "resourceVersion": "17",
-            "generation": 1,
-            "creationTimestamp": "2026-11-21T09:55:00Z",
-        },
-        "spec": body,
-    }
+    return objects.access_request(
+        name, namespace, metadata=stored, **{"actions": [dict(EXEC_LS)], "duration": "15m", **spec}
+    )
 
 
 def ar_review(
