@@ -24,16 +24,15 @@ from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
 from support import objects
+from support import reviews as reviews_
 from support.clocks import NOW
 
 from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
-from jitgate.devtools import admission_reviews
 from jitgate.devtools.devcerts import DevCA
 from jitgate.devtools.emulator import EmulatorHandle
 
 OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
-G, V = "jitgate.dev", "v1alpha1"
 
 
 # ------------------------------------------------------------------ certificates
@@ -197,202 +196,7 @@ async def until(webhook: RunningWebhook, predicate: Any, within: float = 10) -> 
     )
 
 
-# ------------------------------------------------------------------ AdmissionReviews
-
-
-def review(
-    *, user: str = "alice", groups: list[str] | None = None, **fields: Any
-) -> dict[str, Any]:
-    """An AdmissionReview exactly as the API server sends it (admission.k8s.io/v1)."""
-    return admission_reviews.review(user=user, groups=groups or [], **fields)
-
-
-def exec_review(
-    pod: str = "web-0",
-    *,
-    namespace: str = "prod",
-    container: str | None = "app",
-    command: list[str] | None = None,
-    user: str = "alice",
-    groups: list[str] | None = None,
-    **flags: bool,
-) -> dict[str, Any]:
-    return admission_reviews.exec_review(
-        user=user,
-        groups=groups or [],
-        namespace=namespace,
-        pod=pod,
-        container=container,
-        command=command if command is not None else ["ls"],
-        **flags,
-    )
-
-
-def attach_review(
-    pod: str = "web-0",
-    *,
-    namespace: str = "prod",
-    container: str = "app",
-    stdin: bool = True,
-    tty: bool = True,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    options = {
-        "kind": "PodAttachOptions",
-        "apiVersion": "v1",
-        "stdin": stdin,
-        "stdout": True,
-        "stderr": not tty,
-        "tty": tty,
-        "container": container,
-    }
-    return review(
-        operation="CONNECT",
-        kind=("", "v1", "PodAttachOptions"),
-        resource=("", "v1", "pods"),
-        sub_resource="attach",
-        namespace=namespace,
-        name=pod,
-        obj=options,
-        **kwargs,
-    )
-
-
-def portforward_review(
-    pod: str = "web-0", *, namespace: str = "prod", ports: list[int] | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    options = {"kind": "PodPortForwardOptions", "apiVersion": "v1", "ports": ports or [8080]}
-    return review(
-        operation="CONNECT",
-        kind=("", "v1", "PodPortForwardOptions"),
-        resource=("", "v1", "pods"),
-        sub_resource="portforward",
-        namespace=namespace,
-        name=pod,
-        obj=options,
-        **kwargs,
-    )
-
-
-def deployment(name: str = "web", namespace: str = "prod", replicas: int = 3) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": "9d1c-uid",
-            "resourceVersion": "42",
-            "generation": 3,
-            "labels": {"app": name},
-            "creationTimestamp": "2026-11-01T00:00:00Z",
-        },
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
-            },
-        },
-        "status": {"replicas": replicas, "readyReplicas": replicas},
-    }
-
-
-def delete_review(
-    obj: dict[str, Any], resource: tuple[str, str, str], **kwargs: Any
-) -> dict[str, Any]:
-    group, version = (
-        obj["apiVersion"].split("/", 1) if "/" in obj["apiVersion"] else ("", obj["apiVersion"])
-    )
-    options = {
-        "kind": "DeleteOptions",
-        "apiVersion": "meta.k8s.io/v1",
-        "propagationPolicy": "Background",
-    }
-    if "namespace" not in kwargs:
-        kwargs["namespace"] = obj["metadata"]["namespace"]
-    return review(
-        operation="DELETE",
-        kind=(group, version, obj["kind"]),
-        resource=resource,
-        name=obj["metadata"]["name"],
-        obj=None,
-        old=obj,
-        options=options,
-        **kwargs,
-    )
-
-
-def scale(name: str, replicas: int, namespace: str = "prod") -> dict[str, Any]:
-    return {
-        "kind": "Scale",
-        "apiVersion": "autoscaling/v1",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "uid": "9d1c-uid",
-            "resourceVersion": "42",
-            "creationTimestamp": "2026-11-01T00:00:00Z",
-        },
-        "spec": {"replicas": replicas} if replicas else {},
-        "status": {"replicas": 3, "selector": f"app={name}"},
-    }
-
-
-def scale_review(
-    name: str = "web",
-    old: int = 3,
-    new: int = 5,
-    *,
-    resource: str = "deployments",
-    namespace: str = "prod",
-    **kwargs: Any,
-) -> dict[str, Any]:
-    options = {"kind": "UpdateOptions", "apiVersion": "meta.k8s.io/v1"}
-    return review(
-        operation="UPDATE",
-        kind=("autoscaling", "v1", "Scale"),
-        resource=("apps", "v1", resource),
-        sub_resource="scale",
-        namespace=namespace,
-        name=name,
-        obj=scale(name, new, namespace),
-        old=scale(name, old, namespace),
-        options=options,
-        **kwargs,
-    )
-
-
-def deployment_update_review(
-    name: str = "web",
-    old: int = 3,
-    new: int = 5,
-    *,
-    namespace: str = "prod",
-    image: str | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    before, after = deployment(name, namespace, old), deployment(name, namespace, new)
-    if image is not None:
-        after["spec"]["template"]["spec"]["containers"][0]["image"] = image
-    after["metadata"]["generation"] = 4
-    options = {
-        "kind": "PatchOptions",
-        "apiVersion": "meta.k8s.io/v1",
-        "fieldManager": "kubectl-patch",
-    }
-    return review(
-        operation="UPDATE",
-        kind=("apps", "v1", "Deployment"),
-        resource=("apps", "v1", "deployments"),
-        namespace=namespace,
-        name=name,
-        obj=after,
-        old=before,
-        options=options,
-        **kwargs,
-    )
+# ------------------------------------------------------------------ the tier's builders
 
 
 def access_request(name: str = "fix-web-0", namespace: str = "prod", **spec: Any) -> dict[str, Any]:
@@ -408,69 +212,24 @@ def access_request(name: str = "fix-web-0", namespace: str = "prod", **spec: Any
     )
 
 
-def ar_review(
-    operation: str,
-    obj: dict[str, Any] | None,
-    old: dict[str, Any] | None = None,
-    *,
-    sub_resource: str | None = None,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    source = obj or old
-    assert source is not None
-    options_kind = {
-        "CREATE": "CreateOptions",
-        "UPDATE": "UpdateOptions",
-        "DELETE": "DeleteOptions",
-    }[operation]
-    return review(
-        operation=operation,
-        kind=(G, V, "AccessRequest"),
-        resource=(G, V, "accessrequests"),
-        namespace=source["metadata"]["namespace"],
-        name=source["metadata"]["name"],
-        sub_resource=sub_resource,
-        obj=obj,
-        old=old,
-        options={"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
-        **kwargs,
-    )
-
-
-def grant_review(
-    operation: str, obj: dict[str, Any] | None, old: dict[str, Any] | None = None, **kwargs: Any
-) -> dict[str, Any]:
-    source = obj or old
-    assert source is not None
-    return review(
-        operation=operation,
-        kind=(G, V, "Grant"),
-        resource=(G, V, "grants"),
-        namespace=source["metadata"]["namespace"],
-        name=source["metadata"]["name"],
-        obj=obj,
-        old=old,
-        **kwargs,
-    )
-
-
 @dataclass(frozen=True)
 class Reviews:
-    """The builders above, for tests (which cannot import this module)."""
+    """The tier's builders in one fixture: AdmissionReviews from `support.reviews`, the
+    objects the tier seeds, and the wait for its watch."""
 
     cluster = Cluster
 
-    review = staticmethod(review)
-    exec = staticmethod(exec_review)
-    attach = staticmethod(attach_review)
-    portforward = staticmethod(portforward_review)
-    delete = staticmethod(delete_review)
-    deployment = staticmethod(deployment)
-    scale = staticmethod(scale_review)
-    deployment_update = staticmethod(deployment_update_review)
+    review = staticmethod(reviews_.review)
+    exec = staticmethod(reviews_.exec_review)
+    attach = staticmethod(reviews_.attach_review)
+    portforward = staticmethod(reviews_.portforward_review)
+    delete = staticmethod(reviews_.delete_review)
+    deployment = staticmethod(reviews_.deployment)
+    scale = staticmethod(reviews_.scale_review)
+    deployment_update = staticmethod(reviews_.deployment_update_review)
     access_request = staticmethod(access_request)
-    ar = staticmethod(ar_review)
-    grant_write = staticmethod(grant_review)
+    ar = staticmethod(reviews_.ar_review)
+    grant_write = staticmethod(reviews_.grant_review)
     grant = staticmethod(grant)
     policy = staticmethod(policy)
     until = staticmethod(until)
