@@ -34,9 +34,13 @@ tree: venv
 	cp -rs $(CURDIR)/jitgate .build/tree/jitgate
 	cp -rs $(CURDIR)/operator/src .build/tree/jitgate/operator
 	cp -rs $(CURDIR)/webhook/src .build/tree/jitgate/webhook
+	ln -s $(CURDIR)/tests .build/tree/tests
 
+# The tests import their helpers as pytest's `pythonpath = ["tests"]` makes them importable.
 typecheck: tree
 	cd .build/tree && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p jitgate
+	cd .build/tree && MYPYPATH=tests $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml \
+		--explicit-package-bases tests
 
 # The layer contracts in .importlinter.
 layers: tree

@@ -43,8 +43,8 @@ def sample_event(i: int) -> AuditEvent:
         ),
         request=f"fix-web-{i % 4}",
         grant=f"fix-web-{i % 4}-x7k2" if kind != "request.created" else None,
-        admission_uid=str(uuid.UUID(int=i)) if kind.startswith("action.") else None,
-        dry_run=False if kind.startswith("action.") else None,
+        admissionUID=str(uuid.UUID(int=i)) if kind.startswith("action.") else None,
+        dryRun=False if kind.startswith("action.") else None,
         reason="INC-1234: worker stuck — ünïcode ok",
         context={"breakGlass": False, "n": i},
     )

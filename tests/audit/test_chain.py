@@ -61,8 +61,8 @@ def test_event_body_uses_wire_names_and_drops_unset_fields() -> None:
             replicas=Replicas(old=3, new=5),
             objectDigest="sha256:abc",
         ),
-        admission_uid="uid-1",
-        dry_run=True,
+        admissionUID="uid-1",
+        dryRun=True,
         grant="fix-web-x7k2",
     )
     body = event.body(NOW)
@@ -81,8 +81,8 @@ def test_the_record_handed_back_is_the_record_stored() -> None:
         type="action.allowed",
         actor=Actor(user="alice"),
         action=Action(verb="exec", resource="pods", name="web-0", tty=True),
-        admission_uid="uid-1",
-        dry_run=False,
+        admissionUID="uid-1",
+        dryRun=False,
     )
     stored = link(event.body(NOW), writer="webhook-0", head=None, key=KEY).record
     fast = AuditRecord.of_event(event, stored)

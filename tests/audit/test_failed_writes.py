@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from jitgate.audit import AuditEvent, AuditRecord, AuditWriteError, filesink, open_audit_writer
+from jitgate.audit import AuditEvent, AuditRecord, AuditWriteError, open_audit_writer
 from jitgate.audit.chain import GENESIS
 from jitgate.audit.filesink import FileSink
 from jitgate.audit.pgsink import PostgresSink
@@ -50,7 +50,7 @@ class Faults:
 
     def fail(self, name: str, *, after: int = 0, times: int | None = 1) -> Callable[[], None]:
         """Let `after` calls through, then fail `times` (None: all until healed); gives `heal`."""
-        real = getattr(filesink.os, name)
+        real = getattr(os, name)
         passing = [after]
         left = [times]
         self.failed[name] = 0
@@ -66,7 +66,7 @@ class Faults:
                 raise EIO
             return real(*args)
 
-        self._monkeypatch.setattr(filesink.os, name, failing)
+        self._monkeypatch.setattr(os, name, failing)
 
         def heal() -> None:
             left[0] = 0

@@ -42,8 +42,8 @@ def _event(i: int) -> AuditEvent:
         ),
         request="inc-4711-debug-api",
         grant="inc-4711-debug-api-x7k2q",
-        admission_uid=str(uuid.UUID(int=i)),
-        dry_run=False,
+        admissionUID=str(uuid.UUID(int=i)),
+        dryRun=False,
         context={"policy": "production", "breakGlass": False,
                  "approvalChainDigest": "sha256:" + "ab" * 32},
     )  # fmt: skip

@@ -31,7 +31,7 @@ def _lookup_ns(index: GrantIndex, user_index: int, rounds: int) -> list[float]:
     attempt = AttemptedAction(
         "exec", f"ns-{user_index % 500}", "pods", f"pod-{user_index}", "app", ("ls",)
     )
-    samples = []
+    samples: list[float] = []
     for _ in range(rounds):
         started = time.perf_counter_ns()
         found = index.authorizing(f"user-{user_index}", attempt, NOW)

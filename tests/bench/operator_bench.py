@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import statistics
 import tempfile
 import time
@@ -118,6 +119,10 @@ def _approve(api: Any, name: str) -> None:
     api.patch_object(AR, "prod", name, patch, patch_type="json", subresource="status")
 
 
+def _phase_is(api: Any, name: str, phase: str) -> bool:
+    return _phase(api, name) == phase
+
+
 def _grant_of(api: Any, name: str) -> dict[str, Any] | None:
     uid = api.read_object(AR, "prod", name)["metadata"]["uid"]
     try:
@@ -131,10 +136,10 @@ async def _approvals(api: Any, count: int, duration: str) -> list[float]:
     for i in range(count):
         name = f"req-{i}"
         _request(api, name, duration)
-        await _until(lambda name=name: _phase(api, name) == "Pending")
+        await _until(functools.partial(_phase_is, api, name, "Pending"))
         started = time.perf_counter()
         _approve(api, name)
-        await _until(lambda name=name: _grant_of(api, name))
+        await _until(functools.partial(_grant_of, api, name))
         samples.append(time.perf_counter() - started)
     return samples
 

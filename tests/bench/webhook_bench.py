@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import socket
 import ssl
-import sys
 import tempfile
 import time
 import uuid
@@ -366,4 +365,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

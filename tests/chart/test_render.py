@@ -30,7 +30,7 @@ CERT_MANAGER_KINDS = {"Certificate", "Issuer", "ClusterIssuer"}
 
 # kubernetes-validate parses its multi-megabyte definitions file on every call; the files
 # never change, so parse each once (this halves the run time of this module).
-_utils = sys.modules.get("kubernetes_validate.utils")
+_utils: Any = sys.modules.get("kubernetes_validate.utils")
 if _utils is not None and hasattr(_utils, "schema_contents"):
     _utils.schema_contents = functools.cache(_utils.schema_contents)
 JITGATE_CRDS_DIR = render.REPO / "crds"

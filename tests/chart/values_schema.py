@@ -31,8 +31,17 @@ ENV_VAR = K8S + "EnvVar"
 LABEL_SELECTOR = "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector"
 NP_PEER = "io.k8s.api.networking.v1.NetworkPolicyPeer"
 NP_EGRESS = "io.k8s.api.networking.v1.NetworkPolicyEgressRule"
-K8S_ROOTS = (AFFINITY, TOLERATION, SPREAD, RESOURCES, LOCAL_REF, ENV_VAR, LABEL_SELECTOR)
-K8S_ROOTS += (NP_PEER, NP_EGRESS)
+K8S_ROOTS = (
+    AFFINITY,
+    TOLERATION,
+    SPREAD,
+    RESOURCES,
+    LOCAL_REF,
+    ENV_VAR,
+    LABEL_SELECTOR,
+    NP_PEER,
+    NP_EGRESS,
+)
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"

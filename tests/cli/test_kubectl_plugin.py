@@ -32,12 +32,12 @@ def forbid(
     handle: EmulatorHandle, method: str, message: str, subresource: str | None = None
 ) -> None:
     """Make the emulator answer like the API server relaying a webhook's denial."""
-    criteria: list[object] = [method, kmock.resource("jitgate.dev", "v1alpha1", "accessrequests")]
+    criteria: list[Any] = [method, kmock.resource("jitgate.dev", "v1alpha1", "accessrequests")]
     if subresource is not None:
         criteria.append(kmock.subresource(subresource))
     status = {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
               "message": message, "reason": "Forbidden", "code": 403}  # fmt: skip
-    handle.emulator[tuple(criteria)] << kmock.Response(status=403, payload=status)
+    handle.emulator[tuple(criteria)] << kmock.Response(status=403, payload=status)  # type: ignore[attr-defined]
 
 
 async def read_until(process: asyncio.subprocess.Process, marker: str) -> list[str]:

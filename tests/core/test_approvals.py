@@ -111,7 +111,7 @@ def test_a_valid_approval_passes(policy_factory: Callable[..., AccessPolicy]) ->
 def test_refusals(policy_factory: Callable[..., AccessPolicy], case: str, message: str) -> None:
     policy = policy_factory()
     earlier = [approval("carol")]
-    args: dict[str, Any] = {
+    cases: dict[str, dict[str, Any]] = {
         "self": {"new": [approval("alice")], "who": ALICE},
         "non-approver": {"new": [approval("mallory")], "who": Identity("mallory", ())},
         "duplicate": {"old": [approval("bob")], "new": [approval("bob"), approval("bob")]},
@@ -121,7 +121,8 @@ def test_refusals(policy_factory: Callable[..., AccessPolicy], case: str, messag
         "impersonation": {"new": [approval("carol")]},
         "stale-spec": {"new": [approval("bob", digest="sha256:0")]},
         "two-at-once": {"new": [approval("bob"), approval("carol")]},
-    }[case]
+    }
+    args = cases[case]
     reason = check(policy, **args)
     assert reason is not None and message in reason
 
@@ -258,7 +259,7 @@ def test_review_refusals(
 ) -> None:
     mallory = Identity("mallory", ())
     carol = Identity("carol", ("sre",))
-    args: dict[str, Any] = {
+    cases: dict[str, dict[str, Any]] = {
         "requester": {"new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "alice"}, "who": ALICE},
         "non-approver": {"new": {**REVIEWED, REVIEWED_BY_ANNOTATION: "mallory"}, "who": mallory},
         "not-break-glass": {"new": REVIEWED, "break_glass": False},
@@ -274,7 +275,8 @@ def test_review_refusals(
         },
         "re-commented": {"old": REVIEWED, "new": {**REVIEWED, REVIEW_COMMENT_ANNOTATION: "x"}},
         "withdrawn": {"old": REVIEWED, "new": {}},
-    }[case]
+    }
+    args = cases[case]
     refused = changes(policy_factory(), **args)
     assert refused is not None
     assert refused.reason == reason

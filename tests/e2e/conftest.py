@@ -26,6 +26,7 @@ import pytest
 # The smoke tier's conftest, for its build fixture (it skips with the reason when Go or the
 # module proxy is unavailable) and its terminal output; build.py and harness.py are shared.
 from apiserver import conftest as _apiserver_tier
+from apiserver import harness
 from chart import render
 from e2e import cluster as cluster_module
 from e2e import manifests, processes
@@ -36,7 +37,6 @@ FIXTURE = "jitgate_cluster"
 LOG_LINES = 150  # per process, in a failed test's report
 
 kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
-harness = _apiserver_tier.harness
 
 
 def say(config: pytest.Config, message: str) -> None:

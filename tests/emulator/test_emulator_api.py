@@ -13,7 +13,7 @@ import kubernetes.client
 import kubernetes.watch
 import pytest
 import yaml
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 from jitgate.devtools.emulator import (
     ApiError,
@@ -72,6 +72,7 @@ async def patch_ar(
 
 
 def status_of(exc: ApiException) -> dict[str, Any]:
+    assert exc.body is not None
     return json.loads(exc.body)  # type: ignore[no-any-return]
 
 
@@ -135,7 +136,7 @@ async def test_conflicts_and_not_found_have_status_bodies(crd: Any) -> None:
 async def test_json_patch_test_op_failure_is_422(crd: Any, emulator: EmulatorHandle) -> None:
     obj = await create_ar(crd, "jp")
     rv = obj["metadata"]["resourceVersion"]
-    stale = [
+    stale: list[dict[str, Any]] = [
         {"op": "test", "path": "/metadata/resourceVersion", "value": "0"},
         {"op": "add", "path": "/metadata/finalizers", "value": ["x"]},
     ]
@@ -472,13 +473,15 @@ async def test_scale_subresource(kube_client: Any) -> None:
             },
         },
     }
-    await asyncio.to_thread(apps.create_namespaced_deployment, "prod", body)
+    await asyncio.to_thread(apps.create_namespaced_deployment, "prod", body)  # type: ignore[arg-type]  # a dict body is sent as is
     scale = await asyncio.to_thread(apps.read_namespaced_deployment_scale, "web", "prod")
+    assert scale.spec and scale.status
     assert scale.spec.replicas == 1 and scale.status.selector == "app=web"
     await asyncio.to_thread(
         apps.patch_namespaced_deployment_scale, "web", "prod", {"spec": {"replicas": 3}}
     )
     deployment = await asyncio.to_thread(apps.read_namespaced_deployment, "web", "prod")
+    assert deployment.spec and deployment.metadata
     assert deployment.spec.replicas == 3 and deployment.metadata.generation == 2
 
 
@@ -589,7 +592,7 @@ async def test_user_identity_and_kmock_reactions_take_priority(emulator: Emulato
     def deny_bob(request: kmock.Request) -> Any:
         users.append(request_user(request))
         if request_user(request) == "bob":
-            return kmock.Response(status=403, payload={"kind": "Status", "code": 403})
+            return kmock.Response(status=403, payload={"kind": "Status", "code": 403})  # type: ignore[attr-defined]
         raise NotImplementedError  # not ours to answer: fall through to the emulator
 
     emu[kmock.method.POST, kmock.resource(G, V, "accessrequests")] << deny_bob
@@ -638,6 +641,7 @@ async def test_wait_for_wakes_up_on_writes(emulator: EmulatorHandle) -> None:
         return items[0] if items else None
 
     asyncio.get_running_loop().call_later(0.05, emu.create_object, "ar", ar("late"), "prod")
-    assert (await emu.wait_for(created, time_limit=2))["metadata"]["name"] == "late"
+    late = await emu.wait_for(created, time_limit=2)
+    assert late is not None and late["metadata"]["name"] == "late"
     with pytest.raises(TimeoutError):
         await emu.wait_for(lambda: False, time_limit=0.05)

@@ -57,8 +57,9 @@ async def test_create_status_timer_delete_round(
         patch.status["phase"] = "Pending"
 
     @kopf.timer(*AR, interval=0.5, registry=registry)
-    def expire(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
+    def expire(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
         age = time.monotonic() - created_at.get(name, time.monotonic())
+        assert namespace is not None  # AccessRequests are namespaced
         if status.get("phase") == "Pending" and age >= 1:  # a 1 s TTL
             crd.delete_namespaced_custom_object(G, V, namespace, "accessrequests", name)
 
@@ -115,7 +116,7 @@ async def test_grant_owned_by_a_request_is_deleted_with_it(
     emu = emulator.emulator
 
     @kopf.on.create(*AR, registry=registry)  # async: the emulator is not thread-safe
-    async def approve(name: str, namespace: str, body: kopf.Body, **_: Any) -> None:
+    async def approve(name: str, namespace: str | None, body: kopf.Body, **_: Any) -> None:
         grant: dict[str, Any] = {"metadata": {"name": f"{name}-grant"}, "spec": {"user": "alice"}}
         kopf.adopt(grant, owner=body)
         emu.create_object("grants", grant, namespace)
@@ -143,7 +144,7 @@ async def test_kopf_relists_after_410_gone(emulator: EmulatorHandle, kopf_runner
             if r.resource == emu.resolve("ar") and r.action == kopf_list and r.name is None
         )
 
-    kopf_list = emu.action.LIST
+    kopf_list = emu.action.LIST  # type: ignore[attr-defined]  # kmock's enum behind a callable
     async with kopf_runner(registry):
         emu.create_object("accessrequests", request("one"), "prod")
         await until(lambda: handled == ["one"])

@@ -141,7 +141,8 @@ async def test_get_watch(kubectl: Any, prod: None) -> None:
             '{"status": {"phase": "Approved"}}',
         )
         await kubectl("delete", "ar", "fix-web-0", "-n", "prod")
-        decoder, buffer, seen = json.JSONDecoder(), "", []
+        decoder, buffer = json.JSONDecoder(), ""
+        seen: list[Any] = []
         assert watch.stdout is not None
         async with asyncio.timeout(10):
             while len(seen) < 3:

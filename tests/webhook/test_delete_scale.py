@@ -111,7 +111,7 @@ async def test_a_deleted_secret_is_recorded_by_digest_never_by_content(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any, audit_dir: Any
 ) -> None:
     password = "hunter2-do-not-log"
-    secret = {
+    secret: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
