@@ -15,17 +15,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SKIPPED_DIRS = {".git", ".venv", ".build", "node_modules", "__pycache__", ".hypothesis"}
 
 
-def _repository_dirs() -> list[Path]:
-    dirs = [REPO]
-    for path in sorted(REPO.rglob("*")):
-        parts = path.relative_to(REPO).parts
-        hidden = SKIPPED_DIRS & set(parts) or any(p.endswith(".egg-info") for p in parts)
-        if path.is_dir() and not hidden:
-            dirs.append(path)
-    return dirs
+def _tracked_files() -> list[Path]:
+    """The repository's own files (build output and virtual environments are not its folders)."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    return [REPO / name for name in listed.split("\0") if name]
 
 
 @pytest.fixture(scope="module")
@@ -60,14 +57,14 @@ def test_python_m_pytest_from_the_root_sees_the_standard_library(fresh_python: P
 
 def test_no_folder_holds_a_module_named_like_the_standard_library() -> None:
     stdlib = set(sys.stdlib_module_names)
-    clashes = []
-    for folder in _repository_dirs():
-        for child in folder.iterdir():
-            name = child.stem if child.suffix == ".py" else child.name
-            is_module = child.suffix == ".py" or (child / "__init__.py").exists()
-            if is_module and name in stdlib:
-                clashes.append(str(child.relative_to(REPO)))
-    assert clashes == []
+    clashes = set()
+    for path in _tracked_files():
+        relative = path.relative_to(REPO)
+        if path.suffix == ".py" and path.stem in stdlib and path.name != "__init__.py":
+            clashes.add(str(relative))
+        if path.name == "__init__.py" and path.parent.name in stdlib:
+            clashes.add(str(relative.parent))
+    assert sorted(clashes) == []
 
 
 def test_operator_and_webhook_are_importable_under_jitgate() -> None:
