@@ -1,8 +1,7 @@
 """Run a real kube-apiserver (with embedded etcd) for tests: certificates, personas,
 kubeconfigs, start-up, readiness and a ``kubectl`` helper.
 
-Loaded by path from conftest.py (pytest runs with ``--import-mode=importlib``); other
-test directories can load it the same way and call :func:`start_kube_apiserver`.
+Imported as ``apiserver.harness``; other tiers call :func:`start_kube_apiserver`.
 
 What this API server is, and is not:
 * kube-apiserver v1.33 built from Go modules by ``build.py``, etcd embedded in the same

@@ -3,8 +3,7 @@ webhook configurations, the webhook and operator as local processes, persona RBA
 
 :func:`install` does it all on a running :class:`KubeAPIServer` (see
 tests/apiserver/harness.py) and yields a :class:`JitCluster` that runs the real ``kubectl``
-and ``kubectl jit`` as each persona and reads both audit logs. Loaded by path from
-conftest.py (pytest runs with ``--import-mode=importlib``).
+and ``kubectl jit`` as each persona and reads both audit logs.
 """
 
 from __future__ import annotations
@@ -20,9 +19,13 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import helm_python as helm
+from apiserver.harness import KubeAPIServer, free_port
+from chart import render
+from e2e import manifests, processes
+from e2e.processes import HttpAnswer, LocalProcess
 from support import objects
 
 REPO = Path(__file__).resolve().parents[2]
@@ -45,26 +48,33 @@ def _list(objects: Iterable[Obj]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
 
 
+@dataclass(frozen=True)
+class HelmCluster:
+    """A kube-apiserver of its own and Helm configured for it, for real releases."""
+
+    api: KubeAPIServer
+    helm: helm.Config
+
+
 @dataclass
 class JitCluster:
     """The API server with jitgate installed; helpers run kubectl as a persona."""
 
-    api: Any  # harness.KubeAPIServer
+    api: KubeAPIServer
     tmpdir: Path
-    webhook: Any  # processes.LocalProcess
-    operator: Any  # processes.LocalProcess
+    webhook: LocalProcess
+    operator: LocalProcess
     webhook_url: str
     webhook_audit: Path
     operator_audit: Path
     audit_key: Path
-    manifests: ModuleType
     setup_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
 
     # -- processes
 
     @property
-    def processes(self) -> list[Any]:
+    def processes(self) -> list[LocalProcess]:
         return [self.webhook, self.operator]
 
     def check_alive(self) -> None:
@@ -74,7 +84,7 @@ class JitCluster:
     # -- kubectl
 
     def env(self) -> dict[str, str]:
-        env: dict[str, str] = self.api.kubectl_env()
+        env = self.api.kubectl_env()
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # finds the kubectl-jit plugin
         return env
 
@@ -160,11 +170,10 @@ class JitCluster:
         return PROBE_POD
 
     def no_kubelet_error(self) -> str:
-        text: str = self.api.no_kubelet_error(self.manifests.NODE)
-        return text
+        return self.api.no_kubelet_error(manifests.NODE)
 
     def create_pods(self, namespace: str, *names: str) -> None:
-        self.apply("admin", *(self.manifests.pod(namespace, name) for name in names))
+        self.apply("admin", *(manifests.pod(namespace, name) for name in names))
 
     # -- the audit logs
 
@@ -206,27 +215,23 @@ class JitCluster:
 # ---------------------------------------------------------------------------- installation
 
 
-def _ready_text(status: int, body: str) -> tuple[bool, str]:
-    return status == 200 and body.strip() == "ok", f"{status} {body.strip()[:200]}"
+def _ready_text(answer: HttpAnswer) -> tuple[bool, str]:
+    body = answer.body.strip()
+    return answer.status == 200 and body == "ok", f"{answer.status} {body[:200]}"
 
 
 @contextlib.contextmanager
 def install(
-    api: Any,
+    api: KubeAPIServer,
     tmpdir: Path,
     *,
-    render: ModuleType,
-    manifests: ModuleType,
-    processes: ModuleType,
-    harness: ModuleType,
     echo: Echo,
-    on_process: Callable[[Any], None] = lambda _process: None,
+    on_process: Callable[[LocalProcess], None] = lambda _process: None,
 ) -> Iterator[JitCluster]:
-    """Install jitgate on ``api`` (a KubeAPIServer); stop its processes on exit.
+    """Install jitgate on ``api``; stop its processes on exit.
 
-    ``render`` is tests/chart/render.py, ``manifests``, ``processes`` and ``harness`` are
-    their modules; ``on_process`` is told about each process as soon as it starts (so a
-    failing start-up can still show its log).
+    ``on_process`` is told about each process as soon as it starts (so a failing start-up
+    can still show its log).
     """
     start = time.monotonic()
     timings: dict[str, float] = {}
@@ -286,21 +291,21 @@ def install(
     }  # fmt: skip
     ready = {
         "webhook": lambda port: _ready_text(
-            *processes.https_get(f"https://127.0.0.1:{port}/readyz", api.ca_file)
+            processes.https_get(f"https://127.0.0.1:{port}/readyz", api.ca_file)
         ),
         "operator": lambda port: _live(processes.http_get(f"http://127.0.0.1:{port}/healthz")),
     }
-    launched: list[Any] = []
+    launched: list[LocalProcess] = []
 
-    def launch(name: str) -> tuple[Any, int]:
-        port = harness.free_port()
+    def launch(name: str) -> tuple[LocalProcess, int]:
+        port = free_port()
         process = processes.LocalProcess(name, argv[name](port), tmpdir / f"{name}.log")
         process.start()
         launched.append(process)
         on_process(process)
         return process, port
 
-    def wait_ready(name: str, process: Any, port: int) -> tuple[Any, int]:
+    def wait_ready(name: str, process: LocalProcess, port: int) -> tuple[LocalProcess, int]:
         """Until it answers; relaunched on another port if its port was taken meanwhile."""
         for attempt in range(3):
             try:
@@ -330,7 +335,6 @@ def install(
             webhook_audit=webhook_audit,
             operator_audit=operator_audit,
             audit_key=audit_key,
-            manifests=manifests,
             timings=timings,
         )
 
@@ -341,7 +345,7 @@ def install(
                 cluster.webhook_url, api.ca.pem, manifests.CHART_VALUES, namespace=namespace
             ),
         )
-        _wait_effective(cluster, processes)
+        _wait_effective(cluster)
         step = lap("webhook configurations effective", step)
 
         cluster.operator, _ = wait_ready("operator", *started["operator"])
@@ -360,12 +364,11 @@ def install(
                 echo(f"{process.name} exited with {code} at teardown (log {process.log_file})")
 
 
-def _live(answer: tuple[int, str]) -> tuple[bool, str]:
-    status, body = answer
-    return status == 200, f"{status} {body[:200]}"
+def _live(answer: HttpAnswer) -> tuple[bool, str]:
+    return answer.status == 200, f"{answer.status} {answer.body[:200]}"
 
 
-def _wait_effective(cluster: JitCluster, processes: ModuleType) -> None:
+def _wait_effective(cluster: JitCluster) -> None:
     """Until the API server calls the webhook: configurations reach it through an informer.
 
     Both configurations are probed with requests the webhook refuses or rewrites: an exec

@@ -18,18 +18,18 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Protocol
 
+import helm_python as helm
 import pytest
 
 # The smoke tier's conftest, for its build fixture (it skips with the reason when Go or the
 # module proxy is unavailable) and its terminal output; build.py and harness.py are shared.
 from apiserver import conftest as _apiserver_tier
 from apiserver import harness
-from chart import render
+from apiserver.harness import KubeAPIServer
 from e2e import cluster as cluster_module
-from e2e import manifests, processes
+from e2e import manifests
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent
@@ -43,13 +43,23 @@ def say(config: pytest.Config, message: str) -> None:
     _apiserver_tier._say(config, f"e2e: {message}")
 
 
+class ProcessLog(Protocol):
+    """A log shown in a failed test's report: a process's, or the API server's."""
+
+    name: str
+
+    def log_size(self) -> int: ...
+
+    def tail(self, lines: int = 80, since: int = 0) -> str: ...
+
+
 @dataclass
 class Tier:
     """The tier's resources, closable early (after its last test) and only once."""
 
     config: pytest.Config
     stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
-    logs: list[Any] = field(default_factory=list)  # LocalProcess-like: name, tail, log_size
+    logs: list[ProcessLog] = field(default_factory=list)
     offsets: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
     ready: float | None = None
@@ -78,7 +88,7 @@ LAST_ITEM = pytest.StashKey[str]()
 class _ApiServerLog:
     """The API server's log, shown like a process log in failed tests."""
 
-    server: Any
+    server: KubeAPIServer
     name: str = "kube-apiserver"
 
     def log_size(self) -> int:
@@ -99,8 +109,8 @@ def jitgate_cluster(
     request: pytest.FixtureRequest,
     kube_apiserver_binary: Path,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Any]:
-    """A kube-apiserver with jitgate installed: a ``cluster.JitCluster``."""
+) -> Iterator[cluster_module.JitCluster]:
+    """A kube-apiserver with jitgate installed."""
     config = request.config
     if not Path(harness.KUBECTL).exists():
         pytest.skip(f"the end-to-end tier needs the real kubectl at {harness.KUBECTL}")
@@ -117,10 +127,6 @@ def jitgate_cluster(
             cluster_module.install(
                 server,
                 tmpdir / "jitgate",
-                render=render,
-                manifests=manifests,
-                processes=processes,
-                harness=harness,
                 echo=lambda message: say(config, message),
                 on_process=tier.logs.append,
             )
@@ -133,20 +139,12 @@ def jitgate_cluster(
     tier.close()
 
 
-@pytest.fixture(scope="session")
-def chart_render() -> ModuleType:
-    """tests/chart/render.py: the chart rendered with real Helm."""
-    return render
-
-
 @pytest.fixture(scope="module")
 def release_cluster(
     kube_apiserver_binary: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Any, Any]]:
-    """A kube-apiserver of its own and a ``helm_python.Config`` for it (as cluster-admin,
-    namespace ``jitgate``), for real Helm releases of the chart."""
-    import helm_python as helm
-
+) -> Iterator[cluster_module.HelmCluster]:
+    """A kube-apiserver of its own and Helm for it (as cluster-admin, namespace ``jitgate``),
+    for real Helm releases of the chart."""
     tmpdir = tmp_path_factory.mktemp("helm-release")
     with (
         harness.start_kube_apiserver(kube_apiserver_binary, tmpdir) as server,
@@ -155,7 +153,7 @@ def release_cluster(
             namespace=manifests.RELEASE_NAMESPACE,
         ) as config,
     ):
-        yield server, config
+        yield cluster_module.HelmCluster(server, config)
 
 
 # ------------------------------------------------------------------------------ hooks

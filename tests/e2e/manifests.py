@@ -1,7 +1,4 @@
-"""The objects the end-to-end tier applies: persona RBAC, chart values, pods and deployments.
-
-Loaded by path from conftest.py (pytest runs with ``--import-mode=importlib``).
-"""
+"""The objects the end-to-end tier applies: persona RBAC, chart values, pods and deployments."""
 
 from __future__ import annotations
 

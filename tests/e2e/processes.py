@@ -1,7 +1,5 @@
 """jitgate's webhook and operator as local processes: started with their output in log
 files, waited for, and stopped (SIGTERM, then SIGKILL) at teardown.
-
-Loaded by path from conftest.py (pytest runs with ``--import-mode=importlib``).
 """
 
 from __future__ import annotations
@@ -19,6 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 STOP_TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """What a health endpoint answered: status 0 and the error when nothing answered."""
+
+    status: int
+    body: str
 
 
 class ProcessExited(RuntimeError):
@@ -121,24 +127,24 @@ def wait_until(
         time.sleep(interval)
 
 
-def https_get(url: str, ca_file: Path, timeout: float = 2.0) -> tuple[int, str]:
-    """(status, body) of a GET over HTTPS checked against ``ca_file``; (0, error) if none."""
+def https_get(url: str, ca_file: Path, timeout: float = 2.0) -> HttpAnswer:
+    """A GET over HTTPS, the server checked against ``ca_file``."""
     context = ssl.create_default_context(cafile=str(ca_file))
     try:
         with urllib.request.urlopen(url, context=context, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
+            return HttpAnswer(response.status, response.read().decode(errors="replace"))
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
+        return HttpAnswer(error.code, error.read().decode(errors="replace"))
     except (OSError, urllib.error.URLError) as error:
-        return 0, repr(error)
+        return HttpAnswer(0, repr(error))
 
 
-def http_get(url: str, timeout: float = 2.0) -> tuple[int, str]:
-    """(status, body) of a plain-HTTP GET; (0, error) when nothing answers."""
+def http_get(url: str, timeout: float = 2.0) -> HttpAnswer:
+    """A plain-HTTP GET."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status, response.read().decode(errors="replace")
+            return HttpAnswer(response.status, response.read().decode(errors="replace"))
     except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
+        return HttpAnswer(error.code, error.read().decode(errors="replace"))
     except (OSError, urllib.error.URLError) as error:
-        return 0, repr(error)
+        return HttpAnswer(0, repr(error))

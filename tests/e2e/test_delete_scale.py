@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 import pytest
+from e2e import manifests
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -110,8 +111,8 @@ def test_evicting_a_pod_is_a_delete_that_needs_a_grant(jitgate_cluster: Any) -> 
 
 def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.apply("admin", c.manifests.deployment("prod", "web", replicas=2))
-    c.apply("admin", c.manifests.deployment("dev", "web", replicas=2))
+    c.apply("admin", manifests.deployment("prod", "web", replicas=2))
+    c.apply("admin", manifests.deployment("dev", "web", replicas=2))
 
     denied = c.kubectl("alice", "scale", "deployment", "web", "-n", "prod", "--replicas=3")
     assert denied.returncode == 1
@@ -159,7 +160,7 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
 
 def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.apply("admin", c.manifests.deployment("prod", "api", replicas=2))
+    c.apply("admin", manifests.deployment("prod", "api", replicas=2))
 
     labelled = c.kubectl(
         "alice", "patch", "deployment", "api", "-n", "prod", "--type=merge",

@@ -13,6 +13,9 @@ import json
 from typing import Any
 
 import pytest
+from apiserver.harness import KubeAPIServer
+from chart import render
+from e2e.cluster import HelmCluster
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -23,14 +26,14 @@ KEY_SECRET = "jitgate-audit-key"
 TIMEOUT_S = 60
 
 
-def secrets(api: Any, *names: str) -> dict[str, dict[str, Any]]:
+def secrets(api: KubeAPIServer, *names: str) -> dict[str, dict[str, Any]]:
     """name -> Secret, or a missing name when it does not exist."""
     out = api.kubectl("admin", "get", "secrets", "-n", NAMESPACE, "-o", "json", check=True)
     items = json.loads(out.stdout)["items"]
     return {s["metadata"]["name"]: s for s in items if s["metadata"]["name"] in names}
 
 
-def ca_bundles(api: Any) -> set[str]:
+def ca_bundles(api: KubeAPIServer) -> set[str]:
     bundles = set()
     for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
         out = api.kubectl("admin", "get", kind, RELEASE, "-o", "json", check=True).stdout
@@ -39,10 +42,10 @@ def ca_bundles(api: Any) -> set[str]:
 
 
 def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(
-    release_cluster: tuple[Any, Any], chart_render: Any
+    release_cluster: HelmCluster,
 ) -> None:
-    api, cfg = release_cluster
-    chart = str(chart_render.CHART_DIR)
+    api, cfg = release_cluster.api, release_cluster.helm
+    chart = str(render.CHART_DIR)
     installed = cfg.install(
         chart, RELEASE, {}, namespace=NAMESPACE, create_namespace=True, timeout=TIMEOUT_S
     )
@@ -62,7 +65,7 @@ def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(
     # `lookup` is what kept them: an offline render makes new ones every time.
     offline = {
         o["metadata"]["name"]: o
-        for o in chart_render.render_chart({}, namespace=NAMESPACE, fresh=True)
+        for o in render.render_chart({}, namespace=NAMESPACE, fresh=True)
         if o["kind"] == "Secret"
     }
     assert offline[TLS_SECRET]["data"]["ca.crt"] != tls["ca.crt"]
