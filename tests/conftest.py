@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import pytest
+from support import personas
 
 from jitgate.devtools.emulator import EmulatorHandle, KubeEmulator, run_emulator
 
@@ -45,7 +46,8 @@ async def emulator() -> AsyncIterator[EmulatorHandle]:
 def kubeconfig(emulator: EmulatorHandle, tmp_path: Path) -> Path:
     """A kubeconfig for the emulator: contexts `admin` (current), `alice`, `bob`, `carol`;
     each user's bearer token is its name."""
-    return emulator.write_kubeconfig(tmp_path / "kubeconfig", users=["alice", "bob", "carol"])
+    users = [person.name for person in personas.PEOPLE]
+    return emulator.write_kubeconfig(tmp_path / "kubeconfig", users=users)
 
 
 @dataclass

@@ -38,6 +38,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support import personas
 
 from jitgate.devtools.devcerts import DevCA, pem_key
 
@@ -86,12 +87,10 @@ class Persona:
 
 def default_personas() -> list[Persona]:
     return [
-        Persona("alice", "alice", ("developers",)),
-        Persona("bob", "bob", ("sre",)),
-        Persona("carol", "carol", ("sre",)),
+        *(Persona(person.name, person.name, person.groups) for person in personas.PEOPLE),
         Persona("admin", "admin", ("system:masters",)),
-        Persona("jitgate-operator", "system:serviceaccount:jitgate:jitgate-operator", SA_GROUPS),
-        Persona("jitgate-webhook", "system:serviceaccount:jitgate:jitgate-webhook", SA_GROUPS),
+        Persona("jitgate-operator", personas.OPERATOR_USER, SA_GROUPS),
+        Persona("jitgate-webhook", personas.WEBHOOK_USER, SA_GROUPS),
     ]
 
 

@@ -26,12 +26,11 @@ from apiserver.harness import KubeAPIServer, free_port
 from chart import render
 from e2e import manifests, processes
 from e2e.processes import HttpAnswer, LocalProcess
-from support import objects
+from support import objects, personas
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS_DIR = REPO / "crds"
 BIN = Path(sys.executable).parent  # jitgate and kubectl-jit are installed next to python
-OPERATOR_USER = "system:serviceaccount:jitgate:jitgate-operator"
 WEBHOOK_WRITER = "webhook-0"
 OPERATOR_WRITER = "operator-0"
 READY_TIMEOUT_S = 60.0
@@ -278,7 +277,7 @@ def install(
             "--audit", f"file://{webhook_audit}", "--audit-key-file", str(audit_key),
             "--writer-id", WEBHOOK_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
-            "--operator-user", OPERATOR_USER,
+            "--operator-user", personas.OPERATOR_USER,
         ],
         "operator": lambda port: [
             str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",

@@ -15,6 +15,7 @@ import datetime as dt
 from typing import Any
 
 from support.clocks import NOW
+from support.personas import ALICE, BOB
 
 from jitgate.core.api import API_VERSION, AccessPolicy, AccessRequest, Grant
 from jitgate.core.clock import format_time
@@ -75,7 +76,7 @@ def access_request_model(
     return AccessRequest.model_validate(access_request(name, namespace, **fields))
 
 
-def requester(user: str = "alice", groups: tuple[str, ...] = ("developers",)) -> Obj:
+def requester(user: str = ALICE.name, groups: tuple[str, ...] = ALICE.groups) -> Obj:
     """`spec.requester` as the webhook stamps it."""
     return {"user": user, "groups": list(groups)}
 
@@ -121,10 +122,10 @@ def grant_model(name: str = "fix-web-0-x7k2", namespace: str = "prod", **fields:
 
 
 def approval(
-    user: str = "bob",
+    user: str = BOB.name,
     decision: str = "Approve",
     *,
-    groups: tuple[str, ...] = ("sre",),
+    groups: tuple[str, ...] = BOB.groups,
     at: dt.datetime = NOW,
     comment: str | None = None,
     digest: str = "sha256:" + "0" * 64,

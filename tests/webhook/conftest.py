@@ -23,7 +23,7 @@ from cryptography import x509
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
-from support import objects
+from support import objects, personas
 from support import reviews as reviews_
 from support.clocks import NOW
 
@@ -31,9 +31,6 @@ from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
 from jitgate.devtools.devcerts import DevCA
 from jitgate.devtools.emulator import EmulatorHandle
-
-OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
-
 
 # ------------------------------------------------------------------ certificates
 
@@ -150,7 +147,7 @@ def webhook_config(pki: Pki, audit_dir: Path) -> WebhookConfig:
         tls_key=pki.key_file,
         audit_url=f"file://{audit_dir}",
         writer_id="webhook-test",
-        operator_user=OPERATOR,
+        operator_user=personas.OPERATOR_USER,
         exemptions=Exemptions.with_defaults(users=("flux",), groups=("gitops",)),
         tls_reload_interval=0.0,
     )

@@ -11,11 +11,11 @@ from typing import Any
 
 import jsonpatch  # type: ignore[import-untyped]
 import pytest
+from support.personas import OPERATOR_USER
 
 from jitgate.core.api import AccessRequestSpec
 from jitgate.core.approvals import spec_digest
 
-OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
 ALICE = {"user": "alice", "groups": ["developers"]}
 BOB = {"user": "bob", "groups": ["sre"]}
 
@@ -298,7 +298,7 @@ async def test_only_the_operator_changes_status_beyond_approvals(
             new,
             obj,
             sub_resource="status",
-            user=OPERATOR,
+            user=OPERATOR_USER,
             groups=["system:serviceaccounts", "system:serviceaccounts:jitgate"],
         )
     )
@@ -309,7 +309,7 @@ async def test_the_spec_is_immutable_for_everyone(
     webhook: Any, validate: Any, reviews: Any
 ) -> None:
     obj = created(reviews)
-    for who in ("alice", OPERATOR):
+    for who in ("alice", OPERATOR_USER):
         new = copy.deepcopy(obj)
         new["spec"]["duration"] = "8h"
         answer = await validate(reviews.ar("UPDATE", new, obj, user=who))
@@ -527,7 +527,7 @@ async def test_the_reviewer_cannot_be_forged_or_changed(
         "AlreadyReviewed",
     ]
     # The operator is not held to these rules.
-    answer = await validate(reviews.ar("UPDATE", withdrawn, reviewed, user=OPERATOR))
+    answer = await validate(reviews.ar("UPDATE", withdrawn, reviewed, user=OPERATOR_USER))
     assert answer.allowed
 
 
@@ -555,8 +555,8 @@ async def test_only_the_operator_writes_grants(
         ("action.denied", "update", "fix-web-0-x7k2"),
         ("action.denied", "delete", "fix-web-0-x7k2"),
     ]
-    assert (await validate(reviews.grant_write("CREATE", body, user=OPERATOR))).allowed
-    assert (await validate(reviews.grant_write("DELETE", None, body, user=OPERATOR))).allowed
+    assert (await validate(reviews.grant_write("CREATE", body, user=OPERATOR_USER))).allowed
+    assert (await validate(reviews.grant_write("DELETE", None, body, user=OPERATOR_USER))).allowed
     collector = "system:serviceaccount:kube-system:generic-garbage-collector"
     assert (await validate(reviews.grant_write("DELETE", None, body, user=collector))).allowed
     assert not (await validate(reviews.grant_write("UPDATE", body, body, user=collector))).allowed

@@ -26,13 +26,13 @@ from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.controller import AdmissionController
 from support.clocks import NOW
+from support.personas import OPERATOR_USER
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.core.api import AccessRequestSpec
 from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import ManualClock
 
-OPERATOR = "system:serviceaccount:jitgate:jitgate-operator"
 FUZZ = settings(
     max_examples=300,
     deadline=None,
@@ -76,7 +76,7 @@ async def inproc(tmp_path: Path, reviews: Any) -> AsyncIterator[httpx.AsyncClien
         f"file://{tmp_path}/audit", writer_id="fuzz", clock=clock
     ) as writer:
         controller = AdmissionController(
-            cache=cache, audit=writer, clock=clock, operator_user=OPERATOR
+            cache=cache, audit=writer, clock=clock, operator_user=OPERATOR_USER
         )
         transport = httpx.ASGITransport(app=create_app(controller))
         async with httpx.AsyncClient(transport=transport, base_url="http://webhook") as client:
