@@ -19,8 +19,9 @@ from jitgate.audit.errors import (
     AuditWriteError,
 )
 from jitgate.audit.keys import load_key
-from jitgate.audit.model import RECORD_TYPES, Action, Actor, AuditEvent, AuditRecord, Replicas
+from jitgate.audit.model import AuditRecord
 from jitgate.audit.writer import AuditWriter
+from jitgate.core.events import RECORD_TYPES, Action, Actor, AuditEvent, Replicas
 
 __all__ = [
     "GENESIS",

@@ -1,4 +1,4 @@
-"""Record timestamps and the time expressions the audit commands accept."""
+"""The time expressions the audit commands accept: spans back from now and points in time."""
 
 from __future__ import annotations
 
@@ -9,13 +9,6 @@ from jitgate.core.clock import parse_time
 from jitgate.core.durations import DurationError, parse_duration
 
 _DAYS = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(.*)$")
-
-
-def format_record_time(when: dt.datetime) -> str:
-    """RFC 3339 in UTC with microseconds: fixed width, so text order is time order."""
-    if when.tzinfo is None:
-        raise ValueError("audit record times must be timezone-aware")
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_span(text: str) -> dt.timedelta:

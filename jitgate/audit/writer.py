@@ -21,9 +21,10 @@ from typing import Any, Final
 
 from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, link
 from jitgate.audit.errors import AuditWriteError
-from jitgate.audit.model import AuditEvent, AuditRecord
+from jitgate.audit.model import AuditRecord
 from jitgate.audit.sink import Sink
 from jitgate.core.clock import Clock
+from jitgate.core.events import AuditEvent
 
 logger = logging.getLogger("jitgate.audit")
 

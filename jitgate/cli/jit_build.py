@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jitgate.cli.jit_kinds import Target
+from jitgate.core import wire
 from jitgate.core.api import (
     SCALABLE_RESOURCES,
     AccessRequest,
@@ -65,14 +66,7 @@ def _action(**fields: Any) -> RequestedAction:
     try:
         return RequestedAction.model_validate(fields)
     except ValidationError as error:
-        raise RequestError(_first_error(error)) from error
-
-
-def _first_error(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
+        raise RequestError(wire.first_error(error)) from error
 
 
 def random_suffix() -> str:
@@ -118,7 +112,7 @@ def build_request(
         )
         return AccessRequest(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
     except ValidationError as error:
-        raise RequestError(_first_error(error)) from error
+        raise RequestError(wire.first_error(error)) from error
 
 
 def creation_body(request: AccessRequest) -> dict[str, Any]:
@@ -130,19 +124,12 @@ def creation_body(request: AccessRequest) -> dict[str, Any]:
     return body
 
 
-_TOP_LEVEL = ("apiVersion", "kind", "metadata", "spec", "status")
-
-
 def parse_request(raw: dict[str, Any]) -> AccessRequest:
     """An AccessRequest as served, ignoring top-level fields the models do not describe."""
-    known = {key: raw[key] for key in _TOP_LEVEL if raw.get(key) is not None}
-    try:
-        return AccessRequest.model_validate(known)
-    except ValidationError as error:
-        name = (raw.get("metadata") or {}).get("name", "?")
-        raise RequestError(
-            f'accessrequest "{name}" is not a valid AccessRequest: {_first_error(error)}'
-        ) from error
+    request = wire.read(AccessRequest, raw)
+    if isinstance(request, wire.Unreadable):
+        raise RequestError(str(request))
+    return request
 
 
 def approval_patch(raw: dict[str, Any], entry: dict[str, Any]) -> list[dict[str, Any]]:

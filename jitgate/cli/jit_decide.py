@@ -14,7 +14,7 @@ from jitgate.cli.jit_review import parsed
 from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
 from jitgate.core.api import Decision
 from jitgate.core.clock import SYSTEM_CLOCK
-from jitgate.core.lifecycle import (
+from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,

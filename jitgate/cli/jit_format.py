@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from jitgate.cli.jit_kinds import short_kind
 from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
-from jitgate.core.lifecycle import (
+from jitgate.core.requests.annotations import (
     REVIEW_COMMENT_ANNOTATION,
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,

@@ -19,7 +19,7 @@ from jitgate.cli import jit_decide, jit_request, jit_review
 from jitgate.cli.jit_cluster import CommandError
 from jitgate.cli.options import EXIT_OK, EXIT_USAGE, Parser
 from jitgate.core.durations import DurationError, parse_duration
-from jitgate.core.lifecycle import CANCEL_ANNOTATION, REVOKE_ANNOTATION
+from jitgate.core.requests.annotations import CANCEL_ANNOTATION, REVOKE_ANNOTATION
 
 PROG = "kubectl jit"
 EXIT_INTERRUPTED = 130

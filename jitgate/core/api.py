@@ -82,6 +82,12 @@ class ApiModel(BaseModel):
         """The JSON-ready dict the API server stores, without unset optional fields."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
+    def to_patch(self) -> dict[str, Any]:
+        """A JSON merge patch setting the fields given explicitly (nested objects whole)."""
+        return self.model_dump(
+            mode="json", by_alias=True, exclude_none=True, include=set(self.model_fields_set)
+        )
+
 
 class Subjects(ApiModel):
     """A set of Kubernetes users and groups, as they appear in the authenticated userInfo."""

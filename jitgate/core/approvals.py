@@ -14,7 +14,8 @@ from typing import Any
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.core.canonical import digest
 from jitgate.core.clock import format_time
-from jitgate.core.lifecycle import (
+from jitgate.core.policy import may_approve
+from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
@@ -22,7 +23,6 @@ from jitgate.core.lifecycle import (
     REVIEWED_BY_ANNOTATION,
     STAMPED_ANNOTATIONS,
 )
-from jitgate.core.policy import may_approve
 
 JsonPatch = list[dict[str, Any]]
 

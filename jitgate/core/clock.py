@@ -50,6 +50,11 @@ def format_time(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def whole_seconds(when: dt.datetime) -> dt.datetime:
+    """`when` in UTC as `format_time` writes it: a stored time reads back equal."""
+    return when.astimezone(dt.UTC).replace(microsecond=0)
+
+
 def parse_time(text: str) -> dt.datetime:
     """Parse an RFC 3339 timestamp (with `Z` or an offset) into an aware UTC datetime."""
     parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -26,6 +26,7 @@ from jitgate.core.api import (
 )
 from jitgate.core.durations import parse_duration
 from jitgate.core.label_selectors import selector_matches
+from jitgate.core.wire import Unreadable
 
 # Identities never intercepted, whatever the policies say (DESIGN.md §3).
 DEFAULT_EXEMPT_USERS: frozenset[str] = frozenset(
@@ -84,22 +85,15 @@ class UnreadablePolicy:
         return self.namespaces is None or _matches(self.namespaces, namespace)
 
 
-def _first_error(error: ValidationError) -> str:
-    first = error.errors(include_url=False)[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = str(first["msg"]).removeprefix("Value error, ")
-    return f"{where}: {message}" if where else message
-
-
-def unreadable_policy(name: str, raw: Any, error: ValidationError) -> UnreadablePolicy:
+def unreadable_policy(raw: Mapping[str, Any], unreadable: Unreadable) -> UnreadablePolicy:
     """What can still be known about an AccessPolicy that failed validation."""
-    spec = raw.get("spec") if isinstance(raw, Mapping) else None
+    spec = raw.get("spec")
     namespaces = spec.get("namespaces") if isinstance(spec, Mapping) else None
     try:
         match: NamespaceMatch | None = NamespaceMatch.model_validate(namespaces)
     except ValidationError:
         match = None
-    return UnreadablePolicy(name, _first_error(error), match)
+    return UnreadablePolicy(unreadable.name or "", unreadable.problem, match)
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from jitgate.operator.decide import Ended
 from jitgate.operator.kube import Credentials, connection_info
 from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
-from pydantic import ValidationError
 
+from jitgate.core import wire
 from jitgate.core.api import GROUP, VERSION, AccessPolicy
 from jitgate.core.clock import parse_time
+from jitgate.core.grants import Ended
 from jitgate.core.policy import UnreadablePolicy, unreadable_policy
 
 logger = logging.getLogger("jitgate.operator")
@@ -138,13 +138,14 @@ def build_registry(
     def policy_index(
         name: str, body: kopf.Body, **_: Any
     ) -> dict[str, AccessPolicy | UnreadablePolicy]:
-        try:
-            return {name: AccessPolicy.model_validate(dict(body))}
-        except ValidationError as error:
+        raw = dict(body)
+        policy = wire.read(AccessPolicy, raw)
+        if isinstance(policy, wire.Unreadable):
             # Kept, not dropped: requests it might govern must fail closed, not fall through
             # to a weaker policy.
-            logger.warning("AccessPolicy %s is invalid: %s", name, error)
-            return {name: unreadable_policy(name, dict(body), error)}
+            logger.warning("%s", policy)
+            return {name: unreadable_policy(raw, policy)}
+        return {name: policy}
 
     @kopf.index("v1", "namespaces", registry=registry, id="namespace_index")
     def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:

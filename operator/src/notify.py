@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 from jitgate.operator.config import NotifyConfig
 
-from jitgate.core.api import AccessRequest
+from jitgate.core.api import AccessRequest, AccessRequestStatus
+from jitgate.core.clock import format_time
 
 logger = logging.getLogger("jitgate.operator.notify")
 
@@ -45,10 +45,11 @@ class Notification:
 
 
 def describe(
-    request: AccessRequest, kind: str, status: Mapping[str, Any], when: str
+    request: AccessRequest, kind: str, status: AccessRequestStatus, when: str
 ) -> Notification:
+    """The notification of a step that changed the request's `status` to this."""
     requester = request.spec.requester
-    grant = status.get("grant") or {}
+    grant = status.grant
     return Notification(
         kind=kind,
         namespace=request.metadata.namespace or "",
@@ -59,11 +60,11 @@ def describe(
             for a in request.spec.actions
         ),
         reason=request.spec.reason,
-        phase=str(status.get("phase") or request.status.phase or ""),
-        message=str(status.get("message") or ""),
+        phase=str(status.phase or request.status.phase or ""),
+        message=status.message or "",
         time=when,
-        grant=grant.get("name"),
-        expires_at=grant.get("expiresAt"),
+        grant=grant.name if grant else None,
+        expires_at=format_time(grant.expires_at) if grant else None,
         break_glass=request.spec.break_glass,
     )
 

@@ -18,7 +18,6 @@ import threading
 
 import kopf
 from jitgate.operator.config import OperatorConfig
-from jitgate.operator.grants import FINALIZER
 from jitgate.operator.handlers import build_registry
 from jitgate.operator.kube import Credentials, KubeApi, load_credentials
 from jitgate.operator.metrics import Metrics, serve
@@ -29,6 +28,7 @@ from jitgate.operator.workflow import Workflow
 from jitgate.audit.connect import open_audit_writer
 from jitgate.audit.keys import load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.grants import FINALIZER
 
 logger = logging.getLogger("jitgate.operator")
 

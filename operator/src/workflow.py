@@ -3,7 +3,7 @@
 Everything that changes one request or its grant runs under that request's lock, so the
 request's daemon, its grant's daemon and the deletion handlers never interleave. Records
 already written by this process are remembered by key, so a retried step does not write
-them twice; across restarts the stored status says what was done (see `decide`).
+them twice; across restarts the stored status says what was done (see `jitgate.core.requests`).
 """
 
 from __future__ import annotations
@@ -20,32 +20,22 @@ from typing import Any, Protocol, cast
 
 import kopf
 from jitgate.operator.config import OperatorConfig
-from jitgate.operator.decide import (
-    REVIEW_REQUIRED,
-    Ended,
-    Notice,
-    NotifyKind,
-    RevokeGrant,
-    Step,
-    World,
-    decide,
-    decide_invalid,
-    end_grant,
-    issued_status,
-    read_request,
-)
-from jitgate.operator.grants import belongs_to, grant_body
 from jitgate.operator.kube import ApiError, KubeApi, Obj
 from jitgate.operator.metrics import Metrics
 from jitgate.operator.notify import Notifier, describe
-from jitgate.operator.records import Record, grant_record
-from pydantic import ValidationError
 
 from jitgate.audit.errors import AuditError
-from jitgate.audit.model import Actor, AuditEvent
-from jitgate.core.api import AccessPolicy, AccessRequest, Grant
+from jitgate.core import wire
+from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, Grant
 from jitgate.core.clock import Clock, format_time
+from jitgate.core.events import Actor, AuditEvent, Record, grant_record
+from jitgate.core.grants import Ended, belongs_to, end_grant, grant_body
 from jitgate.core.policy import Namespace, UnreadablePolicy
+from jitgate.core.requests.approved import issued
+from jitgate.core.requests.decide import decide
+from jitgate.core.requests.new import deny_invalid
+from jitgate.core.requests.step import REVIEW_REQUIRED, Notice, NotifyKind, RevokeGrant, Step, World
+from jitgate.core.requests.stored import read_request
 
 logger = logging.getLogger("jitgate.operator")
 
@@ -57,6 +47,11 @@ _PHASE_RANK = {None: 0, "Pending": 1, "Approved": 2}
 
 class GrantConflict(Exception):
     """A Grant with the planned name exists but belongs to something else."""
+
+
+class UnreadableRequest(Exception):
+    """A request whose metadata or status does not validate: nothing is decided until it is
+    fixed (its daemon logs this and retries)."""
 
 
 class AuditLog(Protocol):
@@ -173,7 +168,7 @@ class Workflow:
         self.recorded.add(record.key)
 
     def _notify(
-        self, kind: NotifyKind | None, request: AccessRequest, status: Mapping[str, Any]
+        self, kind: NotifyKind | None, request: AccessRequest, status: AccessRequestStatus
     ) -> None:
         if kind is not None and self.notifier is not None:
             self.notifier.send(describe(request, kind, status, format_time(self.clock.now())))
@@ -223,9 +218,10 @@ class Workflow:
     def _decide(self, obj: Obj, catalog: Catalog) -> tuple[Step, AccessRequest | None]:
         world = self._world(obj.get("metadata", {}).get("namespace", ""), catalog)
         parsed = read_request(obj)
-        if isinstance(parsed, tuple):
-            meta, problem = parsed
-            return decide_invalid(meta, problem, obj, world), None
+        if isinstance(parsed, wire.Unreadable):
+            if parsed.part != "spec":
+                raise UnreadableRequest(str(parsed))
+            return deny_invalid(parsed, obj, world), None
         return decide(parsed, world), parsed
 
     async def _apply(self, obj: Obj, request: AccessRequest | None, step: Step) -> Obj | None:
@@ -233,15 +229,11 @@ class Workflow:
         namespace, name = meta["namespace"], meta["name"]
         for record in step.records:
             await self.record(record)
-        status = dict(step.status)
-        notices = step.notices
+        status, notices = step.status, step.notices
         if step.grant is not None and request is not None:
             grant = await self._issue(obj, request, step.grant)
-            status = issued_status(status, grant, self.clock.now())
-            live = f"grant {grant.metadata.name} is live until {format_time(grant.spec.expires_at)}"
-            notices = tuple(
-                Notice(n.reason, f"{n.message}; {live}", n.warning) for n in notices
-            ) or (Notice("GrantIssued", live),)
+            done = issued(request, step, grant, self.clock.now())
+            status, notices = done.status, done.notices
         if step.revoke is not None:
             await self._revoke(obj, step.revoke)
             return await self.kube.get(REQUESTS, namespace, name)
@@ -250,22 +242,22 @@ class Workflow:
             await self.kube.delete(REQUESTS, namespace, name, uid=meta.get("uid", ""))
             return None
         patched = obj
-        if status:
+        if status is not None:
             try:
-                patched = await self.kube.patch_status(REQUESTS, namespace, name, status)
+                patched = await self.kube.patch_status(REQUESTS, namespace, name, status.to_patch())
             except ApiError as error:
                 if error.not_found:
                     return None
                 raise
             self._remember(patched)
-            phase = status.get("phase")
+            phase = status.phase
             if phase and phase != obj.get("status", {}).get("phase"):
                 self.metrics.transitions.labels(phase=phase).inc()
                 self.metrics.observe_request(namespace, name, phase)
         if step.approved_after is not None:
             self.metrics.time_to_approval.observe(max(step.approved_after.total_seconds(), 0.0))
         _post(patched, notices)
-        if request is not None:
+        if request is not None and status is not None:
             self._notify(step.notify, request, status)
         return patched
 
@@ -290,7 +282,9 @@ class Workflow:
                 _post(existing, (Notice("Issued", message),))
         if existing is None or not belongs_to(existing, uid):
             raise GrantConflict(f"Grant {namespace}/{name} exists but was not issued for {uid}")
-        grant = Grant.model_validate(existing)
+        grant = wire.read(Grant, existing)
+        if isinstance(grant, wire.Unreadable):
+            raise GrantConflict(str(grant))
         if not (existing.get("status") or {}).get("phase"):
             with contextlib.suppress(ApiError):
                 await self.kube.patch_status(GRANTS, namespace, name, {"phase": "Active"})
@@ -302,8 +296,8 @@ class Workflow:
         grant = await self.kube.get(GRANTS, namespace, revoke.grant)
         if grant is None:
             # Its deletion was handled (and recorded) without updating the request.
-            status = {"phase": "Revoked", "message": f"grant {revoke.grant} {revoke.reason}"}
-            self._remember(await self.kube.patch_status(REQUESTS, namespace, name, status))
+            patch = revoke.gone.to_patch()
+            self._remember(await self.kube.patch_status(REQUESTS, namespace, name, patch))
             return
         actor = Actor(user=revoke.by) if revoke.by else None
         await self._end(grant, "Revoked", actor=actor, reason=revoke.reason, delete=True)
@@ -337,10 +331,9 @@ class Workflow:
     ) -> None:
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        try:
-            grant = Grant.model_validate(obj)
-        except ValidationError as error:
-            logger.warning("Grant %s/%s is malformed and is left alone: %s", namespace, name, error)
+        grant = wire.read(Grant, obj)
+        if isinstance(grant, wire.Unreadable):
+            logger.warning("%s; it is left alone", grant)
             return
         reference = grant.spec.access_request
         raw_request = await self.kube.get(REQUESTS, namespace, reference.name)
@@ -365,13 +358,15 @@ class Workflow:
             await self.record(record)
         if ending.grant_status is not None:
             try:
-                await self.kube.patch_status(GRANTS, namespace, name, ending.grant_status)
+                await self.kube.patch_status(
+                    GRANTS, namespace, name, ending.grant_status.to_patch()
+                )
             except ApiError as error:
                 if not error.not_found:
                     raise
         if ending.request_status is not None and request is not None and raw_request is not None:
             patched = await self.kube.patch_status(
-                REQUESTS, namespace, reference.name, ending.request_status
+                REQUESTS, namespace, reference.name, ending.request_status.to_patch()
             )
             self._remember(patched)
             self.metrics.transitions.labels(phase=kind).inc()

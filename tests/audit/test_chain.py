@@ -5,8 +5,9 @@ import json
 from support.clocks import NOW
 
 from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash, stored_form
-from jitgate.audit.model import Action, Actor, AuditEvent, AuditRecord, Replicas
+from jitgate.audit.model import AuditRecord
 from jitgate.core.canonical import canonical_json
+from jitgate.core.events import Action, Actor, AuditEvent, Replicas
 
 KEY = b"0123456789abcdef0123456789abcdef"
 

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from jitgate.audit.chain import ChainHead, link
-from jitgate.audit.model import RECORD_TYPES
 from jitgate.audit.verify import ChainReport, Entry, SegmentEnd, Witness, verify_chain
 from jitgate.core.canonical import canonical_json
+from jitgate.core.events import RECORD_TYPES
 
 KEY = b"property-test-key-0123456789abcdef"
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

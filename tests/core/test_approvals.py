@@ -17,7 +17,7 @@ from jitgate.core.approvals import (
     stamp_new_approvals,
     stamp_requester,
 )
-from jitgate.core.lifecycle import (
+from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,

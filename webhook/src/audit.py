@@ -14,8 +14,8 @@ from jitgate.webhook.decisions import Verdict
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest
 
-from jitgate.audit.model import Action, Actor, AuditEvent, Replicas
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.events import Action, Actor, AuditEvent, Replicas
 
 logger = logging.getLogger(__name__)
 

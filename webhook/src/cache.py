@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from pydantic import ValidationError
-
+from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, Grant, GrantSpec
 from jitgate.core.canonical import digest
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
@@ -66,10 +65,11 @@ def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:
 
 def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
     """The index entry for a Grant object, or None when it is not a valid Grant."""
-    try:
-        grant = Grant.model_validate(obj)
-    except ValidationError as error:
-        logger.warning("Ignoring the invalid Grant %s/%s: %s", *_name_of(obj), error)
+    grant = wire.read(Grant, obj)
+    if isinstance(grant, wire.Unreadable):
+        logger.warning(
+            "Ignoring the invalid Grant %s/%s: %s", grant.namespace, grant.name, grant.problem
+        )
         return None
     meta = grant.metadata
     return IndexedGrant(
@@ -83,17 +83,16 @@ def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
 
 def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | UnreadablePolicy:
     """The policy, or what is known of one that does not validate (which fails closed)."""
-    try:
-        return AccessPolicy.model_validate(obj)
-    except ValidationError as error:
-        name = _name_of(obj)[1]
+    policy = wire.read(AccessPolicy, obj)
+    if isinstance(policy, wire.Unreadable):
         logger.warning(
             "The AccessPolicy %s is invalid; protected actions it might govern are denied "
             "until it is fixed: %s",
-            name,
-            error,
+            policy.name,
+            policy.problem,
         )
-        return unreadable_policy(name, obj, error)
+        return unreadable_policy(obj, policy)
+    return policy
 
 
 def _chain(spec: GrantSpec) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from support.clocks import NOW
 
 from jitgate.core.api import AccessRequestStatus, Approval
-from jitgate.core.lifecycle import tally
+from jitgate.core.requests.tally import tally
 
 
 def is_approver(user: str, groups: Sequence[str]) -> bool:

@@ -1,4 +1,4 @@
-"""The operator's pure decisions: one transition per step, derived from the stored status."""
+"""The state machine's decisions: one transition per step, derived from the stored status."""
 
 from __future__ import annotations
 
@@ -9,22 +9,17 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from jitgate.operator.decide import (
-    Step,
-    World,
-    decide,
-    end_grant,
-    ending_kind,
-    read_request,
-    set_condition,
-)
-from jitgate.operator.grants import grant_name
 from support.clocks import NOW
 
 from jitgate.core.api import AccessPolicy, AccessRequest, Condition, Grant
 from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import format_time
+from jitgate.core.grants import end_grant, ending_kind, grant_name
 from jitgate.core.policy import Namespace
+from jitgate.core.requests.decide import decide
+from jitgate.core.requests.step import Step, World, set_condition
+from jitgate.core.requests.stored import read_request
+from jitgate.core.wire import Unreadable
 
 POLICY = AccessPolicy.model_validate(
     {
@@ -87,7 +82,7 @@ def pending(approvals: list[dict[str, Any]], observed: int = 0) -> dict[str, Any
 
 def test_a_new_request_goes_pending_and_records_its_creation_only() -> None:
     step = decide(request(), world())
-    assert step.status["phase"] == "Pending"
+    assert step.status is not None and step.status.phase == "Pending"
     assert [r.key for r in step.records] == ["u-1/request.created"]
     assert step.wake_at == NOW + dt.timedelta(hours=1)
 
@@ -105,7 +100,7 @@ def test_each_new_approval_is_recorded_once_by_index() -> None:
         "u-1/request.approved",
     ]
     assert step.grant is not None
-    assert step.status["observedApprovals"] == 2
+    assert step.status is not None and step.status.observed_approvals == 2
 
 
 def test_a_terminal_request_only_waits_for_retention() -> None:
@@ -125,8 +120,8 @@ def test_a_request_being_deleted_is_left_to_the_deletion_handler() -> None:
 
 def test_an_unreadable_spec_is_reported_not_raised() -> None:
     parsed = read_request({"metadata": {"name": "x"}, "spec": {"actions": []}})
-    assert isinstance(parsed, tuple)
-    assert parsed[1].startswith("spec.actions")
+    assert isinstance(parsed, Unreadable)
+    assert parsed.problem.startswith("spec.actions")
 
 
 def test_set_condition_keeps_the_transition_time_while_the_status_holds() -> None:
@@ -202,5 +197,5 @@ def test_the_denier_is_the_one_whose_deny_counted() -> None:
     step = decide(
         request(pending([ignored_deny, {**approval("carol", "Deny"), "comment": "no"}])), world()
     )
-    assert step.status["phase"] == "Denied"
-    assert step.status["message"] == "denied by carol: no"
+    assert step.status is not None and step.status.phase == "Denied"
+    assert step.status.message == "denied by carol: no"

@@ -1,12 +1,4 @@
-"""The AccessRequest state machine: phases, approval tallies and allowed transitions.
-
-Pending ──approvals reach threshold──▶ Approved ──grant expires──▶ Expired
-   │  └──any eligible Deny──▶ Denied           └──grant deleted / revoke──▶ Revoked
-   ├──pending deadline passes──▶ Expired
-   └──cancel──▶ Cancelled
-A request no policy accepts goes straight to Denied; a break-glass request straight to
-Approved. Denied, Expired, Revoked and Cancelled are final.
-"""
+"""Counting the approvals of a Pending request: who counted, who did not and why."""
 
 from __future__ import annotations
 
@@ -15,51 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from jitgate.core.api import TERMINAL_PHASES, Approval, RequestPhase
-
-# Users ask the operator to cancel or revoke through these annotations; the webhook stamps
-# who asked (the *-by annotations) from the authenticated user.
-CANCEL_ANNOTATION = "jitgate.dev/cancel"
-REVOKE_ANNOTATION = "jitgate.dev/revoke"
-CANCELLED_BY_ANNOTATION = "jitgate.dev/cancelled-by"
-REVOKED_BY_ANNOTATION = "jitgate.dev/revoked-by"
-# An approver marks a break-glass request reviewed (any phase after it was approved), with an
-# optional comment; the webhook stamps the reviewer.
-REVIEW_ANNOTATION = "jitgate.dev/review"
-REVIEW_COMMENT_ANNOTATION = "jitgate.dev/review-comment"
-REVIEWED_BY_ANNOTATION = "jitgate.dev/reviewed-by"
-# Each annotation a user sets to ask for something, and the one the webhook stamps with who.
-STAMPED_ANNOTATIONS: tuple[tuple[str, str], ...] = (
-    (CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION),
-    (REVOKE_ANNOTATION, REVOKED_BY_ANNOTATION),
-    (REVIEW_ANNOTATION, REVIEWED_BY_ANNOTATION),
-)
-# The phases a break-glass request can be reviewed in: it was approved, whatever came after.
-REVIEWABLE_PHASES: tuple[RequestPhase, ...] = ("Approved", "Expired", "Revoked")
-
-_ALLOWED: dict[RequestPhase | None, frozenset[RequestPhase]] = {
-    None: frozenset({"Pending", "Approved", "Denied"}),
-    "Pending": frozenset({"Approved", "Denied", "Expired", "Cancelled"}),
-    "Approved": frozenset({"Expired", "Revoked"}),
-}
-
-
-class InvalidTransition(ValueError):
-    pass
-
-
-def is_terminal(phase: RequestPhase | None) -> bool:
-    return phase in TERMINAL_PHASES
-
-
-def can_transition(current: RequestPhase | None, target: RequestPhase) -> bool:
-    return target in _ALLOWED.get(current, frozenset())
-
-
-def transition(current: RequestPhase | None, target: RequestPhase) -> RequestPhase:
-    if not can_transition(current, target):
-        raise InvalidTransition(f"an AccessRequest cannot go from {current or 'new'} to {target}")
-    return target
+from jitgate.core.api import Approval
 
 
 @dataclass(frozen=True)
@@ -122,6 +70,19 @@ def tally(
         if len(approved_by) >= required:
             return Tally("Approved", tuple(approved_by), None, tuple(ignored))
     return Tally("Pending", tuple(approved_by), None, tuple(ignored))
+
+
+def decisive_index(approvals: Sequence[Approval], result: Tally) -> int | None:
+    """The entry that decided the tally: the counted Deny, or the last counted approval."""
+    user = result.denied_by if result.outcome == "Denied" else None
+    if result.outcome == "Approved":
+        user = result.approved_by[-1]
+    if user is None:
+        return None
+    ignored = {item.index for item in result.ignored}
+    return next(
+        i for i, a in enumerate(approvals) if a.user == user and i not in ignored
+    )  # pragma: no branch - tally counted it, so it is there
 
 
 def pending_expired(deadline: dt.datetime | None, now: dt.datetime) -> bool:

@@ -1,19 +1,11 @@
 import datetime as dt
 from collections.abc import Sequence
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from jitgate.core.api import Approval
-from jitgate.core.lifecycle import (
-    InvalidTransition,
-    can_transition,
-    is_terminal,
-    pending_expired,
-    tally,
-    transition,
-)
+from jitgate.core.requests.tally import pending_expired, tally
 
 APPROVERS = {"bob", "carol", "dave", "alice"}
 
@@ -117,25 +109,6 @@ def test_tally_invariants(decisions: list[tuple[str, bool]], required: int) -> N
             is_approver=is_approver,
         )
         assert more.outcome == result.outcome
-
-
-def test_transitions() -> None:
-    assert transition(None, "Pending") == "Pending"
-    assert transition("Pending", "Approved") == "Approved"
-    assert transition("Approved", "Expired") == "Expired"
-    assert transition("Approved", "Revoked") == "Revoked"
-    assert can_transition("Pending", "Cancelled")
-    with pytest.raises(InvalidTransition, match="from Denied to Approved"):
-        transition("Denied", "Approved")
-    with pytest.raises(InvalidTransition):
-        transition("Pending", "Revoked")
-
-
-@pytest.mark.parametrize("phase", ["Denied", "Expired", "Revoked", "Cancelled"])
-def test_terminal_phases_are_final(phase: str) -> None:
-    assert is_terminal(phase)  # type: ignore[arg-type]
-    for target in ("Pending", "Approved", "Denied", "Expired", "Revoked", "Cancelled"):
-        assert not can_transition(phase, target)  # type: ignore[arg-type]
 
 
 def test_pending_deadline() -> None:

@@ -1,0 +1,256 @@
+"""The audit event vocabulary: what a record says (DESIGN.md §5), and the operator's records.
+
+`AuditEvent` is what the operator and the webhook hand to the audit writer, which adds `v`,
+`writer`, `seq`, `prev`, `hash` and `mac` (`jitgate.audit`). Field names on the wire are
+camelCase. The operator's records are built here from API objects without I/O; each comes
+with a key naming the fact it records (`<uid>/request.approval/2`), so a retried step can
+skip what it already wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Final
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+from jitgate.core.api import AccessPolicy, AccessRequest, Approval, Grant, Requester
+from jitgate.core.clock import format_time
+from jitgate.core.wire import Unreadable
+
+# The record types the operator and the webhook write; `audit.*` types are the writer's own.
+RECORD_TYPES: Final = (
+    "request.created",
+    "request.approval",
+    "request.approved",
+    "request.denied",
+    "request.expired",
+    "request.cancelled",
+    "grant.created",
+    "grant.expired",
+    "grant.revoked",
+    "grant.reviewed",
+    "action.allowed",
+    "action.denied",
+)
+
+_EVENT_CONFIG = ConfigDict(
+    frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+)
+
+
+def format_record_time(when: dt.datetime) -> str:
+    """RFC 3339 in UTC with microseconds: fixed width, so text order is time order."""
+    if when.tzinfo is None:
+        raise ValueError("audit record times must be timezone-aware")
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Actor(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+
+class Replicas(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    old: int | None = None
+    new: int | None = None
+
+
+class Action(BaseModel):
+    """The action asked for or attempted; free-form detail (tty, stdin, ports, kind, labels,
+    owner, objectDigest, ...) rides along as extra fields."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    verb: str
+    resource: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+    container: str | None = None
+    command: tuple[str, ...] | None = None
+    replicas: Replicas | None = None
+
+
+class EventFields(BaseModel):
+    """The fields an event and the record it becomes share."""
+
+    model_config = _EVENT_CONFIG
+
+    actor: Actor | None = None
+    namespace: str | None = None
+    action: Action | None = None
+    request: str | None = None
+    grant: str | None = None
+    admission_uid: str | None = Field(default=None, alias="admissionUID")
+    dry_run: bool | None = Field(default=None, alias="dryRun")
+    reason: str | None = None
+    context: dict[str, JsonValue] | None = None
+
+
+class AuditEvent(EventFields):
+    """One thing that happened, before it is chained. `time` defaults to the writer's clock."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: str = Field(pattern=r"^[a-z][A-Za-z]*(\.[a-z][A-Za-z]*)+$")
+    time: dt.datetime | None = None
+
+    def body(self, default_time: dt.datetime) -> dict[str, Any]:
+        """The record's own fields as stored: JSON-ready, camelCase, absent when unset."""
+        body = self.model_dump(mode="json", exclude_none=True, exclude={"time"})
+        body["time"] = format_record_time(self.time or default_time)
+        return body
+
+
+# ----------------------------------------------------------------- the operator's records
+
+
+@dataclass(frozen=True)
+class Record:
+    """An event and the key of the fact it records, so it is written once."""
+
+    key: str
+    event: AuditEvent
+
+
+def actor_of(who: Requester | Approval | None) -> Actor | None:
+    if who is None or not who.user:
+        return None
+    return Actor(user=who.user, groups=tuple(who.groups))
+
+
+def named(user: str | None) -> Actor | None:
+    """An actor known only by name, e.g. from a webhook-stamped annotation."""
+    return Actor(user=user) if user else None
+
+
+def _uid(namespace: str | None, name: str | None, uid: str | None) -> str:
+    return uid or f"{namespace}/{name}"
+
+
+def request_record(
+    kind: str,
+    request: AccessRequest,
+    now: dt.datetime,
+    *,
+    actor: Actor | None = None,
+    reason: str | None = None,
+    context: dict[str, Any] | None = None,
+    grant: str | None = None,
+    key_suffix: str = "",
+) -> Record:
+    requester = request.spec.requester
+    base: dict[str, Any] = {"requester": requester.user if requester else None}
+    meta = request.metadata
+    event = AuditEvent(
+        type=kind,
+        time=now,
+        actor=actor,
+        namespace=meta.namespace,
+        request=meta.name,
+        grant=grant,
+        reason=reason,
+        context={**base, **(context or {})},
+    )
+    return Record(f"{_uid(meta.namespace, meta.name, meta.uid)}/{kind}{key_suffix}", event)
+
+
+def unread_request_record(
+    kind: str,
+    request: Unreadable,
+    now: dt.datetime,
+    *,
+    reason: str,
+    context: dict[str, Any],
+) -> Record:
+    """A record about a request whose spec could not be read."""
+    event = AuditEvent(
+        type=kind,
+        time=now,
+        namespace=request.namespace,
+        request=request.name,
+        reason=reason,
+        context=context,
+    )
+    return Record(f"{_uid(request.namespace, request.name, request.uid)}/{kind}", event)
+
+
+def policy_context(policy: AccessPolicy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    return {"name": policy.metadata.name, "spec": policy.spec.to_wire()}
+
+
+def approval_record(
+    request: AccessRequest,
+    index: int,
+    approval: Approval,
+    now: dt.datetime,
+    *,
+    policy: AccessPolicy | None,
+    counted: bool,
+    ignored_because: str | None,
+) -> Record:
+    """What the approver decided, and the spec and policy they decided on."""
+    context: dict[str, Any] = {
+        "index": index,
+        "decision": approval.decision,
+        "decidedAt": format_time(approval.time) if approval.time else None,
+        "specDigest": approval.spec_digest,
+        "counted": counted,
+        "spec": request.spec.to_wire(),
+        "policy": policy_context(policy),
+        "requiredApprovals": request.status.required_approvals,
+    }
+    if ignored_because:
+        context["ignored"] = ignored_because
+    return request_record(
+        "request.approval",
+        request,
+        now,
+        actor=actor_of(approval),
+        reason=approval.comment or None,
+        context=context,
+        key_suffix=f"/{index}",
+    )
+
+
+def grant_context(grant: Grant) -> dict[str, Any]:
+    spec = grant.spec
+    return {
+        "user": spec.user,
+        "actions": [action.to_wire() for action in spec.actions],
+        "notBefore": format_time(spec.not_before),
+        "expiresAt": format_time(spec.expires_at),
+        "policy": spec.policy,
+        "approvals": [approval.to_wire() for approval in spec.approvals],
+        "breakGlass": spec.break_glass,
+    }
+
+
+def grant_record(
+    kind: str,
+    grant: Grant,
+    now: dt.datetime,
+    *,
+    actor: Actor | None = None,
+    reason: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Record:
+    meta = grant.metadata
+    event = AuditEvent(
+        type=kind,
+        time=now,
+        actor=actor,
+        namespace=meta.namespace,
+        request=grant.spec.access_request.name,
+        grant=meta.name,
+        reason=reason,
+        context={**grant_context(grant), **(extra or {})},
+    )
+    return Record(f"{_uid(meta.namespace, meta.name, meta.uid)}/{kind}", event)

@@ -1,0 +1,191 @@
+"""Grants, planned and ended without I/O.
+
+`plan_grant` decides the Grant an approved request gets (its name, window and body);
+`end_grant` decides how one ends (expired or revoked): the records to write first, then the
+grant's status, then its request's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from jitgate.core.api import (
+    AccessRequest,
+    AccessRequestStatus,
+    Approval,
+    Grant,
+    GrantSpec,
+    GrantStatus,
+    ObjectMeta,
+    ObjectReference,
+)
+from jitgate.core.events import Actor, Record, grant_record, request_record
+from jitgate.core.requests.step import GRANTED, Notice, NotifyKind, set_condition, to_phase
+
+Ended = Literal["Expired", "Revoked"]
+
+_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' generated suffixes: no vowels
+_MAX_NAME = 253
+LABEL_REQUEST = "jitgate.dev/access-request"
+# kopf's finalizer (settings.persistence.finalizer). A grant is created with it, so even a
+# grant deleted the instant it appears is seen by the deletion handler and recorded.
+FINALIZER = "jitgate.dev/operator"
+
+
+def grant_name(request_name: str, request_uid: str) -> str:
+    """`<request>-<5 chars>`: stable across retries and restarts, new for a re-created request."""
+    number = int.from_bytes(hashlib.sha256(request_uid.encode()).digest()[:8], "big")
+    suffix = ""
+    for _ in range(5):
+        number, digit = divmod(number, len(_ALPHABET))
+        suffix += _ALPHABET[digit]
+    stem = request_name[: _MAX_NAME - len(suffix) - 1].rstrip("-.")
+    return f"{stem}-{suffix}"
+
+
+def owner_reference(request: AccessRequest) -> dict[str, Any]:
+    return {
+        "apiVersion": request.api_version,
+        "kind": request.kind,
+        "name": request.metadata.name,
+        "uid": request.metadata.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def plan_grant(
+    request: AccessRequest,
+    *,
+    now: dt.datetime,
+    duration: dt.timedelta,
+    policy: str,
+    approvals: Sequence[Approval],
+    break_glass: bool,
+) -> Grant:
+    """The Grant to create: the request's actions for its requester, from now for `duration`."""
+    requester = request.spec.requester
+    if requester is None:  # decide() never approves an unstamped request
+        raise ValueError("an AccessRequest without a stamped requester cannot be granted")
+    name = request.metadata.name or ""
+    uid = request.metadata.uid or ""
+    # Whole seconds, as Kubernetes writes timestamps and as status.grant.expiresAt shows it.
+    start = now.replace(microsecond=0)
+    return Grant(
+        metadata=ObjectMeta(
+            name=grant_name(name, uid),
+            namespace=request.metadata.namespace,
+            labels={LABEL_REQUEST: name[:63].rstrip("-_.")},
+        ),
+        spec=GrantSpec(
+            user=requester.user,
+            actions=list(request.spec.actions),
+            not_before=start,
+            expires_at=start + duration,
+            access_request=ObjectReference(name=name, uid=uid),
+            policy=policy,
+            approvals=list(approvals),
+            break_glass=break_glass,
+        ),
+    )
+
+
+def grant_body(grant: Grant, request: AccessRequest) -> dict[str, Any]:
+    """The object to POST: the owner reference makes deleting the request delete the grant."""
+    body = grant.to_wire()
+    body.pop("status", None)
+    body["metadata"] = {
+        "name": grant.metadata.name,
+        "namespace": grant.metadata.namespace,
+        "labels": dict(grant.metadata.labels),
+        "ownerReferences": [owner_reference(request)],
+        "finalizers": [FINALIZER],
+    }
+    return body
+
+
+def belongs_to(grant: dict[str, Any], request_uid: str) -> bool:
+    refs = grant.get("metadata", {}).get("ownerReferences") or []
+    return any(ref.get("uid") == request_uid and ref.get("controller") for ref in refs)
+
+
+# ----------------------------------------------------------------------- grant endings
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a grant ends: records first, then the grant's status, then the request's."""
+
+    records: tuple[Record, ...]
+    grant_status: GrantStatus | None
+    request_status: AccessRequestStatus | None
+    notices: tuple[Notice, ...]
+    notify: NotifyKind | None
+    lag: dt.timedelta | None
+
+
+def ending_kind(grant: Grant, now: dt.datetime) -> Ended:
+    """A grant that disappears after its expiry expired; before it, it was revoked."""
+    return "Expired" if now >= grant.spec.expires_at else "Revoked"
+
+
+def end_grant(
+    grant: Grant,
+    request: AccessRequest | None,
+    *,
+    now: dt.datetime,
+    kind: Ended,
+    actor: Actor | None,
+    reason: str,
+) -> Ending:
+    already = grant.status.phase in ("Expired", "Revoked")
+    owns = (
+        request is not None
+        and request.status.phase == "Approved"
+        and request.status.grant is not None
+        and request.status.grant.name == grant.metadata.name
+        and request.metadata.deletion_timestamp is None
+    )
+    lag = now - grant.spec.expires_at if kind == "Expired" else None
+    records: list[Record] = []
+    if not already:
+        extra = {"lagSeconds": round(lag.total_seconds(), 3)} if lag is not None else None
+        kind_name = "grant.expired" if kind == "Expired" else "grant.revoked"
+        records.append(grant_record(kind_name, grant, now, actor=actor, reason=reason, extra=extra))
+        if kind == "Expired" and owns and request is not None:
+            records.append(
+                request_record(
+                    "request.expired",
+                    request,
+                    now,
+                    reason=reason,
+                    grant=grant.metadata.name,
+                    context={"cause": "GrantExpired", "policy": request.status.policy},
+                )
+            )
+    request_status: AccessRequestStatus | None = None
+    if owns and request is not None:
+        message = f"grant {grant.metadata.name} {reason}"
+        cause = "GrantExpired" if kind == "Expired" else "Revoked"
+        request_status = to_phase(
+            request.status.phase,
+            kind,
+            message=message,
+            conditions=set_condition(
+                request.status.conditions, GRANTED, "False", cause, message, now
+            ),
+        )
+    return Ending(
+        records=tuple(records),
+        grant_status=None if already else GrantStatus(phase=kind),
+        request_status=request_status,
+        notices=(Notice(kind, f"grant {grant.metadata.name} {reason}", warning=kind == "Revoked"),)
+        if not already
+        else (),
+        notify="expired" if kind == "Expired" and owns and not already else None,
+        lag=lag if not already else None,
+    )

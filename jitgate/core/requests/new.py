@@ -1,0 +1,230 @@
+"""A new request (no phase yet): admitted by policy to Pending, Approved (break-glass) or
+Denied; a request whose spec does not validate is Denied."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from jitgate.core.api import AccessPolicy, AccessRequest, Condition
+from jitgate.core.clock import format_time, whole_seconds
+from jitgate.core.durations import format_duration
+from jitgate.core.events import (
+    Record,
+    actor_of,
+    policy_context,
+    request_record,
+    unread_request_record,
+)
+from jitgate.core.grants import plan_grant
+from jitgate.core.policy import Rejection, resolve_request
+from jitgate.core.requests.step import (
+    APPROVED,
+    REVIEW_REQUIRED,
+    Notice,
+    Step,
+    World,
+    set_condition,
+    to_phase,
+)
+from jitgate.core.wire import Unreadable
+
+
+def deny_invalid(request: Unreadable, raw: Mapping[str, Any], world: World) -> Step:
+    """A request whose spec does not validate (the API server's schema was bypassed)."""
+    if (raw.get("status") or {}).get("phase"):
+        return Step()
+    message = f"the request is invalid ({request.problem}), so it is denied"
+    record = unread_request_record(
+        "request.denied",
+        request,
+        world.now,
+        reason=message,
+        context={"cause": "InvalidRequest", "spec": raw.get("spec")},
+    )
+    condition = Condition(
+        type=APPROVED,
+        status="False",
+        reason="InvalidRequest",
+        message=message,
+        last_transition_time=world.now,
+    )
+    return Step(
+        records=(record,),
+        status=to_phase(None, "Denied", message=message, conditions=[condition]),
+        notices=(Notice("Denied", message, warning=True),),
+        notify="denied",
+        wake_at=world.now + world.retention,
+    )
+
+
+def _deny(
+    request: AccessRequest,
+    world: World,
+    reason: str,
+    message: str,
+    *,
+    policy: AccessPolicy | None = None,
+) -> Step:
+    now = world.now
+    created = request_record(
+        "request.created",
+        request,
+        now,
+        actor=actor_of(request.spec.requester),
+        reason=request.spec.reason,
+        context={"spec": request.spec.to_wire(), "policy": policy_context(policy)},
+    )
+    denied = request_record(
+        "request.denied",
+        request,
+        now,
+        reason=message,
+        context={"cause": reason, "policy": policy.metadata.name if policy else None},
+    )
+    status = to_phase(
+        request.status.phase,
+        "Denied",
+        message=message,
+        observed_approvals=len(request.status.approvals),
+        conditions=set_condition(
+            request.status.conditions, APPROVED, "False", reason, message, now
+        ),
+        **({"policy": policy.metadata.name} if policy is not None else {}),
+    )
+    return Step(
+        records=(created, denied),
+        status=status,
+        notices=(Notice("Denied", message, warning=True),),
+        notify="denied",
+        wake_at=now + world.retention,
+    )
+
+
+def admit(request: AccessRequest, world: World) -> Step:
+    now = world.now
+    requester = request.spec.requester
+    if requester is None:
+        return _deny(
+            request,
+            world,
+            "RequesterNotStamped",
+            "the request has no stamped requester, so the jitgate admission webhook did not "
+            "admit it; it is denied because its author cannot be trusted",
+        )
+    broken = world.broken_policy()
+    if broken is not None:
+        return _deny(
+            request,
+            world,
+            "PolicyInvalid",
+            f"AccessPolicy {broken.name} is invalid ({broken.error}) and may govern namespace "
+            f"{world.namespace.name}; no request there is decided until an admin fixes it",
+        )
+    resolved = resolve_request(
+        world.policies, world.namespace, request.spec, requester.user, requester.groups
+    )
+    if isinstance(resolved, Rejection):
+        return _deny(request, world, resolved.reason, resolved.message, policy=resolved.policy)
+    policy = resolved.policy
+    name = policy.metadata.name or ""
+    created = request_record(
+        "request.created",
+        request,
+        now,
+        actor=actor_of(requester),
+        reason=request.spec.reason,
+        context={
+            "spec": request.spec.to_wire(),
+            "policy": policy_context(policy),
+            "requiredApprovals": resolved.required_approvals,
+            "duration": format_duration(resolved.duration),
+            "breakGlass": resolved.break_glass,
+        },
+    )
+    if resolved.break_glass:
+        return _break_glass(
+            request, world, created, name, resolved.duration, resolved.required_approvals
+        )
+    deadline = now + resolved.pending_timeout
+    required = resolved.required_approvals
+    message = (
+        f"waiting for {required} approval{'s' if required > 1 else ''} under AccessPolicy "
+        f"{name} until {format_time(deadline)}"
+    )
+    conditions = set_condition(
+        request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
+    )
+    return Step(
+        records=(created,),
+        status=to_phase(
+            request.status.phase,
+            "Pending",
+            policy=name,
+            required_approvals=required,
+            pending_deadline=whole_seconds(deadline),
+            # Approvers append with a JSON patch to /status/approvals/-, which needs the list.
+            **({} if request.status.approvals else {"approvals": []}),
+            observed_approvals=0,
+            message=message,
+            conditions=conditions,
+        ),
+        notices=(Notice("Pending", message),),
+        notify="created",
+        wake_at=deadline,
+    )
+
+
+def _break_glass(
+    request: AccessRequest,
+    world: World,
+    created: Record,
+    policy: str,
+    duration: dt.timedelta,
+    required_approvals: int,
+) -> Step:
+    """Approved at once without review, and flagged for review."""
+    now, requester = world.now, request.spec.requester
+    assert requester is not None  # admit() denies an unstamped request first
+    message = (
+        f"break-glass: approved without review under AccessPolicy {policy} "
+        f"for {format_duration(duration)}; flagged for review"
+    )
+    approved = request_record(
+        "request.approved",
+        request,
+        now,
+        actor=actor_of(requester),
+        reason=request.spec.reason,
+        context={"breakGlass": True, "policy": policy, "approvedBy": []},
+    )
+    conditions = set_condition(
+        request.status.conditions, APPROVED, "True", "BreakGlass", message, now
+    )
+    conditions = set_condition(
+        conditions,
+        REVIEW_REQUIRED,
+        "True",
+        "BreakGlass",
+        f"{requester.user} activated an emergency grant without approval: {request.spec.reason}",
+        now,
+    )
+    return Step(
+        records=(created, approved),
+        status=to_phase(
+            request.status.phase,
+            "Approved",
+            policy=policy,
+            required_approvals=required_approvals,
+            observed_approvals=len(request.status.approvals),
+            message=message,
+            conditions=conditions,
+        ),
+        grant=plan_grant(
+            request, now=now, duration=duration, policy=policy, approvals=(), break_glass=True
+        ),
+        notices=(Notice("BreakGlass", message, warning=True),),
+        notify="approved",
+        approved_after=dt.timedelta(0),
+    )
