@@ -1,0 +1,21 @@
+"""jitgate's pure domain: no I/O and no framework (`make lint` checks it with import-linter).
+
+The operator and the webhook are adapters around it: they read objects, ask the core what
+to do and apply the answer.
+
+Modules:
+
+* `api`             — the pydantic models of `jitgate.dev/v1alpha1`, the CRDs' one source.
+* `crds`            — the CRD manifests generated from `api`.
+* `wire`            — reading a stored object that may not validate: the model or `Unreadable`.
+* `requests`        — the AccessRequest state machine, split by phase (a package, with its map).
+* `grants`          — grant planning (name, window, body) and how a grant ends.
+* `events`          — the audit event vocabulary and the operator's records.
+* `approvals`       — identity stamping and the rules for writes to AccessRequests.
+* `policy`          — which AccessPolicy governs an action; request resolution.
+* `matching`        — whether a grant's actions cover an attempted action.
+* `grant_index`     — live grants indexed for the webhook's lookups.
+* `actions`         — what a caller is attempting, in the terms grants and policies speak.
+* `label_selectors` — Kubernetes label selector matching.
+* `durations`, `clock`, `canonical` — Go durations, the injected clock, canonical JSON.
+"""
