@@ -24,8 +24,8 @@ unit: venv
 	$(BIN)/pytest -q tests -m "not apiserver and not postgres"
 
 lint: venv typecheck layers
-	$(BIN)/ruff check jitgate operator webhook tests
-	$(BIN)/ruff format --check jitgate operator webhook tests
+	$(BIN)/ruff check jitgate operator webhook tests container
+	$(BIN)/ruff format --check jitgate operator webhook tests container
 
 # mypy and import-linter cannot follow setuptools' package-dir mapping in an editable install,
 # so they read a symlinked tree shaped like the installed package.
@@ -64,10 +64,10 @@ lock:
 	PYTHONPATH=.build/uv .build/uv/bin/uv pip compile pyproject.toml --all-extras \
 		--python-version 3.11 --generate-hashes -o requirements.lock
 
+# The image the chart runs: Docker where an engine answers, else buildah/podman on a base from a
+# registry or from Debian's packages; prints its size and Python distributions.
 image:
-	@command -v docker >/dev/null && docker info >/dev/null 2>&1 \
-		|| { echo "make image needs a running Docker engine; none was found." >&2; exit 2; }
-	docker build -t ghcr.io/jitgate/jitgate:$$(grep -m1 '^version' pyproject.toml | cut -d'"' -f2) .
+	container/build-image.sh
 
 clean:
 	rm -rf $(VENV) .build build *.egg-info
