@@ -7,6 +7,10 @@ Writers (the operator, each webhook replica):
 
 `append` returns once the record is durable and raises `AuditWriteError` otherwise;
 `writer.healthy` / `writer.last_error` tell `/readyz` whether the log is writable.
+
+With `checkpoint_key=load_checkpoint_key(path)` (file sink) each writer also keeps an
+RFC 6962 Merkle tree over its records and signs C2SP checkpoints of it; anyone holding
+the public key checks a writer's records with `tlog.verify_checkpoint` (see `tlog`).
 """
 
 from jitgate.audit.chain import GENESIS, ChainHead
@@ -18,7 +22,7 @@ from jitgate.audit.errors import (
     AuditReadError,
     AuditWriteError,
 )
-from jitgate.audit.keys import load_key
+from jitgate.audit.keys import load_checkpoint_key, load_key, parse_verifier_key
 from jitgate.audit.model import AuditRecord
 from jitgate.audit.writer import AuditWriter
 from jitgate.core.events import RECORD_TYPES, Action, Actor, AuditEvent, Replicas
@@ -39,7 +43,9 @@ __all__ = [
     "ChainHead",
     "Replicas",
     "default_writer_id",
+    "load_checkpoint_key",
     "load_key",
     "open_audit_writer",
     "open_log_reader",
+    "parse_verifier_key",
 ]

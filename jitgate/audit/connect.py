@@ -8,8 +8,10 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
+from jitgate.audit.checkpointer import DEFAULT_INTERVAL, Checkpointer
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.filelayout import check_writer_id
+from jitgate.audit.note import Signer
 from jitgate.audit.reader import LogReader
 from jitgate.audit.sink import Sink
 from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
@@ -31,6 +33,16 @@ def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
     from jitgate.audit.pgsink import PostgresSink
 
     return PostgresSink(target, writer_id)
+
+
+def _checkpointer(url: str, writer_id: str, key: Signer, interval: float) -> Checkpointer:
+    target = parse_audit_url(url)
+    if not isinstance(target, FileTarget):
+        raise AuditConfigError("signed checkpoints are not available on the postgres sink yet")
+    from jitgate.audit.filecheckpoints import FileCheckpointStore
+
+    store = FileCheckpointStore(target.root / writer_id)
+    return Checkpointer(store, key=key, writer_id=writer_id, interval=interval)
 
 
 class OpeningWriter:
@@ -65,6 +77,8 @@ def open_audit_writer(
     clock: Clock = SYSTEM_CLOCK,
     max_batch: int = DEFAULT_MAX_BATCH,
     maintenance_interval: float | None = 60.0,
+    checkpoint_key: Signer | None = None,
+    checkpoint_interval: float = DEFAULT_INTERVAL,
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -72,14 +86,28 @@ def open_audit_writer(
     `async with open_audit_writer(...) as writer:` closes it on exit. `max_batch=1`
     turns group commit off (one fsync per append). `maintenance_interval` seconds between
     age-based rotation and retention checks; None leaves them to `writer.maintain()`.
+    With `checkpoint_key` (file sink only, for now) the writer keeps a Merkle tree over its
+    records and signs a checkpoint at most `checkpoint_interval` seconds after a write.
     """
     check_writer_id(writer_id)
     if key is not None and not key:
         raise AuditConfigError("the audit key is empty")
+    checkpointer = (
+        _checkpointer(url, writer_id, checkpoint_key, checkpoint_interval)
+        if checkpoint_key is not None
+        else None
+    )
     sink = _sink(url, writer_id, clock)
 
     async def open_writer() -> AuditWriter:
-        writer = AuditWriter(sink, writer_id=writer_id, key=key, clock=clock, max_batch=max_batch)
+        writer = AuditWriter(
+            sink,
+            writer_id=writer_id,
+            key=key,
+            clock=clock,
+            max_batch=max_batch,
+            checkpointer=checkpointer,
+        )
         try:
             await writer.start(maintenance_interval)
         except BaseException:

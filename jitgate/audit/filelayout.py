@@ -4,6 +4,8 @@
 <root>/<writer>/<first-seq>.jsonl      segments, 20-digit names so text order = seq order
 <root>/<writer>/HEAD                   the last durable record (seq, hash): a witness
 <root>/<writer>/.lock                  held by the one process writing this chain
+<root>/<writer>/CHECKPOINT             with a checkpoint key: the last signed checkpoint
+<root>/<writer>/TREE                   ... and the Merkle tree state it was signed from
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ SEGMENT: Final = re.compile(r"^(\d{20})\.jsonl$")
 HEAD_FILE: Final = "HEAD"
 LOCK_FILE: Final = ".lock"
 HOLD_FILE: Final = "LEGAL_HOLD"
+CHECKPOINT_FILE: Final = "CHECKPOINT"
+TREE_FILE: Final = "TREE"
+TEMPORARY_SUFFIX: Final = ".tmp"  # written, then renamed over the file it replaces
+# What belongs in a writer's directory besides its segments.
+WRITER_FILES: Final = frozenset(
+    {HEAD_FILE, LOCK_FILE}
+    | {name + suffix for name in (CHECKPOINT_FILE, TREE_FILE) for suffix in ("", TEMPORARY_SUFFIX)}
+)
 HEAD_SIZE: Final = 512
 WRITER_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # Present on many volumes; never ours.
@@ -61,7 +71,7 @@ def list_segments(writer_dir: Path) -> tuple[list[SegmentFile], list[Path]]:
         match = SEGMENT.match(path.name)
         if match and path.is_file():
             segments.append(SegmentFile(int(match.group(1)), path))
-        elif path.name not in (HEAD_FILE, LOCK_FILE):
+        elif path.name not in WRITER_FILES:
             strays.append(path)
     segments.sort(key=lambda segment: segment.first_seq)
     return segments, sorted(strays)

@@ -67,8 +67,8 @@ class FileLogReader:
             raise _oserror(f"the audit directory {directory}", error) from error
         if strays:
             raise AuditReadError(
-                f"{strays[0]} is not an audit segment: only <seq>.jsonl segments, HEAD and "
-                f".lock belong in {directory}"
+                f"{strays[0]} is not an audit segment: only <seq>.jsonl segments, HEAD, .lock, "
+                f"CHECKPOINT and TREE belong in {directory}"
             )
         return segments
 

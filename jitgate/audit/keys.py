@@ -1,4 +1,6 @@
-"""The HMAC key that signs record hashes, read from a file (a mounted Secret)."""
+"""Audit keys: the HMAC key that signs record hashes (a mounted Secret), and the
+Ed25519 checkpoint keys: the private one a writer signs with, the public one auditors use.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 from pathlib import Path
 
 from jitgate.audit.errors import AuditConfigError
+from jitgate.audit.note import NoteError, Signer, Verifier
 
 MIN_KEY_BYTES = 16
 
@@ -24,3 +27,29 @@ def load_key(path: str | os.PathLike[str]) -> bytes:
             f"an audit key needs at least {MIN_KEY_BYTES} (32 random bytes recommended)"
         )
     return key
+
+
+def load_checkpoint_key(path: str | os.PathLike[str]) -> Signer:
+    """The Ed25519 key that signs checkpoints: a signer key string in a file (a Secret).
+
+    `PRIVATE+KEY+<name>+<key ID>+<key>`, the format of golang.org/x/mod/sumdb/note; the
+    name prefixes every writer's origin (`<name>/<writer>`).
+    """
+    try:
+        text = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AuditConfigError(f"cannot read the checkpoint key file {os.fspath(path)}") from error
+    try:
+        return Signer.parse(text)
+    except NoteError as error:
+        raise AuditConfigError(
+            f"the checkpoint key file {os.fspath(path)} holds no signer key: {error}"
+        ) from error
+
+
+def parse_verifier_key(vkey: str) -> Verifier:
+    """The public key that checks checkpoints: `<name>+<key ID>+<key>`."""
+    try:
+        return Verifier.parse(vkey.strip())
+    except NoteError as error:
+        raise AuditConfigError(f"not a verifier key: {error}") from error

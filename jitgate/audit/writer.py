@@ -8,6 +8,9 @@ A record is in the log if and only if its `append()` returned: a batch that fail
 back out of storage before its appends raise, and the chain goes on from the last record
 that was acknowledged. (A crash can still leave a tail that was written but never
 acknowledged; there is no process left to take it back.)
+
+With a `Checkpointer`, every stored record also becomes a leaf of the writer's Merkle
+tree, and signed checkpoints of it are published (see `checkpointer`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, link
+from jitgate.audit.checkpointer import Checkpointer
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditRecord
 from jitgate.audit.sink import Sink
@@ -50,6 +54,7 @@ class AuditWriter:
         key: bytes | None,
         clock: Clock,
         max_batch: int = DEFAULT_MAX_BATCH,
+        checkpointer: Checkpointer | None = None,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -58,6 +63,7 @@ class AuditWriter:
         self._key = key
         self._clock = clock
         self._max_batch = max_batch
+        self._checkpointer = checkpointer
         self._head: ChainHead | None = None
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -86,11 +92,18 @@ class AuditWriter:
     def description(self) -> str:
         return self._sink.description
 
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The Merkle tree and signed checkpoints, when a checkpoint key is configured."""
+        return self._checkpointer
+
     # -- life cycle ---------------------------------------------------------------------
 
     async def start(self, maintenance_interval: float | None = None) -> None:
         state = await self._sink.open()
         self._head = state.head
+        if self._checkpointer is not None:
+            await self._checkpointer.start(state.head)
         if state.repaired is not None:
             logger.warning(
                 "Audit log of writer %s was repaired on open: %s",
@@ -119,7 +132,11 @@ class AuditWriter:
         if self._flusher is not None:
             await asyncio.gather(self._flusher, return_exceptions=True)
         async with self._io:
-            await self._sink.aclose()
+            try:
+                if self._checkpointer is not None:
+                    await self._checkpointer.aclose()
+            finally:
+                await self._sink.aclose()
 
     async def __aenter__(self) -> AuditWriter:
         return self
@@ -179,6 +196,8 @@ class AuditWriter:
             self._queue.clear()
             return
         self._head = head
+        if self._checkpointer is not None:
+            self._checkpointer.add(linked)
         for pending, done in zip(accepted, linked, strict=True):
             if not pending.future.done():
                 pending.future.set_result(AuditRecord.of_event(pending.event, done.record))
@@ -252,6 +271,8 @@ class AuditWriter:
         if repaired:
             context["repaired"] = repaired
         self._head = state.head
+        if self._checkpointer is not None:
+            await self._checkpointer.resync(state.head)
         try:
             await self._store_own(RECOVERED, context)
         except BaseException:
@@ -276,6 +297,8 @@ class AuditWriter:
         )
         await self._sink.write([stored], end_segment=end_segment)
         self._head = stored.head
+        if self._checkpointer is not None:
+            self._checkpointer.add([stored])
 
     # -- rotation and retention ---------------------------------------------------------
 

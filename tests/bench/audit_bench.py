@@ -3,7 +3,10 @@
 For each sink (file, PostgreSQL) and 1, 16 and 64 concurrent appenders sharing one
 writer: appends per second and p50/p99 latency of `append()` (until durable), with
 `max_batch=1` (inline: serialised, one fsync per append) and with group commit; then
-the ratio group/inline. Each run is bounded by a count and a time budget.
+the ratio group/inline. On the file sink also group commit with the Merkle tree and
+signed checkpoints (`tlog`), checkpointing every 50 ms so that several checkpoints fall
+inside each short run (the product signs one per second while writing). Each run is
+bounded by a count and a time budget.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 from support import postgres
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
+from jitgate.audit.note import Signer
 
 CONCURRENCY = (1, 16, 64)
 MAX_APPENDS = 4000  # per run
@@ -27,6 +31,9 @@ BUDGET = 1.0  # seconds per run, after which appenders stop taking new work
 ROUNDS = 3  # inline and group runs alternate, so a noisy neighbour hits both alike
 WARMUP = 20
 TARGET_RATIO = 4.0  # group commit vs inline at 64 appenders on the file sink
+TARGET_TLOG_RATE = 20_000  # appends/s with tree and checkpoints, 64 appenders, file sink
+CHECKPOINT_INTERVAL = 0.05
+CHECKPOINT_KEY = Signer.generate("bench.jitgate.example/audit")
 
 
 def _event(i: int) -> AuditEvent:
@@ -68,10 +75,15 @@ class Result:
         return statistics.quantiles(self.latencies, n=100)[q - 1]
 
 
-async def _run(url: str, sink: str, writers: int, inline: bool) -> Result:
+async def _run(url: str, sink: str, writers: int, mode: str) -> Result:
     latencies: list[float] = []
     async with open_audit_writer(
-        url, writer_id="bench", max_batch=1 if inline else 1024, maintenance_interval=None
+        url,
+        writer_id="bench",
+        max_batch=1 if mode == "inline" else 1024,
+        maintenance_interval=None,
+        checkpoint_key=CHECKPOINT_KEY if mode == "tlog" else None,
+        checkpoint_interval=CHECKPOINT_INTERVAL,
     ) as writer:
         for i in range(WARMUP):
             await writer.append(_event(i))
@@ -89,17 +101,16 @@ async def _run(url: str, sink: str, writers: int, inline: bool) -> Result:
         started = time.perf_counter()
         await asyncio.gather(*(appender() for _ in range(writers)))
         elapsed = time.perf_counter() - started
-    mode = "inline" if inline else "group"
     return Result(sink, writers, mode, [len(latencies) / elapsed], latencies)
 
 
-def _measure(sink: str, url_for: Callable[[], str]) -> list[Result]:
+def _measure(sink: str, url_for: Callable[[], str], modes: tuple[str, ...]) -> list[Result]:
     results = []
     for writers in CONCURRENCY:
-        rounds: dict[bool, list[Result]] = {True: [], False: []}
+        rounds: dict[str, list[Result]] = {mode: [] for mode in modes}
         for _ in range(ROUNDS):
-            for inline in (True, False):
-                rounds[inline].append(asyncio.run(_run(url_for(), sink, writers, inline)))
+            for mode in modes:
+                rounds[mode].append(asyncio.run(_run(url_for(), sink, writers, mode)))
         for runs in rounds.values():
             results.append(
                 Result(
@@ -157,7 +168,9 @@ def main() -> None:
         print(
             f"this disk: 1 KB append + fdatasync p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
         )
-        results += _measure("file", lambda: f"file://{base}/{uuid.uuid4().hex}")
+        results += _measure(
+            "file", lambda: f"file://{base}/{uuid.uuid4().hex}", ("inline", "group", "tlog")
+        )
     reason = postgres.missing_reason()
     if reason:
         print(f"PostgreSQL sink skipped: {reason}")
@@ -165,7 +178,9 @@ def main() -> None:
         server = postgres.PostgresServer().start()
         try:
             results += _measure(
-                "postgresql", lambda: server.url() + f"?table=b_{uuid.uuid4().hex[:12]}"
+                "postgresql",
+                lambda: server.url() + f"?table=b_{uuid.uuid4().hex[:12]}",
+                ("inline", "group"),
             )
         finally:
             server.stop()
@@ -174,6 +189,13 @@ def main() -> None:
     if ratio is not None:
         verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
         print(f"\nfile sink, 64 appenders: {ratio:.1f}x (target >= {TARGET_RATIO:.0f}x): {verdict}")
+    tlog = next((r for r in results if (r.sink, r.writers, r.mode) == ("file", 64, "tlog")), None)
+    if tlog is not None:
+        verdict = "ok" if tlog.rate >= TARGET_TLOG_RATE else "BELOW TARGET"
+        print(
+            f"file sink, 64 appenders, Merkle tree + checkpoints: {tlog.rate:.0f} appends/s "
+            f"(target >= {TARGET_TLOG_RATE}): {verdict}"
+        )
 
 
 if __name__ == "__main__":

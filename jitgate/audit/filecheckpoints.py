@@ -1,0 +1,107 @@
+"""Checkpoints of a file log: CHECKPOINT and TREE next to the writer's segments.
+
+CHECKPOINT is the last signed checkpoint, verbatim (a C2SP signed note anyone can read
+and check with the public key); TREE the Merkle tree state it was signed from, so a
+restarted writer carries on without re-reading its whole log. Each is replaced whole
+(written aside, fsync'd, renamed), on a thread of its own so checkpoints never queue
+behind the segments' fsyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import concurrent.futures
+import functools
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from jitgate.audit import filelayout as layout
+from jitgate.audit.checkpointer import SavedTree
+from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.merkle import CompactTree
+from jitgate.audit.tlog import decode_tree, encode_tree, record_leaf
+
+logger = logging.getLogger("jitgate.audit")
+T = TypeVar("T")
+
+_FILE_MODE = 0o640
+
+
+def read_checkpoint(writer_dir: Path) -> bytes | None:
+    """The last checkpoint a writer signed, or None if it has none (yet)."""
+    try:
+        return (writer_dir / layout.CHECKPOINT_FILE).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class FileCheckpointStore:
+    def __init__(self, writer_dir: Path) -> None:
+        self._dir = writer_dir
+        self.description = f"checkpoints in {writer_dir}"
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix=f"tlog-{writer_dir.name}"
+        )
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, functools.partial(function, *args))
+
+    async def load(self) -> SavedTree:
+        return await self._run(self._load)
+
+    def _load(self) -> SavedTree:
+        tree: CompactTree | None = None
+        try:
+            tree = decode_tree((self._dir / layout.TREE_FILE).read_bytes())
+        except FileNotFoundError:
+            pass
+        except ValueError as error:  # rebuilt from the records instead
+            logger.warning("Ignoring the damaged tree state in %s: %s", self._dir, error)
+        return SavedTree(tree, read_checkpoint(self._dir))
+
+    async def leaves(self, first_seq: int, last_seq: int) -> list[bytes]:
+        return await self._run(self._leaves, first_seq, last_seq)
+
+    def _leaves(self, first_seq: int, last_seq: int) -> list[bytes]:
+        segments, _ = layout.list_segments(self._dir)
+        start = bisect.bisect_right([segment.first_seq for segment in segments], first_seq) - 1
+        leaves: list[bytes] = []
+        for segment in segments[max(start, 0) :]:
+            with segment.path.open("rb") as file:
+                for line in file:
+                    record = layout.parse_record(line)
+                    seq = record.get("seq") if record else None
+                    if record is None or type(seq) is not int:
+                        raise AuditWriteError(f"a damaged record in {segment.path}")
+                    if seq < first_seq:
+                        continue
+                    if seq != first_seq + len(leaves):
+                        raise AuditWriteError(
+                            f"record {first_seq + len(leaves)} is not in {self._dir}"
+                        )
+                    leaves.append(record_leaf(record))
+                    if seq == last_seq:
+                        return leaves
+        raise AuditWriteError(f"records {first_seq}-{last_seq} are not all in {self._dir}")
+
+    async def save(self, tree: CompactTree, signed: bytes) -> None:
+        await self._run(self._save, encode_tree(tree), signed)
+
+    def _save(self, tree: bytes, signed: bytes) -> None:
+        for name, data in ((layout.TREE_FILE, tree), (layout.CHECKPOINT_FILE, signed)):
+            aside = self._dir / (name + layout.TEMPORARY_SUFFIX)
+            fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+                file.flush()
+                os.fsync(fd)
+            os.replace(aside, self._dir / name)
+        layout.fsync_dir(self._dir)
+
+    async def aclose(self) -> None:
+        self._thread.shutdown(wait=True)

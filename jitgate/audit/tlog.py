@@ -1,0 +1,136 @@
+"""A writer's chain as a transparency log: its leaves, tree state and public check.
+
+Each writer's records, in seq order, are the leaves of one RFC 6962 tree: record `seq`
+is leaf `seq - 1`. The leaf data is the 32-byte SHA-256 digest that the record's `hash`
+field names (`sha256:<hex>`), so
+
+    leaf hash = SHA-256(0x00 || bytes.fromhex(record["hash"][7:]))
+
+The `hash` already covers every field but `hash` and `mac` (and `prev`, so the chain),
+and `mac` is only an HMAC over `hash`: the leaf commits to the whole record without
+encoding it a second time, and anyone can recompute it from a stored line without a key.
+A verifier recomputes `hash` from the record first, so a record edited without its
+`hash` fails there, and one edited and re-hashed by a key holder fails the signed root.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from jitgate.audit.chain import record_hash
+from jitgate.audit.checkpoint import Checkpoint, CheckpointError, open_checkpoint, origin_of
+from jitgate.audit.checkpoint import writer_verifier as _writer_verifier
+from jitgate.audit.merkle import CompactTree, leaf_hash
+from jitgate.audit.note import Verifier
+
+_RECORD_HASH: Final = re.compile(r"sha256:([0-9a-f]{64})")
+
+
+def record_leaf(record: Mapping[str, Any]) -> bytes:
+    """The leaf hash of a stored record; ValueError if its `hash` is not a SHA-256."""
+    match = _RECORD_HASH.fullmatch(str(record.get("hash")))
+    if match is None:
+        raise ValueError("the record's hash is not sha256:<64 hex digits>")
+    return leaf_hash(bytes.fromhex(match.group(1)))
+
+
+def encode_tree(tree: CompactTree) -> bytes:
+    """The writer's saved tree state: size, the perfect subtrees' roots, and the root."""
+    state = {
+        "size": tree.size,
+        "peaks": [base64.b64encode(peak).decode() for peak in tree.peaks],
+        "root": base64.b64encode(tree.root()).decode(),
+    }
+    return json.dumps(state, sort_keys=True).encode() + b"\n"
+
+
+def decode_tree(data: bytes) -> CompactTree:
+    """The tree state saved by `encode_tree`; ValueError unless it is whole and consistent."""
+    state = json.loads(data)
+    if not isinstance(state, dict) or type(state.get("size")) is not int:
+        raise ValueError("not a tree state")
+    peaks = state.get("peaks")
+    if not isinstance(peaks, list) or not all(isinstance(peak, str) for peak in peaks):
+        raise ValueError("not a tree state")
+    tree = CompactTree(state["size"], [base64.b64decode(peak, validate=True) for peak in peaks])
+    if base64.b64encode(tree.root()).decode() != state.get("root"):
+        raise ValueError("the tree state's root does not match its subtrees")
+    return tree
+
+
+@dataclass(frozen=True)
+class CheckpointCheck:
+    """What checking a writer's records against its signed checkpoint found."""
+
+    writer: str
+    checkpoint: Checkpoint | None
+    records: int  # records read, from seq 1
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+    @property
+    def uncovered(self) -> int:
+        """Records newer than the checkpoint: stored, not yet signed for."""
+        return max(0, self.records - self.checkpoint.size) if self.checkpoint else self.records
+
+
+def verify_checkpoint(
+    writer: str,
+    records: Iterable[Mapping[str, Any]],
+    signed_checkpoint: bytes,
+    verifier: Verifier,
+) -> CheckpointCheck:
+    """Check `writer`'s records (in seq order, from seq 1) against its signed checkpoint.
+
+    Needs only the deployment's public key (`verifier`, a vkey whose name is the origin
+    prefix): the checkpoint must be signed for `writer`'s origin, the records must hash
+    to what their `hash` says, and the first `size` of them must have the signed root.
+    Records past the checkpoint are counted, not judged (the next checkpoint covers them).
+    """
+    origin = origin_of(verifier.name, writer)
+    try:
+        checkpoint = open_checkpoint(signed_checkpoint, origin, _writer_verifier(verifier, writer))
+    except CheckpointError as error:
+        return CheckpointCheck(writer, None, 0, str(error))
+    tree = CompactTree()
+    count = 0
+    for record in records:
+        count += 1
+        if count > checkpoint.size:
+            continue
+        where = f"record {count} of writer {writer}"
+        if record.get("writer") != writer or record.get("seq") != count:
+            return CheckpointCheck(
+                writer, checkpoint, count, f"{where} is missing or out of place: found "
+                f"seq {record.get('seq')!r} of writer {record.get('writer')!r}"
+            )  # fmt: skip
+        if record_hash(record) != record.get("hash"):
+            return CheckpointCheck(writer, checkpoint, count, f"{where} was edited")
+        tree.append(record_leaf(record))
+    if count < checkpoint.size:
+        return CheckpointCheck(
+            writer,
+            checkpoint,
+            count,
+            f"the signed checkpoint covers {checkpoint.size} records of writer {writer}, "
+            f"the log holds {count}: records {count + 1}-{checkpoint.size} are gone",
+        )
+    if tree.root() != checkpoint.root:
+        return CheckpointCheck(
+            writer,
+            checkpoint,
+            count,
+            f"records 1-{checkpoint.size} of writer {writer} are not the ones the checkpoint "
+            "signed: history was rewritten",
+        )
+    return CheckpointCheck(writer, checkpoint, count, None)
