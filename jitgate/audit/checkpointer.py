@@ -26,7 +26,7 @@ from jitgate.audit.chain import ChainHead, Linked
 from jitgate.audit.checkpoint import Checkpoint, writer_signer
 from jitgate.audit.merkle import CompactTree
 from jitgate.audit.note import Signer, parse_note
-from jitgate.audit.tlog import record_leaf
+from jitgate.audit.tlog import linked_leaf
 
 logger = logging.getLogger("jitgate.audit")
 
@@ -139,7 +139,7 @@ class Checkpointer:
             if stored.seq != self._tree.size + 1:
                 self._stop(f"record {stored.seq} would be leaf {self._tree.size + 1}")
                 return
-            self._tree.append(record_leaf(stored.record))
+            self._tree.append(linked_leaf(stored))
         self._unsigned.set()
 
     async def publish(self) -> bytes | None:

@@ -1,16 +1,16 @@
 """A writer's chain as a transparency log: its leaves, tree state and public check.
 
 Each writer's records, in seq order, are the leaves of one RFC 6962 tree: record `seq`
-is leaf `seq - 1`. The leaf data is the 32-byte SHA-256 digest that the record's `hash`
-field names (`sha256:<hex>`), so
+is leaf `seq - 1`. The leaf data is the record exactly as the writer stored it: its
+canonical JSON line without the newline (`chain.stored_form`), `hash` and `mac` included:
 
-    leaf hash = SHA-256(0x00 || bytes.fromhex(record["hash"][7:]))
+    leaf hash = SHA-256(0x00 || stored line)
 
-The `hash` already covers every field but `hash` and `mac` (and `prev`, so the chain),
-and `mac` is only an HMAC over `hash`: the leaf commits to the whole record without
-encoding it a second time, and anyone can recompute it from a stored line without a key.
-A verifier recomputes `hash` from the record first, so a record edited without its
-`hash` fails there, and one edited and re-hashed by a key holder fails the signed root.
+So the signed root covers every byte a writer wrote, the MAC too: any change to a stored
+record changes its leaf, with or without the HMAC key. A verifier holding parsed records
+re-encodes them canonically (what the writer wrote is canonical already), and checks
+`hash` first, so an edit is named as such; an edit re-hashed and re-MAC'd by a key
+holder still changes the leaves under the signed root.
 
 Pure: no I/O.
 """
@@ -19,26 +19,30 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
-from jitgate.audit.chain import record_hash
-from jitgate.audit.checkpoint import Checkpoint, CheckpointError, open_checkpoint, origin_of
-from jitgate.audit.checkpoint import writer_verifier as _writer_verifier
+from jitgate.audit.chain import Linked, record_hash, stored_form
+from jitgate.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    open_checkpoint,
+    origin_of,
+    writer_verifier,
+)
 from jitgate.audit.merkle import CompactTree, leaf_hash
 from jitgate.audit.note import Verifier
 
-_RECORD_HASH: Final = re.compile(r"sha256:([0-9a-f]{64})")
-
 
 def record_leaf(record: Mapping[str, Any]) -> bytes:
-    """The leaf hash of a stored record; ValueError if its `hash` is not a SHA-256."""
-    match = _RECORD_HASH.fullmatch(str(record.get("hash")))
-    if match is None:
-        raise ValueError("the record's hash is not sha256:<64 hex digits>")
-    return leaf_hash(bytes.fromhex(match.group(1)))
+    """The leaf hash of a stored record, as read back (ValueError if JSON cannot hold it)."""
+    return leaf_hash(stored_form(record))
+
+
+def linked_leaf(linked: Linked) -> bytes:
+    """The leaf hash of a record just chained: the same as `record_leaf`, from its line."""
+    return leaf_hash(linked.line.removesuffix(b"\n"))
 
 
 def encode_tree(tree: CompactTree) -> bytes:
@@ -99,7 +103,7 @@ def verify_checkpoint(
     """
     origin = origin_of(verifier.name, writer)
     try:
-        checkpoint = open_checkpoint(signed_checkpoint, origin, _writer_verifier(verifier, writer))
+        checkpoint = open_checkpoint(signed_checkpoint, origin, writer_verifier(verifier, writer))
     except CheckpointError as error:
         return CheckpointCheck(writer, None, 0, str(error))
     tree = CompactTree()
