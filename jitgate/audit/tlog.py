@@ -12,6 +12,9 @@ re-encodes them canonically (what the writer wrote is canonical already), and ch
 `hash` first, so an edit is named as such; an edit re-hashed and re-MAC'd by a key
 holder still changes the leaves under the signed root.
 
+One record is proven to someone without the log or a key by a C2SP tlog proof whose
+extra data is the stored line itself (`prove_record`, `verify_record_proof`).
+
 Pure: no I/O.
 """
 
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,12 +30,14 @@ from jitgate.audit.chain import Linked, record_hash, stored_form
 from jitgate.audit.checkpoint import (
     Checkpoint,
     CheckpointError,
+    TlogProof,
     open_checkpoint,
     origin_of,
+    verify_tlog_proof,
     writer_verifier,
 )
-from jitgate.audit.merkle import CompactTree, leaf_hash
-from jitgate.audit.note import Verifier
+from jitgate.audit.merkle import CompactTree, inclusion_proof, leaf_hash, root
+from jitgate.audit.note import NoteError, Verifier, parse_note
 
 
 def record_leaf(record: Mapping[str, Any]) -> bytes:
@@ -138,3 +143,64 @@ def verify_checkpoint(
             "signed: history was rewritten",
         )
     return CheckpointCheck(writer, checkpoint, count, None)
+
+
+def prove_record(
+    records: Sequence[Mapping[str, Any]], seq: int, signed_checkpoint: bytes
+) -> TlogProof:
+    """A tlog proof that record `seq` of a writer is under its signed checkpoint.
+
+    `records` are the writer's, in seq order from seq 1, at least up to the checkpoint's
+    size; the record's stored line rides along as the proof's extra data.
+    """
+    try:
+        checkpoint = Checkpoint.parse(parse_note(signed_checkpoint).text)
+    except NoteError as error:
+        raise CheckpointError(f"not a signed checkpoint: {error}") from error
+    if not 1 <= seq <= checkpoint.size:
+        raise CheckpointError(f"record {seq} is not under a checkpoint of {checkpoint.size}")
+    if len(records) < checkpoint.size:
+        raise CheckpointError(f"the checkpoint covers {checkpoint.size} records, not all here")
+    leaves = [record_leaf(record) for record in records[: checkpoint.size]]
+    if root(leaves) != checkpoint.root:
+        raise CheckpointError("these records are not the ones the checkpoint signed")
+    record = records[seq - 1]
+    return TlogProof(
+        seq - 1, inclusion_proof(leaves, seq - 1), signed_checkpoint, stored_form(record)
+    )
+
+
+@dataclass(frozen=True)
+class ProvenRecord:
+    record: Mapping[str, Any]
+    checkpoint: Checkpoint
+
+
+def verify_record_proof(proof: TlogProof, verifier: Verifier) -> ProvenRecord:
+    """The record a tlog proof carries, if it is under its writer's signed checkpoint.
+
+    Offline, with the deployment's public key only: the record must be canonical, its
+    `hash` right, its seq the proof's index + 1, and its leaf under the signed root.
+    """
+    if proof.extra is None:
+        raise CheckpointError("the proof does not carry its record")
+    try:
+        record = json.loads(proof.extra)
+    except ValueError as error:
+        raise CheckpointError("the proof's record is not JSON") from error
+    if not isinstance(record, dict) or not isinstance(record.get("writer"), str):
+        raise CheckpointError("the proof's record names no writer")
+    if stored_form(record) != proof.extra:
+        raise CheckpointError("the proof's record is not as a writer stores it")
+    if record.get("seq") != proof.index + 1:
+        raise CheckpointError(f"the proof is of record {proof.index + 1}, not {record.get('seq')}")
+    if record_hash(record) != record.get("hash"):
+        raise CheckpointError("the proof's record was edited")
+    writer = record["writer"]
+    checkpoint = verify_tlog_proof(
+        proof,
+        leaf_hash(proof.extra),
+        origin_of(verifier.name, writer),
+        writer_verifier(verifier, writer),
+    )
+    return ProvenRecord(record, checkpoint)

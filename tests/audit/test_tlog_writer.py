@@ -17,14 +17,20 @@ from typing import Any
 import pytest
 
 from jitgate.audit import AuditEvent, open_audit_writer
-from jitgate.audit.chain import ChainHead, link
-from jitgate.audit.checkpoint import Checkpoint, open_checkpoint, writer_verifier
+from jitgate.audit.chain import ChainHead, link, record_hash, stored_form
+from jitgate.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    TlogProof,
+    open_checkpoint,
+    writer_verifier,
+)
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.filecheckpoints import read_checkpoint
 from jitgate.audit.keys import load_checkpoint_key, parse_verifier_key
 from jitgate.audit.merkle import root
 from jitgate.audit.note import Signer, parse_note
-from jitgate.audit.tlog import record_leaf, verify_checkpoint
+from jitgate.audit.tlog import prove_record, record_leaf, verify_checkpoint, verify_record_proof
 from jitgate.core.clock import ManualClock
 
 from .conftest import KEY, START, sample_event
@@ -270,3 +276,43 @@ async def test_every_bit_flip_of_a_small_log_is_detected(file_url: str, log_dir:
             assert not verify_checkpoint("w0", records, signed, PUBLIC).ok, (position, bit)
             caught_by_the_tree += 1
     assert caught_by_the_tree > len(data)  # most flips still parse, and all are caught
+
+
+async def test_one_record_is_proven_offline_with_the_public_key(
+    file_url: str, log_dir: Path
+) -> None:
+    await write(file_url, 21)
+    records = stored(log_dir)
+    signed = read_checkpoint(log_dir / "w0")
+    assert signed is not None
+    data = prove_record(records, 13, signed).render()
+    assert data.startswith(b"c2sp.org/tlog-proof@v1\nextra ")
+    proven = verify_record_proof(TlogProof.parse(data), PUBLIC)
+    assert proven.record == records[12]
+    assert proven.checkpoint.size == 21
+
+
+async def test_a_proof_of_a_changed_or_moved_record_is_refused(
+    file_url: str, log_dir: Path
+) -> None:
+    await write(file_url, 8)
+    records = stored(log_dir)
+    signed = read_checkpoint(log_dir / "w0")
+    assert signed is not None
+    proof = prove_record(records, 3, signed)
+    assert proof.extra is not None
+    forged = proof.extra.replace(b"INC-1234", b"INC-9999")
+    assert forged != proof.extra
+    with pytest.raises(CheckpointError, match="edited"):
+        verify_record_proof(TlogProof(2, proof.path, signed, forged), PUBLIC)
+    other = prove_record(records, 4, signed).extra
+    with pytest.raises(CheckpointError, match="the proof is of record 3, not 4"):
+        verify_record_proof(TlogProof(2, proof.path, signed, other), PUBLIC)
+    rehashed = dict(records[2], reason="rewritten")
+    rehashed["hash"] = record_hash(rehashed)
+    with pytest.raises(CheckpointError, match="not proven"):
+        verify_record_proof(TlogProof(2, proof.path, signed, stored_form(rehashed)), PUBLIC)
+    with pytest.raises(CheckpointError, match="does not verify"):
+        verify_record_proof(proof, Signer.generate(DEPLOYMENT.name).verifier)
+    with pytest.raises(CheckpointError, match="not the ones the checkpoint signed"):
+        prove_record([rehashed if r["seq"] == 3 else r for r in records], 3, signed)
