@@ -11,14 +11,8 @@ from pydantic import ValidationError
 
 from jitgate.cli.jit_kinds import Target
 from jitgate.core import wire
-from jitgate.core.api import (
-    SCALABLE_RESOURCES,
-    AccessRequest,
-    AccessRequestSpec,
-    ObjectMeta,
-    RequestedAction,
-    Verb,
-)
+from jitgate.core.api import AccessRequest, AccessRequestSpec, ObjectMeta, RequestedAction
+from jitgate.core.vocabulary import SCALABLE_RESOURCES, Verb
 
 # The alphabet Kubernetes uses for generateName suffixes: no vowels, no look-alikes.
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"

@@ -6,7 +6,6 @@ import datetime as dt
 import shlex
 from collections.abc import Sequence
 
-from jitgate.cli.jit_kinds import short_kind
 from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.requests.annotations import (
@@ -14,6 +13,7 @@ from jitgate.core.requests.annotations import (
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,
 )
+from jitgate.core.vocabulary import singular
 
 NONE = "<none>"
 
@@ -53,7 +53,7 @@ def human_duration(delta: dt.timedelta) -> str:
 def describe_action(action: RequestedAction) -> str:
     """`exec pod/web-0`, `delete deployment/web`, `delete pod/*` (any pod)."""
     names = ",".join(action.names) if action.names else "*"
-    return f"{action.verb} {short_kind(action.effective_resource)}/{names}"
+    return f"{action.verb} {singular(action.effective_resource)}/{names}"
 
 
 def describe_action_long(action: RequestedAction) -> str:

@@ -1,40 +1,12 @@
-"""kubectl's kind names (`deploy`, `sts`, `pod`) as the plural resources policies speak."""
+"""KIND/NAME arguments as kubectl takes them (`deploy/web`, `sts db cache`), as the plural
+resources policies speak; the names themselves are `jitgate.core.vocabulary`'s."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-# Every spelling kubectl accepts for the kinds jitgate users act on, without discovery.
-_RESOURCES: dict[str, tuple[str, ...]] = {
-    "pods": ("pod", "po"),
-    "deployments.apps": ("deployment", "deploy"),
-    "statefulsets.apps": ("statefulset", "sts"),
-    "replicasets.apps": ("replicaset", "rs"),
-    "daemonsets.apps": ("daemonset", "ds"),
-    "replicationcontrollers": ("replicationcontroller", "rc"),
-    "services": ("service", "svc"),
-    "configmaps": ("configmap", "cm"),
-    "secrets": ("secret",),
-    "persistentvolumeclaims": ("persistentvolumeclaim", "pvc"),
-    "jobs.batch": ("job",),
-    "cronjobs.batch": ("cronjob", "cj"),
-}
-
-
-def _spellings() -> dict[str, str]:
-    spellings = {}
-    for resource, aliases in _RESOURCES.items():
-        plural, _, group = resource.partition(".")
-        singular = f"{aliases[0]}.{group}" if group else aliases[0]
-        for alias in (*aliases, plural, resource, singular):
-            spellings[alias] = resource
-    return spellings
-
-
-KNOWN_KINDS: dict[str, str] = _spellings()
-# The short kind shown in tables, as `kubectl get` names objects: `deployment/web`.
-SHORT_KIND: dict[str, str] = {resource: aliases[0] for resource, aliases in _RESOURCES.items()}
+from jitgate.core.vocabulary import KUBECTL_KINDS, kind_named
 
 # A plural resource qualified by an API group: `widgets.example.com`.
 _QUALIFIED = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
@@ -53,11 +25,12 @@ class Target:
 def resource_for(kind: str) -> str:
     """`deploy` → `deployments.apps`, `po` → `pods`; `plural.group` passes through."""
     key = kind.strip().lower()
-    if key in KNOWN_KINDS:
-        return KNOWN_KINDS[key]
+    known_kind = kind_named(key)
+    if known_kind is not None:
+        return known_kind.resource
     if _QUALIFIED.match(key):
         return key
-    known = ", ".join(aliases[0] for aliases in _RESOURCES.values())
+    known = ", ".join(each.singular for each in KUBECTL_KINDS)
     raise KindError(
         f'unknown kind "{kind}"; use one of {known}, '
         "or a plural group-qualified resource such as widgets.example.com"
@@ -88,8 +61,3 @@ def _checked_name(name: str) -> str:
     if not name:
         raise KindError("an object name must not be empty")
     return name
-
-
-def short_kind(resource: str) -> str:
-    """`deployments.apps` → `deployment`, for display; unknown resources stay as they are."""
-    return SHORT_KIND.get(resource, resource)

@@ -21,9 +21,10 @@ from jitgate.cli.jit_cluster import AccessRequests, CommandError, Json, open_ses
 from jitgate.cli.jit_format import human_duration
 from jitgate.cli.jit_kinds import KindError, parse_targets
 from jitgate.cli.options import EXIT_OK, EXIT_USAGE
-from jitgate.core.api import CONNECT_VERBS, AccessRequest, RequestedAction
+from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
 from jitgate.core.durations import format_duration
+from jitgate.core.vocabulary import CONNECT_VERBS
 
 _NAME_ATTEMPTS = 3
 # A watch that keeps ending at once (a flaky proxy) must not spin: at most this many rounds.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 
-from jitgate.core.api import Verb
+from jitgate.core.vocabulary import PHRASES, Verb, workload_singular
 
 
 @dataclass(frozen=True)
@@ -21,24 +22,19 @@ class AttemptedAction:
     detail: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def describe(self) -> str:
-        """`exec into pod prod/web-0 (container app, command ["ls"])` style summary."""
-        target = f"{self.resource.split('.')[0].rstrip('s')} {self.namespace}/{self.name}"
-        verbs = {
-            "exec": "exec into",
-            "attach": "attach to",
-            "portforward": "port-forward to",
-            "delete": "delete",
-            "scale": "scale",
-        }
+        """`exec into pod web-0 in namespace prod (container app, command ls -l)`."""
+        text = (
+            f"{PHRASES[self.verb]} {workload_singular(self.resource)} {self.name} "
+            f"in namespace {self.namespace}"
+        )
         extras = []
         if self.container:
             extras.append(f"container {self.container}")
         if self.command is not None:
-            extras.append("command " + " ".join(self.command))
-        suffix = f" ({', '.join(extras)})" if extras else ""
-        return f"{verbs[self.verb]} {target}{suffix}"
-
-
-def group_qualified(resource: str, group: str) -> str:
-    """`deployments` in group `apps` is `deployments.apps`; core resources stay bare."""
-    return f"{resource}.{group}" if group else resource
+            extras.append("command " + shlex.join(self.command))
+        if self.interactive:
+            extras.append("interactive")
+        replicas = self.detail.get("replicas")
+        if isinstance(replicas, dict):
+            extras.append(f"replicas {replicas.get('old')} to {replicas.get('new')}")
+        return text + (f" ({', '.join(extras)})" if extras else "")

@@ -13,17 +13,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.alias_generators import to_camel
 
 from jitgate.core.durations import DURATION_PATTERN, parse_duration
+from jitgate.core.vocabulary import CONNECT_VERBS, CONTAINER_VERBS, PODS, SCALABLE_RESOURCES, Verb
 
 GROUP = "jitgate.dev"
 VERSION = "v1alpha1"
 API_VERSION: Literal["jitgate.dev/v1alpha1"] = "jitgate.dev/v1alpha1"
 
-Verb = Literal["exec", "attach", "portforward", "delete", "scale"]
-VERBS: tuple[Verb, ...] = ("exec", "attach", "portforward", "delete", "scale")
-CONNECT_VERBS: frozenset[str] = frozenset({"exec", "attach", "portforward"})
-SCALABLE_RESOURCES: frozenset[str] = frozenset(
-    {"deployments.apps", "statefulsets.apps", "replicasets.apps"}
-)
 RequestPhase = Literal["Pending", "Approved", "Denied", "Expired", "Revoked", "Cancelled"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Denied", "Expired", "Revoked", "Cancelled"})
 GrantPhase = Literal["Active", "Expired", "Revoked"]
@@ -245,6 +240,11 @@ class ObjectMeta(BaseModel):
     deletion_timestamp: dt.datetime | None = None
 
 
+_SCALE_NEEDS = (
+    f"scale needs resource {', '.join(SCALABLE_RESOURCES[:-1])} or {SCALABLE_RESOURCES[-1]}"
+)
+
+
 class RequestedAction(ApiModel):
     """One action a request asks for and a grant allows."""
 
@@ -253,7 +253,8 @@ class RequestedAction(ApiModel):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "!has(self.container) || self.verb in ['exec', 'attach']",
+                    "rule": "!has(self.container) || self.verb in "
+                    f"[{', '.join(repr(verb) for verb in CONTAINER_VERBS)}]",
                     "message": "container applies only to exec and attach",
                 },
                 {
@@ -262,9 +263,8 @@ class RequestedAction(ApiModel):
                 },
                 {
                     "rule": "self.verb != 'scale' || (has(self.resource) && self.resource in "
-                    "['deployments.apps', 'statefulsets.apps', 'replicasets.apps'])",
-                    "message": "scale needs resource deployments.apps, statefulsets.apps or "
-                    "replicasets.apps",
+                    f"[{', '.join(repr(resource) for resource in SCALABLE_RESOURCES)}])",
+                    "message": _SCALE_NEEDS,
                 },
                 {
                     "rule": "self.verb != 'delete' || has(self.resource)",
@@ -298,25 +298,23 @@ class RequestedAction(ApiModel):
 
     @model_validator(mode="after")
     def _fields_fit_verb(self) -> RequestedAction:
-        if self.container is not None and self.verb not in ("exec", "attach"):
+        if self.container is not None and self.verb not in CONTAINER_VERBS:
             raise ValueError(f"container applies only to exec and attach, not {self.verb}")
         if self.command is not None and self.verb != "exec":
             raise ValueError(f"command applies only to exec, not {self.verb}")
         if self.command is not None and not self.command:
             raise ValueError("command must name at least the program to run")
-        if self.verb in CONNECT_VERBS and self.resource not in (None, "pods"):
+        if self.verb in CONNECT_VERBS and self.resource not in (None, PODS):
             raise ValueError(f"{self.verb} applies to pods, not {self.resource}")
         if self.verb == "scale" and self.resource not in SCALABLE_RESOURCES:
-            raise ValueError(
-                "scale needs resource deployments.apps, statefulsets.apps or replicasets.apps"
-            )
+            raise ValueError(_SCALE_NEEDS)
         if self.verb == "delete" and self.resource is None:
             raise ValueError("delete needs a resource, e.g. pods or deployments.apps")
         return self
 
     @property
     def effective_resource(self) -> str:
-        return self.resource or "pods"
+        return self.resource or PODS
 
 
 class Requester(ApiModel):

@@ -15,6 +15,7 @@ from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.core.canonical import digest
 from jitgate.core.clock import format_time
 from jitgate.core.policy import may_approve
+from jitgate.core.refusals import Refusal
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
@@ -158,12 +159,6 @@ def check_annotation_request(
     return f"only the requester or an approver may {verb} this request"
 
 
-@dataclass(frozen=True)
-class AnnotationRefusal:
-    message: str
-    reason: str  # CamelCase: AnnotationForged, NotAllowed or AlreadyReviewed
-
-
 def check_review(
     *,
     value: str | None,
@@ -208,7 +203,7 @@ def check_annotation_changes(
     phase: str | None,
     break_glass: bool,
     policy: Callable[[], AccessPolicy | None],
-) -> AnnotationRefusal | None:
+) -> Refusal | None:
     """Why this change of a request's annotations is refused, or None.
 
     A *-by annotation must name the authenticated user (the mutating webhook stamps it);
@@ -217,7 +212,7 @@ def check_annotation_changes(
     """
     reviewer = old.get(REVIEWED_BY_ANNOTATION)
     if reviewer is not None and any(new.get(key) != old.get(key) for key in _REVIEW_KEYS):
-        return AnnotationRefusal(
+        return Refusal(
             f"this request was already reviewed by {reviewer}; a review cannot be changed "
             "or withdrawn",
             "AlreadyReviewed",
@@ -225,7 +220,7 @@ def check_annotation_changes(
     for asked, by in STAMPED_ANNOTATIONS:
         stamped = by in new and new.get(by) != old.get(by)
         if stamped and new[by] != who.user:
-            return AnnotationRefusal(
+            return Refusal(
                 f"annotation {by} must name the authenticated user {who.user}; jitgate sets it",
                 "AnnotationForged",
             )
@@ -251,7 +246,7 @@ def check_annotation_changes(
         else:
             why = None
         if why is not None:
-            return AnnotationRefusal(why, "NotAllowed")
+            return Refusal(why, "NotAllowed")
     return None
 
 

@@ -16,16 +16,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jitgate.core.api import (
-    CONNECT_VERBS,
-    AccessPolicy,
-    AccessRequestSpec,
-    NamespaceMatch,
-    RequestedAction,
-    Verb,
-)
+from jitgate.core.api import AccessPolicy, AccessRequestSpec, NamespaceMatch, RequestedAction
 from jitgate.core.durations import parse_duration
 from jitgate.core.label_selectors import selector_matches
+from jitgate.core.vocabulary import CONNECT_VERBS, Verb
 from jitgate.core.wire import Unreadable
 
 # Identities never intercepted, whatever the policies say (DESIGN.md §3).

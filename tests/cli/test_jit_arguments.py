@@ -19,7 +19,7 @@ from jitgate.cli.jit_build import (
     object_actions,
     user_slug,
 )
-from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for, short_kind
+from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for
 from jitgate.cli.kubectl_jit import parse_args
 from jitgate.core.api import RequestedAction
 
@@ -74,12 +74,6 @@ def test_targets_as_kind_slash_name_or_kind_then_names() -> None:
 def test_bad_targets(words: list[str], message: str) -> None:
     with pytest.raises(KindError, match=message):
         parse_targets(words)
-
-
-def test_short_kinds_for_display() -> None:
-    assert short_kind("deployments.apps") == "deployment"
-    assert short_kind("pods") == "pod"
-    assert short_kind("widgets.example.com") == "widgets.example.com"
 
 
 # ---------------------------------------------------------------------------- parsing

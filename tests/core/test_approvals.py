@@ -6,7 +6,6 @@ from support.clocks import NOW
 
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.core.approvals import (
-    AnnotationRefusal,
     Identity,
     check_annotation_changes,
     check_annotation_request,
@@ -17,6 +16,7 @@ from jitgate.core.approvals import (
     stamp_new_approvals,
     stamp_requester,
 )
+from jitgate.core.refusals import Refusal
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
@@ -193,7 +193,7 @@ def changes(
     who: Identity = BOB,
     phase: str | None = "Approved",
     break_glass: bool = True,
-) -> AnnotationRefusal | None:
+) -> Refusal | None:
     return check_annotation_changes(
         old or {},
         new,

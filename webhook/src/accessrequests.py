@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jitgate.webhook.review import AdmissionRequest
@@ -31,6 +30,7 @@ from jitgate.core.approvals import (
     stamp_requester,
 )
 from jitgate.core.clock import parse_time
+from jitgate.core.refusals import Refusal
 
 ACCESS_REQUESTS = "accessrequests"
 GRANTS = "grants"
@@ -41,12 +41,6 @@ M = TypeVar("M", bound=BaseModel)
 
 class NotReady(Exception):
     """The decision needs the policy cache, which has not synced yet."""
-
-
-@dataclass(frozen=True)
-class Refusal:
-    message: str
-    reason: str  # CamelCase, recorded in the audit log
 
 
 def jitgate_kind(request: AdmissionRequest) -> str | None:
@@ -202,7 +196,7 @@ def _check_update(
         refusal = _check_status(old_status, new_status, who, requester, spec, lookup, now)
         if refusal is not None:
             return refusal
-    refused = check_annotation_changes(
+    return check_annotation_changes(
         _annotations(old),
         _annotations(new),
         who=who,
@@ -211,7 +205,6 @@ def _check_update(
         break_glass=spec.break_glass,
         policy=lookup,
     )
-    return Refusal(refused.message, refused.reason) if refused else None
 
 
 def _parse_approvals(values: Any) -> list[Approval] | Refusal:

@@ -23,6 +23,7 @@ from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 from jitgate.core.api import AccessPolicy
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.policy import Exemptions
+from jitgate.core.refusals import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +152,11 @@ class AdmissionController:
                 request, operator_user=self.operator_user, policy=self._policy, now=self.clock.now()
             )
         except ar.NotReady:
-            refusal = ar.Refusal(f"{NOT_READY}; retry in a moment", "NotReady")
+            refusal = Refusal(f"{NOT_READY}; retry in a moment", "NotReady")
         return await self._answer_own_kind(request, "accessrequest", refusal)
 
     async def _answer_own_kind(
-        self, request: AdmissionRequest, action: str, refusal: ar.Refusal | None
+        self, request: AdmissionRequest, action: str, refusal: Refusal | None
     ) -> Answer:
         if refusal is None:
             self.metrics.decisions.labels(action, "allowed").inc()
@@ -170,6 +171,6 @@ class AdmissionController:
 
     async def mutate(self, request: AdmissionRequest) -> Answer:
         patch = ar.stamp(request, self.clock.now())
-        if isinstance(patch, ar.Refusal):
+        if isinstance(patch, Refusal):
             return await self._answer_own_kind(request, "accessrequest", patch)
         return allow(patch=patch) if patch else allow()

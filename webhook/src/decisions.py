@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 
 from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.hints import describe, request_command
+from jitgate.webhook.hints import request_command
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import AccessPolicy
@@ -67,7 +67,7 @@ def decide(
         if broken.may_cover(namespace):
             return Verdict(
                 False,
-                f"jitgate denied {describe(attempted)}: AccessPolicy {broken.name} is invalid "
+                f"jitgate denied {attempted.describe()}: AccessPolicy {broken.name} is invalid "
                 f"({broken.error}), so what it protects cannot be checked; "
                 "a cluster admin must fix or delete it",
                 "PolicyInvalid",
@@ -82,7 +82,7 @@ def decide(
         why = why_denied(cache.grants.for_user(attempted.namespace, user), user, attempted, now)
         duration = policy.spec.default_duration
         message = (
-            f"jitgate denied {describe(attempted)}: {why}. "
+            f"jitgate denied {attempted.describe()}: {why}. "
             f"AccessPolicy {policy.metadata.name} requires an approved grant for it; ask with: "
             f"{request_command(attempted, duration)}"
         )

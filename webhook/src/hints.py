@@ -5,55 +5,16 @@ from __future__ import annotations
 import shlex
 
 from jitgate.core.actions import AttemptedAction
-
-# kubectl's short names for the workloads policies usually protect; anything else is written
-# as the group-qualified plural (`cronjobs.batch/nightly`), which kubectl also accepts.
-_KUBECTL_TYPES = {
-    "pods": "pod",
-    "deployments.apps": "deployment",
-    "statefulsets.apps": "statefulset",
-    "replicasets.apps": "replicaset",
-    "daemonsets.apps": "daemonset",
-}
-_PHRASES = {
-    "exec": "exec into",
-    "attach": "attach to",
-    "portforward": "port-forward to",
-    "delete": "delete",
-    "scale": "scale",
-}
+from jitgate.core.vocabulary import CONNECT_VERBS, CONTAINER_VERBS, workload_singular
 
 REASON_PLACEHOLDER = "<why>"
 
 
-def kubectl_type(resource: str) -> str:
-    return _KUBECTL_TYPES.get(resource, resource)
-
-
-def describe(attempted: AttemptedAction) -> str:
-    """`exec into pod web-0 in namespace prod (container app, command ls -l)`."""
-    text = (
-        f"{_PHRASES[attempted.verb]} {kubectl_type(attempted.resource)} {attempted.name} "
-        f"in namespace {attempted.namespace}"
-    )
-    extras = []
-    if attempted.container:
-        extras.append(f"container {attempted.container}")
-    if attempted.command is not None:
-        extras.append("command " + shlex.join(attempted.command))
-    if attempted.interactive:
-        extras.append("interactive")
-    replicas = attempted.detail.get("replicas")
-    if isinstance(replicas, dict):
-        extras.append(f"replicas {replicas.get('old')} to {replicas.get('new')}")
-    return text + (f" ({', '.join(extras)})" if extras else "")
-
-
 def target(attempted: AttemptedAction) -> str:
     """`web-0` for pod subresources, `deployment/web` for delete and scale."""
-    if attempted.verb in ("exec", "attach", "portforward"):
+    if attempted.verb in CONNECT_VERBS:
         return attempted.name
-    return f"{kubectl_type(attempted.resource)}/{attempted.name}"
+    return f"{workload_singular(attempted.resource)}/{attempted.name}"
 
 
 def request_command(attempted: AttemptedAction, duration: str) -> str:
@@ -64,7 +25,7 @@ def request_command(attempted: AttemptedAction, duration: str) -> str:
     """
     words = ["kubectl", "jit", "request", attempted.verb, target(attempted)]
     words += ["-n", attempted.namespace]
-    if attempted.container and attempted.verb in ("exec", "attach"):
+    if attempted.container and attempted.verb in CONTAINER_VERBS:
         words += ["-c", attempted.container]
     words += ["--for", duration, "--reason"]
     line = shlex.join(words) + f' "{REASON_PLACEHOLDER}"'

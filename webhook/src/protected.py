@@ -16,9 +16,9 @@ from typing import Any, TypeVar
 from jitgate.webhook.review import AdmissionRequest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jitgate.core.actions import AttemptedAction, group_qualified
-from jitgate.core.api import SCALABLE_RESOURCES
+from jitgate.core.actions import AttemptedAction
 from jitgate.core.canonical import digest
+from jitgate.core.vocabulary import SCALABLE_RESOURCES, group_qualified
 
 CONNECT_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "portforward"}
 _OPTIONS_KIND = {
