@@ -7,6 +7,8 @@ Modules:
 
 * `api`             — the pydantic models of `jitgate.dev/v1alpha1`, the CRDs' one source.
 * `crds`            — the CRD manifests generated from `api`.
+* `vocabulary`      — verbs, their phrases, kubectl's kind names: jitgate's words, once.
+* `refusals`        — `Refusal`, the one answer of a rule that says no.
 * `wire`            — reading a stored object that may not validate: the model or `Unreadable`.
 * `requests`        — the AccessRequest state machine, split by phase (a package, with its map).
 * `grants`          — grant planning (name, window, body) and how a grant ends.
