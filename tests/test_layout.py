@@ -87,3 +87,21 @@ def test_operator_and_webhook_are_importable_under_jitgate() -> None:
 def test_repository_root_is_not_on_sys_path_in_tests() -> None:
     assert str(REPO) not in sys.path
     assert "" not in sys.path
+
+
+def test_every_package_is_listed_for_setuptools() -> None:
+    # The package-dir mapping needs an explicit list; a package left out of it is missing from
+    # the wheel and the image while the editable install of `make venv` still imports it.
+    import tomllib
+
+    setup = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    roots = {source: package for package, source in setup["package-dir"].items()}
+    found = set()
+    for init in _tracked_files():
+        if init.name != "__init__.py":
+            continue
+        relative = init.parent.relative_to(REPO).as_posix()
+        for source, package in roots.items():
+            if relative == source or relative.startswith(source + "/"):
+                found.add(package + relative.removeprefix(source).replace("/", "."))
+    assert sorted(found - set(setup["packages"])) == []
