@@ -1,18 +1,21 @@
-"""Build the test-only kube-apiserver-with-embedded-etcd binary (tests/apiserver/main.go).
+"""Build the tier's test-only binaries from this directory's Go module: the
+kube-apiserver-with-embedded-etcd (main.go) and the kube-controller-manager
+(kube-controller-manager/main.go), both from the same Kubernetes modules.
 
 Usable two ways:
 
-* as a script: ``python tests/apiserver/build.py`` builds if needed and prints the time;
-* from the test suite: conftest.py loads this file by path (pytest runs with
-  ``--import-mode=importlib``, so it is not importable as a package) and calls
-  :func:`ensure_binary`, which raises :class:`BuildUnavailable` when the tier cannot
-  run here (no Go toolchain, Go module proxy unreachable). Any other build failure
-  raises :class:`BuildFailed`: that is a real error and must not turn into a skip.
+* as a script: ``python tests/apiserver/build.py [--force]`` builds what is stale and prints
+  the time of each build;
+* from the test suite: the fixtures call :func:`ensure_binary` with a :class:`Target`,
+  which raises :class:`BuildUnavailable` when the tier cannot run here (no Go toolchain,
+  Go module proxy unreachable). Any other build failure raises :class:`BuildFailed`: that
+  is a real error and must not turn into a skip.
 
-The binary is rebuilt only when it is missing or older than go.mod, go.sum or a
-*.go file of this directory. Go's own build cache makes a rebuild after a small
-change a matter of compiling one package and linking; a cold build compiles
-all of kube-apiserver and etcd (minutes on 2 cores: run it ahead with this script).
+A binary is rebuilt only when it is missing or older than go.mod, go.sum, a *.go file of
+its package or this file. Go's own build cache, shared by both binaries, makes a rebuild
+after a small change a matter of compiling one package and linking; a cold build compiles
+all of kube-apiserver and etcd (minutes on 2 cores: run it ahead with this script), the
+controller-manager then adds a few minutes cold and about a minute warm.
 """
 
 from __future__ import annotations
@@ -30,8 +33,6 @@ from pathlib import Path
 
 SRC_DIR = Path(__file__).resolve().parent
 BIN_DIR = SRC_DIR / "bin"
-BINARY = BIN_DIR / "kube-apiserver-etcd"
-BUILD_LOG = BIN_DIR / "build.log"
 # Fallback locations when `go` is not on PATH (the official tarball's location).
 GO_CANDIDATES = ("/usr/local/go/bin/go", str(Path.home() / "go" / "bin" / "go"))
 BUILD_TIMEOUT_S = 60 * 60
@@ -52,6 +53,28 @@ _NETWORK_MARKERS = (
     "temporary failure in name resolution",
     "module lookup disabled by goproxy=off",
 )
+
+
+@dataclass(frozen=True)
+class Target:
+    """One binary of the tier: its file name under bin/ and its Go package directory."""
+
+    name: str
+    package: str  # the `go build` package argument, relative to the module directory
+    program: str  # what it runs, for messages
+
+    def binary(self, bin_dir: Path = BIN_DIR) -> Path:
+        return bin_dir / self.name
+
+    def log(self, bin_dir: Path = BIN_DIR) -> Path:
+        return bin_dir / f"{self.name}.build.log"
+
+
+KUBE_APISERVER = Target("kube-apiserver-etcd", ".", "kube-apiserver with embedded etcd")
+KUBE_CONTROLLER_MANAGER = Target(
+    "kube-controller-manager", "./kube-controller-manager", "kube-controller-manager"
+)
+TARGETS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)
 
 
 class BuildUnavailable(Exception):
@@ -79,12 +102,12 @@ def find_go() -> str | None:
     return None
 
 
-def sources(src_dir: Path = SRC_DIR) -> list[Path]:
+def sources(target: Target, src_dir: Path = SRC_DIR) -> list[Path]:
     """What the binary depends on (this file too: it holds the build flags)."""
     return [
         src_dir / "go.mod",
         src_dir / "go.sum",
-        *sorted(src_dir.glob("*.go")),
+        *sorted((src_dir / target.package).glob("*.go")),
         Path(__file__).resolve(),
     ]
 
@@ -118,13 +141,13 @@ def ldflags(version: str) -> str:
     return " ".join(["-s", "-w", *(f"-X {pkg}.{k}={v}" for k, v in stamp.items())])
 
 
-def is_stale(binary: Path = BINARY, src_dir: Path = SRC_DIR) -> bool:
+def is_stale(target: Target, src_dir: Path = SRC_DIR, bin_dir: Path = BIN_DIR) -> bool:
     """True when the binary is missing or older than any of its sources."""
     try:
-        built_at = binary.stat().st_mtime
+        built_at = target.binary(bin_dir).stat().st_mtime
     except FileNotFoundError:
         return True
-    return any(p.stat().st_mtime > built_at for p in sources(src_dir) if p.exists())
+    return any(p.stat().st_mtime > built_at for p in sources(target, src_dir) if p.exists())
 
 
 def _looks_like_network_failure(output: str) -> bool:
@@ -142,24 +165,26 @@ def _first_error_line(output: str) -> str:
 
 
 def build(
-    binary: Path = BINARY,
+    target: Target = KUBE_APISERVER,
     src_dir: Path = SRC_DIR,
+    bin_dir: Path = BIN_DIR,
     *,
     force: bool = False,
-    log: Path = BUILD_LOG,
     echo: Callable[[str], object] | None = None,
 ) -> BuildResult:
-    """Build ``binary`` from ``src_dir`` if it is stale (or ``force``).
+    """Build ``target`` from ``src_dir`` into ``bin_dir`` if it is stale (or ``force``).
 
-    Serialised across processes with a lock file, written atomically (build to a
-    temporary name, then rename), so concurrent test sessions share one build.
-    ``echo`` (a callable taking a str) receives progress lines.
+    Serialised across processes (and targets: they share one Go build cache and two
+    cores) with a lock file, written atomically (build to a temporary name, then
+    rename), so concurrent test sessions share one build. ``echo`` (a callable taking a
+    str) receives progress lines.
     """
     say = echo or (lambda _msg: None)
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with open(binary.parent / ".build.lock", "w") as lock:
+    binary, log = target.binary(bin_dir), target.log(bin_dir)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    with open(bin_dir / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not force and not is_stale(binary, src_dir):
+        if not force and not is_stale(target, src_dir, bin_dir):
             return BuildResult(binary, False, 0.0)
         go = find_go()
         if go is None:
@@ -170,9 +195,11 @@ def build(
             )
         tmp = binary.with_name(binary.name + f".tmp{os.getpid()}")
         version = kubernetes_version(src_dir)
-        cmd = [go, "build", "-trimpath", f"-ldflags={ldflags(version)}", "-o", str(tmp), "."]
-        say(f"building {binary.name} (kube-apiserver {version}) with {go}; cold: minutes")
-        newest_source = max(p.stat().st_mtime for p in sources(src_dir) if p.exists())
+        cmd = [
+            go, "build", "-trimpath", f"-ldflags={ldflags(version)}", "-o", str(tmp), target.package
+        ]  # fmt: skip
+        say(f"building {binary.name} ({target.program} {version}) with {go}; cold: minutes")
+        newest_source = max(p.stat().st_mtime for p in sources(target, src_dir) if p.exists())
         start = time.monotonic()
         try:
             proc = subprocess.run(
@@ -198,7 +225,7 @@ def build(
                 )
             if _looks_like_network_failure(output):
                 raise BuildUnavailable(
-                    "Go module proxy unreachable while building the kube-apiserver test "
+                    f"Go module proxy unreachable while building the {target.program} test "
                     f"binary: {_first_error_line(output)} (full log: {log})"
                 )
             raise BuildFailed(
@@ -212,24 +239,27 @@ def build(
         return BuildResult(binary, True, seconds)
 
 
-def ensure_binary(echo: Callable[[str], object] | None = None) -> BuildResult:
+def ensure_binary(
+    target: Target = KUBE_APISERVER, echo: Callable[[str], object] | None = None
+) -> BuildResult:
     """Return the up-to-date binary, building it if needed (see :func:`build`)."""
-    return build(echo=echo)
+    return build(target, echo=echo)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     force = "--force" in args
-    try:
-        result = build(force=force, echo=print)
-    except BuildUnavailable as exc:
-        print(f"unavailable: {exc}", file=sys.stderr)
-        return 3
-    except BuildFailed as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    if not result.built:
-        print(f"{result.binary} is up to date")
+    for target in TARGETS:
+        try:
+            result = build(target, force=force, echo=print)
+        except BuildUnavailable as exc:
+            print(f"unavailable: {exc}", file=sys.stderr)
+            return 3
+        except BuildFailed as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        if not result.built:
+            print(f"{result.binary} is up to date")
     return 0
 
 

@@ -1,9 +1,10 @@
-"""The real API server tier: a session-scoped ``kube_apiserver`` fixture.
+"""The real API server tier: a session-scoped ``kube_apiserver`` fixture, and the
+binaries of kube-apiserver and kube-controller-manager for tiers that start their own.
 
-The binary is built from Go modules by build.py (only when stale); when Go is missing
-or the Go module proxy cannot be reached, every test using the fixture is skipped with
-one reason. See harness.py for what the server has (and lacks: no controllers, no
-kubelet).
+The binaries are built from Go modules by build.py (only when stale, each build's time
+printed); when Go is missing or the Go module proxy cannot be reached, every test using
+them is skipped with one reason. See harness.py for what the server has (and lacks: no
+scheduler, no kubelet).
 """
 
 from __future__ import annotations
@@ -33,12 +34,9 @@ def _say(config: pytest.Config, message: str) -> None:
             print(line, file=sys.stderr)
 
 
-@pytest.fixture(scope="session")
-def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
-    """The built kube-apiserver-etcd binary (built here if missing or stale)."""
-    config = request.config
+def _binary(config: pytest.Config, target: build.Target) -> Path:
     try:
-        result = build.ensure_binary(echo=lambda msg: _say(config, msg))
+        result = build.ensure_binary(target, echo=lambda msg: _say(config, msg))
     except build.BuildUnavailable as exc:
         pytest.skip(f"real kube-apiserver tier unavailable: {exc}")
     except build.BuildFailed as exc:
@@ -46,6 +44,18 @@ def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
     if not result.built:
         _say(config, f"binary up to date ({result.binary})")
     return result.binary
+
+
+@pytest.fixture(scope="session")
+def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
+    """The built kube-apiserver-etcd binary (built here if missing or stale)."""
+    return _binary(request.config, build.KUBE_APISERVER)
+
+
+@pytest.fixture(scope="session")
+def kube_controller_manager_binary(request: pytest.FixtureRequest) -> Path:
+    """The built kube-controller-manager binary (built here if missing or stale)."""
+    return _binary(request.config, build.KUBE_CONTROLLER_MANAGER)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,6 @@
 """Run a real kube-apiserver (with embedded etcd) for tests: certificates, personas,
-kubeconfigs, start-up, readiness and a ``kubectl`` helper.
+kubeconfigs, start-up, readiness and a ``kubectl`` helper; and, next to it, a real
+kube-controller-manager (:func:`start_kube_controller_manager`).
 
 Imported as ``apiserver.harness``; other tiers call :func:`start_kube_apiserver`.
 
@@ -8,7 +9,10 @@ What this API server is, and is not:
   process, listening on 127.0.0.1 only; static-token authentication, RBAC authorisation,
   the default admission chain plus MutatingAdmissionWebhook, ValidatingAdmissionWebhook
   and ValidatingAdmissionPolicy.
-* There is no kube-controller-manager, scheduler or kubelet: namespaces get no
+* :func:`start_kube_controller_manager` adds the real kube-controller-manager (garbage
+  collector, namespace, workload and autoscaler controllers: :data:`CONTROLLERS`), each
+  controller acting as its own ``kube-system`` service account, as in a kubeadm cluster.
+* Without it, and always for the rest: there is no scheduler or kubelet: namespaces get no
   ``default`` ServiceAccount (use :meth:`KubeAPIServer.create_namespace`, or pods are
   rejected by the ServiceAccount admission plugin), deleted namespaces stay
   ``Terminating``, no garbage collection, pods are never scheduled (set
@@ -91,6 +95,10 @@ def default_personas() -> list[Persona]:
         Persona("admin", "admin", ("system:masters",)),
         Persona("jitgate-operator", personas.OPERATOR_USER, SA_GROUPS),
         Persona("jitgate-webhook", personas.WEBHOOK_USER, SA_GROUPS),
+        # The bootstrap RBAC binds system:kube-controller-manager; with
+        # --use-service-account-credentials it only mints tokens for each controller's
+        # service account (system:serviceaccount:kube-system:<controller>).
+        Persona("kube-controller-manager", "system:kube-controller-manager", ()),
     ]
 
 
@@ -559,3 +567,170 @@ def _wait_ready(server: KubeAPIServer, deadline: float) -> None:
             except (OSError, urllib.error.URLError) as exc:
                 last = repr(exc)
             time.sleep(0.2)
+
+
+# ------------------------------------------------------------------ the controller-manager
+
+# The controllers the tier runs, each with the kube-system service account it acts as (the
+# bootstrap RBAC gives each its own role, as in a kubeadm cluster). Garbage collection and
+# the namespace, workload and autoscaler controllers are how an exempt controller can reach
+# a protected outcome for a user; the Job controllers are there for Job tests.
+CONTROLLERS: dict[str, str] = {
+    "garbage-collector-controller": "generic-garbage-collector",
+    "namespace-controller": "namespace-controller",
+    "deployment-controller": "deployment-controller",
+    "replicaset-controller": "replicaset-controller",
+    "statefulset-controller": "statefulset-controller",
+    "horizontal-pod-autoscaler-controller": "horizontal-pod-autoscaler",
+    "replicationcontroller-controller": "replication-controller",
+    "job-controller": "job-controller",
+    "ttl-after-finished-controller": "ttl-after-finished-controller",
+}
+# The HPA controller's resync (default 15 s); it also acts at once on each HPA change.
+HPA_SYNC_PERIOD = "2s"
+
+
+@dataclass
+class KubeControllerManager:
+    """A running kube-controller-manager (see :func:`start_kube_controller_manager`)."""
+
+    url: str
+    controllers: tuple[str, ...]
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    startup_seconds: float = 0.0
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> float:
+        return _stop_process_group(self.process, timeout)
+
+
+def controller_manager_args(
+    server: KubeAPIServer,
+    *,
+    port: int,
+    serving: tuple[Path, Path],
+    controllers: Sequence[str],
+    extra: Sequence[str] = (),
+) -> list[str]:
+    kubeconfig = server.kubeconfig("kube-controller-manager")
+    return [
+        f"--kubeconfig={kubeconfig}",
+        # Its own serving port (for /healthz) authenticates and authorises through the API
+        # server, as in a cluster.
+        f"--authentication-kubeconfig={kubeconfig}",
+        f"--authorization-kubeconfig={kubeconfig}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--tls-cert-file={serving[0]}",
+        f"--tls-private-key-file={serving[1]}",
+        "--use-service-account-credentials=true",
+        f"--controllers={','.join(controllers)}",
+        "--leader-elect=false",  # one instance: no need to wait for a lease
+        f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
+        "--kube-api-qps=100",
+        "--kube-api-burst=200",
+        "--logging-format=text",
+        "--v=1",
+        *extra,
+    ]
+
+
+@contextlib.contextmanager
+def start_kube_controller_manager(
+    binary: Path,
+    server: KubeAPIServer,
+    tmpdir: Path,
+    *,
+    controllers: Sequence[str] = tuple(CONTROLLERS),
+    extra_args: Sequence[str] = (),
+    timeout: float = STARTUP_TIMEOUT_S,
+) -> Iterator[KubeControllerManager]:
+    """Start kube-controller-manager against ``server``; yield it ready; stop it on exit.
+
+    Ready means: ``/healthz`` answers ``ok`` and every controller has its service account
+    (a controller gets its credentials, creating the account, as it starts). Controllers
+    then still sync their informers: tests wait for what a controller does, never a time.
+    """
+    start = time.monotonic()
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    serving = server.ca.issue("kube-controller-manager", dns=("localhost",), ips=("127.0.0.1",))
+    log_file = tmpdir / "kube-controller-manager.log"
+    last_error = ""
+    for _attempt in range(3):  # the free port may be taken between picking and binding
+        port = free_port()
+        argv = [
+            str(Path(binary).resolve()),
+            *controller_manager_args(
+                server, port=port, serving=serving, controllers=controllers, extra=extra_args
+            ),
+        ]
+        (tmpdir / "kube-controller-manager.cmdline").write_text(" \\\n  ".join(argv) + "\n")
+        with open(log_file, "ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=tmpdir,
+            )
+        manager = KubeControllerManager(
+            url=f"https://127.0.0.1:{port}",
+            controllers=tuple(controllers),
+            process=process,
+            log_file=log_file,
+        )
+        try:
+            _wait_controllers_ready(manager, server, deadline=start + timeout)
+        except _Exited as exc:
+            last_error = str(exc)
+            if "address already in use" in manager.log_tail(200):
+                continue
+            raise RuntimeError(last_error) from None
+        except BaseException:
+            manager.stop()
+            raise
+        manager.startup_seconds = time.monotonic() - start
+        try:
+            yield manager
+        finally:
+            manager.stop()
+        return
+    raise RuntimeError(last_error)
+
+
+def _wait_controllers_ready(
+    manager: KubeControllerManager, server: KubeAPIServer, deadline: float
+) -> None:
+    healthz = urllib.request.Request(manager.url + "/healthz")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    accounts = "/api/v1/namespaces/kube-system/serviceaccounts/"
+    pending = [CONTROLLERS[name] for name in manager.controllers if name in CONTROLLERS]
+    last = "not started"
+    while True:
+        if manager.process.poll() is not None:
+            raise _Exited(
+                f"kube-controller-manager exited with {manager.process.returncode} during "
+                f"start-up; log {manager.log_file}:\n{manager.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"kube-controller-manager not ready ({last}); "
+                f"log {manager.log_file}:\n{manager.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(healthz, context=context, timeout=5) as resp:
+                body = resp.read().decode(errors="replace")
+            pending = [sa for sa in pending if server.request("GET", accounts + sa)[0] != 200]
+            if body == "ok" and not pending:
+                return
+            last = f"/healthz {body[:200]!r}; no service account yet for {pending}"
+        except (OSError, urllib.error.URLError) as exc:
+            last = repr(exc)
+        time.sleep(0.2)

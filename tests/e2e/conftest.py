@@ -3,7 +3,9 @@ kube-apiserver, driven by the real ``kubectl`` (and ``kubectl jit``) as each per
 
 Fixture ``jitgate_cluster`` (session): a kube-apiserver of its own (not the smoke tier's
 ``kube_apiserver``: jitgate's webhooks fail closed, so they would change what other tiers
-observe), with jitgate installed by ``cluster.install``. It is stopped right after the last
+observe) and a real kube-controller-manager (garbage collector, namespace, workload and
+autoscaler controllers: the exempt identities that can act for a user), with jitgate
+installed by ``cluster.install``. It is stopped right after the last
 test that uses it, not at the end of the session, and its start-up and run times are
 printed. When a test fails, the lines the webhook, the operator and the API server logged
 during it are attached to the report.
@@ -27,7 +29,7 @@ import pytest
 # module proxy is unavailable) and its terminal output; build.py and harness.py are shared.
 from apiserver import conftest as _apiserver_tier
 from apiserver import harness
-from apiserver.harness import KubeAPIServer
+from apiserver.harness import KubeAPIServer, KubeControllerManager
 from e2e import cluster as cluster_module
 from e2e import manifests
 
@@ -37,6 +39,7 @@ FIXTURE = "jitgate_cluster"
 LOG_LINES = 150  # per process, in a failed test's report
 
 kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
+kube_controller_manager_binary = _apiserver_tier.kube_controller_manager_binary
 
 
 def say(config: pytest.Config, message: str) -> None:
@@ -44,7 +47,8 @@ def say(config: pytest.Config, message: str) -> None:
 
 
 class ProcessLog(Protocol):
-    """A log shown in a failed test's report: a process's, or the API server's."""
+    """A log shown in a failed test's report: a process's, the API server's or the
+    controller-manager's."""
 
     name: str
 
@@ -85,11 +89,12 @@ LAST_ITEM = pytest.StashKey[str]()
 
 
 @dataclass
-class _ApiServerLog:
-    """The API server's log, shown like a process log in failed tests."""
+class _ServerLog:
+    """The API server's or the controller-manager's log, shown like a process log in
+    failed tests."""
 
-    server: KubeAPIServer
-    name: str = "kube-apiserver"
+    name: str
+    server: KubeAPIServer | KubeControllerManager
 
     def log_size(self) -> int:
         try:
@@ -98,7 +103,7 @@ class _ApiServerLog:
             return 0
 
     def tail(self, lines: int = 80, since: int = 0) -> str:
-        lines = min(lines, 60)  # it is chatty; the processes' logs say more
+        lines = min(lines, 60)  # they are chatty; the processes' logs say more
         with open(self.server.log_file, "rb") as log:
             log.seek(since)
             return "\n".join(log.read().decode(errors="replace").splitlines()[-lines:])
@@ -108,9 +113,10 @@ class _ApiServerLog:
 def jitgate_cluster(
     request: pytest.FixtureRequest,
     kube_apiserver_binary: Path,
+    kube_controller_manager_binary: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[cluster_module.JitCluster]:
-    """A kube-apiserver with jitgate installed."""
+    """A kube-apiserver and kube-controller-manager with jitgate installed."""
     config = request.config
     if not Path(harness.KUBECTL).exists():
         pytest.skip(f"the end-to-end tier needs the real kubectl at {harness.KUBECTL}")
@@ -121,8 +127,19 @@ def jitgate_cluster(
         server = tier.stack.enter_context(
             harness.start_kube_apiserver(kube_apiserver_binary, tmpdir / "kube-apiserver")
         )
-        tier.logs.append(_ApiServerLog(server))
+        tier.logs.append(_ServerLog("kube-apiserver", server))
         say(config, f"kube-apiserver ready at {server.url} in {server.startup_seconds:.2f} s")
+        controllers = tier.stack.enter_context(
+            harness.start_kube_controller_manager(
+                kube_controller_manager_binary, server, tmpdir / "kube-controller-manager"
+            )
+        )
+        tier.logs.append(_ServerLog("kube-controller-manager", controllers))
+        say(
+            config,
+            f"kube-controller-manager ready in {controllers.startup_seconds:.2f} s "
+            f"({', '.join(controllers.controllers)})",
+        )
         cluster = tier.stack.enter_context(
             cluster_module.install(
                 server,
