@@ -43,6 +43,11 @@ Obj = dict[str, Any]
 Echo = Callable[[str], object]
 
 
+def denied_by(hook: str) -> str:
+    """How kubectl prints a refusal by one of jitgate's action webhooks."""
+    return f'Error from server (Forbidden): admission webhook "{hook}.actions.jitgate.dev" denied'
+
+
 def _list(objects: Iterable[Obj]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
 
@@ -157,6 +162,22 @@ class JitCluster:
         )
         assert request is not None
         return request
+
+    def granted(self, *request: str, name: str, namespace: str = "prod") -> str:
+        """alice asks with ``kubectl jit request …``, bob approves; the Grant's name."""
+        asked = self.jit(
+            "alice", "request", *request, "-n", namespace, "--for", "3m", "--name", name
+        )
+        assert asked.returncode == 0, asked.stderr
+        return self.approved(name, namespace)
+
+    def approved(self, name: str, namespace: str = "prod") -> str:
+        """bob approves the pending AccessRequest ``name``; the Grant's name."""
+        self.wait_phase(namespace, name, "Pending")
+        approved = self.jit("bob", "approve", name, "-n", namespace, "--yes")
+        assert approved.returncode == 0, approved.stderr
+        grant: str = self.wait_phase(namespace, name, "Approved")["status"]["grant"]["name"]
+        return grant
 
     def exec(
         self, who: str, namespace: str, pod: str, *command: str

@@ -10,7 +10,11 @@ VERSION = "v1alpha1"
 RBAC = "rbac.authorization.k8s.io"
 RELEASE_NAMESPACE = "jitgate"  # where the personas' service accounts live (see harness.py)
 PROTECTED_LABEL = {"jitgate.dev/protected": "true"}
-NAMESPACES = ("prod", "dev")
+# prod is protected, dev is not; the outcome tests that delete, relabel or empty a whole
+# namespace have protected namespaces of their own, and an unprotected twin to show that the
+# controllers acted (tests/e2e/test_outcomes.py).
+PROTECTED_NAMESPACES = ("prod", "outcomes-ns", "outcomes-label", "outcomes-batch")
+NAMESPACES = ("prod", "dev", "outcomes-ns", "outcomes-label", "outcomes-batch", "outcomes-dev")
 NODE = "node-1"
 POLICY = "production"
 PENDING_TIMEOUT = "60s"
@@ -23,7 +27,13 @@ CHART_VALUES: Obj = {
     "defaultPolicy": {
         "name": POLICY,
         "actions": ["exec", "attach", "portforward", "delete", "scale"],
-        "resources": ["pods", "deployments.apps"],
+        "resources": [
+            "pods",
+            "deployments.apps",
+            "statefulsets.apps",
+            "replicasets.apps",
+            "replicationcontrollers",
+        ],
         "approvers": {"users": [], "groups": ["sre"]},
         "maxDuration": "1h",
         "defaultDuration": "15m",
@@ -57,6 +67,34 @@ _POD_RULES: list[Obj] = [
     },
 ]
 
+# What an attacker may do by RBAC (docs/threat-model.md, "Who the attacker is"): edit and label
+# objects, create and edit HorizontalPodAutoscalers and workloads, delete collections, and
+# label or delete the namespace itself (a RoleBinding in a namespace covers that namespace).
+_WORKLOAD_RULES: list[Obj] = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch", "update", "deletecollection"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["statefulsets", "replicasets"],
+        "verbs": ["get", "list", "watch", "patch", "update", "delete"],
+    },
+    {
+        "apiGroups": ["apps"],
+        "resources": ["statefulsets/scale", "replicasets/scale"],
+        "verbs": ["get", "patch", "update"],
+    },
+    {
+        "apiGroups": [""],
+        "resources": ["replicationcontrollers", "replicationcontrollers/scale"],
+        "verbs": ["get", "list", "watch", "patch", "update", "delete"],
+    },
+    {
+        "apiGroups": ["autoscaling"],
+        "resources": ["horizontalpodautoscalers"],
+        "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
+    },
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch", "delete"]},
+]
+
 PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
     # Requesters. The status and Grant rights are RBAC holes on purpose: the tier shows
     # that jitgate's webhook, not RBAC, refuses self-approval and hand-made Grants.
@@ -75,6 +113,7 @@ PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
                 "verbs": ["create", "get", "list", "watch", "patch", "update", "delete"],
             },
             *_POD_RULES,
+            *_WORKLOAD_RULES,
         ],
     ),
     # Approvers. They may also request (break-glass) and annotate (review, revoke).
@@ -99,12 +138,12 @@ PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
 
 
 def namespaces() -> list[Obj]:
-    """The release namespace, ``prod`` (protected) and ``dev``, each with the ``default``
-    ServiceAccount pods need (there is no controller-manager to create it)."""
+    """The release namespace and :data:`NAMESPACES`, each with the ``default``
+    ServiceAccount pods need (the serviceaccount controller does not run)."""
     objects: list[Obj] = []
     for name in (RELEASE_NAMESPACE, *NAMESPACES):
         metadata: Obj = {"name": name}
-        if name == "prod":
+        if name in PROTECTED_NAMESPACES:
             metadata["labels"] = PROTECTED_LABEL
         objects.append({"apiVersion": "v1", "kind": "Namespace", "metadata": metadata})
         objects.append(
@@ -155,15 +194,22 @@ def chart_policy(rendered: Iterable[Obj]) -> Obj:
     return policy
 
 
-def pod(namespace: str, name: str, *, node: str = NODE) -> Obj:
+def pod(
+    namespace: str, name: str, *, node: str | None = NODE, labels: dict[str, str] | None = None
+) -> Obj:
+    """A pod bound to ``node`` (no scheduler here). With ``node=None`` it stays unscheduled,
+    so a delete removes it at once: no kubelet has to confirm a graceful deletion."""
+    spec: Obj = {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]}
+    if node is not None:
+        spec["nodeName"] = node
+    metadata = {"name": name, "namespace": namespace, "labels": {"app": name, **(labels or {})}}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def _pod_template(name: str) -> Obj:
     return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
-        "spec": {
-            "nodeName": node,  # no scheduler here
-            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
-        },
+        "metadata": {"labels": {"app": name}},
+        "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
     }
 
 
@@ -176,9 +222,46 @@ def deployment(namespace: str, name: str, replicas: int = 2) -> Obj:
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "app", "image": "registry.invalid/app:1"}]},
-            },
+            "template": _pod_template(name),
+        },
+    }
+
+
+def statefulset(namespace: str, name: str, replicas: int = 2) -> Obj:
+    """Pods are made in parallel: with no kubelet none becomes Ready, and the default
+    OrderedReady policy would stop at the first."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "replicas": replicas,
+            "serviceName": name,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": {"app": name}},
+            "template": _pod_template(name),
+        },
+    }
+
+
+def replication_controller(namespace: str, name: str, replicas: int = 2) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "ReplicationController",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {"replicas": replicas, "selector": {"app": name}, "template": _pod_template(name)},
+    }
+
+
+def autoscaler(namespace: str, name: str, target: str, *, low: int, high: int) -> Obj:
+    """An HPA on Deployment ``target``; its controller enforces the bounds without metrics."""
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
+            "minReplicas": low,
+            "maxReplicas": high,
         },
     }

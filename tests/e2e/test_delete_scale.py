@@ -8,23 +8,9 @@ from typing import Any
 
 import pytest
 from e2e import manifests
+from e2e.cluster import denied_by
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
-
-
-def denied_by(hook: str) -> str:
-    return f'Error from server (Forbidden): admission webhook "{hook}.actions.jitgate.dev" denied'
-
-
-def grant_for(c: Any, *request: str, name: str) -> str:
-    """alice asks with `kubectl jit request …`, bob approves; the Grant's name."""
-    asked = c.jit("alice", "request", *request, "-n", "prod", "--for", "3m", "--name", name)
-    assert asked.returncode == 0, asked.stderr
-    c.wait_phase("prod", name, "Pending")
-    approved = c.jit("bob", "approve", name, "-n", "prod", "--yes")
-    assert approved.returncode == 0, approved.stderr
-    grant: str = c.wait_phase("prod", name, "Approved")["status"]["grant"]["name"]
-    return grant
 
 
 def test_delete_pod_needs_a_grant(jitgate_cluster: Any) -> None:
@@ -46,7 +32,7 @@ def test_delete_pod_needs_a_grant(jitgate_cluster: Any) -> None:
     records = c.records("webhook", "--user", "alice", "--type", "action.denied", "--verb", "delete")
     assert [r.get("dryRun") for r in records if r["action"]["name"] == "doomed-0"] == [False, True]
 
-    grant = grant_for(c, "delete", "pod/doomed-0", "--reason", "INC-9: wedged", name="kill-doomed")
+    grant = c.granted("delete", "pod/doomed-0", "--reason", "INC-9: wedged", name="kill-doomed")
     deleted = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--wait=false")
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == 'pod "doomed-0" deleted\n'
@@ -93,7 +79,7 @@ def test_evicting_a_pod_is_a_delete_that_needs_a_grant(jitgate_cluster: Any) -> 
     pod = c.get("pod", "evicted-0", "prod")
     assert pod is not None and pod["metadata"].get("deletionTimestamp") is None
 
-    grant = grant_for(c, "delete", "pod/evicted-0", "--reason", "INC-10: drain", name="evict-0")
+    grant = c.granted("delete", "pod/evicted-0", "--reason", "INC-10: drain", name="evict-0")
     evicted = evict(c, "alice", "evicted-0")
     assert evicted.returncode == 0, evicted.stderr
     pod = c.get("pod", "evicted-0", "prod")
@@ -135,7 +121,7 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     )
     assert c.get("deployment", "web", "prod")["spec"]["replicas"] == 2
 
-    grant = grant_for(c, "scale", "deploy/web", "--reason", "traffic spike", name="scale-web")
+    grant = c.granted("scale", "deploy/web", "--reason", "traffic spike", name="scale-web")
     scaled = c.kubectl("alice", "scale", "deployment", "web", "-n", "prod", "--replicas=3")
     assert (scaled.returncode, scaled.stdout) == (0, "deployment.apps/web scaled\n"), scaled.stderr
     assert c.get("deployment", "web", "prod")["spec"]["replicas"] == 3
