@@ -125,8 +125,11 @@ def write_service_account_keys(directory: Path) -> tuple[Path, Path]:
 
 
 def write_token_file(path: Path, personas: Sequence[Persona]) -> Path:
-    # token,user,uid,"group1,group2"
-    lines = [f'{p.token},{p.username},{p.uid},"{",".join(p.groups)}"' for p in personas]
+    # token,user,uid,"group1,group2" (no groups column for none: "" would be a group "")
+    lines = [
+        f"{p.token},{p.username},{p.uid}" + (f',"{",".join(p.groups)}"' if p.groups else "")
+        for p in personas
+    ]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
     return path
@@ -625,6 +628,8 @@ def controller_manager_args(
         # server, as in a cluster.
         f"--authentication-kubeconfig={kubeconfig}",
         f"--authorization-kubeconfig={kubeconfig}",
+        # No front proxy here: do not look for its CA in kube-system (it logs every second).
+        "--authentication-skip-lookup=true",
         "--bind-address=127.0.0.1",
         f"--secure-port={port}",
         f"--tls-cert-file={serving[0]}",

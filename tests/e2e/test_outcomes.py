@@ -79,6 +79,13 @@ def pod_names(c: JitCluster, namespace: str, app: str) -> list[str]:
     )
 
 
+def existing(c: JitCluster, kind: str, name: str, namespace: str | None = None) -> Any:
+    """The object as admin; fails when it does not exist."""
+    obj = c.get(kind, name, namespace)
+    assert obj is not None, f"{kind} {name} in {namespace} is gone"
+    return obj
+
+
 def create(c: JitCluster, who: str, obj: dict[str, Any]) -> subprocess.CompletedProcess[str]:
     return c.kubectl(who, "create", "-f", "-", input=json.dumps(obj))
 
@@ -133,8 +140,8 @@ def test_pointing_owner_references_at_a_missing_owner_is_a_delete(jitgate_cluste
     c.ok("alice", *patch, "-n", "dev")
     wait_for(c, "delete", "deployment/orphaned", namespace="dev")
     pods_gone(c, "orphaned", "dev")
-    prod = c.get("deployment", "orphaned", "prod")
-    assert prod is not None and not prod["metadata"].get("deletionTimestamp")
+    prod = existing(c, "deployment", "orphaned", "prod")
+    assert not prod["metadata"].get("deletionTimestamp")
     assert "ownerReferences" not in prod["metadata"]
     assert len(pod_names(c, "prod", "orphaned")) == 3
     assert [(r.get("dryRun"), r["action"].get("via")) for r in denied_records(c, "orphaned")] == [
@@ -179,7 +186,7 @@ def test_an_autoscaler_on_a_protected_deployment_is_a_scale(jitgate_cluster: Jit
     assert create(c, "alice", pin("dev")).returncode == 0
     wait_for(c, "jsonpath={.status.replicas}=1", "deployment/autoscaled", namespace="dev")
     assert c.get("horizontalpodautoscaler", "autoscaled", "prod") is None
-    assert c.get("deployment", "autoscaled", "prod")["spec"]["replicas"] == 3
+    assert existing(c, "deployment", "autoscaled", "prod")["spec"]["replicas"] == 3
     assert len(pod_names(c, "prod", "autoscaled")) == 3
     (denied,) = denied_records(c, "autoscaled")
     assert what(denied, "verb", "resource", "replicas", "via") == {
@@ -213,8 +220,8 @@ def test_moving_statefulset_ordinals_is_a_scale(jitgate_cluster: JitCluster):
         c.apply("admin", manifests.statefulset(namespace, "ordered", replicas=2))
     for namespace in ("prod", "dev"):
         wait_for(c, "jsonpath={.status.replicas}=2", "statefulset/ordered", namespace=namespace)
-    move = ("patch", "statefulset", "ordered", "--type=merge")
-    move += ("-p", json.dumps({"spec": {"ordinals": {"start": 5}}}))
+    ordinals = json.dumps({"spec": {"ordinals": {"start": 5}}})
+    move = ("patch", "statefulset", "ordered", "--type=merge", "-p", ordinals)
 
     refused(
         c.kubectl("alice", *move, "-n", "prod"),
@@ -226,7 +233,7 @@ def test_moving_statefulset_ordinals_is_a_scale(jitgate_cluster: JitCluster):
     wait_for(c, "delete", "pod/ordered-0", namespace="dev")
     wait_for(c, "delete", "pod/ordered-1", namespace="dev")
     assert pod_names(c, "prod", "ordered") == ["ordered-0", "ordered-1"]
-    assert "ordinals" not in c.get("statefulset", "ordered", "prod")["spec"]
+    assert "ordinals" not in existing(c, "statefulset", "ordered", "prod")["spec"]
 
     grant = c.granted("scale", "sts/ordered", "--reason", "renumber", name="renumber")
     c.ok("alice", *move, "-n", "prod")
@@ -268,7 +275,7 @@ def test_replication_controllers_are_scaled_and_deleted_with_grants(jitgate_clus
     wait_for(c, "jsonpath={.status.replicas}=1", "rc/legacy", namespace="dev")
     c.ok("alice", *delete, "-n", "dev")
     pods_gone(c, "legacy", "dev")  # the garbage collector removed the RC's pods
-    assert c.get("rc", "legacy", "prod")["spec"]["replicas"] == 2
+    assert existing(c, "rc", "legacy", "prod")["spec"]["replicas"] == 2
     assert len(pod_names(c, "prod", "legacy")) == 2
 
     scaling = c.granted("scale", "rc/legacy", "--reason", "shrink", name="shrink-legacy")
@@ -304,8 +311,8 @@ def test_edits_that_end_or_replace_a_live_pod_are_a_delete(jitgate_cluster: JitC
     c.create_pods("dev", "live-0")
     for namespace in ("prod", "dev"):
         c.api.set_pod_phase(namespace, "live-0")
-    deadline = ("patch", "pod", "live-0", "--type=merge")
-    deadline += ("-p", json.dumps({"spec": {"activeDeadlineSeconds": 1}}))
+    kill = json.dumps({"spec": {"activeDeadlineSeconds": 1}})
+    deadline = ("patch", "pod", "live-0", "--type=merge", "-p", kill)
     image = ("set", "image", "pod/live-0", "app=registry.invalid/attacker:1")
     refusal = (
         "jitgate denied delete pod live-0 in namespace prod",
@@ -318,12 +325,12 @@ def test_edits_that_end_or_replace_a_live_pod_are_a_delete(jitgate_cluster: JitC
     # attacker's image.
     c.ok("alice", *deadline, "-n", "dev")
     c.ok("alice", *image, "-n", "dev")
-    twin = c.get("pod", "live-0", "dev")["spec"]
+    twin = existing(c, "pod", "live-0", "dev")["spec"]
     assert (twin["activeDeadlineSeconds"], twin["containers"][0]["image"]) == (
         1,
         "registry.invalid/attacker:1",
     )
-    spec = c.get("pod", "live-0", "prod")["spec"]
+    spec = existing(c, "pod", "live-0", "prod")["spec"]
     assert "activeDeadlineSeconds" not in spec
     assert spec["containers"][0]["image"] == "registry.invalid/app:1"
     assert [r["action"].get("via") for r in denied_records(c, "live-0")] == [
@@ -360,8 +367,7 @@ def test_deleting_a_protected_namespace_deletes_each_protected_object(
     # Unprotected, the namespace controller empties the namespace and removes it.
     c.ok("alice", "delete", "namespace", "outcomes-dev", "--wait=false")
     wait_for(c, "delete", "namespace/outcomes-dev")
-    namespace = c.get("namespace", "outcomes-ns")
-    assert namespace is not None and namespace["status"]["phase"] == "Active"
+    assert existing(c, "namespace", "outcomes-ns")["status"]["phase"] == "Active"
     assert pod_names(c, "outcomes-ns", "tenant-0") == ["tenant-0"]
 
     grant = request_any(
@@ -397,7 +403,7 @@ def test_removing_the_protection_label_needs_a_grant_and_is_recorded(
 
     refused(c.kubectl("alice", *unlabel), *refusal)
     refused(c.kubectl("alice", *relabel), *refusal)
-    labels = c.get("namespace", "outcomes-label")["metadata"]["labels"]
+    labels = existing(c, "namespace", "outcomes-label")["metadata"]["labels"]
     assert labels["jitgate.dev/protected"] == "true"
     # Still protected: the delete that removing the label would have opened is decided.
     refused(
