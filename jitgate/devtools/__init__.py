@@ -1,6 +1,6 @@
 """Development tooling: what tests, the demo and the benchmarks run, never the product.
 
-Installed with the ``demo`` extra (kmock, httpx, jsonpatch, cryptography); the operator, the
+Installed with the ``demo`` extra (kmock, httpx, jsonpatch); the operator, the
 webhook and the client never import it (``.importlinter`` checks that only the CLI does, for
 ``jitgate demo``).
 

@@ -138,7 +138,6 @@ def test_pruning_keeps_the_server_closure_and_drops_demo_and_development_tools(
         "import-linter",
         "kmock",
         "httpx",
-        "cryptography",
     ):
         assert dev in removed
     for runtime in (
@@ -152,6 +151,7 @@ def test_pruning_keeps_the_server_closure_and_drops_demo_and_development_tools(
         "prometheus-client",
         "watchfiles",
         "pyyaml",
+        "cryptography",
         "jitgate",
         "pip",
     ):
