@@ -9,7 +9,7 @@ from pathlib import Path
 def test_demo_plays_the_whole_story(tmp_path: Path) -> None:
     keep = tmp_path / "demo"
     result = subprocess.run(
-        [sys.executable, "-m", "jitgate.cli.main", "demo", "--keep", str(keep)],
+        [sys.executable, "-m", "jitgate.cli.jitgate", "demo", "--keep", str(keep)],
         stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,

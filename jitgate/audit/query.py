@@ -139,17 +139,6 @@ def table_row(record: AuditRecord, *, reason_width: int = 40) -> tuple[str, ...]
     )
 
 
-def format_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [len(title) for title in header]
-    for row in rows:
-        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
-    lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in (header, *rows)
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 

@@ -1,16 +1,55 @@
-"""Command-line flags that can also be set through `JITGATE_<FLAG>` environment variables."""
+"""Parsing command lines into typed options.
+
+Both programs parse with `Parser` (usage errors are one sentence and exit code 2; no prefix
+matching of long flags) and turn the `argparse.Namespace` into a frozen dataclass right
+away with `options_from`: command code reads typed fields, never namespace attributes.
+`add_flag` makes a flag default to its `JITGATE_<FLAG>` environment variable.
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
-import sys
-from pathlib import Path
-from typing import Any, NoReturn
+import typing
+from collections.abc import Callable
+from typing import Any, Generic, NoReturn, TypeVar
 
-EXIT_OK = 0
-EXIT_CHECK_FAILED = 1
-EXIT_USAGE = 2
+from jitgate.cli.errors import EXIT_USAGE
+
+Options = TypeVar("Options")
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one plain sentence and exit code 2.
+
+    `allow_abbrev` is off: `--out` must not quietly mean `--output`, and a flag added later
+    must not change what an existing command line means.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message}.\n")
+
+
+def options_from(kind: type[Options], namespace: argparse.Namespace, **given: Any) -> Options:
+    """The dataclass `kind`, each field read from the namespace attribute of its name unless
+    `given` names it: repeatable flags' lists become tuples, a field whose type is itself a
+    dataclass is read the same way, and a field the parser does not define keeps its default."""
+    hints = typing.get_type_hints(kind)
+    values: dict[str, Any] = {}
+    for field in dataclasses.fields(kind):  # type: ignore[arg-type]
+        if field.name in given:
+            values[field.name] = given[field.name]
+        elif dataclasses.is_dataclass(hints[field.name]):
+            values[field.name] = options_from(hints[field.name], namespace)
+        elif hasattr(namespace, field.name):
+            value = getattr(namespace, field.name)
+            values[field.name] = tuple(value) if isinstance(value, list) else value
+    return kind(**values)
 
 
 def env_name(flag: str) -> str:
@@ -18,7 +57,7 @@ def env_name(flag: str) -> str:
     return "JITGATE_" + flag.lstrip("-").replace("-", "_").upper()
 
 
-def add_flag(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
+def add_flag(parser: argparse._ActionsContainer, flag: str, **kwargs: Any) -> None:
     """Add `flag`, defaulting to its environment variable, and say so in `--help`."""
     variable = env_name(flag)
     from_env = os.environ.get(variable)
@@ -36,78 +75,18 @@ def add_flag(parser: argparse.ArgumentParser, flag: str, **kwargs: Any) -> None:
     parser.add_argument(flag, **kwargs)
 
 
-class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose usage errors are one plain sentence and exit code 2."""
+@dataclasses.dataclass(frozen=True)
+class Command(Generic[Options]):
+    """A parsed subcommand: how its typed options are read from the namespace, and what
+    runs them. Parsers set one as their `handler` default."""
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: {message}.\n")
+    read: Callable[[argparse.Namespace], Options]
+    run: Callable[[Options], int]
 
-
-def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
-    """Print one plain sentence to stderr and exit."""
-    sys.stderr.write(message.rstrip() + "\n")
-    raise SystemExit(code)
-
-
-def sentence(text: str) -> str:
-    """One plain sentence: whitespace folded, capitalised, one full stop."""
-    text = " ".join(text.split())
-    return text[:1].upper() + text[1:].rstrip(".") + "."
+    def __call__(self, namespace: argparse.Namespace) -> int:
+        return self.run(self.read(namespace))
 
 
-def add_writer_flags(parser: argparse.ArgumentParser, *, kubeconfig_help: str) -> None:
-    """The flags every long-running component (operator, webhook) shares: where its audit
-    chain goes, how it is signed and named, how to reach the API server, and logging."""
-    add_flag(
-        parser,
-        "--audit",
-        metavar="URL",
-        required=True,
-        help="audit log: file:///var/lib/jitgate/audit (a directory) or postgresql://…",
-    )
-    add_flag(
-        parser, "--audit-key-file", metavar="FILE", help="HMAC key that signs each record's hash"
-    )
-    add_flag(
-        parser,
-        "--writer-id",
-        metavar="ID",
-        default="",
-        help="this replica's audit chain (default: $POD_NAME or the host name)",
-    )
-    add_flag(parser, "--kubeconfig", metavar="FILE", help=kubeconfig_help)
-    add_flag(
-        parser,
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="log verbosity",
-    )
-
-
-def check_audit_url(url: str) -> None:
-    """Refuse a malformed --audit URL before anything starts."""
-    from jitgate.audit.errors import AuditError
-    from jitgate.audit.url import parse_audit_url
-
-    try:
-        parse_audit_url(url)
-    except AuditError as error:
-        fail(sentence(f"--audit: {error}"))
-
-
-def existing_file(flag: str, value: str | None) -> Path | None:
-    if value is None:
-        return None
-    path = Path(value)
-    if not path.is_file():
-        fail(f"{flag} {value} is not a readable file.")
-    return path
-
-
-def configure_logging(level: str) -> None:
-    import logging
-
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def command(kind: type[Options], run: Callable[[Options], int]) -> Command[Options]:
+    """The command whose options are the dataclass `kind`, read with `options_from`."""
+    return Command(lambda namespace: options_from(kind, namespace), run)

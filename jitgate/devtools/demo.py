@@ -262,7 +262,7 @@ async def _stack(workdir: Path, narrator: Narrator) -> AsyncIterator[tuple[Clust
                 await _spawn(
                     "webhook",
                     [
-                        "-m", "jitgate.cli.main", "webhook", "--host", "127.0.0.1",
+                        "-m", "jitgate.cli.jitgate", "webhook", "--host", "127.0.0.1",
                         "--port", str(webhook_port), "--tls-cert", str(cert_file),
                         "--tls-key", str(tls_key_file), "--kubeconfig", str(kubeconfig),
                         "--writer-id", "jitgate-webhook-0", "--operator-user", OPERATOR_USER,
@@ -275,7 +275,7 @@ async def _stack(workdir: Path, narrator: Narrator) -> AsyncIterator[tuple[Clust
                 await _spawn(
                     "operator",
                     [
-                        "-m", "jitgate.cli.main", "operator", "--standalone", "--all-namespaces",
+                        "-m", "jitgate.cli.jitgate", "operator", "--standalone", "--all-namespaces",
                         "--kubeconfig", str(kubeconfig), "--writer-id", "jitgate-operator-0",
                         "--poll-interval", "0.2", *common,
                     ],
@@ -447,7 +447,7 @@ async def _cli(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "jitgate.cli.main",
+        "jitgate.cli.jitgate",
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

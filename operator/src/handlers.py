@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from jitgate.operator.kube import Credentials, connection_info
+from jitgate.operator.kube import connection_info
 from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
 
@@ -26,6 +26,7 @@ from jitgate.core.api import GROUP, VERSION, AccessPolicy
 from jitgate.core.clock import parse_time
 from jitgate.core.grants import Ended
 from jitgate.core.policy import UnreadablePolicy, unreadable_policy
+from jitgate.kube import Credentials
 
 logger = logging.getLogger("jitgate.operator")
 

@@ -2,7 +2,7 @@
 
 kopf watches and patches through its own client; creating and deleting Grants, patching
 AccessRequest status from daemons and deleting expired requests go through `KubeApi`.
-Credentials are read with the `kubernetes` package's loaders (in-cluster or kubeconfig) and
+Credentials come from `jitgate.kube.load_credentials` (its one precedence rule) and are
 shared with kopf's login, so both clients talk to the same server as the same identity.
 """
 
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import ssl
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 import kopf
 
 from jitgate.core.api import GROUP, VERSION
+from jitgate.kube import Credentials
 
 Obj = dict[str, Any]
 
@@ -41,65 +40,6 @@ class ApiError(Exception):
         return self.status == 409
 
 
-class CredentialsError(Exception):
-    """Neither the in-cluster service account nor a kubeconfig could be loaded."""
-
-
-@dataclass(frozen=True)
-class Credentials:
-    server: str
-    ca_path: str | None = None
-    insecure: bool = False
-    scheme: str | None = None
-    token: str | None = None
-    username: str | None = None
-    password: str | None = None
-    certificate_path: str | None = None
-    private_key_path: str | None = None
-    default_namespace: str | None = None
-
-
-def load_credentials(kubeconfig: Path | None = None) -> Credentials:
-    """In-cluster first unless a kubeconfig file is named, then `$KUBECONFIG`/~/.kube/config."""
-    import kubernetes.client
-    import kubernetes.config
-
-    config = kubernetes.client.Configuration()
-    try:
-        if kubeconfig is not None:
-            kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=str(kubeconfig), client_configuration=config
-            )
-        else:
-            try:
-                kubernetes.config.load_incluster_config(  # type: ignore[no-untyped-call]
-                    client_configuration=config
-                )
-            except kubernetes.config.ConfigException:
-                kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-                    client_configuration=config
-                )
-    except (kubernetes.config.ConfigException, OSError) as error:
-        where = f"kubeconfig {kubeconfig}" if kubeconfig else "in-cluster or kubeconfig"
-        raise CredentialsError(f"cannot load Kubernetes credentials ({where}): {error}") from error
-    header: str | None = config.get_api_key_with_prefix(
-        "BearerToken"
-    ) or config.get_api_key_with_prefix("authorization")
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else parts
-    return Credentials(
-        server=str(config.host),
-        ca_path=config.ssl_ca_cert or None,
-        insecure=not config.verify_ssl,
-        scheme=scheme,
-        token=token,
-        username=config.username or None,
-        password=config.password or None,
-        certificate_path=config.cert_file or None,
-        private_key_path=config.key_file or None,
-    )
-
-
 def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
     """The same credentials, as kopf's login handler returns them."""
     return kopf.ConnectionInfo(
@@ -112,7 +52,8 @@ def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
         password=credentials.password,
         certificate_path=credentials.certificate_path,
         private_key_path=credentials.private_key_path,
-        default_namespace=credentials.default_namespace,
+        # kopf is told the namespaces to serve; it needs no default.
+        default_namespace=None,
     )
 
 

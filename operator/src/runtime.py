@@ -19,7 +19,7 @@ import threading
 import kopf
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.handlers import build_registry
-from jitgate.operator.kube import Credentials, KubeApi, load_credentials
+from jitgate.operator.kube import KubeApi
 from jitgate.operator.metrics import Metrics, serve
 from jitgate.operator.notify import Notifier
 from jitgate.operator.scheduler import Scheduler
@@ -29,6 +29,7 @@ from jitgate.audit.connect import open_audit_writer
 from jitgate.audit.keys import load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grants import FINALIZER
+from jitgate.kube import Credentials, load_credentials
 
 logger = logging.getLogger("jitgate.operator")
 

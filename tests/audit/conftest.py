@@ -14,7 +14,7 @@ import pytest
 from support import postgres as postgres_support
 
 from jitgate.audit import Action, Actor, AuditEvent, AuditRecord, open_audit_writer
-from jitgate.cli.main import main
+from jitgate.cli.jitgate.main import main
 from jitgate.core.clock import ManualClock
 
 KEY = b"k3y-for-the-jitgate-audit-tests-0123456789"

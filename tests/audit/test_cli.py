@@ -143,7 +143,7 @@ async def test_tail_follows_new_records(
 ) -> None:
     """A real `jitgate audit tail --follow` process sees records appended after it started."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jitgate.cli.main", "audit", "tail", "--audit", file_url,
+        sys.executable, "-m", "jitgate.cli.jitgate", "audit", "tail", "--audit", file_url,
         "--lines", "1", "--follow", "--interval", "20ms", "--max-records", "3", "-o", "json",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip

@@ -281,7 +281,7 @@ async def test_tail_and_export_read_the_table(
         "--max-records", "2", "-o", "json",
     ]  # fmt: skip
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "jitgate.cli.main", "audit", *follow,
+        sys.executable, "-m", "jitgate.cli.jitgate", "audit", *follow,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
     )  # fmt: skip
     assert process.stdout is not None

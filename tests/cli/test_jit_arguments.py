@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitgate.cli.jit_build import (
+from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for
+from jitgate.cli.kubectl_jit.build import (
     RequestError,
     approval_patch,
     build_request,
@@ -19,8 +21,8 @@ from jitgate.cli.jit_build import (
     object_actions,
     user_slug,
 )
-from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for
-from jitgate.cli.kubectl_jit import parse_args
+from jitgate.cli.kubectl_jit.main import parse_args
+from jitgate.cli.kubectl_jit.options import Cluster
 from jitgate.core.api import RequestedAction
 
 
@@ -77,21 +79,26 @@ def test_bad_targets(words: list[str], message: str) -> None:
 
 
 # ---------------------------------------------------------------------------- parsing
+def options(argv: list[str]) -> Any:
+    """The typed options `kubectl jit ARGV` runs its command with."""
+    return parse_args(argv).options
+
+
 def test_exec_with_a_command_and_flags_anywhere() -> None:
-    args = parse_args(
+    args = options(
         ["-n", "prod", "request", "exec", "web-0", "-c", "app", "--for", "15m",
          "--reason", "INC-1: stuck", "--context", "alice", "--", "sh", "-c", "ls -n /"]
     )  # fmt: skip
-    assert (args.namespace, args.context, args.kubeconfig) == ("prod", "alice", None)
+    assert args.cluster == Cluster(kubeconfig=None, context="alice", namespace="prod")
     assert (args.verb, args.pod, args.container, args.duration) == ("exec", "web-0", "app", "15m")
-    assert args.exec_command == ["sh", "-c", "ls -n /"]
+    assert args.exec_command == ("sh", "-c", "ls -n /")
     assert (args.wait, args.timeout) == (False, dt.timedelta(minutes=10))
-    later = parse_args(["request", "attach", "web-0", "--reason", "r", "-n", "prod"])
-    assert (later.namespace, later.exec_command) == ("prod", None)
+    later = options(["request", "attach", "web-0", "--reason", "r", "-n", "prod"])
+    assert (later.cluster.namespace, later.exec_command) == ("prod", None)
 
 
 def test_port_forward_is_an_alias_and_wait_takes_a_timeout() -> None:
-    args = parse_args(
+    args = options(
         ["request", "port-forward", "web-0", "--reason", "r", "--wait", "--timeout", "90s"]
     )
     assert (args.verb, args.pod, args.container) == ("portforward", "web-0", None)
@@ -99,23 +106,24 @@ def test_port_forward_is_an_alias_and_wait_takes_a_timeout() -> None:
 
 
 def test_delete_and_scale_take_targets() -> None:
-    args = parse_args(["request", "delete", "deploy/web", "pod/a", "--reason", "r"])
-    assert args.targets == ["deploy/web", "pod/a"]
-    scale = parse_args(["request", "scale", "sts", "db", "--reason", "r", "--break-glass"])
-    assert (scale.targets, scale.break_glass) == (["sts", "db"], True)
+    args = options(["request", "delete", "deploy/web", "pod/a", "--reason", "r"])
+    assert args.targets == ("deploy/web", "pod/a")
+    scale = options(["request", "scale", "sts", "db", "--reason", "r", "--break-glass"])
+    assert (scale.targets, scale.break_glass) == (("sts", "db"), True)
 
 
 def test_list_show_and_decision_flags() -> None:
-    listing = parse_args(["list", "-A", "--pending", "-o", "wide"])
+    listing = options(["list", "-A", "--pending", "-o", "wide"])
     assert (listing.all_namespaces, listing.pending, listing.output) == (True, True, "wide")
-    show = parse_args(["show", "fix", "-o", "yaml", "--kubeconfig", "/kc"])
-    assert (show.name, show.output, show.kubeconfig) == ("fix", "yaml", "/kc")
-    approve = parse_args(["approve", "fix", "-m", "ok", "-y"])
+    show = options(["show", "fix", "-o", "yaml", "--kubeconfig", "/kc"])
+    assert (show.name, show.output, show.cluster.kubeconfig) == ("fix", "yaml", "/kc")
+    approve = options(["approve", "fix", "-m", "ok", "-y"])
     assert (approve.name, approve.message, approve.yes) == ("fix", "ok", True)
-    deny = parse_args(["deny", "fix", "--message", "no"])
-    assert (deny.message, deny.yes) == ("no", False)
-    review = parse_args(["review", "sev1", "-m", "justified", "--yes", "-n", "prod"])
-    assert (review.name, review.message, review.yes, review.namespace) == (
+    assert approve.decision == "Approve"
+    deny = options(["deny", "fix", "--message", "no"])
+    assert (deny.message, deny.yes, deny.decision) == ("no", False, "Deny")
+    review = options(["review", "sev1", "-m", "justified", "--yes", "-n", "prod"])
+    assert (review.name, review.message, review.yes, review.cluster.namespace) == (
         "sev1", "justified", True, "prod"
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from support.clocks import NOW
 
-from jitgate.cli.jit_format import (
+from jitgate.cli.kubectl_jit.views import (
     approvals_count,
     describe_action,
     human_duration,

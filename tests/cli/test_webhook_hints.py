@@ -8,8 +8,8 @@ import shlex
 import pytest
 from jitgate.webhook.hints import REASON_PLACEHOLDER, request_command
 
-from jitgate.cli.jit_request import actions_from
-from jitgate.cli.kubectl_jit import parse_args
+from jitgate.cli.kubectl_jit.main import parse_args
+from jitgate.cli.kubectl_jit.request import actions_from
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.matching import action_covers
 
@@ -31,8 +31,10 @@ def test_the_suggested_command_asks_for_what_was_denied(attempted: AttemptedActi
     line = request_command(attempted, "15m").replace(REASON_PLACEHOLDER, "INC-1: stuck")
     words = shlex.split(line)
     assert words[:2] == ["kubectl", "jit"]
-    args = parse_args(words[2:])
-    assert (args.namespace, args.duration, args.reason) == ("prod", "15m", "INC-1: stuck")
-    actions = actions_from(args)
+    options = parse_args(words[2:]).options
+    assert (options.cluster.namespace, options.duration, options.reason) == (
+        "prod", "15m", "INC-1: stuck"
+    )  # fmt: skip
+    actions = actions_from(options)
     assert len(actions) == 1
     assert action_covers(actions[0], attempted), (line, actions[0])

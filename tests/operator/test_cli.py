@@ -8,13 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from jitgate.operator.config import OperatorConfig
 
-from jitgate.cli.main import build_parser
-from jitgate.cli.operator_cmd import config_from
+from jitgate.cli.jitgate.main import build_parser
+from jitgate.cli.jitgate.operator_cmd import OperatorOptions, config_from
+from jitgate.cli.options import options_from
 
 
-def parse(*argv: str):  # type: ignore[no-untyped-def]
-    return config_from(build_parser().parse_args(["operator", *argv]))
+def parse(*argv: str) -> OperatorConfig:
+    namespace = build_parser().parse_args(["operator", *argv])
+    return config_from(options_from(OperatorOptions, namespace))
 
 
 def test_flags_become_the_operator_config() -> None:
@@ -73,7 +76,7 @@ def test_every_flag_reads_its_environment_variable(monkeypatch: pytest.MonkeyPat
 )
 def test_usage_errors_exit_2_with_one_sentence(argv: list[str], message: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "jitgate.cli.main", "operator", "--audit", "file:///a", *argv],
+        [sys.executable, "-m", "jitgate.cli.jitgate", "operator", "--audit", "file:///a", *argv],
         capture_output=True,
         text=True,
         check=False,
@@ -85,7 +88,7 @@ def test_usage_errors_exit_2_with_one_sentence(argv: list[str], message: str) ->
 
 def test_an_unusable_audit_url_exits_2() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "jitgate.cli.main", "operator", "--audit", "ftp://nope",
+        [sys.executable, "-m", "jitgate.cli.jitgate", "operator", "--audit", "ftp://nope",
          "--kubeconfig", "/nonexistent"],
         capture_output=True,
         text=True,

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from jitgate.cli.main import main
+from jitgate.cli.jitgate.main import main
 from jitgate.core.clock import format_time, parse_time
 
 REVIEW = {"jitgate.dev/review": "true", "jitgate.dev/review-comment": "justified: SEV1"}

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-COMMAND = [sys.executable, "-m", "jitgate.cli.main", "webhook"]
+COMMAND = [sys.executable, "-m", "jitgate.cli.jitgate", "webhook"]
 
 
 def free_port() -> int:

@@ -276,7 +276,7 @@ async def test_an_audit_log_that_cannot_be_written_denies_and_fails_readiness(
         [
             sys.executable,
             "-m",
-            "jitgate.cli.main",
+            "jitgate.cli.jitgate",
             "audit",
             "verify",
             "--audit",

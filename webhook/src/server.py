@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 import socket
 import threading
@@ -31,11 +30,11 @@ from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.tls import ReloadingTLS
 from jitgate.webhook.watch import Backoff, ClusterWatch
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.audit.keys import load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
+from jitgate.kube import CredentialsError, load_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +42,9 @@ AuditOpener = Callable[[], AbstractAsyncContextManager[AuditSink]]
 
 
 def api_client_for(config: WebhookConfig) -> k8s.ApiClient:
-    """A client from --kubeconfig, else the in-cluster service account, else ~/.kube/config."""
-    if config.kubeconfig is None and "KUBERNETES_SERVICE_HOST" in os.environ:
-        configuration = k8s.Configuration()
-        k8s_config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
-        return k8s.ApiClient(configuration)
-    path = str(config.kubeconfig) if config.kubeconfig is not None else None
-    client: k8s.ApiClient = k8s_config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
-    return client
+    """A client for the credentials `jitgate.kube`'s rule picks; CredentialsError if none."""
+    credentials = load_credentials(config.kubeconfig)
+    return k8s.ApiClient(credentials.client_configuration())
 
 
 def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
@@ -122,7 +116,7 @@ def build(
             stack.callback(setattr, sink, "target", None)
             try:
                 api = api_client or api_client_for(config)
-            except Exception as error:  # kubeconfig and in-cluster loaders raise their own kinds
+            except CredentialsError as error:
                 raise StartupError(
                     f"the webhook could not start: cannot load the cluster configuration: {error}"
                 ) from error

@@ -1,28 +1,30 @@
-"""`kubectl jit`: ask for, review and decide just-in-time access, as a kubectl plugin.
-
-kubectl runs `kubectl-jit` from PATH for `kubectl jit …`, passing every argument after
-`jit` and its own environment (KUBECONFIG included), so the plugin reads the kubeconfig
-itself, the way kubectl does.
-"""
+"""The `kubectl jit` parsers: commands, flags, and the typed options each one reads."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import sys
-from collections.abc import Callable, Sequence
 from importlib.metadata import version
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
-from jitgate.cli import jit_decide, jit_request, jit_review
-from jitgate.cli.jit_cluster import CommandError
-from jitgate.cli.options import EXIT_OK, EXIT_USAGE, Parser
+from jitgate.cli.errors import EXIT_USAGE
+from jitgate.cli.kubectl_jit.decide import run_decision, run_review, run_stop
+from jitgate.cli.kubectl_jit.options import (
+    DecisionOptions,
+    ListOptions,
+    RequestOptions,
+    ReviewOptions,
+    ShowOptions,
+    StopOptions,
+)
+from jitgate.cli.kubectl_jit.request import run as run_request
+from jitgate.cli.kubectl_jit.review import run_list, run_show
+from jitgate.cli.options import Command, Parser, command, options_from
+from jitgate.core.api import Decision
 from jitgate.core.durations import DurationError, parse_duration
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, REVOKE_ANNOTATION
 
 PROG = "kubectl jit"
-EXIT_INTERRUPTED = 130
 DEFAULT_WAIT = dt.timedelta(minutes=10)
 
 
@@ -87,7 +89,7 @@ def _request_parsers(subparsers: Any) -> None:
     ]
     for verb, aliases, summary in specs:
         parser = verbs.add_parser(verb, aliases=aliases, help=summary, description=summary)
-        parser.set_defaults(verb=verb, func=jit_request.run)
+        parser.set_defaults(verb=verb, handler=Command(_request_options, run_request))
         if verb in ("exec", "attach", "portforward"):
             parser.add_argument("pod", metavar="POD", help="the pod")
         else:
@@ -101,8 +103,6 @@ def _request_parsers(subparsers: Any) -> None:
             parser.add_argument(
                 "-c", "--container", help="the container (else any container in the pod)"
             )
-        else:
-            parser.set_defaults(container=None)
         parser.add_argument(
             "--for",
             dest="duration",
@@ -144,7 +144,7 @@ def _review_parsers(subparsers: Any) -> None:
     )
     listing.add_argument("--pending", action="store_true", help="only requests awaiting approval")
     listing.add_argument("-o", "--output", choices=("json", "yaml", "wide"), help="output format")
-    listing.set_defaults(func=jit_review.run_list)
+    listing.set_defaults(handler=command(ListOptions, run_list))
     _connection_flags(listing, top=False)
 
     show = subparsers.add_parser(
@@ -152,15 +152,16 @@ def _review_parsers(subparsers: Any) -> None:
     )
     show.add_argument("name", metavar="NAME")
     show.add_argument("-o", "--output", choices=("json", "yaml"), help="output format")
-    show.set_defaults(func=jit_review.run_show)
+    show.set_defaults(handler=command(ShowOptions, run_show))
     _connection_flags(show, top=False)
 
 
 def _decision_parsers(subparsers: Any) -> None:
-    for verb, decision, summary in (
+    decisions: tuple[tuple[str, Decision, str], ...] = (
         ("approve", "Approve", "approve a pending access request"),
         ("deny", "Deny", "deny a pending access request"),
-    ):
+    )
+    for verb, decision, summary in decisions:
         parser = subparsers.add_parser(
             verb,
             help=summary,
@@ -175,7 +176,7 @@ def _decision_parsers(subparsers: Any) -> None:
             help="the reason for denying" if decision == "Deny" else "a comment for the record",
         )
         parser.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
-        parser.set_defaults(func=_bind(jit_decide.run_decision, decision))
+        parser.set_defaults(handler=_decision_command(decision))
         _connection_flags(parser, top=False)
     review = subparsers.add_parser(
         "review",
@@ -187,23 +188,37 @@ def _decision_parsers(subparsers: Any) -> None:
     review.add_argument("name", metavar="NAME")
     review.add_argument("-m", "--message", help="a comment for the record")
     review.add_argument("-y", "--yes", action="store_true", help="do not ask to confirm")
-    review.set_defaults(func=jit_decide.run_review)
+    review.set_defaults(handler=command(ReviewOptions, run_review))
     _connection_flags(review, top=False)
-    for verb, annotation, wanted, summary in (
+    stops: tuple[tuple[str, str, Literal["Pending", "Approved"], str], ...] = (
         ("revoke", REVOKE_ANNOTATION, "Approved", "end an approved request's grant now"),
         ("cancel", CANCEL_ANNOTATION, "Pending", "withdraw a pending request"),
-    ):
+    )
+    for verb, annotation, wanted, summary in stops:
         parser = subparsers.add_parser(verb, help=summary, description=summary.capitalize() + ".")
         parser.add_argument("name", metavar="NAME")
-        parser.set_defaults(func=_bind(jit_decide.run_stop, annotation, wanted))
+        parser.set_defaults(handler=_stop_command(annotation, wanted))
         _connection_flags(parser, top=False)
 
 
-def _bind(func: Callable[..., int], *extra: Any) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        return func(args, *extra)
+def _request_options(namespace: argparse.Namespace) -> RequestOptions:
+    return options_from(RequestOptions, namespace, timeout=namespace.timeout or DEFAULT_WAIT)
 
-    return run
+
+def _decision_command(decision: Decision) -> Command[DecisionOptions]:
+    return Command(
+        lambda namespace: options_from(DecisionOptions, namespace, decision=decision),
+        run_decision,
+    )
+
+
+def _stop_command(annotation: str, wanted: Literal["Pending", "Approved"]) -> Command[StopOptions]:
+    return Command(
+        lambda namespace: options_from(
+            StopOptions, namespace, annotation=annotation, wanted=wanted
+        ),
+        run_stop,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -223,48 +238,3 @@ def build_parser() -> argparse.ArgumentParser:
     _review_parsers(subparsers)
     _decision_parsers(subparsers)
     return parser
-
-
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Parse `kubectl jit` arguments; everything after the first `--` is the exec command."""
-    words = list(argv)
-    command: list[str] = []
-    if "--" in words:
-        split = words.index("--")
-        words, command = words[:split], words[split + 1 :]
-    parser = build_parser()
-    args = parser.parse_args(words)
-    if "--" in argv and getattr(args, "verb", None) != "exec":
-        parser.error("a command after -- applies only to `kubectl jit request exec`")
-    if "--" in argv and not command:
-        parser.error("name the command to run after --")
-    args.exec_command = command or None
-    if getattr(args, "func", None) is None:
-        parser.print_help(sys.stderr)
-        raise SystemExit(EXIT_USAGE)
-    if getattr(args, "verb", None) is not None:
-        if args.timeout is not None and not args.wait:
-            parser.error("--timeout applies only with --wait")
-        args.timeout = args.timeout or DEFAULT_WAIT
-    return args
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv)
-        func: Callable[[argparse.Namespace], int] = args.func
-        return func(args)
-    except CommandError as error:
-        sys.stderr.write(f"Error: {error.message}\n")
-        return error.code
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # `kubectl jit list | head`: the reader left; say nothing more on the closed pipe.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,10 +1,9 @@
-"""The cluster as `kubectl jit` sees it: kubeconfig, AccessRequest calls, one-sentence errors."""
+"""The cluster as `kubectl jit` sees it: a session, AccessRequest calls, one-sentence errors."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import socket
 import ssl
 import time
@@ -13,13 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import urllib3
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from kubernetes.config.config_exception import ConfigException
 
-from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_USAGE
+from jitgate.cli.errors import ApiRefused, CliError, CommandFailed, UsageError
+from jitgate.cli.kubectl_jit.options import Cluster
 from jitgate.core.api import GROUP, VERSION
+from jitgate.kube import CredentialsError, load_credentials
 
 PLURAL = "accessrequests"
 GRANTS = "grants"
@@ -28,25 +27,11 @@ _TIMEOUT = (10.0, 60.0)
 _NOT_SERVED = "the server could not find the requested resource"
 
 Json = dict[str, Any]
-# What the kubernetes client raises for a kubeconfig that is there but unusable.
-_BROKEN_KUBECONFIG = (ConfigException, OSError, ValueError, KeyError, TypeError, AttributeError)
-
-
-class CommandError(Exception):
-    """A failure to report as one sentence, with the exit code to leave with."""
-
-    def __init__(
-        self, message: str, code: int = EXIT_CHECK_FAILED, *, http_status: int | None = None
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.http_status = http_status  # the API server's answer, when there was one
 
 
 @dataclass(frozen=True)
 class Session:
-    """A client for the kubeconfig's cluster, and the namespace commands default to."""
+    """A client for the chosen cluster, and the namespace commands default to."""
 
     api: client.ApiClient
     namespace: str
@@ -54,60 +39,23 @@ class Session:
     kubeconfig_user: str | None
 
 
-def _kubeconfig_paths(kubeconfig: str | None) -> list[str]:
-    if kubeconfig:
-        return [kubeconfig]
-    listed = os.environ.get("KUBECONFIG", "")
-    paths = [path for path in listed.split(os.pathsep) if path]
-    return paths or [os.path.expanduser("~/.kube/config")]
-
-
-def open_session(kubeconfig: str | None, context: str | None, namespace: str | None) -> Session:
-    """Read the kubeconfig the way kubectl does: `--kubeconfig`, else `KUBECONFIG`, else ~."""
-    paths = _kubeconfig_paths(kubeconfig)
-    if not any(os.path.exists(os.path.expanduser(path)) for path in paths):
-        raise CommandError(
-            f"no kubeconfig found at {os.pathsep.join(paths)}; pass --kubeconfig or set KUBECONFIG",
-            EXIT_USAGE,
-        )
+def open_session(cluster: Cluster) -> Session:
+    """Connect as `jitgate.kube`'s rule says: `--kubeconfig`, else `KUBECONFIG`, else the
+    in-cluster service account, else ~/.kube/config; `--context` picks the context."""
     try:
-        contexts, current = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig
-        )
-    except yaml.YAMLError as error:
-        raise CommandError(
-            f"cannot read the kubeconfig {os.pathsep.join(paths)}: it is not valid YAML", EXIT_USAGE
-        ) from error
-    except _BROKEN_KUBECONFIG as error:
-        reason = str(error).rstrip(".")
-        raise CommandError(
-            f"cannot read the kubeconfig {os.pathsep.join(paths)}: {reason}", EXIT_USAGE
-        ) from error
-    chosen = next((c for c in contexts or [] if c.get("name") == context), None)
-    if context is not None and chosen is None:
-        raise CommandError(f'context "{context}" not found in the kubeconfig', EXIT_USAGE)
-    chosen = chosen or current or {}
-    details = chosen.get("context") or {}
-    configuration = client.Configuration()
-    try:
-        config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig,
-            context=context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except _BROKEN_KUBECONFIG as error:
-        reason = str(error).rstrip(".")
-        raise CommandError(f"cannot use the kubeconfig: {reason}", EXIT_USAGE) from error
+        credentials = load_credentials(cluster.kubeconfig, cluster.context)
+    except CredentialsError as error:
+        raise UsageError(str(error)) from error
+    configuration = credentials.client_configuration()
     # kubectl fails at once on an unreachable server; urllib3 would retry three times first.
     configuration.retries = 0
     if not configuration.verify_ssl:
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return Session(
         api=client.ApiClient(configuration),
-        namespace=namespace or details.get("namespace") or "default",
-        host=str(configuration.host),
-        kubeconfig_user=details.get("user"),
+        namespace=cluster.namespace or credentials.namespace,
+        host=credentials.server,
+        kubeconfig_user=credentials.user,
     )
 
 
@@ -156,12 +104,12 @@ def _unreachable_reason(error: BaseException) -> str:
 
 def _json(value: object) -> Json:
     if not isinstance(value, dict):
-        raise CommandError(f"the API server answered with {type(value).__name__}, not an object")
+        raise CommandFailed(f"the API server answered with {type(value).__name__}, not an object")
     return value
 
 
 class AccessRequests:
-    """The AccessRequest calls `kubectl jit` makes, with errors turned into CommandErrors."""
+    """The AccessRequest calls `kubectl jit` makes; failures raise CommandFailed."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -181,9 +129,9 @@ class AccessRequests:
                 message = f'accessrequest "{name}" not found in namespace "{namespace}"'
             elif error.status == 401:
                 message = f"the API server rejected your credentials ({message})"
-            raise CommandError(message, http_status=error.status) from error
+            raise ApiRefused(message, error.status) from error
         except (urllib3.exceptions.HTTPError, OSError) as error:
-            raise CommandError(
+            raise CommandFailed(
                 f"cannot reach the Kubernetes API at {self.session.host}: "
                 f"{_unreachable_reason(error)}"
             ) from error
@@ -258,7 +206,7 @@ class AccessRequests:
                 result = self._custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, GRANTS, name, _request_timeout=_TIMEOUT
                 )
-        except CommandError:
+        except CliError:
             return None
         return result if isinstance(result, dict) else None
 
@@ -272,7 +220,7 @@ class AccessRequests:
                 answer = client.AuthenticationV1Api(self.session.api).create_self_subject_review(
                     review, _request_timeout=_TIMEOUT
                 )
-        except CommandError:
+        except CliError:
             return None
         user = getattr(
             getattr(getattr(answer, "status", None), "user_info", None), "username", None
@@ -301,7 +249,7 @@ class AccessRequests:
                 _request_timeout=(_TIMEOUT[0], max(1.0, remaining)),
             )
         if not isinstance(response, urllib3.BaseHTTPResponse):
-            raise CommandError("the kubernetes client returned no stream to watch")
+            raise CommandFailed("the kubernetes client returned no stream to watch")
         try:
             buffer = b""
             while time.monotonic() < deadline:

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from typing import Any
 
-import yaml
-
-from jitgate.cli.jit_build import RequestError, parse_request
-from jitgate.cli.jit_cluster import AccessRequests, CommandError, Json, open_session
-from jitgate.cli.jit_format import render_show, render_table, table_header, table_row
-from jitgate.cli.options import EXIT_OK
+from jitgate.cli import render
+from jitgate.cli.errors import EXIT_OK, CommandFailed
+from jitgate.cli.kubectl_jit.build import RequestError, parse_request
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
+from jitgate.cli.kubectl_jit.options import ListOptions, ShowOptions
+from jitgate.cli.kubectl_jit.views import render_show, render_table, table_header, table_row
 from jitgate.core.api import AccessRequest
 from jitgate.core.clock import SYSTEM_CLOCK
-
-
-def dump(value: Any, output: str) -> None:
-    if output == "json":
-        sys.stdout.write(json.dumps(value, indent=4, ensure_ascii=False) + "\n")
-    else:
-        sys.stdout.write(yaml.safe_dump(value, sort_keys=False, allow_unicode=True))
 
 
 def parsed(raw: Json) -> AccessRequest:
     try:
         return parse_request(raw)
     except RequestError as error:
-        raise CommandError(str(error)) from error
+        raise CommandFailed(str(error)) from error
 
 
 def _sort_key(raw: Json) -> tuple[str, str]:
@@ -36,26 +26,24 @@ def _sort_key(raw: Json) -> tuple[str, str]:
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def run_list(args: argparse.Namespace) -> int:
-    session = open_session(args.kubeconfig, args.context, args.namespace)
-    namespace = None if args.all_namespaces else session.namespace
+def run_list(options: ListOptions) -> int:
+    session = open_session(options.cluster)
+    namespace = None if options.all_namespaces else session.namespace
     items = list(AccessRequests(session).list_requests(namespace).get("items") or [])
     items.sort(key=_sort_key)
-    if args.pending:
+    if options.pending:
         items = [raw for raw in items if (raw.get("status") or {}).get("phase") == "Pending"]
-    if args.output in ("json", "yaml"):
-        dump(
-            {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}},
-            args.output,
-        )
+    if options.output == "json" or options.output == "yaml":
+        listing = {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
+        sys.stdout.write(render.document(listing, options.output))
         return EXIT_OK
     if not items:
         where = "" if namespace is None else f" in {namespace} namespace"
-        which = "pending access requests" if args.pending else "resources"
+        which = "pending access requests" if options.pending else "resources"
         sys.stderr.write(f"No {which} found{where}.\n")
         return EXIT_OK
     now = SYSTEM_CLOCK.now()
-    wide, every = args.output == "wide", namespace is None
+    wide, every = options.output == "wide", namespace is None
     rows = [table_header(with_namespace=every, wide=wide)]
     for raw in items:
         try:
@@ -69,11 +57,11 @@ def run_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def run_show(args: argparse.Namespace) -> int:
-    session = open_session(args.kubeconfig, args.context, args.namespace)
-    raw = AccessRequests(session).get(session.namespace, args.name)
-    if args.output in ("json", "yaml"):
-        dump(raw, args.output)
+def run_show(options: ShowOptions) -> int:
+    session = open_session(options.cluster)
+    raw = AccessRequests(session).get(session.namespace, options.name)
+    if options.output is not None:
+        sys.stdout.write(render.document(raw, options.output))
     else:
         sys.stdout.write(render_show(parsed(raw), SYSTEM_CLOCK.now()))
     return EXIT_OK

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from jitgate.cli.errors import needs_extra
+from jitgate.cli.options import command
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    keep: Path | None
 
 
 def register(subparsers: Any) -> None:
@@ -23,10 +31,11 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="keep the audit log, certificates and process logs in DIR",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=command(DemoOptions, run))
 
 
-def run(args: argparse.Namespace) -> int:
-    from jitgate.devtools.demo import main
+def run(options: DemoOptions) -> int:
+    with needs_extra("demo"):
+        from jitgate.devtools.demo import main
 
-    return main(args.keep)
+    return main(options.keep)

@@ -3,16 +3,14 @@ or an approver's review of a break-glass grant."""
 
 from __future__ import annotations
 
-import argparse
 import sys
-from typing import Literal
 
-from jitgate.cli.jit_build import approval_patch
-from jitgate.cli.jit_cluster import AccessRequests, CommandError, open_session
-from jitgate.cli.jit_format import render_show
-from jitgate.cli.jit_review import parsed
-from jitgate.cli.options import EXIT_CHECK_FAILED, EXIT_OK, EXIT_USAGE
-from jitgate.core.api import Decision
+from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, ApiRefused, CommandFailed, UsageError
+from jitgate.cli.kubectl_jit.build import approval_patch
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, open_session
+from jitgate.cli.kubectl_jit.options import DecisionOptions, ReviewOptions, StopOptions
+from jitgate.cli.kubectl_jit.review import parsed
+from jitgate.cli.kubectl_jit.views import render_show
 from jitgate.core.clock import SYSTEM_CLOCK
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
@@ -35,43 +33,45 @@ def _confirm(question: str) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-def _need_confirmation(args: argparse.Namespace, verb: str) -> None:
-    if not args.yes and not sys.stdin.isatty():
-        raise CommandError(
+def _need_confirmation(yes: bool, verb: str) -> None:
+    if not yes and not sys.stdin.isatty():
+        raise UsageError(
             f"refusing to {verb} without confirmation: stdin is not a terminal; "
-            f"pass --yes to {verb} non-interactively",
-            EXIT_USAGE,
+            f"pass --yes to {verb} non-interactively"
         )
 
 
-def run_decision(args: argparse.Namespace, decision: Decision) -> int:
+def run_decision(options: DecisionOptions) -> int:
+    decision = options.decision
     verb, done = ("approve", "approved") if decision == "Approve" else ("deny", "denied")
-    _need_confirmation(args, verb)
-    session = open_session(args.kubeconfig, args.context, args.namespace)
+    _need_confirmation(options.yes, verb)
+    session = open_session(options.cluster)
     requests = AccessRequests(session)
-    namespace, name = session.namespace, args.name
+    namespace, name = session.namespace, options.name
     raw = requests.get(namespace, name)
     request = parsed(raw)
     phase = request.status.phase
     if phase is not None and phase != "Pending":
-        raise CommandError(
+        raise CommandFailed(
             f'accessrequest "{name}" is {phase}; only a Pending request can be approved or denied'
         )
-    if not args.yes:
+    if not options.yes:
         sys.stdout.write(render_show(request, SYSTEM_CLOCK.now()))
         sys.stdout.flush()
         if not _confirm(f"{verb.capitalize()} accessrequest {namespace}/{name}?"):
             sys.stderr.write(f"Nothing changed: accessrequest {namespace}/{name} was not {done}.\n")
             return EXIT_CHECK_FAILED
     entry = (
-        {"decision": decision, "comment": args.message} if args.message else {"decision": decision}
+        {"decision": decision, "comment": options.message}
+        if options.message
+        else {"decision": decision}
     )
     for attempt in range(_PATCH_ATTEMPTS):
         operations = approval_patch(raw, entry)
         try:
             result = requests.patch_status(namespace, name, operations)
             break
-        except CommandError as error:
+        except ApiRefused as error:
             guarded = operations[0]["op"] == "test"
             if not guarded or error.http_status not in _CONFLICT or attempt + 1 == _PATCH_ATTEMPTS:
                 raise
@@ -84,21 +84,20 @@ def run_decision(args: argparse.Namespace, decision: Decision) -> int:
     return EXIT_OK
 
 
-def run_stop(
-    args: argparse.Namespace, annotation: str, wanted: Literal["Pending", "Approved"]
-) -> int:
+def run_stop(options: StopOptions) -> int:
+    annotation, wanted = options.annotation, options.wanted
     verb, done, other = (
         ("cancel", "cancelled", "revoke")
         if annotation == CANCEL_ANNOTATION
         else ("revoke", "revoked", "cancel")
     )
-    session = open_session(args.kubeconfig, args.context, args.namespace)
+    session = open_session(options.cluster)
     requests = AccessRequests(session)
-    namespace, name = session.namespace, args.name
+    namespace, name = session.namespace, options.name
     phase = parsed(requests.get(namespace, name)).status.phase
     if phase is not None and phase != wanted:
         hint = f" (use kubectl jit {other})" if phase in ("Pending", "Approved") else ""
-        raise CommandError(
+        raise CommandFailed(
             f'accessrequest "{name}" is {phase}; only {_article(wanted)} {wanted} request '
             f"can be {done}{hint}"
         )
@@ -112,28 +111,28 @@ def run_stop(
     return EXIT_OK
 
 
-def run_review(args: argparse.Namespace) -> int:
+def run_review(options: ReviewOptions) -> int:
     """Mark a break-glass request reviewed; the webhook stamps who, the operator records it."""
-    _need_confirmation(args, "review")
-    session = open_session(args.kubeconfig, args.context, args.namespace)
+    _need_confirmation(options.yes, "review")
+    session = open_session(options.cluster)
     requests = AccessRequests(session)
-    namespace, name = session.namespace, args.name
+    namespace, name = session.namespace, options.name
     request = parsed(requests.get(namespace, name))
     phase = request.status.phase
     if not request.spec.break_glass:
-        raise CommandError(
+        raise CommandFailed(
             f'accessrequest "{name}" is not a break-glass request; only break-glass requests '
             "are reviewed"
         )
     if phase not in REVIEWABLE_PHASES:
-        raise CommandError(
+        raise CommandFailed(
             f'accessrequest "{name}" is {phase or "new"}; only an Approved, Expired or Revoked '
             "request can be reviewed"
         )
     reviewer = request.metadata.annotations.get(REVIEWED_BY_ANNOTATION)
     if reviewer:
-        raise CommandError(f'accessrequest "{name}" was already reviewed by {reviewer}')
-    if not args.yes:
+        raise CommandFailed(f'accessrequest "{name}" was already reviewed by {reviewer}')
+    if not options.yes:
         sys.stdout.write(render_show(request, SYSTEM_CLOCK.now()))
         sys.stdout.flush()
         if not _confirm(f"Review accessrequest {namespace}/{name}?"):
@@ -141,8 +140,8 @@ def run_review(args: argparse.Namespace) -> int:
             sys.stderr.write(f"Nothing changed: accessrequest {where} was not reviewed.\n")
             return EXIT_CHECK_FAILED
     annotations = {REVIEW_ANNOTATION: "true"}
-    if args.message:
-        annotations[REVIEW_COMMENT_ANNOTATION] = args.message
+    if options.message:
+        annotations[REVIEW_COMMENT_ANNOTATION] = options.message
     result = requests.merge_patch(namespace, name, {"metadata": {"annotations": annotations}})
     stamped = ((result.get("metadata") or {}).get("annotations") or {}).get(REVIEWED_BY_ANNOTATION)
     who = f" as {stamped}" if isinstance(stamped, str) and stamped else ""

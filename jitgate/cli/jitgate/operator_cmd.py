@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from jitgate.cli.options import (
-    EXIT_OK,
-    EXIT_USAGE,
-    add_flag,
-    add_writer_flags,
-    check_audit_url,
-    configure_logging,
-    fail,
-    sentence,
-)
+from jitgate.cli.errors import EXIT_OK, UsageError, needs_extra, sentence
+from jitgate.cli.jitgate.server_flags import add_writer_flags, check_audit_url, configure_logging
+from jitgate.cli.options import add_flag, command
+
+if TYPE_CHECKING:
+    from jitgate.operator.config import OperatorConfig
 
 
 def register(subparsers: Any) -> None:
@@ -27,9 +23,7 @@ def register(subparsers: Any) -> None:
         "and expire grants, write every transition to the audit log, post Events and "
         "optional notifications.",
     )
-    add_writer_flags(
-        parser, kubeconfig_help="kubeconfig to use (default: in-cluster, then $KUBECONFIG)"
-    )
+    add_writer_flags(parser)
     scope = parser.add_mutually_exclusive_group()
     add_flag(
         scope,
@@ -111,54 +105,76 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="how often deadlines are checked against the clock",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=command(OperatorOptions, run))
 
 
-def config_from(args: argparse.Namespace) -> Any:
+@dataclass(frozen=True)
+class OperatorOptions:
+    audit: str
+    audit_key_file: str | None
+    writer_id: str
+    kubeconfig: str | None
+    log_level: str
+    namespace: tuple[str, ...]
+    all_namespaces: bool
+    standalone: bool
+    peering: str | None
+    priority: int
+    liveness: str | None
+    metrics_port: int | None
+    metrics_host: str
+    retention: str
+    notify_url: str | None
+    notify_format: Literal["slack", "generic"]
+    poll_interval: float
+
+
+def config_from(options: OperatorOptions) -> OperatorConfig:
     from jitgate.core.durations import DurationError, parse_duration
     from jitgate.operator.config import NotifyConfig, OperatorConfig
 
-    if args.namespace and args.all_namespaces:
-        fail("Use either --namespace or --all-namespaces, not both.")
-    check_audit_url(args.audit)
+    if options.namespace and options.all_namespaces:
+        raise UsageError("Use either --namespace or --all-namespaces, not both.")
+    check_audit_url(options.audit)
     try:
-        retention = parse_duration(args.retention)
+        retention = parse_duration(options.retention)
     except DurationError as error:
-        fail(sentence(f"--retention: {error}"))
-    if args.poll_interval <= 0:
-        fail("--poll-interval must be a positive number of seconds.")
+        raise UsageError(sentence(f"--retention: {error}")) from error
+    if options.poll_interval <= 0:
+        raise UsageError("--poll-interval must be a positive number of seconds.")
     notify = None
-    if args.notify_url:
-        notify = NotifyConfig(url=args.notify_url, format=args.notify_format)
+    if options.notify_url:
+        notify = NotifyConfig(url=options.notify_url, format=options.notify_format)
     return OperatorConfig(
-        audit_url=args.audit,
-        audit_key_file=Path(args.audit_key_file) if args.audit_key_file else None,
-        writer_id=args.writer_id or "",
-        kubeconfig=Path(args.kubeconfig) if args.kubeconfig else None,
-        namespaces=tuple(dict.fromkeys(args.namespace)),
-        standalone=args.standalone,
-        peering=args.peering or None,
-        priority=args.priority,
-        liveness=args.liveness or None,
+        audit_url=options.audit,
+        audit_key_file=Path(options.audit_key_file) if options.audit_key_file else None,
+        writer_id=options.writer_id or "",
+        kubeconfig=Path(options.kubeconfig) if options.kubeconfig else None,
+        namespaces=tuple(dict.fromkeys(options.namespace)),
+        standalone=options.standalone,
+        peering=options.peering or None,
+        priority=options.priority,
+        liveness=options.liveness or None,
         retention=retention,
         notify=notify,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        poll_interval=args.poll_interval,
+        metrics_port=options.metrics_port,
+        metrics_host=options.metrics_host,
+        poll_interval=options.poll_interval,
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: OperatorOptions) -> int:
     from jitgate.audit.errors import AuditError
-    from jitgate.operator.kube import CredentialsError
-    from jitgate.operator.runtime import run as run_operator
+    from jitgate.kube import CredentialsError
 
-    config = config_from(args)
-    configure_logging(args.log_level)
+    config = config_from(options)
+    with needs_extra("server"):
+        from jitgate.operator.runtime import run as run_operator
+    configure_logging(options.log_level)
     try:
         asyncio.run(run_operator(config))
     except (AuditError, CredentialsError) as error:
-        fail(sentence(str(error)), EXIT_USAGE)
+        raise UsageError(sentence(str(error))) from error
     except KeyboardInterrupt:
         pass
     return EXIT_OK

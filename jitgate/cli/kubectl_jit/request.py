@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import time
-from typing import Any
+from collections.abc import Sequence
 
-from jitgate.cli.jit_build import (
+from jitgate.cli.errors import EXIT_OK, CommandFailed, UsageError
+from jitgate.cli.jit_kinds import KindError, parse_targets
+from jitgate.cli.kubectl_jit.build import (
     RequestError,
     build_request,
     connect_action,
@@ -17,10 +18,9 @@ from jitgate.cli.jit_build import (
     parse_request,
     random_suffix,
 )
-from jitgate.cli.jit_cluster import AccessRequests, CommandError, Json, open_session
-from jitgate.cli.jit_format import human_duration
-from jitgate.cli.jit_kinds import KindError, parse_targets
-from jitgate.cli.options import EXIT_OK, EXIT_USAGE
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
+from jitgate.cli.kubectl_jit.options import RequestOptions
+from jitgate.cli.kubectl_jit.views import human_duration
 from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
 from jitgate.core.durations import format_duration
@@ -32,61 +32,66 @@ _MAX_WATCH_ROUNDS = 10_000
 _MIN_ROUND_SECONDS = 1.0
 
 
-def actions_from(args: argparse.Namespace) -> list[RequestedAction]:
+def actions_from(options: RequestOptions) -> list[RequestedAction]:
     """The requested actions, or a usage error naming what is wrong with the arguments."""
     try:
-        if args.verb in CONNECT_VERBS:
-            return [connect_action(args.verb, args.pod, args.container, args.exec_command)]
-        if args.exec_command:
-            raise RequestError(f"a command after -- applies only to exec, not {args.verb}")
-        return object_actions(args.verb, parse_targets(args.targets))
+        if options.verb in CONNECT_VERBS:
+            assert options.pod is not None  # the connect verbs' parsers require POD
+            return [
+                connect_action(options.verb, options.pod, options.container, options.exec_command)
+            ]
+        if options.exec_command:
+            raise RequestError(f"a command after -- applies only to exec, not {options.verb}")
+        return object_actions(options.verb, parse_targets(list(options.targets)))
     except (RequestError, KindError) as error:
-        raise CommandError(str(error), EXIT_USAGE) from error
+        raise UsageError(str(error)) from error
 
 
-def _body(args: argparse.Namespace, name: str, namespace: str, actions: Any) -> Json:
+def _body(
+    options: RequestOptions, name: str, namespace: str, actions: Sequence[RequestedAction]
+) -> Json:
     try:
         request = build_request(
             name=name,
             namespace=namespace,
             actions=actions,
-            duration=args.duration,
-            reason=args.reason,
-            ticket=args.ticket,
-            break_glass=args.break_glass,
+            duration=options.duration,
+            reason=options.reason,
+            ticket=options.ticket,
+            break_glass=options.break_glass,
         )
     except RequestError as error:
-        raise CommandError(str(error), EXIT_USAGE) from error
+        raise UsageError(str(error)) from error
     return creation_body(request)
 
 
-def run(args: argparse.Namespace) -> int:
-    actions = actions_from(args)
-    if not args.reason.strip():
-        raise CommandError("--reason must say why the access is needed", EXIT_USAGE)
-    _body(args, "placeholder", "default", actions)  # refuse bad input before any network call
-    session = open_session(args.kubeconfig, args.context, args.namespace)
+def run(options: RequestOptions) -> int:
+    actions = actions_from(options)
+    if not options.reason.strip():
+        raise UsageError("--reason must say why the access is needed")
+    _body(options, "placeholder", "default", actions)  # refuse bad input before any network call
+    session = open_session(options.cluster)
     requests = AccessRequests(session)
     namespace = session.namespace
-    user = None if args.name else requests.whoami() or session.kubeconfig_user or "user"
+    user = None if options.name else requests.whoami() or session.kubeconfig_user or "user"
     for _ in range(_NAME_ATTEMPTS):
-        name = args.name or generated_name(user or "user", actions[0], random_suffix())
-        if requests.create(namespace, _body(args, name, namespace, actions)) is not None:
+        name = options.name or generated_name(user or "user", actions[0], random_suffix())
+        if requests.create(namespace, _body(options, name, namespace, actions)) is not None:
             break
-        if args.name:
-            raise CommandError(f'accessrequest "{name}" already exists in namespace "{namespace}"')
+        if options.name:
+            raise CommandFailed(f'accessrequest "{name}" already exists in namespace "{namespace}"')
     else:
-        raise CommandError("every generated name was taken; choose one with --name")
+        raise CommandFailed("every generated name was taken; choose one with --name")
     print(f"accessrequest.jitgate.dev/{name} created")
-    if args.break_glass:
+    if options.break_glass:
         print(
             "Break-glass: the operator grants it at once if the policy lets you, "
             "and flags it for review."
         )
     else:
         print(f"Ask an approver to run: kubectl jit approve {name} -n {namespace}")
-    if args.wait:
-        return wait_for_decision(requests, namespace, name, args.timeout)
+    if options.wait:
+        return wait_for_decision(requests, namespace, name, options.timeout)
     return EXIT_OK
 
 
@@ -113,7 +118,7 @@ def wait_for_decision(
             if kind == "BOOKMARK" or (obj.get("metadata") or {}).get("name") != name:
                 continue
             if kind == "DELETED":
-                raise CommandError(f'accessrequest "{name}" was deleted while waiting')
+                raise CommandFailed(f'accessrequest "{name}" was deleted while waiting')
             raw = obj
             if _decided(raw):
                 return _report(requests, raw)
@@ -127,7 +132,7 @@ def wait_for_decision(
     if request.status.phase == "Approved":
         return _report(requests, raw)
     state = request.status.phase or "new (the jitgate operator has not picked it up)"
-    raise CommandError(
+    raise CommandFailed(
         f'timed out after {format_duration(timeout)} waiting for accessrequest "{name}"; '
         f"it is still {state}"
     )
@@ -150,7 +155,7 @@ def _report(requests: AccessRequests, raw: Json) -> int:
     name, namespace = request.metadata.name or "", request.metadata.namespace or ""
     status = request.status
     if status.phase != "Approved":
-        raise CommandError(_why_not(request))
+        raise CommandFailed(_why_not(request))
     approvers = [a.user for a in status.approvals if a.decision == "Approve" and a.user]
     by = f" by {', '.join(approvers)}" if approvers else ""
     print(f"accessrequest.jitgate.dev/{name} approved{by}")
@@ -193,4 +198,4 @@ def _parsed(raw: Json) -> AccessRequest:
     try:
         return parse_request(raw)
     except RequestError as error:
-        raise CommandError(str(error)) from error
+        raise CommandFailed(str(error)) from error

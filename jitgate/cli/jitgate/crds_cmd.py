@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jitgate.cli.options import EXIT_OK, add_flag, fail
+from jitgate.cli.errors import EXIT_OK, UsageError
+from jitgate.cli.options import add_flag, command
+
+
+@dataclass(frozen=True)
+class CrdsOptions:
+    output_dir: str | None
 
 
 def register(subparsers: Any) -> None:
@@ -18,19 +24,19 @@ def register(subparsers: Any) -> None:
         "(kubectl apply -f -), or write one file per CRD into --output-dir.",
     )
     add_flag(parser, "--output-dir", metavar="DIR", help="write one YAML file per CRD here")
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=command(CrdsOptions, run))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(options: CrdsOptions) -> int:
     from jitgate.core.crds import render_all
 
     documents = render_all()
-    if args.output_dir is None:
+    if options.output_dir is None:
         sys.stdout.write("---\n".join(documents.values()))
         return EXIT_OK
-    directory = Path(args.output_dir)
+    directory = Path(options.output_dir)
     if not directory.is_dir():
-        fail(f"Output directory {directory} does not exist.")
+        raise UsageError(f"Output directory {directory} does not exist.")
     for name, text in documents.items():
         (directory / name).write_text(text)
     return EXIT_OK

@@ -6,6 +6,7 @@ import datetime as dt
 import shlex
 from collections.abc import Sequence
 
+from jitgate.cli import render
 from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.requests.annotations import (
@@ -145,12 +146,7 @@ def table_header(*, with_namespace: bool, wide: bool) -> list[str]:
 
 def render_table(rows: Sequence[Sequence[str]]) -> str:
     """Columns padded like kubectl's tabwriter: three spaces between columns."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=True)]
-        lines.append("   ".join(cells).rstrip())
-    return "\n".join(lines) + "\n"
+    return render.table(rows, gap=3)
 
 
 def _when(value: dt.datetime | None, now: dt.datetime) -> str:

@@ -5,19 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ssl
+from dataclasses import dataclass
 from typing import Any
 
-from jitgate.cli.options import (
-    EXIT_CHECK_FAILED,
-    EXIT_OK,
-    add_flag,
+from jitgate.cli.errors import EXIT_OK, CommandFailed, needs_extra, sentence
+from jitgate.cli.jitgate.server_flags import (
     add_writer_flags,
     check_audit_url,
     configure_logging,
     existing_file,
-    fail,
-    sentence,
 )
+from jitgate.cli.options import add_flag, command
 
 DEFAULT_PORT = 8443
 
@@ -42,7 +40,7 @@ def register(subparsers: Any) -> None:
     add_flag(parser, "--port", type=_port, default=DEFAULT_PORT, help="port to listen on")
     add_flag(parser, "--tls-cert", metavar="FILE", required=True, help="serving certificate (PEM)")
     add_flag(parser, "--tls-key", metavar="FILE", required=True, help="its private key (PEM)")
-    add_writer_flags(parser, kubeconfig_help="kubeconfig (default: in-cluster)")
+    add_writer_flags(parser)
     add_flag(
         parser,
         "--operator-user",
@@ -74,40 +72,61 @@ def register(subparsers: Any) -> None:
         help="may delete Grants besides the operator (repeatable; default: the garbage "
         "collector and namespace controller)",
     )
-    parser.set_defaults(func=run)
+    parser.set_defaults(handler=command(WebhookOptions, run))
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class WebhookOptions:
+    host: str
+    port: int
+    tls_cert: str
+    tls_key: str
+    audit: str
+    audit_key_file: str | None
+    writer_id: str
+    kubeconfig: str | None
+    log_level: str
+    operator_user: str
+    exempt_user: tuple[str, ...]
+    exempt_group: tuple[str, ...]
+    grant_collector: tuple[str, ...] | None
+
+
+def run(options: WebhookOptions) -> int:
     from jitgate.audit import default_writer_id
     from jitgate.audit.errors import AuditError
     from jitgate.core.policy import Exemptions
     from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, WebhookConfig
-    from jitgate.webhook.server import StartupError, serve
 
-    configure_logging(args.log_level)
-    check_audit_url(args.audit)
-    cert = existing_file("--tls-cert", args.tls_cert)
-    key = existing_file("--tls-key", args.tls_key)
+    with needs_extra("server"):
+        from jitgate.webhook.server import StartupError, serve
+
+    configure_logging(options.log_level)
+    check_audit_url(options.audit)
+    cert = existing_file("--tls-cert", options.tls_cert)
+    key = existing_file("--tls-key", options.tls_key)
     assert cert is not None and key is not None
     config = WebhookConfig(
-        host=args.host,
-        port=args.port,
+        host=options.host,
+        port=options.port,
         tls_cert=cert,
         tls_key=key,
-        audit_url=args.audit,
-        audit_key_file=existing_file("--audit-key-file", args.audit_key_file),
-        writer_id=args.writer_id or default_writer_id(),
-        kubeconfig=existing_file("--kubeconfig", args.kubeconfig),
-        operator_user=args.operator_user,
-        exemptions=Exemptions.with_defaults(tuple(args.exempt_user), tuple(args.exempt_group)),
+        audit_url=options.audit,
+        audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
+        writer_id=options.writer_id or default_writer_id(),
+        kubeconfig=existing_file("--kubeconfig", options.kubeconfig),
+        operator_user=options.operator_user,
+        exemptions=Exemptions.with_defaults(options.exempt_user, options.exempt_group),
         grant_collectors=(
-            frozenset(args.grant_collector) if args.grant_collector else DEFAULT_GRANT_COLLECTORS
+            frozenset(options.grant_collector)
+            if options.grant_collector
+            else DEFAULT_GRANT_COLLECTORS
         ),
     )
     try:
         asyncio.run(serve(config))
     except StartupError as error:
-        fail(sentence(str(error)), EXIT_CHECK_FAILED)
+        raise CommandFailed(sentence(str(error))) from error
     except (AuditError, ssl.SSLError) as error:
-        fail(sentence(f"the webhook could not start: {error}"), EXIT_CHECK_FAILED)
+        raise CommandFailed(sentence(f"the webhook could not start: {error}")) from error
     return EXIT_OK

@@ -1,0 +1,168 @@
+"""The `jitgate audit` parsers: subcommands, flags and their handlers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from jitgate.cli.errors import EXIT_USAGE
+from jitgate.cli.jitgate.audit import query_cmd, report_cmd, tail_cmd, verify_cmd
+from jitgate.cli.jitgate.audit.guard import guarded
+from jitgate.cli.jitgate.audit.options import (
+    ExportOptions,
+    QueryOptions,
+    ReportOptions,
+    TailOptions,
+    VerifyOptions,
+)
+from jitgate.cli.options import Command, Parser, add_flag, command
+
+
+def register(subparsers: Any) -> None:
+    audit = subparsers.add_parser(
+        "audit",
+        help="verify, query, export, follow and review the audit log",
+        description="Verify, query, export, follow and review jitgate's tamper-evident audit log. "
+        "Exit codes: 0 success, 1 check failed (tampered or damaged log), 2 bad usage or "
+        "unreadable input.",
+    )
+    # Without a subcommand: the help, on stderr, and exit code 2.
+    audit.set_defaults(handler=Command(lambda _namespace: audit, _usage))
+    commands = audit.add_subparsers(dest="audit_command", metavar="COMMAND", parser_class=Parser)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check every writer's hash chain (and MACs with --key-file)",
+        description="Check every writer's hash chain, seals, head witnesses and (with a key) "
+        "MACs. Exit 0 if intact; 1 naming the first broken record of each broken writer "
+        "and how it broke (edited, deleted, inserted, reordered, truncated, bad MAC); "
+        "2 if the log or the key cannot be read or the key does not fit.",
+    )
+    _common(verify)
+    verify.add_argument("--writer", action="append", default=[], help="only this writer")
+    verify.add_argument(
+        "--save-heads", metavar="FILE", help="after verifying, save each writer's head here"
+    )
+    verify.add_argument(
+        "--expect-heads",
+        metavar="FILE",
+        help="heads saved by an earlier run: each must still be in the log (catches truncation "
+        "and rewriting by someone with write access)",
+    )
+    verify.set_defaults(handler=command(VerifyOptions, guarded("verify", verify_cmd.run)))
+
+    query = commands.add_parser(
+        "query", help="print selected records as a table, JSON or CSV", description="Print "
+        "selected records in time order: a table by default, or a JSON array or CSV."
+    )  # fmt: skip
+    _common(query)
+    _filters(query)
+    query.add_argument("--output", "-o", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--limit", type=_positive, metavar="N", help="at most N records")
+    query.set_defaults(handler=command(QueryOptions, guarded("query", query_cmd.run_query)))
+
+    export = commands.add_parser(
+        "export",
+        help="write selected records as JSON Lines or CSV",
+        description="Write selected records (the writers' own seal, pruning and recovery "
+        "records included) as JSON Lines, exactly as hashed, or as CSV.",
+    )
+    _common(export)
+    _filters(export)
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    export.set_defaults(handler=command(ExportOptions, guarded("export", query_cmd.run_export)))
+
+    tail = commands.add_parser(
+        "tail", help="print the latest records, and follow new ones with --follow"
+    )
+    _common(tail)
+    _filters(tail, window=False)
+    tail.add_argument("--lines", type=_count, default=10, metavar="N", help="latest N (10)")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
+    tail.add_argument("--interval", default="1s", help="how often to look for new records")
+    tail.add_argument("--max-records", type=_positive, metavar="N", help="stop after N new ones")
+    tail.add_argument("--for", dest="for_", metavar="DURATION", help="stop following after this")
+    tail.add_argument("--output", "-o", choices=("line", "json"), default="line")
+    tail.set_defaults(handler=command(TailOptions, guarded("tail", tail_cmd.run)))
+
+    report = commands.add_parser(
+        "report",
+        help="the periodic access review: requests, approvals, use and findings",
+        description="Who requested, approved and used what in the window, and findings: "
+        "actions outside business hours, repeated requests for one object, approvals "
+        "without a comment, break-glass grants awaiting review, bursts of denials.",
+    )
+    _common(report)
+    report.add_argument("--since", default="30d", metavar="WHEN", help="window start (30d)")
+    report.add_argument("--until", metavar="WHEN", help="window end (now)")
+    report.add_argument("--business-hours", default="08:00-18:00", metavar="HH:MM-HH:MM")
+    report.add_argument("--business-days", default="Mon-Fri", metavar="DAYS")
+    report.add_argument("--timezone", default="UTC", metavar="ZONE", help="e.g. Europe/Berlin")
+    report.add_argument("--repeat-threshold", type=_positive, default=3, metavar="N")
+    report.add_argument("--burst-threshold", type=_positive, default=5, metavar="N")
+    report.add_argument("--burst-window", default="10m", metavar="DURATION")
+    report.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    report.add_argument(
+        "--fail-on-findings", action="store_true", help="exit 1 when there are findings"
+    )
+    report.set_defaults(handler=command(ReportOptions, guarded("report", report_cmd.run)))
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    add_flag(
+        parser,
+        "--audit",
+        metavar="URL",
+        required=True,
+        help="the audit log: file:///var/lib/jitgate/audit or postgresql://...?table=NAME",
+    )
+    add_flag(
+        parser,
+        "--key-file",
+        metavar="FILE",
+        help="HMAC key to check the records' MACs (also read from JITGATE_AUDIT_KEY_FILE)",
+    )
+
+
+def _filters(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
+    group = parser.add_argument_group("filters (repeat a flag to match any of its values)")
+    if window:
+        group.add_argument(
+            "--since", metavar="WHEN", help="RFC 3339 time, date, or age such as 30d or 2h"
+        )
+        group.add_argument("--until", metavar="WHEN", help="end of the window (exclusive)")
+    group.add_argument("--user", action="append", default=[], help="the acting user")
+    group.add_argument("--namespace", "-n", action="append", default=[], help="namespace")
+    group.add_argument(
+        "--type", action="append", default=[], help="record type, e.g. action.denied or request.*"
+    )
+    group.add_argument(
+        "--verb", action="append", default=[], help="exec, attach, portforward, delete, scale"
+    )
+    group.add_argument("--grant", action="append", default=[], help="grant name")
+    group.add_argument("--request", action="append", default=[], help="AccessRequest name")
+    group.add_argument("--writer", action="append", default=[], help="writer (pod) id")
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = _count(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("it must be at least 1")
+    return value

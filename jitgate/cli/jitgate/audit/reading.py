@@ -1,0 +1,119 @@
+"""Reading the audit log for a subcommand: the reader, the key, the selection, MAC checks,
+and progress lines on stderr when a run takes a while."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from typing import Any, Final
+
+from jitgate.audit.chain import mac_matches
+from jitgate.audit.connect import open_log_reader
+from jitgate.audit.errors import AuditDataError
+from jitgate.audit.keys import load_key
+from jitgate.audit.query import Selection
+from jitgate.audit.reader import LogReader, StoredRecord
+from jitgate.audit.timefmt import parse_when
+from jitgate.cli.errors import UsageError
+from jitgate.cli.jitgate.audit.options import Filters, LogOptions
+
+PROGRESS_EVERY: Final = 2.0  # seconds between progress lines on stderr
+
+
+class Progress:
+    """Counts records and says how far it got on stderr, only when a run takes a while."""
+
+    def __init__(self, verb: str) -> None:
+        self.verb = verb
+        self.count = 0
+        self.started = time.monotonic()
+        self.next_report = self.started + PROGRESS_EVERY
+        self.reported = False
+
+    def tick(self) -> None:
+        self.count += 1
+        if self.count % 1024 == 0 and time.monotonic() >= self.next_report:
+            self.next_report = time.monotonic() + PROGRESS_EVERY
+            self.reported = True
+            sys.stderr.write(f"{self.verb} {self.count} records...\n")
+            sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.reported:
+            elapsed = time.monotonic() - self.started
+            sys.stderr.write(f"{self.verb} {self.count} records in {elapsed:.1f}s.\n")
+
+
+def key(log: LogOptions) -> bytes | None:
+    path = log.key_path
+    return load_key(path) if path else None
+
+
+def when(text: str | None, flag: str, now: dt.datetime) -> dt.datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_when(text, now)
+    except ValueError as error:
+        raise UsageError(f"{flag}: {error}") from error
+
+
+def selection(filters: Filters, now: dt.datetime, **extra: Any) -> Selection:
+    since = when(filters.since, "--since", now)
+    until = when(filters.until, "--until", now)
+    if since is not None and until is not None and until <= since:
+        raise UsageError("--until must be later than --since")
+    return Selection(
+        since=since,
+        until=until,
+        users=filters.user,
+        namespaces=filters.namespace,
+        types=filters.type,
+        verbs=filters.verb,
+        grants=filters.grant,
+        requests=filters.request,
+        writers=filters.writer,
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def opened(log: LogOptions) -> Iterator[LogReader]:
+    reader = open_log_reader(log.audit)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def checked(records: Iterable[StoredRecord], key: bytes | None) -> Iterator[StoredRecord]:
+    """With a key, refuse to hand out a record whose MAC does not match."""
+    for stored in records:
+        if key is not None and not mac_matches(
+            str(stored.data.get("hash")), stored.data.get("mac"), key
+        ):
+            raise AuditDataError(
+                f"the record at {stored.where} has a bad MAC (or the key is wrong); "
+                "run `jitgate audit verify`"
+            )
+        yield stored
+
+
+def records(
+    log: LogOptions,
+    reader: LogReader,
+    chosen: Selection,
+    progress: Progress,
+    limit: int | None = None,
+) -> Iterator[StoredRecord]:
+    """The selected records, MAC-checked with the log's key, at most `limit`, counted."""
+    stream = checked(reader.records(chosen), key(log))
+    if limit:
+        stream = itertools.islice(stream, limit)
+    for stored in stream:
+        progress.tick()
+        yield stored

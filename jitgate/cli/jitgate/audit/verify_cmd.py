@@ -1,0 +1,107 @@
+"""`jitgate audit verify`: every writer's hash chain, seals, head witnesses and MACs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
+from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
+from jitgate.cli.jitgate.audit import reading
+from jitgate.cli.jitgate.audit.options import VerifyOptions
+
+
+def run(options: VerifyOptions) -> int:
+    key = reading.key(options.log)
+    expected = _expected_heads(options.expect_heads)
+    progress = reading.Progress("verified")
+    reports: list[ChainReport] = []
+    with reading.opened(options.log) as reader:
+        writers = reader.writers()
+        missing = sorted(set(options.writer) - set(writers))
+        if missing:
+            raise UsageError(f"there is no writer {missing[0]!r} in the {reader.description}")
+        for writer in options.writer or writers:
+            witnesses, notes = reader.witnesses(writer)
+            if writer in expected:
+                witnesses.append(expected[writer])
+            for note in notes:
+                sys.stderr.write(f"note: {note}\n")
+            report = verify_chain(
+                writer,
+                reader.chain(writer),
+                key=key,
+                witnesses=witnesses,
+                live=reader.is_live(writer),
+                on_record=progress.tick,
+            )
+            reports.append(report)
+            _print_report(report)
+        for writer in sorted(set(expected) - set(writers)):
+            gone = Problem(
+                "deleted",
+                writer,
+                f"the log of writer {writer} was deleted: the saved heads record "
+                f"seq {expected[writer].seq}",
+            )
+            reports.append(ChainReport(writer, 0, None, None, gone))
+            _print_report(reports[-1])
+    progress.done()
+    if options.save_heads:
+        heads = {r.writer: {"seq": r.head.seq, "hash": r.head.hash} for r in reports if r.head}
+        Path(options.save_heads).write_text(json.dumps(heads, indent=2, sort_keys=True) + "\n")
+    return _verdict(reports, key, options)
+
+
+def _expected_heads(path: str | None) -> dict[str, Witness]:
+    if path is None:
+        return {}
+    try:
+        data = json.loads(Path(path).read_text())
+        return {
+            str(writer): Witness(int(head["seq"]), str(head["hash"]), f"saved head in {path}")
+            for writer, head in data.items()
+        }
+    except OSError as error:
+        raise UsageError(f"cannot read the heads file {path}: {error.strerror or error}") from error
+    except (ValueError, TypeError, KeyError, AttributeError) as error:
+        raise UsageError(
+            f"the heads file {path} is not what --save-heads writes ({error})"
+        ) from error
+
+
+def _print_report(report: ChainReport) -> None:
+    if report.problem is None:
+        span = f"seq {report.first_seq}-{report.head.seq}" if report.head else "no records"
+        head = f"  head {report.head.hash[:23]}..." if report.head else ""
+        print(f"ok      {report.writer}: {report.records} records, {span}{head}")
+    elif report.problem.kind != "wrong-key":
+        print(f"FAILED  {report.writer}: {report.problem.message}")
+    for note in report.notes:
+        sys.stderr.write(f"note: {note}\n")
+
+
+def _verdict(reports: list[ChainReport], key: bytes | None, options: VerifyOptions) -> int:
+    broken = [r for r in reports if r.problem is not None and r.problem.kind != "wrong-key"]
+    wrong_key = [r for r in reports if r.problem is not None and r.problem.kind == "wrong-key"]
+    records = sum(r.records for r in reports)
+    if broken:
+        print(
+            f"The audit log is BROKEN: {len(broken)} of {len(reports)} writer(s) failed "
+            "verification; the first broken record of each is named above."
+        )
+        return EXIT_CHECK_FAILED
+    if wrong_key:
+        problem = wrong_key[0].problem
+        assert problem is not None
+        raise UsageError(
+            f"the key in {options.log.key_path} does not fit writer {wrong_key[0].writer}: "
+            f"{problem.message}"
+        )
+    if not reports:
+        print("The audit log is empty.")
+        return EXIT_OK
+    macs = "" if key is not None else " (MACs not checked: no --key-file)"
+    print(f"The audit log is intact: {len(reports)} writer(s), {records} records{macs}.")
+    return EXIT_OK

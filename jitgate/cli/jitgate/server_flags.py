@@ -1,0 +1,73 @@
+"""What the long-running components (`jitgate operator`, `jitgate webhook`) share on the
+command line: where the audit chain goes and how it is signed, the cluster, and logging."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jitgate.cli.errors import UsageError, sentence
+from jitgate.cli.options import add_flag
+
+
+def add_writer_flags(parser: argparse.ArgumentParser) -> None:
+    add_flag(
+        parser,
+        "--audit",
+        metavar="URL",
+        required=True,
+        help="audit log: file:///var/lib/jitgate/audit (a directory) or postgresql://…",
+    )
+    add_flag(
+        parser, "--audit-key-file", metavar="FILE", help="HMAC key that signs each record's hash"
+    )
+    add_flag(
+        parser,
+        "--writer-id",
+        metavar="ID",
+        default="",
+        help="this replica's audit chain (default: $POD_NAME or the host name)",
+    )
+    add_flag(
+        parser,
+        "--kubeconfig",
+        metavar="FILE",
+        # jitgate.kube's one rule, as the kubectl jit client follows it too.
+        help="kubeconfig (default: $KUBECONFIG, else the in-cluster service account, "
+        "else ~/.kube/config)",
+    )
+    add_flag(
+        parser,
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="log verbosity",
+    )
+
+
+def check_audit_url(url: str) -> None:
+    """Refuse a malformed --audit URL before anything starts."""
+    from jitgate.audit.errors import AuditError
+    from jitgate.audit.url import parse_audit_url
+
+    try:
+        parse_audit_url(url)
+    except AuditError as error:
+        raise UsageError(sentence(f"--audit: {error}")) from error
+
+
+def existing_file(flag: str, value: str | None) -> Path | None:
+    if value is None:
+        return None
+    path = Path(value)
+    if not path.is_file():
+        raise UsageError(f"{flag} {value} is not a readable file.")
+    return path
+
+
+def configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )

@@ -1,0 +1,16 @@
+"""`kubectl jit`: ask for, review and decide just-in-time access, as a kubectl plugin.
+
+Module map:
+* `main`      — the entry point (`kubectl-jit`): parse, run, report a failure as `Error: …`.
+* `arguments` — the parsers: commands, flags, `-n/--context/--kubeconfig` before or after.
+* `options`   — each command's typed options.
+* `request`   — `request`: create an AccessRequest, and `--wait` for the decision.
+* `review`    — `list` and `show`.
+* `decide`    — `approve`, `deny`, `review`, `revoke` and `cancel`.
+* `build`     — AccessRequests and approval patches from arguments, without I/O.
+* `views`     — how `list` and `show` present requests (kubectl's columns and ages).
+* `cluster`   — the AccessRequest calls on the cluster, failures as one sentence.
+
+Only the `kubernetes` client, pydantic and PyYAML are needed: `pip install jitgate` without
+an extra is this client.
+"""
