@@ -15,11 +15,11 @@ from jitgate.cli.kubectl_jit.build import (
     creation_body,
     generated_name,
     object_actions,
-    parse_request,
     random_suffix,
 )
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
 from jitgate.cli.kubectl_jit.options import RequestOptions
+from jitgate.cli.kubectl_jit.review import parsed
 from jitgate.cli.kubectl_jit.views import human_duration
 from jitgate.core.api import AccessRequest, RequestedAction
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
@@ -128,7 +128,7 @@ def wait_for_decision(
         if time.monotonic() - started < _MIN_ROUND_SECONDS:
             time.sleep(min(_MIN_ROUND_SECONDS, remaining))
         raw = requests.get(namespace, name)  # events may have been lost between watches
-    request = _parsed(raw)
+    request = parsed(raw)
     if request.status.phase == "Approved":
         return _report(requests, raw)
     state = request.status.phase or "new (the jitgate operator has not picked it up)"
@@ -151,7 +151,7 @@ def _decided(raw: Json) -> bool:
 
 
 def _report(requests: AccessRequests, raw: Json) -> int:
-    request = _parsed(raw)
+    request = parsed(raw)
     name, namespace = request.metadata.name or "", request.metadata.namespace or ""
     status = request.status
     if status.phase != "Approved":
@@ -192,10 +192,3 @@ def _why_not(request: AccessRequest) -> str:
     if not status.message and status.phase == "Expired":
         detail = "it expired before enough approvers approved it"
     return f'accessrequest "{name}" was not approved: {detail}'
-
-
-def _parsed(raw: Json) -> AccessRequest:
-    try:
-        return parse_request(raw)
-    except RequestError as error:
-        raise CommandFailed(str(error)) from error
