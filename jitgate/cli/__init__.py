@@ -8,7 +8,6 @@ Module map:
 * `render`       — the one renderer: aligned tables, CSV, JSON (array or lines) and YAML.
 * `jitgate/`     — the `jitgate` program: operator, webhook, audit, crds, demo.
 * `kubectl_jit/` — the `kubectl jit` plugin: request, list, show, approve, deny, review, …
-* `jit_kinds`    — kubectl's kind names as the resources policies speak.
 
 Server commands import their frameworks only when they run: `kubectl jit`, `jitgate --help`
 and `jitgate audit` on files need no kopf, FastAPI, uvicorn, aiohttp, psycopg or kmock.

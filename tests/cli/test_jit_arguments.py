@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jitgate.cli.jit_kinds import KindError, Target, parse_targets, resource_for
 from jitgate.cli.kubectl_jit.build import (
     RequestError,
     approval_patch,
@@ -21,6 +20,7 @@ from jitgate.cli.kubectl_jit.build import (
     object_actions,
     user_slug,
 )
+from jitgate.cli.kubectl_jit.kinds import KindError, Target, parse_targets, resource_for
 from jitgate.cli.kubectl_jit.main import parse_args
 from jitgate.cli.kubectl_jit.options import Cluster
 from jitgate.core.api import RequestedAction

@@ -8,6 +8,7 @@ Module map:
 * `review`    — `list` and `show`.
 * `decide`    — `approve`, `deny`, `review`, `revoke` and `cancel`.
 * `build`     — AccessRequests and approval patches from arguments, without I/O.
+* `kinds`     — KIND/NAME arguments as kubectl takes them, as the resources policies speak.
 * `views`     — how `list` and `show` present requests (kubectl's columns and ages).
 * `cluster`   — the AccessRequest calls on the cluster, failures as one sentence.
 

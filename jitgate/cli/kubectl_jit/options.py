@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Literal
 
-from jitgate.core.api import Decision, Verb
+from jitgate.core.api import Decision
+from jitgate.core.vocabulary import Verb
 
 
 @dataclass(frozen=True)

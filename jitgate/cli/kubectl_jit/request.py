@@ -7,7 +7,6 @@ import time
 from collections.abc import Sequence
 
 from jitgate.cli.errors import EXIT_OK, CommandFailed, UsageError
-from jitgate.cli.jit_kinds import KindError, parse_targets
 from jitgate.cli.kubectl_jit.build import (
     RequestError,
     build_request,
@@ -18,6 +17,7 @@ from jitgate.cli.kubectl_jit.build import (
     random_suffix,
 )
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
+from jitgate.cli.kubectl_jit.kinds import KindError, parse_targets
 from jitgate.cli.kubectl_jit.options import RequestOptions
 from jitgate.cli.kubectl_jit.review import parsed
 from jitgate.cli.kubectl_jit.views import human_duration
