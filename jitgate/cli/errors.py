@@ -36,7 +36,7 @@ _EXTRAS: Final = {
         ("kopf", "aiohttp", "fastapi", "starlette", "uvicorn", "prometheus_client", "watchfiles"),
     ),
     "postgres": ("a postgresql:// audit log", ("psycopg", "psycopg_binary")),
-    "demo": ("the demo", ("kmock", "httpx", "jsonpatch", "cryptography")),
+    "demo": ("the demo", ("kmock", "httpx", "jsonpatch")),
 }
 
 

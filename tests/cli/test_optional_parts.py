@@ -109,7 +109,7 @@ def test_audit_commands_on_files_import_no_server_framework(tmp_path: Path) -> N
         ),
         (
             ["demo"],
-            ("kmock", "httpx", "jsonpatch", "cryptography"),
+            ("kmock", "httpx", "jsonpatch"),
             "The demo needs the demo extra: pip install 'jitgate[demo]'.\n",
         ),
         (
