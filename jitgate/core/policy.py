@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, NamespaceMatch, RequestedAction
 from jitgate.core.durations import parse_duration
 from jitgate.core.label_selectors import selector_matches
+from jitgate.core.refusals import Refusal
 from jitgate.core.vocabulary import CONNECT_VERBS, Verb
 from jitgate.core.wire import Unreadable
 
@@ -181,15 +182,6 @@ class Resolution:
     break_glass: bool
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """A request no policy accepts, with the reason shown to the requester."""
-
-    reason: str  # CamelCase, for conditions and events
-    message: str
-    policy: AccessPolicy | None = None
-
-
 def _action_label(action: RequestedAction) -> str:
     return f"{action.verb} on {action.effective_resource}"
 
@@ -200,7 +192,7 @@ def resolve_request(
     spec: AccessRequestSpec,
     user: str,
     groups: Iterable[str],
-) -> Resolution | Rejection:
+) -> Resolution | Refusal:
     """Decide which policy governs a request and whether its requester and duration fit."""
     policies = list(policies)
     group_set = frozenset(groups)
@@ -208,32 +200,32 @@ def resolve_request(
     for action in spec.actions:
         policy = governing_policy(policies, namespace, action.verb, action.effective_resource)
         if policy is None:
-            return Rejection(
-                "NoPolicy",
+            return Refusal(
                 f"no AccessPolicy protects {_action_label(action)} in namespace "
                 f"{namespace.name}, so there is nothing to request",
+                "NoPolicy",
             )
         governing.append(policy)
     policy = min(governing, key=strictness_key)
     if not may_request(policy, user, group_set):
-        return Rejection(
-            "RequesterNotEligible",
+        return Refusal(
             f"user {user} is not a requester under AccessPolicy {_name(policy)}",
+            "RequesterNotEligible",
             policy,
         )
     spec_policy = policy.spec
     if spec.break_glass and not may_break_glass(policy, user, group_set):
-        return Rejection(
-            "BreakGlassNotAllowed",
+        return Refusal(
             f"user {user} may not use break-glass under AccessPolicy {_name(policy)}",
+            "BreakGlassNotAllowed",
             policy,
         )
     limit, limit_text = duration_limit(policy, break_glass=spec.break_glass)
     duration = grant_duration(spec, policy)
     if spec.duration is not None and parse_duration(spec.duration) > limit:
-        return Rejection(
-            "DurationTooLong",
+        return Refusal(
             f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(policy)}",
+            "DurationTooLong",
             policy,
         )
     return Resolution(

@@ -12,7 +12,6 @@ from jitgate.core.label_selectors import selector_matches
 from jitgate.core.policy import (
     Exemptions,
     Namespace,
-    Rejection,
     Resolution,
     UnreadablePolicy,
     governing_policy,
@@ -21,6 +20,7 @@ from jitgate.core.policy import (
     resolve_request,
     unreadable_policy,
 )
+from jitgate.core.refusals import Refusal
 
 PROD = Namespace("prod", {"jitgate.dev/protected": "true", "tier": "prod"})
 DEV = Namespace("dev", {"tier": "dev"})
@@ -133,7 +133,7 @@ def test_request_resolution(
     if reason is None:
         assert isinstance(result, Resolution)
     else:
-        assert isinstance(result, Rejection)
+        assert isinstance(result, Refusal)
         assert result.reason == reason
         assert result.message  # a sentence the requester will read
 
@@ -142,7 +142,7 @@ def test_rejection_messages_name_the_limit(policy_factory: PolicyFactory) -> Non
     result = resolve_request(
         [policy_factory(maxDuration="30m")], PROD, spec(duration="2h"), "alice", []
     )
-    assert isinstance(result, Rejection)
+    assert isinstance(result, Refusal)
     assert result.message == "duration 2h exceeds the maxDuration 30m of AccessPolicy production"
 
 

@@ -18,7 +18,8 @@ from jitgate.core.events import (
     unread_request_record,
 )
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import Rejection, resolve_request
+from jitgate.core.policy import resolve_request
+from jitgate.core.refusals import Refusal
 from jitgate.core.requests.step import (
     APPROVED,
     REVIEW_REQUIRED,
@@ -125,7 +126,7 @@ def admit(request: AccessRequest, world: World) -> Step:
     resolved = resolve_request(
         world.policies, world.namespace, request.spec, requester.user, requester.groups
     )
-    if isinstance(resolved, Rejection):
+    if isinstance(resolved, Refusal):
         return _deny(request, world, resolved.reason, resolved.message, policy=resolved.policy)
     policy = resolved.policy
     name = policy.metadata.name or ""
