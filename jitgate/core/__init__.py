@@ -13,7 +13,8 @@ Modules:
 * `requests`        — the AccessRequest state machine, split by phase (a package, with its map).
 * `grants`          — grant planning (name, window, body) and how a grant ends.
 * `events`          — the audit event vocabulary and the operator's records.
-* `approvals`       — identity stamping and the rules for writes to AccessRequests.
+* `admission`       — every admission rule: AccessRequest and Grant writes, protected actions
+                      and their denial wording (a package, with its map).
 * `policy`          — which AccessPolicy governs an action; request resolution.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.

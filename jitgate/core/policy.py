@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import ValidationError
@@ -89,6 +90,39 @@ def unreadable_policy(raw: Mapping[str, Any], unreadable: Unreadable) -> Unreada
     except ValidationError:
         match = None
     return UnreadablePolicy(unreadable.name or "", unreadable.problem, match)
+
+
+@dataclass(frozen=True)
+class Policies:
+    """An immutable snapshot of the AccessPolicies, by name.
+
+    Policies stored in the cluster that do not validate are kept apart in `unreadable`: they
+    are no policy for requests, but the decision path fails closed where they might apply.
+    """
+
+    by_name: Mapping[str, AccessPolicy]
+    any_selector: bool  # whether any policy (readable or not) may select namespaces by label
+    unreadable: Mapping[str, UnreadablePolicy]
+
+    @classmethod
+    def of(
+        cls,
+        policies: Iterable[AccessPolicy | UnreadablePolicy],
+    ) -> Policies:
+        by_name: dict[str, AccessPolicy] = {}
+        unreadable: dict[str, UnreadablePolicy] = {}
+        for policy in policies:
+            if isinstance(policy, UnreadablePolicy):
+                unreadable[policy.name] = policy
+            else:
+                by_name[policy.metadata.name or ""] = policy
+        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values()) or any(
+            p.selects_by_label for p in unreadable.values()
+        )
+        return cls(MappingProxyType(by_name), any_selector, MappingProxyType(unreadable))
+
+    def all(self) -> list[AccessPolicy | UnreadablePolicy]:
+        return [*self.by_name.values(), *self.unreadable.values()]
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:

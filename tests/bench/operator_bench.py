@@ -21,8 +21,8 @@ from typing import Any
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.runtime import run
 
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
-from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
 from jitgate.core.grants import grant_name
 from jitgate.devtools.emulator import ApiError, KubeEmulator, run_emulator

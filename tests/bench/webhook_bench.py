@@ -42,16 +42,16 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.controller import AdmissionController
-from jitgate.webhook.decisions import decide
-from jitgate.webhook.protected import decode
+from jitgate.webhook.decode import decode
 from jitgate.webhook.review import parse_review
 from jitgate.webhook.server import settle_heap
+from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from support import objects, reviews
 from support.clocks import NOW
 
 from jitgate.audit.connect import open_audit_writer
+from jitgate.core.admission.protected import decide
 from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
 from jitgate.devtools.devcerts import DevCA
@@ -290,7 +290,7 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
         open_audit_writer(f"file://{directory}/audit", writer_id="bench", clock=clock) as audit,
         _serving(_baseline_app(), baseline_tls) as baseline_port,
         _serving(
-            create_app(AdmissionController(cache=cache, audit=audit, clock=clock)),
+            create_app(AdmissionService(cache=cache, audit=audit, clock=clock)),
             ReloadingTLS(cert, key).context,
         ) as webhook_port,
     ):

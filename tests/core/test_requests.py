@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from support.clocks import NOW
 
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessPolicy, AccessRequest, Condition, Grant
-from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import format_time
 from jitgate.core.grants import end_grant, ending_kind, grant_name
 from jitgate.core.policy import Namespace

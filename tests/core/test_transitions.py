@@ -9,8 +9,8 @@ import pytest
 from support import objects
 from support.clocks import NOW
 
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessPolicy, AccessRequest, RequestPhase
-from jitgate.core.approvals import spec_digest
 from jitgate.core.grants import end_grant
 from jitgate.core.policy import Namespace
 from jitgate.core.requests.approved import issued

@@ -23,8 +23,8 @@ from support import objects
 
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.verify import Entry, verify_chain
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
-from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import ManualClock
 from jitgate.devtools.emulator import ApiError, EmulatorHandle
 

@@ -13,8 +13,8 @@ import jsonpatch  # type: ignore[import-untyped]
 import pytest
 from support.personas import OPERATOR_USER
 
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
-from jitgate.core.approvals import spec_digest
 
 ALICE = {"user": "alice", "groups": ["developers"]}
 BOB = {"user": "bob", "groups": ["sre"]}

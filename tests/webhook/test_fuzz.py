@@ -24,13 +24,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.controller import AdmissionController
+from jitgate.webhook.service import AdmissionService
 from support.clocks import NOW
 from support.personas import OPERATOR_USER
 
 from jitgate.audit.connect import open_audit_writer
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
-from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import ManualClock
 
 FUZZ = settings(
@@ -75,10 +75,10 @@ async def inproc(tmp_path: Path, reviews: Any) -> AsyncIterator[httpx.AsyncClien
     async with open_audit_writer(
         f"file://{tmp_path}/audit", writer_id="fuzz", clock=clock
     ) as writer:
-        controller = AdmissionController(
+        service = AdmissionService(
             cache=cache, audit=writer, clock=clock, operator_user=OPERATOR_USER
         )
-        transport = httpx.ASGITransport(app=create_app(controller))
+        transport = httpx.ASGITransport(app=create_app(service))
         async with httpx.AsyncClient(transport=transport, base_url="http://webhook") as client:
             yield client
 

@@ -67,7 +67,7 @@ async def test_each_app_has_its_own_registry(
 ) -> None:
     config = dataclasses.replace(webhook_config, writer_id="webhook-test-2")
     async with running(config, api_client=api_client) as second:
-        assert second.controller.metrics.registry is not webhook.controller.metrics.registry
+        assert second.service.metrics.registry is not webhook.service.metrics.registry
 
 
 async def test_a_webhook_that_cannot_start_says_why(
@@ -177,7 +177,7 @@ async def test_watch_reconnects_when_the_server_closes_it(
     emulator.emulator.close_watches()
     await add_grant(cluster, webhook, reviews)  # arrives on the re-opened watch
     assert (await validate(reviews.exec())).allowed
-    lists = webhook.controller.metrics.watch_lists.labels("grants")._value.get()
+    lists = webhook.service.metrics.watch_lists.labels("grants")._value.get()
     assert lists == 1  # resumed from its resourceVersion, not listed again
 
 
@@ -194,7 +194,7 @@ async def test_an_expired_watch_lists_again_and_sees_what_it_missed(
     emulator.emulator.expire_history()
     await reviews.until(webhook, lambda cache: len(cache.grants) == 0)
     assert not (await validate(reviews.exec())).allowed
-    assert webhook.controller.metrics.watch_lists.labels("grants")._value.get() >= 2
+    assert webhook.service.metrics.watch_lists.labels("grants")._value.get() >= 2
 
 
 def test_backoff_is_bounded_and_jittered() -> None:

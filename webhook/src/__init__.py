@@ -4,14 +4,10 @@ server        serve(config) for `jitgate webhook`; running(config) and
               run_webhook_in_thread(config) start one in-process for tests and the demo
 app           the app factory; routers/admission (/validate, /mutate) and
               routers/health (/healthz, /readyz, /metrics); dependencies
-controller    an AdmissionRequest in, an Answer out: routes to the deciders below and
-              audits every decision on a protected action
+service       decides and audits: an AdmissionRequest in, an Answer out; the rules are
+              jitgate.core.admission's (protected actions, AccessRequest and Grant writes)
 review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
-protected     CONNECT / DELETE / scale reviews decoded into AttemptedActions
-decisions     the pure decision on a protected action, from the cache alone
-accessrequests  identity stamping (/mutate) and rules (/validate) for AccessRequests,
-              and the Grant write guard
-hints         denial wording and the `kubectl jit request ...` command
+decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions
 cache, watch  the in-memory grant index, policies and namespace labels, kept current by
               list+watch threads (410 Gone re-lists, jittered backoff)
 audit         audit events and the durable-before-allow rule

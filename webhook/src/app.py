@@ -1,4 +1,4 @@
-"""The FastAPI application factory: routers, error handling, and the controller they share."""
+"""The FastAPI application factory: routers, error handling, and the service they share."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.review import ReviewError
 from jitgate.webhook.routers import admission, health
+from jitgate.webhook.service import AdmissionService
 from starlette.exceptions import HTTPException
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -34,8 +34,8 @@ async def _internal_error(_: Request, error: Exception) -> JSONResponse:
     return _error(500, "The webhook failed to handle this request.")
 
 
-def create_app(controller: AdmissionController, *, lifespan: Lifespan | None = None) -> FastAPI:
-    """An app deciding with `controller`; `lifespan` starts and stops what feeds it."""
+def create_app(service: AdmissionService, *, lifespan: Lifespan | None = None) -> FastAPI:
+    """An app deciding with `service`; `lifespan` starts and stops what feeds it."""
 
     @asynccontextmanager
     async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -48,7 +48,7 @@ def create_app(controller: AdmissionController, *, lifespan: Lifespan | None = N
         openapi_url=None,
         lifespan=lifespan or no_lifespan,
     )
-    app.state.controller = controller
+    app.state.service = service
     app.include_router(admission.router)
     app.include_router(health.router)
     app.add_exception_handler(ReviewError, _bad_review)

@@ -10,11 +10,11 @@ import logging
 import time
 from typing import Any, Protocol
 
-from jitgate.webhook.decisions import Verdict
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission.protected import Verdict
 from jitgate.core.events import Action, Actor, AuditEvent, Replicas
 
 logger = logging.getLogger(__name__)

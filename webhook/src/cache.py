@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
@@ -17,45 +16,12 @@ from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, Grant, GrantSpec
 from jitgate.core.canonical import digest
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-from jitgate.core.policy import UnreadablePolicy, unreadable_policy
+from jitgate.core.policy import Policies, UnreadablePolicy, unreadable_policy
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["grants", "accesspolicies", "namespaces"]
 KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
-
-
-@dataclass(frozen=True)
-class Policies:
-    """An immutable snapshot of the AccessPolicies, by name.
-
-    Policies stored in the cluster that do not validate are kept apart in `unreadable`: they
-    are no policy for requests, but the decision path fails closed where they might apply.
-    """
-
-    by_name: Mapping[str, AccessPolicy]
-    any_selector: bool  # whether any policy (readable or not) may select namespaces by label
-    unreadable: Mapping[str, UnreadablePolicy]
-
-    @classmethod
-    def of(
-        cls,
-        policies: Iterable[AccessPolicy | UnreadablePolicy],
-    ) -> Policies:
-        by_name: dict[str, AccessPolicy] = {}
-        unreadable: dict[str, UnreadablePolicy] = {}
-        for policy in policies:
-            if isinstance(policy, UnreadablePolicy):
-                unreadable[policy.name] = policy
-            else:
-                by_name[policy.metadata.name or ""] = policy
-        any_selector = any(p.spec.namespaces.selector is not None for p in by_name.values()) or any(
-            p.selects_by_label for p in unreadable.values()
-        )
-        return cls(MappingProxyType(by_name), any_selector, MappingProxyType(unreadable))
-
-    def all(self) -> list[AccessPolicy | UnreadablePolicy]:
-        return [*self.by_name.values(), *self.unreadable.values()]
 
 
 def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:

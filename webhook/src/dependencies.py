@@ -1,19 +1,19 @@
-"""FastAPI dependencies: the controller of this app instance and the raw review body."""
+"""FastAPI dependencies: the service of this app instance and the raw review body."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Request
-from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.review import MAX_BODY_BYTES, ReviewError
+from jitgate.webhook.service import AdmissionService
 
 
-async def get_controller(request: Request) -> AdmissionController:
+async def get_service(request: Request) -> AdmissionService:
     # Async on purpose: FastAPI runs a plain `def` dependency in a worker thread, which costs
     # more than the decision itself.
-    controller: AdmissionController = request.app.state.controller
-    return controller
+    service: AdmissionService = request.app.state.service
+    return service
 
 
 async def read_body(request: Request) -> bytes:
@@ -31,4 +31,4 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-Controller = Annotated[AdmissionController, Depends(get_controller)]
+Service = Annotated[AdmissionService, Depends(get_service)]

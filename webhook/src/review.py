@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from jitgate.core.approvals import JsonPatch
+from jitgate.core.admission.writes import JsonPatch
 
 ADMISSION_API_VERSION = "admission.k8s.io/v1"
 MAX_BODY_BYTES = 3 * 1024 * 1024

@@ -25,8 +25,8 @@ from jitgate.webhook.app import create_app
 from jitgate.webhook.audit import AuditSink
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.config import WebhookConfig
-from jitgate.webhook.controller import AdmissionController
 from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from jitgate.webhook.watch import Backoff, ClusterWatch
 from kubernetes import client as k8s
@@ -65,7 +65,7 @@ class Webhook:
 
     config: WebhookConfig
     app: FastAPI
-    controller: AdmissionController
+    service: AdmissionService
     cache: ClusterCache
     tls: ReloadingTLS
     opened: Callable[[], AbstractAsyncContextManager[None]]
@@ -94,7 +94,7 @@ def build(
         on_reload=metrics.tls_reloads.inc,
     )
     sink = _LateSink()
-    controller = AdmissionController(
+    service = AdmissionService(
         cache=cache,
         audit=sink,
         metrics=metrics,
@@ -133,7 +133,7 @@ def build(
             stack.push_async_callback(asyncio.to_thread, watch.stop)
             yield
 
-    return Webhook(config, create_app(controller), controller, cache, tls, opened)
+    return Webhook(config, create_app(service), service, cache, tls, opened)
 
 
 class _LateSink:
@@ -204,8 +204,8 @@ class RunningWebhook:
     server: uvicorn.Server
 
     @property
-    def controller(self) -> AdmissionController:
-        return self.webhook.controller
+    def service(self) -> AdmissionService:
+        return self.webhook.service
 
     @property
     def cache(self) -> ClusterCache:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, RequestPhase
-from jitgate.core.approvals import spec_digest
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
 from jitgate.core.events import Actor, Record, actor_of, approval_record, named, request_record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, Response
-from jitgate.webhook.dependencies import Controller
+from jitgate.webhook.dependencies import Service
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 router = APIRouter(tags=["health"])
@@ -16,13 +16,13 @@ async def healthz() -> PlainTextResponse:
 
 
 @router.get("/readyz")
-async def readyz(controller: Controller) -> PlainTextResponse:
-    readiness = await controller.check_readiness()
+async def readyz(service: Service) -> PlainTextResponse:
+    readiness = await service.check_readiness()
     if readiness.ready:
         return PlainTextResponse("ok\n")
     return PlainTextResponse(readiness.reason + "\n", status_code=503)
 
 
 @router.get("/metrics")
-async def metrics(controller: Controller) -> Response:
-    return Response(generate_latest(controller.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics(service: Service) -> Response:
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,18 +4,19 @@ from typing import Any
 import pytest
 from support.clocks import NOW
 
-from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
-from jitgate.core.approvals import (
-    Identity,
+from jitgate.core.admission.annotations import (
     check_annotation_changes,
     check_annotation_request,
-    check_approval_append,
     check_created_annotations,
-    spec_digest,
+)
+from jitgate.core.admission.approvals import check_approval_append, spec_digest
+from jitgate.core.admission.stamping import (
     stamp_annotations,
     stamp_new_approvals,
     stamp_requester,
 )
+from jitgate.core.admission.writes import Identity
+from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
 from jitgate.core.refusals import Refusal
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,

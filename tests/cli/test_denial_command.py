@@ -6,11 +6,11 @@ from __future__ import annotations
 import shlex
 
 import pytest
-from jitgate.webhook.hints import REASON_PLACEHOLDER, request_command
 
 from jitgate.cli.kubectl_jit.main import parse_args
 from jitgate.cli.kubectl_jit.request import actions_from
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission.denials import REASON_PLACEHOLDER, request_command
 from jitgate.core.matching import action_covers
 
 DENIED = [

@@ -1,8 +1,9 @@
-"""The webhook's decisions, independent of HTTP: an AdmissionRequest in, an `Answer` out.
+"""Decides and audits: an AdmissionRequest in, an `Answer` out, independent of HTTP.
 
-Protected actions are decided from the cache (`decisions.decide`); jitgate's own kinds by
-`accessrequests`. Every decision on a protected action and every refused write to jitgate's
-kinds is audited; an allowed action is answered only once its record is durable.
+The rules are the core's (`jitgate.core.admission`): protected actions are decoded
+(`decode`) and decided from the cache; writes to jitgate's own kinds are checked and
+stamped. Every decision on a protected action and every refused write to jitgate's kinds is
+audited; an allowed action is answered only once its record is durable.
 """
 
 from __future__ import annotations
@@ -11,16 +12,20 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from jitgate.webhook import accessrequests as ar
 from jitgate.webhook.audit import AuditSink, AuditTrail, action_event, refusal_event
 from jitgate.webhook.cache import KINDS, ClusterCache, Kind
 from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER
-from jitgate.webhook.decisions import NOT_READY, Verdict, decide
+from jitgate.webhook.decode import Undecidable, decode
 from jitgate.webhook.metrics import Metrics
-from jitgate.webhook.protected import Undecidable, decode
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
-from jitgate.core.api import AccessPolicy
+from jitgate.core.admission.access_requests import check_access_request
+from jitgate.core.admission.grant_writes import check_grant_write
+from jitgate.core.admission.protected import Verdict, decide
+from jitgate.core.admission.readiness import NOT_READY, NotReady
+from jitgate.core.admission.stamping import stamp
+from jitgate.core.admission.writes import Identity, Write
+from jitgate.core.api import GROUP, AccessPolicy
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.policy import Exemptions
 from jitgate.core.refusals import Refusal
@@ -28,12 +33,31 @@ from jitgate.core.refusals import Refusal
 logger = logging.getLogger(__name__)
 
 AUDIT_DOWN = "jitgate cannot write its audit log, so the action is not allowed"
+ACCESS_REQUESTS = "accessrequests"
+GRANTS = "grants"
 
 
 @dataclass(frozen=True)
 class Readiness:
     ready: bool
     reason: str = ""
+
+
+def jitgate_kind(request: AdmissionRequest) -> str | None:
+    """`accessrequests` or `grants` when the review is about one of jitgate's kinds."""
+    if request.resource.group != GROUP:
+        return None
+    kind = request.resource.resource
+    return kind if kind in (ACCESS_REQUESTS, GRANTS) else None
+
+
+def write_of(request: AdmissionRequest) -> Write:
+    return Write(
+        request.operation,
+        Identity(request.user, request.groups),
+        request.object,
+        request.old_object,
+    )
 
 
 def _size(cache: ClusterCache, kind: Kind) -> float:
@@ -44,7 +68,7 @@ def _synced(cache: ClusterCache, kind: Kind) -> float:
     return float(cache.is_synced(kind))
 
 
-class AdmissionController:
+class AdmissionService:
     """Everything one webhook process decides with; shared by all its requests."""
 
     def __init__(
@@ -92,12 +116,14 @@ class AdmissionController:
     # /validate
 
     async def validate(self, request: AdmissionRequest) -> Answer:
-        kind = ar.jitgate_kind(request)
-        if kind == ar.ACCESS_REQUESTS:
+        kind = jitgate_kind(request)
+        if kind == ACCESS_REQUESTS:
             return await self._validate_access_request(request)
-        if kind == ar.GRANTS:
-            refusal = ar.check_grant_write(
-                request, operator_user=self.operator_user, collectors=self.grant_collectors
+        if kind == GRANTS:
+            refusal = check_grant_write(
+                write_of(request),
+                operator_user=self.operator_user,
+                collectors=self.grant_collectors,
             )
             return await self._answer_own_kind(request, "grant", refusal)
         return await self._validate_action(request)
@@ -143,16 +169,16 @@ class AdmissionController:
 
     def _policy(self, name: str) -> AccessPolicy | None:
         if not self.cache.is_synced("accesspolicies"):
-            raise ar.NotReady()
+            raise NotReady()
         return self.cache.policies.by_name.get(name)
 
     async def _validate_access_request(self, request: AdmissionRequest) -> Answer:
-        try:
-            refusal = ar.check_access_request(
-                request, operator_user=self.operator_user, policy=self._policy, now=self.clock.now()
-            )
-        except ar.NotReady:
-            refusal = Refusal(f"{NOT_READY}; retry in a moment", "NotReady")
+        refusal = check_access_request(
+            write_of(request),
+            operator_user=self.operator_user,
+            policy=self._policy,
+            now=self.clock.now(),
+        )
         return await self._answer_own_kind(request, "accessrequest", refusal)
 
     async def _answer_own_kind(
@@ -170,7 +196,9 @@ class AdmissionController:
     # /mutate
 
     async def mutate(self, request: AdmissionRequest) -> Answer:
-        patch = ar.stamp(request, self.clock.now())
+        if jitgate_kind(request) != ACCESS_REQUESTS:
+            return allow()
+        patch = stamp(write_of(request), self.clock.now())
         if isinstance(patch, Refusal):
             return await self._answer_own_kind(request, "accessrequest", patch)
         return allow(patch=patch) if patch else allow()

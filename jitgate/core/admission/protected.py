@@ -1,28 +1,45 @@
-"""The decision on a protected action, from the cache alone: no I/O, so it can be tested pure.
+"""The decision on a protected action, from what the webhook knows of the cluster alone.
 
 Order matters for failing closed: exempt callers pass without the cache; everyone else is
 denied until the cache is synced; then the strictest governing policy and the caller's live
-grants decide.
+grants decide. No I/O and no allocation beyond the answer: it runs on every request.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-from jitgate.webhook.cache import ClusterCache
-from jitgate.webhook.hints import request_command
+from typing import Protocol
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission.denials import request_command, why_denied
+from jitgate.core.admission.readiness import NOT_READY
 from jitgate.core.api import AccessPolicy
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
-from jitgate.core.grant_index import IndexedGrant
-from jitgate.core.matching import action_covers, grant_covers, is_live
-from jitgate.core.policy import Exemptions, Namespace, governing_policy
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.policy import Exemptions, Namespace, Policies, governing_policy
 
-NOT_READY = "jitgate is not ready: grant cache not synced"
+
+class ClusterView(Protocol):
+    """What the decision reads: the webhook's cache, kept current by its watches."""
+
+    @property
+    def synced(self) -> bool: ...  # every kind listed at least once
+
+    @property
+    def policies(self) -> Policies: ...
+
+    @property
+    def namespaces(self) -> Mapping[str, Mapping[str, str]]: ...  # labels by namespace
+
+    @property
+    def grants(self) -> GrantIndex: ...
+
+    def chain_digest(self, grant: IndexedGrant) -> str: ...
+
+
 EXPIRY_WARNING = dt.timedelta(minutes=5)
 
 
@@ -44,7 +61,7 @@ def decide(
     user: str,
     groups: tuple[str, ...],
     *,
-    cache: ClusterCache,
+    cache: ClusterView,
     exemptions: Exemptions,
     now: dt.datetime,
 ) -> Verdict | None:
@@ -99,37 +116,3 @@ def decide(
             f"(at {format_time(grant.spec.expires_at)})"
         )
     return Verdict(True, "", "Granted", policy, grant, warning, cache.chain_digest(grant))
-
-
-def why_denied(
-    grants: tuple[IndexedGrant, ...], user: str, attempted: AttemptedAction, now: dt.datetime
-) -> str:
-    """The most helpful reason among the caller's grants in the namespace."""
-    for grant in grants:
-        if grant_covers(grant.spec, user, attempted) and not is_live(
-            grant.spec, now, being_deleted=grant.being_deleted
-        ):
-            if grant.being_deleted:
-                return f"grant {grant.name} has been revoked"
-            if now >= grant.spec.expires_at:
-                return f"grant {grant.name} expired at {format_time(grant.spec.expires_at)}"
-            return f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
-    for grant in grants:
-        if not is_live(grant.spec, now, being_deleted=grant.being_deleted):
-            continue
-        for granted in grant.spec.actions:
-            if granted.verb != attempted.verb or granted.effective_resource != attempted.resource:
-                continue
-            if granted.names and attempted.name not in granted.names:
-                continue
-            if granted.container is not None and granted.container != attempted.container:
-                return f"grant {grant.name} allows only container {granted.container}"
-            if granted.command is not None and not action_covers(granted, attempted):
-                pinned = shlex.join(granted.command)
-                if attempted.interactive:
-                    return (
-                        f"grant {grant.name} pins the command {pinned}, and an interactive "
-                        "session (stdin or tty) could run anything else"
-                    )
-                return f"grant {grant.name} allows only the command {pinned}"
-    return f"{user} holds no live grant for it"
