@@ -24,8 +24,8 @@ unit: venv
 	$(BIN)/pytest -q tests -m "not apiserver and not postgres"
 
 lint: venv typecheck layers
-	$(BIN)/ruff check jitgate operator webhook tests container
-	$(BIN)/ruff format --check jitgate operator webhook tests container
+	$(BIN)/ruff check jitgate operator webhook tests container plugins
+	$(BIN)/ruff format --check jitgate operator webhook tests container plugins
 
 # mypy and import-linter cannot follow setuptools' package-dir mapping in an editable install,
 # so they read a symlinked tree shaped like the installed package.

@@ -182,3 +182,22 @@ def kopf_runner(emulator: EmulatorHandle) -> KopfRunner:
             await task
 
     return run
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Each tier's time: its tests' set-up, call and tear-down (so the first test of a tier also
+    carries the tier's session fixtures: a build, a server's start-up)."""
+    seconds: dict[str, float] = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                path = Path(report.nodeid.split("::")[0])
+                tier = path.parts[1] if len(path.parts) > 2 else path.stem
+                seconds[tier] = seconds.get(tier, 0.0) + report.duration
+    if seconds:
+        terminalreporter.write_line(
+            "tier times: "
+            + ", ".join(
+                f"{tier} {s:.1f} s" for tier, s in sorted(seconds.items(), key=lambda x: -x[1])
+            )
+        )

@@ -48,7 +48,7 @@ def denied_by(hook: str) -> str:
     return f'Error from server (Forbidden): admission webhook "{hook}.actions.jitgate.dev" denied'
 
 
-def _list(objects: Iterable[Obj]) -> str:
+def as_list(objects: Iterable[Obj]) -> str:
     return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
 
 
@@ -128,7 +128,7 @@ class JitCluster:
         )
 
     def apply(self, who: str, *objects: Obj) -> str:
-        return self.ok(who, *SERVER_SIDE_APPLY, input=_list(objects))
+        return self.ok(who, *SERVER_SIDE_APPLY, input=as_list(objects))
 
     def get(self, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """The object as admin, or None when it does not exist."""
@@ -280,7 +280,7 @@ def install(
         manifests.chart_policy(rendered),
         manifests.pod("prod", PROBE_POD),
     ]
-    api.kubectl("admin", *SERVER_SIDE_APPLY, input=_list(objects), check=True)
+    api.kubectl("admin", *SERVER_SIDE_APPLY, input=as_list(objects), check=True)
     step = lap("cluster objects", step)
 
     # The webhook and the operator, started together (each takes a second to import).
@@ -365,7 +365,7 @@ def install(
                 cluster.webhook_url, api.ca.pem, manifests.CHART_VALUES, namespace=namespace
             ),
         )
-        _wait_effective(cluster)
+        wait_effective(cluster)
         step = lap("webhook configurations effective", step)
 
         cluster.operator, _ = wait_ready("operator", *started["operator"])
@@ -388,7 +388,7 @@ def _live(answer: HttpAnswer) -> tuple[bool, str]:
     return answer.status == 200, f"{answer.status} {answer.body[:200]}"
 
 
-def _wait_effective(cluster: JitCluster) -> None:
+def wait_effective(cluster: JitCluster) -> None:
     """Until the API server calls the webhook: configurations reach it through an informer.
 
     Both configurations are probed with requests the webhook refuses or rewrites: an exec
