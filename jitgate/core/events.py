@@ -90,6 +90,10 @@ class EventFields(BaseModel):
     dry_run: bool | None = Field(default=None, alias="dryRun")
     reason: str | None = None
     context: dict[str, JsonValue] | None = None
+    # Admission records: "verified" when the webhook checked its caller's client certificate
+    # (--client-ca), "unverified" when anyone reaching its port could have sent the review.
+    # Absent from other records and from logs written before the field existed.
+    caller: str | None = None
 
 
 class AuditEvent(EventFields):

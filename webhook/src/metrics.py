@@ -73,6 +73,13 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.refused_callers = Counter(
+            "jitgate_webhook_refused_callers",
+            "Callers given no decision and no audit record: no client certificate on a review, "
+            "one not signed by --client-ca, or a failed TLS handshake.",
+            ["reason"],
+            registry=r,
+        )
         self.tls_reloads = Counter(
             "jitgate_webhook_tls_reloads",
             "Times the serving certificate was reloaded from its files.",

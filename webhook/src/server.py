@@ -24,6 +24,13 @@ from fastapi import FastAPI
 from jitgate.webhook.app import create_app
 from jitgate.webhook.audit import AuditSink
 from jitgate.webhook.cache import ClusterCache
+from jitgate.webhook.callers import (
+    CALLER_UNVERIFIED,
+    CALLER_VERIFIED,
+    Refusals,
+    TLSScopeProtocol,
+    only_verified_callers,
+)
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.service import AdmissionService
@@ -34,6 +41,7 @@ from kubernetes import client as k8s
 from jitgate.audit.connect import open_audit_writer
 from jitgate.audit.keys import load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.events import AuditEvent
 from jitgate.kube import CredentialsError, load_credentials
 
 logger = logging.getLogger(__name__)
@@ -65,6 +73,8 @@ class Webhook:
 
     config: WebhookConfig
     app: FastAPI
+    # What uvicorn serves: `app`, behind the caller check when --client-ca is set.
+    served: Any
     service: AdmissionService
     cache: ClusterCache
     tls: ReloadingTLS
@@ -87,13 +97,16 @@ def build(
     metrics = Metrics()
     cache = ClusterCache()
     open_audit = audit or audit_opener(config, clock)
+    refusals = Refusals(metrics)
     tls = ReloadingTLS(
         config.tls_cert,
         config.tls_key,
+        client_ca=config.client_ca,
         interval=config.tls_reload_interval,
         on_reload=metrics.tls_reloads.inc,
+        on_refused=refusals.handshake_failed,
     )
-    sink = _LateSink()
+    sink = _LateSink(CALLER_VERIFIED if config.client_ca is not None else CALLER_UNVERIFIED)
     service = AdmissionService(
         cache=cache,
         audit=sink,
@@ -133,23 +146,36 @@ def build(
             stack.push_async_callback(asyncio.to_thread, watch.stop)
             yield
 
-    return Webhook(config, create_app(service), service, cache, tls, opened)
+    app = create_app(service)
+    served = only_verified_callers(app, refusals) if config.client_ca is not None else app
+    return Webhook(config, app, served, service, cache, tls, opened)
 
 
 class _LateSink:
-    """The audit writer, once `opened()` has opened it in the serving event loop."""
+    """The audit writer, once `opened()` has opened it in the serving event loop.
+
+    Every record of an admission review says whether its caller was verified
+    (`jitgate.webhook.callers`): it is the same for every review a process answers.
+    """
 
     target: AuditSink | None = None
 
-    async def append(self, event: Any) -> Any:
+    def __init__(self, caller: str) -> None:
+        self._caller = caller
+
+    async def append(self, event: AuditEvent) -> Any:
         if self.target is None:
             raise RuntimeError("the audit log is not open")
+        if event.admission_uid is not None:
+            event = event.model_copy(update={"caller": self._caller})
         return await self.target.append(event)
 
 
 def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
     return uvicorn.Config(
-        webhook.app,
+        webhook.served,
+        # The caller check reads the client certificate from the ASGI TLS extension.
+        http=TLSScopeProtocol if webhook.config.client_ca is not None else "auto",
         host=webhook.config.host,
         port=webhook.config.port,
         ssl_context_factory=lambda _config, _default: webhook.tls.context,

@@ -1,9 +1,15 @@
-"""A server TLS context that picks up a rotated certificate without a restart.
+"""A server TLS context that picks up a rotated certificate without a restart, and asks
+callers for a client certificate when a client CA is configured.
 
 cert-manager (or the kubelet updating a Secret volume) replaces the certificate and key files
 in place. Each TLS handshake runs the SNI callback, which re-reads the files when their
 identity changed (checked at most every `interval` seconds) and hands the handshake the
 current context. A half-written pair that does not load keeps the previous certificate.
+
+With a client CA (`--client-ca`) a client certificate is asked for but optional: the kubelet's
+probes and Prometheus present none and still reach `/healthz`, `/readyz` and `/metrics`;
+`jitgate.webhook.callers` refuses admission paths to connections without one. A certificate
+that is presented but not signed by the CA fails the handshake itself; `on_refused` is told.
 """
 
 from __future__ import annotations
@@ -26,26 +32,54 @@ def _signature(paths: tuple[Path, ...]) -> _Signature:
     return tuple((stat.st_mtime_ns, stat.st_size, stat.st_ino) for stat in stats)
 
 
-def _load(cert: Path, key: Path) -> ssl.SSLContext:
+def _load(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert, key)
+    if client_ca is not None:
+        # OpenSSL checks a presented certificate's chain and its clientAuth purpose.
+        context.verify_mode = ssl.CERT_OPTIONAL
+        context.load_verify_locations(cafile=client_ca)
     return context
 
 
+Refused = Callable[[ssl.SSLError], None]
+
+
+def _watched(on_refused: Refused) -> type[ssl.SSLObject]:
+    """asyncio drops failed handshakes silently; this TLS object reports each one first."""
+
+    class WatchedSSLObject(ssl.SSLObject):
+        def do_handshake(self) -> None:
+            try:
+                super().do_handshake()
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+                raise  # not a failure: the handshake waits for more bytes
+            except ssl.SSLError as error:
+                on_refused(error)
+                raise
+
+    return WatchedSSLObject
+
+
 class ReloadingTLS:
-    """Owns the listening context; `context` is what the server is given."""
+    """Owns the listening context; `context` is what the server is given.
+
+    A rotated client CA file is picked up like the serving certificate.
+    """
 
     def __init__(
         self,
         cert: Path,
         key: Path,
         *,
+        client_ca: Path | None = None,
         interval: float = 10.0,
         on_reload: Callable[[], None] | None = None,
+        on_refused: Refused | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._paths = (Path(cert), Path(key))
+        self._paths = (Path(cert), Path(key)) + ((Path(client_ca),) if client_ca else ())
         self._interval = interval
         self._on_reload = on_reload
         self._monotonic = monotonic
@@ -55,6 +89,8 @@ class ReloadingTLS:
         self._checked = monotonic()
         self.context = _load(*self._paths)
         self.context.sni_callback = self._on_handshake
+        if on_refused is not None:
+            self.context.sslobject_class = _watched(on_refused)
 
     @property
     def current(self) -> ssl.SSLContext:
