@@ -157,8 +157,10 @@ class KubeAPIServer:
         process: subprocess.Popen[bytes],
         log_file: Path,
         startup_seconds: float,
+        webhook_client_ca: Path | None = None,
     ) -> None:
         self.url = url
+        self.webhook_client_ca = webhook_client_ca
         self.tmpdir = tmpdir
         self.ca = ca
         self.ca_file = ca.cert_file
@@ -438,6 +440,40 @@ def apiserver_args(
     ]
 
 
+def write_webhook_client_auth(directory: Path) -> tuple[Path, Path]:
+    """The API server's client certificate for admission webhooks, from a CA of its own, and
+    the AdmissionConfiguration that makes it present it: (configuration file, client CA).
+
+    This is what an administrator writes on a control plane (charts/jitgate/README.md); the
+    user name ``*`` applies it to every webhook host (a real one would name
+    ``<service>.<namespace>.svc``).
+    """
+    clients = DevCA(directory, "kube-apiserver webhook client CA")
+    cert, key = clients.issue("kube-apiserver-webhook-client", server=False, client=True,
+                              dns=(), ips=())  # fmt: skip
+    kubeconfig = directory / "webhook-client.kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "users": [{"name": "*", "user": {"client-certificate": str(cert), "client-key": str(key)}}],
+    }, indent=2))  # fmt: skip
+    plugin = {
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "WebhookAdmissionConfiguration",
+        "kubeConfigFile": str(kubeconfig),
+    }
+    configuration = directory / "admission-configuration.yaml"
+    configuration.write_text(json.dumps({
+        "apiVersion": "apiserver.config.k8s.io/v1",
+        "kind": "AdmissionConfiguration",
+        "plugins": [
+            {"name": name, "configuration": plugin}
+            for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")
+        ],
+    }, indent=2))  # fmt: skip
+    return configuration, clients.cert_file
+
+
 @contextlib.contextmanager
 def start_kube_apiserver(
     binary: Path,
@@ -445,9 +481,13 @@ def start_kube_apiserver(
     *,
     personas: Sequence[Persona] | None = None,
     extra_args: Sequence[str] = (),
+    webhook_client_auth: bool = False,
     timeout: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[KubeAPIServer]:
     """Start kube-apiserver on 127.0.0.1 (free port); yield it ready; stop it on exit.
+
+    ``webhook_client_auth``: present a client certificate to admission webhooks (module
+    docstring).
 
     Ready means: ``/readyz`` answers ``ok``, and the ``default`` namespace and the RBAC
     bootstrap (``cluster-admin``, ``system:basic-user`` binding) exist.
@@ -472,6 +512,10 @@ def start_kube_apiserver(
     people = list(personas) if personas is not None else default_personas()
     token_file = write_token_file(tmpdir / "tokens.csv", people)
     log_file = tmpdir / "kube-apiserver.log"
+    client_ca = None
+    if webhook_client_auth:
+        admission, client_ca = write_webhook_client_auth(certs / "webhook-clients")
+        extra_args = [*extra_args, f"--admission-control-config-file={admission}"]
 
     last_error = ""
     for attempt in range(3):  # the free port may be taken between picking and binding
@@ -507,6 +551,7 @@ def start_kube_apiserver(
             process=process,
             log_file=log_file,
             startup_seconds=0.0,
+            webhook_client_ca=client_ca,
         )
         try:
             _wait_ready(server, deadline=start + timeout)

@@ -3,8 +3,10 @@ roles without wildcards, the command lines the contract names, audit storage, HA
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+import helm_python as helm
 import pytest
 from chart import render, value_sets
 
@@ -399,7 +401,84 @@ def test_network_policies_when_enabled() -> None:
         }
     ]
     assert {p["port"] for rule in webhook["egress"] for p in rule["ports"]} == {53, 443, 6443}
-    assert not render.by_kind(render.render_chart({}), "NetworkPolicy")
+
+
+def test_network_policies_are_on_by_default_for_ingress_only() -> None:
+    policies = render.by_kind(render.render_chart({}), "NetworkPolicy")
+    assert {p["metadata"]["name"] for p in policies} == {
+        render.WEBHOOK_NAME,
+        render.OPERATOR_NAME,
+    }
+    assert all(p["spec"]["policyTypes"] == ["Ingress"] for p in policies)
+    assert not render.by_kind(
+        render.render_chart({"networkPolicy": {"enabled": False}}), "NetworkPolicy"
+    )
+
+
+# --- webhook client authentication --------------------------------------------------------
+
+CLIENT_SECRET = f"{render.WEBHOOK_NAME}-client"
+
+
+def _client_ca_volume(objects: list[dict[str, Any]]) -> tuple[list[str], list[Any], list[Any]]:
+    sts = render.find(objects, "StatefulSet", render.WEBHOOK_NAME)
+    pod = sts["spec"]["template"]["spec"]
+    volumes = [v for v in pod["volumes"] if v["name"] == "client-ca"]
+    mounts = [m for m in container_of(sts)["volumeMounts"] if m["name"] == "client-ca"]
+    return container_of(sts)["args"], volumes, mounts
+
+
+def test_without_client_auth_the_webhook_hears_anyone_and_the_notes_say_so() -> None:
+    objects = render.render_chart({})
+    args, volumes, mounts = _client_ca_volume(objects)
+    assert not [a for a in args if a.startswith("--client-ca")]
+    assert volumes == mounts == []
+    assert not [o for o in objects if o["metadata"]["name"] == CLIENT_SECRET]
+    assert '"caller": "unverified"' in render.notes({})
+
+
+def test_client_auth_generates_a_client_ca_and_the_api_servers_certificate() -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    objects = render.render_chart({"webhook": {"clientAuth": {"enabled": True}}})
+    secret = render.find(objects, "Secret", CLIENT_SECRET)
+    assert secret["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    pem = {key: base64.b64decode(value) for key, value in secret["data"].items()}
+    ca = x509.load_pem_x509_certificate(pem["ca.crt"])
+    client = x509.load_pem_x509_certificate(pem["tls.crt"])
+    client.verify_directly_issued_by(ca)
+    usages = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.CLIENT_AUTH in usages
+    assert b"PRIVATE KEY" in pem["tls.key"]
+
+    args, volumes, mounts = _client_ca_volume(objects)
+    assert "--client-ca=/client-ca/ca.crt" in args
+    # The pods get the CA only, never the API server's private key.
+    assert volumes == [
+        {
+            "name": "client-ca",
+            "secret": {
+                "secretName": CLIENT_SECRET,
+                "defaultMode": 0o440,
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            },
+        }
+    ]
+    assert mounts == [{"name": "client-ca", "mountPath": "/client-ca", "readOnly": True}]
+    source = (render.CHART_DIR / "templates" / "webhook-client-auth.yaml").read_text()
+    assert 'lookup "v1" "Secret" .Release.Namespace $name' in source
+
+
+def test_client_auth_with_an_existing_ca_mounts_it_and_generates_nothing() -> None:
+    values = {"webhook": {"clientAuth": {"enabled": True, "mode": "existingSecret"}}}
+    with pytest.raises(helm.HelmError, match="existingSecret"):
+        render.render_chart(values)
+    values["webhook"]["clientAuth"]["existingSecret"] = "control-plane-clients"
+    objects = render.render_chart(values)
+    assert not [o for o in objects if o["metadata"]["name"] == CLIENT_SECRET]
+    _, (volume,), _ = _client_ca_volume(objects)
+    assert volume["secret"]["secretName"] == "control-plane-clients"
 
 
 def test_default_access_policy_matches_the_webhook_selector() -> None:

@@ -52,6 +52,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "replicas": 3,
             "failurePolicy": "Fail",
             "timeoutSeconds": 3,
+            "clientAuth": {"enabled": True},
             "matchConditions": {"enabled": False},
             "podDisruptionBudget": {"minAvailable": "50%"},
             "priorityClassName": "system-cluster-critical",

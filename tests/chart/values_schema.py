@@ -190,6 +190,13 @@ WEBHOOK = obj(
     grantGarbageCollectors=strings("Users that may delete Grants besides the operator."),
     logLevel=string("Log level.", enum=LOG_LEVELS),
     service=obj("The webhook Service.", port=integer("Service port.", 1, maximum=65535)),
+    clientAuth=obj(
+        "Decide only reviews presenting the API server's client certificate (--client-ca).",
+        enabled=boolean("Run the webhook with --client-ca."),
+        mode=string("Where the client CA comes from.", enum=["helm", "existingSecret"]),
+        existingSecret=string("Secret with the client CA (key ca.crt), for existingSecret."),
+        validityDays=integer("Validity of the generated CA and certificate, in days.", 1),
+    ),
     podDisruptionBudget=pdb("PodDisruptionBudget of the webhook."),
     serviceAccount=service_account("The webhook's ServiceAccount."),
     **container("webhook"),

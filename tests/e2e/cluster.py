@@ -295,6 +295,7 @@ def install(
             str(BIN / "jitgate"), "webhook",
             "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert", str(cert), "--tls-key", str(key),
+            *(["--client-ca", str(api.webhook_client_ca)] if api.webhook_client_ca else []),
             "--audit", f"file://{webhook_audit}", "--audit-key-file", str(audit_key),
             "--writer-id", WEBHOOK_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),

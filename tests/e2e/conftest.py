@@ -125,7 +125,9 @@ def jitgate_cluster(
     tmpdir = tmp_path_factory.mktemp("e2e")
     try:
         server = tier.stack.enter_context(
-            harness.start_kube_apiserver(kube_apiserver_binary, tmpdir / "kube-apiserver")
+            harness.start_kube_apiserver(
+                kube_apiserver_binary, tmpdir / "kube-apiserver", webhook_client_auth=True
+            )
         )
         tier.logs.append(_ServerLog("kube-apiserver", server))
         say(config, f"kube-apiserver ready at {server.url} in {server.startup_seconds:.2f} s")

@@ -35,7 +35,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 def test_help_names_every_flag_and_its_variable() -> None:
     out = run("--help").stdout
     for flag in (
-        "--host", "--port", "--tls-cert", "--tls-key", "--audit", "--audit-key-file",
+        "--host", "--port", "--tls-cert", "--tls-key", "--client-ca", "--audit", "--audit-key-file",
         "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user", "--exempt-group",
     ):  # fmt: skip
         assert flag in out
@@ -50,6 +50,10 @@ def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> 
                      "--audit", f"file://{tmp_path}")  # fmt: skip
     assert unreadable.returncode == 2
     assert unreadable.stderr == f"--tls-cert {tmp_path / 'nope.crt'} is not a readable file.\n"
+    no_ca = run("--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file),
+                "--client-ca", str(tmp_path / "ca.crt"), "--audit", f"file://{tmp_path}")  # fmt: skip
+    assert no_ca.returncode == 2
+    assert no_ca.stderr == f"--client-ca {tmp_path / 'ca.crt'} is not a readable file.\n"
     bad_url = run(
         "--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file), "--audit", "s3://x"
     )

@@ -52,6 +52,14 @@ controller-revision-hash label adds a hash, and both must stay within 63.
 {{- printf "%s-tls" (include "jitgate.webhook.fullname" .) -}}
 {{- end -}}
 
+{{- define "jitgate.clientAuth.secretName" -}}
+{{- if eq .Values.webhook.clientAuth.mode "existingSecret" -}}
+{{- .Values.webhook.clientAuth.existingSecret -}}
+{{- else -}}
+{{- printf "%s-client" (include "jitgate.webhook.fullname" .) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "jitgate.auditKey.secretName" -}}
 {{- default (printf "%s-audit-key" (include "jitgate.fullname" .)) .Values.audit.hmac.existingSecret -}}
 {{- end -}}

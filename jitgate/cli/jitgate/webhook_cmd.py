@@ -40,6 +40,14 @@ def register(subparsers: Any) -> None:
     add_flag(parser, "--port", type=_port, default=DEFAULT_PORT, help="port to listen on")
     add_flag(parser, "--tls-cert", metavar="FILE", required=True, help="serving certificate (PEM)")
     add_flag(parser, "--tls-key", metavar="FILE", required=True, help="its private key (PEM)")
+    add_flag(
+        parser,
+        "--client-ca",
+        metavar="FILE",
+        help="answer reviews only from callers presenting a client certificate signed by this "
+        "CA (the API server's, from its admission configuration); others get no decision and "
+        "no record. Without it every record says its caller was not verified",
+    )
     add_writer_flags(parser)
     add_flag(
         parser,
@@ -81,6 +89,7 @@ class WebhookOptions:
     port: int
     tls_cert: str
     tls_key: str
+    client_ca: str | None
     audit: str
     audit_key_file: str | None
     writer_id: str
@@ -111,6 +120,7 @@ def run(options: WebhookOptions) -> int:
         port=options.port,
         tls_cert=cert,
         tls_key=key,
+        client_ca=existing_file("--client-ca", options.client_ca),
         audit_url=options.audit,
         audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
         writer_id=options.writer_id or default_writer_id(),
