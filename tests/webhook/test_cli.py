@@ -51,7 +51,8 @@ def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> 
     assert unreadable.returncode == 2
     assert unreadable.stderr == f"--tls-cert {tmp_path / 'nope.crt'} is not a readable file.\n"
     no_ca = run("--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file),
-                "--client-ca", str(tmp_path / "ca.crt"), "--audit", f"file://{tmp_path}")  # fmt: skip
+                "--client-ca", str(tmp_path / "ca.crt"),
+                "--audit", f"file://{tmp_path}")  # fmt: skip
     assert no_ca.returncode == 2
     assert no_ca.stderr == f"--client-ca {tmp_path / 'ca.crt'} is not a readable file.\n"
     bad_url = run(
