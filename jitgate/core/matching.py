@@ -1,34 +1,71 @@
-"""Does a set of grants authorize an attempted action at a given time?"""
+"""Does a set of grants authorize an attempted action at a given time, and if not, why not?
+
+Matching answers with the first mismatch instead of a bare no: `action_mismatch` says what
+about the attempt a granted action does not allow, `window_mismatch` why a grant is not live.
+A grant covers an attempt when neither finds one; the denial explanation is built on the
+same answers, so what a denied user reads is what matching decided.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import GrantSpec, RequestedAction
 
 G = TypeVar("G")
 
+# What about an attempt one granted action does not allow, checked in this order:
+# another verb or resource, another object name, another container than the one pinned,
+# stdin or a TTY where a command is pinned (a session could run anything), another command.
+ActionMismatch = Literal["verb", "resource", "name", "container", "interactive", "command"]
+# Why a grant is not live: being deleted, ended, or its window not yet open.
+WindowMismatch = Literal["revoked", "expired", "not yet valid"]
+
+
+def window_mismatch(
+    spec: GrantSpec, now: dt.datetime, *, being_deleted: bool = False
+) -> WindowMismatch | None:
+    """Why the grant is not live at `now`, or None when `notBefore <= now < expiresAt`."""
+    if being_deleted:
+        return "revoked"
+    if now >= spec.expires_at:
+        return "expired"
+    if now < spec.not_before:
+        return "not yet valid"
+    return None
+
 
 def is_live(spec: GrantSpec, now: dt.datetime, *, being_deleted: bool = False) -> bool:
     """Live means not being deleted and `notBefore <= now < expiresAt`."""
-    return not being_deleted and spec.not_before <= now < spec.expires_at
+    return window_mismatch(spec, now, being_deleted=being_deleted) is None
+
+
+def action_mismatch(granted: RequestedAction, attempted: AttemptedAction) -> ActionMismatch | None:
+    """The first thing about the attempt the granted action does not allow, or None when it
+    allows the attempt (namespace and user are checked elsewhere)."""
+    if granted.verb != attempted.verb:
+        return "verb"
+    if granted.effective_resource != attempted.resource:
+        return "resource"
+    if granted.names and attempted.name not in granted.names:
+        return "name"
+    if granted.container is not None and granted.container != attempted.container:
+        return "container"
+    if granted.command is not None:
+        # A pinned command must match exactly, and an interactive session could run anything.
+        if attempted.interactive:
+            return "interactive"
+        if attempted.command != tuple(granted.command):
+            return "command"
+    return None
 
 
 def action_covers(granted: RequestedAction, attempted: AttemptedAction) -> bool:
     """Whether one granted action allows the attempt (namespace and user checked elsewhere)."""
-    if granted.verb != attempted.verb or granted.effective_resource != attempted.resource:
-        return False
-    if granted.names and attempted.name not in granted.names:
-        return False
-    if granted.container is not None and granted.container != attempted.container:
-        return False
-    # A pinned command must match exactly, and an interactive session could run anything.
-    return granted.command is None or (
-        not attempted.interactive and attempted.command == tuple(granted.command)
-    )
+    return action_mismatch(granted, attempted) is None
 
 
 def grant_covers(spec: GrantSpec, user: str, attempted: AttemptedAction) -> bool:

@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from support.clocks import NOW
 
 from jitgate.core.actions import AttemptedAction
-from jitgate.core.api import Grant
+from jitgate.core.api import Grant, RequestedAction
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-from jitgate.core.matching import find_authorizing, is_live
+from jitgate.core.matching import action_mismatch, find_authorizing, is_live, window_mismatch
 
 GrantFactory = Callable[..., Grant]
 
@@ -74,6 +74,37 @@ def test_action_matching(
     grant_factory: GrantFactory, granted: dict[str, Any], attempted: dict[str, Any], allowed: bool
 ) -> None:
     assert authorized(grant_factory(actions=[granted]), attempt(**attempted)) is allowed
+
+
+@pytest.mark.parametrize(
+    ("granted", "attempted", "mismatch"),
+    [
+        ({"verb": "exec", "container": "app", "command": ["ls"]}, {}, None),
+        ({"verb": "attach"}, {}, "verb"),
+        ({"verb": "delete", "resource": "deployments.apps"}, {"verb": "delete"}, "resource"),
+        ({"verb": "exec", "names": ["web-1"]}, {}, "name"),
+        ({"verb": "exec", "names": ["web-1"], "container": "sidecar"}, {}, "name"),
+        ({"verb": "exec", "container": "sidecar"}, {}, "container"),
+        ({"verb": "exec", "container": "sidecar", "command": ["id"]}, {}, "container"),
+        ({"verb": "exec", "command": ["ls"]}, {"interactive": True}, "interactive"),
+        ({"verb": "exec", "command": ["id"]}, {"interactive": True}, "interactive"),
+        ({"verb": "exec", "command": ["ls"]}, {"command": ("ls", "-l")}, "command"),
+    ],
+)
+def test_a_mismatch_names_the_first_thing_the_grant_does_not_allow(
+    granted: dict[str, Any], attempted: dict[str, Any], mismatch: str | None
+) -> None:
+    assert action_mismatch(RequestedAction.model_validate(granted), attempt(**attempted)) == (
+        mismatch
+    )
+
+
+def test_a_grant_that_is_not_live_says_why(grant_factory: GrantFactory) -> None:
+    spec = grant_factory().spec
+    assert window_mismatch(spec, NOW) is None
+    assert window_mismatch(spec, NOW - dt.timedelta(seconds=1)) == "not yet valid"
+    assert window_mismatch(spec, spec.expires_at) == "expired"
+    assert window_mismatch(spec, NOW, being_deleted=True) == "revoked"
 
 
 def test_other_users_and_dead_grants_authorize_nothing(grant_factory: GrantFactory) -> None:

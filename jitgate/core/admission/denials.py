@@ -11,9 +11,10 @@ import datetime as dt
 import shlex
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.api import RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.grant_index import IndexedGrant
-from jitgate.core.matching import action_covers, grant_covers, is_live
+from jitgate.core.matching import action_mismatch, grant_covers, is_live, window_mismatch
 from jitgate.core.vocabulary import CONNECT_VERBS, CONTAINER_VERBS, workload_singular
 
 REASON_PLACEHOLDER = "<why>"
@@ -22,35 +23,40 @@ REASON_PLACEHOLDER = "<why>"
 def why_denied(
     grants: tuple[IndexedGrant, ...], user: str, attempted: AttemptedAction, now: dt.datetime
 ) -> str:
-    """The most helpful reason among the caller's grants in the namespace."""
+    """The most helpful reason among the caller's grants in the namespace: a grant that would
+    cover the attempt but is not live, else a live one that differs only in its container or
+    command, else that there is no grant at all."""
     for grant in grants:
-        if grant_covers(grant.spec, user, attempted) and not is_live(
-            grant.spec, now, being_deleted=grant.being_deleted
-        ):
-            if grant.being_deleted:
+        if not grant_covers(grant.spec, user, attempted):
+            continue
+        match window_mismatch(grant.spec, now, being_deleted=grant.being_deleted):
+            case "revoked":
                 return f"grant {grant.name} has been revoked"
-            if now >= grant.spec.expires_at:
+            case "expired":
                 return f"grant {grant.name} expired at {format_time(grant.spec.expires_at)}"
-            return f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
+            case "not yet valid":
+                return (
+                    f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
+                )
     for grant in grants:
         if not is_live(grant.spec, now, being_deleted=grant.being_deleted):
             continue
         for granted in grant.spec.actions:
-            if granted.verb != attempted.verb or granted.effective_resource != attempted.resource:
-                continue
-            if granted.names and attempted.name not in granted.names:
-                continue
-            if granted.container is not None and granted.container != attempted.container:
-                return f"grant {grant.name} allows only container {granted.container}"
-            if granted.command is not None and not action_covers(granted, attempted):
-                pinned = shlex.join(granted.command)
-                if attempted.interactive:
+            match action_mismatch(granted, attempted):
+                case "container":
+                    return f"grant {grant.name} allows only container {granted.container}"
+                case "interactive":
                     return (
-                        f"grant {grant.name} pins the command {pinned}, and an interactive "
-                        "session (stdin or tty) could run anything else"
+                        f"grant {grant.name} pins the command {_pinned(granted)}, and an "
+                        "interactive session (stdin or tty) could run anything else"
                     )
-                return f"grant {grant.name} allows only the command {pinned}"
+                case "command":
+                    return f"grant {grant.name} allows only the command {_pinned(granted)}"
     return f"{user} holds no live grant for it"
+
+
+def _pinned(granted: RequestedAction) -> str:
+    return shlex.join(granted.command or ())
 
 
 def target(attempted: AttemptedAction) -> str:
