@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import SEALED
 from jitgate.audit.errors import AuditDataError, AuditReadError
+from jitgate.audit.filecheckpoints import read_checkpoint
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import FileTarget
@@ -122,6 +123,12 @@ class FileLogReader:
 
     def is_live(self, writer: str) -> bool:
         return layout.is_locked(self._root / writer / layout.LOCK_FILE)
+
+    def checkpoint(self, writer: str) -> bytes | None:
+        try:
+            return read_checkpoint(self._root / writer)
+        except OSError as error:
+            raise _oserror(f"the checkpoint of writer {writer}", error) from error
 
     # -- queries ------------------------------------------------------------------------
 

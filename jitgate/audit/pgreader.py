@@ -163,6 +163,9 @@ class PostgresLogReader:
     def is_live(self, writer: str) -> bool:
         return False  # rows appear whole: there is never a half-written record to excuse
 
+    def checkpoint(self, writer: str) -> bytes | None:
+        return None  # the postgres sink signs no checkpoints yet
+
     # -- queries ------------------------------------------------------------------------
 
     def _select(self, selection: Selection, order: str, limit: int | None = None) -> sql.Composed:

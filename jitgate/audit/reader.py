@@ -65,6 +65,10 @@ class LogReader(Protocol):
 
     def is_live(self, writer: str) -> bool: ...
 
+    def checkpoint(self, writer: str) -> bytes | None:
+        """The writer's last signed checkpoint (a C2SP signed note), None if it has none."""
+        ...
+
     def records(self, selection: Selection) -> Iterator[StoredRecord]:
         """Selected records in time order across writers; AuditDataError on a damaged one."""
         ...

@@ -28,6 +28,7 @@ class NotifyConfig:
 class OperatorConfig:
     audit_url: str
     audit_key_file: Path | None = None
+    checkpoint_key_file: Path | None = None
     writer_id: str = ""  # empty: `default_writer_id()`
     kubeconfig: Path | None = None
     namespaces: tuple[str, ...] = ()  # empty: every namespace

@@ -26,7 +26,7 @@ from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
 
 from jitgate.audit.connect import open_audit_writer
-from jitgate.audit.keys import load_key
+from jitgate.audit.keys import load_checkpoint_key, load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grants import FINALIZER
 from jitgate.kube import Credentials, load_credentials
@@ -67,12 +67,19 @@ async def run(
     if credentials is None:
         credentials = await asyncio.to_thread(load_credentials, config.kubeconfig)
     key = load_key(config.audit_key_file) if config.audit_key_file else None
+    checkpoint_key = (
+        load_checkpoint_key(config.checkpoint_key_file) if config.checkpoint_key_file else None
+    )
     metrics = Metrics()
     scheduler = Scheduler(clock, config.poll_interval)
     notifier = Notifier(config.notify) if config.notify else None
     kube = KubeApi(credentials)
     async with open_audit_writer(
-        config.audit_url, writer_id=config.writer, key=key, clock=clock
+        config.audit_url,
+        writer_id=config.writer,
+        key=key,
+        clock=clock,
+        checkpoint_key=checkpoint_key,
     ) as audit:
         workflow = Workflow(
             config=config,

@@ -62,6 +62,13 @@ async def write(
         await asyncio.gather(*(writer.append(sample_event(first + i)) for i in range(count)))
 
 
+@pytest.fixture
+def vkey_file(tmp_path: Path) -> Path:
+    path = tmp_path / "checkpoint.pub"
+    path.write_text(DEPLOYMENT.verifier.vkey + "\n")
+    return path
+
+
 def check(log_dir: Path, writer: str = "w0") -> Any:
     signed = read_checkpoint(log_dir / writer)
     assert signed is not None
@@ -121,7 +128,7 @@ async def test_an_edited_record_is_named(file_url: str, log_dir: Path) -> None:
 
 
 async def test_history_rewritten_with_the_hmac_key_is_caught(
-    file_url: str, log_dir: Path, tmp_path: Path, cli: Any, key_file: Path
+    file_url: str, log_dir: Path, tmp_path: Path, cli: Any, key_file: Path, vkey_file: Path
 ) -> None:
     """The attacker holds the HMAC key, not the checkpoint key: the chain re-verifies."""
     await write(file_url, 20)
@@ -147,10 +154,13 @@ async def test_history_rewritten_with_the_hmac_key_is_caught(
     assert result.problem == (
         "records 1-20 of writer w0 are not the ones the checkpoint signed: history was rewritten"
     )
+    public = cli("verify", "--audit", file_url, "--verifier-key", vkey_file)
+    assert public.code == 1
+    assert f"FAILED  w0: {result.problem}" in public.out.splitlines()
 
 
 async def test_the_newest_records_cut_with_head_are_named(
-    file_url: str, log_dir: Path, cli: Any, key_file: Path
+    file_url: str, log_dir: Path, cli: Any, key_file: Path, vkey_file: Path
 ) -> None:
     await write(file_url, 80)
     segment = next((log_dir / "w0").glob("*.jsonl"))
@@ -162,6 +172,9 @@ async def test_the_newest_records_cut_with_head_are_named(
         "the signed checkpoint covers 80 records of writer w0, the log holds 30: "
         "records 31-80 are gone"
     )
+    public = cli("verify", "--audit", file_url, "--verifier-key", vkey_file)
+    assert public.code == 1
+    assert f"FAILED  w0: {result.problem}" in public.out.splitlines()
 
 
 async def test_the_check_needs_the_right_public_key_and_writer(

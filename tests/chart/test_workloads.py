@@ -507,3 +507,39 @@ def test_default_access_policy_carries_every_value() -> None:
         "users": ["system:serviceaccount:argocd:argocd-application-controller"]
     }
     assert spec["maxDuration"] == "1h" and spec["pendingTimeout"] == "1h"
+
+
+# --- signed checkpoints -------------------------------------------------------------------
+
+
+def test_the_checkpoint_key_is_mounted_apart_from_the_audit_volume() -> None:
+    objects = render.render_chart(
+        {"audit": {"checkpoints": {"existingSecret": "jitgate-checkpoint-key"}}}
+    )
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        sts = render.find(objects, "StatefulSet", name)
+        pod = sts["spec"]["template"]["spec"]
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "checkpoint-key"]
+        assert volume["secret"] == {
+            "secretName": "jitgate-checkpoint-key",
+            "defaultMode": 0o440,
+            "items": [{"key": "checkpoint.key", "path": "checkpoint.key"}],
+        }
+        (mount,) = [m for m in container_of(sts)["volumeMounts"] if m["name"] == "checkpoint-key"]
+        assert mount["mountPath"] == "/etc/jitgate/checkpoint-key"
+        assert (
+            "--checkpoint-key=/etc/jitgate/checkpoint-key/checkpoint.key"
+            in (container_of(sts)["args"])
+        )
+    default = container_of(workload({}, render.WEBHOOK_NAME))
+    assert not [a for a in default["args"] if a.startswith("--checkpoint-key")]
+    with pytest.raises(helm.HelmError, match="postgres sink signs no checkpoints"):
+        render.render_chart(
+            {
+                "audit": {
+                    "sink": "postgres",
+                    "postgres": {"existingSecret": "pg"},
+                    "checkpoints": {"existingSecret": "jitgate-checkpoint-key"},
+                }
+            }
+        )

@@ -306,6 +306,7 @@ SCHEMA: dict[str, Any] = {
             ),
             postgres=secret_ref("Secret with the PostgreSQL URL."),
             hmac=secret_ref("Secret with the HMAC key; empty: generated and kept."),
+            checkpoints=secret_ref("Secret with the Ed25519 checkpoint signer key; empty: none."),
         )
         | {
             "if": {"properties": {"sink": {"const": "postgres"}}, "required": ["sink"]},

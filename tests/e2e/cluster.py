@@ -74,6 +74,8 @@ class JitCluster:
     audit_key: Path
     setup_seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    # The checkpoint key's public half, when the writers sign checkpoints.
+    verifier_key: Path | None = None
 
     # -- processes
 
@@ -217,9 +219,10 @@ class JitCluster:
         return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
 
     def assert_audit_logs_verify(self) -> None:
-        """``jitgate audit verify`` passes on both logs, MACs included."""
+        """``jitgate audit verify`` passes on both logs, MACs and signed checkpoints included."""
         for which in ("webhook", "operator"):
-            proc = self.audit(which, "verify")
+            public = ["--verifier-key", str(self.verifier_key)] if self.verifier_key else []
+            proc = self.audit(which, "verify", *public)
             assert proc.returncode == 0, (
                 f"the {which} audit log does not verify:\n{proc.stdout}{proc.stderr}"
             )
@@ -289,6 +292,13 @@ def install(
     audit_key.parent.mkdir(parents=True, exist_ok=True)
     audit_key.write_text(secrets.token_hex(32))
     audit_key.chmod(0o600)
+    # The checkpoint signer key, made as an operator would; auditors get the verifier key.
+    checkpoint_key, verifier_key = tmpdir / "checkpoint.key", tmpdir / "checkpoint.pub"
+    made = subprocess.run(
+        [str(BIN / "jitgate"), "audit", "keygen", "jitgate.e2e", "--out", str(checkpoint_key)],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    verifier_key.write_text(made.stdout)
     webhook_audit, operator_audit = tmpdir / "webhook-audit", tmpdir / "operator-audit"
     argv = {
         "webhook": lambda port: [
@@ -297,6 +307,7 @@ def install(
             "--tls-cert", str(cert), "--tls-key", str(key),
             *(["--client-ca", str(api.webhook_client_ca)] if api.webhook_client_ca else []),
             "--audit", f"file://{webhook_audit}", "--audit-key-file", str(audit_key),
+            "--checkpoint-key", str(checkpoint_key),
             "--writer-id", WEBHOOK_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
             "--operator-user", personas.OPERATOR_USER,
@@ -304,6 +315,7 @@ def install(
         "operator": lambda port: [
             str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",
             "--audit", f"file://{operator_audit}", "--audit-key-file", str(audit_key),
+            "--checkpoint-key", str(checkpoint_key),
             "--writer-id", OPERATOR_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-operator")),
             "--liveness", f"http://127.0.0.1:{port}/healthz",
@@ -356,6 +368,7 @@ def install(
             webhook_audit=webhook_audit,
             operator_audit=operator_audit,
             audit_key=audit_key,
+            verifier_key=verifier_key,
             timings=timings,
         )
 

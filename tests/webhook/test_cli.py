@@ -36,6 +36,7 @@ def test_help_names_every_flag_and_its_variable() -> None:
     out = run("--help").stdout
     for flag in (
         "--host", "--port", "--tls-cert", "--tls-key", "--client-ca", "--audit", "--audit-key-file",
+        "--checkpoint-key",
         "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user", "--exempt-group",
     ):  # fmt: skip
         assert flag in out

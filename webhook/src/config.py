@@ -31,6 +31,7 @@ class WebhookConfig:
     port: int = 8443
     kubeconfig: Path | None = None
     audit_key_file: Path | None = None
+    checkpoint_key_file: Path | None = None
     # Only callers presenting a client certificate signed by this CA get decisions.
     client_ca: Path | None = None
     writer_id: str = "webhook"

@@ -39,7 +39,7 @@ from jitgate.webhook.watch import Backoff, ClusterWatch
 from kubernetes import client as k8s
 
 from jitgate.audit.connect import open_audit_writer
-from jitgate.audit.keys import load_key
+from jitgate.audit.keys import load_checkpoint_key, load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.events import AuditEvent
 from jitgate.kube import CredentialsError, load_credentials
@@ -56,13 +56,23 @@ def api_client_for(config: WebhookConfig) -> k8s.ApiClient:
 
 
 def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
-    """Opens the audit writer named by --audit, signing with --audit-key-file if given."""
+    """Opens the audit writer named by --audit, signing with --audit-key-file and
+    --checkpoint-key if given."""
     key = None
     if config.audit_key_file is not None:
         key = load_key(config.audit_key_file)
+    checkpoint_key = None
+    if config.checkpoint_key_file is not None:
+        checkpoint_key = load_checkpoint_key(config.checkpoint_key_file)
 
     def open_() -> AbstractAsyncContextManager[AuditSink]:
-        return open_audit_writer(config.audit_url, writer_id=config.writer_id, key=key, clock=clock)
+        return open_audit_writer(
+            config.audit_url,
+            writer_id=config.writer_id,
+            key=key,
+            clock=clock,
+            checkpoint_key=checkpoint_key,
+        )
 
     return open_
 

@@ -165,6 +165,12 @@ file:///var/lib/jitgate/audit
 - --audit={{ include "jitgate.auditURL" . }}
 {{- end }}
 - --audit-key-file=/etc/jitgate/audit-key/{{ .Values.audit.hmac.key }}
+{{- if .Values.audit.checkpoints.existingSecret }}
+{{- if eq .Values.audit.sink "postgres" }}
+{{- fail "audit.checkpoints.existingSecret: the postgres sink signs no checkpoints yet; use the file sink or leave it empty" }}
+{{- end }}
+- --checkpoint-key=/etc/jitgate/checkpoint-key/{{ .Values.audit.checkpoints.key }}
+{{- end }}
 {{- end -}}
 
 {{- define "jitgate.auditVolumeClaimTemplates" -}}
@@ -201,6 +207,15 @@ volumeClaimTemplates:
     items:
       - key: {{ .Values.audit.hmac.key }}
         path: {{ .Values.audit.hmac.key }}
+{{- with .Values.audit.checkpoints.existingSecret }}
+- name: checkpoint-key
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0440
+    items:
+      - key: {{ $.Values.audit.checkpoints.key }}
+        path: {{ $.Values.audit.checkpoints.key }}
+{{- end }}
 {{- end -}}
 
 {{- define "jitgate.commonVolumeMounts" -}}
@@ -209,6 +224,11 @@ volumeClaimTemplates:
 - name: audit-key
   mountPath: /etc/jitgate/audit-key
   readOnly: true
+{{- if .Values.audit.checkpoints.existingSecret }}
+- name: checkpoint-key
+  mountPath: /etc/jitgate/checkpoint-key
+  readOnly: true
+{{- end }}
 {{- if eq .Values.audit.sink "file" }}
 - name: audit
   mountPath: /var/lib/jitgate/audit

@@ -112,6 +112,7 @@ def register(subparsers: Any) -> None:
 class OperatorOptions:
     audit: str
     audit_key_file: str | None
+    checkpoint_key: str | None
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -148,6 +149,7 @@ def config_from(options: OperatorOptions) -> OperatorConfig:
     return OperatorConfig(
         audit_url=options.audit,
         audit_key_file=Path(options.audit_key_file) if options.audit_key_file else None,
+        checkpoint_key_file=Path(options.checkpoint_key) if options.checkpoint_key else None,
         writer_id=options.writer_id or "",
         kubeconfig=Path(options.kubeconfig) if options.kubeconfig else None,
         namespaces=tuple(dict.fromkeys(options.namespace)),

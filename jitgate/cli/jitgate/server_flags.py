@@ -23,6 +23,14 @@ def add_writer_flags(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
+        "--checkpoint-key",
+        metavar="FILE",
+        help="Ed25519 signer key (`jitgate audit keygen`; keep it off the audit volume): sign "
+        "checkpoints of this writer's Merkle tree, so `jitgate audit verify --verifier-key` "
+        "checks the log with the public key alone (file sink)",
+    )
+    add_flag(
+        parser,
         "--writer-id",
         metavar="ID",
         default="",

@@ -92,6 +92,7 @@ class WebhookOptions:
     client_ca: str | None
     audit: str
     audit_key_file: str | None
+    checkpoint_key: str | None
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -123,6 +124,7 @@ def run(options: WebhookOptions) -> int:
         client_ca=existing_file("--client-ca", options.client_ca),
         audit_url=options.audit,
         audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
+        checkpoint_key_file=existing_file("--checkpoint-key", options.checkpoint_key),
         writer_id=options.writer_id or default_writer_id(),
         kubeconfig=existing_file("--kubeconfig", options.kubeconfig),
         operator_user=options.operator_user,

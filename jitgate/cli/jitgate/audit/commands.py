@@ -7,14 +7,17 @@ import sys
 from typing import Any
 
 from jitgate.cli.errors import EXIT_USAGE
-from jitgate.cli.jitgate.audit import query_cmd, report_cmd, tail_cmd, verify_cmd
+from jitgate.cli.jitgate.audit import query_cmd, report_cmd, tail_cmd, tlog_cmd, verify_cmd
 from jitgate.cli.jitgate.audit.guard import guarded
 from jitgate.cli.jitgate.audit.options import (
     ExportOptions,
+    KeygenOptions,
+    ProveOptions,
     QueryOptions,
     ReportOptions,
     TailOptions,
     VerifyOptions,
+    VerifyProofOptions,
 )
 from jitgate.cli.options import Command, Parser, add_flag, command
 
@@ -50,7 +53,50 @@ def register(subparsers: Any) -> None:
         help="heads saved by an earlier run: each must still be in the log (catches truncation "
         "and rewriting by someone with write access)",
     )
+    verify.add_argument(
+        "--verifier-key",
+        metavar="FILE",
+        help="the checkpoint key's public half (`jitgate audit keygen` prints it): also check "
+        "that each writer's records are the ones its signed checkpoint covers, with no secret",
+    )
     verify.set_defaults(handler=command(VerifyOptions, guarded("verify", verify_cmd.run)))
+
+    keygen = commands.add_parser(
+        "keygen",
+        help="make a checkpoint signing key (Ed25519) and print its public verifier key",
+        description="Write a new Ed25519 signer key (golang.org/x/mod/sumdb/note format) for "
+        "--checkpoint-key to FILE (mode 0600, never overwritten) and print the verifier key "
+        "that `verify --verifier-key` and `verify-proof` use. NAME prefixes every writer's "
+        "checkpoint origin (NAME/WRITER), e.g. jitgate.example.com/prod.",
+    )
+    keygen.add_argument("name", metavar="NAME")
+    keygen.add_argument("--out", metavar="FILE", required=True, help="where the signer key goes")
+    keygen.set_defaults(handler=command(KeygenOptions, guarded("keygen", tlog_cmd.run_keygen)))
+
+    prove = commands.add_parser(
+        "prove",
+        help="write a C2SP tlog-proof that one record is in its writer's signed log",
+        description="Write a C2SP tlog-proof of record WRITER:SEQ: the record as stored, its "
+        "Merkle inclusion proof and the writer's signed checkpoint. Anyone holding the verifier "
+        "key checks it with `verify-proof`, without the log or any secret.",
+    )
+    _common(prove)
+    prove.add_argument("record", metavar="WRITER:SEQ")
+    prove.add_argument("--out", metavar="FILE", help="write here instead of stdout")
+    prove.set_defaults(handler=command(ProveOptions, guarded("prove", tlog_cmd.run_prove)))
+
+    verify_proof = commands.add_parser(
+        "verify-proof",
+        help="check a tlog-proof offline with the verifier key",
+        description="Check a proof written by `prove` (FILE, or - for stdin) with the public "
+        "verifier key only. Exit 0 and print the record if it is under its writer's signed "
+        "checkpoint; 1 if not.",
+    )
+    verify_proof.add_argument("proof", metavar="FILE")
+    verify_proof.add_argument("--verifier-key", metavar="FILE", required=True)
+    verify_proof.set_defaults(
+        handler=command(VerifyProofOptions, guarded("verify-proof", tlog_cmd.run_verify_proof))
+    )
 
     query = commands.add_parser(
         "query", help="print selected records as a table, JSON or CSV", description="Print "

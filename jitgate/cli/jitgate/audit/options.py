@@ -41,6 +41,26 @@ class VerifyOptions:
     writer: tuple[str, ...]
     save_heads: str | None
     expect_heads: str | None
+    verifier_key: str | None
+
+
+@dataclass(frozen=True)
+class KeygenOptions:
+    name: str
+    out: str
+
+
+@dataclass(frozen=True)
+class ProveOptions:
+    log: LogOptions
+    record: str
+    out: str | None
+
+
+@dataclass(frozen=True)
+class VerifyProofOptions:
+    proof: str
+    verifier_key: str
 
 
 @dataclass(frozen=True)

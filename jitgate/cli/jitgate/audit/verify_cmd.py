@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
-from jitgate.cli.jitgate.audit import reading
+from jitgate.cli.jitgate.audit import reading, tlog_cmd
 from jitgate.cli.jitgate.audit.options import VerifyOptions
 
 
 def run(options: VerifyOptions) -> int:
     key = reading.key(options.log)
+    verifier = tlog_cmd.load_verifier(options.verifier_key) if options.verifier_key else None
+    public: list[tlog_cmd.PublicCheck] = []
     expected = _expected_heads(options.expect_heads)
     progress = reading.Progress("verified")
     reports: list[ChainReport] = []
@@ -38,6 +41,9 @@ def run(options: VerifyOptions) -> int:
             )
             reports.append(report)
             _print_report(report)
+            if verifier is not None:
+                public.append(tlog_cmd.check_public(reader, writer, verifier, _now()))
+                print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
         for writer in sorted(set(expected) - set(writers)):
             gone = Problem(
                 "deleted",
@@ -51,7 +57,7 @@ def run(options: VerifyOptions) -> int:
     if options.save_heads:
         heads = {r.writer: {"seq": r.head.seq, "hash": r.head.hash} for r in reports if r.head}
         Path(options.save_heads).write_text(json.dumps(heads, indent=2, sort_keys=True) + "\n")
-    return _verdict(reports, key, options)
+    return _verdict(reports, key, options, public)
 
 
 def _expected_heads(path: str | None) -> dict[str, Witness]:
@@ -82,8 +88,24 @@ def _print_report(report: ChainReport) -> None:
         sys.stderr.write(f"note: {note}\n")
 
 
-def _verdict(reports: list[ChainReport], key: bytes | None, options: VerifyOptions) -> int:
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _verdict(
+    reports: list[ChainReport],
+    key: bytes | None,
+    options: VerifyOptions,
+    public: list[tlog_cmd.PublicCheck],
+) -> int:
     broken = [r for r in reports if r.problem is not None and r.problem.kind != "wrong-key"]
+    unproven = [check for check in public if not check.ok]
+    if unproven and not broken:
+        print(
+            f"The audit log is BROKEN: {len(unproven)} of {len(reports)} writer(s) do not match "
+            "their signed checkpoints; each is named above."
+        )
+        return EXIT_CHECK_FAILED
     wrong_key = [r for r in reports if r.problem is not None and r.problem.kind == "wrong-key"]
     records = sum(r.records for r in reports)
     if broken:
@@ -103,5 +125,6 @@ def _verdict(reports: list[ChainReport], key: bytes | None, options: VerifyOptio
         print("The audit log is empty.")
         return EXIT_OK
     macs = "" if key is not None else " (MACs not checked: no --key-file)"
-    print(f"The audit log is intact: {len(reports)} writer(s), {records} records{macs}.")
+    signed = ", every one under its signed checkpoint" if public else ""
+    print(f"The audit log is intact: {len(reports)} writer(s), {records} records{signed}{macs}.")
     return EXIT_OK
