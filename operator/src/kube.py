@@ -8,8 +8,8 @@ shared with kopf's login, so both clients talk to the same server as the same id
 
 from __future__ import annotations
 
+import asyncio
 import json
-import ssl
 from typing import Any, Final
 
 import aiohttp
@@ -41,13 +41,16 @@ class ApiError(Exception):
 
 
 def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
-    """The same credentials, as kopf's login handler returns them."""
+    """The same credentials, as kopf's login handler returns them (kopf logs in again once
+    the token expires, and gets the renewed one)."""
+    token = credentials.token()
     return kopf.ConnectionInfo(
         server=credentials.server,
         ca_path=credentials.ca_path,
         insecure=credentials.insecure,
-        scheme=credentials.scheme,
-        token=credentials.token,
+        scheme="Bearer" if token is not None else None,
+        token=token.value if token is not None else None,
+        expiration=token.expires if token is not None else None,
         username=credentials.username,
         password=credentials.password,
         certificate_path=credentials.certificate_path,
@@ -55,17 +58,6 @@ def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
         # kopf is told the namespaces to serve; it needs no default.
         default_namespace=None,
     )
-
-
-def _ssl_context(credentials: Credentials) -> ssl.SSLContext | bool:
-    if not credentials.server.startswith("https:"):
-        return False
-    if credentials.insecure:
-        return False
-    context = ssl.create_default_context(cafile=credentials.ca_path)
-    if credentials.certificate_path:
-        context.load_cert_chain(credentials.certificate_path, credentials.private_key_path)
-    return context
 
 
 def object_path(plural: str, namespace: str, name: str = "", subresource: str = "") -> str:
@@ -85,24 +77,13 @@ class KubeApi:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    def _headers(self) -> dict[str, str]:
-        credentials = self._credentials
-        headers = {"Accept": "application/json", "User-Agent": "jitgate-operator"}
-        if credentials.token:
-            headers["Authorization"] = f"{credentials.scheme or 'Bearer'} {credentials.token}"
-        return headers
-
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             credentials = self._credentials
-            auth = None
-            if credentials.username and credentials.password:
-                auth = aiohttp.BasicAuth(credentials.username, credentials.password)
             self._session = aiohttp.ClientSession(
                 base_url=credentials.server.rstrip("/") + "/",
-                connector=aiohttp.TCPConnector(ssl=_ssl_context(credentials)),
-                headers=self._headers(),
-                auth=auth,
+                connector=aiohttp.TCPConnector(ssl=credentials.ssl_context()),
+                headers={"Accept": "application/json", "User-Agent": "jitgate-operator"},
                 timeout=self._timeout,
             )
         return self._session
@@ -123,6 +104,11 @@ class KubeApi:
         session = self._open()
         data = None if body is None else json.dumps(body)
         headers = {"Content-Type": content_type} if data is not None else {}
+        # Per call, not per session: a token from a file or an exec plugin is renewed (in a
+        # thread, as renewing may run the plugin).
+        authorization = await asyncio.to_thread(self._credentials.authorization)
+        if authorization is not None:
+            headers["Authorization"] = authorization
         async with session.request(method, path.lstrip("/"), data=data, headers=headers) as reply:
             text = await reply.text()
             answer: Any = json.loads(text) if text else {}

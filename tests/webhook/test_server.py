@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 import json
 import os
 import socket
@@ -19,10 +20,18 @@ import httpx
 import kubernetes.client
 import pytest
 from cryptography import x509
-from jitgate.webhook.server import RunningWebhook, StartupError, run_webhook_in_thread, running
+from jitgate.webhook.server import (
+    RunningWebhook,
+    StartupError,
+    kubernetes_configuration,
+    run_webhook_in_thread,
+    running,
+)
 from jitgate.webhook.watch import Backoff
 
+from jitgate.core.clock import ManualClock
 from jitgate.devtools.emulator import KubeEmulator, run_emulator
+from jitgate.kube import load_credentials
 
 GRANTS = "grants.jitgate.dev"
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
@@ -353,3 +362,28 @@ def test_run_webhook_in_thread_serves_synchronous_callers(
         assert http.get("/readyz").status_code == 503  # nothing to list from
         answer = http.post("/validate", json=reviews.exec()).json()["response"]
         assert answer["allowed"] is False
+
+
+def test_the_kubernetes_client_sends_the_current_token(tmp_path: Path) -> None:
+    (tmp_path / "ca.crt").write_text("a CA")
+    (tmp_path / "token").write_text("first-token")
+    config = {
+        "clusters": [
+            {"name": "c", "cluster": {"server": "https://127.0.0.1:6443",
+                                      "certificate-authority": "ca.crt"}}
+        ],
+        "users": [{"name": "webhook", "user": {"tokenFile": "token"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "webhook"}}],
+        "current-context": "c",
+    }  # fmt: skip
+    (tmp_path / "config").write_text(json.dumps(config))
+    clock = ManualClock()
+    configuration = kubernetes_configuration(load_credentials(tmp_path / "config", clock=clock))
+    assert (configuration.host, configuration.ssl_ca_cert, configuration.verify_ssl) == (
+        "https://127.0.0.1:6443", str(tmp_path / "ca.crt"), True
+    )  # fmt: skip
+    # What the client puts in the Authorization header of each call:
+    assert configuration.auth_settings()["BearerToken"]["value"] == "Bearer first-token"
+    (tmp_path / "token").write_text("rotated-token")
+    clock.advance(dt.timedelta(minutes=1))
+    assert configuration.auth_settings()["BearerToken"]["value"] == "Bearer rotated-token"

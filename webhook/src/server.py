@@ -42,7 +42,7 @@ from jitgate.audit.connect import open_audit_writer
 from jitgate.audit.keys import load_checkpoint_key, load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.events import AuditEvent
-from jitgate.kube import CredentialsError, load_credentials
+from jitgate.kube import Credentials, CredentialsError, load_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +51,28 @@ AuditOpener = Callable[[], AbstractAsyncContextManager[AuditSink]]
 
 def api_client_for(config: WebhookConfig) -> k8s.ApiClient:
     """A client for the credentials `jitgate.kube`'s rule picks; CredentialsError if none."""
-    credentials = load_credentials(config.kubeconfig)
-    return k8s.ApiClient(credentials.client_configuration())
+    return k8s.ApiClient(kubernetes_configuration(load_credentials(config.kubeconfig)))
+
+
+def kubernetes_configuration(credentials: Credentials) -> k8s.Configuration:
+    """`credentials` as the `kubernetes` client takes them. The whole Authorization header
+    (bearer or basic) is its api key, renewed through the client's refresh hook before each
+    call (a token file re-read, an exec plugin run again)."""
+    configuration = k8s.Configuration(host=credentials.server, ssl_ca_cert=credentials.ca_path)
+    configuration.verify_ssl = not credentials.insecure
+    configuration.cert_file = credentials.certificate_path
+    configuration.key_file = credentials.private_key_path
+
+    def refresh(configuration: k8s.Configuration) -> None:
+        authorization = credentials.authorization()
+        if authorization is not None:
+            configuration.api_key["authorization"] = authorization
+
+    if credentials.authorization() is not None:
+        # kubernetes 37 annotates the attribute as None; its docs describe this hook.
+        configuration.refresh_api_key_hook = refresh  # type: ignore[assignment]
+        refresh(configuration)
+    return configuration
 
 
 def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:

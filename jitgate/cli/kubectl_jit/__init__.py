@@ -11,7 +11,8 @@ Module map:
 * `kinds`     — KIND/NAME arguments as kubectl takes them, as the resources policies speak.
 * `views`     — how `list` and `show` present requests (kubectl's columns and ages).
 * `cluster`   — the AccessRequest calls on the cluster, failures as one sentence.
+* `rest`      — the small Kubernetes REST client those calls go through (urllib3, JSON).
 
-Only the `kubernetes` client, pydantic and PyYAML are needed: `pip install jitgate` without
-an extra is this client.
+Only urllib3, pydantic and PyYAML are needed (credentials come from `jitgate.kube`):
+`pip install jitgate` without an extra is this client, with no `kubernetes` package.
 """

@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import urllib3
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from jitgate.cli.errors import ApiRefused, CliError, CommandFailed, UsageError
 from jitgate.cli.kubectl_jit.options import Cluster
+from jitgate.cli.kubectl_jit.rest import JSON_PATCH, MERGE_PATCH, ApiStatus, RestClient
 from jitgate.core.api import GROUP, VERSION
 from jitgate.kube import CredentialsError, load_credentials
 
 PLURAL = "accessrequests"
 GRANTS = "grants"
 # Connect and read timeouts for ordinary calls: kubectl's users expect an answer, not a hang.
-_TIMEOUT = (10.0, 60.0)
+_TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
 _NOT_SERVED = "the server could not find the requested resource"
+_SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 Json = dict[str, Any]
 
@@ -33,7 +33,7 @@ Json = dict[str, Any]
 class Session:
     """A client for the chosen cluster, and the namespace commands default to."""
 
-    api: client.ApiClient
+    api: RestClient
     namespace: str
     host: str
     kubeconfig_user: str | None
@@ -44,30 +44,26 @@ def open_session(cluster: Cluster) -> Session:
     in-cluster service account, else ~/.kube/config; `--context` picks the context."""
     try:
         credentials = load_credentials(cluster.kubeconfig, cluster.context)
+        api = RestClient(credentials, timeout=_TIMEOUT)
     except CredentialsError as error:
         raise UsageError(str(error)) from error
-    configuration = credentials.client_configuration()
-    # kubectl fails at once on an unreachable server; urllib3 would retry three times first.
-    configuration.retries = 0
-    if not configuration.verify_ssl:
-        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
     return Session(
-        api=client.ApiClient(configuration),
+        api=api,
         namespace=cluster.namespace or credentials.namespace,
         host=credentials.server,
         kubeconfig_user=credentials.user,
     )
 
 
-def _status_message(error: ApiException) -> str:
-    try:
-        body = json.loads(error.body or "")
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and body.get("message"):
-        return str(body["message"])
-    reason = f" {error.reason}" if error.reason else ""
-    return f"the API server answered {error.status}{reason}"
+def _path(plural: str, namespace: str | None, name: str = "", subresource: str = "") -> str:
+    path = f"/apis/{GROUP}/{VERSION}"
+    if namespace is not None:
+        path += f"/namespaces/{quote(namespace, safe='')}"
+    path += f"/{plural}"
+    for part in (name, subresource):
+        if part:
+            path += f"/{quote(part, safe='')}"
+    return path
 
 
 def _chain(error: BaseException) -> list[BaseException]:
@@ -113,14 +109,14 @@ class AccessRequests:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self._custom = client.CustomObjectsApi(session.api)
+        self._api = session.api
 
     @contextlib.contextmanager
     def _errors(self, namespace: str | None = None, name: str | None = None) -> Iterator[None]:
         try:
             yield
-        except ApiException as error:
-            message = _status_message(error)
+        except ApiStatus as error:
+            message = error.message
             if error.status == 404 and message == _NOT_SERVED:
                 message = (
                     f"the cluster does not serve {PLURAL}.{GROUP}/{VERSION}; is jitgate installed?"
@@ -130,6 +126,8 @@ class AccessRequests:
             elif error.status == 401:
                 message = f"the API server rejected your credentials ({message})"
             raise ApiRefused(message, error.status) from error
+        except CredentialsError as error:
+            raise UsageError(str(error)) from error  # e.g. an exec plugin failed on renewal
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise CommandFailed(
                 f"cannot reach the Kubernetes API at {self.session.host}: "
@@ -138,32 +136,21 @@ class AccessRequests:
 
     def get(self, namespace: str, name: str) -> Json:
         with self._errors(namespace, name):
-            result = self._custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name, _request_timeout=_TIMEOUT
-            )
+            result = self._api.call("GET", _path(PLURAL, namespace, name))
         return _json(result)
 
     def list_requests(self, namespace: str | None) -> Json:
         """Every AccessRequest in `namespace`, or in all namespaces for None."""
         with self._errors(namespace):
-            if namespace is None:
-                result = self._custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, _request_timeout=_TIMEOUT
-                )
-            else:
-                result = self._custom.list_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, _request_timeout=_TIMEOUT
-                )
+            result = self._api.call("GET", _path(PLURAL, namespace))
         return _json(result)
 
     def create(self, namespace: str, body: Json) -> Json | None:
         """The created object, or None when the name is taken."""
         with self._errors(namespace):
             try:
-                result = self._custom.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PLURAL, body, _request_timeout=_TIMEOUT
-                )
-            except ApiException as error:
+                result = self._api.call("POST", _path(PLURAL, namespace), body)
+            except ApiStatus as error:
                 if error.status == 409:
                     return None
                 raise
@@ -173,58 +160,36 @@ class AccessRequests:
     def patch_status(self, namespace: str, name: str, operations: list[Json]) -> Json:
         """Apply a JSON patch to the status subresource."""
         with self._errors(namespace, name):
-            result = self._custom.patch_namespaced_custom_object_status(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                operations,
-                _content_type="application/json-patch+json",
-                _request_timeout=_TIMEOUT,
-            )
+            path = _path(PLURAL, namespace, name, "status")
+            result = self._api.call("PATCH", path, operations, content_type=JSON_PATCH)
         return _json(result)
 
     def merge_patch(self, namespace: str, name: str, patch: Json) -> Json:
         with self._errors(namespace, name):
-            result = self._custom.patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
-                patch,
-                _content_type="application/merge-patch+json",
-                _request_timeout=_TIMEOUT,
-            )
+            path = _path(PLURAL, namespace, name)
+            result = self._api.call("PATCH", path, patch, content_type=MERGE_PATCH)
         return _json(result)
 
     def get_grant(self, namespace: str, name: str) -> Json | None:
         """The Grant, or None where it is gone or the user may not read grants."""
         try:
             with self._errors(namespace):
-                result = self._custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, GRANTS, name, _request_timeout=_TIMEOUT
-                )
+                result = self._api.call("GET", _path(GRANTS, namespace, name))
         except CliError:
             return None
         return result if isinstance(result, dict) else None
 
     def whoami(self) -> str | None:
         """The authenticated user name (SelfSubjectReview), or None where it is not served."""
-        review = client.V1SelfSubjectReview(
-            api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"
-        )
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         try:
             with self._errors():
-                answer = client.AuthenticationV1Api(self.session.api).create_self_subject_review(
-                    review, _request_timeout=_TIMEOUT
-                )
+                answer = self._api.call("POST", _SELF_SUBJECT_REVIEWS, review)
         except CliError:
             return None
-        user = getattr(
-            getattr(getattr(answer, "status", None), "user_info", None), "username", None
-        )
+        status = answer.get("status") if isinstance(answer, dict) else None
+        user_info = status.get("userInfo") if isinstance(status, dict) else None
+        user = user_info.get("username") if isinstance(user_info, dict) else None
         return user if isinstance(user, str) and user else None
 
     def watch(
@@ -234,37 +199,24 @@ class AccessRequests:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return
+        query = {
+            "fieldSelector": f"metadata.name={name}",
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, int(remaining))),
+        }
         with self._errors(namespace, name):
-            response = self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                field_selector=f"metadata.name={name}",
-                resource_version=resource_version,
-                allow_watch_bookmarks=True,
-                watch=True,
-                timeout_seconds=max(1, int(remaining)),
-                _preload_content=False,
-                _request_timeout=(_TIMEOUT[0], max(1.0, remaining)),
+            events = self._api.watch(
+                _path(PLURAL, namespace), query, read_timeout=max(1.0, remaining)
             )
-        if not isinstance(response, urllib3.BaseHTTPResponse):
-            raise CommandFailed("the kubernetes client returned no stream to watch")
         try:
-            buffer = b""
             while time.monotonic() < deadline:
                 try:
-                    chunk = response.read1(65536)
-                except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-                    return
+                    event = next(events, None)
                 except (urllib3.exceptions.HTTPError, OSError):
-                    return  # the stream broke; the caller re-reads and watches again
-                if not chunk:
+                    return  # the stream broke or timed out; the caller re-reads and watches again
+                if event is None:
                     return
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield json.loads(line)
+                yield event
         finally:
-            response.release_conn()
+            events.close()
