@@ -15,13 +15,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 LOCK = Path(__file__).resolve().parents[1] / "requirements.lock"
+# The server stack, and the kubernetes client (only the webhook uses it; it brings aiohttp).
 SERVER_ONLY = frozenset(
-    {"kopf", "fastapi", "starlette", "uvicorn", "aiohttp", "psycopg", "psycopg-binary", "kmock"}
-)
-# kubernetes 37 declares aiohttp (for its asyncio client) without an extra; `kubectl jit` uses
-# only its synchronous urllib3 client. aiohttp leaves the closure once the client reaches the
-# cluster without the kubernetes distribution.
-PULLED_IN_BY_KUBERNETES = frozenset({"aiohttp", "aiohttp-retry"})
+    {
+        "kopf", "fastapi", "starlette", "uvicorn", "aiohttp", "psycopg", "psycopg-binary",
+        "kmock", "kubernetes",
+    }
+)  # fmt: skip
 
 
 def base_requirements() -> list[Requirement]:
@@ -65,5 +65,4 @@ def test_a_plain_install_brings_in_no_server_package() -> None:
     assert needed <= set(pins), "the lock file pins every distribution a plain install needs"
     for name in needed:
         assert distribution(name).version == pins[name], f"{name} is not installed as locked"
-    allowed = PULLED_IN_BY_KUBERNETES if "kubernetes" in needed else frozenset()
-    assert needed & SERVER_ONLY <= allowed
+    assert needed & SERVER_ONLY == set()

@@ -7,6 +7,7 @@ every attempt to import one, so a test sees what a plain `pip install jitgate` w
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -15,7 +16,9 @@ from pathlib import Path
 import pytest
 
 SERVER = ("kopf", "fastapi", "uvicorn", "starlette", "aiohttp", "prometheus_client")
-HEAVY = (*SERVER, "psycopg", "kmock", "httpx")
+# What a plain install lacks; the kubernetes client comes with the server extra (the webhook's
+# watch), `kubectl jit` reaches the cluster without it.
+HEAVY = (*SERVER, "kubernetes", "psycopg", "kmock", "httpx")
 JITGATE = "jitgate.cli.jitgate.main:main"
 KUBECTL_JIT = "jitgate.cli.kubectl_jit.main:main"
 
@@ -76,6 +79,26 @@ def test_help_imports_no_server_framework(
     result, attempts = run_without(tmp_path, HEAVY, entry, *args)
     assert (result.returncode, result.stderr) == (0, "")
     assert shows in result.stdout
+    assert attempts == []
+
+
+async def test_kubectl_jit_reaches_the_cluster_without_the_kubernetes_client(
+    tmp_path: Path, kubeconfig: Path
+) -> None:
+    config = ("--kubeconfig", str(kubeconfig), "--context", "alice")
+    # In a thread: the emulator answers from this test's event loop.
+    listed, attempts = await asyncio.to_thread(
+        run_without, tmp_path, HEAVY, KUBECTL_JIT, *config, "list", "-n", "prod"
+    )
+    assert (listed.returncode, listed.stdout) == (0, "")
+    assert listed.stderr == "No resources found in prod namespace.\n"
+    assert attempts == []
+    asked, attempts = await asyncio.to_thread(
+        run_without, tmp_path, HEAVY, KUBECTL_JIT, *config,
+        "request", "exec", "web-0", "-n", "prod", "--reason", "debugging", "--name", "fix",
+    )  # fmt: skip
+    assert (asked.returncode, asked.stderr) == (0, "")
+    assert asked.stdout.startswith("accessrequest.jitgate.dev/fix created\n")
     assert attempts == []
 
 
