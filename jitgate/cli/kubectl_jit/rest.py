@@ -58,18 +58,12 @@ class RestClient:
         )
 
     def call(
-        self,
-        method: str,
-        path: str,
-        body: object = None,
-        *,
-        content_type: str = JSON,
-        query: Mapping[str, str] | None = None,
+        self, method: str, path: str, body: object = None, *, content_type: str = JSON
     ) -> object:
         """The decoded JSON answer (None for an empty or non-JSON one); ApiStatus if refused."""
         response = self._pool.request(
             method,
-            self._url(path, query),
+            self._base + path,
             body=None if body is None else json.dumps(body).encode(),
             headers=self._headers(content_type if body is not None else None),
             timeout=self._timeout,
@@ -88,15 +82,12 @@ class RestClient:
         again, so a user who may get but not watch still sees it change."""
         response = self._pool.request(
             "GET",
-            self._url(path, {**query, "watch": "true"}),
+            f"{self._base}{path}?{urlencode({**query, 'watch': 'true'})}",
             headers=self._headers(None),
             timeout=urllib3.Timeout(connect=self._timeout.connect_timeout, read=read_timeout),
             preload_content=False,
         )
         return _events(response)
-
-    def _url(self, path: str, query: Mapping[str, str] | None) -> str:
-        return f"{self._base}{path}" + (f"?{urlencode(query)}" if query else "")
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {"Accept": JSON, "User-Agent": _USER_AGENT}
