@@ -38,7 +38,8 @@ started=$(date +%s)
 
 CONTEXT_LABEL=dev.jitgate.build.context
 
-# What the build reads (the files .dockerignore lets in, the Dockerfile) and the base, hashed.
+# What the build reads (the files .dockerignore lets in, the Dockerfile) and the base (its
+# reference and, where known, its image id: a refreshed base rebuilds), hashed.
 context_hash() {
     {
         echo "$1"
@@ -124,7 +125,7 @@ else
     exec 9>"$LOCK"
     flock 9
     base=$(choose_base)
-    context=$(context_hash "$base")
+    context=$(context_hash "$base $("${PODMAN[@]}" image inspect --format '{{.Id}}' "$base")")
     built=$("${PODMAN[@]}" image inspect --format "{{index .Labels \"$CONTEXT_LABEL\"}}" \
         "$IMAGE" 2>/dev/null || true)
     if [[ $built == "$context" && -z ${JITGATE_REBUILD:-} ]]; then
@@ -132,7 +133,7 @@ else
     else
         previous=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
         say "building $IMAGE with buildah on $base"
-        "${BUILDAH[@]}" bud --quiet --network host "${ULIMITS[@]}" $(secret_args) \
+        "${BUILDAH[@]}" bud --quiet --force-rm --network host "${ULIMITS[@]}" $(secret_args) \
             --build-arg PYTHON_IMAGE="$base" --label "$CONTEXT_LABEL=$context" \
             -t "$IMAGE" -f Dockerfile . >/dev/null
         current=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
