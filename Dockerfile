@@ -11,9 +11,10 @@
 #          then jitgate itself with --no-deps, then every distribution outside the closure of
 #          `jitgate[server,postgres]` is removed: the lock also pins the demo and dev extras
 #          (kmock, httpx, pytest, mypy, ruff, helm-python-sdk, ...), which the image never runs.
-#          pip's cache is a cache mount (a rebuild downloads nothing again). A machine whose
-#          egress re-signs TLS passes its CA bundle as the build secret `ca-bundle`; both are
-#          mounted for pip only and never stored in a layer.
+#          The locked wheels are kept in a cache mount (pip download skips those it has), so
+#          a rebuild downloads nothing again. A machine whose egress re-signs TLS passes its
+#          CA bundle as the build secret `ca-bundle`; both are mounted for pip only and never
+#          stored in a layer.
 # runtime: the slim base, that environment, and nothing else; runs as 65532:65532 and works
 #          with a read-only root filesystem (only /tmp is written, an emptyDir in the chart).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -26,17 +27,19 @@ RUN python3 -m venv /opt/jitgate
 WORKDIR /src
 
 COPY requirements.lock ./
-RUN --mount=type=secret,id=ca-bundle --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=secret,id=ca-bundle --mount=type=cache,target=/var/cache/jitgate-wheels \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
-    && pip install --require-hashes -r requirements.lock
+    && pip download --quiet --require-hashes -r requirements.lock -d /var/cache/jitgate-wheels \
+    && pip install --no-index --find-links /var/cache/jitgate-wheels \
+       --require-hashes -r requirements.lock
 
 COPY pyproject.toml README.md ./
 COPY jitgate ./jitgate
 COPY operator ./operator
 COPY webhook ./webhook
-RUN --mount=type=secret,id=ca-bundle --mount=type=cache,target=/root/.cache/pip \
+RUN --mount=type=secret,id=ca-bundle \
     if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
-    && pip install --no-deps --no-compile .
+    && pip install --no-deps --no-cache-dir --no-compile .
 # Out of /src from here on: its operator/ would shadow the standard library's `operator`.
 WORKDIR /
 

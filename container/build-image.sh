@@ -10,7 +10,8 @@
 #           bookworm's own packages, bootstrapped by mmdebstrap and imported once as
 #           localhost/jitgate-base:bookworm-<recipe hash> (kept, so rebuilds skip it; delete
 #           that image to refresh the base's security updates).
-#   cache:  pip's download cache is a build cache mount, so a rebuild does not download again;
+#   cache:  the locked wheels are kept in a build cache mount, so a rebuild does not download
+#           them again (layers are not cached: vfs would copy the whole tree for each);
 #           an image whose label says it was built from the same files on the same base is
 #           not built again at all (JITGATE_REBUILD=1 builds anyway).
 #
@@ -133,7 +134,7 @@ else
     else
         previous=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
         say "building $IMAGE with buildah on $base"
-        "${BUILDAH[@]}" bud --quiet --force-rm --network host "${ULIMITS[@]}" $(secret_args) \
+        "${BUILDAH[@]}" bud --quiet --no-cache --force-rm --network host "${ULIMITS[@]}" $(secret_args) \
             --build-arg PYTHON_IMAGE="$base" --label "$CONTEXT_LABEL=$context" \
             -t "$IMAGE" -f Dockerfile . >/dev/null
         current=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
