@@ -16,6 +16,7 @@ Modules:
 * `admission`       — every admission rule: AccessRequest and Grant writes, protected actions
                       and their denial wording (a package, with its map).
 * `policy`          — which AccessPolicy governs an action; request resolution.
+* `enforcement`     — whether the webhook configuration routes what a policy protects.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.
 * `actions`         — what a caller is attempting, in the terms grants and policies speak.

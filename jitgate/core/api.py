@@ -429,6 +429,19 @@ class AccessRequestStatus(ApiModel):
 _SPEC_IMMUTABLE = _cel("self == oldSelf", "spec is immutable")
 
 
+class AccessPolicyStatus(ApiModel):
+    """Written by the operator: whether the webhook configuration enforces the policy."""
+
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        max_length=16,
+        description=(
+            "Standard conditions. Enforced: False names the resources the webhooks do not "
+            "route and the namespaces they do not select."
+        ),
+    )
+
+
 class AccessPolicy(ApiModel):
     """Cluster-scoped: which actions in which namespaces need approval, and by whom."""
 
@@ -436,6 +449,7 @@ class AccessPolicy(ApiModel):
     kind: Literal["AccessPolicy"] = "AccessPolicy"
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: AccessPolicySpec
+    status: AccessPolicyStatus = Field(default_factory=AccessPolicyStatus)
 
 
 class AccessRequest(ApiModel):

@@ -32,7 +32,6 @@ class Kind:
     short_names: tuple[str, ...]
     namespaced: bool
     printer_columns: tuple[dict[str, str], ...]
-    has_status: bool = True
 
     @property
     def kind(self) -> str:
@@ -63,11 +62,12 @@ KINDS: tuple[Kind, ...] = (
         singular="accesspolicy",
         short_names=("jitpolicy",),
         namespaced=False,
-        has_status=False,
         printer_columns=(
+            _column("Enforced", '.status.conditions[?(@.type=="Enforced")].status'),
             _column("Actions", ".spec.actions"),
             _column("Approvals", ".spec.requiredApprovals", "integer"),
             _column("Max-Duration", ".spec.maxDuration"),
+            _column("Why", '.status.conditions[?(@.type=="Enforced")].message', priority=1),
             _AGE,
         ),
     ),
@@ -164,9 +164,9 @@ def custom_resource_definition(kind: Kind) -> dict[str, Any]:
         "storage": True,
         "schema": {"openAPIV3Schema": _schema(kind)},
         "additionalPrinterColumns": list(kind.printer_columns),
+        # Only the operator writes status; the status subresource keeps it out of spec writes.
+        "subresources": {"status": {}},
     }
-    if kind.has_status:
-        version["subresources"] = {"status": {}}
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

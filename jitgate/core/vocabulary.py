@@ -29,7 +29,12 @@ PHRASES: dict[Verb, str] = {
 PODS = "pods"
 # The resources with a scale subresource that policies can protect, in the order messages
 # and the CRD's validation rule list them.
-SCALABLE_RESOURCES: tuple[str, ...] = ("deployments.apps", "statefulsets.apps", "replicasets.apps")
+SCALABLE_RESOURCES: tuple[str, ...] = (
+    "deployments.apps",
+    "statefulsets.apps",
+    "replicasets.apps",
+    "replicationcontrollers",
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ KUBECTL_KINDS: tuple[KubectlKind, ...] = (
     KubectlKind("statefulsets.apps", "statefulset", ("sts",), workload=True),
     KubectlKind("replicasets.apps", "replicaset", ("rs",), workload=True),
     KubectlKind("daemonsets.apps", "daemonset", ("ds",), workload=True),
-    KubectlKind("replicationcontrollers", "replicationcontroller", ("rc",)),
+    KubectlKind("replicationcontrollers", "replicationcontroller", ("rc",), workload=True),
     KubectlKind("services", "service", ("svc",)),
     KubectlKind("configmaps", "configmap", ("cm",)),
     KubectlKind("secrets", "secret", ()),

@@ -45,6 +45,11 @@ class OperatorConfig:
     poll_interval: float = 1.0
     # False pins the resources and namespaces found at start-up (no CRD/namespace watching).
     dynamic_scanning: bool = True
+    # The ValidatingWebhookConfiguration whose routing each AccessPolicy's `Enforced`
+    # condition is checked against, and how often it is checked again (namespaces and the
+    # configuration change without the policy changing).
+    webhook_configuration: str = "jitgate"
+    enforcement_interval: float = 30.0
 
     @property
     def writer(self) -> str:

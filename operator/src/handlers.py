@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import kopf
-from jitgate.operator.kube import connection_info
+from jitgate.operator.kube import ApiError, connection_info
 from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
 
 from jitgate.core import wire
 from jitgate.core.api import GROUP, VERSION, AccessPolicy
 from jitgate.core.clock import parse_time
+from jitgate.core.enforcement import CONDITION, Routing, enforced_condition, enforcement, routing
 from jitgate.core.grants import Ended
-from jitgate.core.policy import UnreadablePolicy, unreadable_policy
+from jitgate.core.policy import Namespace, UnreadablePolicy, unreadable_policy
 from jitgate.kube import Credentials
 
 logger = logging.getLogger("jitgate.operator")
@@ -39,6 +40,11 @@ _MAX_BACKOFF = 30.0
 class IndexCatalog:
     policy_index: kopf.Index[str, AccessPolicy | UnreadablePolicy]
     namespace_index: kopf.Index[str, dict[str, str]]
+
+    def namespaces(self) -> list[Namespace]:
+        return [
+            Namespace(name, next(iter(store), {})) for name, store in self.namespace_index.items()
+        ]
 
     def policies(self) -> Sequence[AccessPolicy]:
         return [
@@ -151,6 +157,82 @@ def build_registry(
     @kopf.index("v1", "namespaces", registry=registry, id="namespace_index")
     def namespace_index(name: str, labels: kopf.Labels, **_: Any) -> dict[str, dict[str, str]]:
         return {name: dict(labels)}
+
+    # ------------------------------------------------------------------ enforcement
+
+    webhook_configuration = workflow.config.webhook_configuration
+
+    @kopf.index(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        registry=registry,
+        id="webhook_index",
+        when=lambda name, **_: name == webhook_configuration,
+    )
+    def webhook_index(name: str, body: kopf.Body, **_: Any) -> dict[str, Routing]:
+        return {name: routing(body)}
+
+    # What this process last wrote per policy: the index may still hold the body from before
+    # that write when another event arrives, and must not cause the same write again.
+    written: dict[str, tuple[str, str, str]] = {}
+
+    def shown(policy: AccessPolicy) -> tuple[str, str, str] | None:
+        found = next((c for c in policy.status.conditions if c.type == CONDITION), None)
+        return None if found is None else (found.status, found.reason, found.message)
+
+    async def enforce(kwargs: Mapping[str, Any]) -> None:
+        """Every readable policy's `Enforced` condition, written where it changed. Run on any
+        event that can change it: a policy, a namespace (its labels) or the configuration."""
+        store = kwargs["webhook_index"].get(webhook_configuration)
+        found = next(iter(store), None) if store else None
+        catalog = _catalog(kwargs)
+        namespaces = catalog.namespaces()
+        for policy in catalog.policies():
+            name = policy.metadata.name or ""
+            enforced, reason, message = enforcement(
+                policy, found, namespaces, configuration_name=webhook_configuration
+            )
+            now = ("True" if enforced else "False", reason, message)
+            if now in (shown(policy), written.get(name)):
+                continue
+            if not enforced:
+                logger.warning("AccessPolicy %s is not enforced: %s", name, message)
+            previous = policy.status.conditions
+            condition = enforced_condition(
+                (enforced, reason, message), previous, workflow.clock.now()
+            )
+            others = [c.to_wire() for c in previous if c.type != CONDITION]
+            try:
+                await workflow.kube.patch_status(
+                    "accesspolicies", "", name, {"conditions": [*others, condition.to_wire()]}
+                )
+            except ApiError as error:
+                if not error.not_found:  # deleted meanwhile: nothing to report on
+                    raise
+            written[name] = now
+
+    @kopf.on.event(GROUP, VERSION, "accesspolicies", registry=registry, id="policy_event")
+    async def policy_event(name: str, body: kopf.Body, **kwargs: Any) -> None:
+        policy = wire.read(AccessPolicy, dict(body))
+        if isinstance(policy, wire.Unreadable) or shown(policy) != written.get(name):
+            written.pop(name, None)  # changed by someone else (or gone): decide it afresh
+        await enforce(kwargs)
+
+    @kopf.on.event("v1", "namespaces", registry=registry, id="namespace_event")
+    async def namespace_event(**kwargs: Any) -> None:
+        await enforce(kwargs)
+
+    @kopf.on.event(
+        "admissionregistration.k8s.io",
+        "v1",
+        "validatingwebhookconfigurations",
+        registry=registry,
+        id="webhook_event",
+        when=lambda name, **_: name == webhook_configuration,
+    )
+    async def webhook_event(**kwargs: Any) -> None:
+        await enforce(kwargs)
 
     # ------------------------------------------------------------------ requests
 

@@ -1,7 +1,8 @@
 """The few Kubernetes API calls the operator makes itself, over one async HTTP session.
 
 kopf watches and patches through its own client; creating and deleting Grants, patching
-AccessRequest status from daemons and deleting expired requests go through `KubeApi`.
+AccessRequest status from daemons, deleting expired requests and writing AccessPolicies'
+`Enforced` condition go through `KubeApi`.
 Credentials come from `jitgate.kube.load_credentials` (its one precedence rule) and are
 shared with kopf's login, so both clients talk to the same server as the same identity.
 """
@@ -61,7 +62,8 @@ def connection_info(credentials: Credentials) -> kopf.ConnectionInfo:
 
 
 def object_path(plural: str, namespace: str, name: str = "", subresource: str = "") -> str:
-    path = f"{_API}/namespaces/{namespace}/{plural}"
+    """The path of a jitgate object; an empty namespace names a cluster-scoped one."""
+    path = f"{_API}/namespaces/{namespace}/{plural}" if namespace else f"{_API}/{plural}"
     if name:
         path += f"/{name}"
     if subresource:

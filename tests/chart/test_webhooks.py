@@ -26,7 +26,27 @@ PROTECTED = (
     "connect.actions.jitgate.dev",
     "delete.actions.jitgate.dev",
     "scale.actions.jitgate.dev",
+    "edits.actions.jitgate.dev",
+    "autoscalers.actions.jitgate.dev",
+    "namespaces.actions.jitgate.dev",
+    "protection.actions.jitgate.dev",
 )
+# Routed in protected namespaces only (a namespace's label change is routed everywhere).
+IN_PROTECTED_NAMESPACES = tuple(n for n in PROTECTED if n != "protection.actions.jitgate.dev")
+DEFAULT_DELETE_RESOURCES = {
+    ("", "pods"),
+    ("", "replicationcontrollers"),
+    ("", "services"),
+    ("", "configmaps"),
+    ("", "secrets"),
+    ("", "persistentvolumeclaims"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "replicasets"),
+    ("apps", "daemonsets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+}
 OWN = ("accessrequests.jitgate.dev", "grants.jitgate.dev")
 
 
@@ -81,14 +101,9 @@ def test_exec_attach_portforward_are_connect_on_pod_subresources() -> None:
 
 def test_delete_covers_the_protected_resources_from_values() -> None:
     hook = webhooks()["validating/delete.actions.jitgate.dev"]
-    assert rule_set(hook) == {
-        ("DELETE", "", "pods"),
+    assert rule_set(hook) == {("DELETE", group, res) for group, res in DEFAULT_DELETE_RESOURCES} | {
         # An eviction deletes the pod without a DELETE review: it is decided as a delete.
         ("CREATE", "", "pods/eviction"),
-        ("DELETE", "apps", "deployments"),
-        ("DELETE", "apps", "statefulsets"),
-        ("DELETE", "apps", "replicasets"),
-        ("DELETE", "apps", "daemonsets"),
     }
     custom = webhooks(
         {
@@ -116,8 +131,13 @@ def test_delete_covers_the_protected_resources_from_values() -> None:
 def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
     hook = webhooks()["validating/scale.actions.jitgate.dev"]
     assert rule_set(hook) == {
-        ("UPDATE", "apps", f"{kind}{sub}")
-        for kind in ("deployments", "statefulsets", "replicasets")
+        ("UPDATE", group, f"{kind}{sub}")
+        for group, kind in (
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("apps", "replicasets"),
+            ("", "replicationcontrollers"),
+        )
         for sub in ("", "/scale")
     }
     # PATCH arrives as UPDATE; updates that leave spec.replicas alone are skipped up front.
@@ -128,6 +148,54 @@ def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
         "(has(request.subResource) && request.subResource == 'scale')"
         in conditions["replicas-changed"]
     )
+    # A StatefulSet's ordinals move every replica: the controller deletes those outside them.
+    assert "object.spec.ordinals" in conditions["replicas-changed"]
+
+
+def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource() -> None:
+    hook = webhooks()["validating/edits.actions.jitgate.dev"]
+    assert rule_set(hook) == {("UPDATE", group, res) for group, res in DEFAULT_DELETE_RESOURCES}
+    custom = webhooks(
+        {"webhook": {"deleteResources": [{"apiGroup": "batch", "resources": ["jobs"]}]}}
+    )
+    assert rule_set(custom["validating/edits.actions.jitgate.dev"]) == {("UPDATE", "batch", "jobs")}
+    # Only owner references and a live pod's deadline and images reach the webhook: status
+    # is a subresource (never routed), label and template edits are skipped by CEL.
+    conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
+    changed = conditions["outcome-fields-changed"]
+    for field in ("metadata.ownerReferences", "spec.activeDeadlineSeconds", "spec.containers"):
+        assert f"object.{field}" in changed and f"oldObject.{field}" in changed
+    assert "spec.initContainers" in changed
+    assert "request.resource.resource == 'pods'" in changed
+
+
+def test_autoscalers_are_routed_when_created_or_changed() -> None:
+    hook = webhooks()["validating/autoscalers.actions.jitgate.dev"]
+    assert rule_set(hook) == {
+        ("CREATE", "autoscaling", "horizontalpodautoscalers"),
+        ("UPDATE", "autoscaling", "horizontalpodautoscalers"),
+    }
+    conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
+    assert (
+        conditions["spec-changed"]
+        == "request.operation != 'UPDATE' || object.spec != oldObject.spec"
+    )
+
+
+def test_namespace_delete_and_label_changes_are_routed() -> None:
+    hooks = webhooks()
+    deleting = hooks["validating/namespaces.actions.jitgate.dev"]
+    assert rule_set(deleting) == {("DELETE", "", "namespaces")}
+    assert deleting["namespaceSelector"]["matchLabels"] == {"jitgate.dev/protected": "true"}
+    labelling = hooks["validating/protection.actions.jitgate.dev"]
+    assert rule_set(labelling) == {("UPDATE", "", "namespaces")}
+    # The API server matches a namespace UPDATE by its new labels: a selector on the
+    # protection label would miss the update that removes it.
+    assert set(labelling["namespaceSelector"]) == {"matchExpressions"}
+    conditions = {c["name"]: c["expression"] for c in labelling["matchConditions"]}
+    assert "object.metadata.labels" in conditions["labels-changed"]
+    for hook in (deleting, labelling):
+        assert [rule["scope"] for rule in hook["rules"]] == ["Cluster"]
 
 
 def test_accessrequests_create_and_update_including_status_both_mutating_and_validating() -> None:
@@ -171,7 +239,8 @@ def test_common_settings_of_every_webhook(value_set: str) -> None:
         helm_tls = values.get("tls", {}).get("mode", "helm") == "helm"
         assert ("caBundle" in hook["clientConfig"]) == helm_tls, key
         for rule in hook["rules"]:
-            assert rule["scope"] == "Namespaced"
+            cluster_scoped = rule["resources"] == ["namespaces"]
+            assert rule["scope"] == ("Cluster" if cluster_scoped else "Namespaced"), key
 
 
 def test_failure_policy_of_protected_actions_comes_from_values_own_kinds_always_fail() -> None:
@@ -211,18 +280,22 @@ def test_kube_system_and_the_release_namespace_are_never_selected(
 
 def test_protected_actions_only_in_labelled_namespaces_by_default() -> None:
     hooks = webhooks()
-    for name in PROTECTED:
+    for name in IN_PROTECTED_NAMESPACES:
         selector = hooks[f"validating/{name}"]["namespaceSelector"]
         assert selector["matchLabels"] == {"jitgate.dev/protected": "true"}
-    # jitgate's own kinds: every namespace but the excluded ones.
-    for key in ("validating/accessrequests.jitgate.dev", "validating/grants.jitgate.dev"):
+    # jitgate's own kinds and namespace labels: every namespace but the excluded ones.
+    for key in (
+        "validating/accessrequests.jitgate.dev",
+        "validating/grants.jitgate.dev",
+        "validating/protection.actions.jitgate.dev",
+    ):
         assert set(hooks[key]["namespaceSelector"]) == {"matchExpressions"}
         assert len(hooks[key]["namespaceSelector"]["matchExpressions"]) == 1
 
 
 def test_custom_namespace_selector_keeps_the_exclusions() -> None:
     hooks = webhooks(VALUE_SETS["custom-namespace-selector"])
-    for name in PROTECTED:
+    for name in IN_PROTECTED_NAMESPACES:
         selector = hooks[f"validating/{name}"]["namespaceSelector"]
         assert "matchLabels" not in selector
         assert {"key": "env", "operator": "In", "values": ["prod", "stage"]} in selector[

@@ -105,6 +105,14 @@ def register(subparsers: Any) -> None:
         default=1.0,
         help="how often deadlines are checked against the clock",
     )
+    add_flag(
+        parser,
+        "--webhook-configuration",
+        metavar="NAME",
+        default="jitgate",
+        help="the ValidatingWebhookConfiguration each AccessPolicy's Enforced condition is "
+        "checked against (the chart's, by default)",
+    )
     parser.set_defaults(handler=command(OperatorOptions, run))
 
 
@@ -128,6 +136,7 @@ class OperatorOptions:
     notify_url: str | None
     notify_format: Literal["slack", "generic"]
     poll_interval: float
+    webhook_configuration: str
 
 
 def config_from(options: OperatorOptions) -> OperatorConfig:
@@ -162,6 +171,7 @@ def config_from(options: OperatorOptions) -> OperatorConfig:
         metrics_port=options.metrics_port,
         metrics_host=options.metrics_host,
         poll_interval=options.poll_interval,
+        webhook_configuration=options.webhook_configuration,
     )
 
 

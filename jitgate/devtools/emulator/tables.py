@@ -12,13 +12,25 @@ Obj = dict[str, Any]
 DEFAULT_COLUMNS = ({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},)
 
 
+# A filter on one field's value, as conditions columns use: [?(@.type=="Ready")]
+_FILTER = re.compile(r"""\[\?\(@\.(\w+)\s*==\s*["'](.*)["']\)\]""")
+
+
 def jsonpath(obj: Any, path: str) -> list[Any]:
-    """The tiny JSONPath subset printer columns use: ``.a.b``, ``.a[*].b``, ``.a[0]``."""
+    """The tiny JSONPath subset printer columns use: ``.a.b``, ``.a[*].b``, ``.a[0]``,
+    ``.a[?(@.k=="v")].b``."""
     values = [obj]
     for token in re.findall(r"[^.\[\]]+|\[[^\]]*\]", path.strip().strip("{}")):
         nxt: list[Any] = []
         for value in values:
-            if token.startswith("["):
+            wanted = _FILTER.fullmatch(token)
+            if wanted is not None:
+                if isinstance(value, list):
+                    key, expected = wanted.groups()
+                    nxt.extend(
+                        v for v in value if isinstance(v, Mapping) and v.get(key) == expected
+                    )
+            elif token.startswith("["):
                 if isinstance(value, list):
                     index = token[1:-1]
                     nxt.extend(value if index == "*" else value[int(index) : int(index) + 1])

@@ -1,0 +1,276 @@
+"""The chart's webhook routing as the real API server applies it: its CEL matchConditions
+compile for every value set, the paths to a protected outcome reach the webhook, and ordinary
+writes (label edits, status updates, template rollouts) do not.
+
+The chart's configurations point at a local webhook that allows everything and records what
+it was asked, with ``failurePolicy: Ignore``, so the shared API server of this tier is not
+changed for the other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from apiserver.harness import KubeAPIServer
+from chart import render, value_sets
+
+pytestmark = pytest.mark.apiserver
+
+NAMESPACE = "routed"
+PLAIN_NAMESPACE = "routed-plain"  # not labelled: only its label changes are routed
+PROTECTED = {"jitgate.dev/protected": "true"}
+IMAGE = "registry.invalid/app:1"
+# (operation, resource, subresource, name) of each AdmissionReview the webhook was sent.
+Seen = tuple[str, str, str, str]
+
+
+class Recorder:
+    """A local HTTPS webhook that allows everything and records each request."""
+
+    def __init__(self, api: KubeAPIServer) -> None:
+        cert, key = api.ca.issue("routing-webhook", dns=["localhost"], ips=["127.0.0.1"])
+        self.seen: list[Seen] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                request = review["request"]
+                recorder.seen.append(
+                    (
+                        request["operation"],
+                        request["resource"]["resource"],
+                        request.get("subResource", ""),
+                        request.get("name", ""),
+                    )
+                )
+                body = json.dumps(
+                    {
+                        "apiVersion": "admission.k8s.io/v1",
+                        "kind": "AdmissionReview",
+                        "response": {"uid": request["uid"], "allowed": True},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(cert, key)
+        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+
+    def during(self, action: Any) -> list[Seen]:
+        """What reached the webhook while ``action()`` ran (the API server calls it inline)."""
+        before = len(self.seen)
+        action()
+        return self.seen[before:]
+
+
+def _configurations(url: str, ca: bytes, values: dict[str, Any]) -> list[dict[str, Any]]:
+    return render.webhook_configurations_for_url(url, ca, values)
+
+
+@pytest.mark.parametrize("value_set", sorted(value_sets.VALUE_SETS))
+def test_every_value_set_s_webhook_configurations_are_accepted(
+    kube_apiserver: KubeAPIServer, value_set: str
+) -> None:
+    """The API server compiles matchConditions when it admits a configuration: a CEL mistake
+    fails here, not at a user's install."""
+    api = kube_apiserver
+    configurations = _configurations(
+        "https://127.0.0.1:1", api.ca.pem, value_sets.VALUE_SETS[value_set]
+    )
+    proc = api.kubectl(
+        "admin", "create", "--dry-run=server", "-f", "-", input=render.dump(configurations)
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def routed(kube_apiserver: KubeAPIServer) -> Iterator[tuple[KubeAPIServer, Recorder]]:
+    api = kube_apiserver
+    recorder = Recorder(api)
+    api.create_namespace(NAMESPACE, labels=PROTECTED)
+    api.create_namespace(PLAIN_NAMESPACE)
+    api.create_node("node-1")
+    configurations = _configurations(
+        recorder.url, api.ca.pem, {"webhook": {"failurePolicy": "Ignore"}}
+    )
+    api.apply("admin", *configurations)
+    try:
+        _wait_routed(api, recorder)
+        yield api, recorder
+    finally:
+        for config in configurations:
+            api.kubectl("admin", "delete", config["kind"], config["metadata"]["name"])
+        recorder.server.shutdown()
+
+
+def _wait_routed(api: KubeAPIServer, recorder: Recorder) -> None:
+    """Until the configurations are effective (they reach the API server through an informer):
+    a namespace label change is routed once they are."""
+    deadline = time.monotonic() + 30
+    flip = 0
+    while not any(seen[1] == "namespaces" for seen in recorder.seen):
+        assert time.monotonic() < deadline, "the chart's webhook configurations never took effect"
+        flip += 1
+        api.kubectl("admin", "label", "--overwrite", "namespace", PLAIN_NAMESPACE, f"probe={flip}")
+        time.sleep(0.2)
+
+
+def _objects() -> list[dict[str, Any]]:
+    labels = {"app": "web"}
+    template = {
+        "metadata": {"labels": labels},
+        "spec": {"containers": [{"name": "app", "image": IMAGE}]},
+    }
+    meta = {"namespace": NAMESPACE, "labels": labels}
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-0", **meta},
+            "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": IMAGE}]},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "web", **meta},
+            "spec": {"replicas": 3, "selector": {"matchLabels": labels}, "template": template},
+        },
+        {
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": {"name": "db", **meta},
+            "spec": {
+                "replicas": 2,
+                "serviceName": "db",
+                "selector": {"matchLabels": labels},
+                "template": template,
+            },
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "ReplicationController",
+            "metadata": {"name": "legacy", **meta},
+            "spec": {"replicas": 2, "selector": labels, "template": template},
+        },
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", **meta}},
+    ]
+
+
+def _merge(kind: str, name: str, patch: dict[str, Any], *extra: str) -> tuple[str, ...]:
+    return ("patch", kind, name, "-n", NAMESPACE, "--type=merge", "-p", json.dumps(patch), *extra)
+
+
+OWNER = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "name": "nobody",
+    "uid": "00000000-0000-4000-8000-000000000000",
+}
+HPA = {
+    "apiVersion": "autoscaling/v2",
+    "kind": "HorizontalPodAutoscaler",
+    "metadata": {"name": "web", "namespace": NAMESPACE},
+    "spec": {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+        "minReplicas": 1,
+        "maxReplicas": 1,
+    },
+}
+
+
+def test_ordinary_writes_never_reach_the_webhook(routed: tuple[KubeAPIServer, Recorder]) -> None:
+    api, recorder = routed
+    api.apply("admin", *_objects())
+    ordinary = [
+        ("label", "pod", "web-0", "-n", NAMESPACE, "tier=front"),
+        ("annotate", "deployment", "web", "-n", NAMESPACE, "note=hello"),
+        ("label", "statefulset", "db", "-n", NAMESPACE, "tier=data"),
+        ("label", "rc", "legacy", "-n", NAMESPACE, "tier=old"),
+        ("label", "configmap", "settings", "-n", NAMESPACE, "tier=conf"),
+        # A rollout through the Deployment: deployment work, not an action jitgate decides.
+        ("set", "image", "deployment/web", "app=registry.invalid/app:2", "-n", NAMESPACE),
+        _merge("pod", "web-0", {"status": {"phase": "Running"}}, "--subresource=status"),
+        _merge("deployment", "web", {"status": {"observedGeneration": 1}}, "--subresource=status"),
+        ("annotate", "namespace", NAMESPACE, "note=hello"),
+    ]
+    for args in ordinary:
+        seen = recorder.during(lambda args=args: api.kubectl("admin", *args, check=True))
+        assert seen == [], f"kubectl {' '.join(args)} reached the webhook: {seen}"
+
+
+def test_every_path_to_a_protected_outcome_reaches_the_webhook(
+    routed: tuple[KubeAPIServer, Recorder],
+) -> None:
+    api, recorder = routed
+    api.apply("admin", *_objects())
+    owner = {"metadata": {"ownerReferences": [OWNER]}}
+    paths: list[tuple[tuple[str, ...], Seen]] = [
+        (_merge("deployment", "web", owner), ("UPDATE", "deployments", "", "web")),
+        (_merge("configmap", "settings", owner), ("UPDATE", "configmaps", "", "settings")),
+        (
+            _merge("pod", "web-0", {"spec": {"activeDeadlineSeconds": 60}}),
+            ("UPDATE", "pods", "", "web-0"),
+        ),
+        (
+            ("set", "image", "pod/web-0", "app=registry.invalid/attacker:1", "-n", NAMESPACE),
+            ("UPDATE", "pods", "", "web-0"),
+        ),
+        (
+            _merge("deployment", "web", {"spec": {"replicas": 2}}),
+            ("UPDATE", "deployments", "", "web"),
+        ),
+        (
+            _merge("statefulset", "db", {"spec": {"ordinals": {"start": 5}}}),
+            ("UPDATE", "statefulsets", "", "db"),
+        ),
+        (
+            ("scale", "rc", "legacy", "--replicas=1", "-n", NAMESPACE),
+            ("UPDATE", "replicationcontrollers", "scale", "legacy"),
+        ),
+        (
+            ("delete", "configmap", "settings", "-n", NAMESPACE),
+            ("DELETE", "configmaps", "", "settings"),
+        ),
+        (
+            ("label", "namespace", NAMESPACE, "jitgate.dev/protected-"),
+            ("UPDATE", "namespaces", "", NAMESPACE),
+        ),
+    ]
+    for args, expected in paths:
+        seen = recorder.during(lambda args=args: api.kubectl("admin", *args, check=True))
+        assert expected in seen, f"kubectl {' '.join(args)} did not reach the webhook: {seen}"
+    api.apply(
+        "admin",
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": NAMESPACE, "labels": PROTECTED},
+        },
+    )
+
+    created = recorder.during(
+        lambda: api.kubectl("admin", "create", "-f", "-", input=json.dumps(HPA), check=True)
+    )
+    assert ("CREATE", "horizontalpodautoscalers", "", "web") in created
+    deleted = recorder.during(
+        lambda: api.kubectl("admin", "delete", "namespace", NAMESPACE, "--wait=false", check=True)
+    )
+    assert ("DELETE", "namespaces", "", NAMESPACE) in deleted
