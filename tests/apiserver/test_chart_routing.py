@@ -27,6 +27,7 @@ NAMESPACE = "routed"
 PLAIN_NAMESPACE = "routed-plain"  # not labelled: only its label changes are routed
 PROTECTED = {"jitgate.dev/protected": "true"}
 IMAGE = "registry.invalid/app:1"
+NODE = "routing-node"  # the tier shares one API server: other modules have node-1
 # (operation, resource, subresource, name) of each AdmissionReview the webhook was sent.
 Seen = tuple[str, str, str, str]
 
@@ -107,7 +108,7 @@ def routed(kube_apiserver: KubeAPIServer) -> Iterator[tuple[KubeAPIServer, Recor
     recorder = Recorder(api)
     api.create_namespace(NAMESPACE, labels=PROTECTED)
     api.create_namespace(PLAIN_NAMESPACE)
-    api.create_node("node-1")
+    api.create_node(NODE)
     configurations = _configurations(
         recorder.url, api.ca.pem, {"webhook": {"failurePolicy": "Ignore"}}
     )
@@ -145,7 +146,7 @@ def _objects() -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "web-0", **meta},
-            "spec": {"nodeName": "node-1", "containers": [{"name": "app", "image": IMAGE}]},
+            "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": IMAGE}]},
         },
         {
             "apiVersion": "apps/v1",

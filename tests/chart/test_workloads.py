@@ -128,6 +128,7 @@ def test_operator_command_line() -> None:
         "--peering=jitgate",
         "--priority=$(POD_INDEX)",
         "--retention=168h",
+        "--webhook-configuration=jitgate",
         "--metrics-port=9090",
         "--log-level=info",
     ):
@@ -338,9 +339,15 @@ def test_operator_permissions_are_exactly_these() -> None:
     read = ["get", "list", "watch"]
     expected = (
         expand("jitgate.dev", ["accessrequests"], [*read, "patch", "delete"])
-        | expand("jitgate.dev", ["accessrequests/status", "grants/status"], ["get", "patch"])
+        | expand(
+            "jitgate.dev",
+            ["accessrequests/status", "grants/status", "accesspolicies/status"],
+            ["get", "patch"],
+        )
         | expand("jitgate.dev", ["grants"], ["create", "delete", *read, "patch"])
         | expand("jitgate.dev", ["accesspolicies"], read)
+        # Each policy's Enforced condition is checked against the webhook configuration.
+        | expand("admissionregistration.k8s.io", ["validatingwebhookconfigurations"], read)
         | expand("", ["namespaces"], read)
         | expand("", ["events"], ["create", "patch"])
         | expand("apiextensions.k8s.io", ["customresourcedefinitions"], read)

@@ -251,7 +251,6 @@ def test_moving_statefulset_ordinals_is_a_scale(jitgate_cluster: JitCluster):
 # ---------------------------------------------------------- 3.5 and 2.10 ReplicationControllers
 
 
-@open_path
 def test_replication_controllers_are_scaled_and_deleted_with_grants(jitgate_cluster: JitCluster):
     c = jitgate_cluster
     for namespace in ("prod", "dev"):
