@@ -1,6 +1,7 @@
 """The chart as a real Helm release (helm-python-sdk's install/upgrade/uninstall, with
 `lookup` reading the live cluster): the webhook's TLS Secret and the audit HMAC key survive
-upgrades, and the key survives an uninstall.
+upgrades, and the key survives an uninstall; and `helm upgrade` from the previous release's
+chart (tests/fixtures/previous-release/chart) in the README's order.
 
 A kube-apiserver of its own: the release's webhook configurations point at an in-cluster
 Service that nothing serves, and they fail closed, so they must not meet the other tests.
@@ -10,11 +11,14 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 from typing import Any
 
+import helm_python as helm
 import pytest
 from apiserver.harness import KubeAPIServer
 from chart import render
+from e2e import cluster as cluster_module
 from e2e.cluster import HelmCluster
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
@@ -24,6 +28,8 @@ RELEASE = "jitgate"
 TLS_SECRET = "jitgate-webhook-tls"
 KEY_SECRET = "jitgate-audit-key"
 TIMEOUT_S = 60
+PREVIOUS_CHART = Path(__file__).resolve().parents[1] / "fixtures" / "previous-release" / "chart"
+WEBHOOK_KINDS = ("validatingwebhookconfiguration", "mutatingwebhookconfiguration")
 
 
 def secrets(api: KubeAPIServer, *names: str) -> dict[str, dict[str, Any]]:
@@ -35,10 +41,103 @@ def secrets(api: KubeAPIServer, *names: str) -> dict[str, dict[str, Any]]:
 
 def ca_bundles(api: KubeAPIServer) -> set[str]:
     bundles = set()
-    for kind in ("validatingwebhookconfiguration", "mutatingwebhookconfiguration"):
+    for kind in WEBHOOK_KINDS:
         out = api.kubectl("admin", "get", kind, RELEASE, "-o", "json", check=True).stdout
         bundles |= {hook["clientConfig"]["caBundle"] for hook in json.loads(out)["webhooks"]}
     return bundles
+
+
+def live_webhooks(api: KubeAPIServer) -> dict[str, dict[str, Any]]:
+    """`Kind/webhook name` -> the webhook as the API server holds it."""
+    found = {}
+    for kind in WEBHOOK_KINDS:
+        out = api.kubectl("admin", "get", kind, RELEASE, "-o", "json", check=True).stdout
+        configuration = json.loads(out)
+        for hook in configuration["webhooks"]:
+            found[f"{configuration['kind']}/{hook['name']}"] = hook
+    return found
+
+
+def jitgate_objects(api: KubeAPIServer) -> dict[str, dict[str, Any]]:
+    """`Kind/name` -> every AccessPolicy and AccessRequest."""
+    found = {}
+    for kind in ("accesspolicies", "accessrequests"):
+        out = api.kubectl("admin", "get", kind, "-A", "-o", "json", check=True).stdout
+        for obj in json.loads(out)["items"]:
+            found[f"{obj['kind']}/{obj['metadata']['name']}"] = obj
+    return found
+
+
+# Runs before the test below on the module's API server (and leaves no release behind): the
+# previous release's CRDs are installed by its chart only while the cluster has none.
+def test_helm_upgrade_from_the_previous_release(release_cluster: HelmCluster) -> None:
+    api, cfg = release_cluster.api, release_cluster.helm
+    values = {"defaultPolicy": {"approvers": {"groups": ["sre"]}}}  # carried over by the upgrade
+    installed = cfg.install(
+        str(PREVIOUS_CHART), RELEASE, values,
+        namespace=NAMESPACE, create_namespace=True, timeout=TIMEOUT_S,
+    )  # fmt: skip
+    assert (installed["status"], installed["revision"]) == ("deployed", 1)
+    # The release's own namespace is outside its webhooks (nothing serves them here), so the
+    # request is written as the old release stored it; the policy is the chart's default one.
+    request = {
+        "apiVersion": "jitgate.dev/v1alpha1",
+        "kind": "AccessRequest",
+        "metadata": {"name": "before-upgrade", "namespace": NAMESPACE},
+        "spec": {
+            "actions": [{"verb": "exec", "resource": "pods", "names": ["web-0"]}],
+            "duration": "15m",
+            "reason": "INC-2: written by the previous release",
+            "requester": {"user": "alice", "groups": ["system:authenticated"]},
+        },
+    }
+    api.kubectl("admin", "create", "-f", "-", input=json.dumps(request), check=True)
+    before = jitgate_objects(api)
+    assert sorted(before) == ["AccessPolicy/default", "AccessRequest/before-upgrade"]
+    assert before["AccessPolicy/default"]["spec"]["approvers"] == {"groups": ["sre"]}
+    first = secrets(api, TLS_SECRET, KEY_SECRET)
+
+    # The README's order: today's CRDs (Helm never upgrades them), then the chart with the
+    # release's own values. `--reuse-values` would also reuse the old chart's defaults, which
+    # lack today's values: the render fails, and the release stays as it was.
+    api.kubectl("admin", "apply", "--server-side", "-f", str(cluster_module.CRDS_DIR), check=True)
+    chart = str(render.CHART_DIR)
+    with pytest.raises(helm.HelmReleaseError, match="nil pointer"):
+        cfg.upgrade(chart, RELEASE, {}, namespace=NAMESPACE, reuse_values=True, timeout=TIMEOUT_S)
+    current = cfg.status(RELEASE)
+    assert (current["status"], current["revision"]) == ("deployed", 1)
+    own_values = cfg.get_values(RELEASE)
+    assert own_values == values
+    upgraded = cfg.upgrade(chart, RELEASE, own_values, namespace=NAMESPACE, timeout=TIMEOUT_S)
+    assert (upgraded["status"], upgraded["revision"]) == ("deployed", 2)
+
+    second = secrets(api, TLS_SECRET, KEY_SECRET)
+    for name in (TLS_SECRET, KEY_SECRET):
+        assert second[name]["data"] == first[name]["data"], f"{name} changed on upgrade"
+    after = jitgate_objects(api)
+    assert sorted(after) == sorted(before)
+    for key, old in before.items():
+        assert after[key]["spec"] == old["spec"], key
+        rewritten = api.kubectl(
+            "admin", "replace", "--dry-run=server", "-f", "-", input=json.dumps(after[key])
+        )
+        assert rewritten.returncode == 0, f"{key} no longer validates: {rewritten.stderr}"
+
+    # Every webhook is where today's chart puts it, trusting the CA that was kept.
+    expected = {}
+    for obj in render.render_chart(values, namespace=NAMESPACE, is_upgrade=True):
+        if obj["kind"].lower() in WEBHOOK_KINDS:
+            for hook in obj["webhooks"]:
+                expected[f"{obj['kind']}/{hook['name']}"] = hook
+    live = live_webhooks(api)
+    assert sorted(live) == sorted(expected)
+    ca = first[TLS_SECRET]["data"]["ca.crt"]
+    for key, hook in expected.items():
+        assert live[key]["clientConfig"] == {**hook["clientConfig"], "caBundle": ca}, key
+        for field in ("rules", "namespaceSelector", "failurePolicy", "matchConditions"):
+            assert live[key].get(field) == hook.get(field), f"{key}: {field}"
+
+    cfg.uninstall(RELEASE, timeout=TIMEOUT_S)
 
 
 def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(
