@@ -100,7 +100,11 @@ def test_helm_upgrade_from_the_previous_release(release_cluster: HelmCluster) ->
     # The README's order: today's CRDs (Helm never upgrades them), then the chart with the
     # release's own values. `--reuse-values` would also reuse the old chart's defaults, which
     # lack today's values: the render fails, and the release stays as it was.
-    api.kubectl("admin", "apply", "--server-side", "-f", str(cluster_module.CRDS_DIR), check=True)
+    # Helm created the CRDs, so it manages their fields: the apply takes them over.
+    api.kubectl(
+        "admin", "apply", "--server-side", "--force-conflicts", "-f", str(cluster_module.CRDS_DIR),
+        check=True,
+    )  # fmt: skip
     chart = str(render.CHART_DIR)
     with pytest.raises(helm.HelmReleaseError, match="nil pointer"):
         cfg.upgrade(chart, RELEASE, {}, namespace=NAMESPACE, reuse_values=True, timeout=TIMEOUT_S)
@@ -114,10 +118,16 @@ def test_helm_upgrade_from_the_previous_release(release_cluster: HelmCluster) ->
     second = secrets(api, TLS_SECRET, KEY_SECRET)
     for name in (TLS_SECRET, KEY_SECRET):
         assert second[name]["data"] == first[name]["data"], f"{name} changed on upgrade"
+    today = render.render_chart(values, namespace=NAMESPACE, is_upgrade=True)
     after = jitgate_objects(api)
     assert sorted(after) == sorted(before)
-    for key, old in before.items():
-        assert after[key]["spec"] == old["spec"], key
+    # The user's request keeps every field (new ones take their defaults); the chart's policy
+    # is what today's chart renders.
+    kept = after["AccessRequest/before-upgrade"]["spec"]
+    assert {k: v for k, v in kept.items() if k in request["spec"]} == request["spec"]
+    policy = render.find(today, "AccessPolicy", "default")
+    assert after["AccessPolicy/default"]["spec"] == policy["spec"]
+    for key in before:
         rewritten = api.kubectl(
             "admin", "replace", "--dry-run=server", "-f", "-", input=json.dumps(after[key])
         )
@@ -125,7 +135,7 @@ def test_helm_upgrade_from_the_previous_release(release_cluster: HelmCluster) ->
 
     # Every webhook is where today's chart puts it, trusting the CA that was kept.
     expected = {}
-    for obj in render.render_chart(values, namespace=NAMESPACE, is_upgrade=True):
+    for obj in today:
         if obj["kind"].lower() in WEBHOOK_KINDS:
             for hook in obj["webhooks"]:
                 expected[f"{obj['kind']}/{hook['name']}"] = hook
