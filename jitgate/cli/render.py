@@ -36,13 +36,29 @@ def document(value: Any, form: Document) -> str:
     return text
 
 
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP, CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, made inert with a leading `'`.
+
+    Audit records carry text that users typed (reasons, commands, tickets); opening an export
+    must never run it. Numbers stay numbers.
+    """
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
+        return "'" + cell
+    return cell
+
+
 def write_csv(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """A header line and one line per row; returns how many rows were written."""
+    """A header line and one line per row, every text cell spreadsheet-safe; returns how many
+    rows were written."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
     count = 0
     for row in rows:
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         count += 1
     return count
 

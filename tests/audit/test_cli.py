@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from jitgate.audit import AuditEvent, AuditRecord, open_audit_writer
+from jitgate.audit import Action, Actor, AuditEvent, AuditRecord, open_audit_writer
 from jitgate.audit.query import CSV_COLUMNS
 from jitgate.core.clock import ManualClock
 
@@ -117,6 +117,30 @@ async def test_export_csv_to_stdout(cli: Any, file_url: str, log: Any) -> None:
     rows = list(csv.reader(io.StringIO(result.out)))
     assert rows[0] == list(CSV_COLUMNS)
     assert len(rows) == 1 + 8 and all(row[4] == "alice" for row in rows[1:])
+
+
+@pytest.mark.parametrize(
+    "typed", ['=HYPERLINK("http://127.0.0.1/x","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(1)"]
+)
+async def test_csv_export_never_hands_a_spreadsheet_a_formula(
+    cli: Any, file_url: str, typed: str
+) -> None:
+    # A reason and a command are typed by users; opening the export must not run them.
+    async with open_audit_writer(file_url, writer_id="webhook-0", key=None) as writer:
+        await writer.append(
+            AuditEvent(
+                type="action.denied",
+                actor=Actor(user="mallory", groups=()),
+                namespace="prod",
+                action=Action(verb="exec", resource="pods", name="web-0", command=(typed,)),
+                reason=typed,
+            )
+        )
+    result = cli("export", "--audit", file_url, "--format", "csv")
+    assert result.code == 0, result.err
+    (row,) = list(csv.DictReader(io.StringIO(result.out)))
+    assert row["reason"] == "'" + typed
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values() if cell)
 
 
 async def test_export_to_an_unwritable_place_leaves_nothing_behind(
