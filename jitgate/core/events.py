@@ -34,6 +34,8 @@ RECORD_TYPES: Final = (
     "action.allowed",
     "action.denied",
 )
+# What a webhook writes when it checks, after a failed write, that its log is writable again.
+WEBHOOK_PROBE: Final = "webhook.auditProbe"
 
 _EVENT_CONFIG = ConfigDict(
     frozen=True, validate_by_name=True, validate_by_alias=True, serialize_by_alias=True

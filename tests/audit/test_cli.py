@@ -143,6 +143,28 @@ async def test_csv_export_never_hands_a_spreadsheet_a_formula(
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in row.values() if cell)
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--type", "action.denid"], "--type 'action.denid' is not a record type"),
+        (["--type", "grants.*"], "--type 'grants.*' is not a record type"),
+        (["--verb", "exec", "--verb", "port-forward"], "--verb 'port-forward' is not a verb"),
+    ],
+)
+@pytest.mark.parametrize("command", ["query", "export", "tail"])
+async def test_a_misspelled_filter_value_is_refused_not_answered_with_nothing(
+    cli: Any, file_url: str, log: Any, command: str, flags: list[str], named: str
+) -> None:
+    result = cli(command, "--audit", file_url, *flags)
+    assert result.code == 2 and result.one_sentence_error
+    assert named in result.err and result.out == ""
+
+
+async def test_known_types_and_families_are_accepted(cli: Any, file_url: str, log: Any) -> None:
+    for kind in ("action.denied", "request.*", "audit.sealed", "webhook.auditProbe"):
+        assert cli("query", "--audit", file_url, "--type", kind).code == 0
+
+
 async def test_export_to_an_unwritable_place_leaves_nothing_behind(
     cli: Any, file_url: str, log: Any, tmp_path: Path
 ) -> None:

@@ -15,13 +15,12 @@ from jitgate.webhook.review import AdmissionRequest
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
-from jitgate.core.events import Action, Actor, AuditEvent, Replicas
+from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas
 
 logger = logging.getLogger(__name__)
 
 ALLOWED = "action.allowed"
 DENIED = "action.denied"
-PROBE = "webhook.auditProbe"
 
 
 class AuditSink(Protocol):
@@ -65,7 +64,9 @@ class AuditTrail:
         if self.healthy:
             return True
         return await self.record(
-            AuditEvent(type=PROBE, reason=f"readiness check after a failed write: {self.error}")
+            AuditEvent(
+                type=WEBHOOK_PROBE, reason=f"readiness check after a failed write: {self.error}"
+            )
         )
 
 

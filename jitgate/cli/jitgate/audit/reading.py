@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from jitgate.audit.chain import mac_matches
+from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, mac_matches
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.keys import load_key
@@ -20,6 +20,8 @@ from jitgate.audit.reader import LogReader, StoredRecord
 from jitgate.audit.timefmt import parse_when
 from jitgate.cli.errors import UsageError
 from jitgate.cli.jitgate.audit.options import Filters, LogOptions
+from jitgate.core.events import RECORD_TYPES, WEBHOOK_PROBE
+from jitgate.core.vocabulary import VERBS
 
 PROGRESS_EVERY: Final = 2.0  # seconds between progress lines on stderr
 
@@ -62,7 +64,31 @@ def when(text: str | None, flag: str, now: dt.datetime) -> dt.datetime | None:
         raise UsageError(f"{flag}: {error}") from error
 
 
+# Every type a jitgate writer records: a --type outside these (or their families) is a typo,
+# and answering it with "no records match" would read as "nothing happened".
+KNOWN_TYPES: Final = (*RECORD_TYPES, SEALED, PRUNED, RECOVERED, WEBHOOK_PROBE)
+
+
+def _known_type(text: str) -> bool:
+    if text.endswith(".*"):
+        return any(kind.startswith(text[:-1]) for kind in KNOWN_TYPES)
+    return text in KNOWN_TYPES
+
+
+def _refuse_unknown_values(filters: Filters) -> None:
+    for kind in filters.type:
+        if not _known_type(kind):
+            raise UsageError(
+                f"--type {kind!r} is not a record type; use one of {', '.join(KNOWN_TYPES)}, "
+                "or a family such as request.*"
+            )
+    for verb in filters.verb:
+        if verb not in VERBS:
+            raise UsageError(f"--verb {verb!r} is not a verb; use one of {', '.join(VERBS)}")
+
+
 def selection(filters: Filters, now: dt.datetime, **extra: Any) -> Selection:
+    _refuse_unknown_values(filters)
     since = when(filters.since, "--since", now)
     until = when(filters.until, "--until", now)
     if since is not None and until is not None and until <= since:
