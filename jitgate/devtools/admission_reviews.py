@@ -103,22 +103,32 @@ def access_request_review(
     *,
     user: str,
     groups: list[str] | tuple[str, ...],
-    obj: dict[str, Any],
+    obj: dict[str, Any] | None,
     old: dict[str, Any] | None = None,
     sub_resource: str | None = None,
+    dry_run: bool = False,
 ) -> Review:
-    """CREATE or UPDATE of an AccessRequest (`sub_resource="status"` for approvals)."""
-    options_kind = {"CREATE": "CreateOptions", "UPDATE": "UpdateOptions"}[operation]
+    """CREATE, UPDATE or DELETE of an AccessRequest (`sub_resource="status"` for approvals);
+    a DELETE carries only the old object, as the API server sends it."""
+    source = obj if obj is not None else old
+    if source is None:
+        raise ValueError("an AccessRequest review needs the object or the old object")
+    options_kind = {
+        "CREATE": "CreateOptions",
+        "UPDATE": "UpdateOptions",
+        "DELETE": "DeleteOptions",
+    }[operation]
     return review(
         operation=operation,
         kind=(GROUP, VERSION, "AccessRequest"),
         resource=(GROUP, VERSION, "accessrequests"),
-        namespace=obj["metadata"]["namespace"],
-        name=obj["metadata"]["name"],
+        namespace=source["metadata"]["namespace"],
+        name=source["metadata"]["name"],
         user=user,
         groups=groups,
         sub_resource=sub_resource,
         obj=obj,
         old=old,
         options={"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
+        dry_run=dry_run,
     )

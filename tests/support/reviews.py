@@ -213,26 +213,18 @@ def ar_review(
     old: dict[str, Any] | None = None,
     *,
     sub_resource: str | None = None,
-    **kwargs: Any,
+    user: str = "alice",
+    groups: list[str] | None = None,
+    dry_run: bool = False,
 ) -> dict[str, Any]:
-    source = obj or old
-    assert source is not None
-    options_kind = {
-        "CREATE": "CreateOptions",
-        "UPDATE": "UpdateOptions",
-        "DELETE": "DeleteOptions",
-    }[operation]
-    return review(
-        operation=operation,
-        kind=(GROUP, VERSION, "AccessRequest"),
-        resource=(GROUP, VERSION, "accessrequests"),
-        namespace=source["metadata"]["namespace"],
-        name=source["metadata"]["name"],
-        sub_resource=sub_resource,
+    return admission_reviews.access_request_review(
+        operation,
+        user=user,
+        groups=groups or [],
         obj=obj,
         old=old,
-        options={"kind": options_kind, "apiVersion": "meta.k8s.io/v1"},
-        **kwargs,
+        sub_resource=sub_resource,
+        dry_run=dry_run,
     )
 
 
