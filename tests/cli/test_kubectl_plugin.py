@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -470,14 +471,23 @@ async def test_review_of_what_needs_none_is_refused(jit: Jit, operator: Operator
 
 
 # ---------------------------------------------------------------------------------- wait
-async def test_wait_prints_the_grant_window_once_approved(jit: Jit, operator: Operator) -> None:
+async def test_wait_shows_each_approval_then_the_grant_window_and_the_command_to_run(
+    jit: Jit, operator: Operator
+) -> None:
     process = await jit.start(
-        "request", "exec", "web-0", "-n", "prod", "--reason", "INC-1", "--name", "fix-web-0",
-        "--wait", "--timeout", "60s", user="alice",
+        "request", "exec", "web-0", "-n", "prod", "-c", "app", "--reason", "INC-1",
+        "--name", "fix-web-0", "--wait", "--timeout", "60s", "--", "ls", "-l", user="alice",
     )  # fmt: skip
     await read_until(process, "Waiting up to 1m for a decision")
-    # Play the operator: Pending, then Approved with a Grant, as it would.
-    operator.set_status("fix-web-0", {"phase": "Pending", "requiredApprovals": 1})
+    # Play the operator: Pending, one approval of two, then Approved with a Grant.
+    operator.set_status(
+        "fix-web-0", {"phase": "Pending", "policy": "production", "requiredApprovals": 2}
+    )
+    await read_until(process, "Pending under AccessPolicy production: 0 of 2 approvals so far")
+    bob = {"user": "bob", "decision": "Approve"}
+    operator.set_status("fix-web-0", {"approvals": [bob]})
+    (line,) = await read_until(process, "approvals so far")
+    assert line == "Pending: 1 of 2 approvals so far (bob); waiting for 1 more\n"
     start = dt.datetime.now(dt.UTC).replace(microsecond=0)
     end = start + dt.timedelta(minutes=15)
     operator.create_grant("fix-web-0-x7k2", {
@@ -486,36 +496,37 @@ async def test_wait_prints_the_grant_window_once_approved(jit: Jit, operator: Op
         "accessRequest": {"name": "fix-web-0"}, "policy": "production",
     })  # fmt: skip
     operator.set_status("fix-web-0", {
-        "phase": "Approved", "approvals": [{"user": "bob", "decision": "Approve"}],
+        "phase": "Approved", "approvals": [bob, {"user": "carol", "decision": "Approve"}],
         "grant": {"name": "fix-web-0-x7k2", "expiresAt": format_time(end)},
     })  # fmt: skip
     result = await jit.finish(process)
     assert result.returncode == 0, result.stderr
-    approved, window = result.stdout.splitlines()[-2:]
-    assert approved == "accessrequest.jitgate.dev/fix-web-0 approved by bob"
+    approved, window, run, command = result.stdout.splitlines()
+    assert approved == "accessrequest.jitgate.dev/fix-web-0 approved by bob, carol"
     assert re.fullmatch(
         f"Grant fix-web-0-x7k2 is live from {format_time(start)} until {format_time(end)} "
         r"\((14m|15m) left\)",
         window,
     ), window
+    assert (run, command) == ("Run:", "  kubectl exec -n prod web-0 -c app -- ls -l")
 
 
 @pytest.mark.parametrize(
-    ("status", "message"),
+    ("status", "code", "message"),
     [
         ({"phase": "Denied", "approvals": [{"user": "bob", "decision": "Deny",
-                                             "comment": "use the runbook"}]},
+                                             "comment": "use the runbook"}]}, 3,
          'Error: accessrequest "fix-web-0" was not approved: denied by bob: use the runbook\n'),
         ({"phase": "Expired",
-          "message": "no decision before the pending deadline 2026-11-21T11:00:00Z"},
+          "message": "no decision before the pending deadline 2026-11-21T11:00:00Z"}, 4,
          'Error: accessrequest "fix-web-0" was not approved: no decision before the pending '
          "deadline 2026-11-21T11:00:00Z\n"),
-        ({"phase": "Cancelled", "message": "cancelled by alice"},
+        ({"phase": "Cancelled", "message": "cancelled by alice"}, 6,
          'Error: accessrequest "fix-web-0" was not approved: cancelled by alice\n'),
     ],
 )  # fmt: skip
-async def test_wait_fails_when_denied_or_expired(
-    jit: Jit, operator: Operator, status: dict[str, object], message: str
+async def test_wait_exits_with_the_code_of_each_outcome(
+    jit: Jit, operator: Operator, status: dict[str, object], code: int, message: str
 ) -> None:
     process = await jit.start(
         "request", "exec", "web-0", "-n", "prod", "--reason", "r", "--name", "fix-web-0", "--wait"
@@ -523,17 +534,41 @@ async def test_wait_fails_when_denied_or_expired(
     await read_until(process, "Waiting up to 10m")
     operator.set_status("fix-web-0", status)
     result = await jit.finish(process)
-    assert result.returncode == 1
-    assert result.stderr == message
+    assert (result.returncode, result.stderr) == (code, message)
 
 
-async def test_wait_gives_up_after_its_timeout(jit: Jit, operator: Operator) -> None:
+async def test_wait_gives_up_after_its_timeout_and_says_how_to_resume(
+    jit: Jit, operator: Operator
+) -> None:
     result = await jit(
         "request", "exec", "web-0", "-n", "prod", "--reason", "r", "--name", "slow",
         "--wait", "--timeout", "1s",
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 5
     assert result.stderr.startswith('Error: timed out after 1s waiting for accessrequest "slow"')
+    assert result.stderr.endswith("; resume with: kubectl jit wait slow -n prod\n")
+
+
+async def test_ctrl_c_exits_130_and_wait_resumes(jit: Jit, operator: Operator) -> None:
+    process = await jit.start(
+        "request", "exec", "web-0", "-n", "prod", "--reason", "r", "--name", "fix-web-0", "--wait"
+    )
+    await read_until(process, "Waiting up to 10m")
+    process.send_signal(signal.SIGINT)  # kubectl execs the plugin: this is kubectl-jit
+    interrupted = await jit.finish(process)
+    assert (interrupted.returncode, interrupted.stderr) == (
+        130, "Error: interrupted while waiting; resume with: kubectl jit wait fix-web-0 -n prod\n"
+    )  # fmt: skip
+
+    resumed = await jit.start("wait", "fix-web-0", "-n", "prod", "--timeout", "30s")
+    await read_until(resumed, "Waiting up to 30s for a decision on accessrequest")
+    operator.set_status("fix-web-0", {"phase": "Denied", "message": "denied by bob: no"})
+    result = await jit.finish(resumed)
+    assert (result.returncode, result.stderr) == (
+        3, 'Error: accessrequest "fix-web-0" was not approved: denied by bob: no\n'
+    )  # fmt: skip
+    ended = await jit("wait", "fix-web-0", "-n", "prod")
+    assert ended.returncode == 3  # already decided: answered at once
 
 
 # -------------------------------------------------------------------------------- errors

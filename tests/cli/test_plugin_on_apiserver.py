@@ -187,5 +187,7 @@ def test_wait_follows_a_real_watch_until_approved(apiserver: Any) -> None:
             process.kill()
             process.wait()
     assert process.returncode == 0, err
-    assert out.splitlines()[-2] == "accessrequest.jitgate.dev/pf approved"
-    assert out.splitlines()[-1].startswith(f"Grant pf-x7k2 is live until {expires} (")
+    approved, window, run, command = out.splitlines()[-4:]
+    assert approved == "accessrequest.jitgate.dev/pf approved"
+    assert window.startswith(f"Grant pf-x7k2 is live until {expires} (")
+    assert (run, command) == ("Run:", "  kubectl port-forward -n prod pod/web-0 LOCAL:REMOTE")

@@ -4,7 +4,10 @@ Module map:
 * `main`      — the entry point (`kubectl-jit`): parse, run, report a failure as `Error: …`.
 * `arguments` — the parsers: commands, flags, `-n/--context/--kubeconfig` before or after.
 * `options`   — each command's typed options.
-* `request`   — `request`: create an AccessRequest, and `--wait` for the decision.
+* `request`   — `request`: create an AccessRequest (and `--wait`); `wait NAME` resumes.
+* `waiting`   — waiting for the decision: progress, the grant window, the outcome's exit code.
+* `next_step` — the kubectl command a grant allows, printed once approved.
+* `exits`     — the exit codes, one table for `--help`, the README and the code.
 * `review`    — `list` and `show`.
 * `decide`    — `approve`, `deny`, `review`, `revoke` and `cancel`.
 * `build`     — AccessRequests and approval patches from arguments, without I/O.

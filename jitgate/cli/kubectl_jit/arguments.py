@@ -9,6 +9,7 @@ from typing import Any, Literal, NoReturn
 
 from jitgate.cli.errors import EXIT_USAGE
 from jitgate.cli.kubectl_jit.decide import run_decision, run_review, run_stop
+from jitgate.cli.kubectl_jit.exits import exit_code_help
 from jitgate.cli.kubectl_jit.options import (
     DecisionOptions,
     ListOptions,
@@ -16,12 +17,14 @@ from jitgate.cli.kubectl_jit.options import (
     ReviewOptions,
     ShowOptions,
     StopOptions,
+    WaitOptions,
 )
 from jitgate.cli.kubectl_jit.request import run as run_request
+from jitgate.cli.kubectl_jit.request import run_wait
 from jitgate.cli.kubectl_jit.review import run_list, run_show
 from jitgate.cli.options import Command, Parser, command, options_from
 from jitgate.core.api import Decision
-from jitgate.core.durations import DurationError, parse_duration
+from jitgate.core.durations import DurationError, format_duration, parse_duration
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, REVOKE_ANNOTATION
 
 PROG = "kubectl jit"
@@ -88,7 +91,14 @@ def _request_parsers(subparsers: Any) -> None:
         ("scale", [], "scale a workload: scale KIND/NAME (deploy/web, sts/db, rs/web-1)"),
     ]
     for verb, aliases, summary in specs:
-        parser = verbs.add_parser(verb, aliases=aliases, help=summary, description=summary)
+        parser = verbs.add_parser(
+            verb,
+            aliases=aliases,
+            help=summary,
+            description=summary,
+            epilog=exit_code_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         parser.set_defaults(verb=verb, handler=Command(_request_options, run_request))
         if verb in ("exec", "attach", "portforward"):
             parser.add_argument("pod", metavar="POD", help="the pod")
@@ -121,15 +131,33 @@ def _request_parsers(subparsers: Any) -> None:
         parser.add_argument(
             "--wait",
             action="store_true",
-            help="wait until approved, denied or expired; exit 1 unless approved",
+            help="wait until approved, denied or expired, showing each approval; exit 0 only "
+            "when approved (see the exit codes below)",
         )
-        parser.add_argument(
-            "--timeout",
-            metavar="DURATION",
-            type=_timeout,
-            help="how long --wait waits (default 10m)",
-        )
+        _timeout_flag(parser, "--wait")
         _connection_flags(parser, top=False)
+    waiting = subparsers.add_parser(
+        "wait",
+        help="wait for a request's decision (resume after Ctrl-C)",
+        description="Wait until an access request is approved, denied or expired, showing "
+        "each approval as it comes; once approved, print the grant's window and the command "
+        "to run.",
+        epilog=exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    waiting.add_argument("name", metavar="NAME")
+    _timeout_flag(waiting, "wait")
+    waiting.set_defaults(handler=Command(_wait_options, run_wait))
+    _connection_flags(waiting, top=False)
+
+
+def _timeout_flag(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--timeout",
+        metavar="DURATION",
+        type=_timeout,
+        help=f"how long {what} waits (default {format_duration(DEFAULT_WAIT)})",
+    )
 
 
 def _review_parsers(subparsers: Any) -> None:
@@ -205,6 +233,10 @@ def _request_options(namespace: argparse.Namespace) -> RequestOptions:
     return options_from(RequestOptions, namespace, timeout=namespace.timeout or DEFAULT_WAIT)
 
 
+def _wait_options(namespace: argparse.Namespace) -> WaitOptions:
+    return options_from(WaitOptions, namespace, timeout=namespace.timeout or DEFAULT_WAIT)
+
+
 def _decision_command(decision: Decision) -> Command[DecisionOptions]:
     return Command(
         lambda namespace: options_from(DecisionOptions, namespace, decision=decision),
@@ -228,7 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  kubectl jit request exec web-0 -n prod --for 15m --reason 'INC-1234: stuck worker'\n"
         "  kubectl jit list --pending -A\n"
-        "  kubectl jit approve alice-exec-web-0-x7k2 -n prod -m ok",
+        "  kubectl jit approve alice-exec-web-0-x7k2 -n prod -m ok\n\n" + exit_code_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kubectl-jit {version('jitgate')}")

@@ -37,6 +37,15 @@ class RequestOptions:
 
 
 @dataclass(frozen=True)
+class WaitOptions:
+    """`kubectl jit wait NAME`: resume waiting for a request's decision."""
+
+    cluster: Cluster
+    name: str
+    timeout: dt.timedelta
+
+
+@dataclass(frozen=True)
 class ListOptions:
     cluster: Cluster
     all_namespaces: bool

@@ -7,13 +7,14 @@ import shlex
 from collections.abc import Sequence
 
 from jitgate.cli import render
-from jitgate.core.api import AccessRequest, RequestedAction
+from jitgate.core.api import TERMINAL_PHASES, AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.requests.annotations import (
     REVIEW_COMMENT_ANNOTATION,
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,
 )
+from jitgate.core.requests.step import APPROVED, GRANTED
 from jitgate.core.vocabulary import singular
 
 NONE = "<none>"
@@ -72,13 +73,32 @@ def describe_action_long(action: RequestedAction) -> str:
     return describe_action(action) + suffix
 
 
+def approvers_so_far(request: AccessRequest) -> list[str]:
+    """The distinct users who approved, in the order they did."""
+    approvers: list[str] = []
+    for index, approval in enumerate(request.status.approvals):
+        who = approval.user or f"#{index}"
+        if approval.decision == "Approve" and who not in approvers:
+            approvers.append(who)
+    return approvers
+
+
 def approvals_count(request: AccessRequest) -> str:
     """`n/m`: distinct approvers so far out of the approvals the policy requires."""
-    approved = {
-        a.user or f"#{i}" for i, a in enumerate(request.status.approvals) if a.decision == "Approve"
-    }
     required = request.status.required_approvals
-    return f"{len(approved)}/{required if required is not None else '?'}"
+    return f"{len(approvers_so_far(request))}/{required if required is not None else '?'}"
+
+
+def ended_at(request: AccessRequest) -> dt.datetime | None:
+    """When an ended request ended: its grant revoked or expired (the Granted condition turned
+    False), or it was denied, expired or cancelled unanswered (Approved turned False)."""
+    if request.status.phase not in TERMINAL_PHASES:
+        return None
+    kind = GRANTED if request.status.grant is not None else APPROVED
+    condition = next((c for c in request.status.conditions if c.type == kind), None)
+    if condition is not None and condition.status == "False":
+        return condition.last_transition_time
+    return None
 
 
 def review_state(request: AccessRequest) -> str | None:
