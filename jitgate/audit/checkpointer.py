@@ -2,9 +2,17 @@
 
 The writer hands every stored record to `add()` (in chain order, right after the write
 that stored it); the tree grows in O(log n) and nothing else happens on the append path.
-A background task signs a checkpoint of the tree at most `interval` seconds after the
-first unsigned record, so while records are written one is signed at least every
-`interval`, and `aclose()` signs the last one. Signing and storing run off the hot path.
+A background task signs a checkpoint at most `interval` (1 s) after a record arrives, so
+while records are written one is signed at least every second, and re-signs the same
+tree every `idle_interval` (60 s) while none are: each checkpoint carries the writer's
+own timestamped cosignature (`cosignature`), so its age is signed, not guessed.
+`aclose()` signs the last records. When to sign is decided by the injected clock
+(`publish_due()`); the task only polls it, so tests drive time without sleeping.
+
+Each new tree size is linked to the one signed before it by an RFC 6962 consistency
+proof, appended to the writer's checkpoint history (`tlog.CheckpointLink`) before the
+checkpoint replaces the last one; the writer keeps the last signed tree state and the
+leaves since, enough to compute that proof without reading the log back.
 
 A checkpoint is never signed for a tree that does not extend the last one signed
 (c2sp.org/tlog-checkpoint: "A log MUST not sign any checkpoint which is inconsistent
@@ -17,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,13 +33,16 @@ from typing import Final, Protocol
 
 from jitgate.audit.chain import ChainHead, Linked
 from jitgate.audit.checkpoint import Checkpoint, writer_signer
-from jitgate.audit.merkle import CompactTree
+from jitgate.audit.cosignature import Cosigner, add_signatures
+from jitgate.audit.merkle import CompactTree, consistency_proof_from
 from jitgate.audit.note import Signer, parse_note
-from jitgate.audit.tlog import linked_leaf
+from jitgate.audit.tlog import CheckpointLink, linked_leaf
+from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger("jitgate.audit")
 
 DEFAULT_INTERVAL: Final = 1.0  # seconds between checkpoints while records are written
+DEFAULT_IDLE_INTERVAL: Final = 60.0  # seconds between re-signed checkpoints when idle
 
 
 @dataclass(frozen=True)
@@ -50,11 +62,24 @@ class CheckpointStore(Protocol):
         """Leaf hashes of the stored records `first_seq`..`last_seq`; raise if any is gone."""
         ...
 
-    async def save(self, tree: CompactTree, signed: bytes) -> None:
-        """Keep the tree state and its signed checkpoint, replacing the previous ones."""
+    async def save(self, tree: CompactTree, signed: bytes, link: CheckpointLink | None) -> None:
+        """Keep the tree state and its signed checkpoint, replacing the previous ones;
+        first append `link` to the checkpoint history when the tree grew."""
         ...
 
     async def aclose(self) -> None: ...
+
+
+def self_cosigner(signer: Signer) -> Cosigner:
+    """The writer's key as the cosigner that timestamps its own checkpoints."""
+    return Cosigner.from_private_key(signer.name, signer.private_key)
+
+
+def timestamped(checkpoint: Checkpoint, signer: Signer, when: dt.datetime) -> bytes:
+    """`checkpoint` signed by the writer, with its own cosignature saying when."""
+    signed = checkpoint.sign(signer)
+    stamp = self_cosigner(signer).cosign(checkpoint.text, int(when.timestamp()))
+    return add_signatures(signed, [stamp])
 
 
 class Checkpointer:
@@ -65,16 +90,24 @@ class Checkpointer:
         key: Signer,
         writer_id: str,
         interval: float = DEFAULT_INTERVAL,
+        idle_interval: float = DEFAULT_IDLE_INTERVAL,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._store = store
         self._signer = writer_signer(key, writer_id)
         self.origin = self._signer.name
-        self._interval = interval
+        self._interval = dt.timedelta(seconds=interval)
+        self._idle_interval = dt.timedelta(seconds=idle_interval)
+        # Polled this often; a record waits at most `interval` for its checkpoint.
+        self._poll = min(interval, idle_interval) / 4
+        self._clock = clock
         self._tree = CompactTree()
         self._signed = Checkpoint(self.origin, 0, self._tree.root())
+        self._signed_tree: CompactTree | None = CompactTree()  # the tree `_signed` was
+        self._since: list[bytes] = []  # leaves added after `_signed_tree`
+        self._signed_at: dt.datetime | None = None
         self._latest: bytes | None = None
         self._error: str | None = None
-        self._unsigned = asyncio.Event()
         self._publishing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
 
@@ -95,12 +128,13 @@ class Checkpointer:
     async def start(self, head: ChainHead | None) -> None:
         """Load the saved tree, catch up with the records stored since, start signing."""
         saved = await self._store.load()
-        if saved.tree is not None:
-            self._tree = saved.tree
         self._latest = saved.checkpoint
         if saved.checkpoint is not None:
             self._signed = Checkpoint.parse(parse_note(saved.checkpoint).text)
-            self._check_signed()
+            self._signed_tree = None  # known again once the tree reaches its size
+        if saved.tree is not None:
+            self._tree = saved.tree
+        self._reached_signed_size()
         await self.resync(head)
         self._task = asyncio.create_task(self._sign_while_writing(), name=f"tlog-{self.origin}")
 
@@ -119,17 +153,28 @@ class Checkpointer:
                 self._stop(f"cannot read records back into the Merkle tree: {error}")
                 return
             for leaf in leaves:
-                self._tree.append(leaf)
-                self._check_signed()
-            self._unsigned.set()
+                self._grow(leaf)
+        if self._signed_tree is None and self._error is None:
+            self._stop(
+                f"the Merkle tree of {self.origin} never had the size of its last checkpoint "
+                f"({self._signed.size} records)"
+            )
 
-    def _check_signed(self) -> None:
+    def _grow(self, leaf: bytes) -> None:
+        self._tree.append(leaf)
+        self._since.append(leaf)
+        self._reached_signed_size()
+
+    def _reached_signed_size(self) -> None:
         """At the size last signed, the tree must have the root that was signed."""
-        if self._tree.size == self._signed.size and self._tree.root() != self._signed.root:
+        if self._tree.size != self._signed.size:
+            return
+        if self._tree.root() != self._signed.root:
             self._stop(
                 f"the log of {self.origin} no longer has the root its last checkpoint signed "
                 f"at {self._signed.size} records"
             )
+        self._signed_tree, self._since = self._tree.copy(), []
 
     def add(self, records: Sequence[Linked]) -> None:
         """Add just-stored records, in chain order."""
@@ -139,37 +184,56 @@ class Checkpointer:
             if stored.seq != self._tree.size + 1:
                 self._stop(f"record {stored.seq} would be leaf {self._tree.size + 1}")
                 return
-            self._tree.append(linked_leaf(stored))
-        self._unsigned.set()
+            self._grow(linked_leaf(stored))
 
-    async def publish(self) -> bytes | None:
-        """Sign and store a checkpoint of the tree now, unless it is signed already."""
+    async def publish_due(self) -> bytes | None:
+        """Sign now if it is time: records wait for one, or the last is `idle_interval` old."""
+        now = self._clock.now()
+        last = self._signed_at
+        if self._tree.size > self._signed.size or self._latest is None:
+            # A poll early, so no record waits longer than `interval` for its checkpoint.
+            if last is None or now - last >= self._interval - dt.timedelta(seconds=self._poll):
+                return await self.publish()
+        elif last is None or now - last >= self._idle_interval:
+            return await self.publish(resign=True)
+        return None
+
+    async def publish(self, *, resign: bool = False) -> bytes | None:
+        """Sign and store a checkpoint of the tree now, unless it is signed already.
+
+        `resign` signs the same tree again with a new timestamp: proof the writer is
+        alive and its log still ends there.
+        """
         async with self._publishing:
-            if self._error is not None:
+            if self._error is not None or self._signed_tree is None:
                 return None
             tree = self._tree.copy()
-            if tree.size == self._signed.size and self._latest is not None:
+            grown = tree.size - self._signed.size
+            if not grown and self._latest is not None and not resign:
                 return self._latest
             checkpoint = Checkpoint(self.origin, tree.size, tree.root())
-            signed = checkpoint.sign(self._signer)
-            await self._store.save(tree, signed)
-            self._signed, self._latest = checkpoint, signed
+            now = self._clock.now()
+            signed = timestamped(checkpoint, self._signer, now)
+            link = None
+            if grown or self._latest is None:
+                proof = (
+                    consistency_proof_from(self._signed_tree, self._since[:grown])
+                    if self._signed.size and grown
+                    else ()
+                )
+                link = CheckpointLink(signed, proof, tree)
+            await self._store.save(tree, signed, link)
+            self._signed, self._latest, self._signed_at = checkpoint, signed, now
+            self._signed_tree, self._since = tree, self._since[grown:]
             return signed
 
     async def _sign_while_writing(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = loop.time()
         while True:
-            await self._unsigned.wait()
-            # Records that come in meanwhile join this checkpoint: one per interval.
-            await asyncio.sleep(max(0.0, last + self._interval - loop.time()))
-            self._unsigned.clear()
-            last = loop.time()
+            await asyncio.sleep(self._poll)
             try:
-                await self.publish()
+                await self.publish_due()
             except Exception as error:  # logged; the next round tries again
                 logger.error("Cannot store a checkpoint of %s: %s", self.origin, error)
-                self._unsigned.set()
 
     def _stop(self, reason: str) -> None:
         if self._error is None:

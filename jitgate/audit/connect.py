@@ -8,7 +8,7 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import Any
 
-from jitgate.audit.checkpointer import DEFAULT_INTERVAL, Checkpointer
+from jitgate.audit.checkpointer import DEFAULT_IDLE_INTERVAL, DEFAULT_INTERVAL, Checkpointer
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.filelayout import check_writer_id
 from jitgate.audit.note import Signer
@@ -35,14 +35,23 @@ def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
     return PostgresSink(target, writer_id)
 
 
-def _checkpointer(url: str, writer_id: str, key: Signer, interval: float) -> Checkpointer:
+def _checkpointer(
+    url: str, writer_id: str, key: Signer, interval: float, idle_interval: float, clock: Clock
+) -> Checkpointer:
     target = parse_audit_url(url)
     if not isinstance(target, FileTarget):
         raise AuditConfigError("signed checkpoints are not available on the postgres sink yet")
     from jitgate.audit.filecheckpoints import FileCheckpointStore
 
     store = FileCheckpointStore(target.root / writer_id)
-    return Checkpointer(store, key=key, writer_id=writer_id, interval=interval)
+    return Checkpointer(
+        store,
+        key=key,
+        writer_id=writer_id,
+        interval=interval,
+        idle_interval=idle_interval,
+        clock=clock,
+    )
 
 
 class OpeningWriter:
@@ -79,6 +88,7 @@ def open_audit_writer(
     maintenance_interval: float | None = 60.0,
     checkpoint_key: Signer | None = None,
     checkpoint_interval: float = DEFAULT_INTERVAL,
+    checkpoint_idle_interval: float = DEFAULT_IDLE_INTERVAL,
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -87,13 +97,16 @@ def open_audit_writer(
     turns group commit off (one fsync per append). `maintenance_interval` seconds between
     age-based rotation and retention checks; None leaves them to `writer.maintain()`.
     With `checkpoint_key` (file sink only, for now) the writer keeps a Merkle tree over its
-    records and signs a checkpoint at most `checkpoint_interval` seconds after a write.
+    records and signs a checkpoint at most `checkpoint_interval` seconds after a write,
+    and again every `checkpoint_idle_interval` seconds without one (times by `clock`).
     """
     check_writer_id(writer_id)
     if key is not None and not key:
         raise AuditConfigError("the audit key is empty")
     checkpointer = (
-        _checkpointer(url, writer_id, checkpoint_key, checkpoint_interval)
+        _checkpointer(
+            url, writer_id, checkpoint_key, checkpoint_interval, checkpoint_idle_interval, clock
+        )
         if checkpoint_key is not None
         else None
     )

@@ -1,10 +1,12 @@
-"""Checkpoints of a file log: CHECKPOINT and TREE next to the writer's segments.
+"""Checkpoints of a file log: CHECKPOINT, TREE and CHECKPOINTS next to the segments.
 
 CHECKPOINT is the last signed checkpoint, verbatim (a C2SP signed note anyone can read
-and check with the public key); TREE the Merkle tree state it was signed from, so a
-restarted writer carries on without re-reading its whole log. Each is replaced whole
-(written aside, fsync'd, renamed), on a thread of its own so checkpoints never queue
-behind the segments' fsyncs.
+and check with the public key, with any witness cosignatures); TREE the Merkle tree
+state it was signed from, so a restarted writer carries on without re-reading its whole
+log. Each is replaced whole (written aside, fsync'd, renamed), on a thread of its own so
+checkpoints never queue behind the segments' fsyncs. CHECKPOINTS is the history: one
+`tlog.CheckpointLink` per tree size signed, appended and fsync'd before CHECKPOINT is
+replaced, so a crash between the two leaves the history ahead, and `load` takes it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from jitgate.audit import filelayout as layout
 from jitgate.audit.checkpointer import SavedTree
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.merkle import CompactTree
-from jitgate.audit.tlog import decode_tree, encode_tree, record_leaf
+from jitgate.audit.tlog import CheckpointLink, decode_tree, encode_tree, record_leaf
 
 logger = logging.getLogger("jitgate.audit")
 T = TypeVar("T")
@@ -37,6 +39,23 @@ def read_checkpoint(writer_dir: Path) -> bytes | None:
         return (writer_dir / layout.CHECKPOINT_FILE).read_bytes()
     except FileNotFoundError:
         return None
+
+
+def read_history(writer_dir: Path) -> list[bytes]:
+    """The lines of a writer's checkpoint history, oldest first ([] if it has none)."""
+    try:
+        with (writer_dir / layout.HISTORY_FILE).open("rb") as file:
+            return [line for line in file if line.endswith(b"\n")]
+    except FileNotFoundError:
+        return []
+
+
+def _last_link(writer_dir: Path) -> CheckpointLink | None:
+    try:
+        _, line = layout.tail(writer_dir / layout.HISTORY_FILE)
+    except FileNotFoundError:
+        return None
+    return CheckpointLink.decode(line) if line is not None else None
 
 
 class FileCheckpointStore:
@@ -62,7 +81,15 @@ class FileCheckpointStore:
             pass
         except ValueError as error:  # rebuilt from the records instead
             logger.warning("Ignoring the damaged tree state in %s: %s", self._dir, error)
-        return SavedTree(tree, read_checkpoint(self._dir))
+        checkpoint = read_checkpoint(self._dir)
+        try:
+            link = _last_link(self._dir)
+        except ValueError as error:
+            raise AuditWriteError(f"the checkpoint history in {self._dir} is damaged") from error
+        if link is not None and (tree is None or tree.size < link.tree.size):
+            # Appended, then the writer stopped before CHECKPOINT and TREE were replaced.
+            return SavedTree(link.tree, link.signed)
+        return SavedTree(tree, checkpoint)
 
     async def leaves(self, first_seq: int, last_seq: int) -> list[bytes]:
         return await self._run(self._leaves, first_seq, last_seq)
@@ -89,10 +116,18 @@ class FileCheckpointStore:
                         return leaves
         raise AuditWriteError(f"records {first_seq}-{last_seq} are not all in {self._dir}")
 
-    async def save(self, tree: CompactTree, signed: bytes) -> None:
-        await self._run(self._save, encode_tree(tree), signed)
+    async def save(self, tree: CompactTree, signed: bytes, link: CheckpointLink | None) -> None:
+        await self._run(self._save, encode_tree(tree), signed, link)
 
-    def _save(self, tree: bytes, signed: bytes) -> None:
+    def _save(self, tree: bytes, signed: bytes, link: CheckpointLink | None) -> None:
+        if link is not None:
+            path = self._dir / layout.HISTORY_FILE
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            fd = os.open(path, flags, _FILE_MODE)
+            with os.fdopen(fd, "ab") as file:
+                file.write(link.encode())
+                file.flush()
+                os.fsync(fd)
         for name, data in ((layout.TREE_FILE, tree), (layout.CHECKPOINT_FILE, signed)):
             aside = self._dir / (name + layout.TEMPORARY_SUFFIX)
             fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)

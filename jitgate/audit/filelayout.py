@@ -6,6 +6,8 @@
 <root>/<writer>/.lock                  held by the one process writing this chain
 <root>/<writer>/CHECKPOINT             with a checkpoint key: the last signed checkpoint
 <root>/<writer>/TREE                   ... and the Merkle tree state it was signed from
+<root>/<writer>/CHECKPOINTS            ... and every tree size signed, each linked to the one
+                                       before by a consistency proof (JSON lines, appended)
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ LOCK_FILE: Final = ".lock"
 HOLD_FILE: Final = "LEGAL_HOLD"
 CHECKPOINT_FILE: Final = "CHECKPOINT"
 TREE_FILE: Final = "TREE"
+HISTORY_FILE: Final = "CHECKPOINTS"
 TEMPORARY_SUFFIX: Final = ".tmp"  # written, then renamed over the file it replaces
 # What belongs in a writer's directory besides its segments.
 WRITER_FILES: Final = frozenset(
-    {HEAD_FILE, LOCK_FILE}
+    {HEAD_FILE, LOCK_FILE, HISTORY_FILE}
     | {name + suffix for name in (CHECKPOINT_FILE, TREE_FILE) for suffix in ("", TEMPORARY_SUFFIX)}
 )
 HEAD_SIZE: Final = 512

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import SEALED
 from jitgate.audit.errors import AuditDataError, AuditReadError
-from jitgate.audit.filecheckpoints import read_checkpoint
+from jitgate.audit.filecheckpoints import read_checkpoint, read_history
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import FileTarget
@@ -69,7 +69,7 @@ class FileLogReader:
         if strays:
             raise AuditReadError(
                 f"{strays[0]} is not an audit segment: only <seq>.jsonl segments, HEAD, .lock, "
-                f"CHECKPOINT and TREE belong in {directory}"
+                f"CHECKPOINT, CHECKPOINTS and TREE belong in {directory}"
             )
         return segments
 
@@ -129,6 +129,12 @@ class FileLogReader:
             return read_checkpoint(self._root / writer)
         except OSError as error:
             raise _oserror(f"the checkpoint of writer {writer}", error) from error
+
+    def checkpoint_history(self, writer: str) -> list[bytes]:
+        try:
+            return read_history(self._root / writer)
+        except OSError as error:
+            raise _oserror(f"the checkpoint history of writer {writer}", error) from error
 
     # -- queries ------------------------------------------------------------------------
 

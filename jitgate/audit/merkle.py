@@ -16,7 +16,7 @@ wrong size is rejected, never partly used. Pure: no I/O.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -116,24 +116,60 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     return tuple(path)
 
 
-def consistency_proof(leaves: Sequence[bytes], old_size: int) -> tuple[bytes, ...]:
-    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1: the tree of `old_size` leaves is a prefix."""
-    if not 0 < old_size <= len(leaves):
-        raise ValueError(f"no consistency proof from {old_size} to {len(leaves)} leaves")
+def _consistency_path(
+    old_size: int, new_size: int, subtree_root: Callable[[int, int], bytes]
+) -> tuple[bytes, ...]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1, asking `subtree_root(start, end)` for nodes.
+
+    Every node it asks for is either a perfect subtree of the old tree (one of its
+    `CompactTree` peaks) or lies wholly among the new leaves: what a writer holding the
+    old tree state and the leaves added since can answer.
+    """
+    if not 0 < old_size <= new_size:
+        raise ValueError(f"no consistency proof from {old_size} to {new_size} leaves")
     path: list[bytes] = []
-    m, start, end, whole = old_size, 0, len(leaves), True
+    m, start, end, whole = old_size, 0, new_size, True
     while m != end - start:
         k = _split(end - start)
         if m <= k:
-            path.append(root(leaves[start + k : end]))
+            path.append(subtree_root(start + k, end))
             end = start + k
         else:
-            path.append(root(leaves[start : start + k]))
+            path.append(subtree_root(start, start + k))
             start, m, whole = start + k, m - k, False
     if not whole:  # the old tree's own root is not a node the verifier already has
-        path.append(root(leaves[start:end]))
+        path.append(subtree_root(start, end))
     path.reverse()
     return tuple(path)
+
+
+def consistency_proof(leaves: Sequence[bytes], old_size: int) -> tuple[bytes, ...]:
+    """PROOF(m, D[n]) of RFC 9162 §2.1.4.1: the tree of `old_size` leaves is a prefix."""
+    return _consistency_path(old_size, len(leaves), lambda start, end: root(leaves[start:end]))
+
+
+def consistency_proof_from(old: CompactTree, new_leaves: Sequence[bytes]) -> tuple[bytes, ...]:
+    """The consistency proof from the tree `old` to it extended by `new_leaves`.
+
+    Needs no leaf of the old tree: a writer keeps the state of its last checkpoint and
+    the leaves since, and links the next checkpoint to it.
+    """
+    peaks: dict[tuple[int, int], bytes] = {}
+    start = 0
+    for bit, peak in zip(
+        (1 << b for b in reversed(range(old.size.bit_length())) if old.size >> b & 1),
+        old.peaks,
+        strict=True,
+    ):
+        peaks[start, start + bit] = peak
+        start += bit
+
+    def subtree_root(start: int, end: int) -> bytes:
+        if start >= old.size:
+            return root(new_leaves[start - old.size : end - old.size])
+        return peaks[start, end]  # a KeyError here would be a bug in _consistency_path
+
+    return _consistency_path(old.size, old.size + len(new_leaves), subtree_root)
 
 
 def _check_hashes(proof: Sequence[bytes], what: str) -> None:

@@ -69,7 +69,7 @@ def key_id(name: str, public_key: bytes, signature_type: int = ED25519) -> int:
     return int.from_bytes(hashlib.sha256(material).digest()[:4], "big")
 
 
-def _raw_public(key: Ed25519PublicKey) -> bytes:
+def raw_public_key(key: Ed25519PublicKey) -> bytes:
     return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
@@ -98,30 +98,17 @@ class Verifier:
     @classmethod
     def from_public_key(cls, name: str, public_key: Ed25519PublicKey) -> Verifier:
         check_key_name(name)
-        return cls(name, key_id(name, _raw_public(public_key)), public_key)
+        return cls(name, key_id(name, raw_public_key(public_key)), public_key)
 
     @classmethod
     def parse(cls, vkey: str) -> Verifier:
         """A verifier key string `<name>+<hex key ID>+<base64(0x01 || key)>`."""
-        parts = vkey.split("+", 2)  # base64 may hold "+", a name may not
-        if len(parts) != 3:
-            raise NoteError("a verifier key is <name>+<key ID>+<key>")
-        name, hex_id, encoded = parts
-        check_key_name(name)
-        material = _b64decode(encoded, "the verifier key")
-        if len(material) != 1 + ED25519_KEY_SIZE or material[0] != ED25519:
-            raise NoteError("the verifier key is not an Ed25519 key (type 0x01, 32 bytes)")
-        verifier = cls(
-            name, _parse_key_id(hex_id), Ed25519PublicKey.from_public_bytes(material[1:])
-        )
-        if key_id(name, material[1:]) != verifier.key_id:
-            raise NoteError(f"the verifier key's ID {hex_id} does not match its name and key")
-        return verifier
+        name, identifier, public_key = parse_vkey(vkey, ED25519)
+        return cls(name, identifier, public_key)
 
     @property
     def vkey(self) -> str:
-        material = bytes([ED25519]) + _raw_public(self.public_key)
-        return f"{self.name}+{self.key_id:08x}+{base64.b64encode(material).decode()}"
+        return format_vkey(self.name, self.key_id, ED25519, self.public_key)
 
     def matches(self, signature: Signature) -> bool:
         return signature.name == self.name and signature.key_id == self.key_id
@@ -151,31 +138,17 @@ class Signer:
     @classmethod
     def from_private_key(cls, name: str, private_key: Ed25519PrivateKey) -> Signer:
         check_key_name(name)
-        return cls(name, key_id(name, _raw_public(private_key.public_key())), private_key)
+        return cls(name, key_id(name, raw_public_key(private_key.public_key())), private_key)
 
     @classmethod
     def parse(cls, skey: str) -> Signer:
         """A signer key string `PRIVATE+KEY+<name>+<hex key ID>+<base64(0x01 || seed)>`."""
-        if not skey.startswith(PRIVATE_KEY_PREFIX):
-            raise NoteError("a signer key starts with PRIVATE+KEY+")
-        parts = skey[len(PRIVATE_KEY_PREFIX) :].split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("a signer key is PRIVATE+KEY+<name>+<key ID>+<key>")
-        name, hex_id, encoded = parts
-        check_key_name(name)
-        material = _b64decode(encoded, "the signer key")
-        if len(material) != 1 + ED25519_KEY_SIZE or material[0] != ED25519:
-            raise NoteError("the signer key is not an Ed25519 key (type 0x01, 32-byte seed)")
-        signer = cls.from_private_key(name, Ed25519PrivateKey.from_private_bytes(material[1:]))
-        if signer.key_id != _parse_key_id(hex_id):
-            raise NoteError(f"the signer key's ID {hex_id} does not match its name and key")
-        return signer
+        name, _, private_key = parse_skey(skey, ED25519)
+        return cls.from_private_key(name, private_key)
 
     @property
     def skey(self) -> str:
-        seed = self.private_key.private_bytes_raw()
-        material = base64.b64encode(bytes([ED25519]) + seed).decode()
-        return f"{PRIVATE_KEY_PREFIX}{self.name}+{self.key_id:08x}+{material}"
+        return format_skey(self.name, self.key_id, ED25519, self.private_key)
 
     @property
     def verifier(self) -> Verifier:
@@ -190,6 +163,59 @@ def _parse_key_id(hex_id: str) -> int:
     if len(hex_id) != 8 or any(char not in "0123456789abcdef" for char in hex_id):
         raise NoteError(f"key ID {hex_id!r} is not 8 lowercase hex digits")
     return int(hex_id, 16)
+
+
+def parse_vkey(vkey: str, signature_type: int) -> tuple[str, int, Ed25519PublicKey]:
+    """Name, key ID and public key of `<name>+<hex key ID>+<base64(type || key)>`."""
+    parts = vkey.split("+", 2)  # base64 may hold "+", a name may not
+    if len(parts) != 3:
+        raise NoteError("a verifier key is <name>+<key ID>+<key>")
+    name, hex_id, encoded = parts
+    check_key_name(name)
+    material = _b64decode(encoded, "the verifier key")
+    if len(material) != 1 + ED25519_KEY_SIZE or material[0] != signature_type:
+        raise NoteError(
+            f"the verifier key is not an Ed25519 key of type 0x{signature_type:02x} (32 bytes)"
+        )
+    if key_id(name, material[1:], signature_type) != _parse_key_id(hex_id):
+        raise NoteError(f"the verifier key's ID {hex_id} does not match its name and key")
+    return name, _parse_key_id(hex_id), Ed25519PublicKey.from_public_bytes(material[1:])
+
+
+def parse_skey(skey: str, signature_type: int) -> tuple[str, int, Ed25519PrivateKey]:
+    """Name, key ID and private key of `PRIVATE+KEY+<name>+<hex key ID>+<base64(type || seed)>`."""
+    if not skey.startswith(PRIVATE_KEY_PREFIX):
+        raise NoteError("a signer key starts with PRIVATE+KEY+")
+    parts = skey[len(PRIVATE_KEY_PREFIX) :].split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("a signer key is PRIVATE+KEY+<name>+<key ID>+<key>")
+    name, hex_id, encoded = parts
+    check_key_name(name)
+    material = _b64decode(encoded, "the signer key")
+    if len(material) != 1 + ED25519_KEY_SIZE or material[0] != signature_type:
+        raise NoteError(
+            f"the signer key is not an Ed25519 key of type 0x{signature_type:02x} (32-byte seed)"
+        )
+    private_key = Ed25519PrivateKey.from_private_bytes(material[1:])
+    if key_id(name, raw_public_key(private_key.public_key()), signature_type) != _parse_key_id(
+        hex_id
+    ):
+        raise NoteError(f"the signer key's ID {hex_id} does not match its name and key")
+    return name, _parse_key_id(hex_id), private_key
+
+
+def format_vkey(
+    name: str, identifier: int, signature_type: int, public_key: Ed25519PublicKey
+) -> str:
+    material = base64.b64encode(bytes([signature_type]) + raw_public_key(public_key)).decode()
+    return f"{name}+{identifier:08x}+{material}"
+
+
+def format_skey(
+    name: str, identifier: int, signature_type: int, private_key: Ed25519PrivateKey
+) -> str:
+    seed = base64.b64encode(bytes([signature_type]) + private_key.private_bytes_raw()).decode()
+    return f"{PRIVATE_KEY_PREFIX}{name}+{identifier:08x}+{seed}"
 
 
 def check_text(text: str) -> str:
@@ -269,7 +295,9 @@ def open_note(data: bytes, verifiers: Iterable[Verifier]) -> VerifiedNote:
     unverified: list[Signature] = []
     for signature in note.signatures:
         matching = {
-            (v.name, v.key_id, _raw_public(v.public_key)): v for v in known if v.matches(signature)
+            (v.name, v.key_id, raw_public_key(v.public_key)): v
+            for v in known
+            if v.matches(signature)
         }
         if len(matching) > 1:
             raise NoteError(f"ambiguous key {signature.name}+{signature.key_id:08x}")

@@ -166,6 +166,9 @@ class PostgresLogReader:
     def checkpoint(self, writer: str) -> bytes | None:
         return None  # the postgres sink signs no checkpoints yet
 
+    def checkpoint_history(self, writer: str) -> list[bytes]:
+        return []
+
     # -- queries ------------------------------------------------------------------------
 
     def _select(self, selection: Selection, order: str, limit: int | None = None) -> sql.Composed:

@@ -69,6 +69,10 @@ class LogReader(Protocol):
         """The writer's last signed checkpoint (a C2SP signed note), None if it has none."""
         ...
 
+    def checkpoint_history(self, writer: str) -> list[bytes]:
+        """The writer's checkpoint history (`tlog.CheckpointLink` lines), oldest first."""
+        ...
+
     def records(self, selection: Selection) -> Iterator[StoredRecord]:
         """Selected records in time order across writers; AuditDataError on a damaged one."""
         ...

@@ -15,6 +15,9 @@ holder still changes the leaves under the signed root.
 One record is proven to someone without the log or a key by a C2SP tlog proof whose
 extra data is the stored line itself (`prove_record`, `verify_record_proof`).
 
+Every checkpoint a writer signs is kept in its history (`CheckpointLink`), linked to the
+one before by a consistency proof; `verify_history` checks the links with the public key.
+
 Pure: no I/O.
 """
 
@@ -36,7 +39,15 @@ from jitgate.audit.checkpoint import (
     verify_tlog_proof,
     writer_verifier,
 )
-from jitgate.audit.merkle import CompactTree, inclusion_proof, leaf_hash, root
+from jitgate.audit.cosignature import CosignatureVerifier, cosignatures
+from jitgate.audit.merkle import (
+    CompactTree,
+    ProofError,
+    inclusion_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+)
 from jitgate.audit.note import NoteError, Verifier, parse_note
 
 
@@ -204,3 +215,124 @@ def verify_record_proof(proof: TlogProof, verifier: Verifier) -> ProvenRecord:
         writer_verifier(verifier, writer),
     )
     return ProvenRecord(record, checkpoint)
+
+
+# -- the checkpoint history: each checkpoint linked to the one before -------------------
+
+
+@dataclass(frozen=True)
+class CheckpointLink:
+    """One entry of a writer's checkpoint history (one JSON line of CHECKPOINTS).
+
+    The signed checkpoint, the RFC 6962 consistency proof from the checkpoint before it
+    (empty for the first, or after an empty tree), and the tree state it was signed from,
+    so the writer can prove consistency from this size to any later one (a witness's).
+    """
+
+    signed: bytes
+    proof: tuple[bytes, ...]
+    tree: CompactTree
+
+    def encode(self) -> bytes:
+        entry = {
+            "size": self.tree.size,
+            "checkpoint": self.signed.decode(),
+            "proof": [base64.b64encode(node).decode() for node in self.proof],
+            "peaks": [base64.b64encode(peak).decode() for peak in self.tree.peaks],
+        }
+        return json.dumps(entry, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+    @classmethod
+    def decode(cls, line: bytes) -> CheckpointLink:
+        """ValueError unless `line` is an entry as `encode` writes it."""
+        entry = json.loads(line)
+        if not isinstance(entry, dict) or not isinstance(entry.get("checkpoint"), str):
+            raise ValueError("not a checkpoint history entry")
+        proof, peaks = entry.get("proof"), entry.get("peaks")
+        if not isinstance(proof, list) or not isinstance(peaks, list):
+            raise ValueError("not a checkpoint history entry")
+        if type(entry.get("size")) is not int:
+            raise ValueError("not a checkpoint history entry")
+        decode = [base64.b64decode(str(item), validate=True) for item in [*proof, *peaks]]
+        return cls(
+            entry["checkpoint"].encode(),
+            tuple(decode[: len(proof)]),
+            CompactTree(entry["size"], decode[len(proof) :]),
+        )
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """The checkpoint's text, its signature not checked."""
+        return Checkpoint.parse(parse_note(self.signed).text)
+
+
+@dataclass(frozen=True)
+class HistoryCheck:
+    """What checking a writer's checkpoint history found."""
+
+    writer: str
+    checkpoints: int
+    latest: CheckpointLink | None
+    problem: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def verify_history(writer: str, lines: Iterable[bytes], verifier: Verifier) -> HistoryCheck:
+    """Check that every checkpoint `writer` signed extends the one before it.
+
+    With the public key only: each must be signed for the writer's origin, grow the
+    tree, and come with a consistency proof from the previous one (RFC 6962 §2.1.2,
+    strict). A key holder who rewrote or cut history and re-signed must also rewrite
+    this history consistently, which a witness holding any earlier checkpoint refutes.
+    """
+    origin = origin_of(verifier.name, writer)
+    public = writer_verifier(verifier, writer)
+    previous: Checkpoint | None = None
+    latest: CheckpointLink | None = None
+    count = 0
+    for count, line in enumerate(lines, start=1):
+        where = f"checkpoint {count} in the history of writer {writer}"
+        try:
+            link = CheckpointLink.decode(line)
+            checkpoint = open_checkpoint(link.signed, origin, public)
+        except (ValueError, CheckpointError) as error:
+            return HistoryCheck(writer, count, latest, f"{where} is unreadable: {error}")
+        if (link.tree.size, link.tree.root()) != (checkpoint.size, checkpoint.root):
+            return HistoryCheck(
+                writer, count, latest, f"{where} holds a tree state it did not sign"
+            )
+        if previous is not None and checkpoint.size <= previous.size:
+            return HistoryCheck(
+                writer, count, latest,
+                f"{where} has {checkpoint.size} records, no more than the {previous.size} "
+                "before it: history was cut",
+            )  # fmt: skip
+        try:
+            if previous is None or previous.size == 0:
+                if link.proof:
+                    raise ProofError("the first checkpoint needs no consistency proof")
+            else:
+                verify_consistency(
+                    previous.size, checkpoint.size, link.proof, previous.root, checkpoint.root
+                )
+        except ProofError as error:
+            return HistoryCheck(
+                writer, count, latest,
+                f"{where} ({checkpoint.size} records) does not extend the one before "
+                f"({previous.size if previous else 0} records): {error}",
+            )  # fmt: skip
+        previous, latest = checkpoint, link
+    return HistoryCheck(writer, count, latest, None)
+
+
+def signed_at(signed: bytes, writer: str, verifier: Verifier) -> int | None:
+    """When `writer` last signed this checkpoint (its own timestamped cosignature), if it did."""
+    origin = origin_of(verifier.name, writer)
+    stamp = CosignatureVerifier.from_public_key(origin, verifier.public_key)
+    try:
+        return cosignatures(signed, [stamp]).get(stamp.vkey)
+    except NoteError:
+        return None

@@ -55,8 +55,8 @@ async def test_a_signed_log_verifies_with_the_public_key_and_says_how_old_its_ch
     assert result.code == 0, result.out + result.err
     lines = result.out.splitlines()
     expected = (
-        "ok      webhook-0: signed checkpoint covers records 1-12; the last of them written "
-        f"{START:%Y-%m-%dT%H:%M:%S}"
+        "ok      webhook-0: signed checkpoint covers records 1-12, 1 checkpoint(s) each "
+        f"extending the one before; signed {START:%Y-%m-%dT%H:%M:%SZ}"
     )
     assert any(line.startswith(expected) and line.endswith(" ago)") for line in lines), lines
     assert any(

@@ -17,6 +17,7 @@ from jitgate.audit.merkle import (
     CompactTree,
     ProofError,
     consistency_proof,
+    consistency_proof_from,
     inclusion_proof,
     leaf_hash,
     node_hash,
@@ -260,3 +261,13 @@ def test_the_compact_tree_matches_the_recursive_definition(items: list[bytes]) -
     restored = CompactTree(tree.size, list(tree.peaks))
     restored.append(leaf_hash(b"next"))
     assert restored.root() == mth([*leaves, leaf_hash(b"next")])
+
+
+@pytest.mark.parametrize("new_size", range(1, 34))
+def test_a_proof_from_a_saved_tree_state_is_the_proof_from_all_leaves(new_size: int) -> None:
+    """The writer links checkpoints holding only the old tree's state and the new leaves."""
+    leaves = [leaf_hash(data(i)) for i in range(new_size)]
+    for old_size in range(1, new_size + 1):
+        old = CompactTree()
+        old.extend(leaves[:old_size])
+        assert consistency_proof_from(old, leaves[old_size:]) == consistency_proof(leaves, old_size)

@@ -23,17 +23,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jitgate.audit.checkpoint import Checkpoint, CheckpointError, TlogProof
+from jitgate.audit.checkpoint import CheckpointError, TlogProof
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.keys import parse_verifier_key
-from jitgate.audit.note import NoteError, Signer, Verifier, check_key_name, parse_note
+from jitgate.audit.note import NoteError, Signer, Verifier, check_key_name
 from jitgate.audit.reader import LogReader
-from jitgate.audit.tlog import prove_record, verify_checkpoint, verify_record_proof
+from jitgate.audit.tlog import (
+    prove_record,
+    signed_at,
+    verify_checkpoint,
+    verify_history,
+    verify_record_proof,
+)
 from jitgate.audit.verify import Entry
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from jitgate.cli.jitgate.audit import reading
 from jitgate.cli.jitgate.audit.options import KeygenOptions, ProveOptions, VerifyProofOptions
-from jitgate.core.clock import parse_time
+from jitgate.core.clock import format_time
 
 
 def load_verifier(path: str) -> Verifier:
@@ -60,7 +66,7 @@ class PublicCheck:
 def check_public(
     reader: LogReader, writer: str, verifier: Verifier, now: dt.datetime
 ) -> PublicCheck:
-    """`writer`'s records against its signed checkpoint, with the public key only."""
+    """`writer`'s checkpoint history and records against them, with the public key only."""
     signed = reader.checkpoint(writer)
     if signed is None:
         return PublicCheck(
@@ -68,38 +74,46 @@ def check_public(
             f"{writer}: no signed checkpoint (was it run with --checkpoint-key?)",
             ok=False,
         )
-    claimed = _claimed_size(signed)
-    last_time: list[str] = []
-
-    def remembering() -> Iterator[Mapping[str, Any]]:
-        # The time of the newest record the checkpoint covers: how old the checkpoint is.
-        for record in _records(reader, writer):
-            if record.get("seq") == claimed:
-                last_time.append(str(record.get("time")))
-            yield record
-
-    check = verify_checkpoint(writer, remembering(), signed, verifier)
+    history = verify_history(writer, reader.checkpoint_history(writer), verifier)
+    if history.problem is not None:
+        return PublicCheck(writer, f"{writer}: {history.problem}", ok=False)
+    if history.latest is None:
+        return PublicCheck(
+            writer, f"{writer}: the checkpoint history is gone, only the latest is left", ok=False
+        )
+    latest = history.latest
+    current = verify_checkpoint(writer, [], signed, verifier).checkpoint
+    if (
+        current is None
+        or current.size > latest.tree.size
+        or (current.size == latest.tree.size and current.root != latest.tree.root())
+    ):
+        return PublicCheck(
+            writer,
+            f"{writer}: the latest checkpoint is not the last one of its history "
+            f"({latest.tree.size} records)",
+            ok=False,
+        )
+    check = verify_checkpoint(writer, _records(reader, writer), latest.signed, verifier)
     if check.problem is not None:
         return PublicCheck(writer, f"{writer}: {check.problem}", ok=False)
-    assert check.checkpoint is not None
-    size = check.checkpoint.size
+    size = latest.tree.size
     pending = f", {check.uncovered} newer not yet signed" if check.uncovered else ""
+    stamps = [
+        t
+        for t in (signed_at(signed, writer, verifier), signed_at(latest.signed, writer, verifier))
+        if t is not None
+    ]
     age = ""
-    if size and last_time:
-        written = last_time[0]
-        age = f"; the last of them written {written} ({_ago(now - parse_time(written))} ago)"
+    if stamps:
+        when = dt.datetime.fromtimestamp(max(stamps), dt.UTC)
+        age = f"; signed {format_time(when)} ({_ago(now - when)} ago)"
     return PublicCheck(
         writer,
-        f"{writer}: signed checkpoint covers records 1-{size}{pending}{age}",
+        f"{writer}: signed checkpoint covers records 1-{size}{pending}, {history.checkpoints} "
+        f"checkpoint(s) each extending the one before{age}",
         ok=True,
     )
-
-
-def _claimed_size(signed: bytes) -> int | None:
-    try:
-        return Checkpoint.parse(parse_note(signed).text).size
-    except (NoteError, CheckpointError):
-        return None  # verify_checkpoint says what is wrong with it
 
 
 def _ago(delta: dt.timedelta) -> str:
