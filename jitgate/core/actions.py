@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass, field
 
-from jitgate.core.vocabulary import PHRASES, Verb, workload_singular
+from jitgate.core.vocabulary import NAMESPACES, PHRASES, Verb, workload_singular
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,11 @@ class AttemptedAction:
     detail: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
 
     def describe(self) -> str:
-        """`exec into pod web-0 in namespace prod (container app, command ls -l)`."""
-        text = (
-            f"{PHRASES[self.verb]} {workload_singular(self.resource)} {self.name} "
-            f"in namespace {self.namespace}"
-        )
+        """`exec into pod web-0 in namespace prod (container app, command ls -l)`;
+        `unprotect namespace prod` (a namespace is in no namespace)."""
+        text = f"{PHRASES[self.verb]} {workload_singular(self.resource)} {self.name}"
+        if self.resource != NAMESPACES:
+            text += f" in namespace {self.namespace}"
         extras = []
         if self.container:
             extras.append(f"container {self.container}")

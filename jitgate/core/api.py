@@ -13,7 +13,15 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.alias_generators import to_camel
 
 from jitgate.core.durations import DURATION_PATTERN, parse_duration
-from jitgate.core.vocabulary import CONNECT_VERBS, CONTAINER_VERBS, PODS, SCALABLE_RESOURCES, Verb
+from jitgate.core.vocabulary import (
+    CONNECT_VERBS,
+    CONTAINER_VERBS,
+    NAMESPACES,
+    PODS,
+    SCALABLE_RESOURCES,
+    VERBS,
+    Verb,
+)
 
 GROUP = "jitgate.dev"
 VERSION = "v1alpha1"
@@ -178,8 +186,12 @@ class AccessPolicySpec(ApiModel):
     namespaces: NamespaceMatch = Field(description="The namespaces this policy protects.")
     actions: list[Verb] = Field(
         min_length=1,
-        max_length=5,
-        description="Protected actions: exec, attach, portforward, delete, scale.",
+        max_length=len(VERBS),
+        description=(
+            "Protected actions: exec, attach, portforward, delete, scale. unprotect (removing "
+            "the labels that make a namespace protected) is protected by every policy, listed "
+            "or not."
+        ),
     )
     resources: list[Name] = Field(
         default_factory=lambda: ["pods"],
@@ -245,6 +257,9 @@ _SCALE_NEEDS = (
 )
 
 
+_UNPROTECT_NEEDS = f"unprotect needs resource {NAMESPACES}"
+
+
 class RequestedAction(ApiModel):
     """One action a request asks for and a grant allows."""
 
@@ -270,11 +285,16 @@ class RequestedAction(ApiModel):
                     "rule": "self.verb != 'delete' || has(self.resource)",
                     "message": "delete needs a resource",
                 },
+                {
+                    "rule": f"self.verb != 'unprotect' || (has(self.resource) && "
+                    f"self.resource == '{NAMESPACES}')",
+                    "message": _UNPROTECT_NEEDS,
+                },
             ]
         }
     )
 
-    verb: Verb = Field(description="exec, attach, portforward, delete or scale.")
+    verb: Verb = Field(description="exec, attach, portforward, delete, scale or unprotect.")
     resource: Name | None = Field(
         default=None,
         description=(
@@ -310,6 +330,8 @@ class RequestedAction(ApiModel):
             raise ValueError(_SCALE_NEEDS)
         if self.verb == "delete" and self.resource is None:
             raise ValueError("delete needs a resource, e.g. pods or deployments.apps")
+        if self.verb == "unprotect" and self.resource != NAMESPACES:
+            raise ValueError(_UNPROTECT_NEEDS)
         return self
 
     @property

@@ -20,7 +20,14 @@ from pydantic import ValidationError
 from jitgate.core.api import AccessPolicy, Condition, LabelSelector
 from jitgate.core.label_selectors import selector_matches
 from jitgate.core.policy import Namespace, covers_namespace
-from jitgate.core.vocabulary import CONNECT_VERBS, PODS, SCALABLE_RESOURCES, Verb
+from jitgate.core.vocabulary import (
+    CONNECT_VERBS,
+    NAMESPACES,
+    PODS,
+    SCALABLE_RESOURCES,
+    UNPROTECT_VERB,
+    Verb,
+)
 
 CONDITION = "Enforced"
 # The API server labels every namespace with its name; namespaceSelectors exclude by it.
@@ -93,6 +100,8 @@ def _needs(verb: Verb, resource: str) -> tuple[tuple[str, str], ...]:
     if verb == "scale":
         # kubectl scale uses the subresource; a patch of spec.replicas the object itself.
         return (("UPDATE", f"{resource}/scale"), ("UPDATE", resource))
+    if verb == UNPROTECT_VERB:
+        return (("UPDATE", NAMESPACES),)  # a label change of the namespace itself
     return (("DELETE", resource),)
 
 
@@ -105,6 +114,10 @@ def _protected(policy: AccessPolicy) -> list[tuple[Verb, str]]:
             out.append((verb, PODS))
         elif verb == "scale":
             out.extend((verb, r) for r in spec.resources if r in SCALABLE_RESOURCES)
+        elif verb == UNPROTECT_VERB:
+            # Implied by every policy, listed or not; the chart routes namespace label
+            # changes for every namespace it does not exclude, whatever the policies say.
+            continue
         else:
             out.extend((verb, r) for r in spec.resources)
     return out

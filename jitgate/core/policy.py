@@ -21,7 +21,7 @@ from jitgate.core.api import AccessPolicy, AccessRequestSpec, NamespaceMatch, Re
 from jitgate.core.durations import parse_duration
 from jitgate.core.label_selectors import selector_matches
 from jitgate.core.refusals import Refusal
-from jitgate.core.vocabulary import CONNECT_VERBS, Verb
+from jitgate.core.vocabulary import CONNECT_VERBS, NAMESPACES, UNPROTECT_VERB, Verb
 from jitgate.core.wire import Unreadable
 
 # Identities never intercepted, whatever the policies say (DESIGN.md §3).
@@ -126,6 +126,9 @@ class Policies:
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:
+    if verb == UNPROTECT_VERB:
+        # Switching a policy's protection off would open every action it protects.
+        return resource == NAMESPACES
     if verb not in policy.spec.actions:
         return False
     # exec, attach and portforward are pod subresources: the verb alone decides.

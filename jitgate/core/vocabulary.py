@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Verb = Literal["exec", "attach", "portforward", "delete", "scale"]
-VERBS: tuple[Verb, ...] = ("exec", "attach", "portforward", "delete", "scale")
+Verb = Literal["exec", "attach", "portforward", "delete", "scale", "unprotect"]
+VERBS: tuple[Verb, ...] = ("exec", "attach", "portforward", "delete", "scale", "unprotect")
 # Verbs that connect to a pod through one of its subresources (pods/exec, ...).
 CONNECT_VERBS: frozenset[str] = frozenset({"exec", "attach", "portforward"})
 # Verbs that act inside one container of the pod.
@@ -24,9 +24,15 @@ PHRASES: dict[Verb, str] = {
     "portforward": "port-forward to",
     "delete": "delete",
     "scale": "scale",
+    "unprotect": "unprotect",
 }
 
 PODS = "pods"
+# `unprotect` switches a namespace's protection off (its labels stop matching a policy's
+# selector); it applies to namespaces only, and every policy protecting a namespace protects
+# it, whether or not the policy lists it.
+NAMESPACES = "namespaces"
+UNPROTECT_VERB: Verb = "unprotect"
 # The resources with a scale subresource that policies can protect, in the order messages
 # and the CRD's validation rule list them.
 SCALABLE_RESOURCES: tuple[str, ...] = (
@@ -44,9 +50,9 @@ class KubectlKind:
     resource: str  # plural, group-qualified for non-core groups: "deployments.apps"
     singular: str  # "deployment", as `kubectl get` names objects: deployment/web
     short_names: tuple[str, ...]  # "deploy"
-    # Pods and the controllers running them: what policies usually protect. A denial names
-    # these by their singular and every other kind by its group-qualified plural, which
-    # kubectl also accepts.
+    # Pods, the controllers running them and namespaces: what policies usually protect. A
+    # denial names these by their singular and every other kind by its group-qualified
+    # plural, which kubectl also accepts.
     workload: bool = False
 
     @property
@@ -66,6 +72,7 @@ KUBECTL_KINDS: tuple[KubectlKind, ...] = (
     KubectlKind("replicasets.apps", "replicaset", ("rs",), workload=True),
     KubectlKind("daemonsets.apps", "daemonset", ("ds",), workload=True),
     KubectlKind("replicationcontrollers", "replicationcontroller", ("rc",), workload=True),
+    KubectlKind(NAMESPACES, "namespace", ("ns",), workload=True),
     KubectlKind("services", "service", ("svc",)),
     KubectlKind("configmaps", "configmap", ("cm",)),
     KubectlKind("secrets", "secret", ()),

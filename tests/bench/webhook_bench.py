@@ -51,6 +51,7 @@ from support import objects, reviews
 from support.clocks import NOW
 
 from jitgate.audit.connect import open_audit_writer
+from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import decide
 from jitgate.core.clock import ManualClock
 from jitgate.core.policy import Exemptions
@@ -324,7 +325,7 @@ def _decision_latency(grants: int) -> tuple[float, float]:
         started = time.perf_counter_ns()
         request = parse_review(body)
         attempted = decode(request)
-        assert attempted is not None
+        assert isinstance(attempted, AttemptedAction)
         verdict = decide(
             attempted, request.user, request.groups, cache=cache, exemptions=exemptions, now=NOW
         )

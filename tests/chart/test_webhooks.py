@@ -188,7 +188,11 @@ def test_namespace_delete_and_label_changes_are_routed() -> None:
     assert rule_set(deleting) == {("DELETE", "", "namespaces")}
     assert deleting["namespaceSelector"]["matchLabels"] == {"jitgate.dev/protected": "true"}
     labelling = hooks["validating/protection.actions.jitgate.dev"]
-    assert rule_set(labelling) == {("UPDATE", "", "namespaces")}
+    # status and finalize updates can change labels too.
+    assert rule_set(labelling) == {
+        ("UPDATE", "", resource)
+        for resource in ("namespaces", "namespaces/status", "namespaces/finalize")
+    }
     # The API server matches a namespace UPDATE by its new labels: a selector on the
     # protection label would miss the update that removes it.
     assert set(labelling["namespaceSelector"]) == {"matchExpressions"}
@@ -239,7 +243,7 @@ def test_common_settings_of_every_webhook(value_set: str) -> None:
         helm_tls = values.get("tls", {}).get("mode", "helm") == "helm"
         assert ("caBundle" in hook["clientConfig"]) == helm_tls, key
         for rule in hook["rules"]:
-            cluster_scoped = rule["resources"] == ["namespaces"]
+            cluster_scoped = rule["resources"][0] == "namespaces"
             assert rule["scope"] == ("Cluster" if cluster_scoped else "Namespaced"), key
 
 

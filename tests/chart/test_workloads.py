@@ -319,12 +319,31 @@ def expand(group: str, resources: list[str], verbs: list[str], name: str = "") -
     return {(group, r, v, name) for r in resources for v in verbs}
 
 
-def test_webhook_can_only_read_grants_policies_and_namespaces() -> None:
+def test_webhook_reads_only_what_it_decides_with() -> None:
     objects = render.render_chart({})
     role = render.find(objects, "ClusterRole", render.WEBHOOK_NAME)
     read = ["get", "list", "watch"]
-    assert permissions(role) == expand("jitgate.dev", ["grants", "accesspolicies"], read) | expand(
-        "", ["namespaces"], read
+    assert permissions(role) == (
+        expand("jitgate.dev", ["grants", "accesspolicies"], read)
+        | expand("", ["namespaces"], read)
+        # An autoscaler's target's replicas, and the objects of a namespace being deleted
+        # (names only: the webhook lists metadata) for each routed delete resource.
+        | expand("", ["replicationcontrollers/scale"], ["get"])
+        | expand("apps", ["deployments/scale", "statefulsets/scale", "replicasets/scale"], ["get"])
+        | expand(
+            "",
+            [
+                "pods",
+                "replicationcontrollers",
+                "services",
+                "configmaps",
+                "secrets",
+                "persistentvolumeclaims",
+            ],
+            ["list"],
+        )
+        | expand("apps", ["deployments", "statefulsets", "replicasets", "daemonsets"], ["list"])
+        | expand("batch", ["jobs", "cronjobs"], ["list"])
     )
     binding = render.find(objects, "ClusterRoleBinding", render.WEBHOOK_NAME)
     assert binding["roleRef"]["name"] == render.WEBHOOK_NAME

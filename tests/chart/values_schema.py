@@ -227,7 +227,7 @@ OPERATOR = obj(
     **pod_placement(),
 )
 
-ACTIONS = ["exec", "attach", "portforward", "delete", "scale"]
+ACTIONS = ["exec", "attach", "portforward", "delete", "scale", "unprotect"]
 
 DEFAULT_POLICY = obj(
     "An AccessPolicy created with the chart.",

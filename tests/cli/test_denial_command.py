@@ -23,6 +23,7 @@ DENIED = [
     AttemptedAction("delete", "prod", "cronjobs.batch", "nightly"),
     AttemptedAction("scale", "prod", "statefulsets.apps", "db", detail={"replicas": {}}),
     AttemptedAction("scale", "prod", "replicasets.apps", "web-5d8f"),
+    AttemptedAction("unprotect", "prod", "namespaces", "prod"),
 ]
 
 

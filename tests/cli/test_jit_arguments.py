@@ -18,6 +18,7 @@ from jitgate.cli.kubectl_jit.build import (
     creation_body,
     generated_name,
     object_actions,
+    request_namespace,
     user_slug,
 )
 from jitgate.cli.kubectl_jit.kinds import KindError, Target, parse_targets, resource_for
@@ -269,3 +270,18 @@ def test_an_approval_is_appended_to_an_existing_list() -> None:
     assert approval_patch(raw, {"decision": "Deny"}) == [
         {"op": "add", "path": "/status/approvals/-", "value": {"decision": "Deny"}}
     ]
+
+
+def test_unprotect_names_one_namespace_and_is_asked_for_in_it() -> None:
+    options = parse_args(["request", "unprotect", "ns/payments", "--reason", "INC-9"]).options
+    (action,) = object_actions(options.verb, parse_targets(list(options.targets)))
+    assert (action.verb, action.resource, action.names) == ("unprotect", "namespaces", ["payments"])
+    target = [Target("namespaces", "payments")]
+    assert request_namespace("unprotect", target, None) == "payments"
+    assert request_namespace("unprotect", target, "payments") == "payments"
+    assert request_namespace("delete", [Target("pods", "web-0")], "prod") is None
+    with pytest.raises(RequestError, match="asked for in namespace payments, not prod"):
+        request_namespace("unprotect", target, "prod")
+    for wrong in ([Target("pods", "web-0")], target * 2):
+        with pytest.raises(RequestError, match="unprotect applies to one namespace"):
+            object_actions("unprotect", wrong)

@@ -99,6 +99,7 @@ def test_crds_carry_the_api_server_rules() -> None:
         "portforward",
         "delete",
         "scale",
+        "unprotect",
     ]
     duration = spec["properties"]["duration"]
     assert duration["x-kubernetes-validations"][0]["rule"] == (

@@ -207,6 +207,93 @@ def deployment_update_review(
     )
 
 
+def autoscaler(
+    name: str = "web",
+    target: str = "web",
+    *,
+    low: int | None = 1,
+    high: int = 1,
+    namespace: str = "prod",
+    kind: str = "Deployment",
+    api_version: str = "apps/v1",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": target},
+        "maxReplicas": high,
+    }
+    if low is not None:
+        spec["minReplicas"] = low
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": spec,
+    }
+
+
+def autoscaler_review(
+    hpa: dict[str, Any], old: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """CREATE of `hpa`, or its UPDATE from `old`."""
+    return review(
+        operation="CREATE" if old is None else "UPDATE",
+        kind=("autoscaling", "v2", "HorizontalPodAutoscaler"),
+        resource=("autoscaling", "v2", "horizontalpodautoscalers"),
+        namespace=hpa["metadata"]["namespace"],
+        name=hpa["metadata"]["name"],
+        obj=hpa,
+        old=old,
+        **kwargs,
+    )
+
+
+def namespace(name: str = "prod", labels: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/metadata.name": name, **(labels or {})},
+        },
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def namespace_delete_review(name: str = "prod", **kwargs: Any) -> dict[str, Any]:
+    return review(
+        operation="DELETE",
+        kind=("", "v1", "Namespace"),
+        resource=("", "v1", "namespaces"),
+        namespace="",
+        name=name,
+        old=namespace(name),
+        **kwargs,
+    )
+
+
+def namespace_update_review(
+    before: dict[str, str],
+    after: dict[str, str],
+    name: str = "prod",
+    *,
+    sub_resource: str | None = None,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A label change of namespace `name`, through the object or a subresource."""
+    return review(
+        operation="UPDATE",
+        kind=("", "v1", "Namespace"),
+        resource=("", "v1", "namespaces"),
+        sub_resource=sub_resource,
+        namespace="",
+        name=name,
+        obj=namespace(name, after),
+        old=namespace(name, before),
+        **kwargs,
+    )
+
+
 def ar_review(
     operation: str,
     obj: dict[str, Any] | None,

@@ -7,7 +7,9 @@ app           the app factory; routers/admission (/validate, /mutate) and
 service       decides and audits: an AdmissionRequest in, an Answer out; the rules are
               jitgate.core.admission's (protected actions, AccessRequest and Grant writes)
 review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
-decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions
+decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions;
+              autoscaler and namespace reviews into what the service resolves
+lookups       bounded, timed reads for those: a target's replicas, a namespace's objects
 cache, watch  the in-memory grant index, policies and namespace labels, kept current by
               list+watch threads (410 Gone re-lists, jittered backoff)
 audit         audit events and the durable-before-allow rule

@@ -120,7 +120,8 @@ def action_event(
     return AuditEvent(
         type=ALLOWED if verdict.allowed else DENIED,
         actor=_actor(request),
-        namespace=request.namespace or None,
+        # A namespace's own delete or label change names no namespace; its actions do.
+        namespace=attempted.namespace if attempted is not None else request.namespace or None,
         action=action,
         request=grant.spec.access_request.name if grant else None,
         grant=grant.name if grant else None,

@@ -7,18 +7,27 @@ eviction is a delete of the pod); UPDATE of the scale subresource (autoscaling/v
 of a workload whose `spec.replicas` changes; UPDATE of pods/ephemeralcontainers that adds
 a container (kubectl debug), which runs any image and command inside the pod and is
 therefore decided as an exec that only a grant pinning neither container nor command covers.
+
+Three shapes need the cluster or the policies before they become actions, so they decode
+into what the service resolves (`Indirect`): a HorizontalPodAutoscaler CREATE or UPDATE
+(`AutoscalerTarget`: the scale it forces depends on the target's replicas), a namespace
+DELETE (`NamespaceDeletion`: a delete of each protected object in it) and a namespace label
+change, through the object or its status or finalize subresource (`NamespaceRelabel`: an
+`unprotect` when a policy stops covering it).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from jitgate.webhook.review import AdmissionRequest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission.indirect import AUTOSCALERS
 from jitgate.core.canonical import digest
-from jitgate.core.vocabulary import SCALABLE_RESOURCES, group_qualified
+from jitgate.core.vocabulary import NAMESPACES, SCALABLE_RESOURCES, group_qualified
 
 CONNECT_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "portforward"}
 _OPTIONS_KIND = {
@@ -28,6 +37,51 @@ _OPTIONS_KIND = {
 }
 # Deployments and friends default spec.replicas to 1; Scale omits replicas when it is 0.
 _DEFAULT_WORKLOAD_REPLICAS = 1
+# An autoscaler's minReplicas defaults to 1.
+_DEFAULT_MIN_REPLICAS = 1
+# What an autoscaler's scaleTargetRef (API group, kind) names, for the resources policies can
+# protect the scale of; any other target is no protected workload.
+_SCALE_TARGETS = {
+    ("apps", "Deployment"): "deployments.apps",
+    ("apps", "StatefulSet"): "statefulsets.apps",
+    ("apps", "ReplicaSet"): "replicasets.apps",
+    ("", "ReplicationController"): "replicationcontrollers",
+}
+assert set(_SCALE_TARGETS.values()) == set(SCALABLE_RESOURCES)
+# Namespace updates that can change its labels: the object, and its status and finalize
+# subresources (both keep whatever metadata they are sent).
+_NAMESPACE_UPDATES = ("", "status", "finalize")
+
+
+@dataclass(frozen=True)
+class AutoscalerTarget:
+    """A HorizontalPodAutoscaler's target and bounds: a scale once its replicas are read."""
+
+    namespace: str
+    autoscaler: str
+    resource: str  # one of SCALABLE_RESOURCES
+    name: str
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class NamespaceDeletion:
+    """A namespace being deleted: a delete of each protected object the namespace holds."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class NamespaceRelabel:
+    """A namespace's labels changing from `before` to `after`."""
+
+    name: str
+    before: dict[str, str]
+    after: dict[str, str]
+
+
+Indirect = AutoscalerTarget | NamespaceDeletion | NamespaceRelabel
 
 
 class Undecidable(ValueError):
@@ -56,6 +110,7 @@ class _OwnerReference(_Strict):
 
 class _Metadata(_Strict):
     name: str | None = None
+    generate_name: str | None = Field(default=None, alias="generateName")
     namespace: str | None = None
     labels: dict[str, str] | None = None
     owner_references: list[_OwnerReference] | None = Field(default=None, alias="ownerReferences")
@@ -98,6 +153,27 @@ class _Eviction(_Strict):
     metadata: _Metadata | None = None
 
 
+class _ScaleTargetRef(_Strict):
+    api_version: str = Field(default="", alias="apiVersion")
+    kind: str
+    name: str
+
+
+class _AutoscalerSpec(_Strict):
+    scale_target_ref: _ScaleTargetRef = Field(alias="scaleTargetRef")
+    min_replicas: int | None = Field(default=None, ge=0, alias="minReplicas")
+    max_replicas: int = Field(ge=0, alias="maxReplicas")
+
+
+class _Autoscaler(_Strict):
+    metadata: _Metadata | None = None
+    spec: _AutoscalerSpec
+
+
+class _Labelled(_Strict):
+    metadata: _Metadata | None = None
+
+
 class _DeleteOptions(_Strict):
     propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
 
@@ -116,10 +192,17 @@ def _parse(model: type[M], value: dict[str, Any] | None, what: str) -> M:
         raise Undecidable(f"the {what} is malformed at {where}: {first['msg']}") from None
 
 
-def decode(request: AdmissionRequest) -> AttemptedAction | None:
-    """The protected action this request attempts, or None when it is not one."""
+def decode(request: AdmissionRequest) -> AttemptedAction | Indirect | None:
+    """The protected action this request attempts (or what to resolve it from), or None
+    when it is not one."""
     resource = group_qualified(request.resource.resource, request.resource.group)
     match request.operation:
+        case "DELETE" if resource == NAMESPACES and not request.sub_resource:
+            return NamespaceDeletion(_target_name(request))
+        case "UPDATE" if resource == NAMESPACES and request.sub_resource in _NAMESPACE_UPDATES:
+            return _relabel(request)
+        case "CREATE" | "UPDATE" if resource == AUTOSCALERS and not request.sub_resource:
+            return _autoscaler(request)
         case "CONNECT" if resource == "pods":
             if not request.sub_resource:
                 raise Undecidable("a CONNECT on pods must name a subresource")
@@ -271,3 +354,37 @@ def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
     }
     name = _target_name(request)
     return AttemptedAction("scale", _namespace(request), resource, name, detail=detail)
+
+
+def _relabel(request: AdmissionRequest) -> NamespaceRelabel | None:
+    after = _parse(_Labelled, request.object, "Namespace object")
+    before = _parse(_Labelled, request.old_object, "old Namespace object")
+    _same_object(request, after.metadata, "Namespace")
+    _same_object(request, before.metadata, "old Namespace")
+    old = dict((before.metadata.labels if before.metadata else None) or {})
+    new = dict((after.metadata.labels if after.metadata else None) or {})
+    if old == new:
+        return None  # only labels decide what policies cover
+    return NamespaceRelabel(_target_name(request), old, new)
+
+
+def _autoscaler(request: AdmissionRequest) -> AutoscalerTarget | None:
+    hpa = _parse(_Autoscaler, request.object, "HorizontalPodAutoscaler object")
+    _same_object(request, hpa.metadata, "HorizontalPodAutoscaler")
+    target = hpa.spec.scale_target_ref
+    group = target.api_version.rpartition("/")[0] if "/" in target.api_version else ""
+    resource = _SCALE_TARGETS.get((group, target.kind))
+    if resource is None:
+        return None  # not a workload policies can protect the scale of
+    low = hpa.spec.min_replicas
+    meta = hpa.metadata or _Metadata()
+    # A created autoscaler may have only a generateName; the record still says which.
+    name = request.name or meta.name or f"{meta.generate_name or ''}*"
+    return AutoscalerTarget(
+        _namespace(request),
+        name,
+        resource,
+        target.name,
+        _DEFAULT_MIN_REPLICAS if low is None else low,
+        hpa.spec.max_replicas,
+    )

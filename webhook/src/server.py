@@ -32,6 +32,7 @@ from jitgate.webhook.callers import (
     only_verified_callers,
 )
 from jitgate.webhook.config import WebhookConfig
+from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
@@ -165,6 +166,8 @@ def build(
                 ) from error
             if api_client is None:
                 stack.callback(api.close)
+            service.reader = ApiReader(api)
+            stack.callback(setattr, service, "reader", NoReader())
             watch = ClusterWatch(
                 api,
                 cache,

@@ -4,6 +4,10 @@ The rules are the core's (`jitgate.core.admission`): protected actions are decod
 (`decode`) and decided from the cache; writes to jitgate's own kinds are checked and
 stamped. Every decision on a protected action and every refused write to jitgate's kinds is
 audited; an allowed action is answered only once its record is durable.
+
+A request that reaches protected actions through a controller (an autoscaler, a namespace
+delete) is resolved into them first, reading what the cache does not hold (`lookups`); it
+is allowed only when every one of them is, with one record each.
 """
 
 from __future__ import annotations
@@ -15,10 +19,20 @@ from functools import partial
 from jitgate.webhook.audit import AuditSink, AuditTrail, action_event, refusal_event
 from jitgate.webhook.cache import KINDS, ClusterCache, Kind
 from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER
-from jitgate.webhook.decode import Undecidable, decode
+from jitgate.webhook.decode import (
+    AutoscalerTarget,
+    Indirect,
+    NamespaceDeletion,
+    NamespaceRelabel,
+    Undecidable,
+    decode,
+)
+from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission import indirect
 from jitgate.core.admission.access_requests import check_access_request
 from jitgate.core.admission.grant_writes import check_grant_write
 from jitgate.core.admission.protected import Verdict, decide
@@ -27,7 +41,7 @@ from jitgate.core.admission.stamping import stamp
 from jitgate.core.admission.writes import Identity, Write
 from jitgate.core.api import GROUP, AccessPolicy
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
-from jitgate.core.policy import Exemptions
+from jitgate.core.policy import Exemptions, Namespace
 from jitgate.core.refusals import Refusal
 
 logger = logging.getLogger(__name__)
@@ -81,8 +95,10 @@ class AdmissionService:
         exemptions: Exemptions | None = None,
         operator_user: str = DEFAULT_OPERATOR_USER,
         grant_collectors: frozenset[str] = DEFAULT_GRANT_COLLECTORS,
+        reader: ClusterReader | None = None,
     ) -> None:
         self.cache = cache
+        self.reader: ClusterReader = reader or NoReader()
         self.metrics = metrics or Metrics()
         self.audit = AuditTrail(audit, self.metrics)
         self.clock = clock
@@ -129,18 +145,83 @@ class AdmissionService:
         return await self._validate_action(request)
 
     async def _validate_action(self, request: AdmissionRequest) -> Answer:
-        attempted = None
         try:
-            attempted = decode(request)
+            decoded = decode(request)
         except Undecidable as error:
             if self.exemptions.covers(request.user, request.groups):
                 return allow()
-            verdict: Verdict | None = Verdict(
+            undecidable = Verdict(
                 False, f"jitgate cannot decide this request: {error}", "Undecidable"
             )
-        else:
-            if attempted is None:
-                return allow()
+            return await self._answer(request, None, undecidable)
+        if decoded is None:
+            return allow()
+        if isinstance(decoded, AttemptedAction):
+            return await self._decide(request, [decoded])
+        if self.exemptions.covers(request.user, request.groups):
+            return allow()  # before any read: exempt controllers cost nothing
+        if not self.cache.synced:
+            return await self._decide(request, [])
+        try:
+            attempts = await self._resolve(request, decoded)
+        except LookupFailed as error:
+            verdict = Verdict(False, f"jitgate cannot decide this request: {error}", "LookupFailed")
+            return await self._answer(request, None, verdict)
+        labels = decoded.before if isinstance(decoded, NamespaceRelabel) else None
+        return await self._decide(request, attempts, labels=labels)
+
+    async def _resolve(self, request: AdmissionRequest, decoded: Indirect) -> list[AttemptedAction]:
+        """The protected actions an indirect request amounts to (reading the cluster)."""
+        match decoded:
+            case AutoscalerTarget():
+                current = await self.reader.replicas(
+                    decoded.namespace, decoded.resource, decoded.name
+                )
+                scale = None
+                if current is not None:  # no target yet: the autoscaler moves nothing
+                    scale = indirect.autoscaler_scale(
+                        decoded.namespace,
+                        decoded.autoscaler,
+                        decoded.resource,
+                        decoded.name,
+                        current=current,
+                        low=decoded.low,
+                        high=decoded.high,
+                    )
+                return [scale] if scale is not None else []
+            case NamespaceDeletion():
+                labels = self.cache.namespaces.get(decoded.name) or {}
+                resources = indirect.deletable_resources(
+                    self.cache.policies.by_name.values(),
+                    Namespace(decoded.name, labels),
+                    request.user,
+                    request.groups,
+                )
+                if not resources:
+                    return []
+                objects = await self.reader.names(decoded.name, resources)
+                return indirect.namespace_deletes(decoded.name, objects)
+            case NamespaceRelabel():
+                lost = indirect.protection_lost(
+                    self.cache.policies.all(), decoded.name, decoded.before, decoded.after
+                )
+                return [indirect.unprotect(decoded.name, lost, decoded.before)] if lost else []
+
+    async def _decide(
+        self,
+        request: AdmissionRequest,
+        attempts: list[AttemptedAction],
+        *,
+        labels: dict[str, str] | None = None,
+    ) -> Answer:
+        """Allowed when every attempt is; the first one refused is the answer. Each allowed
+        attempt is recorded (and must be durable) before the request is allowed."""
+        if not attempts and not self.cache.synced:
+            # An indirect request before the cache is known: refused like any protected one.
+            not_ready = Verdict(False, f"{NOT_READY}; retry in a moment", "NotReady")
+            return await self._answer(request, None, not_ready)
+        allowed: list[tuple[AttemptedAction, Verdict]] = []
+        for attempted in attempts:
             verdict = decide(
                 attempted,
                 request.user,
@@ -148,10 +229,25 @@ class AdmissionService:
                 cache=self.cache,
                 exemptions=self.exemptions,
                 now=self.clock.now(),
+                labels=labels,
             )
             if verdict is None:
-                return allow()
-        assert verdict is not None
+                continue
+            if not verdict.allowed:
+                return await self._answer(request, attempted, verdict)
+            allowed.append((attempted, verdict))
+        if not allowed:
+            return allow()
+        answer = allow()
+        for attempted, verdict in allowed:
+            answer = await self._answer(request, attempted, verdict)
+            if not answer.allowed:
+                return answer
+        return answer
+
+    async def _answer(
+        self, request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
+    ) -> Answer:
         action = attempted.verb if attempted is not None else request.operation.lower()
         durable = await self.audit.record(action_event(request, attempted, verdict))
         if verdict.allowed and not durable:

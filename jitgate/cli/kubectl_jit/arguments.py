@@ -89,6 +89,12 @@ def _request_parsers(subparsers: Any) -> None:
         ("portforward", ["port-forward"], "forward ports to a pod: portforward POD"),
         ("delete", [], "delete objects: delete KIND/NAME ... (pod/web-0, deploy/web)"),
         ("scale", [], "scale a workload: scale KIND/NAME (deploy/web, sts/db, rs/web-1)"),
+        (
+            "unprotect",
+            [],
+            "switch a namespace's protection off (change its protection labels): "
+            "unprotect namespace/NAME",
+        ),
     ]
     for verb, aliases, summary in specs:
         parser = verbs.add_parser(

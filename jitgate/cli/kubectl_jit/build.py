@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from jitgate.cli.kubectl_jit.kinds import Target
 from jitgate.core import wire
 from jitgate.core.api import AccessRequest, AccessRequestSpec, ObjectMeta, RequestedAction
-from jitgate.core.vocabulary import SCALABLE_RESOURCES, Verb
+from jitgate.core.vocabulary import NAMESPACES, SCALABLE_RESOURCES, UNPROTECT_VERB, Verb
 
 # The alphabet Kubernetes uses for generateName suffixes: no vowels, no look-alikes.
 _SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
@@ -40,7 +40,10 @@ def connect_action(
 
 
 def object_actions(verb: Verb, targets: Sequence[Target]) -> list[RequestedAction]:
-    """One action per resource for delete or scale, naming every object given for it."""
+    """One action per resource for delete or scale, naming every object given for it;
+    unprotect names exactly one namespace."""
+    if verb == UNPROTECT_VERB and (len(targets) != 1 or targets[0].resource != NAMESPACES):
+        raise RequestError("unprotect applies to one namespace: unprotect namespace/NAME")
     names_by_resource: dict[str, list[str]] = {}
     for target in targets:
         if verb == "scale" and target.resource not in SCALABLE_RESOURCES:
@@ -143,3 +146,17 @@ def approval_patch(raw: dict[str, Any], entry: dict[str, Any]) -> list[dict[str,
         operations.append({"op": "add", "path": "/status/approvals", "value": []})
     operations.append({"op": "add", "path": "/status/approvals/-", "value": entry})
     return operations
+
+
+def request_namespace(verb: Verb, targets: Sequence[Target], given: str | None) -> str | None:
+    """Where the request must live when the action decides it: an unprotect is asked for in
+    the namespace it unprotects (an explicit -n naming another one is an error); None lets
+    kubectl's usual namespace apply."""
+    if verb != UNPROTECT_VERB:
+        return None
+    namespace = targets[0].name
+    if given is not None and given != namespace:
+        raise RequestError(
+            f"unprotect namespace/{namespace} is asked for in namespace {namespace}, not {given}"
+        )
+    return namespace

@@ -13,6 +13,7 @@ from jitgate.cli.kubectl_jit.build import (
     generated_name,
     object_actions,
     random_suffix,
+    request_namespace,
 )
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
 from jitgate.cli.kubectl_jit.kinds import KindError, parse_targets
@@ -35,6 +36,16 @@ def actions_from(options: RequestOptions) -> list[RequestedAction]:
         if options.exec_command:
             raise RequestError(f"a command after -- applies only to exec, not {options.verb}")
         return object_actions(options.verb, parse_targets(list(options.targets)))
+    except (RequestError, KindError) as error:
+        raise UsageError(str(error)) from error
+
+
+def _fixed_namespace(options: RequestOptions) -> str | None:
+    if options.verb in CONNECT_VERBS:
+        return None
+    try:
+        targets = parse_targets(list(options.targets))
+        return request_namespace(options.verb, targets, options.cluster.namespace)
     except (RequestError, KindError) as error:
         raise UsageError(str(error)) from error
 
@@ -62,9 +73,10 @@ def run(options: RequestOptions) -> int:
     if not options.reason.strip():
         raise UsageError("--reason must say why the access is needed")
     _body(options, "placeholder", "default", actions)  # refuse bad input before any network call
+    fixed = _fixed_namespace(options)
     session = open_session(options.cluster)
     requests = AccessRequests(session)
-    namespace = session.namespace
+    namespace = fixed or session.namespace
     user = None if options.name else requests.whoami() or session.kubeconfig_user or "user"
     for _ in range(_NAME_ATTEMPTS):
         name = options.name or generated_name(user or "user", actions[0], random_suffix())

@@ -9,6 +9,8 @@ Modules:
 * `annotations`     — cancel, revoke and break-glass review annotations.
 * `grant_writes`    — Grants are written by the operator alone.
 * `protected`       — the decision on a protected action (`decide` → `Verdict`).
+* `indirect`        — actions reached through a controller or by ending protection: an
+                      autoscaler as a scale, a namespace delete, `unprotect`.
 * `denials`         — why no grant covers an attempt, and the `kubectl jit request` to ask.
 * `readiness`       — failing closed before the cluster is known (`NotReady`).
 """

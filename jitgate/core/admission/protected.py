@@ -64,14 +64,20 @@ def decide(
     cache: ClusterView,
     exemptions: Exemptions,
     now: dt.datetime,
+    labels: Mapping[str, str] | None = None,
 ) -> Verdict | None:
-    """The verdict on a protected-looking action, or None when it is not protected for `user`."""
+    """The verdict on a protected-looking action, or None when it is not protected for `user`.
+
+    `labels` are the namespace's labels when the request itself states them (a label change
+    of the namespace is decided by the labels it replaces); otherwise the cache's are used.
+    """
     if exemptions.covers(user, groups):
         return None
     if not cache.synced:
         return Verdict(False, f"{NOT_READY}; retry in a moment", "NotReady")
     policies = cache.policies
-    labels = cache.namespaces.get(attempted.namespace)
+    if labels is None:
+        labels = cache.namespaces.get(attempted.namespace)
     if labels is None and policies.any_selector:
         return Verdict(
             False,

@@ -1,0 +1,139 @@
+"""Paths through a controller or the namespace: an autoscaler on a protected workload, a
+namespace delete, and the label change that switches protection off. The webhook reads the
+target's replicas and the namespace's objects from the (emulated) API server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from webhook.test_delete_scale import add_grant, pod
+
+DEPLOYMENTS = "deployments.apps"
+PROTECTED = {"jitgate.dev/protected": "true"}
+
+
+async def test_an_autoscaler_forcing_a_protected_deployment_down_is_a_denied_scale(
+    cluster: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    cluster.create(DEPLOYMENTS, reviews.deployment("web", replicas=3), "prod")
+    answer = await validate(reviews.autoscaler_review(reviews.autoscaler("pin", "web")))
+    assert not answer.allowed
+    assert answer.message.startswith(
+        "jitgate denied scale deployment web in namespace prod (replicas 3 to 1): "
+    )
+    assert "kubectl jit request scale deployment/web -n prod" in answer.message
+    [record] = audit_log()
+    assert record["type"] == "action.denied" and record["namespace"] == "prod"
+    assert record["action"]["replicas"] == {"old": 3, "new": 1}
+    assert record["action"]["via"] == "horizontalpodautoscalers.autoscaling/pin"
+    assert record["action"]["bounds"] == {"minReplicas": 1, "maxReplicas": 1}
+
+
+async def test_an_autoscaler_with_a_scale_grant_is_allowed_and_recorded(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    cluster.create(DEPLOYMENTS, reviews.deployment("web", replicas=3), "prod")
+    await add_grant(
+        cluster, webhook, reviews, [{"verb": "scale", "resource": DEPLOYMENTS, "names": ["web"]}]
+    )
+    before = reviews.autoscaler("hpa", "web", low=3, high=3)
+    after = reviews.autoscaler("hpa", "web", low=2, high=10)
+    answer = await validate(reviews.autoscaler_review(after, before, dry_run=True))
+    assert answer.allowed
+    [record] = audit_log()
+    assert record["type"] == "action.allowed" and record["dryRun"] is True
+    assert record["action"]["replicas"] == {"old": 3, "new": 3}  # free to move within 2..10
+
+
+async def test_autoscalers_that_cannot_move_a_protected_workload_pass_unrecorded(
+    cluster: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    cluster.create(DEPLOYMENTS, reviews.deployment("web", replicas=3), "prod")
+    pinned_in_place = reviews.autoscaler("a", "web", low=3, high=3)
+    no_target = reviews.autoscaler("b", "missing", low=1, high=1)
+    not_a_workload = reviews.autoscaler("c", "x", kind="Widget", api_version="example.com/v1")
+    for hpa in (pinned_in_place, no_target, not_a_workload):
+        assert (await validate(reviews.autoscaler_review(hpa))).allowed
+    assert audit_log() == []
+
+
+async def test_deleting_a_protected_namespace_needs_a_grant_for_each_protected_object(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    for name in ("web-1", "web-0"):
+        cluster.create("pods", pod(name), "prod")
+    answer = await validate(reviews.namespace_delete("prod"))
+    assert not answer.allowed
+    assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+
+    await add_grant(
+        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": ["web-0"]}]
+    )
+    answer = await validate(reviews.namespace_delete("prod"))
+    assert answer.message.startswith("jitgate denied delete pod web-1 in namespace prod: ")
+
+    await add_grant(
+        cluster,
+        webhook,
+        reviews,
+        [{"verb": "delete", "resource": "pods", "names": []}],
+        name="empty-prod",
+    )
+    assert (await validate(reviews.namespace_delete("prod"))).allowed
+    allowed = [r for r in audit_log() if r["type"] == "action.allowed"]
+    assert [(r["namespace"], r["action"]["name"], r["action"]["via"]) for r in allowed] == [
+        ("prod", "web-0", "namespaces/prod"),
+        ("prod", "web-1", "namespaces/prod"),
+    ]
+
+
+async def test_deleting_an_unprotected_or_empty_namespace_is_not_decided(
+    cluster: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    cluster.create(
+        "pods", pod("web-0") | {"metadata": {"name": "web-0", "namespace": "dev"}}, "dev"
+    )
+    assert (await validate(reviews.namespace_delete("dev"))).allowed
+    assert (await validate(reviews.namespace_delete("prod"))).allowed  # nothing protected in it
+    assert audit_log() == []
+
+
+async def test_removing_the_protection_label_is_a_denied_unprotect(
+    validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    for sub_resource in (None, "status", "finalize"):
+        answer = await validate(reviews.namespace_update(PROTECTED, {}, sub_resource=sub_resource))
+        assert not answer.allowed
+        assert answer.message.startswith("jitgate denied unprotect namespace prod: ")
+        assert "kubectl jit request unprotect namespace/prod -n prod" in answer.message
+    records = audit_log()
+    assert [(r["type"], r["namespace"], r["action"]["verb"]) for r in records] == [
+        ("action.denied", "prod", "unprotect")
+    ] * 3
+    assert records[0]["action"]["policies"] == ["production"]
+
+
+async def test_other_label_changes_and_exempt_callers_pass(
+    validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    team = {**PROTECTED, "team": "payments"}
+    assert (await validate(reviews.namespace_update(PROTECTED, team))).allowed
+    assert (await validate(reviews.namespace_update({}, PROTECTED, name="dev"))).allowed
+    assert (await validate(reviews.namespace_update(PROTECTED, {}, user="flux"))).allowed
+    assert audit_log() == []
+
+
+async def test_unprotect_with_a_grant_is_allowed_and_recorded(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    await add_grant(
+        cluster,
+        webhook,
+        reviews,
+        [{"verb": "unprotect", "resource": "namespaces", "names": ["prod"]}],
+    )
+    assert (await validate(reviews.namespace_update(PROTECTED, {}))).allowed
+    [record] = audit_log()
+    assert record["type"] == "action.allowed"
+    assert record["grant"] == "fix-web-0-x7k2"
+    assert (record["action"]["verb"], record["action"]["resource"]) == ("unprotect", "namespaces")
