@@ -176,6 +176,9 @@ def build_registry(
     # What this process last wrote per policy: the index may still hold the body from before
     # that write when another event arrives, and must not cause the same write again.
     written: dict[str, tuple[str, str, str]] = {}
+    # kopf runs the namespace and policy handlers concurrently; one pass at a time, so a pass
+    # that starts while another awaits its status patch sees what that one wrote.
+    enforcing = asyncio.Lock()
 
     def shown(policy: AccessPolicy) -> tuple[str, str, str] | None:
         found = next((c for c in policy.status.conditions if c.type == CONDITION), None)
@@ -184,6 +187,10 @@ def build_registry(
     async def enforce(kwargs: Mapping[str, Any]) -> None:
         """Every readable policy's `Enforced` condition, written where it changed. Run on any
         event that can change it: a policy, a namespace (its labels) or the configuration."""
+        async with enforcing:
+            await _enforce_all(kwargs)
+
+    async def _enforce_all(kwargs: Mapping[str, Any]) -> None:
         store = kwargs["webhook_index"].get(webhook_configuration)
         found = next(iter(store), None) if store else None
         catalog = _catalog(kwargs)

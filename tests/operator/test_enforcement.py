@@ -125,3 +125,19 @@ async def test_kubectl_get_accesspolicies_shows_enforced(jit, kubectl) -> None:
         assert rows == {"production": "True", "configs": "False"}
         wide = (await kubectl("get", "accesspolicies", "-o", "wide")).stdout
         assert "not routed to jitgate's webhooks: delete widgets.example.com" in wide
+
+
+async def test_an_unenforced_policy_is_reported_once_however_many_events_arrive_together(
+    jit, caplog: pytest.LogCaptureFixture
+) -> None:
+    for name in ("dev", "staging", "qa", "tools"):
+        jit.api.create_object("v1/namespaces", {"metadata": {"name": name}})
+    jit.policy(namespaces={"names": [NS]}, actions=["exec"])
+    with caplog.at_level("WARNING", logger="jitgate.operator"):
+        async with jit.running():
+            await jit.until(lambda: state(jit) != MISSING)
+    reports = [r for r in caplog.records if "is not enforced" in r.getMessage()]
+    assert [r.getMessage() for r in reports] == [
+        "AccessPolicy production is not enforced: ValidatingWebhookConfiguration jitgate does "
+        "not exist: no action this policy protects reaches jitgate"
+    ]
