@@ -208,10 +208,12 @@ async def test_list_all_namespaces_pending_and_machine_output(jit: Jit, operator
         ["prod", "carol-delete-web-k2x7", "Approved"],
         ["staging", "dave-scale-db-q9zz", "Denied"],
     ]
-    pending = await jit("list", "--pending", "-A", "-o", "json")
-    assert [item["metadata"]["name"] for item in json.loads(pending.stdout)["items"]] == [
-        "alice-exec-web-0-x7k2"
+    mine = await jit("list", "--mine", "-A", "-o", "json", user="carol")
+    assert [item["metadata"]["name"] for item in json.loads(mine.stdout)["items"]] == [
+        "carol-delete-web-k2x7"
     ]
+    none = await jit("list", "--mine", "-A", user="bob")
+    assert (none.stdout, none.stderr) == ("", "No access requests of yours found.\n")
     wide = await jit("list", "-n", "prod", "-o", "wide")
     assert wide.stdout.splitlines()[0].split()[-4:] == ["POLICY", "GRANT", "TICKET", "REASON"]
     assert "CHG-7" in wide.stdout.splitlines()[2]
@@ -300,7 +302,10 @@ async def test_approve_creates_the_approvals_list_then_appends(
     operator.seed("fix-web-0", status={"phase": "Pending", "requiredApprovals": 2})
     first = await jit("approve", "fix-web-0", "-n", "prod", "-m", "ok", "--yes", user="bob")
     assert first.returncode == 0, first.stderr
-    assert first.stdout == "accessrequest.jitgate.dev/fix-web-0 approval recorded\n"
+    assert first.stdout == (
+        "accessrequest.jitgate.dev/fix-web-0 approval recorded\n"
+        "Pending: 1 of 2 approvals; waiting for 1 more\n"
+    )
     second = await jit("approve", "fix-web-0", "-n", "prod", "-y", user="carol")
     assert second.returncode == 0, second.stderr
     assert operator.request("fix-web-0")["status"]["approvals"] == [
@@ -320,7 +325,12 @@ async def test_deny_needs_a_reason_and_records_it(jit: Jit, operator: Operator) 
     operator.seed("fix-web-0", status={"phase": "Pending", "approvals": []})
     result = await jit("deny", "fix-web-0", "-n", "prod", "-m", "use the runbook", "--yes")
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "accessrequest.jitgate.dev/fix-web-0 denial recorded\n"
+    # No operator here to mark it Denied: the deny says how to follow it.
+    assert result.stdout == (
+        "accessrequest.jitgate.dev/fix-web-0 denial recorded\n"
+        "The jitgate operator has not acted on it yet; follow it with: "
+        "kubectl jit wait fix-web-0 -n prod\n"
+    )
     assert operator.request("fix-web-0")["status"]["approvals"] == [
         {"decision": "Deny", "comment": "use the runbook"}
     ]

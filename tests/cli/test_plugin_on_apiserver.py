@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from apiserver import build, harness
+from support import objects, personas
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -34,6 +35,8 @@ def _rbac() -> list[dict[str, Any]]:
             {**requests, "verbs": ["get", "list", "watch", "patch"]},
             {"apiGroups": [GROUP], "resources": ["accessrequests/status"], "verbs": ["patch"]},
             {"apiGroups": [GROUP], "resources": ["grants"], "verbs": ["get"]},
+            # The queue shows only what the approver may decide, as the policies say.
+            {"apiGroups": [GROUP], "resources": ["accesspolicies"], "verbs": ["get", "list"]},
         ],
     }
     objects: list[dict[str, Any]] = []
@@ -128,7 +131,9 @@ def test_approvals_on_the_status_subresource_with_rbac(apiserver: Any) -> None:
     first = jit(apiserver, "bob", "approve", "cleanup", "-n", "prod", "-m", "ok", "--yes")
     assert (first.returncode, first.stdout) == (
         0,
-        "accessrequest.jitgate.dev/cleanup approval recorded\n",
+        "accessrequest.jitgate.dev/cleanup approval recorded\n"
+        "The jitgate operator has not picked this request up yet; follow it with: "
+        "kubectl jit wait cleanup -n prod\n",
     ), first.stderr
     second = jit(apiserver, "carol", "deny", "cleanup", "-n", "prod", "-m", "wait", "--yes")
     assert second.returncode == 0, second.stderr
@@ -191,3 +196,68 @@ def test_wait_follows_a_real_watch_until_approved(apiserver: Any) -> None:
     assert approved == "accessrequest.jitgate.dev/pf approved"
     assert window.startswith(f"Grant pf-x7k2 is live until {expires} (")
     assert (run, command) == ("Run:", "  kubectl port-forward -n prod pod/web-0 LOCAL:REMOTE")
+
+
+def _seed(server: Any, name: str, requester: str, status: dict[str, Any], **spec: Any) -> None:
+    person = next(p for p in personas.PEOPLE if p.name == requester)
+    body = objects.access_request(
+        name, "prod", requester=objects.requester(person.name, person.groups), **spec
+    )
+    server.apply("admin", body)
+    set_status(server, name, status)
+
+
+def test_the_approvers_queue_lists_what_they_may_decide_soonest_deadline_first(
+    apiserver: Any,
+) -> None:
+    server = apiserver
+    server.apply(
+        "admin",
+        objects.policy("queue-production", requiredApprovals=2),
+        objects.policy("queue-dba", namespaces={"names": ["prod"]}, actions=["delete"],
+                       resources=["statefulsets.apps"], approvers={"groups": ["dba"]}),
+    )  # fmt: skip
+    now = time.time()
+
+    def pending(minutes: int, **fields: Any) -> dict[str, Any]:
+        deadline = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + minutes * 60))
+        return {"phase": "Pending", "policy": "queue-production", "requiredApprovals": 2,
+                "pendingDeadline": deadline, **fields}  # fmt: skip
+
+    _seed(server, "q-later", "alice", pending(50), reason="INC-2: later")
+    exec_ls = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}
+    _seed(server, "q-soon", "alice", pending(5), reason="INC-1: soon", duration="5m",
+          actions=[exec_ls])  # fmt: skip
+    _seed(server, "q-own", "bob", pending(1))
+    _seed(
+        server, "q-voted", "alice", pending(2, approvals=[{"user": "bob", "decision": "Approve"}])
+    )
+    delete_db = {"verb": "delete", "resource": "statefulsets.apps", "names": ["db"]}
+    _seed(server, "q-dba", "alice", {**pending(3), "policy": "queue-dba"}, actions=[delete_db])
+
+    queue = jit(server, "bob", "list", "--pending", "-A")
+    assert queue.returncode == 0, queue.stderr
+    header, *rows = queue.stdout.splitlines()
+    assert header.split() == ["NAMESPACE", "NAME", "REQUESTER", "ALLOWS", "FOR", "APPROVALS",
+                              "DEADLINE", "REASON"]  # fmt: skip
+    names = [row.split()[1] for row in rows]
+    assert names == ["q-soon", "q-later"]
+    assert re.search(r"exec pod/web-0 \(container app, command: ls\)\s+5m\s+0/2\s+in 4m\d*s?\s+"
+                     r"INC-1: soon$", rows[0]), rows[0]  # fmt: skip
+    assert "15m (the policy's default)" in rows[1] and rows[1].endswith("INC-2: later")
+    as_json = jit(server, "bob", "list", "--pending", "-n", "prod", "-o", "json")
+    assert [i["metadata"]["name"] for i in json.loads(as_json.stdout)["items"]] == names
+
+    # alice may not read policies: she is told her queue is not filtered.
+    hers = jit(server, "alice", "list", "--pending", "-n", "prod")
+    assert hers.stderr.startswith("Warning: you may not read AccessPolicies"), hers.stderr
+
+    # --mine: only the caller's own requests.
+    mine = jit(server, "bob", "list", "--mine", "-n", "prod", "-o", "json")
+    assert [i["metadata"]["name"] for i in json.loads(mine.stdout)["items"]] == ["q-own"]
+
+    # approve says where the request now stands.
+    approved = jit(server, "bob", "approve", "q-later", "-n", "prod", "--yes")
+    assert approved.stdout.splitlines()[-1] == (
+        "Pending: 1 of 2 approvals; waiting for 1 more from group sre"
+    ), approved.stderr

@@ -5,6 +5,7 @@ kubelet) for exactly what the grant pins, then expired or revoked."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from typing import Any
 
@@ -106,10 +107,15 @@ def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
 
     # bob approves; the operator issues the Grant.
     approved = c.jit("bob", "approve", "fix-web-0", "-n", "prod", "-m", "ok", "--yes")
-    assert (approved.returncode, approved.stdout) == (
+    recorded, state = approved.stdout.splitlines()
+    assert (approved.returncode, recorded) == (
         0,
-        "accessrequest.jitgate.dev/fix-web-0 approval recorded as bob\n",
+        "accessrequest.jitgate.dev/fix-web-0 approval recorded as bob",
     ), approved.stderr
+    # The operator issues the grant within the second: approve says so.
+    assert re.fullmatch(r"Approved: grant fix-web-0-\w+ is live until \S+ \(\w+ left\)", state), (
+        state
+    )
     request = c.wait_phase("prod", "fix-web-0", "Approved")
     (approval,) = request["status"]["approvals"]
     assert (approval["user"], approval["decision"], approval["comment"]) == ("bob", "Approve", "ok")

@@ -171,12 +171,21 @@ def _review_parsers(subparsers: Any) -> None:
         "list",
         help="list access requests",
         description="List AccessRequests. EXPIRES is when the grant ends (Approved) or when "
-        "the request times out unanswered (Pending).",
+        "the request times out unanswered (Pending). With --pending, only the requests you "
+        "may decide, as the AccessPolicies say.",
     )
     listing.add_argument(
         "-A", "--all-namespaces", action="store_true", help="list requests in every namespace"
     )
-    listing.add_argument("--pending", action="store_true", help="only requests awaiting approval")
+    listing.add_argument(
+        "--pending",
+        action="store_true",
+        help="the approver's queue: pending requests you may decide, soonest deadline first, "
+        "with what each would allow and why",
+    )
+    listing.add_argument(
+        "--mine", action="store_true", help="only your own requests (with -A: everywhere)"
+    )
     listing.add_argument("-o", "--output", choices=("json", "yaml", "wide"), help="output format")
     listing.set_defaults(handler=command(ListOptions, run_list))
     _connection_flags(listing, top=False)

@@ -21,12 +21,21 @@ from jitgate.kube import CredentialsError, load_credentials
 
 PLURAL = "accessrequests"
 GRANTS = "grants"
+POLICIES = "accesspolicies"
 # Connect and read timeouts for ordinary calls: kubectl's users expect an answer, not a hang.
 _TIMEOUT = urllib3.Timeout(connect=10.0, read=60.0)
 _NOT_SERVED = "the server could not find the requested resource"
 _SELF_SUBJECT_REVIEWS = "/apis/authentication.k8s.io/v1/selfsubjectreviews"
 
 Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Me:
+    """The authenticated caller, as the API server names them (SelfSubjectReview)."""
+
+    user: str
+    groups: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -180,7 +189,12 @@ class AccessRequests:
         return result if isinstance(result, dict) else None
 
     def whoami(self) -> str | None:
-        """The authenticated user name (SelfSubjectReview), or None where it is not served."""
+        """The authenticated user name, or None where SelfSubjectReview is not served."""
+        me = self.me()
+        return me.user if me is not None else None
+
+    def me(self) -> Me | None:
+        """The authenticated user and groups (SelfSubjectReview), or None where not served."""
         review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
         try:
             with self._errors():
@@ -189,8 +203,39 @@ class AccessRequests:
             return None
         status = answer.get("status") if isinstance(answer, dict) else None
         user_info = status.get("userInfo") if isinstance(status, dict) else None
-        user = user_info.get("username") if isinstance(user_info, dict) else None
-        return user if isinstance(user, str) and user else None
+        if not isinstance(user_info, dict):
+            return None
+        user, groups = user_info.get("username"), user_info.get("groups")
+        if not isinstance(user, str) or not user:
+            return None
+        listed = groups if isinstance(groups, list) else []
+        return Me(user, tuple(group for group in listed if isinstance(group, str)))
+
+    def policies(self) -> list[Json] | None:
+        """The AccessPolicies, or None where the caller may not read them."""
+        try:
+            with self._errors():
+                result = self._api.call("GET", _path(POLICIES, None))
+        except CliError:
+            return None
+        items = result.get("items") if isinstance(result, dict) else None
+        return (
+            [item for item in items if isinstance(item, dict)] if isinstance(items, list) else None
+        )
+
+    def namespace_labels(self, namespace: str) -> dict[str, str] | None:
+        """A namespace's labels, or None where the caller may not read it."""
+        try:
+            with self._errors():
+                result = self._api.call("GET", f"/api/v1/namespaces/{quote(namespace, safe='')}")
+        except CliError:
+            return None
+        labels = (
+            ((result or {}).get("metadata") or {}).get("labels")
+            if isinstance(result, dict)
+            else None
+        )
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
     def watch(
         self, namespace: str, name: str, resource_version: str, deadline: float

@@ -7,11 +7,13 @@ import sys
 
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, ApiRefused, CommandFailed, UsageError
 from jitgate.cli.kubectl_jit.build import approval_patch
-from jitgate.cli.kubectl_jit.cluster import AccessRequests, open_session
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
 from jitgate.cli.kubectl_jit.options import DecisionOptions, ReviewOptions, StopOptions
-from jitgate.cli.kubectl_jit.review import parsed
-from jitgate.cli.kubectl_jit.views import render_show
-from jitgate.core.clock import SYSTEM_CLOCK
+from jitgate.cli.kubectl_jit.review import parsed, read_policies
+from jitgate.cli.kubectl_jit.views import approvers_so_far, human_duration, render_show
+from jitgate.cli.kubectl_jit.waiting import decided, settle
+from jitgate.core.api import TERMINAL_PHASES, Decision
+from jitgate.core.clock import SYSTEM_CLOCK, format_time
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
@@ -21,6 +23,8 @@ from jitgate.core.requests.annotations import (
     REVOKE_ANNOTATION,
 )
 
+# How long approve and deny wait for the operator to act on a deciding vote.
+_SETTLE_SECONDS = 5.0
 # A concurrent first approval fails our resourceVersion test; re-read and retry this often.
 _PATCH_ATTEMPTS = 3
 _CONFLICT = frozenset({409, 422})
@@ -81,7 +85,54 @@ def run_decision(options: DecisionOptions) -> int:
     noun = "approval" if decision == "Approve" else "denial"
     who = f" as {stamped}" if stamped else ""
     print(f"accessrequest.jitgate.dev/{name} {noun} recorded{who}")
+    print(_resulting_state(requests, result, decision))
     return EXIT_OK
+
+
+def _approvers_text(requests: AccessRequests, policy_name: str | None) -> str:
+    """` from group sre` or ` from users bob, carol or group sre`, where the policy is
+    readable."""
+    policy = next(
+        (p for p in read_policies(requests) or [] if p.metadata.name == policy_name), None
+    )
+    if policy is None:
+        return ""
+    parts = [
+        f"{noun if len(names) == 1 else noun + 's'} {', '.join(names)}"
+        for noun, names in (
+            ("user", policy.spec.approvers.users),
+            ("group", policy.spec.approvers.groups),
+        )
+        if names
+    ]
+    return f" from {' or '.join(parts)}" if parts else ""
+
+
+def _resulting_state(requests: AccessRequests, result: Json, decision: Decision) -> str:
+    """Where the request stands after this decision: still waiting (for how many more, from
+    whom), or what the operator made of it."""
+    request = parsed(result)
+    name, namespace = request.metadata.name or "", request.metadata.namespace or ""
+    follow = f"kubectl jit wait {name} -n {namespace}"
+    status = request.status
+    if status.phase is None:
+        return f"The jitgate operator has not picked this request up yet; follow it with: {follow}"
+    approvals, required = len(approvers_so_far(request)), status.required_approvals or 1
+    if decision == "Approve" and approvals < required:
+        source = _approvers_text(requests, status.policy)
+        return (
+            f"Pending: {approvals} of {required} approvals; waiting for "
+            f"{required - approvals} more{source}"
+        )
+    final = parsed(settle(requests, result, _SETTLE_SECONDS, decided))
+    grant = final.status.grant
+    if final.status.phase == "Approved" and grant is not None:
+        left = human_duration(grant.expires_at - SYSTEM_CLOCK.now())
+        until = format_time(grant.expires_at)
+        return f"Approved: grant {grant.name} is live until {until} ({left} left)"
+    if final.status.phase in TERMINAL_PHASES:
+        return f"{final.status.phase}: {final.status.message or 'the request is closed'}"
+    return f"The jitgate operator has not acted on it yet; follow it with: {follow}"
 
 
 def run_stop(options: StopOptions) -> int:

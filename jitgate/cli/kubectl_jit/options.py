@@ -50,6 +50,7 @@ class ListOptions:
     cluster: Cluster
     all_namespaces: bool
     pending: bool
+    mine: bool
     output: Literal["json", "yaml", "wide"] | None
 
 

@@ -7,10 +7,19 @@ import sys
 from jitgate.cli import render
 from jitgate.cli.errors import EXIT_OK, CommandFailed
 from jitgate.cli.kubectl_jit.build import RequestError, parse_request
-from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, Me, open_session
 from jitgate.cli.kubectl_jit.options import ListOptions, ShowOptions
+from jitgate.cli.kubectl_jit.queue import (
+    Entry,
+    deadline_key,
+    governing,
+    may_decide,
+    queue_header,
+    queue_row,
+)
 from jitgate.cli.kubectl_jit.views import render_show, render_table, table_header, table_row
-from jitgate.core.api import AccessRequest
+from jitgate.core import wire
+from jitgate.core.api import AccessPolicy, AccessRequest
 from jitgate.core.clock import SYSTEM_CLOCK
 
 
@@ -26,33 +35,103 @@ def _sort_key(raw: Json) -> tuple[str, str]:
     return (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
 
 
-def run_list(options: ListOptions) -> int:
-    session = open_session(options.cluster)
-    namespace = None if options.all_namespaces else session.namespace
-    items = list(AccessRequests(session).list_requests(namespace).get("items") or [])
-    items.sort(key=_sort_key)
-    if options.pending:
-        items = [raw for raw in items if (raw.get("status") or {}).get("phase") == "Pending"]
-    if options.output == "json" or options.output == "yaml":
-        listing = {"apiVersion": "v1", "kind": "List", "items": items, "metadata": {}}
-        sys.stdout.write(render.document(listing, options.output))
-        return EXIT_OK
-    if not items:
-        where = "" if namespace is None else f" in {namespace} namespace"
-        which = "pending access requests" if options.pending else "resources"
-        sys.stderr.write(f"No {which} found{where}.\n")
-        return EXIT_OK
-    now = SYSTEM_CLOCK.now()
-    wide, every = options.output == "wide", namespace is None
-    rows = [table_header(with_namespace=every, wide=wide)]
+def _readable(items: list[Json]) -> list[tuple[Json, AccessRequest]]:
+    readable = []
     for raw in items:
         try:
-            request = parse_request(raw)
+            readable.append((raw, parse_request(raw)))
         except RequestError as error:
             # One malformed object must not hide every other request from an approver.
             sys.stderr.write(f"Warning: skipped {error}\n")
-            continue
-        rows.append(table_row(request, now, with_namespace=every, wide=wide))
+    return readable
+
+
+def read_policies(requests: AccessRequests) -> list[AccessPolicy] | None:
+    """The AccessPolicies that validate, or None where the caller may not read them."""
+    raw_policies = requests.policies()
+    if raw_policies is None:
+        return None
+    policies = (wire.read(AccessPolicy, raw) for raw in raw_policies)
+    return [policy for policy in policies if isinstance(policy, AccessPolicy)]
+
+
+def _me(requests: AccessRequests) -> Me:
+    me = requests.me()
+    if me is None:
+        user = requests.session.kubeconfig_user
+        if not user:
+            raise CommandFailed(
+                "cannot tell who you are: the API server does not serve SelfSubjectReview "
+                "and the kubeconfig names no user"
+            )
+        me = Me(user, ())
+    return me
+
+
+def _queue(
+    requests: AccessRequests, listed: list[tuple[Json, AccessRequest]]
+) -> list[tuple[Json, Entry]]:
+    """The pending requests I may decide, soonest deadline first."""
+    pending = [(raw, r) for raw, r in listed if r.status.phase in (None, "Pending")]
+    policies = read_policies(requests) if pending else []
+    if policies is None:
+        sys.stderr.write(
+            "Warning: you may not read AccessPolicies, so every pending request is listed, "
+            "not only those you may decide.\n"
+        )
+        entries = [(raw, Entry(request, None)) for raw, request in pending]
+    else:
+        me = _me(requests)
+        labels: dict[str, dict[str, str] | None] = {}
+        entries = []
+        for raw, request in pending:
+            namespace = request.metadata.namespace or ""
+            if request.status.policy is None and namespace not in labels:
+                labels[namespace] = requests.namespace_labels(namespace)
+            policy = governing(request, policies, labels.get(namespace))
+            if policy is not None and may_decide(request, policy, me):
+                entries.append((raw, Entry(request, policy)))
+    return sorted(entries, key=lambda pair: deadline_key(pair[1]))
+
+
+def run_list(options: ListOptions) -> int:
+    session = open_session(options.cluster)
+    requests = AccessRequests(session)
+    namespace = None if options.all_namespaces else session.namespace
+    items = list(requests.list_requests(namespace).get("items") or [])
+    items.sort(key=_sort_key)
+    listed = _readable(items)
+    if options.mine:
+        me = _me(requests)
+        listed = [
+            (raw, r) for raw, r in listed if r.spec.requester and r.spec.requester.user == me.user
+        ]
+    queue = _queue(requests, listed) if options.pending else None
+    shown = [raw for raw, _ in queue] if queue is not None else [raw for raw, _ in listed]
+    if options.output == "json" or options.output == "yaml":
+        listing = {"apiVersion": "v1", "kind": "List", "items": shown, "metadata": {}}
+        sys.stdout.write(render.document(listing, options.output))
+        return EXIT_OK
+    if not shown:
+        where = "" if namespace is None else f" in {namespace} namespace"
+        which = (
+            "pending access requests you may decide"
+            if options.pending
+            else "access requests of yours"
+            if options.mine
+            else "resources"
+        )
+        sys.stderr.write(f"No {which} found{where}.\n")
+        return EXIT_OK
+    now = SYSTEM_CLOCK.now()
+    every = namespace is None
+    if queue is not None:
+        rows = [queue_header(with_namespace=every)]
+        rows += [queue_row(entry, now, with_namespace=every) for _, entry in queue]
+    else:
+        wide = options.output == "wide"
+        rows = [table_header(with_namespace=every, wide=wide)]
+        rows += [table_row(r, now, with_namespace=every, wide=wide) for _, r in listed]
     sys.stdout.write(render_table(rows))
     return EXIT_OK
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Callable
 
 from jitgate.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CommandFailed
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json
@@ -39,7 +40,8 @@ def progress(request: AccessRequest) -> str | None:
     approvers = approvers_so_far(request)
     required = status.required_approvals
     of = f" of {required}" if required is not None else ""
-    by = f" ({', '.join(approvers)})" if approvers else ""
+    named = [who for who in approvers if not who.startswith("#")]  # unstamped: no name
+    by = f" ({', '.join(named)})" if named else ""
     line = f"Pending: {len(approvers)}{of} approvals so far{by}"
     if status.policy and not approvers:
         line = f"Pending under AccessPolicy {status.policy}: 0{of} approvals so far"
@@ -86,7 +88,7 @@ def _watch(requests: AccessRequests, namespace: str, name: str, timeout: dt.time
     raw = requests.get(namespace, name)
     for _ in range(_MAX_WATCH_ROUNDS):
         shown.show(raw)
-        if _decided(raw):
+        if decided(raw):
             return _report(requests, raw)
         started = time.monotonic()
         version = str((raw.get("metadata") or {}).get("resourceVersion") or "")
@@ -100,7 +102,7 @@ def _watch(requests: AccessRequests, namespace: str, name: str, timeout: dt.time
                 raise CommandFailed(f'accessrequest "{name}" was deleted while waiting')
             raw = obj
             shown.show(raw)
-            if _decided(raw):
+            if decided(raw):
                 return _report(requests, raw)
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -120,7 +122,26 @@ def _watch(requests: AccessRequests, namespace: str, name: str, timeout: dt.time
     )
 
 
-def _decided(raw: Json) -> bool:
+def settle(
+    requests: AccessRequests, raw: Json, seconds: float, done: Callable[[Json], bool]
+) -> Json:
+    """The request once `done` holds, or as it stands after `seconds` (the operator acts
+    within a second or two of a decision)."""
+    meta = raw.get("metadata") or {}
+    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+    if done(raw):
+        return raw
+    deadline = time.monotonic() + seconds
+    version = str(meta.get("resourceVersion") or "")
+    for event in requests.watch(namespace, name, version, deadline):
+        obj = event.get("object") or {}
+        if event.get("type") in ("ADDED", "MODIFIED") and done(obj):
+            return obj
+    return requests.get(namespace, name)
+
+
+def decided(raw: Json) -> bool:
+    """Approved with its grant named, or ended otherwise."""
     status = raw.get("status") or {}
     phase = status.get("phase")
     # Approved counts once the grant is named, so the window can be printed.
