@@ -35,8 +35,10 @@ from jitgate.audit.chain import ChainHead, Linked
 from jitgate.audit.checkpoint import Checkpoint, writer_signer
 from jitgate.audit.cosignature import Cosigner, add_signatures
 from jitgate.audit.merkle import CompactTree, consistency_proof_from
-from jitgate.audit.note import Signer, parse_note
+from jitgate.audit.note import Signature, Signer, parse_note
 from jitgate.audit.tlog import CheckpointLink, linked_leaf
+from jitgate.audit.witness import Submission
+from jitgate.audit.witnessclient import WitnessClient
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger("jitgate.audit")
@@ -67,7 +69,15 @@ class CheckpointStore(Protocol):
         first append `link` to the checkpoint history when the tree grew."""
         ...
 
+    async def tree_at(self, size: int) -> CompactTree | None:
+        """The tree state of the checkpoint of `size` records in the history, if any."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class WitnessRefusal(Exception):
+    """A witness that gave no cosignature; the message says why."""
 
 
 def self_cosigner(signer: Signer) -> Cosigner:
@@ -92,8 +102,10 @@ class Checkpointer:
         interval: float = DEFAULT_INTERVAL,
         idle_interval: float = DEFAULT_IDLE_INTERVAL,
         clock: Clock = SYSTEM_CLOCK,
+        witnesses: Sequence[WitnessClient] = (),
     ) -> None:
         self._store = store
+        self._witnesses = list(witnesses)
         self._signer = writer_signer(key, writer_id)
         self.origin = self._signer.name
         self._interval = dt.timedelta(seconds=interval)
@@ -223,9 +235,71 @@ class Checkpointer:
                 )
                 link = CheckpointLink(signed, proof, tree)
             await self._store.save(tree, signed, link)
+            previous = self._signed.size
             self._signed, self._latest, self._signed_at = checkpoint, signed, now
             self._signed_tree, self._since = tree, self._since[grown:]
-            return signed
+            if self._witnesses:
+                known = {previous: link.proof} if link is not None else {}
+                cosigned = await self._witnessed(signed, tree, known)
+                if cosigned != signed:
+                    await self._store.save(tree, cosigned, None)
+                    self._latest = cosigned
+            return self._latest
+
+    async def _witnessed(
+        self, signed: bytes, tree: CompactTree, known: dict[int, tuple[bytes, ...]]
+    ) -> bytes:
+        """`signed` with the cosignatures of every witness that gives one."""
+        lines: list[Signature] = []
+        for witness in self._witnesses:
+            try:
+                lines += await self._cosignatures(witness, signed, tree, known)
+            except Exception as error:  # a witness away: the next checkpoint goes to it too
+                logger.warning(
+                    "Witness %s did not cosign %s at %d records: %s",
+                    witness.url, self.origin, tree.size, error,
+                )  # fmt: skip
+        return add_signatures(signed, lines) if lines else signed
+
+    async def _cosignatures(
+        self,
+        witness: WitnessClient,
+        signed: bytes,
+        tree: CompactTree,
+        known: dict[int, tuple[bytes, ...]],
+    ) -> list[Signature]:
+        for _ in range(2):  # a 409 teaches the witness's size; one more try from there
+            old = witness.known_size
+            if old > tree.size:
+                raise WitnessRefusal(
+                    f"it cosigned {old} records of this log, more than this writer signed: "
+                    "the log lost records or was forked"
+                )
+            proof = known.get(old)
+            if proof is None:
+                proof = await self._proof(old, tree)
+                known[old] = proof
+            reply = await witness.submit(Submission(old, proof, signed))
+            if reply.status == 200:
+                witness.known_size = tree.size
+                return list(parse_note(signed + reply.body).signatures[-reply.body.count(b"\n") :])
+            latest = reply.latest_size
+            if latest is None or latest == old:
+                raise WitnessRefusal(
+                    f"{reply.status} {reply.body.decode(errors='replace').strip()}"
+                )
+            witness.known_size = latest
+        raise WitnessRefusal(f"it keeps answering 409 (its latest: {witness.known_size})")
+
+    async def _proof(self, old: int, tree: CompactTree) -> tuple[bytes, ...]:
+        """The consistency proof from this log's checkpoint of `old` records to `tree`."""
+        if old in (0, tree.size):
+            return ()
+        before = await self._store.tree_at(old)
+        if before is None:
+            raise WitnessRefusal(f"this writer never signed a checkpoint of {old} records")
+        leaves = await self._store.leaves(old + 1, tree.size)
+        return consistency_proof_from(before, leaves)
 
     async def _sign_while_writing(self) -> None:
         while True:

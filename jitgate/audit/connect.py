@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Generator
+import urllib.parse
+from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +16,7 @@ from jitgate.audit.note import Signer
 from jitgate.audit.reader import LogReader
 from jitgate.audit.sink import Sink
 from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
+from jitgate.audit.witnessclient import WitnessClient
 from jitgate.audit.writer import DEFAULT_MAX_BATCH, AuditWriter
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
@@ -35,8 +37,22 @@ def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
     return PostgresSink(target, writer_id)
 
 
+def _witness_clients(urls: Sequence[str]) -> list[WitnessClient]:
+    for url in urls:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise AuditConfigError(f"a witness is an http:// or https:// URL, not {url!r}")
+    return [WitnessClient(url) for url in urls]
+
+
 def _checkpointer(
-    url: str, writer_id: str, key: Signer, interval: float, idle_interval: float, clock: Clock
+    url: str,
+    writer_id: str,
+    key: Signer,
+    interval: float,
+    idle_interval: float,
+    clock: Clock,
+    witnesses: Sequence[str],
 ) -> Checkpointer:
     target = parse_audit_url(url)
     if not isinstance(target, FileTarget):
@@ -51,6 +67,7 @@ def _checkpointer(
         interval=interval,
         idle_interval=idle_interval,
         clock=clock,
+        witnesses=_witness_clients(witnesses),
     )
 
 
@@ -89,6 +106,7 @@ def open_audit_writer(
     checkpoint_key: Signer | None = None,
     checkpoint_interval: float = DEFAULT_INTERVAL,
     checkpoint_idle_interval: float = DEFAULT_IDLE_INTERVAL,
+    witnesses: Sequence[str] = (),
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -98,14 +116,23 @@ def open_audit_writer(
     age-based rotation and retention checks; None leaves them to `writer.maintain()`.
     With `checkpoint_key` (file sink only, for now) the writer keeps a Merkle tree over its
     records and signs a checkpoint at most `checkpoint_interval` seconds after a write,
-    and again every `checkpoint_idle_interval` seconds without one (times by `clock`).
+    and again every `checkpoint_idle_interval` seconds without one (times by `clock`), and
+    submits each to the `witnesses` (c2sp.org/tlog-witness submission URLs) for cosignatures.
     """
     check_writer_id(writer_id)
+    if witnesses and checkpoint_key is None:
+        raise AuditConfigError("witnesses cosign checkpoints: they need a checkpoint key")
     if key is not None and not key:
         raise AuditConfigError("the audit key is empty")
     checkpointer = (
         _checkpointer(
-            url, writer_id, checkpoint_key, checkpoint_interval, checkpoint_idle_interval, clock
+            url,
+            writer_id,
+            checkpoint_key,
+            checkpoint_interval,
+            checkpoint_idle_interval,
+            clock,
+            witnesses,
         )
         if checkpoint_key is not None
         else None

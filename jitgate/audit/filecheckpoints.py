@@ -138,5 +138,17 @@ class FileCheckpointStore:
             os.replace(aside, self._dir / name)
         layout.fsync_dir(self._dir)
 
+    async def tree_at(self, size: int) -> CompactTree | None:
+        return await self._run(self._tree_at, size)
+
+    def _tree_at(self, size: int) -> CompactTree | None:
+        for line in reversed(read_history(self._dir)):
+            link = CheckpointLink.decode(line)
+            if link.tree.size == size:
+                return link.tree
+            if link.tree.size < size:
+                return None
+        return None
+
     async def aclose(self) -> None:
         self._thread.shutdown(wait=True)

@@ -80,6 +80,7 @@ async def run(
         key=key,
         clock=clock,
         checkpoint_key=checkpoint_key,
+        witnesses=config.witnesses,
     ) as audit:
         workflow = Workflow(
             config=config,

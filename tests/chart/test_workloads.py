@@ -558,7 +558,22 @@ def test_the_checkpoint_key_is_mounted_apart_from_the_audit_volume() -> None:
             in (container_of(sts)["args"])
         )
     default = container_of(workload({}, render.WEBHOOK_NAME))
-    assert not [a for a in default["args"] if a.startswith("--checkpoint-key")]
+    assert not [a for a in default["args"] if a.startswith(("--checkpoint-key", "--witness"))]
+
+
+def test_writers_submit_their_checkpoints_to_the_listed_witnesses() -> None:
+    witnesses = ["https://witness.example.org", "http://witness.audit.svc:8444"]
+    checkpoints = {"existingSecret": "jitgate-checkpoint-key", "witnesses": witnesses}
+    objects = render.render_chart({"audit": {"checkpoints": checkpoints}})
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        args = container_of(render.find(objects, "StatefulSet", name))["args"]
+        assert [a for a in args if a.startswith("--witness")] == [
+            f"--witness={url}" for url in witnesses
+        ]
+    with pytest.raises(helm.HelmError, match=r"set audit\.checkpoints\.existingSecret too"):
+        render.render_chart({"audit": {"checkpoints": {"witnesses": witnesses}}})
+    with pytest.raises(helm.HelmError):
+        render.render_chart({"audit": {"checkpoints": {**checkpoints, "witnesses": ["ftp://x"]}}})
     with pytest.raises(helm.HelmError, match="postgres sink signs no checkpoints"):
         render.render_chart(
             {

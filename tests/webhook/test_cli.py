@@ -36,7 +36,7 @@ def test_help_names_every_flag_and_its_variable() -> None:
     out = run("--help").stdout
     for flag in (
         "--host", "--port", "--tls-cert", "--tls-key", "--client-ca", "--audit", "--audit-key-file",
-        "--checkpoint-key",
+        "--checkpoint-key", "--witness",
         "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user", "--exempt-group",
     ):  # fmt: skip
         assert flag in out
@@ -63,6 +63,10 @@ def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> 
         "--audit: audit URL 's3://x' is neither"
     )
     assert len(bad_url.stderr.strip().splitlines()) == 1
+    no_key = run("--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file),
+                 "--audit", f"file://{tmp_path}", "--witness", "http://127.0.0.1:1")  # fmt: skip
+    assert no_key.returncode == 2
+    assert no_key.stderr == "--witness cosigns checkpoints: it needs --checkpoint-key too.\n"
     bad_port = run(
         "--port",
         "http",

@@ -32,6 +32,7 @@ class WebhookConfig:
     kubeconfig: Path | None = None
     audit_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
+    witnesses: tuple[str, ...] = ()  # tlog-witness URLs that cosign the checkpoints
     # Only callers presenting a client certificate signed by this CA get decisions.
     client_ca: Path | None = None
     writer_id: str = "webhook"

@@ -93,6 +93,7 @@ def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
             key=key,
             clock=clock,
             checkpoint_key=checkpoint_key,
+            witnesses=config.witnesses,
         )
 
     return open_

@@ -170,6 +170,11 @@ file:///var/lib/jitgate/audit
 {{- fail "audit.checkpoints.existingSecret: the postgres sink signs no checkpoints yet; use the file sink or leave it empty" }}
 {{- end }}
 - --checkpoint-key=/etc/jitgate/checkpoint-key/{{ .Values.audit.checkpoints.key }}
+{{- range .Values.audit.checkpoints.witnesses }}
+- --witness={{ . }}
+{{- end }}
+{{- else if .Values.audit.checkpoints.witnesses }}
+{{- fail "audit.checkpoints.witnesses: witnesses cosign checkpoints; set audit.checkpoints.existingSecret too" }}
 {{- end }}
 {{- end -}}
 

@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from jitgate.cli.errors import EXIT_OK, UsageError, needs_extra, sentence
-from jitgate.cli.jitgate.server_flags import add_writer_flags, check_audit_url, configure_logging
+from jitgate.cli.jitgate.server_flags import (
+    add_writer_flags,
+    check_audit_url,
+    configure_logging,
+    witness_urls,
+)
 from jitgate.cli.options import add_flag, command
 
 if TYPE_CHECKING:
@@ -121,6 +126,7 @@ class OperatorOptions:
     audit: str
     audit_key_file: str | None
     checkpoint_key: str | None
+    witness: tuple[str, ...]
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -159,6 +165,7 @@ def config_from(options: OperatorOptions) -> OperatorConfig:
         audit_url=options.audit,
         audit_key_file=Path(options.audit_key_file) if options.audit_key_file else None,
         checkpoint_key_file=Path(options.checkpoint_key) if options.checkpoint_key else None,
+        witnesses=witness_urls(options.witness, options.checkpoint_key),
         writer_id=options.writer_id or "",
         kubeconfig=Path(options.kubeconfig) if options.kubeconfig else None,
         namespaces=tuple(dict.fromkeys(options.namespace)),

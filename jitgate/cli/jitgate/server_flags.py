@@ -31,6 +31,15 @@ def add_writer_flags(parser: argparse.ArgumentParser) -> None:
     )
     add_flag(
         parser,
+        "--witness",
+        metavar="URL",
+        action="append",
+        default=[],
+        help="a witness (`jitgate audit witness`, C2SP tlog-witness) to submit every checkpoint "
+        "to for its cosignature; repeat for several (needs --checkpoint-key)",
+    )
+    add_flag(
+        parser,
         "--writer-id",
         metavar="ID",
         default="",
@@ -62,6 +71,16 @@ def check_audit_url(url: str) -> None:
         parse_audit_url(url)
     except AuditError as error:
         raise UsageError(sentence(f"--audit: {error}")) from error
+
+
+def witness_urls(urls: tuple[str, ...], checkpoint_key: str | None) -> tuple[str, ...]:
+    """The --witness URLs, refused without a checkpoint key for them to cosign."""
+    if urls and not checkpoint_key:
+        raise UsageError("--witness cosigns checkpoints: it needs --checkpoint-key too.")
+    for url in urls:
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"--witness {url} is not an http:// or https:// URL.")
+    return tuple(dict.fromkeys(urls))
 
 
 def existing_file(flag: str, value: str | None) -> Path | None:

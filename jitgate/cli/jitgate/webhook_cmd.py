@@ -14,6 +14,7 @@ from jitgate.cli.jitgate.server_flags import (
     check_audit_url,
     configure_logging,
     existing_file,
+    witness_urls,
 )
 from jitgate.cli.options import add_flag, command
 
@@ -93,6 +94,7 @@ class WebhookOptions:
     audit: str
     audit_key_file: str | None
     checkpoint_key: str | None
+    witness: tuple[str, ...]
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -125,6 +127,7 @@ def run(options: WebhookOptions) -> int:
         audit_url=options.audit,
         audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
         checkpoint_key_file=existing_file("--checkpoint-key", options.checkpoint_key),
+        witnesses=witness_urls(options.witness, options.checkpoint_key),
         writer_id=options.writer_id or default_writer_id(),
         kubeconfig=existing_file("--kubeconfig", options.kubeconfig),
         operator_user=options.operator_user,

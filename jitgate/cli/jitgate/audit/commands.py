@@ -7,7 +7,14 @@ import sys
 from typing import Any
 
 from jitgate.cli.errors import EXIT_USAGE
-from jitgate.cli.jitgate.audit import query_cmd, report_cmd, tail_cmd, tlog_cmd, verify_cmd
+from jitgate.cli.jitgate.audit import (
+    query_cmd,
+    report_cmd,
+    tail_cmd,
+    tlog_cmd,
+    verify_cmd,
+    witness_cmd,
+)
 from jitgate.cli.jitgate.audit.guard import guarded
 from jitgate.cli.jitgate.audit.options import (
     ExportOptions,
@@ -18,6 +25,7 @@ from jitgate.cli.jitgate.audit.options import (
     TailOptions,
     VerifyOptions,
     VerifyProofOptions,
+    WitnessOptions,
 )
 from jitgate.cli.options import Command, Parser, add_flag, command
 
@@ -57,7 +65,23 @@ def register(subparsers: Any) -> None:
         "--verifier-key",
         metavar="FILE",
         help="the checkpoint key's public half (`jitgate audit keygen` prints it): also check "
-        "that each writer's records are the ones its signed checkpoint covers, with no secret",
+        "that each writer's checkpoints extend one another and its records are the ones the "
+        "latest covers, with no secret",
+    )
+    verify.add_argument(
+        "--witness-key",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="a witness's public key (`jitgate audit keygen NAME --witness` prints it); with "
+        "--verifier-key: each writer's latest checkpoint must be cosigned by witnesses, which "
+        "a holder of the writers' keys cannot get for a rewritten, cut or forked history",
+    )
+    verify.add_argument(
+        "--min-cosignatures",
+        type=_positive,
+        metavar="N",
+        help="how many of the --witness-key witnesses must have cosigned (default 1)",
     )
     verify.set_defaults(handler=command(VerifyOptions, guarded("verify", verify_cmd.run)))
 
@@ -71,7 +95,39 @@ def register(subparsers: Any) -> None:
     )
     keygen.add_argument("name", metavar="NAME")
     keygen.add_argument("--out", metavar="FILE", required=True, help="where the signer key goes")
+    keygen.add_argument(
+        "--witness",
+        action="store_true",
+        help="a witness's cosigning key instead (C2SP tlog-cosignature, type 0x04); the printed "
+        "key goes to `verify --witness-key`",
+    )
     keygen.set_defaults(handler=command(KeygenOptions, guarded("keygen", tlog_cmd.run_keygen)))
+
+    witness = commands.add_parser(
+        "witness",
+        help="cosign the writers' checkpoints, from outside their blast radius",
+        description="Serve C2SP tlog-witness add-checkpoint on HOST:PORT (POST "
+        "/add-checkpoint): cosign a writer's checkpoint only if a consistency proof shows it "
+        "extends the last one this witness cosigned for that writer (old size other than its "
+        "latest: 409 with its latest size; bad proof: 422; unknown log: 404; not signed by the "
+        "log's key: 403). Run it where the writers' keys and volumes are not, with its own key "
+        "and --state directory; writers submit with --witness URL.",
+    )
+    add_flag(witness, "--key", metavar="FILE", required=True, help="the witness's own key")
+    witness.add_argument(
+        "--log-key",
+        metavar="FILE",
+        action="append",
+        default=[],
+        required=True,
+        help="the writers' checkpoint verifier key: every writer under it is a log to witness",
+    )
+    add_flag(
+        witness, "--state", metavar="DIR", required=True, help="where the latest cosigned "
+        "checkpoint of each log is kept (its own volume)"
+    )  # fmt: skip
+    add_flag(witness, "--listen", metavar="HOST:PORT", default="127.0.0.1:8444")
+    witness.set_defaults(handler=command(WitnessOptions, guarded("witness", witness_cmd.run)))
 
     prove = commands.add_parser(
         "prove",

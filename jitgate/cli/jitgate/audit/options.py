@@ -42,12 +42,23 @@ class VerifyOptions:
     save_heads: str | None
     expect_heads: str | None
     verifier_key: str | None
+    witness_key: tuple[str, ...]
+    min_cosignatures: int | None
 
 
 @dataclass(frozen=True)
 class KeygenOptions:
     name: str
     out: str
+    witness: bool
+
+
+@dataclass(frozen=True)
+class WitnessOptions:
+    key: str
+    log_key: tuple[str, ...]
+    state: str
+    listen: str
 
 
 @dataclass(frozen=True)

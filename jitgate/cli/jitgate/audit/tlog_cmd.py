@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from jitgate.audit.checkpoint import CheckpointError, TlogProof
+from jitgate.audit.cosignature import Cosigner
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.keys import parse_verifier_key
 from jitgate.audit.note import NoteError, Signer, Verifier, check_key_name
@@ -129,7 +130,9 @@ def run_keygen(options: KeygenOptions) -> int:
         check_key_name(options.name)
     except NoteError as error:
         raise UsageError(f"the key name {options.name!r} cannot be used: {error}") from error
-    signer = Signer.generate(options.name)
+    signer: Signer | Cosigner = (
+        Cosigner.generate(options.name) if options.witness else Signer.generate(options.name)
+    )
     try:
         fd = os.open(options.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError as error:

@@ -9,13 +9,22 @@ from pathlib import Path
 
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
-from jitgate.cli.jitgate.audit import reading, tlog_cmd
+from jitgate.cli.jitgate.audit import reading, tlog_cmd, witness_cmd
 from jitgate.cli.jitgate.audit.options import VerifyOptions
 
 
 def run(options: VerifyOptions) -> int:
     key = reading.key(options.log)
     verifier = tlog_cmd.load_verifier(options.verifier_key) if options.verifier_key else None
+    witness_keys = witness_cmd.load_witness_keys(options.witness_key)
+    needed = options.min_cosignatures or (1 if witness_keys else 0)
+    if (witness_keys or options.min_cosignatures) and verifier is None:
+        raise UsageError("a cosignature policy (--witness-key) needs --verifier-key too")
+    if needed > len(witness_keys):
+        raise UsageError(
+            f"--min-cosignatures {needed} needs at least {needed} --witness-key, "
+            f"not {len(witness_keys)}"
+        )
     public: list[tlog_cmd.PublicCheck] = []
     expected = _expected_heads(options.expect_heads)
     progress = reading.Progress("verified")
@@ -44,6 +53,12 @@ def run(options: VerifyOptions) -> int:
             if verifier is not None:
                 public.append(tlog_cmd.check_public(reader, writer, verifier, _now()))
                 print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
+            if witness_keys:
+                policy = witness_cmd.check_policy(
+                    writer, reader.checkpoint(writer), witness_keys, needed
+                )
+                public.append(tlog_cmd.PublicCheck(writer, policy.line, policy.ok))
+                print(("ok      " if policy.ok else "FAILED  ") + policy.line)
         for writer in sorted(set(expected) - set(writers)):
             gone = Problem(
                 "deleted",
@@ -99,11 +114,11 @@ def _verdict(
     public: list[tlog_cmd.PublicCheck],
 ) -> int:
     broken = [r for r in reports if r.problem is not None and r.problem.kind != "wrong-key"]
-    unproven = [check for check in public if not check.ok]
+    unproven = {check.writer for check in public if not check.ok}
     if unproven and not broken:
         print(
             f"The audit log is BROKEN: {len(unproven)} of {len(reports)} writer(s) do not match "
-            "their signed checkpoints; each is named above."
+            "their signed or witnessed checkpoints; each is named above."
         )
         return EXIT_CHECK_FAILED
     wrong_key = [r for r in reports if r.problem is not None and r.problem.kind == "wrong-key"]
@@ -126,5 +141,7 @@ def _verdict(
         return EXIT_OK
     macs = "" if key is not None else " (MACs not checked: no --key-file)"
     signed = ", every one under its signed checkpoint" if public else ""
+    if options.witness_key:
+        signed += f" cosigned by at least {options.min_cosignatures or 1} witness(es)"
     print(f"The audit log is intact: {len(reports)} writer(s), {records} records{signed}{macs}.")
     return EXIT_OK
