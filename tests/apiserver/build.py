@@ -1,6 +1,7 @@
-"""Build the tier's test-only binaries from this directory's Go module: the
-kube-apiserver-with-embedded-etcd (main.go) and the kube-controller-manager
-(kube-controller-manager/main.go), both from the same Kubernetes modules.
+"""Build the tier's test-only binaries from Go modules: the kube-apiserver-with-embedded-etcd
+(main.go) and the kube-controller-manager (kube-controller-manager/main.go), both from this
+directory's module and the same Kubernetes modules; and kwok (kwok/main.go, a module of its
+own: kwok v0.8.0 needs newer Kubernetes modules than the API server).
 
 Usable two ways:
 
@@ -11,11 +12,14 @@ Usable two ways:
   Go module proxy unreachable). Any other build failure raises :class:`BuildFailed`: that
   is a real error and must not turn into a skip.
 
-A binary is rebuilt only when it is missing or older than go.mod, go.sum, a *.go file of
-its package or this file. Go's own build cache, shared by both binaries, makes a rebuild
-after a small change a matter of compiling one package and linking; a cold build compiles
-all of kube-apiserver and etcd (minutes on 2 cores: run it ahead with this script), the
-controller-manager then adds a few minutes cold and about a minute warm.
+A binary is rebuilt only when it is missing or older than its module's go.mod and go.sum, a
+*.go file of its package or this file. Go's own build cache, shared by all binaries, makes a
+rebuild after a small change a matter of compiling one package and linking; a cold build
+compiles all of kube-apiserver and etcd (minutes on 2 cores: run it ahead with this script),
+the controller-manager then adds a few minutes cold and about a minute warm. kwok shares
+almost nothing with them (other module versions): cold, about 3.5 CPU-minutes (some 2 minutes
+on 2 idle cores; 11.5 minutes measured on a machine busy with other builds and test runs) plus
+~25 s of module downloads; warm, a link of a few CPU-seconds (under a minute even when busy).
 """
 
 from __future__ import annotations
@@ -57,11 +61,18 @@ _NETWORK_MARKERS = (
 
 @dataclass(frozen=True)
 class Target:
-    """One binary of the tier: its file name under bin/ and its Go package directory."""
+    """One binary of the tier: its file name under bin/, its Go module and package."""
 
     name: str
     package: str  # the `go build` package argument, relative to the module directory
     program: str  # what it runs, for messages
+    module: str = "."  # the directory of its go.mod, relative to this directory
+    # Stamp k8s.io/component-base/version with go.mod's k8s.io/kubernetes version (the
+    # Kubernetes components; kwok has a version of its own).
+    kubernetes_stamp: bool = True
+
+    def module_dir(self, src_dir: Path = SRC_DIR) -> Path:
+        return src_dir / self.module
 
     def binary(self, bin_dir: Path = BIN_DIR) -> Path:
         return bin_dir / self.name
@@ -74,7 +85,11 @@ KUBE_APISERVER = Target("kube-apiserver-etcd", ".", "kube-apiserver with embedde
 KUBE_CONTROLLER_MANAGER = Target(
     "kube-controller-manager", "./kube-controller-manager", "kube-controller-manager"
 )
-TARGETS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER)
+KWOK = Target(
+    "kwok", ".", "simulated nodes and their kubelet API", module="kwok",
+    kubernetes_stamp=False,
+)  # fmt: skip
+TARGETS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KWOK)
 
 
 class BuildUnavailable(Exception):
@@ -104,10 +119,11 @@ def find_go() -> str | None:
 
 def sources(target: Target, src_dir: Path = SRC_DIR) -> list[Path]:
     """What the binary depends on (this file too: it holds the build flags)."""
+    module = target.module_dir(src_dir)
     return [
-        src_dir / "go.mod",
-        src_dir / "go.sum",
-        *sorted((src_dir / target.package).glob("*.go")),
+        module / "go.mod",
+        module / "go.sum",
+        *sorted((module / target.package).glob("*.go")),
         Path(__file__).resolve(),
     ]
 
@@ -122,12 +138,14 @@ def kubernetes_version(src_dir: Path = SRC_DIR) -> str:
     return m.group(1)
 
 
-def ldflags(version: str) -> str:
-    """Strip symbols (faster link, smaller binary) and stamp the Kubernetes version.
+def ldflags(version: str | None) -> str:
+    """Strip symbols (faster link, smaller binary) and stamp the Kubernetes ``version``.
 
     Without the stamp the server reports ``v0.0.0-master+$Format:%H$``, which
-    ``kubectl version`` cannot parse.
+    ``kubectl version`` cannot parse. ``None``: no stamp.
     """
+    if version is None:
+        return "-s -w"
     major, minor = version.lstrip("v").split(".")[:2]
     pkg = "k8s.io/component-base/version"
     stamp = {
@@ -194,17 +212,19 @@ def build(
                 "the real kube-apiserver tier is built from Go modules"
             )
         tmp = binary.with_name(binary.name + f".tmp{os.getpid()}")
-        version = kubernetes_version(src_dir)
+        module = target.module_dir(src_dir)
+        version = kubernetes_version(module) if target.kubernetes_stamp else None
         cmd = [
             go, "build", "-trimpath", f"-ldflags={ldflags(version)}", "-o", str(tmp), target.package
         ]  # fmt: skip
-        say(f"building {binary.name} ({target.program} {version}) with {go}; cold: minutes")
+        what = f"{target.program} {version}" if version else target.program
+        say(f"building {binary.name} ({what}) with {go}; cold: minutes")
         newest_source = max(p.stat().st_mtime for p in sources(target, src_dir) if p.exists())
         start = time.monotonic()
         try:
             proc = subprocess.run(
                 cmd,
-                cwd=src_dir,
+                cwd=module,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 text=True,
@@ -215,12 +235,12 @@ def build(
             raise BuildFailed(f"`go build` did not finish in {BUILD_TIMEOUT_S} s") from exc
         seconds = time.monotonic() - start
         output = proc.stdout or ""
-        log.write_text(f"$ {' '.join(cmd)}  (cwd {src_dir})\n{output}\nexit {proc.returncode}\n")
+        log.write_text(f"$ {' '.join(cmd)}  (cwd {module})\n{output}\nexit {proc.returncode}\n")
         if proc.returncode != 0:
             tmp.unlink(missing_ok=True)
             if "requires go >=" in output:
                 raise BuildUnavailable(
-                    f"the Go toolchain at {go} is too old for tests/apiserver/go.mod: "
+                    f"the Go toolchain at {go} is too old for {module / 'go.mod'}: "
                     f"{_first_error_line(output)}"
                 )
             if _looks_like_network_failure(output):

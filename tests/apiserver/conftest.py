@@ -1,10 +1,10 @@
 """The real API server tier: a session-scoped ``kube_apiserver`` fixture, and the
-binaries of kube-apiserver and kube-controller-manager for tiers that start their own.
+binaries of kube-apiserver, kube-controller-manager and kwok for tiers that start their own.
 
 The binaries are built from Go modules by build.py (only when stale, each build's time
 printed); when Go is missing or the Go module proxy cannot be reached, every test using
 them is skipped with one reason. See harness.py for what the server has (and lacks: no
-scheduler, no kubelet).
+scheduler, no kubelet but kwok's where a tier starts it).
 """
 
 from __future__ import annotations
@@ -56,6 +56,12 @@ def kube_apiserver_binary(request: pytest.FixtureRequest) -> Path:
 def kube_controller_manager_binary(request: pytest.FixtureRequest) -> Path:
     """The built kube-controller-manager binary (built here if missing or stale)."""
     return _binary(request.config, build.KUBE_CONTROLLER_MANAGER)
+
+
+@pytest.fixture(scope="session")
+def kwok_binary(request: pytest.FixtureRequest) -> Path:
+    """The built kwok binary (built here if missing or stale)."""
+    return _binary(request.config, build.KWOK)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """Run a real kube-apiserver (with embedded etcd) for tests: certificates, personas,
 kubeconfigs, start-up, readiness and a ``kubectl`` helper; and, next to it, a real
-kube-controller-manager (:func:`start_kube_controller_manager`).
+kube-controller-manager (:func:`start_kube_controller_manager`) and kwok as the kubelet of one
+node (:func:`start_kwok`). All three start through :func:`_on_a_free_port`.
 
 Imported as ``apiserver.harness``; other tiers call :func:`start_kube_apiserver`.
 
@@ -12,19 +13,24 @@ What this API server is, and is not:
 * :func:`start_kube_controller_manager` adds the real kube-controller-manager (garbage
   collector, namespace, workload and autoscaler controllers: :data:`CONTROLLERS`), each
   controller acting as its own ``kube-system`` service account, as in a kubeadm cluster.
-* Without it, and always for the rest: there is no scheduler or kubelet: namespaces get no
+* :func:`start_kwok` adds kwok v0.8.0 as the kubelet of node :data:`KWOK_NODE`: pods bound
+  to it become Running, and ``kubectl exec``, ``attach``, ``logs`` and ``port-forward``
+  through the API server reach local processes (:func:`kwok_configuration`): exec runs the
+  command in ``Kwok.workdir`` with real output, TTY and exit code.
+* Without them, and always for the rest: there is no scheduler; namespaces get no
   ``default`` ServiceAccount (use :meth:`KubeAPIServer.create_namespace`, or pods are
   rejected by the ServiceAccount admission plugin), deleted namespaces stay
   ``Terminating``, no garbage collection, pods are never scheduled (set
-  ``spec.nodeName``) and never run. ``kubectl exec`` on a pod whose node is
-  :meth:`KubeAPIServer.create_node` passes authorisation and admission and then fails
-  dialling the (absent) kubelet on 127.0.0.1: see :data:`NO_KUBELET_ERROR`.
+  ``spec.nodeName``). A pod whose node is :meth:`KubeAPIServer.create_node` never runs:
+  ``kubectl exec`` on it passes authorisation and admission and then fails dialling the
+  (absent) kubelet on 127.0.0.1: see :data:`NO_KUBELET_ERROR`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import os
 import secrets
@@ -38,7 +44,7 @@ import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -51,6 +57,7 @@ SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 25.0
+KWOK_NODE = "kwok-node-1"  # the Node start_kwok creates and kwok acts for
 
 # What `kubectl exec`, `attach` and `port-forward` print once authentication,
 # authorisation and admission passed and the API server dialled the node's kubelet
@@ -99,6 +106,11 @@ def default_personas() -> list[Persona]:
         # --use-service-account-credentials it only mints tokens for each controller's
         # service account (system:serviceaccount:kube-system:<controller>).
         Persona("kube-controller-manager", "system:kube-controller-manager", ()),
+        # kwok acts as its node's kubelet, in the kubelets' group (which jitgate exempts, as
+        # it must a real kubelet finishing a pod's deletion); the bootstrap RBAC binds no
+        # role to system:nodes (the Node authorizer does that in a cluster), so it is an
+        # administrator too.
+        Persona("kwok", f"system:node:{KWOK_NODE}", ("system:nodes", "system:masters")),
     ]
 
 
@@ -404,6 +416,74 @@ def _stop_process_group(process: subprocess.Popen[bytes], timeout: float) -> flo
     return time.monotonic() - start
 
 
+# ------------------------------------------------------- processes that listen on a free port
+
+
+class _Exited(Exception):
+    pass
+
+
+class _Served(Protocol):
+    """A started process of the tier (the API server, the controller-manager, kwok)."""
+
+    def log_tail(self, lines: int = 60) -> str: ...
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> float: ...
+
+
+_S = TypeVar("_S", bound=_Served)
+
+
+def _spawn(
+    name: str, argv: Sequence[str], tmpdir: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in its own process group (teardown kills it whole), cwd ``tmpdir``,
+    output appended to ``tmpdir/NAME.log``; the command line is kept in ``NAME.cmdline``."""
+    (tmpdir / f"{name}.cmdline").write_text(" \\\n  ".join(argv) + "\n")
+    with open(tmpdir / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=tmpdir,
+            env=env,
+        )
+
+
+@contextlib.contextmanager
+def _on_a_free_port(
+    launch: Callable[[int, int], _S], wait_ready: Callable[[_S], None]
+) -> Iterator[_S]:
+    """Start a process on a free port, yield it once ready, stop it on exit.
+
+    ``launch(port, attempt)`` starts it; ``wait_ready`` returns once it serves and raises
+    :class:`_Exited` when it ended meanwhile. The free port may be taken between picking and
+    binding: a process that ended saying its address is in use is launched again on another
+    port (three attempts). Any other failure stops it and propagates.
+    """
+    last_error = ""
+    for attempt in range(3):
+        served = launch(free_port(), attempt)
+        try:
+            wait_ready(served)
+        except _Exited as exc:
+            last_error = str(exc)
+            if "address already in use" in served.log_tail(200):
+                continue
+            raise RuntimeError(last_error) from None
+        except BaseException:
+            served.stop()
+            raise
+        try:
+            yield served
+        finally:
+            served.stop()
+        return
+    raise RuntimeError(last_error)
+
+
 def apiserver_args(
     *,
     tmpdir: Path,
@@ -433,6 +513,10 @@ def apiserver_args(
         f"--service-account-signing-key-file={sa_private}",
         f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
         "--allow-privileged=true",
+        # How it reaches a node's kubelet API (kwok's, start_kwok): at the node's InternalIP
+        # (kwok's node has no resolvable host name), its serving certificate from the tier's CA.
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--kubelet-certificate-authority={ca_file}",
         "--profiling=false",
         "--logging-format=text",
         "--v=1",
@@ -511,15 +595,12 @@ def start_kube_apiserver(
     sa_keys = write_service_account_keys(certs)
     people = list(personas) if personas is not None else default_personas()
     token_file = write_token_file(tmpdir / "tokens.csv", people)
-    log_file = tmpdir / "kube-apiserver.log"
     client_ca = None
     if webhook_client_auth:
         admission, client_ca = write_webhook_client_auth(certs / "webhook-clients")
         extra_args = [*extra_args, f"--admission-control-config-file={admission}"]
 
-    last_error = ""
-    for attempt in range(3):  # the free port may be taken between picking and binding
-        port = free_port()
+    def launch(port: int, attempt: int) -> KubeAPIServer:
         argv = [
             str(Path(binary).resolve()),
             *apiserver_args(
@@ -533,47 +614,20 @@ def start_kube_apiserver(
                 extra=extra_args,
             ),
         ]
-        (tmpdir / "kube-apiserver.cmdline").write_text(" \\\n  ".join(argv) + "\n")
-        with open(log_file, "ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # own process group: teardown kills it whole
-                cwd=tmpdir,
-            )
-        server = KubeAPIServer(
+        return KubeAPIServer(
             url=f"https://127.0.0.1:{port}",
             tmpdir=tmpdir,
             ca=ca,
             personas=people,
-            process=process,
-            log_file=log_file,
+            process=_spawn("kube-apiserver", argv, tmpdir),
+            log_file=tmpdir / "kube-apiserver.log",
             startup_seconds=0.0,
             webhook_client_ca=client_ca,
         )
-        try:
-            _wait_ready(server, deadline=start + timeout)
-        except _Exited as exc:
-            last_error = str(exc)
-            if "address already in use" in server.log_tail(200):
-                continue
-            raise RuntimeError(last_error) from None
-        except BaseException:
-            server.stop()
-            raise
+
+    with _on_a_free_port(launch, lambda server: _wait_ready(server, start + timeout)) as server:
         server.startup_seconds = time.monotonic() - start
-        try:
-            yield server
-        finally:
-            server.stop()
-        return
-    raise RuntimeError(last_error)
-
-
-class _Exited(Exception):
-    pass
+        yield server
 
 
 def _wait_ready(server: KubeAPIServer, deadline: float) -> None:
@@ -710,49 +764,27 @@ def start_kube_controller_manager(
     start = time.monotonic()
     tmpdir.mkdir(parents=True, exist_ok=True)
     serving = server.ca.issue("kube-controller-manager", dns=("localhost",), ips=("127.0.0.1",))
-    log_file = tmpdir / "kube-controller-manager.log"
-    last_error = ""
-    for _attempt in range(3):  # the free port may be taken between picking and binding
-        port = free_port()
+
+    def launch(port: int, _attempt: int) -> KubeControllerManager:
         argv = [
             str(Path(binary).resolve()),
             *controller_manager_args(
                 server, port=port, serving=serving, controllers=controllers, extra=extra_args
             ),
         ]
-        (tmpdir / "kube-controller-manager.cmdline").write_text(" \\\n  ".join(argv) + "\n")
-        with open(log_file, "ab") as log:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                cwd=tmpdir,
-            )
-        manager = KubeControllerManager(
+        return KubeControllerManager(
             url=f"https://127.0.0.1:{port}",
             controllers=tuple(controllers),
-            process=process,
-            log_file=log_file,
+            process=_spawn("kube-controller-manager", argv, tmpdir),
+            log_file=tmpdir / "kube-controller-manager.log",
         )
-        try:
-            _wait_controllers_ready(manager, server, deadline=start + timeout)
-        except _Exited as exc:
-            last_error = str(exc)
-            if "address already in use" in manager.log_tail(200):
-                continue
-            raise RuntimeError(last_error) from None
-        except BaseException:
-            manager.stop()
-            raise
+
+    def ready(manager: KubeControllerManager) -> None:
+        _wait_controllers_ready(manager, server, deadline=start + timeout)
+
+    with _on_a_free_port(launch, ready) as manager:
         manager.startup_seconds = time.monotonic() - start
-        try:
-            yield manager
-        finally:
-            manager.stop()
-        return
-    raise RuntimeError(last_error)
+        yield manager
 
 
 def _wait_controllers_ready(
@@ -784,3 +816,263 @@ def _wait_controllers_ready(
         except (OSError, urllib.error.URLError) as exc:
             last = repr(exc)
         time.sleep(0.2)
+
+
+# ------------------------------------------------------------------------------------- kwok
+
+KWOK_API = "kwok.x-k8s.io/v1alpha1"
+
+# kwok's stages (how it moves a Node and its pods along), written for this tier instead of
+# kwok's defaults (kwokctl's, which the kwok binary does not load):
+# - the node becomes Ready once, at 127.0.0.1 and kwok's port. No heartbeat stage and no
+#   lease (--node-lease-duration-seconds=0): the tier runs no node-lifecycle controller, so
+#   nothing would mark a silent node NotReady, and two busy cores are spared the writes;
+# - a pod bound to the node becomes Running with its containers started; none ever completes;
+# - a deleted pod is removed at once, as a kubelet does once its containers stopped.
+_NODE_READY = """\
+{{ $now := Now }}
+conditions:
+{{ range NodeConditions }}
+- lastHeartbeatTime: {{ $now | Quote }}
+  lastTransitionTime: {{ $now | Quote }}
+  message: {{ .message | Quote }}
+  reason: {{ .reason | Quote }}
+  status: {{ .status | Quote }}
+  type: {{ .type | Quote }}
+{{ end }}
+addresses:
+- address: {{ NodeIP | Quote }}
+  type: InternalIP
+daemonEndpoints:
+  kubeletEndpoint:
+    Port: {{ NodePort }}
+allocatable: {cpu: 1k, memory: 1Ti, pods: 1M}
+capacity: {cpu: 1k, memory: 1Ti, pods: 1M}
+nodeInfo:
+  architecture: amd64
+  bootID: ""
+  containerRuntimeVersion: {{ printf "kwok-%s" Version | Quote }}
+  kernelVersion: {{ printf "kwok-%s" Version | Quote }}
+  kubeProxyVersion: {{ printf "kwok-%s" Version | Quote }}
+  kubeletVersion: {{ printf "kwok-%s" Version | Quote }}
+  machineID: ""
+  operatingSystem: linux
+  osImage: ""
+  systemUUID: ""
+phase: Running
+"""
+_POD_RUNNING = """\
+{{ $now := Now }}
+conditions:
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Initialized}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: Ready}
+- {lastTransitionTime: {{ $now | Quote }}, status: "True", type: ContainersReady}
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  started: true
+  restartCount: 0
+  state:
+    running:
+      startedAt: {{ $now | Quote }}
+{{ end }}
+hostIP: {{ NodeIPWith .spec.nodeName | Quote }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+
+def _stage(name: str, kind: str, expressions: list[dict[str, Any]], **next_: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": KWOK_API,
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": kind},
+            "selector": {"matchExpressions": expressions},
+            "next": next_,
+        },
+    }
+
+
+def kwok_configuration(workdir: Path, attach_log: Path) -> list[dict[str, Any]]:
+    """kwok's stages and its kubelet API's behaviour, the same for every pod of the node:
+    exec runs the command as a local process in ``workdir``; attach and logs stream
+    ``attach_log`` (CRI container log format: :meth:`Kwok.container_prints`; attach from its
+    end on); port-forward connects any port to ``cat``, an echo."""
+    not_ready = {
+        "key": '.status.conditions.[] | select( .type == "Ready" ) | .status',
+        "operator": "NotIn",
+        "values": ["True"],
+    }
+    everywhere: list[tuple[str, str, dict[str, Any]]] = [
+        ("ClusterExec", "execs", {"local": {"workDir": str(workdir)}}),
+        ("ClusterAttach", "attaches", {"logsFile": str(attach_log)}),
+        ("ClusterLogs", "logs", {"logsFile": str(attach_log), "follow": True}),
+        ("ClusterPortForward", "forwards", {"command": ["cat"]}),
+    ]
+    return [
+        _stage("node-ready", "Node", [not_ready], statusTemplate=_NODE_READY),
+        _stage(
+            "pod-running",
+            "Pod",
+            [
+                {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+                {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                not_ready,
+            ],
+            statusTemplate=_POD_RUNNING,
+        ),
+        _stage(
+            "pod-delete",
+            "Pod",
+            [{"key": ".metadata.deletionTimestamp", "operator": "Exists"}],
+            delete=True,
+        ),
+        *(
+            {
+                "apiVersion": KWOK_API,
+                "kind": kind,
+                "metadata": {"name": "local-processes"},
+                "spec": {field: [target]},
+            }
+            for kind, field, target in everywhere
+        ),
+    ]
+
+
+@dataclass
+class Kwok:
+    """kwok managing one Node of the API server and serving its kubelet API (see
+    :func:`start_kwok`)."""
+
+    url: str  # its kubelet API (HTTPS, no client authentication)
+    node: str
+    port: int
+    workdir: Path  # where exec'd commands run: the node's "container filesystem"
+    attach_log: Path  # what `kubectl attach` and `kubectl logs` stream
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    startup_seconds: float = 0.0
+
+    def container_prints(self, line: str) -> None:
+        """Add ``line`` to what every pod of the node prints (``attach_log``, in the CRI
+        container log format kwok reads): ``kubectl attach`` and ``logs`` show it."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self.attach_log.open("a") as log:
+            log.write(f"{stamp} stdout F {line}\n")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> float:
+        return _stop_process_group(self.process, timeout)
+
+
+@contextlib.contextmanager
+def start_kwok(
+    binary: Path,
+    server: KubeAPIServer,
+    tmpdir: Path,
+    *,
+    node: str = KWOK_NODE,
+    timeout: float = STARTUP_TIMEOUT_S,
+) -> Iterator[Kwok]:
+    """Create Node ``node`` on ``server`` and start kwok as its kubelet; yield kwok once the
+    node is Ready; stop kwok on exit (the Node stays, still Ready: nothing watches it).
+
+    kwok serves the node's kubelet API on 127.0.0.1 over TLS (a certificate from the tier's
+    CA, which the API server checks: ``--kubelet-certificate-authority``); a pod with
+    ``spec.nodeName: node`` becomes Running, and ``kubectl exec``, ``attach``, ``logs`` and
+    ``port-forward`` reach real local processes (:func:`kwok_configuration`). kwok acts as
+    the ``kwok`` persona (``system:node:kwok-node-1``, group ``system:nodes``).
+    """
+    start = time.monotonic()
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    workdir, attach_log = tmpdir / "node-files", tmpdir / "attach.log"
+    workdir.mkdir(exist_ok=True)
+    attach_log.touch()
+    configuration = tmpdir / "kwok.yaml"
+    configuration.write_text(
+        "---\n".join(
+            json.dumps(doc, indent=1) + "\n" for doc in kwok_configuration(workdir, attach_log)
+        )
+    )
+    serving = server.ca.issue("kwok-kubelet", dns=("localhost",), ips=("127.0.0.1",))
+    # Its own work directory: kwok also reads ~/.kwok/kwok.yaml when there is one.
+    env = {**os.environ, "KWOK_WORKDIR": str(tmpdir / "kwok-home")}
+
+    def launch(port: int, _attempt: int) -> Kwok:
+        argv = [
+            str(Path(binary).resolve()),
+            f"--kubeconfig={server.kubeconfig('kwok')}",
+            f"--config={configuration}",
+            f"--manage-single-node={node}",
+            "--node-ip=127.0.0.1",
+            f"--node-port={port}",
+            f"--server-address=127.0.0.1:{port}",
+            f"--tls-cert-file={serving[0]}",
+            f"--tls-private-key-file={serving[1]}",
+            "--node-lease-duration-seconds=0",
+        ]
+        return Kwok(
+            url=f"https://127.0.0.1:{port}",
+            node=node,
+            port=port,
+            workdir=workdir,
+            attach_log=attach_log,
+            process=_spawn("kwok", argv, tmpdir, env),
+            log_file=tmpdir / "kwok.log",
+        )
+
+    def ready(kwok: Kwok) -> None:
+        _wait_kwok_serving(kwok, server, deadline=start + timeout)
+
+    with _on_a_free_port(launch, ready) as kwok:
+        server.create_node(node, kubelet_port=kwok.port)
+        _wait_node_ready(kwok, server, deadline=start + timeout)
+        kwok.startup_seconds = time.monotonic() - start
+        yield kwok
+
+
+def _wait_kwok_serving(kwok: Kwok, server: KubeAPIServer, deadline: float) -> None:
+    healthz = urllib.request.Request(kwok.url + "/healthz")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
+    last = "not started"
+    while True:
+        if kwok.process.poll() is not None:
+            raise _Exited(
+                f"kwok exited with {kwok.process.returncode} during start-up; "
+                f"log {kwok.log_file}:\n{kwok.log_tail()}"
+            )
+        if time.monotonic() > deadline:
+            raise TimeoutError(
+                f"kwok not serving ({last}); log {kwok.log_file}:\n{kwok.log_tail()}"
+            )
+        try:
+            with urllib.request.urlopen(healthz, context=context, timeout=5) as resp:
+                if resp.status == 200:
+                    return
+                last = f"/healthz {resp.status}"
+        except (OSError, urllib.error.URLError) as exc:
+            last = repr(exc)
+        time.sleep(0.2)
+
+
+def _wait_node_ready(kwok: Kwok, server: KubeAPIServer, deadline: float) -> None:
+    """Until kwok marked the node Ready: ``kubectl wait`` (a watch)."""
+    seconds = max(1, int(deadline - time.monotonic()))
+    waited = server.kubectl(
+        "admin", "wait", "--for=condition=Ready", f"node/{kwok.node}", f"--timeout={seconds}s",
+        timeout=seconds + 15,
+    )  # fmt: skip
+    if waited.returncode != 0:
+        raise TimeoutError(
+            f"kwok did not make node {kwok.node} Ready: {waited.stderr.strip()}; "
+            f"log {kwok.log_file}:\n{kwok.log_tail()}"
+        )

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
-from apiserver.harness import KubeAPIServer, free_port
+from apiserver.harness import KubeAPIServer, Kwok, free_port
 from chart import render
 from e2e import manifests, processes
 from e2e.processes import HttpAnswer, LocalProcess
@@ -76,6 +76,8 @@ class JitCluster:
     timings: dict[str, float] = field(default_factory=dict)
     # The checkpoint key's public half, when the writers sign checkpoints.
     verifier_key: Path | None = None
+    # kwok, the kubelet of manifests.KWOK_NODE, when the tier runs it.
+    kwok: Kwok | None = None
 
     # -- processes
 
@@ -93,6 +95,11 @@ class JitCluster:
         env = self.api.kubectl_env()
         env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # finds the kubectl-jit plugin
         return env
+
+    def kubectl_argv(self, who: str, *args: str) -> list[str]:
+        """kubectl's command line as ``who``, to run with :meth:`env` (a long-lived
+        connection: see e2e/streams.py)."""
+        return self.api.kubectl_argv(who, *args)
 
     def kubectl(
         self, who: str, *args: str, input: str | None = None, timeout: float = 60.0
@@ -195,7 +202,25 @@ class JitCluster:
         return self.api.no_kubelet_error(manifests.NODE)
 
     def create_pods(self, namespace: str, *names: str) -> None:
+        """Pods on the node without a kubelet (Pending; a connection fails after admission)."""
         self.apply("admin", *(manifests.pod(namespace, name) for name in names))
+
+    @property
+    def node(self) -> Kwok:
+        """kwok, the kubelet of :data:`manifests.KWOK_NODE`."""
+        assert self.kwok is not None, "this tier runs without kwok"
+        return self.kwok
+
+    def run_pods(self, namespace: str, *names: str) -> None:
+        """Pods on kwok's node, once Running: exec runs the command in ``node.workdir``."""
+        self.apply(
+            "admin", *(manifests.pod(namespace, name, node=manifests.KWOK_NODE) for name in names)
+        )
+        running = self.wait(
+            "admin", "--for=jsonpath={.status.phase}=Running", "-n", namespace,
+            *(f"pod/{name}" for name in names),
+        )  # fmt: skip
+        assert running.returncode == 0, f"pods {names} not Running: {running.stderr}"
 
     # -- the audit logs
 
@@ -250,8 +275,10 @@ def install(
     *,
     echo: Echo,
     on_process: Callable[[LocalProcess], None] = lambda _process: None,
+    kwok: Kwok | None = None,
 ) -> Iterator[JitCluster]:
-    """Install jitgate on ``api``; stop its processes on exit.
+    """Install jitgate on ``api`` (whose node ``kwok`` runs pods, if given); stop its
+    processes on exit.
 
     ``on_process`` is told about each process as soon as it starts (so a failing start-up
     can still show its log).
@@ -370,6 +397,7 @@ def install(
             audit_key=audit_key,
             verifier_key=verifier_key,
             timings=timings,
+            kwok=kwok,
         )
 
         # The chart's webhook configurations, pointed at the local process.

@@ -4,8 +4,11 @@ kube-apiserver, driven by the real ``kubectl`` (and ``kubectl jit``) as each per
 Fixture ``jitgate_cluster`` (session): a kube-apiserver of its own (not the smoke tier's
 ``kube_apiserver``: jitgate's webhooks fail closed, so they would change what other tiers
 observe) and a real kube-controller-manager (garbage collector, namespace, workload and
-autoscaler controllers: the exempt identities that can act for a user), with jitgate
-installed by ``cluster.install``. It is stopped right after the last
+autoscaler controllers: the exempt identities that can act for a user) and kwok acting as
+the kubelet of one node (``manifests.KWOK_NODE``: pods on it run, and ``kubectl exec``,
+``attach`` and ``port-forward`` reach local processes), with jitgate installed by
+``cluster.install``. Pods on ``manifests.NODE`` have no kubelet: they stay Pending and a
+connection to them fails after admission. It is stopped right after the last
 test that uses it, not at the end of the session, and its start-up and run times are
 printed. When a test fails, the lines the webhook, the operator and the API server logged
 during it are attached to the report.
@@ -29,7 +32,7 @@ import pytest
 # module proxy is unavailable) and its terminal output; build.py and harness.py are shared.
 from apiserver import conftest as _apiserver_tier
 from apiserver import harness
-from apiserver.harness import KubeAPIServer, KubeControllerManager
+from apiserver.harness import KubeAPIServer, KubeControllerManager, Kwok
 from e2e import cluster as cluster_module
 from e2e import manifests
 
@@ -40,6 +43,7 @@ LOG_LINES = 150  # per process, in a failed test's report
 
 kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
 kube_controller_manager_binary = _apiserver_tier.kube_controller_manager_binary
+kwok_binary = _apiserver_tier.kwok_binary
 
 
 def say(config: pytest.Config, message: str) -> None:
@@ -90,11 +94,11 @@ LAST_ITEM = pytest.StashKey[str]()
 
 @dataclass
 class _ServerLog:
-    """The API server's or the controller-manager's log, shown like a process log in
-    failed tests."""
+    """The API server's, the controller-manager's or kwok's log, shown like a process log
+    in failed tests."""
 
     name: str
-    server: KubeAPIServer | KubeControllerManager
+    server: KubeAPIServer | KubeControllerManager | Kwok
 
     def log_size(self) -> int:
         try:
@@ -114,9 +118,10 @@ def jitgate_cluster(
     request: pytest.FixtureRequest,
     kube_apiserver_binary: Path,
     kube_controller_manager_binary: Path,
+    kwok_binary: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[cluster_module.JitCluster]:
-    """A kube-apiserver and kube-controller-manager with jitgate installed."""
+    """A kube-apiserver, kube-controller-manager and kwok with jitgate installed."""
     config = request.config
     if not Path(harness.KUBECTL).exists():
         pytest.skip(f"the end-to-end tier needs the real kubectl at {harness.KUBECTL}")
@@ -142,10 +147,16 @@ def jitgate_cluster(
             f"kube-controller-manager ready in {controllers.startup_seconds:.2f} s "
             f"({', '.join(controllers.controllers)})",
         )
+        kwok = tier.stack.enter_context(
+            harness.start_kwok(kwok_binary, server, tmpdir / "kwok", node=manifests.KWOK_NODE)
+        )
+        tier.logs.append(_ServerLog("kwok", kwok))
+        say(config, f"kwok ready in {kwok.startup_seconds:.2f} s (node {kwok.node}, {kwok.url})")
         cluster = tier.stack.enter_context(
             cluster_module.install(
                 server,
                 tmpdir / "jitgate",
+                kwok=kwok,
                 echo=lambda message: say(config, message),
                 on_process=tier.logs.append,
             )

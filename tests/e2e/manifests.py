@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from apiserver import harness
+
 GROUP = "jitgate.dev"
 VERSION = "v1alpha1"
 RBAC = "rbac.authorization.k8s.io"
@@ -15,7 +17,10 @@ PROTECTED_LABEL = {"jitgate.dev/protected": "true"}
 # controllers acted (tests/e2e/test_outcomes.py).
 PROTECTED_NAMESPACES = ("prod", "outcomes-ns", "outcomes-label", "outcomes-batch")
 NAMESPACES = ("prod", "dev", "outcomes-ns", "outcomes-label", "outcomes-batch", "outcomes-dev")
+# Pods on NODE stay Pending (no kubelet): a connection to them fails after admission. Pods on
+# KWOK_NODE run (kwok is its kubelet): exec, attach and port-forward reach local processes.
 NODE = "node-1"
+KWOK_NODE = harness.KWOK_NODE
 POLICY = "production"
 PENDING_TIMEOUT = "60s"
 

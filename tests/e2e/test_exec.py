@@ -1,15 +1,21 @@
-"""`kubectl exec` in a protected namespace, end to end: denied with a hint, requested with
-`kubectl jit`, refused as a self-approval, approved by an SRE, admitted (up to the missing
-kubelet) for exactly what the grant pins, then expired or revoked."""
+"""`kubectl exec`, `attach` and `port-forward` in a protected namespace, end to end: denied
+with a hint, requested with `kubectl jit`, refused as a self-approval, approved by an SRE,
+admitted for exactly what the grant pins, then expired or revoked.
+
+The pods run on kwok's node (tests/apiserver/harness.py, `start_kwok`): an admitted exec
+really runs its command (in ``c.node.workdir``) and prints its output and exit code, a denied
+one runs nothing; attach streams ``c.node.attach_log``; port-forward reaches an echo."""
 
 from __future__ import annotations
 
 import json
 import re
 import shlex
+import socket
 from typing import Any
 
 import pytest
+from e2e import streams
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -24,8 +30,32 @@ def hint(stderr: str) -> list[str]:
     return words[2:]
 
 
+def exit_status(code: int) -> str:
+    """How kubectl ends when the command exits with ``code`` (not 0) on kwok's node.
+
+    kwok v0.8.0 wraps the command's exit error, so the kubelet streaming code does not see
+    an exit code and answers an internal error that names it; kubectl then exits 1 (with a
+    kubelet it exits ``code`` and says "command terminated with exit code ``code``").
+    """
+    return f": exit status {code}\n"
+
+
 def types(records: list[dict[str, Any]]) -> list[str]:
     return [record["type"] for record in records]
+
+
+def assert_streams_new_lines(c: Any, attached: streams.Stream) -> None:
+    """``kubectl attach`` prints what the pod prints from now on. Nothing says when kwok
+    starts to follow the pod's output, so lines are printed until one arrives (at most 50)."""
+    for line in range(1, 51):
+        c.node.container_prints(f"attached line {line}")
+        try:
+            attached.expect(r"attached line \d+\n", timeout=0.5)
+            return
+        except AssertionError:
+            if attached.closed:
+                raise
+    raise AssertionError(f"kubectl attach printed none of 50 lines:\n{attached.text}")
 
 
 def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluster: Any) -> None:
@@ -57,29 +87,35 @@ def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluste
 
 def test_exec_in_an_unprotected_namespace_is_not_intercepted(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.create_pods("dev", "shell-0")
+    c.run_pods("dev", "shell-0")
     before = len(c.records("webhook", "--namespace", "dev"))
 
-    admitted = c.exec("alice", "dev", "shell-0", "ls")
+    admitted = c.exec("alice", "dev", "shell-0", "sh", "-c", "echo out; echo err >&2; exit 4")
 
-    assert admitted.returncode == 1
-    assert c.no_kubelet_error() in admitted.stderr, admitted.stderr
-    assert "jitgate" not in admitted.stderr
+    assert (admitted.returncode, admitted.stdout) == (1, "out\n"), admitted.stderr
+    assert admitted.stderr.startswith("err\n"), admitted.stderr
+    assert admitted.stderr.endswith(exit_status(4)), admitted.stderr
     # The namespaceSelector kept the API server from even asking the webhook.
     assert len(c.records("webhook", "--namespace", "dev")) == before == 0
 
 
+# What alice runs in web-0: it prints where it runs and leaves a file there.
+FIX = ("sh", "-c", "pwd; touch web-0.fixed; exit 3")
+
+
 def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.create_pods("prod", "web-0")
-    first = c.exec("alice", "prod", "web-0", "ls")
+    c.run_pods("prod", "web-0")
+    side_effect = c.node.workdir / "web-0.fixed"
+    first = c.exec("alice", "prod", "web-0", *FIX)
     assert first.stderr.startswith(DENIED), first.stderr
+    assert not side_effect.exists()  # refused at admission: nothing ran
 
     # alice asks; the operator makes the request Pending under the policy.
     asked = c.jit(
         "alice", "request", "exec", "web-0", "-n", "prod", "-c", "app", "--for", "2m",
         "--reason", "INC-1234: worker stuck", "--ticket", "INC-1234", "--name", "fix-web-0",
-        "--", "ls",
+        "--", *FIX,
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
     assert asked.stdout == (
@@ -129,19 +165,27 @@ def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
     assert [a["user"] for a in grant["spec"]["approvals"]] == ["bob"]
     assert grant["metadata"]["ownerReferences"][0]["uid"] == request["metadata"]["uid"]
 
-    # alice's exec passes admission and fails only for want of a kubelet.
-    admitted = c.exec("alice", "prod", "web-0", "ls")
-    assert admitted.returncode == 1
-    assert c.no_kubelet_error() in admitted.stderr, admitted.stderr
-    # bob holds no grant; alice's grant pins `ls`.
-    other_user = c.exec("bob", "prod", "web-0", "ls")
+    # alice's command runs, in the pod's node, and she sees its output and its exit status.
+    admitted = c.exec("alice", "prod", "web-0", *FIX)
+    assert (admitted.returncode, admitted.stdout) == (1, f"{c.node.workdir}\n"), admitted.stderr
+    assert side_effect.exists()
+    assert admitted.stderr.endswith(exit_status(3)), admitted.stderr
+    # jitgate's warning that the grant ends within minutes does not reach her: the API server
+    # sends admission warnings as response headers, and it answers an exec with a 101
+    # (Switching Protocols) that carries none, over WebSocket and SPDY alike (kubectl -v=9).
+    assert "Warning" not in admitted.stderr
+    side_effect.unlink()
+    # bob holds no grant; alice's grant pins the command; neither runs anything.
+    other_user = c.exec("bob", "prod", "web-0", *FIX)
     assert other_user.stderr.startswith(DENIED), other_user.stderr
     assert "bob holds no live grant for it" in other_user.stderr
     other_command = c.exec("alice", "prod", "web-0", "cat", "/etc/shadow")
     assert other_command.stderr.startswith(DENIED), other_command.stderr
-    assert f"grant {grant_name} allows only the command ls" in other_command.stderr
-    other_pod = c.exec("alice", "prod", c.probe_pod, "ls")
+    assert f"grant {grant_name} allows only the command {shlex.join(FIX)}" in other_command.stderr
+    assert other_command.stdout == ""
+    other_pod = c.exec("alice", "prod", c.probe_pod, *FIX)
     assert other_pod.stderr.startswith(DENIED), other_pod.stderr
+    assert not side_effect.exists()
 
     # Every step is in the audit logs, which verify.
     c.assert_audit_logs_verify()
@@ -172,14 +216,14 @@ def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
     assert ("action.allowed", "exec", grant_name, "") in summary
     allowed = next(r for r in webhook if r["type"] == "action.allowed")
     assert allowed["request"] == "fix-web-0"
-    assert allowed["action"]["command"] == ["ls"]
+    assert allowed["action"]["command"] == list(FIX)
     assert allowed["action"]["container"] == "app"
     assert summary[-1] == ("action.denied", "exec", None, "NoLiveGrant")
 
 
 def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.create_pods("prod", "web-1")
+    c.run_pods("prod", "web-1")
     asked = c.jit(
         "alice", "request", "exec", "web-1", "-n", "prod", "--for", "8s",
         "--reason", "quick look", "--name", "brief-web-1",
@@ -200,8 +244,9 @@ def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
     grant_name = request["status"]["grant"]["name"]
 
     # Any command, any container: the request pinned none.
-    admitted = c.exec("alice", "prod", "web-1", "date")
-    assert c.no_kubelet_error() in admitted.stderr, admitted.stderr
+    admitted = c.exec("alice", "prod", "web-1", "date", "+%Y")
+    assert admitted.returncode == 0, admitted.stderr
+    assert admitted.stdout.strip().isdigit(), admitted.stdout
 
     gone = c.wait("admin", "--for=delete", f"grant/{grant_name}", "-n", "prod", timeout=30)
     assert gone.returncode == 0, gone.stderr
@@ -209,8 +254,8 @@ def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
     assert expired["status"]["grant"]["name"] == grant_name
     assert c.get("grant", grant_name, "prod") is None
 
-    again = c.exec("alice", "prod", "web-1", "date")
-    assert again.stderr.startswith(DENIED), again.stderr
+    again = c.exec("alice", "prod", "web-1", "date", "+%Y")
+    assert (again.stdout, again.stderr.startswith(DENIED)) == ("", True), again.stderr
 
     c.assert_audit_logs_verify()
     operator = types(c.records("operator", "--request", "brief-web-1"))
@@ -219,12 +264,12 @@ def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
     ]  # fmt: skip
     assert "grant.expired" in operator[4:]
     allowed = c.records("webhook", "--grant", grant_name, "--type", "action.allowed")
-    assert [r["action"]["command"] for r in allowed] == [["date"]]
+    assert [r["action"]["command"] for r in allowed] == [["date", "+%Y"]]
 
 
 def test_revoked_grant_stops_admitting(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.create_pods("prod", "web-2")
+    c.run_pods("prod", "web-2")
     assert c.jit(
         "alice", "request", "attach", "web-2", "-n", "prod", "--for", "10m",
         "--reason", "watch the logs", "--name", "attach-web-2",
@@ -232,8 +277,9 @@ def test_revoked_grant_stops_admitting(jitgate_cluster: Any) -> None:
     c.wait_phase("prod", "attach-web-2", "Pending")
     assert c.jit("bob", "approve", "attach-web-2", "-n", "prod", "--yes").returncode == 0
     grant_name = c.wait_phase("prod", "attach-web-2", "Approved")["status"]["grant"]["name"]
-    attached = c.kubectl("alice", "attach", "-n", "prod", "web-2")
-    assert c.no_kubelet_error() in attached.stderr, attached.stderr
+    attach = c.kubectl_argv("alice", "attach", "-n", "prod", "web-2")
+    with streams.streaming(attach, c.env()) as attached:
+        assert_streams_new_lines(c, attached)
 
     revoked = c.jit("alice", "revoke", "attach-web-2", "-n", "prod")
     assert revoked.returncode == 0, revoked.stderr
@@ -247,35 +293,124 @@ def test_revoked_grant_stops_admitting(jitgate_cluster: Any) -> None:
 
 def test_port_forward_needs_a_grant(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
-    c.create_pods("prod", "db-0")
-    c.api.set_pod_phase("prod", "db-0")  # kubectl port-forward wants a Running pod
+    c.run_pods("prod", "pg-0")
 
-    denied = c.kubectl("alice", "port-forward", "-n", "prod", "pod/db-0", ":5432", timeout=30)
+    denied = c.kubectl("alice", "port-forward", "-n", "prod", "pod/pg-0", ":5432", timeout=30)
     assert denied.stderr.startswith(
         "error: error upgrading connection: admission webhook "
         '"connect.actions.jitgate.dev" denied the request: jitgate denied port-forward to pod '
-        "db-0 in namespace prod: alice holds no live grant for it."
+        "pg-0 in namespace prod: alice holds no live grant for it."
     ), denied.stderr
     assert c.jit(
-        "alice", "request", "port-forward", "db-0", "-n", "prod", "--for", "5m",
-        "--reason", "look at the data", "--name", "pf-db-0",
+        "alice", "request", "port-forward", "pg-0", "-n", "prod", "--for", "5m",
+        "--reason", "look at the data", "--name", "pf-pg-0",
     ).returncode == 0  # fmt: skip
-    c.wait_phase("prod", "pf-db-0", "Pending")
-    assert c.jit("carol", "approve", "pf-db-0", "-n", "prod", "--yes").returncode == 0
-    grant = c.wait_phase("prod", "pf-db-0", "Approved")["status"]["grant"]["name"]
+    c.wait_phase("prod", "pf-pg-0", "Pending")
+    assert c.jit("carol", "approve", "pf-pg-0", "-n", "prod", "--yes").returncode == 0
+    grant = c.wait_phase("prod", "pf-pg-0", "Approved")["status"]["grant"]["name"]
 
-    admitted = c.kubectl("alice", "port-forward", "-n", "prod", "pod/db-0", ":5432", timeout=30)
-    assert "error upgrading connection: error dialing backend" in admitted.stderr, admitted.stderr
-    assert c.no_kubelet_error() in admitted.stderr
-    # kubectl 1.33 tries a WebSocket first and falls back to SPDY when the upgrade fails:
-    # both attempts pass admission here, so one port-forward may be two allowed actions.
+    argv = c.kubectl_argv("alice", "port-forward", "-n", "prod", "pod/pg-0", ":5432")
+    with (
+        streams.port_forward(argv, c.env()) as (_, port),
+        socket.create_connection(("127.0.0.1", port), timeout=30) as connection,
+    ):
+        connection.sendall(b"SELECT 1;\n")
+        assert connection.recv(100) == b"SELECT 1;\n"  # through the API server and back
+    # On a real node kubectl's WebSocket is upgraded at once: one admission review, one
+    # record. (Without a kubelet the upgrade failed and kubectl retried over SPDY: two.)
     # kubectl names the ports inside the stream, not in the URL, so the API server's
     # PodPortForwardOptions (and the record) carry none.
-    allowed = c.records("webhook", "--grant", grant)
-    assert 1 <= len(allowed) <= 2
-    assert {(r["type"], r["action"]["verb"], tuple(r["action"]["ports"])) for r in allowed} == {
-        ("action.allowed", "portforward", ())
-    }
+    (allowed,) = c.records("webhook", "--grant", grant)
+    assert (allowed["type"], allowed["action"]["verb"], allowed["action"]["ports"]) == (
+        "action.allowed", "portforward", []
+    )  # fmt: skip
+
+
+def test_an_interactive_shell_runs_in_a_terminal(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "tty-0")
+    grant = c.granted(
+        "exec", "tty-0", "--reason", "a look", name="tty-0"
+    )  # no command pinned: interactive allowed
+    argv = c.kubectl_argv("alice", "exec", "-it", "-n", "prod", "tty-0", "--", "sh")
+
+    with streams.in_terminal(argv, c.env()) as terminal:
+        terminal.send("tty; echo $((6 * 7))\r")
+        assert terminal.expect(r"/dev/pts/\d+\r\n42\r\n")  # a terminal at the other end
+        terminal.send("stty size\r")
+        assert terminal.expect(r"\n(\d+ \d+)\r\n").group(1) == f"{streams.ROWS} {streams.COLUMNS}"
+        terminal.send("exit 7\r")
+        assert terminal.finish() == 1  # kwok: see exit_status
+        assert terminal.text.endswith(exit_status(7).replace("\n", "\r\n"))
+
+    (allowed,) = c.records("webhook", "--grant", grant)
+    assert (allowed["action"]["command"], allowed["action"]["tty"]) == (["sh"], True)
+
+
+def connect_reviews(c: Any) -> dict[str, int]:
+    """How often the API server called jitgate's connect webhook, by ``rejected``
+    (``"true"``/``"false"``), from its own metrics."""
+    status, text = c.api.request("GET", "/metrics", who="admin")
+    assert status == 200, text
+    counts = {"true": 0, "false": 0}
+    for line in text.splitlines():
+        if line.startswith("apiserver_admission_webhook_admission_duration_seconds_count{") and (
+            'name="connect.actions.jitgate.dev"' in line
+        ):
+            rejected = line.split('rejected="')[1].split('"')[0]
+            counts[rejected] += int(float(line.rsplit(" ", 1)[1]))
+    return counts
+
+
+def test_one_admitted_exec_is_one_review_and_one_record(jitgate_cluster: Any) -> None:
+    # kubectl 1.33 opens exec over a WebSocket and falls back to SPDY when the upgrade fails.
+    # On a real node the WebSocket upgrade succeeds: the API server asks jitgate once. (With no
+    # kubelet behind the node the upgrade failed after admission: two allowed records.)
+    c = jitgate_cluster
+    c.run_pods("prod", "once-0")
+    grant = c.granted("exec", "once-0", "--reason", "once", name="once-0")
+    before = connect_reviews(c)
+
+    ran = c.exec("alice", "prod", "once-0", "true")
+
+    assert ran.returncode == 0, ran.stderr
+    after = connect_reviews(c)
+    assert (after["false"] - before["false"], after["true"] - before["true"]) == (1, 0)
+    assert types(c.records("webhook", "--grant", grant)) == ["action.allowed"]
+
+
+def test_a_refused_exec_is_reviewed_twice(jitgate_cluster: Any) -> None:
+    # A refusal fails the WebSocket upgrade, so kubectl asks again over SPDY: the user sees
+    # one refusal, the API server asks jitgate twice.
+    c = jitgate_cluster
+    c.run_pods("prod", "twice-0")
+    before = connect_reviews(c)
+
+    refused = c.exec("alice", "prod", "twice-0", "true")
+
+    assert refused.stderr.startswith(DENIED), refused.stderr
+    assert refused.stderr.count("jitgate denied") == 1
+    after = connect_reviews(c)
+    assert (after["false"] - before["false"], after["true"] - before["true"]) == (0, 2)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="observed: two action.denied records for one refused kubectl exec (one per "
+    "admission review); one record per request is the dedupe being built on branch perf",
+)
+def test_a_refused_exec_is_one_record(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "twice-1")
+
+    refused = c.exec("alice", "prod", "twice-1", "true")
+
+    assert refused.stderr.startswith(DENIED), refused.stderr
+    denied = [
+        r for r in c.records("webhook", "--namespace", "prod", "--type", "action.denied")
+        if r["action"]["name"] == "twice-1"
+    ]  # fmt: skip
+    assert len(denied) == 1, denied
 
 
 def test_a_denied_request_issues_no_grant(jitgate_cluster: Any) -> None:
