@@ -36,7 +36,7 @@ from jitgate.audit.checkpoint import Checkpoint, writer_signer
 from jitgate.audit.cosignature import Cosigner, add_signatures
 from jitgate.audit.merkle import CompactTree, consistency_proof_from
 from jitgate.audit.note import Signature, Signer, parse_note
-from jitgate.audit.tlog import CheckpointLink, linked_leaf
+from jitgate.audit.tlog import CheckpointLink
 from jitgate.audit.witness import Submission
 from jitgate.audit.witnessclient import WitnessClient
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
@@ -188,15 +188,15 @@ class Checkpointer:
             )
         self._signed_tree, self._since = self._tree.copy(), []
 
-    def add(self, records: Sequence[Linked]) -> None:
-        """Add just-stored records, in chain order."""
+    def add(self, records: Sequence[Linked], leaves: Sequence[bytes]) -> None:
+        """Add just-stored records, in chain order, with their leaf hashes (`linked_leaf`)."""
         if self._error is not None:
             return
-        for stored in records:
+        for stored, leaf in zip(records, leaves, strict=True):
             if stored.seq != self._tree.size + 1:
                 self._stop(f"record {stored.seq} would be leaf {self._tree.size + 1}")
                 return
-            self._grow(linked_leaf(stored))
+            self._grow(leaf)
 
     async def publish_due(self) -> bytes | None:
         """Sign now if it is time: records wait for one, or the last is `idle_interval` old."""

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, PrivateAttr
 
 from jitgate.core.clock import parse_time
 from jitgate.core.events import AuditEvent, EventFields
@@ -29,19 +29,31 @@ class AuditRecord(EventFields):
     prev: str
     hash: str
     mac: str | None = None
+    # The record's RFC 6962 leaf hash, when the writer just stored it (`leaf_hash`).
+    _leaf: bytes | None = PrivateAttr(default=None)
 
     @classmethod
     def from_stored(cls, data: Mapping[str, Any]) -> AuditRecord:
         return cls.model_validate(data)
 
     @classmethod
-    def of_event(cls, event: AuditEvent, stored: Mapping[str, Any]) -> AuditRecord:
+    def of_event(
+        cls, event: AuditEvent, stored: Mapping[str, Any], leaf: bytes | None = None
+    ) -> AuditRecord:
         """The record `event` became; its parts are validated already, so none is again."""
         fields = {name: getattr(event, name) for name in EventFields.model_fields}
         chain: dict[str, Any] = {
             name: stored.get(name) for name in ("v", "writer", "seq", "prev", "hash", "mac")
         }
-        return cls.model_construct(**fields, **chain, time=stored["time"], type=event.type)
+        record = cls.model_construct(**fields, **chain, time=stored["time"], type=event.type)
+        record._leaf = leaf
+        return record
+
+    @property
+    def leaf_hash(self) -> str | None:
+        """`sha256:<hex>` of the record's Merkle leaf (`tlog`), known to the writer that just
+        stored it: what `jitgate audit prove` proves and the webhook's auditAnnotations name."""
+        return f"sha256:{self._leaf.hex()}" if self._leaf is not None else None
 
     @property
     def when(self) -> dt.datetime:

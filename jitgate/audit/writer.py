@@ -27,6 +27,7 @@ from jitgate.audit.checkpointer import Checkpointer
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditRecord
 from jitgate.audit.sink import Sink
+from jitgate.audit.tlog import linked_leaf
 from jitgate.core.clock import Clock
 from jitgate.core.events import AuditEvent
 
@@ -196,11 +197,12 @@ class AuditWriter:
             self._queue.clear()
             return
         self._head = head
+        leaves = [linked_leaf(stored) for stored in linked]
         if self._checkpointer is not None:
-            self._checkpointer.add(linked)
-        for pending, done in zip(accepted, linked, strict=True):
+            self._checkpointer.add(linked, leaves)
+        for pending, done, leaf in zip(accepted, linked, leaves, strict=True):
             if not pending.future.done():
-                pending.future.set_result(AuditRecord.of_event(pending.event, done.record))
+                pending.future.set_result(AuditRecord.of_event(pending.event, done.record, leaf))
         seal = self._sink.rotation_due(self._clock.now())
         if seal is not None:
             try:
@@ -298,7 +300,7 @@ class AuditWriter:
         await self._sink.write([stored], end_segment=end_segment)
         self._head = stored.head
         if self._checkpointer is not None:
-            self._checkpointer.add([stored])
+            self._checkpointer.add([stored], [linked_leaf(stored)])
 
     # -- rotation and retention ---------------------------------------------------------
 

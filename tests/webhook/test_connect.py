@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from jitgate.audit.tlog import record_leaf
 from jitgate.core.canonical import digest
 
 GRANTS = "grants.jitgate.dev"
@@ -62,13 +63,17 @@ async def test_exec_with_a_matching_grant_is_allowed_and_audited_before_the_answ
     review = reviews.exec(command=["ls"], groups=["developers"])
     answer = await validate(review)
     assert answer.allowed
+    assert "warnings" not in answer.response  # 15 minutes left
+    # The record is on disk by the time the answer arrives, and the answer names it, so the
+    # API server's own audit log points at it (`jitgate audit reconcile`).
+    [record] = audit_log()
     assert answer.response["auditAnnotations"] == {
         "grant": "fix-web-0-x7k2",
         "request": "fix-web-0",
+        "writer": record["writer"],
+        "seq": str(record["seq"]),
+        "leaf": f"sha256:{record_leaf(record).hex()}",
     }
-    assert "warnings" not in answer.response  # 15 minutes left
-    # The record is on disk by the time the answer arrives.
-    [record] = audit_log()
     assert record["type"] == "action.allowed"
     assert record["grant"] == "fix-web-0-x7k2" and record["request"] == "fix-web-0"
     assert record["actor"]["groups"] == ["developers", "system:authenticated"]

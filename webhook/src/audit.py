@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest
 
+from jitgate.audit.model import AuditRecord
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
 from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas
@@ -26,7 +27,7 @@ DENIED = "action.denied"
 class AuditSink(Protocol):
     """An audit writer: `append` returns once the record is durable, and raises otherwise."""
 
-    async def append(self, event: AuditEvent) -> Any: ...
+    async def append(self, event: AuditEvent) -> AuditRecord: ...
 
 
 class AuditTrail:
@@ -41,19 +42,20 @@ class AuditTrail:
     def healthy(self) -> bool:
         return self.error is None
 
-    async def record(self, event: AuditEvent) -> bool:
-        """True once the event is durable; False (and unhealthy) when it could not be written."""
+    async def record(self, event: AuditEvent) -> AuditRecord | None:
+        """The stored record once the event is durable; None (and unhealthy) when it could
+        not be written."""
         started = time.perf_counter()
         try:
-            await self._sink.append(event)
+            stored = await self._sink.append(event)
         except Exception as error:  # any failure means "not durable"
             self.error = str(error) or type(error).__name__
             self._metrics.audit_failures.inc()
             logger.error("The audit log cannot be written: %s", self.error)
-            return False
+            return None
         self._metrics.audit_latency.observe(time.perf_counter() - started)
         self.error = None
-        return True
+        return stored
 
     async def probe(self) -> bool:
         """After a failure, try one record so that an unready webhook can become ready again.
@@ -63,11 +65,19 @@ class AuditTrail:
         """
         if self.healthy:
             return True
-        return await self.record(
-            AuditEvent(
-                type=WEBHOOK_PROBE, reason=f"readiness check after a failed write: {self.error}"
-            )
+        probe = AuditEvent(
+            type=WEBHOOK_PROBE, reason=f"readiness check after a failed write: {self.error}"
         )
+        return await self.record(probe) is not None
+
+
+def record_annotations(record: AuditRecord) -> dict[str, str]:
+    """The auditAnnotations that name an allow's record, so the API server's own audit log
+    points at it (`jitgate audit reconcile` matches the two): writer, seq and leaf hash."""
+    annotations = {"writer": record.writer, "seq": str(record.seq)}
+    if record.leaf_hash is not None:
+        annotations["leaf"] = record.leaf_hash
+    return annotations
 
 
 def _actor(request: AdmissionRequest) -> Actor:

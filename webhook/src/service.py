@@ -16,7 +16,13 @@ import logging
 from dataclasses import dataclass
 from functools import partial
 
-from jitgate.webhook.audit import AuditSink, AuditTrail, action_event, refusal_event
+from jitgate.webhook.audit import (
+    AuditSink,
+    AuditTrail,
+    action_event,
+    record_annotations,
+    refusal_event,
+)
 from jitgate.webhook.cache import KINDS, ClusterCache, Kind
 from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER
 from jitgate.webhook.decode import (
@@ -258,8 +264,13 @@ class AdmissionService:
             return deny(verdict.message)
         grant = verdict.grant
         assert grant is not None
+        assert durable is not None
         return allow(
-            audit_annotations={"grant": grant.name, "request": grant.spec.access_request.name},
+            audit_annotations={
+                "grant": grant.name,
+                "request": grant.spec.access_request.name,
+                **record_annotations(durable),
+            },
             warnings=(verdict.warning,) if verdict.warning else (),
         )
 
