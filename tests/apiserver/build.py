@@ -25,6 +25,7 @@ on 2 idle cores; 11.5 minutes measured on a machine busy with other builds and t
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -60,6 +61,21 @@ _NETWORK_MARKERS = (
 
 
 @dataclass(frozen=True)
+class Patch:
+    """A file of a dependency replaced at build time: ``path`` inside module ``module`` (the
+    version go.mod requires) by ``replacement``, relative to the target's module directory.
+
+    The module is copied out of the module cache (``go build -overlay`` may not replace files
+    there) into ``bin/NAME.src``, the file replaced, and the build uses a copy of go.mod that
+    points the module at it (``-modfile``): the repository's go.mod stays as it is.
+    """
+
+    module: str
+    path: str
+    replacement: str
+
+
+@dataclass(frozen=True)
 class Target:
     """One binary of the tier: its file name under bin/, its Go module and package."""
 
@@ -70,6 +86,7 @@ class Target:
     # Stamp k8s.io/component-base/version with go.mod's k8s.io/kubernetes version (the
     # Kubernetes components; kwok has a version of its own).
     kubernetes_stamp: bool = True
+    patches: tuple[Patch, ...] = ()
 
     def module_dir(self, src_dir: Path = SRC_DIR) -> Path:
         return src_dir / self.module
@@ -88,6 +105,10 @@ KUBE_CONTROLLER_MANAGER = Target(
 KWOK = Target(
     "kwok", ".", "simulated nodes and their kubelet API", module="kwok",
     kubernetes_stamp=False,
+    # kwok v0.8.0 answers a command's non-zero exit as an internal error (kubectl exits 1);
+    # with this one-function change the exit code reaches kubectl, as from a kubelet.
+    patches=(Patch("sigs.k8s.io/kwok", "pkg/kwok/server/debugging_exec.go",
+                   "patches/debugging_exec.go.patched"),),
 )  # fmt: skip
 TARGETS = (KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KWOK)
 
@@ -124,6 +145,7 @@ def sources(target: Target, src_dir: Path = SRC_DIR) -> list[Path]:
         module / "go.mod",
         module / "go.sum",
         *sorted((module / target.package).glob("*.go")),
+        *(module / patch.replacement for patch in target.patches),
         Path(__file__).resolve(),
     ]
 
@@ -166,6 +188,47 @@ def is_stale(target: Target, src_dir: Path = SRC_DIR, bin_dir: Path = BIN_DIR) -
     except FileNotFoundError:
         return True
     return any(p.stat().st_mtime > built_at for p in sources(target, src_dir) if p.exists())
+
+
+def patched_modfile(go: str, target: Target, module: Path, bin_dir: Path) -> list[str]:
+    """``-modfile=bin/NAME.go.mod`` for a target with patches (none: no flag); see
+    :class:`Patch`."""
+    if not target.patches:
+        return []
+    source = bin_dir / f"{target.name}.src"
+    replaces: list[str] = []
+    for patch in target.patches:
+        proc = subprocess.run(
+            [go, "mod", "download", "-json", patch.module],
+            cwd=module,
+            capture_output=True,
+            text=True,
+            timeout=BUILD_TIMEOUT_S,
+            check=False,
+        )
+        try:
+            downloaded = json.loads(proc.stdout)
+            original, version = Path(downloaded["Dir"]), downloaded["Version"]
+        except (ValueError, KeyError):
+            output = proc.stdout + proc.stderr
+            if _looks_like_network_failure(output):
+                raise BuildUnavailable(
+                    f"Go module proxy unreachable while downloading {patch.module}: "
+                    f"{_first_error_line(output)}"
+                ) from None
+            raise BuildFailed(f"`go mod download {patch.module}` failed:\n{output}") from None
+        copy = source / f"{patch.module}@{version}"
+        if not copy.exists():
+            # copyfile: the module cache's files and directories are read-only.
+            shutil.copytree(original, copy, copy_function=shutil.copyfile)
+            for directory, _, _ in os.walk(copy):
+                os.chmod(directory, 0o755)
+        shutil.copyfile(module / patch.replacement, copy / patch.path)
+        replaces.append(f"replace {patch.module} => {copy}")
+    modfile = bin_dir / f"{target.name}.go.mod"
+    modfile.write_text((module / "go.mod").read_text() + "\n" + "\n".join(replaces) + "\n")
+    shutil.copyfile(module / "go.sum", modfile.with_suffix(".sum"))
+    return [f"-modfile={modfile}"]
 
 
 def _looks_like_network_failure(output: str) -> bool:
@@ -215,7 +278,8 @@ def build(
         module = target.module_dir(src_dir)
         version = kubernetes_version(module) if target.kubernetes_stamp else None
         cmd = [
-            go, "build", "-trimpath", f"-ldflags={ldflags(version)}", "-o", str(tmp), target.package
+            go, "build", "-trimpath", f"-ldflags={ldflags(version)}",
+            *patched_modfile(go, target, module, bin_dir), "-o", str(tmp), target.package,
         ]  # fmt: skip
         what = f"{target.program} {version}" if version else target.program
         say(f"building {binary.name} ({what}) with {go}; cold: minutes")

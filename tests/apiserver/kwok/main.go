@@ -8,7 +8,8 @@
 //
 // The same program as kwok's cmd/kwok/main.go, plus one addition: the process shuts down
 // when its parent goes away, as the test API server does, so a test run killed hard leaves
-// no kwok behind.
+// no kwok behind. build.py also patches one file of kwok (patches/): a command's non-zero
+// exit reaches kubectl as its exit code.
 package main
 
 import (
