@@ -1,6 +1,6 @@
 """jitgate's admission webhook (FastAPI over uvicorn, HTTPS only).
 
-server        serve(config) for `jitgate webhook`; running(config) and
+server        run_webhook(config) for `jitgate webhook` (uvloop + httptools); running(config) and
               run_webhook_in_thread(config) start one in-process for tests and the demo
 app           the app factory; routers/admission (/validate, /mutate) and
               routers/health (/healthz, /readyz, /metrics); dependencies

@@ -29,7 +29,7 @@ from typing import Any, Final
 
 from jitgate.webhook.metrics import Metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -129,9 +129,10 @@ def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
     return guarded
 
 
-class TLSScopeProtocol(H11Protocol):
-    """uvicorn's HTTP/1.1 protocol, adding the ASGI TLS extension to each request's scope
-    (`scope["extensions"]["tls"]`: the client certificate the handshake verified)."""
+class TLSScopeProtocol(HttpToolsProtocol):
+    """uvicorn's httptools HTTP/1.1 protocol (what the webhook serves with), adding the ASGI
+    TLS extension to each request's scope (`scope["extensions"]["tls"]`: the client
+    certificate the handshake verified)."""
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)

@@ -1,8 +1,10 @@
 """Running the webhook: uvicorn over TLS, the cluster watch and the audit writer, together.
 
-`serve(config)` is what `jitgate webhook` runs. Tests, the demo and the real-API-server tier
-start one in-process with `running(config)` (in the current event loop) or
-`run_webhook_in_thread(config)` (in a thread of its own, for synchronous callers).
+`run_webhook(config)` is what `jitgate webhook` runs: `serve(config)` on uvloop, with
+uvicorn's httptools HTTP parser (uvicorn[standard]: how FastAPI is served in production).
+Tests, the demo and the real-API-server tier start one in-process with `running(config)` (in
+the current event loop) or `run_webhook_in_thread(config)` (in a uvloop thread of its own, for
+synchronous callers).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+import uvloop
 from fastapi import FastAPI
 from jitgate.webhook.app import create_app
 from jitgate.webhook.audit import AuditSink
@@ -209,7 +212,7 @@ def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
     return uvicorn.Config(
         webhook.served,
         # The caller check reads the client certificate from the ASGI TLS extension.
-        http=TLSScopeProtocol if webhook.config.client_ca is not None else "auto",
+        http=TLSScopeProtocol if webhook.config.client_ca is not None else "httptools",
         host=webhook.config.host,
         port=webhook.config.port,
         ssl_context_factory=lambda _config, _default: webhook.tls.context,
@@ -219,6 +222,11 @@ def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
         # The API server keeps connections open between reviews.
         timeout_keep_alive=60,
     )
+
+
+def run_webhook(config: WebhookConfig, **kwargs: Any) -> None:
+    """`serve(config)` in a uvloop event loop of its own (what `jitgate webhook` runs)."""
+    uvloop.run(serve(config, **kwargs))
 
 
 async def serve(config: WebhookConfig, **kwargs: Any) -> None:
@@ -349,12 +357,13 @@ def _url_host(host: str) -> str:
 
 @contextlib.contextmanager
 def run_webhook_in_thread(config: WebhookConfig, **kwargs: Any) -> Iterator[RunningWebhook]:
-    """Serve in a thread with its own event loop, for callers without one (demo, CLI tests)."""
+    """Serve in a thread with its own (uvloop) event loop, for callers without one (demo, CLI
+    tests, the real-API-server tier)."""
     ready: list[RunningWebhook] = []
     failed: list[BaseException] = []
     started = threading.Event()
     stop: asyncio.Event | None = None
-    loop = asyncio.new_event_loop()
+    loop = uvloop.new_event_loop()
 
     async def main() -> None:
         nonlocal stop

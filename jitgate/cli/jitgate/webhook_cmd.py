@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -111,7 +110,7 @@ def run(options: WebhookOptions) -> int:
     from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, WebhookConfig
 
     with needs_extra("server"):
-        from jitgate.webhook.server import StartupError, serve
+        from jitgate.webhook.server import StartupError, run_webhook
 
     configure_logging(options.log_level)
     check_audit_url(options.audit)
@@ -139,7 +138,7 @@ def run(options: WebhookOptions) -> int:
         ),
     )
     try:
-        asyncio.run(serve(config))
+        run_webhook(config)
     except StartupError as error:
         raise CommandFailed(sentence(str(error))) from error
     except (AuditError, ssl.SSLError) as error:
