@@ -46,7 +46,8 @@ def format_record_time(when: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds: fixed width, so text order is time order."""
     if when.tzinfo is None:
         raise ValueError("audit record times must be timezone-aware")
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: the same text in a third of the time (once per record).
+    return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 class Actor(BaseModel):

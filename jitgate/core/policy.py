@@ -159,7 +159,9 @@ def governing_policy(
         and covers_action(policy, verb, resource)
         and not (user is not None and is_exempt(policy, user, group_set))
     ]
-    return min(matching, key=strictness_key, default=None)
+    if len(matching) < 2:  # the common case; the key parses a duration
+        return matching[0] if matching else None
+    return min(matching, key=strictness_key)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import httpx
 import kubernetes.client
 import pytest
 from cryptography import x509
+from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.server import RunningWebhook, running
 from jitgate.webhook.watch import Backoff
@@ -184,6 +185,20 @@ async def client(webhook: RunningWebhook, pki: Pki) -> AsyncIterator[httpx.Async
         base_url=webhook.url, verify=pki.client_context(), timeout=10
     ) as http:
         yield http
+
+
+@pytest.fixture
+def lagging_cache() -> ClusterCache:
+    """A synced cache with `prod` and the tier's policy, and none of the Grants created since
+    (a watch that has not caught up): for services built without a running webhook."""
+    cache = ClusterCache()
+    cache.replace(
+        "namespaces",
+        [{"metadata": {"name": "prod", "labels": {"jitgate.dev/protected": "true"}}}],
+    )
+    cache.replace("accesspolicies", [policy()])
+    cache.replace("grants", [])
+    return cache
 
 
 async def until(webhook: RunningWebhook, predicate: Any, within: float = 10) -> None:

@@ -2,8 +2,8 @@
 
 server        run_webhook(config) for `jitgate webhook` (uvloop + httptools); running(config) and
               run_webhook_in_thread(config) start one in-process for tests and the demo
-app           the app factory; routers/admission (/validate, /mutate) and
-              routers/health (/healthz, /readyz, /metrics); dependencies
+app           the app factory; routers/admission (/validate, /mutate on plain ASGI, bounded
+              concurrency) before FastAPI's routers/health (/healthz, /readyz, /metrics)
 service       decides and audits: an AdmissionRequest in, an Answer out; the rules are
               jitgate.core.admission's (protected actions, AccessRequest and Grant writes)
 review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
@@ -12,7 +12,9 @@ decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into A
 lookups       bounded, timed reads for those: a target's replicas, a namespace's objects
 cache, watch  the in-memory grant index, policies and namespace labels, kept current by
               list+watch threads (410 Gone re-lists, jittered backoff)
-audit         audit events and the durable-before-allow rule
+livegrants    one bounded, rate-limited live read of Grants before a "no live grant" denial
+memo          one decision and one record per user request (repeated reviews, exec retries)
+audit         audit events and each record type's durability (allowed: before the answer)
 tls           the serving certificate, reloaded when its files change
 metrics       a Prometheus registry per app
 """

@@ -1,4 +1,5 @@
-"""The FastAPI application factory: routers, error handling, and the service they share."""
+"""The application factory: the admission front (`routers.admission`, plain ASGI) before a
+FastAPI app for health, metrics and error handling, sharing one service."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from jitgate.webhook.review import ReviewError
 from jitgate.webhook.routers import admission, health
 from jitgate.webhook.service import AdmissionService
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
@@ -34,8 +36,15 @@ async def _internal_error(_: Request, error: Exception) -> JSONResponse:
     return _error(500, "The webhook failed to handle this request.")
 
 
-def create_app(service: AdmissionService, *, lifespan: Lifespan | None = None) -> FastAPI:
-    """An app deciding with `service`; `lifespan` starts and stops what feeds it."""
+def create_app(
+    service: AdmissionService,
+    *,
+    lifespan: Lifespan | None = None,
+    max_in_flight: int = admission.DEFAULT_MAX_IN_FLIGHT,
+    queue_wait: float = admission.DEFAULT_QUEUE_WAIT,
+) -> ASGIApp:
+    """An app deciding with `service`, at most `max_in_flight` reviews at once; `lifespan`
+    starts and stops what feeds it."""
 
     @asynccontextmanager
     async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -49,10 +58,11 @@ def create_app(service: AdmissionService, *, lifespan: Lifespan | None = None) -
         lifespan=lifespan or no_lifespan,
     )
     app.state.service = service
-    app.include_router(admission.router)
     app.include_router(health.router)
     app.add_exception_handler(ReviewError, _bad_review)
     app.add_exception_handler(RequestValidationError, _bad_review)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
-    return app
+    return admission.admission_front(
+        service, app, max_in_flight=max_in_flight, queue_wait=queue_wait
+    )

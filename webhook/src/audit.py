@@ -2,6 +2,14 @@
 
 The writer (`jitgate.audit`) chains, fsyncs and group-commits; this module builds the events
 and turns a failed append into a denial and a failing `/readyz`.
+
+Durability by record type: every record of a decision is durable before its answer is sent,
+the denials included. An `action.allowed` record must be (an allow nobody can prove was
+recorded is what the log exists to prevent); an `action.denied` record or a refusal could be
+answered first, but a denial is evidence of an attempt, and with group commit waiting for it
+costs latency only (~the fsync, shared by every concurrent review), not throughput. A review
+answered from the memo of an earlier one (`jitgate.webhook.memo`) writes no record: its
+request's record is already durable.
 """
 
 from __future__ import annotations

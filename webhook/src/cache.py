@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 Kind = Literal["grants", "accesspolicies", "namespaces"]
 KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
+_MAX_AWAITED = 1024
 
 
 def _name_of(obj: Mapping[str, Any]) -> tuple[str, str]:
@@ -80,6 +82,10 @@ class ClusterCache:
         # Approval-chain digests by grant, computed once per version of each grant.
         self._chains: dict[tuple[str, str], tuple[GrantSpec, str]] = {}
         self._synced: set[Kind] = set()
+        # Grants a live read found before the watch delivered them, by key, with when; the
+        # watch's delivery of one reports how far it lagged (`on_late_grant`).
+        self._awaited: dict[tuple[str, str], float] = {}
+        self.on_late_grant: Callable[[float], None] | None = None
         self._changed = threading.Condition()
         self._write = threading.Lock()
         # Called (in the watch thread) after a full list has been swapped in.
@@ -119,6 +125,9 @@ class ClusterCache:
         with self._write:
             if kind == "grants":
                 grant = None if deleted else to_indexed_grant(obj)
+                found_at = self._awaited.pop((namespace, name), None)
+                if found_at is not None and grant is not None and self.on_late_grant is not None:
+                    self.on_late_grant(time.monotonic() - found_at)
                 if grant is None:
                     self.grants.remove(namespace, name)
                     self._chains.pop((namespace, name), None)
@@ -143,6 +152,15 @@ class ClusterCache:
                     namespaces[name] = to_labels(obj)
                 self.namespaces = MappingProxyType(namespaces)
         self._notify()
+
+    def await_grants(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Grants (namespace, name) a live read found that the watch has not delivered yet."""
+        now = time.monotonic()
+        with self._write:
+            for key in keys:
+                if len(self._awaited) >= _MAX_AWAITED:
+                    break  # only a metric depends on it: never let it grow without bound
+                self._awaited.setdefault(key, now)
 
     # Readers and tests.
 

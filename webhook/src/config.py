@@ -41,5 +41,9 @@ class WebhookConfig:
     grant_collectors: frozenset[str] = DEFAULT_GRANT_COLLECTORS
     # How often at most the serving certificate's files are checked for rotation.
     tls_reload_interval: float = 10.0
+    # Reviews decided at once; one that waits longer than queue_wait seconds for a slot is
+    # denied at once as overloaded (never left to time out at the API server).
+    max_in_flight: int = 64
+    queue_wait: float = 2.0
     # Longest silence on a watch before it is re-opened from the last resourceVersion.
     watch_read_timeout: float = 300.0

@@ -52,6 +52,33 @@ class Metrics:
             "Request bodies refused as not being AdmissionReviews.",
             registry=r,
         )
+        self.shed = Counter(
+            "jitgate_webhook_shed_reviews",
+            "Reviews denied at once because every decision slot stayed busy (overload).",
+            ["endpoint"],
+            registry=r,
+        )
+        self.repeats = Counter(
+            "jitgate_webhook_repeated_reviews",
+            "Reviews of a request already decided (a DELETE validated again, kubectl exec's "
+            "SPDY retry), answered as before and not recorded again.",
+            ["action"],
+            registry=r,
+        )
+        self.live_reads = Counter(
+            "jitgate_webhook_live_grant_reads",
+            "Live reads of Grants before a 'no live grant' denial, by result: allowed (the "
+            "watch had not delivered the Grant yet), still-denied, not-made (rate limit, "
+            "busy, failed).",
+            ["result"],
+            registry=r,
+        )
+        self.watch_lag = Histogram(
+            "jitgate_webhook_grant_watch_lag_seconds",
+            "How long after a live read found a Grant the watch delivered it (at least).",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.cache_objects = Gauge(
             "jitgate_webhook_cache_objects", "Objects in the in-memory cache.", ["kind"], registry=r
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import signal
@@ -23,7 +24,6 @@ from typing import Any
 
 import uvicorn
 import uvloop
-from fastapi import FastAPI
 from jitgate.webhook.app import create_app
 from jitgate.webhook.audit import AuditSink
 from jitgate.webhook.cache import ClusterCache
@@ -36,10 +36,11 @@ from jitgate.webhook.callers import (
 )
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.lookups import ApiReader, NoReader
+from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
-from jitgate.webhook.watch import Backoff, ClusterWatch
+from jitgate.webhook.watch import Backoff, ClusterWatch, read_grants
 from kubernetes import client as k8s
 
 from jitgate.audit.connect import open_audit_writer
@@ -107,7 +108,8 @@ class Webhook:
     """One assembled webhook: the app, what it decides with, and what feeds it."""
 
     config: WebhookConfig
-    app: FastAPI
+    # The admission front before the FastAPI app (`jitgate.webhook.app`).
+    app: Any
     # What uvicorn serves: `app`, behind the caller check when --client-ca is set.
     served: Any
     service: AdmissionService
@@ -142,6 +144,7 @@ def build(
         on_refused=refusals.handshake_failed,
     )
     sink = _LateSink(CALLER_VERIFIED if config.client_ca is not None else CALLER_UNVERIFIED)
+    cache.on_late_grant = metrics.watch_lag.observe
     service = AdmissionService(
         cache=cache,
         audit=sink,
@@ -163,17 +166,19 @@ def build(
                 raise StartupError(f"the webhook could not start: {error}") from error
             stack.callback(setattr, sink, "target", None)
             try:
-                api = api_client or api_client_for(config)
+                client = api_client or api_client_for(config)
             except CredentialsError as error:
                 raise StartupError(
                     f"the webhook could not start: cannot load the cluster configuration: {error}"
                 ) from error
             if api_client is None:
-                stack.callback(api.close)
-            service.reader = ApiReader(api)
+                stack.callback(client.close)
+            service.reader = ApiReader(client)
             stack.callback(setattr, service, "reader", NoReader())
+            service.live_grants = LiveGrants(functools.partial(read_grants, client))
+            stack.callback(setattr, service, "live_grants", None)
             watch = ClusterWatch(
-                api,
+                client,
                 cache,
                 metrics=metrics,
                 backoff=backoff or Backoff(),
@@ -183,7 +188,7 @@ def build(
             stack.push_async_callback(asyncio.to_thread, watch.stop)
             yield
 
-    app = create_app(service)
+    app = create_app(service, max_in_flight=config.max_in_flight, queue_wait=config.queue_wait)
     served = only_verified_callers(app, refusals) if config.client_ca is not None else app
     return Webhook(config, app, served, service, cache, tls, opened)
 

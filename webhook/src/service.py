@@ -3,7 +3,9 @@
 The rules are the core's (`jitgate.core.admission`): protected actions are decoded
 (`decode`) and decided from the cache; writes to jitgate's own kinds are checked and
 stamped. Every decision on a protected action and every refused write to jitgate's kinds is
-audited; an allowed action is answered only once its record is durable.
+audited, once per user request (`memo`); an answer is sent only once its record is durable
+(an allow is never sent otherwise). A caller the cache has no grant for gets one live read
+(`livegrants`) before a denial.
 
 A request that reaches protected actions through a controller (an autoscaler, a namespace
 delete) is resolved into them first, reading what the cache does not hold (`lookups`); it
@@ -13,6 +15,7 @@ is allowed only when every one of them is, with one record each.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 
@@ -33,7 +36,9 @@ from jitgate.webhook.decode import (
     Undecidable,
     decode,
 )
+from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
+from jitgate.webhook.memo import DecisionMemo, facts_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
@@ -47,12 +52,14 @@ from jitgate.core.admission.stamping import stamp
 from jitgate.core.admission.writes import Identity, Write
 from jitgate.core.api import GROUP, AccessPolicy
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
-from jitgate.core.policy import Exemptions, Namespace
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.policy import Exemptions, Namespace, Policies
 from jitgate.core.refusals import Refusal
 
 logger = logging.getLogger(__name__)
 
 AUDIT_DOWN = "jitgate cannot write its audit log, so the action is not allowed"
+NO_LIVE_GRANT = "NoLiveGrant"
 ACCESS_REQUESTS = "accessrequests"
 GRANTS = "grants"
 
@@ -80,6 +87,29 @@ def write_of(request: AdmissionRequest) -> Write:
     )
 
 
+@dataclass(frozen=True)
+class _WithLiveGrants:
+    """The cache, with the grants of one namespace as a live read found them."""
+
+    cache: ClusterCache
+    grants: GrantIndex
+
+    @property
+    def synced(self) -> bool:
+        return self.cache.synced
+
+    @property
+    def policies(self) -> Policies:
+        return self.cache.policies
+
+    @property
+    def namespaces(self) -> Mapping[str, Mapping[str, str]]:
+        return self.cache.namespaces
+
+    def chain_digest(self, grant: IndexedGrant) -> str:
+        return self.cache.chain_digest(grant)
+
+
 def _size(cache: ClusterCache, kind: Kind) -> float:
     return float(cache.sizes()[kind])
 
@@ -102,9 +132,13 @@ class AdmissionService:
         operator_user: str = DEFAULT_OPERATOR_USER,
         grant_collectors: frozenset[str] = DEFAULT_GRANT_COLLECTORS,
         reader: ClusterReader | None = None,
+        live_grants: LiveGrants | None = None,
+        memo: DecisionMemo | None = None,
     ) -> None:
         self.cache = cache
         self.reader: ClusterReader = reader or NoReader()
+        self.live_grants = live_grants
+        self.memo = memo or DecisionMemo()
         self.metrics = metrics or Metrics()
         self.audit = AuditTrail(audit, self.metrics)
         self.clock = clock
@@ -163,7 +197,7 @@ class AdmissionService:
         if decoded is None:
             return allow()
         if isinstance(decoded, AttemptedAction):
-            return await self._decide(request, [decoded])
+            return await self._direct(request, decoded)
         if self.exemptions.covers(request.user, request.groups):
             return allow()  # before any read: exempt controllers cost nothing
         if not self.cache.synced:
@@ -175,6 +209,19 @@ class AdmissionService:
             return await self._answer(request, None, verdict)
         labels = decoded.before if isinstance(decoded, NamespaceRelabel) else None
         return await self._decide(request, attempts, labels=labels)
+
+    async def _direct(self, request: AdmissionRequest, attempted: AttemptedAction) -> Answer:
+        """A protected action the review names itself, decided and recorded once per user
+        request: a repeated review of it is answered from the memo."""
+        facts = facts_of(request, attempted)
+        remembered = self.memo.recall(request.uid, facts)
+        if remembered is not None:
+            self.metrics.repeats.labels(attempted.verb).inc()
+            return remembered
+        answer = await self._decide(request, [attempted])
+        if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
+            self.memo.remember(request.uid, facts, attempted, answer)
+        return answer
 
     async def _resolve(self, request: AdmissionRequest, decoded: Indirect) -> list[AttemptedAction]:
         """The protected actions an indirect request amounts to (reading the cluster)."""
@@ -228,15 +275,7 @@ class AdmissionService:
             return await self._answer(request, None, not_ready)
         allowed: list[tuple[AttemptedAction, Verdict]] = []
         for attempted in attempts:
-            verdict = decide(
-                attempted,
-                request.user,
-                request.groups,
-                cache=self.cache,
-                exemptions=self.exemptions,
-                now=self.clock.now(),
-                labels=labels,
-            )
+            verdict = await self._verdict(request, attempted, labels)
             if verdict is None:
                 continue
             if not verdict.allowed:
@@ -251,10 +290,57 @@ class AdmissionService:
                 return answer
         return answer
 
+    async def _verdict(
+        self,
+        request: AdmissionRequest,
+        attempted: AttemptedAction,
+        labels: dict[str, str] | None,
+    ) -> Verdict | None:
+        verdict = decide(
+            attempted,
+            request.user,
+            request.groups,
+            cache=self.cache,
+            exemptions=self.exemptions,
+            now=self.clock.now(),
+            labels=labels,
+        )
+        if verdict is None or verdict.reason != NO_LIVE_GRANT or self.live_grants is None:
+            return verdict
+        # The watch may not have delivered a Grant created a moment ago: ask the API server.
+        live = await self.live_grants.in_namespace(attempted.namespace)
+        if live is None:
+            self.metrics.live_reads.labels("not-made").inc()
+            return verdict
+        second = decide(
+            attempted,
+            request.user,
+            request.groups,
+            cache=_WithLiveGrants(self.cache, live),
+            exemptions=self.exemptions,
+            now=self.clock.now(),
+            labels=labels,
+        )
+        if second is None or not second.allowed:
+            self.metrics.live_reads.labels("still-denied").inc()
+            return verdict
+        self.metrics.live_reads.labels("allowed").inc()
+        assert second.grant is not None
+        self.cache.await_grants([(second.grant.namespace, second.grant.name)])
+        return second
+
     async def _answer(
         self, request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
     ) -> Answer:
         action = attempted.verb if attempted is not None else request.operation.lower()
+        if (
+            not verdict.allowed
+            and attempted is not None
+            and self.memo.refused_just_now(facts_of(request, attempted), attempted, verdict.message)
+        ):
+            # kubectl exec trying again over SPDY: refused again, already recorded.
+            self.metrics.repeats.labels(action).inc()
+            return deny(verdict.message)
         durable = await self.audit.record(action_event(request, attempted, verdict))
         if verdict.allowed and not durable:
             self.metrics.decisions.labels(action, "denied").inc()

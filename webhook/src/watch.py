@@ -59,6 +59,26 @@ def _lister(api: k8s.ApiClient, kind: Kind) -> Callable[..., Any]:
     return list_custom
 
 
+def read_grants(
+    api: k8s.ApiClient, namespace: str, limit: int, timeout: float
+) -> list[dict[str, Any]]:
+    """The first `limit` Grants of `namespace`, read now (`jitgate.webhook.livegrants`)."""
+    response: Any = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "grants",
+        limit=limit,
+        _preload_content=False,
+        _request_timeout=(timeout, timeout),
+    )
+    try:
+        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
+    finally:
+        response.release_conn()
+    return items
+
+
 def _lines(response: Any) -> Iterator[bytes]:
     buffer = b""
     for chunk in response.stream(amt=None, decode_content=False):

@@ -1,0 +1,86 @@
+"""A caller the grant index has no grant for gets one bounded live read before a denial.
+
+The service here decides from a cache no watch feeds (a watch that has not caught up yet),
+and reads Grants live from the emulator through the webhook's own reader.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+from jitgate.webhook.cache import ClusterCache
+from jitgate.webhook.livegrants import LiveGrants
+from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.review import parse_review
+from jitgate.webhook.service import AdmissionService
+from jitgate.webhook.watch import read_grants
+from support.clocks import NOW
+
+from jitgate.audit.connect import open_audit_writer
+from jitgate.core.clock import ManualClock
+
+GRANTS = "grants.jitgate.dev"
+EXEC_LS = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}
+
+
+def live_reads(metrics: Metrics, result: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "jitgate_webhook_live_grant_reads_total", {"result": result}
+    )
+    return value or 0.0
+
+
+@pytest.fixture
+async def service(
+    cluster: Any,
+    api_client: kubernetes.client.ApiClient,
+    lagging_cache: ClusterCache,
+    tmp_path: Path,
+) -> AsyncIterator[AdmissionService]:
+    clock = ManualClock(NOW)
+    async with open_audit_writer(
+        f"file://{tmp_path}/audit", writer_id="live", clock=clock
+    ) as audit:
+        yield AdmissionService(
+            cache=lagging_cache,
+            audit=audit,
+            clock=clock,
+            # A frozen clock for the token bucket: two reads, and no refill during the test.
+            live_grants=LiveGrants(
+                functools.partial(read_grants, api_client), rate=2.0, monotonic=lambda: 0.0
+            ),
+        )
+
+
+async def decide(service: AdmissionService, review: dict[str, Any]) -> Any:
+    return await service.validate(parse_review(json.dumps(review).encode()))
+
+
+async def test_an_action_right_after_its_grant_is_allowed_before_the_watch_delivers_it(
+    cluster: Any, service: AdmissionService, reviews: Any
+) -> None:
+    assert not (await decide(service, reviews.exec())).allowed
+    assert live_reads(service.metrics, "still-denied") == 1
+    cluster.create(GRANTS, reviews.grant(actions=[EXEC_LS]), "prod")
+    answer = await decide(service, reviews.exec())
+    assert answer.allowed
+    assert answer.audit_annotations == {"grant": "fix-web-0-x7k2", "request": "fix-web-0"}
+    assert live_reads(service.metrics, "allowed") == 1
+    # Read for that decision only: the cache still waits for its watch.
+    assert not service.cache.grants.for_user("prod", "alice")
+
+
+async def test_live_reads_are_rate_limited_and_fail_closed(
+    cluster: Any, service: AdmissionService, reviews: Any
+) -> None:
+    cluster.create(GRANTS, reviews.grant(actions=[EXEC_LS], user="bob"), "prod")
+    for command in (["a"], ["b"], ["c"], ["d"]):  # a burst of two reads, then none
+        assert not (await decide(service, reviews.exec(command=command))).allowed
+    assert live_reads(service.metrics, "still-denied") == 2
+    assert live_reads(service.metrics, "not-made") == 2

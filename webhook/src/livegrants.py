@@ -1,0 +1,99 @@
+"""Live read on a cache miss: an action right after its approval is never falsely denied.
+
+The grant index follows the API server through a watch, which lags by milliseconds (more
+under load). A caller the index has no live grant for may be acting on a Grant created a
+moment ago, so before such a denial the webhook reads the Grants of that namespace from the
+API server once and decides again from what it read (`LiveGrants.in_namespace`).
+
+Bounded so that a flood of unauthorised attempts cannot turn into a flood on the API server:
+one page of at most `PAGE` Grants, a `timeout`, at most `max_in_flight` reads at once (a
+namespace already being read shares that read), and a token bucket of `rate` reads per
+second. A read that is not made, fails or times out leaves the denial as it was: the webhook
+fails closed. What was read is used for that one decision only and never written into the
+cache, so a read can never resurrect a Grant the watch has since deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final
+
+from jitgate.webhook.cache import to_indexed_grant
+
+from jitgate.core.grant_index import GrantIndex, IndexedGrant
+
+logger = logging.getLogger(__name__)
+
+PAGE: Final = 500
+DEFAULT_RATE: Final = 20.0  # reads per second, across all callers
+DEFAULT_TIMEOUT: Final = 1.0  # seconds; well inside the API server's webhook timeout
+DEFAULT_MAX_IN_FLIGHT: Final = 4
+
+# Blocking: (namespace, limit, timeout) -> the Grant objects of the first page.
+GrantReader = Callable[[str, int, float], Sequence[Mapping[str, Any]]]
+
+
+class LiveGrants:
+    """Reads a namespace's Grants from the API server, bounded and rate-limited."""
+
+    def __init__(
+        self,
+        read: GrantReader,
+        *,
+        rate: float = DEFAULT_RATE,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._read = read
+        self._rate = rate
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._monotonic = monotonic
+        self._tokens = rate
+        self._refilled = monotonic()
+        self._reading: dict[str, asyncio.Future[GrantIndex | None]] = {}
+
+    async def in_namespace(self, namespace: str) -> GrantIndex | None:
+        """The namespace's Grants as the API server has them now, or None when no read was
+        made (rate limit, too many reads at once) or it failed."""
+        shared = self._reading.get(namespace)
+        if shared is not None:
+            return await asyncio.shield(shared)
+        if len(self._reading) >= self._max_in_flight or not self._take_token():
+            return None
+        future: asyncio.Future[GrantIndex | None] = asyncio.get_running_loop().create_future()
+        self._reading[namespace] = future
+        try:
+            index = await self._fetch(namespace)
+            future.set_result(index)
+            return index
+        finally:
+            del self._reading[namespace]
+            if not future.done():
+                future.set_result(None)
+
+    def _take_token(self) -> bool:
+        now = self._monotonic()
+        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    async def _fetch(self, namespace: str) -> GrantIndex | None:
+        try:
+            objects = await asyncio.wait_for(
+                asyncio.to_thread(self._read, namespace, PAGE, self._timeout), self._timeout
+            )
+        except Exception as error:  # a failed read leaves the denial as it was
+            logger.warning("Reading the Grants of %s live failed: %s", namespace, error)
+            return None
+        grants: list[IndexedGrant] = [g for g in map(to_indexed_grant, objects) if g]
+        index = GrantIndex()
+        index.replace_all(grants)
+        return index
