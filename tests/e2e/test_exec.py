@@ -381,11 +381,6 @@ def test_a_refused_exec_is_reviewed_twice(jitgate_cluster: Any) -> None:
     assert (after["false"] - before["false"], after["true"] - before["true"]) == (0, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="observed: two action.denied records for one refused kubectl exec (one per "
-    "admission review); one record per request is the dedupe being built on branch perf",
-)
 def test_a_refused_exec_is_one_record(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.run_pods("prod", "twice-1")

@@ -35,8 +35,8 @@ from jitgate.webhook.callers import (
     only_verified_callers,
 )
 from jitgate.webhook.config import WebhookConfig
-from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.livegrants import LiveGrants
+from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
