@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from jitgate.audit.model import AuditRecord
+from jitgate.core.vocabulary import PODS
 
 TABLE_COLUMNS: Final = (
     "TIME",
@@ -20,6 +22,7 @@ TABLE_COLUMNS: Final = (
     "ACTION",
     "REQUEST",
     "GRANT",
+    "APPROVERS",
     "REASON",
 )
 CSV_COLUMNS: Final = (
@@ -33,6 +36,7 @@ CSV_COLUMNS: Final = (
     "verb",
     "resource",
     "name",
+    "target",
     "subresource",
     "container",
     "command",
@@ -41,6 +45,8 @@ CSV_COLUMNS: Final = (
     "actionDetail",
     "request",
     "grant",
+    "ticket",
+    "approvers",
     "admissionUID",
     "dryRun",
     "reason",
@@ -60,7 +66,9 @@ class Selection:
 
     A type ending in `.*` matches the prefix: `request.*`. The writer's own records
     (`audit.sealed`, `audit.pruned`, `audit.recovered`) are left out unless `internal` is
-    set or their type is asked for.
+    set or their type is asked for. `objects` are (plural resource, name) pairs an action
+    record's target must be one of (`("pods", "web-0")`): records without an action never
+    match them.
     """
 
     since: dt.datetime | None = None
@@ -72,6 +80,7 @@ class Selection:
     grants: tuple[str, ...] = ()
     requests: tuple[str, ...] = ()
     writers: tuple[str, ...] = ()
+    objects: tuple[tuple[str, str], ...] = ()
     internal: bool = False
 
     def type_matches(self, kind: str) -> bool:
@@ -94,7 +103,14 @@ class Selection:
             and _any(self.grants, record.grant)
             and _any(self.requests, record.request)
             and _any(self.writers, record.writer)
+            and self._object_matches(record)
         )
+
+    def _object_matches(self, record: AuditRecord) -> bool:
+        if not self.objects:
+            return True
+        action = record.action
+        return action is not None and (action.resource or "", action.name or "") in self.objects
 
 
 def _any(wanted: Sequence[str], value: str | None) -> bool:
@@ -135,6 +151,7 @@ def table_row(record: AuditRecord, *, reason_width: int = 40) -> tuple[str, ...]
         describe_action(record),
         record.request or "",
         record.grant or "",
+        ",".join(approvers(record.context or {})),
         reason.replace("\n", " "),
     )
 
@@ -143,25 +160,66 @@ def _json(value: Any) -> str:
     return "" if value is None else json.dumps(value, sort_keys=True, ensure_ascii=False)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _joined(values: Any) -> str | None:
+    """A list as one `;`-separated cell, as `groups` are."""
+    return ";".join(map(str, values)) if isinstance(values, list) and values else None
+
+
+def _targets(action: Mapping[str, Any], context: Mapping[str, Any]) -> str | None:
+    """What the record is about, as `resource/name`: an action's object, or the objects a
+    request's or grant's actions name (`resource/*` for any)."""
+    if action.get("name"):
+        return f"{action.get('resource') or PODS}/{action['name']}"
+    asked = context.get("actions", _mapping(context.get("spec")).get("actions"))
+    targets = []
+    for each in asked if isinstance(asked, list) else []:
+        if isinstance(each, Mapping):
+            resource = each.get("resource") or PODS
+            names = each.get("names") if isinstance(each.get("names"), list) else None
+            targets += [f"{resource}/{name}" for name in names or ["*"]]
+    return ";".join(dict.fromkeys(targets)) or None
+
+
+def approvers(context: Mapping[str, Any]) -> tuple[str, ...]:
+    """Who approved: an action record's `approvers` (logs before they existed have none), or
+    the approving users of a grant record's chain."""
+    if isinstance(context.get("approvers"), list):
+        return tuple(map(str, context["approvers"]))
+    chain = context.get("approvals")
+    return tuple(
+        str(each["user"])
+        for each in (chain if isinstance(chain, list) else [])
+        if isinstance(each, Mapping) and each.get("decision") == "Approve" and each.get("user")
+    )
+
+
 def csv_row(data: Mapping[str, Any]) -> list[str]:
-    """A flat CSV row from the stored record; nested values are JSON in their cell."""
-    actor = data.get("actor") if isinstance(data.get("actor"), Mapping) else {}
-    action = data.get("action") if isinstance(data.get("action"), Mapping) else {}
-    assert isinstance(actor, Mapping) and isinstance(action, Mapping)
-    replicas = action.get("replicas") if isinstance(action.get("replicas"), Mapping) else {}
-    assert isinstance(replicas, Mapping)
+    """A flat CSV row from the stored record: one value a cell (lists `;`-separated, a
+    command as the shell would read it); what has no column of its own is JSON in
+    `actionDetail` and `context`."""
+    actor = _mapping(data.get("actor"))
+    action = _mapping(data.get("action"))
+    context = _mapping(data.get("context"))
+    replicas = _mapping(action.get("replicas"))
     detail = {k: v for k, v in action.items() if k not in _ACTION_FIELDS}
-    groups = actor.get("groups")
+    command = action.get("command")
     values: dict[str, Any] = {
         **{k: data.get(k) for k in CSV_COLUMNS},
         "user": actor.get("user"),
-        "groups": ";".join(map(str, groups)) if isinstance(groups, list) else groups,
+        "groups": _joined(actor.get("groups")),
         "verb": action.get("verb"),
         "resource": action.get("resource"),
         "name": action.get("name"),
+        "target": _targets(action, context),
         "subresource": action.get("subresource"),
         "container": action.get("container"),
-        "command": _json(action.get("command")),
+        "command": shlex.join(map(str, command)) if isinstance(command, list) else command,
+        "ticket": context.get("ticket", _mapping(context.get("spec")).get("ticket")),
+        "approvers": ";".join(approvers(context)) or None,
         "replicasOld": replicas.get("old"),
         "replicasNew": replicas.get("new"),
         "actionDetail": _json(detail or None),

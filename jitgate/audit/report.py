@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict
 
 from jitgate.audit.chain import RECOVERED
 from jitgate.audit.model import AuditRecord
-from jitgate.audit.query import describe_action
+from jitgate.audit.query import approvers, describe_action
 
 DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _HOURS = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -128,6 +128,11 @@ class UsageSummary(_Model):
     namespace: str | None
     grant: str | None
     request: str | None
+    # Who approved the grant and why it was asked for: from the action records, or for logs
+    # written before those carried them, from the request's own records in the window.
+    approvers: list[str]
+    reason: str | None
+    ticket: str | None
     actions: list[str]
     uses: int
     first: str
@@ -196,6 +201,9 @@ class _Usage:
     last: str
     uses: int = 0
     actions: dict[str, None] = field(default_factory=dict)
+    approvers: tuple[str, ...] = ()
+    reason: str | None = None
+    ticket: str | None = None
 
 
 _OUTCOMES: Final = {
@@ -307,6 +315,7 @@ class _Builder:
             )
 
     def used(self, record: AuditRecord) -> None:
+        context = record.context or {}
         key = (record.user, record.namespace, record.grant)
         usage = self.usage.get(key)
         if usage is None:
@@ -317,6 +326,9 @@ class _Builder:
                 record.request,
                 record.time,
                 record.time,
+                approvers=approvers(context),
+                reason=record.reason,
+                ticket=_str(context.get("ticket")),
             )
         usage.uses += 1
         usage.last = record.time
@@ -331,9 +343,24 @@ class _Builder:
                     namespace=record.namespace,
                     subject=describe_action(record),
                     detail=f"at {local.strftime('%a %H:%M %Z')}"
-                    + (f" under grant {record.grant}" if record.grant else ""),
+                    + (f" under grant {record.grant}" if record.grant else "")
+                    + (f" approved by {', '.join(usage.approvers)}" if usage.approvers else "")
+                    + (f": {usage.reason}" if usage.reason else ""),
                 )
             )
+
+    def why(self, usage: _Usage) -> dict[str, Any]:
+        """Approvers, reason and ticket of a grant's uses, from its request's records where
+        the action records do not carry them."""
+        asked = self.requests.get((usage.namespace, usage.request or ""))
+        approved = (
+            [a.user for a in asked.approvals if a.decision == "Approve" and a.user] if asked else []
+        )
+        return {
+            "approvers": list(usage.approvers) or approved,
+            "reason": usage.reason or (asked.reason if asked else None),
+            "ticket": usage.ticket,
+        }
 
     def denied(self, record: AuditRecord) -> None:
         user = record.user or "(unknown)"
@@ -439,6 +466,7 @@ class _Builder:
                 namespace=u.namespace,
                 grant=u.grant,
                 request=u.request,
+                **self.why(u),
                 actions=list(u.actions),
                 uses=u.uses,
                 first=u.first,

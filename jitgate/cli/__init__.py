@@ -3,8 +3,9 @@
 Module map:
 * `errors`       — the CLI's exception tree (`CliError`: one sentence and an exit code, 0/1/2),
                    and which extra to install when an optional part is missing.
-* `options`      — `Parser` (no prefix matching, one-sentence usage errors), `JITGATE_<FLAG>`
-                   environment defaults, typed options read from the parsed namespace.
+* `options`      — `Parser` (no prefix matching, a single-valued flag given twice refused,
+                   one-sentence usage errors), `JITGATE_<FLAG>` environment defaults, typed
+                   options read from the parsed namespace.
 * `render`       — the one renderer: aligned tables, CSV, JSON (array or lines) and YAML.
 * `jitgate/`     — the `jitgate` program: operator, webhook, audit, crds, demo.
 * `kubectl_jit/` — the `kubectl jit` plugin: request, list, show, approve, deny, review, …

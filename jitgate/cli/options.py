@@ -1,7 +1,8 @@
 """Parsing command lines into typed options.
 
 Both programs parse with `Parser` (usage errors are one sentence and exit code 2; no prefix
-matching of long flags) and turn the `argparse.Namespace` into a frozen dataclass right
+matching of long flags; a single-valued flag given twice is an error, not "the last one wins")
+and turn the `argparse.Namespace` into a frozen dataclass right
 away with `options_from`: command code reads typed fields, never namespace attributes.
 `add_flag` makes a flag default to its `JITGATE_<FLAG>` environment variable.
 """
@@ -19,17 +20,72 @@ from jitgate.cli.errors import EXIT_USAGE
 
 Options = TypeVar("Options")
 
+# Where the parse keeps the single-valued flags given so far: dest -> (flags, value).
+_GIVEN = "_single_valued_flags_given"
+
+
+def _given(namespace: argparse.Namespace) -> dict[str, tuple[str, Any]]:
+    given: dict[str, tuple[str, Any]] = vars(namespace).setdefault(_GIVEN, {})
+    return given
+
+
+def _twice(flags: str, first: Any, second: Any) -> str:
+    return f"{flags} was given twice ({first!r} and {second!r}); give it once"
+
+
+class _StoreOnce(argparse._StoreAction):
+    """`store`, refusing a second value: `--audit A --audit B` must not quietly mean B."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        if self.option_strings:
+            given = _given(namespace)
+            if self.dest in given:
+                raise argparse.ArgumentError(None, _twice(*given[self.dest], values))
+            given[self.dest] = ("/".join(self.option_strings), values)
+        super().__call__(parser, namespace, values, option_string)
+
+
+class _StrictSubParsers(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Subcommands whose flags also count the ones given before the subcommand
+    (`kubectl jit -n a list -n b`): argparse parses them into a fresh namespace."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        before = dict(vars(namespace).get(_GIVEN, {}))
+        super().__call__(parser, namespace, values, option_string)
+        after = _given(namespace)
+        for dest in before.keys() & after.keys():
+            if before[dest] is not after[dest]:
+                flags, first = before[dest]
+                raise argparse.ArgumentError(None, _twice(flags, first, after[dest][1]))
+        setattr(namespace, _GIVEN, {**before, **after})
+
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one plain sentence and exit code 2.
 
     `allow_abbrev` is off: `--out` must not quietly mean `--output`, and a flag added later
-    must not change what an existing command line means.
+    must not change what an existing command line means. A single-valued flag given twice is
+    refused (repeatable flags say so with `action="append"`), before or after a subcommand.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.register("action", None, _StoreOnce)
+        self.register("action", "store", _StoreOnce)
+        self.register("action", "parsers", _StrictSubParsers)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: {message}.\n")

@@ -514,6 +514,14 @@ class GrantSpec(ApiModel):
         default_factory=list, max_length=64, description="The approval chain, copied."
     )
     break_glass: bool = Field(default=False, description="An emergency grant awaiting review.")
+    # Copied so that every action the grant admits is audited with why it was asked for,
+    # without the webhook reading the request. Absent from grants issued before they existed.
+    reason: Annotated[str, Field(max_length=_TEXT)] | None = Field(
+        default=None, description="The request's reason, copied."
+    )
+    ticket: Annotated[str, Field(max_length=_NAME)] | None = Field(
+        default=None, description="The request's ticket, copied."
+    )
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> GrantSpec:

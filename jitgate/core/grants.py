@@ -90,6 +90,8 @@ def plan_grant(
             policy=policy,
             approvals=list(approvals),
             break_glass=break_glass,
+            reason=request.spec.reason,
+            ticket=request.spec.ticket,
         ),
     )
 

@@ -38,7 +38,8 @@ async def test_query_prints_a_table_in_time_order(cli: Any, file_url: str, log: 
     assert result.code == 0
     header, *rows = result.out.splitlines()
     assert header.split() == [
-        "TIME", "WRITER", "SEQ", "TYPE", "USER", "NAMESPACE", "ACTION", "REQUEST", "GRANT", "REASON"
+        "TIME", "WRITER", "SEQ", "TYPE", "USER", "NAMESPACE", "ACTION", "REQUEST", "GRANT",
+        "APPROVERS", "REASON",
     ]  # fmt: skip
     assert len(rows) == 24
     times = [row.split()[0] for row in rows]
@@ -57,6 +58,9 @@ async def test_query_prints_a_table_in_time_order(cli: Any, file_url: str, log: 
          lambda r: r.request in ("fix-web-2", "fix-web-3")),
         (["--namespace", "prod", "--verb", "exec"], lambda r: True),
         (["--writer", "operator-0"], lambda r: r.writer == "operator-0"),
+        (["--pod", "web-1"], lambda r: r.action.name == "web-1"),
+        (["--object", "po/web-2", "--object", "pod/web-3"],
+         lambda r: r.action.name in ("web-2", "web-3")),
         (["--since", "6h"], lambda r: r.when >= NOW - dt.timedelta(hours=6)),
         (["--until", "20h"], lambda r: r.when < NOW - dt.timedelta(hours=20)),
     ],
@@ -84,7 +88,8 @@ async def test_query_csv(cli: Any, file_url: str, log: list[AuditRecord]) -> Non
     result = cli("query", "--audit", file_url, "-o", "csv", "--type", "action.allowed")
     rows = list(csv.DictReader(io.StringIO(result.out)))
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert rows[0]["user"] and rows[0]["verb"] == "exec" and rows[0]["command"] == '["sh"]'
+    assert rows[0]["user"] and rows[0]["verb"] == "exec" and rows[0]["command"] == "sh"
+    assert rows[0]["target"] == rows[0]["resource"] + "/" + rows[0]["name"]
     assert rows[0]["dryRun"] == "false" and rows[0]["hash"].startswith("sha256:")
 
 
@@ -173,8 +178,11 @@ async def test_export_to_an_unwritable_place_leaves_nothing_behind(
     assert "No such file or directory" in result.err
 
 
-async def test_tail_prints_the_latest_records(cli: Any, file_url: str, log: Any) -> None:
-    result = cli("tail", "--audit", file_url, "--lines", "3")
+@pytest.mark.parametrize("lines", [["--lines", "3"], ["-n", "3"], ["-n3"]])
+async def test_tail_prints_the_latest_records(
+    cli: Any, file_url: str, log: Any, lines: list[str]
+) -> None:
+    result = cli("tail", "--audit", file_url, *lines)
     lines = result.out.splitlines()
     assert len(lines) == 3
     assert [line.split()[1] for line in lines] == [
@@ -201,3 +209,128 @@ async def test_tail_follows_new_records(
     out, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err
     assert [json.loads(line)["hash"] for line in out.splitlines()] == [r.hash for r in appended]
+
+
+async def test_tail_n_is_a_count_and_says_where_the_namespace_went(
+    cli: Any, file_url: str, log: Any
+) -> None:
+    # As tail(1): -n is how many records; a namespace is --namespace.
+    result = cli("tail", "--audit", file_url, "-n", "prod")
+    assert result.code == 2 and result.one_sentence_error and result.out == ""
+    assert "--namespace prod" in result.err
+    assert len(cli("tail", "--audit", file_url, "--namespace", "prod").out.splitlines()) == 10
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--audit", "file:///elsewhere"],
+        ["-o", "json", "-o", "csv"],
+        ["--since", "1h", "--since", "2h"],
+        ["--limit", "3", "--limit", "4"],
+    ],
+)
+async def test_a_single_valued_flag_given_twice_is_refused(
+    cli: Any, file_url: str, log: Any, flags: list[str]
+) -> None:
+    result = cli("query", "--audit", file_url, *flags)
+    assert result.code == 2 and result.one_sentence_error and result.out == ""
+    assert "was given twice" in result.err and "give it once" in result.err
+
+
+async def test_repeatable_filters_still_take_many_values(cli: Any, file_url: str, log: Any) -> None:
+    result = cli("query", "--audit", file_url, "--user", "alice", "--user", "bob", "-o", "json")
+    assert result.code == 0
+    assert {r["actor"]["user"] for r in json.loads(result.out)} == {"alice", "bob"}
+
+
+@pytest.mark.parametrize(
+    ("flag", "named"),
+    [
+        ("web-0", "is not KIND/NAME"),
+        ("widget/web-0", 'unknown kind "widget"'),
+        ("pod/", "is not KIND/NAME"),
+    ],
+)
+async def test_a_bad_object_is_refused(cli: Any, file_url: str, flag: str, named: str) -> None:
+    result = cli("query", "--audit", file_url, "--object", flag)
+    assert result.code == 2 and result.one_sentence_error and named in result.err
+
+
+async def test_one_query_says_who_acted_on_a_pod_approved_by_whom_and_why(
+    cli: Any, file_url: str
+) -> None:
+    """`jitgate audit query --pod web-0 -n prod`: the action records carry the grant's
+    approvers, the request's reason and ticket (the webhook copies them from the grant)."""
+    async with open_audit_writer(file_url, writer_id="webhook-0", key=None) as writer:
+        for pod, user in (("web-0", "alice"), ("web-1", "carol"), ("web-0", "dave")):
+            await writer.append(
+                AuditEvent(
+                    type="action.allowed",
+                    actor=Actor(user=user),
+                    namespace="prod",
+                    action=Action(
+                        verb="exec",
+                        resource="pods",
+                        name=pod,
+                        container="app",
+                        command=("sh", "-c", "kill -HUP 1"),
+                        subresource="exec",
+                    ),
+                    request=f"{user}-exec-{pod}",
+                    grant=f"{user}-exec-{pod}-x7k2",
+                    reason=f"INC-7: {user} restarts the worker",
+                    context={
+                        "policy": "production",
+                        "approvers": ["bob", "erin"],
+                        "ticket": "INC-7",
+                    },
+                )
+            )
+        # A record from before action records carried approvers: still selected, columns empty.
+        await writer.append(
+            AuditEvent(
+                type="action.denied",
+                actor=Actor(user="mallory"),
+                namespace="prod",
+                action=Action(verb="exec", resource="pods", name="web-0"),
+                reason="NoLiveGrant: mallory holds no live grant",
+            )
+        )
+    table = cli("query", "--audit", file_url, "--pod", "web-0", "-n", "prod")
+    assert table.code == 0, table.err
+    header, alice, dave, mallory = table.out.splitlines()
+    assert header.split()[-2:] == ["APPROVERS", "REASON"]
+    assert "alice" in alice and "bob,erin" in alice and "INC-7: alice restarts" in alice
+    assert "dave" in dave and "carol" not in table.out
+    assert "mallory" in mallory and "NoLiveGrant" in mallory
+
+    exported = cli("export", "--audit", file_url, "--format", "csv", "--object", "pod/web-0",
+                   "--type", "action.allowed")  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(exported.out)))
+    assert [(r["user"], r["target"], r["container"], r["command"], r["approvers"], r["ticket"])
+            for r in rows] == [
+        ("alice", "pods/web-0", "app", "sh -c 'kill -HUP 1'", "bob;erin", "INC-7"),
+        ("dave", "pods/web-0", "app", "sh -c 'kill -HUP 1'", "bob;erin", "INC-7"),
+    ]  # fmt: skip
+    assert rows[0]["reason"] == "INC-7: alice restarts the worker"
+
+
+async def test_csv_flattens_request_and_grant_records_too(cli: Any, file_url: str) -> None:
+    spec = {"actions": [{"verb": "delete", "resource": "deployments.apps", "names": ["web"]},
+                        {"verb": "exec", "resource": "pods"}],
+            "reason": "CHG-9: retire web", "ticket": "CHG-9"}  # fmt: skip
+    chain = [{"user": "bob", "decision": "Approve"}, {"user": "erin", "decision": "Deny"}]
+    async with open_audit_writer(file_url, writer_id="operator-0", key=None) as writer:
+        await writer.append(
+            AuditEvent(type="request.created", actor=Actor(user="alice"), namespace="prod",
+                       request="retire", reason=spec["reason"], context={"spec": spec})
+        )  # fmt: skip
+        await writer.append(
+            AuditEvent(type="grant.created", namespace="prod", request="retire", grant="g",
+                       context={"actions": spec["actions"], "approvals": chain})
+        )  # fmt: skip
+    result = cli("export", "--audit", file_url, "--format", "csv")
+    created, granted = list(csv.DictReader(io.StringIO(result.out)))
+    assert (created["target"], created["ticket"]) == ("deployments.apps/web;pods/*", "CHG-9")
+    assert (granted["target"], granted["approvers"]) == ("deployments.apps/web;pods/*", "bob")

@@ -121,6 +121,9 @@ async def test_the_review_as_json(cli: Any, reviewed: str) -> None:
     assert fix["actions"] == ["exec pods/web-0"]
     assert fix["approvals"][0]["user"] == "bob" and fix["approvals"][0]["comment"]
     assert fix["grant"] == "fix-web-0-g1" and fix["uses"] == 3
+    # These action records predate approvers and reasons on them: the request's records say.
+    (use,) = [u for u in report["usage"] if u["grant"] == "fix-web-0-g1"]
+    assert (use["approvers"], use["reason"]) == (["bob"], "INC-1: stuck worker")
 
     outside = findings(report, "outside-business-hours")
     assert [f["detail"] for f in outside] == [
@@ -151,6 +154,33 @@ async def test_the_review_as_a_table(cli: Any, reviewed: str) -> None:
     assert "bob (approved: 'ok, INC-1 confirmed')" in text
     assert "carol (approved, no comment)" in text
     assert "break-glass-unreviewed" in text
+
+
+async def test_uses_say_who_approved_and_why_from_the_action_records(
+    cli: Any, file_url: str
+) -> None:
+    # The request itself is older than the window: the action records alone answer.
+    why: dict[str, Any] = {
+        "context": {"approvers": ["bob", "carol"], "ticket": "INC-9"},
+        "reason": "INC-9: oom",
+    }
+    async with open_audit_writer(file_url, writer_id="webhook-0", maintenance_interval=None) as w:
+        await w.append(used("alice", "fix-web-0-g1", at(11), **why))  # Monday 21:00 in Berlin
+    result = cli(
+        "report", "--audit", file_url, "--since", "2026-11-16", "--until", "2026-11-23",
+        "--timezone", "Europe/Berlin", "-o", "json",
+    )  # fmt: skip
+    report = json.loads(result.out)
+    (use,) = report["usage"]
+    assert (use["approvers"], use["reason"], use["ticket"]) == (
+        ["bob", "carol"], "INC-9: oom", "INC-9"
+    )  # fmt: skip
+    (late,) = findings(report, "outside-business-hours")
+    assert late["detail"] == (
+        "at Mon 21:00 CET under grant fix-web-0-g1 approved by bob, carol: INC-9: oom"
+    )
+    table = cli("report", "--audit", file_url, "--since", "2026-11-16", "--until", "2026-11-23")
+    assert "bob, carol" in table.out and "[INC-9] INC-9: oom" in table.out
 
 
 async def test_the_window_limits_the_review(cli: Any, reviewed: str) -> None:

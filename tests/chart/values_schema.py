@@ -352,6 +352,13 @@ SCHEMA: dict[str, Any] = {
                 rules=array("Allowed egress.", ref(NP_EGRESS)),
             ),
         ),
+        "userRoles": obj(
+            "ClusterRoles for requesters, approvers and auditors.",
+            create=boolean("Create them."),
+            aggregateToDefaultRoles=boolean(
+                "Aggregate the requester's and auditor's rules into Kubernetes' default roles."
+            ),
+        ),
         "defaultPolicy": DEFAULT_POLICY,
     },
 }

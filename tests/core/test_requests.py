@@ -192,6 +192,12 @@ def test_the_grant_carries_only_the_approvals_that_counted() -> None:
     ]
 
 
+def test_the_grant_carries_the_requests_reason_so_every_use_is_audited_with_it() -> None:
+    step = decide(request(pending([approval("bob"), approval("carol")])), world())
+    assert step.grant is not None
+    assert (step.grant.spec.reason, step.grant.spec.ticket) == ("INC-1", None)
+
+
 def test_the_denier_is_the_one_whose_deny_counted() -> None:
     ignored_deny = {**approval("carol", "Deny"), "specDigest": "sha256:" + "0" * 64}
     step = decide(

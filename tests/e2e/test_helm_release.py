@@ -150,6 +150,67 @@ def test_helm_upgrade_from_the_previous_release(release_cluster: HelmCluster) ->
     cfg.uninstall(RELEASE, timeout=TIMEOUT_S)
 
 
+def statefulsets(api: KubeAPIServer) -> dict[str, dict[str, Any]]:
+    out = api.kubectl("admin", "get", "statefulsets", "-n", NAMESPACE, "-o", "json", check=True)
+    return {s["metadata"]["name"]: s for s in json.loads(out.stdout)["items"]}
+
+
+def test_switching_the_audit_sink_is_refused_up_front_and_its_steps_work(
+    release_cluster: HelmCluster,
+) -> None:
+    """A StatefulSet's volumeClaimTemplates never change: the chart says so before Helm
+    applies anything (the release stays deployed), and the steps it gives work."""
+    api, cfg = release_cluster.api, release_cluster.helm
+    chart = str(render.CHART_DIR)
+    installed = cfg.install(
+        chart, RELEASE, {}, namespace=NAMESPACE, create_namespace=True, timeout=TIMEOUT_S
+    )
+    assert (installed["status"], installed["revision"]) == ("deployed", 1)
+    postgres = {"audit": {"sink": "postgres", "postgres": {"existingSecret": "jitgate-audit-db"}}}
+    for values, change in (
+        (postgres, "audit.sink file -> postgres"),
+        ({"audit": {"file": {"size": "20Gi"}}}, 'the audit volume 5Gi, storageClassName ""'),
+    ):
+        with pytest.raises(helm.HelmReleaseError, match="refused before changing anything") as no:
+            cfg.upgrade(chart, RELEASE, values, namespace=NAMESPACE, timeout=TIMEOUT_S)
+        message = str(no.value)
+        assert change in message and "cannot change in place" in message
+        assert (
+            f"kubectl -n {NAMESPACE} delete statefulset jitgate-webhook jitgate-operator "
+            "--cascade=orphan" in message
+        )
+        current = cfg.status(RELEASE)
+        assert (current["status"], current["revision"]) == ("deployed", 1)
+    assert all(s["spec"].get("volumeClaimTemplates") for s in statefulsets(api).values())
+
+    # The steps: (the logs are verified and kept;) the StatefulSets go, their pods stay; the
+    # same upgrade again. This API server runs no garbage collector, so the test plays its
+    # part of an orphaning delete: it drops the `orphan` finalizer once the pods are let go.
+    sts = ("statefulset", "jitgate-webhook", "jitgate-operator")
+    api.kubectl(
+        "admin", "-n", NAMESPACE, "delete", *sts, "--cascade=orphan", "--wait=false", check=True
+    )  # fmt: skip
+    api.kubectl(
+        "admin", "-n", NAMESPACE, "patch", *sts, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}', check=True,
+    )  # fmt: skip
+    assert statefulsets(api) == {}
+    upgraded = cfg.upgrade(chart, RELEASE, postgres, namespace=NAMESPACE, timeout=TIMEOUT_S)
+    assert (upgraded["status"], upgraded["revision"]) == ("deployed", 2)
+    for name, statefulset in statefulsets(api).items():
+        assert "volumeClaimTemplates" not in statefulset["spec"], name
+        (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+        audit = next(e for e in container["env"] if e["name"] == "JITGATE_AUDIT")
+        assert audit["valueFrom"]["secretKeyRef"]["name"] == "jitgate-audit-db"
+    # And back to files is refused the same way. (Values are given: with none at all, Helm
+    # reuses the release's.)
+    files = {"audit": {"sink": "file"}}
+    with pytest.raises(helm.HelmReleaseError, match=r"audit\.sink postgres -> file"):
+        cfg.upgrade(chart, RELEASE, files, namespace=NAMESPACE, timeout=TIMEOUT_S)
+    assert cfg.status(RELEASE)["status"] == "deployed"
+    cfg.uninstall(RELEASE, timeout=TIMEOUT_S)
+
+
 def test_upgrade_keeps_the_webhook_certificate_and_the_audit_key(
     release_cluster: HelmCluster,
 ) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from support import objects
+
 from jitgate.core.clock import parse_time
 
 GRANTS = "jitgate.dev/v1alpha1/grants"
@@ -48,6 +50,7 @@ async def test_approval_issues_a_grant_for_exactly_the_request(jit) -> None:
     assert spec["policy"] == "production"
     assert [a["user"] for a in spec["approvals"]] == ["bob"]
     assert spec["breakGlass"] is False
+    assert spec["reason"] == objects.REASON  # so every use is audited with why it was asked
     assert grant["status"]["phase"] == "Active"
     (owner,) = grant["metadata"]["ownerReferences"]
     assert owner == {

@@ -92,10 +92,13 @@ def grant(
     request: str = "fix-web-0",
     request_uid: str = REQUEST_UID,
     approvals: list[Obj] | None = None,
+    reason: str | None = None,
+    ticket: str | None = None,
     metadata: Obj | None = None,
     status: Obj | None = None,
 ) -> Obj:
-    """The grant the operator issues for alice's request: exec into web-0 for 15 minutes."""
+    """The grant the operator issues for alice's request: exec into web-0 for 15 minutes
+    (`reason` and `ticket` copied from the request; grants before they existed had none)."""
     spec: Obj = {
         "user": user,
         "actions": actions or [dict(EXEC_WEB_0)],
@@ -106,6 +109,7 @@ def grant(
     }
     if approvals is not None:
         spec["approvals"] = approvals
+    spec.update({k: v for k, v in (("reason", reason), ("ticket", ticket)) if v is not None})
     obj: Obj = {
         "apiVersion": API_VERSION,
         "kind": "Grant",

@@ -82,6 +82,28 @@ async def test_exec_with_a_matching_grant_is_allowed_and_audited_before_the_answ
     assert record["action"]["command"] == ["ls"] and record["action"]["tty"] is False
 
 
+async def test_an_allowed_record_says_who_approved_the_grant_and_why_it_was_asked_for(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # From the cached grant alone: the webhook reads no AccessRequest per decision.
+    await add_grant(cluster, webhook, reviews, reason="INC-7: worker stuck", ticket="INC-7")
+    assert (await validate(reviews.exec(command=["ls"]))).allowed
+    [record] = audit_log()
+    assert record["reason"] == "INC-7: worker stuck"
+    assert record["context"]["approvers"] == ["bob"]
+    assert record["context"]["ticket"] == "INC-7"
+
+
+async def test_a_grant_issued_before_reasons_were_copied_still_admits_and_names_approvers(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    await add_grant(cluster, webhook, reviews)
+    assert (await validate(reviews.exec(command=["ls"]))).allowed
+    [record] = audit_log()
+    assert "reason" not in record and "ticket" not in record["context"]
+    assert record["context"]["approvers"] == ["bob"]
+
+
 async def test_exec_with_another_command_container_pod_or_user_is_denied(
     cluster: Any, webhook: Any, validate: Any, reviews: Any
 ) -> None:

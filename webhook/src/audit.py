@@ -24,6 +24,7 @@ from jitgate.webhook.review import AdmissionRequest
 from jitgate.audit.model import AuditRecord
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
+from jitgate.core.api import GrantSpec
 from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas
 
 logger = logging.getLogger(__name__)
@@ -113,6 +114,17 @@ def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> Action:
     )
 
 
+def grant_facts(spec: GrantSpec) -> dict[str, Any]:
+    """Who approved the grant and the ticket it names, from the cached grant alone: one
+    record then answers who did what, approved by whom, and why."""
+    facts: dict[str, Any] = {
+        "approvers": [a.user for a in spec.approvals if a.decision == "Approve" and a.user]
+    }
+    if spec.ticket:
+        facts["ticket"] = spec.ticket
+    return facts
+
+
 def action_event(
     request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
 ) -> AuditEvent:
@@ -126,6 +138,7 @@ def action_event(
         if grant is not None:
             context["approvalChainDigest"] = verdict.chain_digest
             context["breakGlass"] = grant.spec.break_glass
+            context.update(grant_facts(grant.spec))
     if attempted is not None:
         action = action_of(attempted, request)
     else:
@@ -145,7 +158,11 @@ def action_event(
         grant=grant.name if grant else None,
         admissionUID=request.uid,
         dryRun=request.is_dry_run,
-        reason=None if verdict.allowed else f"{verdict.reason}: {verdict.message}",
+        # Allowed: why it was asked for (the grant's copy of the request's reason; grants
+        # issued before the copy existed have none). Denied: why it was denied.
+        reason=(grant.spec.reason if grant else None)
+        if verdict.allowed
+        else f"{verdict.reason}: {verdict.message}",
         context=context,
     )
 

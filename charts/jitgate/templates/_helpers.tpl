@@ -200,6 +200,40 @@ volumeClaimTemplates:
 {{- end }}
 {{- end -}}
 
+{{/*
+The audit volume a StatefulSet has, as one comparable line: "none" without volumeClaimTemplates.
+Kubernetes never changes a StatefulSet's volumeClaimTemplates, so a `helm upgrade` that would
+(audit.sink file <-> postgres, or another audit.file size, class or access mode) is refused
+here, before anything is applied, with the steps to follow; otherwise the API server refuses
+the StatefulSet halfway through and the release is left failed. `lookup` finds nothing in
+`helm template` and on a first install, so only a live upgrade is checked.
+Arguments: a dict with "ctx" (the root context) and "name" (the StatefulSet's name).
+*/}}
+{{- define "jitgate.auditVolumeGuard" -}}
+{{- $ctx := .ctx -}}
+{{- $live := lookup "apps/v1" "StatefulSet" $ctx.Release.Namespace .name -}}
+{{- if $live -}}
+{{- $was := "none" -}}
+{{- with ($live.spec.volumeClaimTemplates | default list) -}}
+{{- $claim := (index . 0).spec -}}
+{{- $was = printf "%s, storageClassName %q, accessModes %s" $claim.resources.requests.storage ($claim.storageClassName | default "") (join "," $claim.accessModes) -}}
+{{- end -}}
+{{- $wants := "none" -}}
+{{- if eq $ctx.Values.audit.sink "file" -}}
+{{- $file := $ctx.Values.audit.file -}}
+{{- $wants = printf "%s, storageClassName %q, accessModes %s" (toString $file.size) $file.storageClassName (join "," $file.accessModes) -}}
+{{- end -}}
+{{- if ne $was $wants -}}
+{{- $now := ternary "file (an audit volume per pod)" "postgres (no audit volume)" (ne $was "none") -}}
+{{- $change := ternary (printf "audit.sink %s -> %s" (ternary "file" "postgres" (ne $was "none")) $ctx.Values.audit.sink) (printf "the audit volume %s -> %s" $was $wants) (or (eq $was "none") (eq $wants "none")) -}}
+{{- fail (printf `refused before changing anything: %s changes the volumeClaimTemplates of StatefulSet %s, which Kubernetes cannot change in place (the release runs with audit sink %s). To switch:
+  1. Verify every writer's log and keep it (chart README, "Switching the audit sink"); audit volumes are kept (audit.file.retentionPolicy).
+  2. kubectl -n %s delete statefulset %s %s --cascade=orphan   (the pods keep running and answering)
+  3. Run this helm upgrade again: the new StatefulSets adopt the pods and replace them one at a time.` $change .name $now $ctx.Release.Namespace (include "jitgate.webhook.fullname" $ctx) (include "jitgate.operator.fullname" $ctx)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Volumes and mounts both components share: /tmp, the HMAC key, the audit volume. */}}
 {{- define "jitgate.commonVolumes" -}}
 - name: tmp

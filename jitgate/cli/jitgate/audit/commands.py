@@ -180,8 +180,10 @@ def register(subparsers: Any) -> None:
         "tail", help="print the latest records, and follow new ones with --follow"
     )
     _common(tail)
-    _filters(tail, window=False)
-    tail.add_argument("--lines", type=_count, default=10, metavar="N", help="latest N (10)")
+    _filters(tail, tail=True)
+    tail.add_argument(
+        "--lines", "-n", type=_lines, default=10, metavar="N", help="latest N records (10)"
+    )
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing new records")
     tail.add_argument("--interval", default="1s", help="how often to look for new records")
     tail.add_argument("--max-records", type=_positive, metavar="N", help="stop after N new ones")
@@ -228,15 +230,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _filters(parser: argparse.ArgumentParser, *, window: bool = True) -> None:
+def _filters(parser: argparse.ArgumentParser, *, tail: bool = False) -> None:
     group = parser.add_argument_group("filters (repeat a flag to match any of its values)")
-    if window:
+    if not tail:
         group.add_argument(
             "--since", metavar="WHEN", help="RFC 3339 time, date, or age such as 30d or 2h"
         )
         group.add_argument("--until", metavar="WHEN", help="end of the window (exclusive)")
     group.add_argument("--user", action="append", default=[], help="the acting user")
-    group.add_argument("--namespace", "-n", action="append", default=[], help="namespace")
+    # `tail -n 3` is three records, as with tail(1); there the namespace is --namespace only.
+    namespace_flags = ("--namespace",) if tail else ("--namespace", "-n")
+    group.add_argument(*namespace_flags, action="append", default=[], help="namespace")
+    group.add_argument(
+        "--pod", action="append", default=[], metavar="NAME", help="actions on this pod"
+    )
+    group.add_argument(
+        "--object",
+        action="append",
+        default=[],
+        metavar="KIND/NAME",
+        help="actions on this object, as kubectl names it: pod/web-0, deploy/web, sts/db",
+    )
     group.add_argument(
         "--type", action="append", default=[], help="record type, e.g. action.denied or request.*"
     )
@@ -261,6 +275,16 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must not be negative")
     return value
+
+
+def _lines(text: str) -> int:
+    try:
+        return _count(text)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{error} (-n is the number of records, as in tail -n 3; "
+            f"a namespace is --namespace {text})"
+        ) from None
 
 
 def _positive(text: str) -> int:

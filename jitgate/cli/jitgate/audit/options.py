@@ -31,6 +31,8 @@ class Filters:
     grant: tuple[str, ...]
     request: tuple[str, ...]
     writer: tuple[str, ...]
+    pod: tuple[str, ...] = ()
+    object: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
 

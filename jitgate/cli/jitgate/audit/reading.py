@@ -20,8 +20,9 @@ from jitgate.audit.reader import LogReader, StoredRecord
 from jitgate.audit.timefmt import parse_when
 from jitgate.cli.errors import UsageError
 from jitgate.cli.jitgate.audit.options import Filters, LogOptions
+from jitgate.cli.kubectl_jit.kinds import KindError, resource_for
 from jitgate.core.events import RECORD_TYPES, WEBHOOK_PROBE
-from jitgate.core.vocabulary import VERBS
+from jitgate.core.vocabulary import PODS, VERBS
 
 PROGRESS_EVERY: Final = 2.0  # seconds between progress lines on stderr
 
@@ -87,6 +88,21 @@ def _refuse_unknown_values(filters: Filters) -> None:
             raise UsageError(f"--verb {verb!r} is not a verb; use one of {', '.join(VERBS)}")
 
 
+def _objects(filters: Filters) -> tuple[tuple[str, str], ...]:
+    """--pod NAME and --object KIND/NAME (kubectl's kinds: pod/web-0, deploy/web) as
+    (plural resource, name) pairs, as action records name their target."""
+    objects = [(PODS, name) for name in filters.pod]
+    for text in filters.object:
+        kind, slash, name = text.partition("/")
+        if not slash or not kind or not name or "/" in name:
+            raise UsageError(f"--object {text!r} is not KIND/NAME; write it like pod/web-0")
+        try:
+            objects.append((resource_for(kind), name))
+        except KindError as error:
+            raise UsageError(f"--object {text!r}: {error}") from error
+    return tuple(objects)
+
+
 def selection(filters: Filters, now: dt.datetime, **extra: Any) -> Selection:
     _refuse_unknown_values(filters)
     since = when(filters.since, "--since", now)
@@ -103,6 +119,7 @@ def selection(filters: Filters, now: dt.datetime, **extra: Any) -> Selection:
         grants=filters.grant,
         requests=filters.request,
         writers=filters.writer,
+        objects=_objects(filters),
         **extra,
     )
 

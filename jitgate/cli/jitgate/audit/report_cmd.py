@@ -101,13 +101,18 @@ def report_text(report: Report, hours: BusinessHours) -> str:
                 u.namespace or "-",
                 u.grant or "(no grant)",
                 "; ".join(u.actions),
+                ", ".join(u.approvers) or "-",
+                " ".join(filter(None, (u.ticket and f"[{u.ticket}]", u.reason))) or "-",
                 str(u.uses),
                 _local(u.first, hours),
                 _local(u.last, hours),
             )
             for u in report.usage
         ]
-        header = ("USER", "NAMESPACE", "GRANT", "ACTIONS", "USES", "FIRST", "LAST")
+        header = (
+            "USER", "NAMESPACE", "GRANT", "ACTIONS", "APPROVED BY", "REASON", "USES", "FIRST",
+            "LAST",
+        )  # fmt: skip
         out.append(render.table([header, *rows]))
     out.append(f"\nFINDINGS ({len(report.findings)})\n")
     if report.findings:

@@ -1,0 +1,161 @@
+"""The chart's roles for people on a real kube-apiserver: the ClusterRoles as Helm renders
+them, bound as the chart README says (RoleBinding per namespace, ClusterRoleBinding for
+cluster-wide approvers and auditors), exercised by users bound to them through the real
+kubectl and `kubectl jit` (no webhook, no operator: RBAC alone is under test)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apiserver import build, harness
+from chart import render
+
+pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN_DIR = Path(sys.executable).parent
+RBAC = "rbac.authorization.k8s.io"
+# An auditor no static-token persona plays: the admin impersonates her.
+AUDITOR = ("--as=dana", "--as-group=auditors")
+
+
+def binding(kind: str, role: str, subject: tuple[str, str], namespace: str | None = None) -> Any:
+    subject_kind, name = subject
+    meta: dict[str, Any] = {"name": f"{role}-{name}"}
+    if namespace:
+        meta["namespace"] = namespace
+    return {
+        "apiVersion": f"{RBAC}/v1", "kind": kind, "metadata": meta,
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": RBAC, "kind": subject_kind, "name": name}],
+    }  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not Path("/usr/bin/kubectl").exists():
+        pytest.skip("the real kubectl binary is not installed")
+    try:
+        binary = build.ensure_binary().binary
+    except build.BuildUnavailable as error:
+        pytest.skip(f"real kube-apiserver tier unavailable: {error}")
+    with harness.start_kube_apiserver(binary, tmp_path_factory.mktemp("roles")) as server:
+        for crd in sorted((REPO / "crds").glob("*.yaml")):
+            server.kubectl("admin", "apply", "-f", str(crd), check=True)
+        server.kubectl(
+            "admin", "wait", "--for=condition=Established", "--timeout=60s",
+            "crd/accessrequests.jitgate.dev", check=True,
+        )  # fmt: skip
+        roles = [
+            role
+            for role in render.by_kind(render.render_chart({}), "ClusterRole")
+            if role["metadata"]["labels"].get("app.kubernetes.io/component") == "user-roles"
+        ]
+        assert len(roles) == 3
+        for namespace in ("prod", "staging"):
+            server.create_namespace(namespace)
+        server.apply(
+            "admin",
+            *roles,
+            # As the chart README binds them: developers request in prod only; bob approves
+            # everywhere; carol approves in prod only; auditors read everywhere.
+            binding("RoleBinding", "jitgate-requester", ("Group", "developers"), "prod"),
+            binding("ClusterRoleBinding", "jitgate-approver", ("User", "bob")),
+            binding("RoleBinding", "jitgate-approver", ("User", "carol"), "prod"),
+            binding("ClusterRoleBinding", "jitgate-auditor", ("Group", "auditors")),
+        )
+        yield server
+
+
+def jit(server: Any, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = server.kubectl_env()
+    env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [server.kubectl_path, "jit", "--kubeconfig", str(server.kubeconfig(who)), *args],
+        capture_output=True, text=True, timeout=60, check=False, env=env,
+    )  # fmt: skip
+
+
+def pending(server: Any, name: str) -> None:
+    """The operator's first step, played by the admin: the request is Pending."""
+    server.kubectl(
+        "admin", "patch", "accessrequest", name, "-n", "prod", "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}), check=True,
+    )  # fmt: skip
+
+
+def test_a_requester_bound_in_one_namespace_requests_there_only(apiserver: Any) -> None:
+    asked = jit(apiserver, "alice", "request", "exec", "web-0", "-n", "prod", "--reason", "INC-1",
+                "--name", "fix-web-0")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    elsewhere = jit(apiserver, "alice", "request", "exec", "web-0", "-n", "staging",
+                    "--reason", "INC-1")  # fmt: skip
+    assert elsewhere.returncode == 1 and "forbidden" in elsewhere.stderr
+    assert jit(apiserver, "alice", "list", "-n", "prod").returncode == 0
+    # Requesting is not approving, and nobody but the operator's owner reference deletes.
+    approve = jit(apiserver, "alice", "approve", "fix-web-0", "-n", "prod", "-m", "me", "--yes")
+    assert approve.returncode == 1 and 'cannot patch resource "accessrequests/status"' in (
+        approve.stderr
+    )
+    deleted = apiserver.kubectl("alice", "delete", "accessrequest", "fix-web-0", "-n", "prod")
+    assert deleted.returncode != 0 and "forbidden" in deleted.stderr
+
+
+def test_an_approver_bound_cluster_wide_lists_pending_requests_everywhere(apiserver: Any) -> None:
+    asked = jit(apiserver, "alice", "request", "attach", "web-1", "-n", "prod", "--reason", "r",
+                "--name", "peek")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    pending(apiserver, "peek")
+    listed = jit(apiserver, "bob", "list", "--pending", "-A")  # the plugin's own help example
+    assert listed.returncode == 0, listed.stderr
+    assert "peek" in listed.stdout
+    approved = jit(apiserver, "bob", "approve", "peek", "-n", "prod", "-m", "ok", "--yes")
+    assert approved.returncode == 0, approved.stderr
+    # Revoke is an annotation: a patch of the request itself.
+    assert (
+        apiserver.kubectl(
+            "bob", "auth", "can-i", "patch", "accessrequests.jitgate.dev", "-n", "staging"
+        ).stdout.strip()
+        == "yes"
+    )
+
+
+def test_an_approver_bound_in_one_namespace_decides_there_only(apiserver: Any) -> None:
+    asked = jit(apiserver, "alice", "request", "exec", "web-2", "-n", "prod", "--reason", "r",
+                "--name", "carols")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    pending(apiserver, "carols")
+    here = jit(apiserver, "carol", "list", "--pending", "-n", "prod")
+    assert here.returncode == 0 and "carols" in here.stdout, here.stderr
+    everywhere = jit(apiserver, "carol", "list", "--pending", "-A")
+    assert everywhere.returncode == 1 and "forbidden" in everywhere.stderr
+    approved = jit(apiserver, "carol", "approve", "carols", "-n", "prod", "-m", "ok", "--yes")
+    assert approved.returncode == 0, approved.stderr
+
+
+def test_an_auditor_reads_everything_and_changes_nothing(apiserver: Any) -> None:
+    asked = jit(apiserver, "alice", "request", "exec", "db-0", "-n", "prod", "--reason", "r",
+                "--name", "audited")  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    read = apiserver.kubectl(
+        "admin", *AUDITOR, "get", "accessrequests,grants,accesspolicies", "-A", "-o", "name"
+    )
+    assert read.returncode == 0, read.stderr
+    assert "accessrequest.jitgate.dev/audited" in read.stdout
+    for question in (
+        ("create", "accessrequests.jitgate.dev"),
+        ("patch", "accessrequests.jitgate.dev", "--subresource=status"),
+        ("patch", "accessrequests.jitgate.dev"),
+        ("delete", "grants.jitgate.dev"),
+    ):
+        can = apiserver.kubectl("admin", *AUDITOR, "auth", "can-i", *question, "-n", "prod")
+        assert can.stdout.strip() == "no", question
+    can = apiserver.kubectl("admin", *AUDITOR, "auth", "can-i", "list", "grants.jitgate.dev", "-A")
+    assert can.stdout.strip() == "yes"
