@@ -112,6 +112,11 @@ def secret_ref(description: str) -> dict[str, Any]:
     )
 
 
+def _with(base: dict[str, Any], **properties: Any) -> dict[str, Any]:
+    """`base`, a closed object, with more properties."""
+    return {**base, "properties": {**base["properties"], **properties}}
+
+
 def api_resources(description: str) -> dict[str, Any]:
     return array(
         description,
@@ -306,7 +311,14 @@ SCHEMA: dict[str, Any] = {
             ),
             postgres=secret_ref("Secret with the PostgreSQL URL."),
             hmac=secret_ref("Secret with the HMAC key; empty: generated and kept."),
-            checkpoints=secret_ref("Secret with the Ed25519 checkpoint signer key; empty: none."),
+            checkpoints=_with(
+                secret_ref("Secret with the Ed25519 checkpoint signer key; empty: none."),
+                witnesses=array(
+                    "tlog-witness URLs each writer submits its checkpoints to for cosignatures.",
+                    {"type": "string", "pattern": r"^https?://[^\s]+$"},
+                    uniqueItems=True,
+                ),
+            ),
         )
         | {
             "if": {"properties": {"sink": {"const": "postgres"}}, "required": ["sink"]},
