@@ -7,6 +7,7 @@ Module map:
                    one-sentence usage errors), `JITGATE_<FLAG>` environment defaults, typed
                    options read from the parsed namespace.
 * `render`       — the one renderer: aligned tables, CSV, JSON (array or lines) and YAML.
+* `completion`   — shell completion for both programs (bash, zsh, fish; `__complete`).
 * `jitgate/`     — the `jitgate` program: operator, webhook, audit, crds, demo.
 * `kubectl_jit/` — the `kubectl jit` plugin: request, list, show, approve, deny, review, …
 

@@ -86,23 +86,38 @@ def test_show_lists_decisions_grant_and_who_stopped_it() -> None:
         approvals=[{"user": "bob", "decision": "Approve", "comment": "ok",
                     "time": "2026-11-21T09:58:00Z"}],
         grant={"name": "fix-web-0-x7k2", "expiresAt": "2026-11-21T10:13:00Z"},
+        conditions=[{"type": "Granted", "status": "False", "reason": "Revoked",
+                     "lastTransitionTime": "2026-11-21T09:59:00Z"}],
     )  # fmt: skip
     shown = shown.model_copy(
         update={"metadata": shown.metadata.model_copy(
-            update={"annotations": {"jitgate.dev/revoked-by": "carol"}})}
+            update={"annotations": {"jitgate.dev/revoked-by": "carol",
+                                    "jitgate.dev/revoke-reason": "INC-1 closed"}})}
     )  # fmt: skip
-    text = render_show(shown, NOW)
+    text = render_show(shown, NOW, duration="15m (the policy's default)")
     fields = dict(line.split(":  ", 1) for line in text.splitlines() if ":  " in line[:16])
     fields = {key: value.strip() for key, value in fields.items()}
     assert fields["Phase"] == "Revoked"
     assert fields["Requester"] == "alice (groups: dev)"
     assert fields["Created"] == "2026-11-21T09:57:00Z (3m ago)"
-    assert fields["Grant"] == "fix-web-0-x7k2, until 2026-11-21T10:13:00Z (in 13m)"
-    assert fields["Revoked by"] == "carol"
+    # Ended: when it was revoked, not "until … (in 13m)"; the real duration, not "policy default".
+    assert fields["Grant"] == "fix-web-0-x7k2, revoked at 2026-11-21T09:59:00Z (60s ago)"
+    assert fields["Duration"] == "15m (the policy's default)"
+    assert (fields["Revoked by"], fields["Revoke reason"]) == ("carol", "INC-1 closed")
     assert fields["Approvals"] == "1/1 (given/required)"
     assert "Pending until" not in fields
     assert "  exec pod/web-0 (any container, any command, interactive)\n" in text
     assert '  Approve  bob  2026-11-21T09:58:00Z  "ok"\n' in text
+
+
+def test_an_expired_grant_says_when_it_expired() -> None:
+    grant = {"name": "fix-web-0-x7k2", "expiresAt": "2026-11-21T09:55:00Z"}
+    text = render_show(request(phase="Expired", grant=grant), NOW)
+    assert "fix-web-0-x7k2, expired at 2026-11-21T09:55:00Z (5m ago)\n" in text
+    live = render_show(
+        request(phase="Approved", grant={**grant, "expiresAt": "2026-11-21T10:12:00Z"}), NOW
+    )
+    assert "fix-web-0-x7k2, until 2026-11-21T10:12:00Z (in 12m)" in live
 
 
 def break_glass(phase: str | None, **annotations: str) -> AccessRequest:

@@ -9,8 +9,7 @@ from typing import Any
 from support import objects
 from support.clocks import NOW
 
-from jitgate.cli.kubectl_jit.cluster import Me
-from jitgate.cli.kubectl_jit.queue import (
+from jitgate.cli.kubectl_jit.approver_queue import (
     Entry,
     deadline_key,
     governing,
@@ -18,6 +17,7 @@ from jitgate.cli.kubectl_jit.queue import (
     may_decide,
     queue_row,
 )
+from jitgate.cli.kubectl_jit.cluster import Me
 from jitgate.core.api import AccessRequest
 
 PRODUCTION = objects.policy_model(maxDuration="1h", defaultDuration="15m")

@@ -380,12 +380,14 @@ async def test_decisions_on_a_finished_request_are_refused(jit: Jit, operator: O
 async def test_revoke_and_cancel_set_the_annotations(jit: Jit, operator: Operator) -> None:
     operator.seed("live", status={"phase": "Approved"})
     operator.seed("waiting", status={"phase": "Pending"})
-    revoked = await jit("revoke", "live", "-n", "prod", user="bob")
+    revoked = await jit("revoke", "live", "-n", "prod", "--reason", "INC-1 closed", user="bob")
     assert revoked.returncode == 0, revoked.stderr
     assert revoked.stdout.startswith("accessrequest.jitgate.dev/live revoke requested")
     cancelled = await jit("cancel", "waiting", "-n", "prod")
     assert cancelled.returncode == 0, cancelled.stderr
-    assert operator.request("live")["metadata"]["annotations"] == {"jitgate.dev/revoke": "true"}
+    assert operator.request("live")["metadata"]["annotations"] == {
+        "jitgate.dev/revoke": "true", "jitgate.dev/revoke-reason": "INC-1 closed"
+    }  # fmt: skip
     assert operator.request("waiting")["metadata"]["annotations"] == {"jitgate.dev/cancel": "true"}
     wrong = await jit("revoke", "waiting", "-n", "prod")
     assert wrong.returncode == 1

@@ -307,6 +307,7 @@ def install(
         *manifests.namespaces(),
         *manifests.chart_rbac(rendered),
         *manifests.persona_rbac(),
+        *manifests.policy_reader_rbac(),
         manifests.chart_policy(rendered),
         manifests.pod("prod", PROBE_POD),
     ]

@@ -186,6 +186,21 @@ def persona_rbac(namespaces: Iterable[str] = NAMESPACES) -> list[Obj]:
     return objects
 
 
+def policy_reader_rbac() -> list[Obj]:
+    """Approvers may read AccessPolicies (cluster-scoped, so a ClusterRoleBinding): the
+    approver's queue, `kubectl jit list --pending`, lists only what the policies let them
+    decide."""
+    name = "jitgate-e2e-policy-reader"
+    rules = [{"apiGroups": [GROUP], "resources": ["accesspolicies"], "verbs": ["get", "list"]}]
+    return [
+        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": name},
+         "rules": rules},
+        {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+         "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": name},
+         "subjects": [{"apiGroup": RBAC, "kind": "Group", "name": "sre"}]},
+    ]  # fmt: skip
+
+
 CHART_RBAC_KINDS = ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 
 

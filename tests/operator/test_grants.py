@@ -117,13 +117,17 @@ async def test_the_revoke_annotation_revokes_as_the_stamped_user(jit) -> None:
     jit.policy()
     async with jit.running():
         grant = await approved(jit)
-        jit.annotate("fix-web-0", {"jitgate.dev/revoke": "true", "jitgate.dev/revoked-by": "bob"})
+        jit.annotate("fix-web-0", {"jitgate.dev/revoke": "true", "jitgate.dev/revoked-by": "bob",
+                                   "jitgate.dev/revoke-reason": "INC-9 closed"})  # fmt: skip
         obj = await jit.until_phase("fix-web-0", "Revoked")
         await jit.until(lambda: jit.find(grant["metadata"]["name"], GRANTS) is None)
-    assert obj["status"]["message"].endswith("revoked by bob")
+    # The reason typed with `kubectl jit revoke --reason` is on the request and in the record.
+    assert obj["status"]["message"].endswith("revoked by bob: INC-9 closed")
     revoked = [r for r in jit.records() if r["type"] == "grant.revoked"]
     assert len(revoked) == 1
-    assert revoked[0]["actor"]["user"] == "bob"
+    assert (revoked[0]["actor"]["user"], revoked[0]["reason"]) == (
+        "bob", "revoked by bob: INC-9 closed"
+    )  # fmt: skip
 
 
 async def test_deleting_the_request_revokes_its_grant(jit) -> None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
+from jitgate.cli.completion import COMPLETE_COMMAND, add_completion_command, answer
 from jitgate.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -43,12 +44,17 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
+    add_completion_command(subparsers, "jitgate")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    namespace = parser.parse_args(argv)
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [COMPLETE_COMMAND]:
+        sys.stdout.write(answer(parser, args[1:]))
+        return EXIT_OK
+    namespace = parser.parse_args(args)
     handler: Command[object] | None = getattr(namespace, "handler", None)
     if handler is None:
         parser.print_help()

@@ -9,7 +9,7 @@ Module map:
 * `next_step` — the kubectl command a grant allows, printed once approved.
 * `exits`     — the exit codes, one table for `--help`, the README and the code.
 * `review`    — `list` (`--mine`, `--pending`) and `show`.
-* `queue`     — the approver's queue: what I may decide (as the policies say), by deadline.
+* `approver_queue` — the approver's queue: what I may decide (as the policies say), by deadline.
 * `decide`    — `approve`, `deny`, `review`, `revoke` and `cancel`.
 * `build`     — AccessRequests and approval patches from arguments, without I/O.
 * `kinds`     — KIND/NAME arguments as kubectl takes them, as the resources policies speak.

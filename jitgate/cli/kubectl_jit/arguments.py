@@ -7,6 +7,7 @@ import datetime as dt
 from importlib.metadata import version
 from typing import Any, Literal, NoReturn
 
+from jitgate.cli.completion import add_completion_command
 from jitgate.cli.errors import EXIT_USAGE
 from jitgate.cli.kubectl_jit.decide import run_decision, run_review, run_stop
 from jitgate.cli.kubectl_jit.exits import exit_code_help
@@ -240,6 +241,10 @@ def _decision_parsers(subparsers: Any) -> None:
     for verb, annotation, wanted, summary in stops:
         parser = subparsers.add_parser(verb, help=summary, description=summary.capitalize() + ".")
         parser.add_argument("name", metavar="NAME")
+        if verb == "revoke":
+            parser.add_argument(
+                "--reason", help="why; kept on the request and in the grant.revoked audit record"
+            )
         parser.set_defaults(handler=_stop_command(annotation, wanted))
         _connection_flags(parser, top=False)
 
@@ -284,4 +289,5 @@ def build_parser() -> argparse.ArgumentParser:
     _request_parsers(subparsers)
     _review_parsers(subparsers)
     _decision_parsers(subparsers)
+    add_completion_command(subparsers, "kubectl-jit")
     return parser

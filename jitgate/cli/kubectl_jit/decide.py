@@ -9,8 +9,8 @@ from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, ApiRefused, CommandFa
 from jitgate.cli.kubectl_jit.build import approval_patch
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
 from jitgate.cli.kubectl_jit.options import DecisionOptions, ReviewOptions, StopOptions
-from jitgate.cli.kubectl_jit.review import parsed, read_policies
-from jitgate.cli.kubectl_jit.views import approvers_so_far, human_duration, render_show
+from jitgate.cli.kubectl_jit.review import described, parsed, read_policies
+from jitgate.cli.kubectl_jit.views import approvers_so_far, ended_at, human_duration
 from jitgate.cli.kubectl_jit.waiting import decided, settle
 from jitgate.core.api import TERMINAL_PHASES, Decision
 from jitgate.core.clock import SYSTEM_CLOCK, format_time
@@ -21,6 +21,7 @@ from jitgate.core.requests.annotations import (
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,
     REVOKE_ANNOTATION,
+    REVOKE_REASON_ANNOTATION,
 )
 
 # How long approve and deny wait for the operator to act on a deciding vote.
@@ -60,7 +61,7 @@ def run_decision(options: DecisionOptions) -> int:
             f'accessrequest "{name}" is {phase}; only a Pending request can be approved or denied'
         )
     if not options.yes:
-        sys.stdout.write(render_show(request, SYSTEM_CLOCK.now()))
+        sys.stdout.write(described(requests, request))
         sys.stdout.flush()
         if not _confirm(f"{verb.capitalize()} accessrequest {namespace}/{name}?"):
             sys.stderr.write(f"Nothing changed: accessrequest {namespace}/{name} was not {done}.\n")
@@ -152,14 +153,28 @@ def run_stop(options: StopOptions) -> int:
             f'accessrequest "{name}" is {phase}; only {_article(wanted)} {wanted} request '
             f"can be {done}{hint}"
         )
-    requests.merge_patch(namespace, name, {"metadata": {"annotations": {annotation: "true"}}})
+    if options.reason is not None and not options.reason.strip():
+        raise UsageError("--reason must say why")
+    annotations = {annotation: "true"}
+    if options.reason:
+        annotations[REVOKE_REASON_ANNOTATION] = options.reason
+    result = requests.merge_patch(namespace, name, {"metadata": {"annotations": annotations}})
     outcome = (
         "the operator deletes its grant"
         if annotation == REVOKE_ANNOTATION
         else "the operator marks it Cancelled"
     )
     print(f"accessrequest.jitgate.dev/{name} {verb} requested; {outcome}")
+    final = parsed(settle(requests, result, _SETTLE_SECONDS, _ended))
+    if final.status.phase in TERMINAL_PHASES:
+        ended = ended_at(final)
+        when = f" at {format_time(ended)}" if ended is not None else ""
+        print(f"{final.status.phase}{when}: {final.status.message or done}")
     return EXIT_OK
+
+
+def _ended(raw: Json) -> bool:
+    return (raw.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
 def run_review(options: ReviewOptions) -> int:
@@ -184,7 +199,7 @@ def run_review(options: ReviewOptions) -> int:
     if reviewer:
         raise CommandFailed(f'accessrequest "{name}" was already reviewed by {reviewer}')
     if not options.yes:
-        sys.stdout.write(render_show(request, SYSTEM_CLOCK.now()))
+        sys.stdout.write(described(requests, request))
         sys.stdout.flush()
         if not _confirm(f"Review accessrequest {namespace}/{name}?"):
             where = f"{namespace}/{name}"

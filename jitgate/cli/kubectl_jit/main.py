@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from jitgate.cli.completion import COMPLETE_COMMAND, answer
 from jitgate.cli.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -59,8 +60,12 @@ def parse_args(argv: Sequence[str]) -> Invocation:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == [COMPLETE_COMMAND]:
+        sys.stdout.write(answer(build_parser(), args[1:]))
+        return EXIT_OK
     try:
-        return parse_args(sys.argv[1:] if argv is None else argv)()
+        return parse_args(args)()
     except CliError as error:
         sys.stderr.write(f"Error: {error.message}\n")
         return error.code
@@ -71,3 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # `kubectl jit list | head`: the reader left; say nothing more on the closed pipe.
         silence_stdout()
         return EXIT_OK
+
+
+def complete() -> int:
+    """`kubectl_complete-jit`: kubectl asks it for the candidates of `kubectl jit …<TAB>`."""
+    sys.stdout.write(answer(build_parser(), sys.argv[1:], kubectl=True))
+    return EXIT_OK

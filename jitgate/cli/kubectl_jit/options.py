@@ -86,3 +86,4 @@ class StopOptions:
     name: str
     annotation: str
     wanted: Literal["Pending", "Approved"]
+    reason: str | None = None  # revoke only

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 from jitgate.cli import render
 from jitgate.cli.errors import EXIT_OK, CommandFailed
-from jitgate.cli.kubectl_jit.build import RequestError, parse_request
-from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, Me, open_session
-from jitgate.cli.kubectl_jit.options import ListOptions, ShowOptions
-from jitgate.cli.kubectl_jit.queue import (
+from jitgate.cli.kubectl_jit.approver_queue import (
     Entry,
     deadline_key,
     governing,
+    grant_length,
     may_decide,
     queue_header,
     queue_row,
 )
+from jitgate.cli.kubectl_jit.build import RequestError, parse_request
+from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, Me, open_session
+from jitgate.cli.kubectl_jit.options import ListOptions, ShowOptions
 from jitgate.cli.kubectl_jit.views import render_show, render_table, table_header, table_row
 from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, AccessRequest
-from jitgate.core.clock import SYSTEM_CLOCK
+from jitgate.core.clock import SYSTEM_CLOCK, parse_time
+from jitgate.core.durations import format_duration
 
 
 def parsed(raw: Json) -> AccessRequest:
@@ -136,11 +139,31 @@ def run_list(options: ListOptions) -> int:
     return EXIT_OK
 
 
+def described(requests: AccessRequests, request: AccessRequest) -> str:
+    """`render_show` with the grant's real length: from the governing policy where the
+    caller may read it, else from the grant's own window."""
+    namespace = request.metadata.namespace or ""
+    policies = read_policies(requests)
+    labels = requests.namespace_labels(namespace) if request.status.policy is None else None
+    policy = governing(request, policies, labels) if policies is not None else None
+    duration = grant_length(request, policy) if policy is not None else None
+    grant = request.status.grant
+    if duration is None and grant is not None:
+        start = ((requests.get_grant(namespace, grant.name) or {}).get("spec") or {}).get(
+            "notBefore"
+        )
+        if isinstance(start, str):
+            with contextlib.suppress(ValueError):
+                duration = format_duration(grant.expires_at - parse_time(start))
+    return render_show(request, SYSTEM_CLOCK.now(), duration=duration)
+
+
 def run_show(options: ShowOptions) -> int:
     session = open_session(options.cluster)
-    raw = AccessRequests(session).get(session.namespace, options.name)
+    requests = AccessRequests(session)
+    raw = requests.get(session.namespace, options.name)
     if options.output is not None:
         sys.stdout.write(render.document(raw, options.output))
     else:
-        sys.stdout.write(render_show(parsed(raw), SYSTEM_CLOCK.now()))
+        sys.stdout.write(described(requests, parsed(raw)))
     return EXIT_OK

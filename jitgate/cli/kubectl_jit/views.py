@@ -10,14 +10,20 @@ from jitgate.cli import render
 from jitgate.core.api import TERMINAL_PHASES, AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.requests.annotations import (
+    CANCELLED_BY_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,
+    REVOKE_REASON_ANNOTATION,
+    REVOKED_BY_ANNOTATION,
 )
 from jitgate.core.requests.step import APPROVED, GRANTED
 from jitgate.core.vocabulary import singular
 
 NONE = "<none>"
+# The grant length when no duration was asked for and neither the policy nor the grant is
+# readable by the caller.
+_UNKNOWN_DEFAULT = "the policy's default (you may not read the policy)"
 
 
 def human_duration(delta: dt.timedelta) -> str:
@@ -178,8 +184,20 @@ def _when(value: dt.datetime | None, now: dt.datetime) -> str:
     return f"{format_time(value)} ({relative})"
 
 
-def render_show(request: AccessRequest, now: dt.datetime) -> str:
-    """A `kubectl describe`-style view: what is asked, why, who decided, and the grant."""
+def _grant_state(request: AccessRequest, now: dt.datetime) -> str:
+    """`NAME, until T (in 12m)` while live; `NAME, revoked at T (3m ago)` once it ended."""
+    grant, phase = request.status.grant, request.status.phase
+    assert grant is not None
+    if phase not in ("Revoked", "Expired"):
+        return f"{grant.name}, until {_when(grant.expires_at, now)}"
+    ended = ended_at(request) or (grant.expires_at if phase == "Expired" else None)
+    at = f" at {_when(ended, now)}" if ended is not None else ""
+    return f"{grant.name}, {phase.lower()}{at}"
+
+
+def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | None = None) -> str:
+    """A `kubectl describe`-style view: what is asked, why, who decided, and the grant.
+    `duration` is the grant's real length where the caller could work it out."""
     spec, status, meta = request.spec, request.status, request.metadata
     fields: list[tuple[str, str]] = [
         ("Name", meta.name or ""),
@@ -197,7 +215,10 @@ def render_show(request: AccessRequest, now: dt.datetime) -> str:
         ("Created", _when(meta.creation_timestamp, now)),
         ("Reason", spec.reason),
         ("Ticket", spec.ticket or NONE),
-        ("Duration", spec.duration or "policy default"),
+        (
+            "Duration",
+            duration or spec.duration or "the policy's default (the policy is not readable)",
+        ),
     ]
     if spec.break_glass:
         fields.append(("Break glass", "yes (emergency access, flagged for review)"))
@@ -217,12 +238,11 @@ def render_show(request: AccessRequest, now: dt.datetime) -> str:
     if status.phase in (None, "Pending"):
         fields.append(("Pending until", _when(status.pending_deadline, now)))
     if status.grant is not None:
-        fields.append(
-            ("Grant", f"{status.grant.name}, until {_when(status.grant.expires_at, now)}")
-        )
+        fields.append(("Grant", _grant_state(request, now)))
     for annotation, label in (
-        ("jitgate.dev/cancelled-by", "Cancelled by"),
-        ("jitgate.dev/revoked-by", "Revoked by"),
+        (CANCELLED_BY_ANNOTATION, "Cancelled by"),
+        (REVOKED_BY_ANNOTATION, "Revoked by"),
+        (REVOKE_REASON_ANNOTATION, "Revoke reason"),
     ):
         if annotation in meta.annotations:
             fields.append((label, meta.annotations[annotation]))

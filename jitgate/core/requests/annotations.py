@@ -12,6 +12,9 @@ CANCEL_ANNOTATION = "jitgate.dev/cancel"
 REVOKE_ANNOTATION = "jitgate.dev/revoke"
 CANCELLED_BY_ANNOTATION = "jitgate.dev/cancelled-by"
 REVOKED_BY_ANNOTATION = "jitgate.dev/revoked-by"
+# Why the grant is revoked, as the one revoking it typed it (`kubectl jit revoke --reason`):
+# the operator puts it in the grant.revoked record and the request's message.
+REVOKE_REASON_ANNOTATION = "jitgate.dev/revoke-reason"
 # An approver marks a break-glass request reviewed (any phase after it was approved), with an
 # optional comment; the webhook stamps the reviewer.
 REVIEW_ANNOTATION = "jitgate.dev/review"

@@ -17,6 +17,7 @@ from jitgate.core.requests.annotations import (
     REVIEWABLE_PHASES,
     REVIEWED_BY_ANNOTATION,
     REVOKE_ANNOTATION,
+    REVOKE_REASON_ANNOTATION,
     REVOKED_BY_ANNOTATION,
 )
 from jitgate.core.requests.step import (
@@ -53,7 +54,8 @@ def approved(request: AccessRequest, world: World) -> Step:
         )
     if REVOKE_ANNOTATION in annotations and annotations.get(REVOKED_BY_ANNOTATION):
         by = annotations[REVOKED_BY_ANNOTATION]
-        reason = f"revoked by {by}"
+        why = annotations.get(REVOKE_REASON_ANNOTATION, "").strip()
+        reason = f"revoked by {by}" + (f": {why}" if why else "")
         gone = to_phase(status.phase, "Revoked", message=f"grant {status.grant.name} {reason}")
         return Step(revoke=RevokeGrant(status.grant.name, by, reason, gone))
     return review(request, world) or Step()
