@@ -179,6 +179,8 @@ class KubeAPIServer:
         self.personas = {p.name: p for p in personas}
         self.process = process
         self.log_file = log_file
+        # The API server's own audit log (JSON lines of audit.k8s.io/v1 Events; AUDIT_POLICY).
+        self.audit_log = tmpdir / AUDIT_LOG
         self.startup_seconds = startup_seconds
         self.kubectl_path = KUBECTL
         self.kubelet_ports: dict[str, int] = {}  # node name -> (closed) kubelet port
@@ -484,6 +486,27 @@ def _on_a_free_port(
     raise RuntimeError(last_error)
 
 
+AUDIT_LOG = "audit.log"
+# What the API server's audit log keeps: every request at Metadata level (annotations
+# included, so jitgate's auditAnnotations are there), but no reads but pod connections
+# (kubectl exec over WebSocket is a GET on pods/exec).
+AUDIT_POLICY = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {
+            "level": "Metadata",
+            "resources": [
+                {"group": "", "resources": ["pods/exec", "pods/attach", "pods/portforward"]}
+            ],
+        },
+        {"level": "None", "verbs": ["get", "list", "watch"]},
+        {"level": "Metadata"},
+    ],
+}
+
+
 def apiserver_args(
     *,
     tmpdir: Path,
@@ -496,6 +519,8 @@ def apiserver_args(
     extra: Sequence[str] = (),
 ) -> list[str]:
     sa_private, sa_public = sa_keys
+    policy = tmpdir / "audit-policy.json"
+    policy.write_text(json.dumps(AUDIT_POLICY))
     return [
         f"--etcd-data-dir={etcd_dir}",
         "--bind-address=127.0.0.1",
@@ -520,6 +545,9 @@ def apiserver_args(
         "--profiling=false",
         "--logging-format=text",
         "--v=1",
+        f"--audit-policy-file={policy}",
+        f"--audit-log-path={tmpdir / AUDIT_LOG}",
+        "--audit-log-format=json",
         *extra,
     ]
 

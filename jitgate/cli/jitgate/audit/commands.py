@@ -9,6 +9,7 @@ from typing import Any
 from jitgate.cli.errors import EXIT_USAGE
 from jitgate.cli.jitgate.audit import (
     query_cmd,
+    reconcile_cmd,
     report_cmd,
     tail_cmd,
     tlog_cmd,
@@ -21,6 +22,7 @@ from jitgate.cli.jitgate.audit.options import (
     KeygenOptions,
     ProveOptions,
     QueryOptions,
+    ReconcileOptions,
     ReportOptions,
     TailOptions,
     VerifyOptions,
@@ -29,14 +31,37 @@ from jitgate.cli.jitgate.audit.options import (
 )
 from jitgate.cli.options import Command, Parser, add_flag, command
 
+AUDIT_DESCRIPTION = """\
+Verify, query, export, follow and review jitgate's tamper-evident audit log.
+
+What each check proves, and against whom:
+  verify                       every writer's hash chain is whole (nothing edited, deleted,
+                               inserted, reordered or cut): against accidents and anyone who
+                               cannot recompute the hashes
+  verify --key-file K          each record was MAC'd with the HMAC key: against anyone
+                               without that key
+  verify --verifier-key PUB    each writer's checkpoints extend one another and its records are
+                               the ones the latest covers, with no secret; prints when it was
+                               signed: against anyone without the writers' Ed25519 key
+  verify ... --witness-key W   the latest checkpoints are cosigned by witnesses that saw them
+    [--min-cosignatures N]     extend what they cosigned before: against a holder of the HMAC
+                               and signing keys who rewrites, cuts or forks the log
+  prove / verify-proof         one record is in its writer's signed log, offline, public key
+                               only
+  reconcile --apiserver-audit  jitgate's allows and the API server's own audit log name each
+                               other: against a bypassed webhook (UNRECORDED) and forged or
+                               lost records (UNHEARD)
+
+Exit codes: 0 success, 1 check failed (tampered or damaged log), 2 bad usage or unreadable
+input."""
+
 
 def register(subparsers: Any) -> None:
     audit = subparsers.add_parser(
         "audit",
         help="verify, query, export, follow and review the audit log",
-        description="Verify, query, export, follow and review jitgate's tamper-evident audit log. "
-        "Exit codes: 0 success, 1 check failed (tampered or damaged log), 2 bad usage or "
-        "unreadable input.",
+        description=AUDIT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     # Without a subcommand: the help, on stderr, and exit code 2.
     audit.set_defaults(handler=Command(lambda _namespace: audit, _usage))
@@ -102,6 +127,41 @@ def register(subparsers: Any) -> None:
         "key goes to `verify --witness-key`",
     )
     keygen.set_defaults(handler=command(KeygenOptions, guarded("keygen", tlog_cmd.run_keygen)))
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        help="match jitgate's log with the API server's own audit log, both ways",
+        description="Match the API server's audit log (JSON lines of audit.k8s.io/v1 Events, "
+        "--audit-log-path; Metadata level or more for pods/exec, attach, portforward and "
+        "workload deletes and scales) with jitgate's log. Named, exit 1: an allowed protected "
+        "action in the API server's log that no jitgate record answers for (jitgate bypassed, "
+        "or its record gone); a jitgate action.allowed, within the time the API server's log "
+        "covers, that no API server event names (forged, or lost); an event naming a record "
+        "that is missing or differs (leaf hash, user, namespace). Exit 0 when they agree. "
+        "Allowed answers name their record in auditAnnotations (writer, seq, leaf), which the "
+        "API server keeps.",
+    )
+    _common(reconcile)
+    reconcile.add_argument(
+        "--apiserver-audit", metavar="FILE", action="append", required=True,
+        help="the API server's audit log file; repeat for rotated files",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--namespace", "-n", action="append", default=[],
+        help="only look for unrecorded actions in these namespaces (the protected ones)",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--exempt-user", action="append", default=[],
+        help="users that act without jitgate, as the webhook's --exempt-user (system: users "
+        "and jitgate's defaults always)",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--exempt-group", action="append", default=[],
+        help="groups that act without jitgate, as the webhook's --exempt-group",
+    )  # fmt: skip
+    reconcile.set_defaults(
+        handler=command(ReconcileOptions, guarded("reconcile", reconcile_cmd.run))
+    )
 
     witness = commands.add_parser(
         "witness",

@@ -56,6 +56,15 @@ class KeygenOptions:
 
 
 @dataclass(frozen=True)
+class ReconcileOptions:
+    log: LogOptions
+    apiserver_audit: tuple[str, ...]
+    namespace: tuple[str, ...]
+    exempt_user: tuple[str, ...]
+    exempt_group: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class WitnessOptions:
     key: str
     log_key: tuple[str, ...]

@@ -1,0 +1,162 @@
+"""`jitgate audit reconcile`: jitgate's log against the API server's audit log, both ways,
+on API server events shaped as kube-apiserver writes them (the real one: tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
+from jitgate.audit.reconcile import parse_apiserver_log, reconcile
+from jitgate.core.clock import ManualClock
+
+from .conftest import KEY, START
+
+HOOK = "connect.actions.jitgate.dev"
+
+
+def event(
+    audit_id: str, user: str, *, code: int = 101, record: Any = None, **target: str
+) -> dict[str, Any]:
+    annotations = {"authorization.k8s.io/decision": "allow"}
+    if record is not None:
+        annotations |= {
+            f"{HOOK}/grant": "g", f"{HOOK}/writer": record.writer, f"{HOOK}/seq": str(record.seq),
+            f"{HOOK}/leaf": record.leaf_hash,
+        }  # fmt: skip
+    return {
+        "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+        "auditID": audit_id, "stage": "ResponseComplete", "verb": "get",
+        "user": {"username": user, "groups": ["system:authenticated"]},
+        "objectRef": {"resource": "pods", "namespace": "prod", "name": "web-0",
+                      "apiVersion": "v1", "subresource": "exec", **target},
+        "responseStatus": {"code": code},
+        "requestReceivedTimestamp": START.strftime("%Y-%m-%dT%H:%M:%S.123456Z"),
+        "stageTimestamp": START.strftime("%Y-%m-%dT%H:%M:%S.223456Z"),
+        "annotations": annotations,
+    }  # fmt: skip
+
+
+def exec_allowed(user: str = "alice", uid: str = "u1") -> AuditEvent:
+    return AuditEvent(
+        type="action.allowed", actor=Actor(user=user, groups=("developers",)), namespace="prod",
+        action=Action(verb="exec", resource="pods", name="web-0", subresource="exec"),
+        grant="g", request="r", admissionUID=uid, dryRun=False,
+    )  # fmt: skip
+
+
+async def log_with(file_url: str, *events: AuditEvent) -> list[Any]:
+    async with open_audit_writer(
+        file_url, writer_id="webhook-0", key=KEY, clock=ManualClock(START),
+        maintenance_interval=None,
+    ) as writer:  # fmt: skip
+        return [await writer.append(e) for e in events]
+
+
+def stored_records(file_url: str) -> list[dict[str, Any]]:
+    segment = next(Path(file_url.removeprefix("file://"), "webhook-0").glob("*.jsonl"))
+    return [json.loads(line) for line in segment.read_text().splitlines()]
+
+
+def write_events(path: Path, *events: dict[str, Any]) -> Path:
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    return path
+
+
+async def test_the_logs_agree_and_each_disagreement_is_named(
+    cli: Any, file_url: str, tmp_path: Path
+) -> None:
+    genuine, forged = await log_with(file_url, exec_allowed(), exec_allowed("mallory", "u2"))
+    apiserver = write_events(
+        tmp_path / "audit.log",
+        event("a1", "alice", record=genuine),
+        event("a2", "bob", code=403),  # refused: nothing to account for
+        event("a3", "system:serviceaccount:kube-system:gc", verb="delete"),  # exempt
+    )
+    result = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver)
+    assert result.code == 1
+    assert result.out.splitlines() == [
+        "UNHEARD     webhook-0:2 2026-11-16T09:00:00Z action.allowed mallory exec prod/web-0: no "
+        "API server event names it (forged, or lost from the API server's log)",
+        "The logs DISAGREE: 1 finding(s), each named above; 1 allowed request(s) matched from "
+        "2026-11-16T09:00:00Z to 2026-11-16T09:00:00Z.",
+    ]
+
+    apiserver = write_events(
+        tmp_path / "audit.log",
+        event("a1", "alice", record=genuine),
+        event("a2", "mallory", record=forged),
+        event("a4", "carol"),  # allowed, no jitgate record: jitgate was bypassed
+    )
+    result = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver)
+    assert result.code == 1
+    assert result.out.splitlines()[0] == (
+        "UNRECORDED  2026-11-16T09:00:00Z carol get pods/exec prod/web-0 (auditID a4): allowed "
+        "by the API server, and no jitgate record answers for it"
+    )
+    scoped = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver, "-n", "dev")
+    assert scoped.code == 0, scoped.out
+    assert scoped.out == (
+        "The logs agree: 2 allowed request(s) matched both ways, 3 API server request(s) read "
+        "from 2026-11-16T09:00:00Z to 2026-11-16T09:00:00Z.\n"
+    )
+    exempt = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver,
+                 "--exempt-user", "carol")  # fmt: skip
+    assert exempt.code == 0, exempt.out
+
+
+async def test_an_event_naming_a_missing_or_different_record_is_named(
+    file_url: str, tmp_path: Path
+) -> None:
+    (genuine,) = await log_with(file_url, exec_allowed())
+    told = event("a1", "alice", record=genuine)
+    zeros = "sha256:" + "00" * 32
+    told["annotations"][f"{HOOK}/leaf"] = zeros
+    missing = event("a2", "alice", record=genuine)
+    missing["annotations"][f"{HOOK}/seq"] = "7"
+    stranger = event("a3", "bob", record=genuine)
+    records = stored_records(file_url)
+    found = reconcile(
+        parse_apiserver_log([json.dumps(e).encode() for e in (told, missing, stranger)]), records
+    )
+    assert [(f.kind, f.message.split(": ", 1)[-1]) for f in found.findings] == [
+        ("mismatched", f"its leaf hash is not the one the API server was told ({zeros})"),
+        ("mismatched", "2026-11-16T09:00:00Z alice get pods/exec prod/web-0 (auditID a2) names "
+                       "jitgate record webhook-0:7, which the log does not have"),
+        ("mismatched", "it says user 'alice', the API server 'bob'"),
+    ]  # fmt: skip
+
+
+async def test_one_named_record_accounts_for_its_whole_review(
+    file_url: str, tmp_path: Path
+) -> None:
+    """A namespace delete is one review and a record per protected object in it; only the
+    last allow's annotations reach the API server's event."""
+    first, last = await log_with(
+        file_url, exec_allowed(uid="ns-delete"), exec_allowed(uid="ns-delete")
+    )
+    records = stored_records(file_url)
+    one = event(
+        "a1",
+        "alice",
+        record=last,
+        resource="namespaces",
+        subresource="",
+        name="prod",
+        verb="delete",
+    )
+    found = reconcile(parse_apiserver_log([json.dumps(one).encode()]), records)
+    assert (found.matched, found.findings) == (1, ())
+    assert first.seq == 1
+
+
+def test_a_file_that_is_not_an_api_server_audit_log_is_refused(
+    cli: Any, file_url: str, tmp_path: Path
+) -> None:
+    bad = tmp_path / "audit.log"
+    bad.write_text('{"kind": "Pod"}\n')
+    result = cli("reconcile", "--audit", file_url, "--apiserver-audit", bad)
+    assert result.code == 2
+    assert "is not an API server audit log: line 1 is not an audit.k8s.io Event" in result.err
+    assert cli("reconcile", "--audit", file_url, "--apiserver-audit", tmp_path / "nope").code == 2
