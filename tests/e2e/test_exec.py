@@ -8,6 +8,8 @@ one runs nothing; attach streams ``c.node.attach_log``; port-forward reaches an 
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 import shlex
@@ -201,12 +203,36 @@ def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
     ]
     first_denials = summary[: summary.index(("action.denied", "update", None, "ApprovalRefused"))]
     assert first_denials and set(first_denials) == {("action.denied", "exec", None, "NoLiveGrant")}
-    assert ("action.allowed", "exec", grant_name, "") in summary
+    assert ("action.allowed", "exec", grant_name, "INC-1234") in summary  # the request's reason
     allowed = next(r for r in webhook if r["type"] == "action.allowed")
     assert allowed["request"] == "fix-web-0"
     assert allowed["action"]["command"] == list(FIX)
     assert allowed["action"]["container"] == "app"
     assert summary[-1] == ("action.denied", "exec", None, "NoLiveGrant")
+
+    # One command answers who exec'd into prod/web-0, approved by whom, and why: the webhook
+    # took the approvers, reason and ticket from the Grant it holds.
+    assert (grant["spec"]["reason"], grant["spec"]["ticket"]) == (
+        "INC-1234: worker stuck",
+        "INC-1234",
+    )
+    assert (allowed["reason"], allowed["context"]["approvers"], allowed["context"]["ticket"]) == (
+        "INC-1234: worker stuck", ["bob"], "INC-1234"
+    )  # fmt: skip
+    who = c.audit("webhook", "query", "-n", "prod", "--pod", "web-0", "--type", "action.allowed")
+    header, row = (re.split(r"\s{2,}", line) for line in who.stdout.splitlines())
+    cells = dict(zip(header, row, strict=True))
+    assert (cells["USER"], cells["GRANT"], cells["APPROVERS"], cells["REASON"]) == (
+        "alice", grant_name, "bob", "INC-1234: worker stuck"
+    )  # fmt: skip
+    flat = c.audit("webhook", "export", "--format", "csv", "--object", "pod/web-0", "--user",
+                   "alice", "--type", "action.allowed")  # fmt: skip
+    (exported,) = csv.DictReader(io.StringIO(flat.stdout))
+    assert {k: exported[k] for k in ("target", "container", "approvers", "ticket", "reason")} == {
+        "target": "pods/web-0", "container": "app", "approvers": "bob", "ticket": "INC-1234",
+        "reason": "INC-1234: worker stuck",
+    }  # fmt: skip
+    assert exported["command"] == shlex.join(FIX)
 
 
 def test_grant_expires_and_exec_is_denied_again(jitgate_cluster: Any) -> None:
