@@ -6,7 +6,9 @@ import pytest
 from support import objects
 
 from jitgate.core.admission.indirect import (
+    Listed,
     autoscaler_scale,
+    cascade_deletes,
     deletable_resources,
     namespace_deletes,
     protection_lost,
@@ -71,7 +73,8 @@ def test_deleting_a_namespace_accounts_for_every_resource_whose_delete_is_protec
 
 
 def test_a_namespace_delete_is_a_delete_of_each_object_by_resource_then_name() -> None:
-    deletes = namespace_deletes("prod", {"pods": ["web-1", "web-0"], "secrets": ["tls"]})
+    pods = [Listed("web-1", "u1"), Listed("web-0", "u0")]
+    deletes = namespace_deletes("prod", {"pods": pods, "secrets": [Listed("tls", "u2")]})
     assert [(d.verb, d.resource, d.name, d.namespace) for d in deletes] == [
         ("delete", "pods", "web-0", "prod"),
         ("delete", "pods", "web-1", "prod"),
@@ -123,3 +126,24 @@ def test_unprotect_is_requested_for_namespaces_only() -> None:
         RequestedAction(verb="unprotect", resource="pods")
     with pytest.raises(ValueError, match="unprotect needs resource namespaces"):
         RequestedAction(verb="unprotect")
+
+
+def test_deleting_an_unprotected_owner_deletes_its_protected_dependents() -> None:
+    objects = {
+        "pods": [
+            Listed("web-a", "p1", ("rs1",)),
+            Listed("web-b", "p2", ("rs1", "other")),  # another owner that may not exist
+            Listed("db-0", "p3", ("sts",)),
+            Listed("loose", "p4"),
+        ],
+        "replicasets.apps": [Listed("web-5d8f", "rs1", ("deploy",))],
+    }
+    deletes = cascade_deletes("prod", "deployments.apps/web", "deploy", objects, ["pods"])
+    assert [(d.resource, d.name, d.detail["via"]) for d in deletes] == [
+        ("pods", "web-a", "deployments.apps/web"),
+        ("pods", "web-b", "deployments.apps/web"),
+    ]
+    assert cascade_deletes("prod", "statefulsets.apps/db", "nobody", objects, ["pods"]) == []
+    # A ReplicaSet that is protected itself is one of the deletes too.
+    both = cascade_deletes("prod", "x", "deploy", objects, ["replicasets.apps", "pods"])
+    assert [d.name for d in both] == ["web-5d8f", "web-a", "web-b"]

@@ -98,6 +98,8 @@ _WORKLOAD_RULES: list[Obj] = [
         "verbs": ["get", "list", "watch", "create", "patch", "update", "delete"],
     },
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch", "delete"]},
+    # ConfigMaps: any object can own others, and the garbage collector follows.
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "delete"]},
 ]
 
 PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
@@ -224,6 +226,23 @@ def pod(
         spec["nodeName"] = node
     metadata = {"name": name, "namespace": namespace, "labels": {"app": name, **(labels or {})}}
     return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": spec}
+
+
+def config_map(namespace: str, name: str) -> Obj:
+    metadata = {"name": name, "namespace": namespace}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {}}
+
+
+def owned(obj: Obj, owner: Obj) -> Obj:
+    """``obj`` with ``owner`` (as the API server returned it) as its only owner."""
+    meta = owner["metadata"]
+    reference = {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": meta["name"],
+        "uid": meta["uid"],
+    }
+    return {**obj, "metadata": {**obj["metadata"], "ownerReferences": [reference]}}
 
 
 def _pod_template(name: str) -> Obj:

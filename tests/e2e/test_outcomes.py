@@ -348,6 +348,55 @@ def test_edits_that_end_or_replace_a_live_pod_are_a_delete(jitgate_cluster: JitC
     c.assert_audit_logs_verify()
 
 
+# ---------------------------------------------------- 2.5 owners that are not themselves listed
+
+
+def test_deleting_an_unlisted_owner_is_a_delete_of_its_protected_dependents(
+    jitgate_cluster: JitCluster,
+):
+    c = jitgate_cluster
+    # The policy lists pods, not ConfigMaps; any object can own others.
+    for namespace in ("prod", "dev"):
+        for owner, pod in (("tenant-owner", "owned-0"), ("kept-owner", "kept-0")):
+            c.apply("admin", manifests.config_map(namespace, owner))
+            owning = existing(c, "configmap", owner, namespace)
+            c.apply("admin", manifests.owned(manifests.pod(namespace, pod, node=None), owning))
+    delete = ("delete", "configmap", "tenant-owner", "--wait=false")
+
+    refused(
+        c.kubectl("alice", *delete, "-n", "prod"),
+        "jitgate denied delete pod owned-0 in namespace prod",
+        "kubectl jit request delete pod/owned-0 -n prod",
+    )
+    # Unprotected, the garbage collector removes the dependent with its owner.
+    c.ok("alice", *delete, "-n", "dev")
+    pods_gone(c, "owned-0", "dev")
+    assert existing(c, "configmap", "tenant-owner", "prod")
+    assert pod_names(c, "prod", "owned-0") == ["owned-0"]
+    (denied,) = denied_records(c, "owned-0")
+    assert what(denied, "verb", "resource", "via") == {
+        "verb": "delete",
+        "resource": "pods",
+        "via": "configmaps/tenant-owner",
+    }
+    # Orphan propagation removes only the owner: no grant, and the pod stays.
+    # kubectl waits until the owner is gone, after the collector released its dependents.
+    c.ok("alice", "delete", "configmap", "kept-owner", "-n", "prod", "--cascade=orphan")
+    assert "ownerReferences" not in existing(c, "pod", "kept-0", "prod")["metadata"]
+
+    grant = c.granted("delete", "pod/owned-0", "--reason", "INC-25: retire", name="retire-owned")
+    c.ok("alice", *delete, "-n", "prod")
+    pods_gone(c, "owned-0", "prod")
+    (allowed,) = allowed_records(c, grant)
+    assert what(allowed, "verb", "resource", "name", "via") == {
+        "verb": "delete",
+        "resource": "pods",
+        "name": "owned-0",
+        "via": "configmaps/tenant-owner",
+    }
+    c.assert_audit_logs_verify()
+
+
 # ------------------------------------------------------------------ 2.6 the namespace itself
 
 

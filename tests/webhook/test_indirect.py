@@ -137,3 +137,27 @@ async def test_unprotect_with_a_grant_is_allowed_and_recorded(
     assert record["type"] == "action.allowed"
     assert record["grant"] == "fix-web-0-x7k2"
     assert (record["action"]["verb"], record["action"]["resource"]) == ("unprotect", "namespaces")
+
+
+async def test_deleting_an_unlisted_owner_needs_a_grant_for_its_protected_dependents(
+    cluster: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    owner = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "holder", "namespace": "prod", "uid": "holder-uid"},
+    }
+    dependent = pod("web-0")
+    dependent["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "holder", "uid": "holder-uid"}
+    ]
+    cluster.create("pods", dependent, "prod")
+    deleting = reviews.delete(owner, ("", "v1", "configmaps"))
+    answer = await validate(deleting)
+    assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+    [record] = audit_log()
+    assert record["action"]["via"] == "configmaps/holder"
+
+    deleting["request"]["options"]["propagationPolicy"] = "Orphan"  # the pod stays
+    assert (await validate(deleting)).allowed
+    assert len(audit_log()) == 1

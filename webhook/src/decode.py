@@ -47,7 +47,6 @@ _SCALE_TARGETS = {
     ("apps", "ReplicaSet"): "replicasets.apps",
     ("", "ReplicationController"): "replicationcontrollers",
 }
-assert set(_SCALE_TARGETS.values()) == set(SCALABLE_RESOURCES)
 # Namespace updates that can change its labels: the object, and its status and finalize
 # subresources (both keep whatever metadata they are sent).
 _NAMESPACE_UPDATES = ("", "status", "finalize")
@@ -176,6 +175,7 @@ class _Labelled(_Strict):
 
 class _DeleteOptions(_Strict):
     propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
+    orphan_dependents: bool | None = Field(default=None, alias="orphanDependents")
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -293,6 +293,8 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
         options = _parse(_DeleteOptions, request.options, "DeleteOptions")
         if options.propagation_policy is not None:
             detail["propagationPolicy"] = options.propagation_policy
+        if options.orphan_dependents is not None:  # the deprecated spelling of Orphan
+            detail["orphanDependents"] = options.orphan_dependents
     return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
 
 

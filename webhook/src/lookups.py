@@ -1,7 +1,8 @@
 """Bounded, timed reads of the cluster for the decisions the cache cannot answer alone.
 
-An autoscaler is decided from its target's current replicas, and a namespace delete from the
-protected objects the namespace holds; both are read from the API server while the review
+An autoscaler is decided from its target's current replicas, a namespace delete from the
+protected objects the namespace holds, and an owner's delete from the protected objects that
+name it (through intermediate owners); all are read from the API server while the review
 waits. Every read has a deadline well inside the webhook's own timeout, lists are paged and
 capped, and any failure raises `LookupFailed`, which the service turns into a denial.
 Lists ask for metadata only (PartialObjectMetadataList): a Secret's data never reaches the
@@ -17,6 +18,8 @@ from typing import Any, Protocol
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
+
+from jitgate.core.admission.indirect import Listed
 
 # The API versions of the groups jitgate's users usually protect; other groups are asked.
 _KNOWN_VERSIONS = {"": "v1", "apps": "v1", "batch": "v1", "autoscaling": "v2"}
@@ -41,9 +44,10 @@ class ClusterReader(Protocol):
         """The target's `spec.replicas` as its scale subresource says, None if it is gone."""
         ...
 
-    async def names(self, namespace: str, resources: Sequence[str]) -> Mapping[str, Sequence[str]]:
-        """The names of the objects of each resource in `namespace` (resources not served
-        have none)."""
+    async def objects(
+        self, namespace: str, resources: Sequence[str]
+    ) -> Mapping[str, Sequence[Listed]]:
+        """The objects of each resource in `namespace` (resources not served have none)."""
         ...
 
 
@@ -53,7 +57,9 @@ class NoReader:
     async def replicas(self, namespace: str, resource: str, name: str) -> int | None:
         raise LookupFailed("it has no connection to the API server")
 
-    async def names(self, namespace: str, resources: Sequence[str]) -> Mapping[str, Sequence[str]]:
+    async def objects(
+        self, namespace: str, resources: Sequence[str]
+    ) -> Mapping[str, Sequence[Listed]]:
         raise LookupFailed("it has no connection to the API server")
 
 
@@ -75,9 +81,11 @@ class ApiReader:
             raise LookupFailed(f"{what} are not a count: {replicas!r}")
         return replicas
 
-    async def names(self, namespace: str, resources: Sequence[str]) -> Mapping[str, Sequence[str]]:
+    async def objects(
+        self, namespace: str, resources: Sequence[str]
+    ) -> Mapping[str, Sequence[Listed]]:
         what = f"the objects in namespace {namespace}"
-        found: dict[str, Sequence[str]] = await self._timed(
+        found: dict[str, Sequence[Listed]] = await self._timed(
             what, self._list_all, namespace, resources
         )
         return found
@@ -142,8 +150,8 @@ class ApiReader:
                 return None
             raise
 
-    def _list_all(self, namespace: str, resources: Sequence[str]) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
+    def _list_all(self, namespace: str, resources: Sequence[str]) -> dict[str, list[Listed]]:
+        found: dict[str, list[Listed]] = {}
         total = 0
         for resource in resources:
             try:
@@ -157,9 +165,9 @@ class ApiReader:
                 found[resource] = names
         return found
 
-    def _list(self, namespace: str, resource: str, room: int) -> list[str]:
+    def _list(self, namespace: str, resource: str, room: int) -> list[Listed]:
         path = self._path(namespace, resource)
-        names: list[str] = []
+        names: list[Listed] = []
         token = ""
         for _page in range(MAX_OBJECTS // _PAGE_SIZE + 1):
             query: list[tuple[str, Any]] = [("limit", _PAGE_SIZE)]
@@ -167,7 +175,7 @@ class ApiReader:
                 query.append(("continue", token))
             body = self._call(path, query, _METADATA_ONLY)
             items = body.get("items") or []  # an empty metadata-only list says null
-            names += [str((item.get("metadata") or {}).get("name")) for item in items]
+            names += [_listed(item.get("metadata") or {}) for item in items]
             if len(names) > room:
                 raise LookupFailed(
                     f"namespace {namespace} holds more than {MAX_OBJECTS} protected objects"
@@ -176,3 +184,8 @@ class ApiReader:
             if not token:
                 return names
         raise LookupFailed(f"namespace {namespace} holds more than {MAX_OBJECTS} protected objects")
+
+
+def _listed(meta: Mapping[str, Any]) -> Listed:
+    owners = tuple(str(ref.get("uid")) for ref in meta.get("ownerReferences") or ())
+    return Listed(str(meta.get("name")), str(meta.get("uid")), owners)

@@ -8,8 +8,9 @@ audited, once per user request (`memo`); an answer is sent only once its record 
 (`livegrants`) before a denial.
 
 A request that reaches protected actions through a controller (an autoscaler, a namespace
-delete) is resolved into them first, reading what the cache does not hold (`lookups`); it
-is allowed only when every one of them is, with one record each.
+delete, the delete of an unprotected owner of protected objects) is resolved into them
+first, reading what the cache does not hold (`lookups`); it is allowed only when every one of
+them is, with one record each.
 """
 
 from __future__ import annotations
@@ -218,7 +219,16 @@ class AdmissionService:
         if remembered is not None:
             self.metrics.repeats.labels(attempted.verb).inc()
             return remembered
-        answer = await self._decide(request, [attempted])
+        attempts = [attempted]
+        if self._may_cascade(request, attempted):
+            try:
+                attempts = await self._cascade(request, attempted)
+            except LookupFailed as error:
+                failed = Verdict(
+                    False, f"jitgate cannot decide this request: {error}", "LookupFailed"
+                )
+                return await self._answer(request, attempted, failed)
+        answer = await self._decide(request, attempts)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer)
         return answer
@@ -243,22 +253,52 @@ class AdmissionService:
                     )
                 return [scale] if scale is not None else []
             case NamespaceDeletion():
-                labels = self.cache.namespaces.get(decoded.name) or {}
-                resources = indirect.deletable_resources(
-                    self.cache.policies.by_name.values(),
-                    Namespace(decoded.name, labels),
-                    request.user,
-                    request.groups,
-                )
+                resources = self._deletable(request, decoded.name)
                 if not resources:
                     return []
-                objects = await self.reader.names(decoded.name, resources)
+                objects = await self.reader.objects(decoded.name, resources)
                 return indirect.namespace_deletes(decoded.name, objects)
             case NamespaceRelabel():
                 lost = indirect.protection_lost(
                     self.cache.policies.all(), decoded.name, decoded.before, decoded.after
                 )
                 return [indirect.unprotect(decoded.name, lost, decoded.before)] if lost else []
+
+    def _deletable(self, request: AdmissionRequest, namespace: str) -> tuple[str, ...]:
+        labels = self.cache.namespaces.get(namespace) or {}
+        return indirect.deletable_resources(
+            self.cache.policies.by_name.values(),
+            Namespace(namespace, labels),
+            request.user,
+            request.groups,
+        )
+
+    def _may_cascade(self, request: AdmissionRequest, attempted: AttemptedAction) -> bool:
+        """Whether a delete the policies do not protect could still remove protected
+        objects through the garbage collector (its dependents)."""
+        if attempted.verb != "delete" or request.sub_resource:
+            return False
+        if attempted.detail.get("propagationPolicy") == "Orphan":
+            return False  # the dependents stay; only the owner goes
+        if attempted.detail.get("orphanDependents") is True:
+            return False
+        if self.exemptions.covers(request.user, request.groups) or not self.cache.synced:
+            return False  # decided (or refused as not ready) like any delete
+        protected = self._deletable(request, attempted.namespace)
+        return bool(protected) and attempted.resource not in protected
+
+    async def _cascade(
+        self, request: AdmissionRequest, attempted: AttemptedAction
+    ) -> list[AttemptedAction]:
+        """The deletes of protected dependents the owner's delete sets off."""
+        uid = ((request.old_object or {}).get("metadata") or {}).get("uid")
+        if not isinstance(uid, str) or not uid:
+            raise LookupFailed("the deleted object carries no uid to find its dependents by")
+        protected = self._deletable(request, attempted.namespace)
+        listed = tuple(dict.fromkeys((*protected, *indirect.INTERMEDIATE_OWNERS)))
+        objects = await self.reader.objects(attempted.namespace, listed)
+        owner = f"{attempted.resource}/{attempted.name}"
+        return indirect.cascade_deletes(attempted.namespace, owner, uid, objects, protected)
 
     async def _decide(
         self,

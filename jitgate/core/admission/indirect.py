@@ -6,6 +6,9 @@ does the work, or when it switches protection off.
   anywhere inside that range as its metrics say later.
 * Deleting a namespace is a delete of every protected object in it: the namespace controller
   removes them all.
+* Deleting an owner that is not itself protected (a Deployment when only pods are) with
+  background or foreground propagation is a delete of each protected object the garbage
+  collector would remove with it: its dependents, and theirs.
 * A label change that makes a policy stop covering a namespace is `unprotect` of it.
 
 The webhook reads what these rules need (the target's replicas, the namespace's objects);
@@ -15,6 +18,7 @@ the rules themselves do no I/O. Each action says how it was reached in `detail["
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import AccessPolicy
@@ -22,6 +26,18 @@ from jitgate.core.policy import Namespace, UnreadablePolicy, covers_namespace, i
 from jitgate.core.vocabulary import NAMESPACES, UNPROTECT_VERB
 
 AUTOSCALERS = "horizontalpodautoscalers.autoscaling"
+# Kinds that stand between an owner and the pods it runs (Deployment → ReplicaSet → Pod,
+# CronJob → Job → Pod): listed with the protected resources to follow owner chains.
+INTERMEDIATE_OWNERS: tuple[str, ...] = ("replicasets.apps", "jobs.batch")
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One object as a metadata-only list shows it."""
+
+    name: str
+    uid: str
+    owners: tuple[str, ...] = ()  # the uids its ownerReferences name
 
 
 def autoscaler_scale(
@@ -73,20 +89,55 @@ def deletable_resources(
 
 
 def namespace_deletes(
-    namespace: str, objects: Mapping[str, Sequence[str]]
+    namespace: str, objects: Mapping[str, Sequence[Listed]]
 ) -> list[AttemptedAction]:
     """One delete per object the namespace controller would remove, by resource then name;
-    `objects` maps each resource to the names that exist."""
+    `objects` maps each protected resource to the objects that exist."""
+    via = f"{NAMESPACES}/{namespace}"
     return [
-        AttemptedAction(
-            "delete",
-            namespace,
-            resource,
-            name,
-            detail={"via": f"{NAMESPACES}/{namespace}"},
-        )
-        for resource, names in objects.items()
-        for name in sorted(names)
+        AttemptedAction("delete", namespace, resource, name, detail={"via": via})
+        for resource, listed in objects.items()
+        for name in sorted(item.name for item in listed)
+    ]
+
+
+def cascade_deletes(
+    namespace: str,
+    owner: str,
+    owner_uid: str,
+    objects: Mapping[str, Sequence[Listed]],
+    protected: Sequence[str],
+) -> list[AttemptedAction]:
+    """The deletes of protected objects the garbage collector performs after `owner` (its
+    `resource/name`) is deleted with background or foreground propagation.
+
+    The set grows from the owner's uid until nothing more joins. An object joins when any
+    owner it names is gone: the collector keeps one whose other owner still exists, but that
+    owner may not exist at all (then it goes), and telling the two apart would need a read of
+    every kind an owner can be; so such an object needs the grant too (failing closed).
+    `objects` holds the protected resources and the intermediate owners, by resource.
+    """
+    gone = {owner_uid}
+    remaining = [(resource, item) for resource, items in objects.items() for item in items]
+    removed: list[tuple[str, str]] = []
+    for _round in range(len(remaining) + 1):  # each round removes at least one, or ends
+        joined = [
+            (resource, item)
+            for resource, item in remaining
+            if item.uid not in gone and not gone.isdisjoint(item.owners)
+        ]
+        if not joined:
+            break
+        gone.update(item.uid for _, item in joined)
+        removed += [(resource, item.name) for resource, item in joined]
+        remaining = [pair for pair in remaining if pair not in joined]
+    order = {resource: index for index, resource in enumerate(protected)}
+    hit = sorted(
+        (pair for pair in removed if pair[0] in order), key=lambda pair: (order[pair[0]], pair[1])
+    )
+    return [
+        AttemptedAction("delete", namespace, resource, name, detail={"via": owner})
+        for resource, name in hit
     ]
 
 
