@@ -10,15 +10,13 @@ changed for the other tests.
 from __future__ import annotations
 
 import json
-import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from apiserver.harness import KubeAPIServer
+from apiserver.recorder import Recorder
 from chart import render, value_sets
 
 pytestmark = pytest.mark.apiserver
@@ -28,58 +26,6 @@ PLAIN_NAMESPACE = "routed-plain"  # not labelled: only its label changes are rou
 PROTECTED = {"jitgate.dev/protected": "true"}
 IMAGE = "registry.invalid/app:1"
 NODE = "routing-node"  # the tier shares one API server: other modules have node-1
-# (operation, resource, subresource, name) of each AdmissionReview the webhook was sent.
-Seen = tuple[str, str, str, str]
-
-
-class Recorder:
-    """A local HTTPS webhook that allows everything and records each request."""
-
-    def __init__(self, api: KubeAPIServer) -> None:
-        cert, key = api.ca.issue("routing-webhook", dns=["localhost"], ips=["127.0.0.1"])
-        self.seen: list[Seen] = []
-        recorder = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                request = review["request"]
-                recorder.seen.append(
-                    (
-                        request["operation"],
-                        request["resource"]["resource"],
-                        request.get("subResource", ""),
-                        request.get("name", ""),
-                    )
-                )
-                body = json.dumps(
-                    {
-                        "apiVersion": "admission.k8s.io/v1",
-                        "kind": "AdmissionReview",
-                        "response": {"uid": request["uid"], "allowed": True},
-                    }
-                ).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(cert, key)
-        self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
-
-    def during(self, action: Any) -> list[Seen]:
-        """What reached the webhook while ``action()`` ran (the API server calls it inline)."""
-        before = len(self.seen)
-        action()
-        return self.seen[before:]
 
 
 def _configurations(url: str, ca: bytes, values: dict[str, Any]) -> list[dict[str, Any]]:
@@ -223,7 +169,7 @@ def test_every_path_to_a_protected_outcome_reaches_the_webhook(
     api, recorder = routed
     api.apply("admin", *_objects())
     owner = {"metadata": {"ownerReferences": [OWNER]}}
-    paths: list[tuple[tuple[str, ...], Seen]] = [
+    paths: list[tuple[tuple[str, ...], tuple[str, str, str, str]]] = [
         (_merge("deployment", "web", owner), ("UPDATE", "deployments", "", "web")),
         (_merge("configmap", "settings", owner), ("UPDATE", "configmaps", "", "settings")),
         (

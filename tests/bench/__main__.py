@@ -19,6 +19,7 @@ BENCHMARKS = (
     "tests.bench.core_bench",
     "tests.bench.audit_bench",
     "tests.bench.webhook_bench",
+    "tests.bench.outcomes_bench",
     "tests.bench.operator_bench",
 )
 
