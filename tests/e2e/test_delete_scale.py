@@ -30,7 +30,10 @@ def test_delete_pod_needs_a_grant(jitgate_cluster: Any) -> None:
     dry = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--dry-run=server")
     assert dry.stderr.startswith(denied_by("delete")), dry.stderr
     records = c.records("webhook", "--user", "alice", "--type", "action.denied", "--verb", "delete")
-    assert [r.get("dryRun") for r in records if r["action"]["name"] == "doomed-0"] == [False, True]
+    assert [r.get("dryRun") for r in records if r["action"].get("name") == "doomed-0"] == [
+        False,
+        True,
+    ]
 
     grant = c.granted("delete", "pod/doomed-0", "--reason", "INC-9: wedged", name="kill-doomed")
     deleted = c.kubectl("alice", "delete", "pod", "doomed-0", "-n", "prod", "--wait=false")
