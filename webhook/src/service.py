@@ -293,7 +293,7 @@ class AdmissionService:
         """The deletes of protected dependents the owner's delete sets off."""
         uid = ((request.old_object or {}).get("metadata") or {}).get("uid")
         if not isinstance(uid, str) or not uid:
-            raise LookupFailed("the deleted object carries no uid to find its dependents by")
+            return []  # owner references name a uid: an object without one owns nothing
         protected = self._deletable(request, attempted.namespace)
         listed = tuple(dict.fromkeys((*protected, *indirect.INTERMEDIATE_OWNERS)))
         objects = await self.reader.objects(attempted.namespace, listed)
