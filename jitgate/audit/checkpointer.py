@@ -319,7 +319,10 @@ class Checkpointer:
         if self._task is None:  # never started: nothing of this tree may be signed
             await self._store.aclose()
             return
-        self._task.cancel()
+        # Never cancelled mid-publish: its store's thread would finish the save the task no
+        # longer records, and the history would get the same tree size twice.
+        async with self._publishing:
+            self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         try:

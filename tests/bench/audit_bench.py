@@ -6,12 +6,16 @@ writer: appends per second and p50/p99 latency of `append()` (until durable), wi
 the ratio group/inline. On the file sink also group commit with the Merkle tree and
 signed checkpoints (`tlog`), checkpointing every 50 ms so that several checkpoints fall
 inside each short run (the product signs one per second while writing). Each run is
-bounded by a count and a time budget.
+bounded by a count and a time budget. Last, `jitgate audit verify` as an auditor runs it
+(chain, MACs, checkpoint history and the public check) over a signed log of
+`VERIFY_RECORDS` records: records verified per second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import statistics
 import tempfile
@@ -24,6 +28,7 @@ from support import postgres
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
 from jitgate.audit.note import Signer
+from jitgate.cli.jitgate.main import main as cli_main
 
 CONCURRENCY = (1, 16, 64)
 MAX_APPENDS = 4000  # per run
@@ -34,6 +39,8 @@ TARGET_RATIO = 4.0  # group commit vs inline at 64 appenders on the file sink
 TARGET_TLOG_RATE = 20_000  # appends/s with tree and checkpoints, 64 appenders, file sink
 CHECKPOINT_INTERVAL = 0.05
 CHECKPOINT_KEY = Signer.generate("bench.jitgate.example/audit")
+VERIFY_RECORDS = 20_000
+HMAC_KEY = b"bench-hmac-key-0123456789abcdef"
 
 
 def _event(i: int) -> AuditEvent:
@@ -161,6 +168,38 @@ def _fsync_cost(directory: str, count: int = 200) -> tuple[float, float]:
     return cuts[49], cuts[98]
 
 
+async def _signed_log(url: str, count: int) -> None:
+    async with open_audit_writer(
+        url,
+        writer_id="bench",
+        key=HMAC_KEY,
+        maintenance_interval=None,
+        checkpoint_key=CHECKPOINT_KEY,
+        checkpoint_interval=CHECKPOINT_INTERVAL,
+    ) as writer:
+        for start in range(0, count, 1000):
+            await asyncio.gather(*(writer.append(_event(i)) for i in range(start, start + 1000)))
+
+
+def _verify_rate(directory: str) -> float:
+    """Records per second `jitgate audit verify --key-file --verifier-key` checks."""
+    url = f"file://{directory}/verify"
+    asyncio.run(_signed_log(url, VERIFY_RECORDS))
+    key_file, vkey_file = os.path.join(directory, "hmac.key"), os.path.join(directory, "pub")
+    with open(key_file, "wb") as file:
+        file.write(HMAC_KEY)
+    with open(vkey_file, "w") as file:
+        file.write(CHECKPOINT_KEY.verifier.vkey)
+    argv = ["audit", "verify", "--audit", url, "--key-file", key_file, "--verifier-key", vkey_file]
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        code = cli_main(argv)
+    elapsed = time.perf_counter() - started
+    if code != 0:
+        raise RuntimeError(f"jitgate audit verify failed on the bench log:\n{out.getvalue()}")
+    return VERIFY_RECORDS / elapsed
+
+
 def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="jitgate-audit-bench-") as base:
@@ -171,6 +210,7 @@ def main() -> None:
         results += _measure(
             "file", lambda: f"file://{base}/{uuid.uuid4().hex}", ("inline", "group", "tlog")
         )
+        verify_rate = _verify_rate(base)
     reason = postgres.missing_reason()
     if reason:
         print(f"PostgreSQL sink skipped: {reason}")
@@ -196,6 +236,10 @@ def main() -> None:
             f"file sink, 64 appenders, Merkle tree + checkpoints: {tlog.rate:.0f} appends/s "
             f"(target >= {TARGET_TLOG_RATE}): {verdict}"
         )
+    print(
+        f"jitgate audit verify (chain, MACs, checkpoint history, public check), "
+        f"{VERIFY_RECORDS} signed records: {verify_rate:.0f} records/s"
+    )
 
 
 if __name__ == "__main__":
