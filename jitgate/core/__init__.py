@@ -15,7 +15,8 @@ Modules:
 * `events`          — the audit event vocabulary and the operator's records.
 * `admission`       — every admission rule: AccessRequest and Grant writes, protected actions
                       and their denial wording (a package, with its map).
-* `policy`          — which AccessPolicy governs an action; request resolution.
+* `policy`          — which AccessPolicies govern an action, composed (`Governing`: every
+  one must be satisfied); request resolution.
 * `enforcement`     — whether the webhook configuration routes what a policy protects.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.

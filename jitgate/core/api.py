@@ -413,6 +413,15 @@ class Condition(ApiModel):
     )
 
 
+class GoverningPolicy(ApiModel):
+    """One of the AccessPolicies governing a request, and the approvals it requires."""
+
+    name: Name = Field(description="The AccessPolicy's name.")
+    required_approvals: int = Field(
+        ge=1, le=10, description="Distinct approvals by its approvers it needs."
+    )
+
+
 class AccessRequestStatus(ApiModel):
     """Written by the operator, except `approvals`, which approvers append to."""
 
@@ -420,9 +429,29 @@ class AccessRequestStatus(ApiModel):
         default=None,
         description="Pending, Approved, Denied, Expired, Revoked or Cancelled.",
     )
-    policy: Name | None = Field(default=None, description="The AccessPolicy governing it.")
+    policy: Name | None = Field(
+        default=None,
+        description=(
+            "The AccessPolicy governing it when exactly one does (on a request denied at "
+            "admission, the one that refused it); unset when several do (see policies), so "
+            "that a reader knowing only this field finds no policy and fails closed."
+        ),
+    )
+    policies: list[GoverningPolicy] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Every AccessPolicy governing it, by name; each one must be satisfied. Empty on "
+            "requests admitted before this field existed: then policy alone governs."
+        ),
+    )
     required_approvals: int | None = Field(
-        default=None, ge=1, description="Distinct approvals needed."
+        default=None,
+        ge=1,
+        description=(
+            "Distinct approvals needed; when several policies govern, the most any one of "
+            "them needs (policies has each one's count)."
+        ),
     )
     approvals: list[Approval] = Field(
         default_factory=list, max_length=64, description="Decisions, in the order they were made."
@@ -446,6 +475,18 @@ class AccessRequestStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list, max_length=16, description="Standard conditions."
     )
+
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        """Every governing policy, whichever field names them (policies, else policy)."""
+        return tuple(p.name for p in self.policies) or ((self.policy,) if self.policy else ())
+
+    def required_by(self, name: str) -> int | None:
+        """The approvals policy `name` required when the request was admitted, if recorded."""
+        found = next((p for p in self.policies if p.name == name), None)
+        if found is not None:
+            return found.required_approvals
+        return self.required_approvals if name == self.policy else None
 
 
 _SPEC_IMMUTABLE = _cel("self == oldSelf", "spec is immutable")
@@ -497,9 +538,18 @@ class GrantSpec(ApiModel):
     """A live permission for one user to perform exactly these actions in this window."""
 
     model_config = ConfigDict(
-        json_schema_extra=_cel(
-            "self.expiresAt > self.notBefore", "expiresAt must be after notBefore"
-        )
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.expiresAt > self.notBefore",
+                    "message": "expiresAt must be after notBefore",
+                },
+                {
+                    "rule": "has(self.policy) || (has(self.policies) && size(self.policies) > 0)",
+                    "message": "a grant names the policy or policies that governed it",
+                },
+            ]
+        }
     )
 
     user: Name = Field(description="The user the grant authorizes.")
@@ -509,7 +559,21 @@ class GrantSpec(ApiModel):
     not_before: dt.datetime = Field(description="The grant authorizes nothing before this time.")
     expires_at: dt.datetime = Field(description="The grant authorizes nothing from this time on.")
     access_request: ObjectReference = Field(description="The request it was issued for.")
-    policy: Name = Field(description="The AccessPolicy that governed the request.")
+    policy: Name | None = Field(
+        default=None,
+        description=(
+            "The AccessPolicy that governed the request when exactly one did; unset when "
+            "several did (see policies)."
+        ),
+    )
+    policies: list[Name] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Every AccessPolicy that governed the request. Empty on grants issued before this "
+            "field existed: then policy names the one."
+        ),
+    )
     approvals: list[Approval] = Field(
         default_factory=list, max_length=64, description="The approval chain, copied."
     )
@@ -528,6 +592,17 @@ class GrantSpec(ApiModel):
         if self.expires_at <= self.not_before:
             raise ValueError("expiresAt must be after notBefore")
         return self
+
+    @model_validator(mode="after")
+    def _names_a_policy(self) -> GrantSpec:
+        if self.policy is None and not self.policies:
+            raise ValueError("a grant names the policy or policies that governed it")
+        return self
+
+    @property
+    def policy_names(self) -> tuple[str, ...]:
+        """Every policy that governed the grant's request, whichever field names them."""
+        return tuple(self.policies) or ((self.policy,) if self.policy else ())
 
 
 class GrantStatus(ApiModel):

@@ -82,6 +82,7 @@ KINDS: tuple[Kind, ...] = (
             _column("Requester", ".spec.requester.user"),
             _column("Actions", ".spec.actions[*].verb"),
             _column("Expires", ".status.grant.expiresAt", "date"),
+            _column("Policies", ".status.policies[*].name", priority=1),
             _column("Reason", ".spec.reason", priority=1),
             _AGE,
         ),

@@ -10,6 +10,7 @@ skip what it already wrote.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -193,25 +194,39 @@ def policy_context(policy: AccessPolicy | None) -> dict[str, Any] | None:
     return {"name": policy.metadata.name, "spec": policy.spec.to_wire()}
 
 
+def governing_context(policies: Sequence[AccessPolicy]) -> dict[str, Any]:
+    """The governing policies with their specs: `policies` always, and `policy` too when
+    exactly one governs (as in records from before policies were composed)."""
+    contexts = [policy_context(policy) for policy in policies]
+    return {**({"policy": contexts[0]} if len(contexts) == 1 else {}), "policies": contexts}
+
+
+def governing_names(names: Sequence[str]) -> dict[str, Any]:
+    """`governing_context` by name only."""
+    return {**({"policy": names[0]} if len(names) == 1 else {}), "policies": list(names)}
+
+
 def approval_record(
     request: AccessRequest,
     index: int,
     approval: Approval,
     now: dt.datetime,
     *,
-    policy: AccessPolicy | None,
-    counted: bool,
+    policies: Sequence[AccessPolicy],
+    counted_for: Sequence[str],
     ignored_because: str | None,
 ) -> Record:
-    """What the approver decided, and the spec and policy they decided on."""
+    """What the approver decided, the spec and policies they decided on, and which of those
+    policies their approval counted towards (`counted` when any)."""
     context: dict[str, Any] = {
         "index": index,
         "decision": approval.decision,
         "decidedAt": format_time(approval.time) if approval.time else None,
         "specDigest": approval.spec_digest,
-        "counted": counted,
+        "counted": bool(counted_for),
+        "countedFor": list(counted_for),
         "spec": request.spec.to_wire(),
-        "policy": policy_context(policy),
+        **governing_context(policies),
         "requiredApprovals": request.status.required_approvals,
     }
     if ignored_because:
@@ -234,7 +249,7 @@ def grant_context(grant: Grant) -> dict[str, Any]:
         "actions": [action.to_wire() for action in spec.actions],
         "notBefore": format_time(spec.not_before),
         "expiresAt": format_time(spec.expires_at),
-        "policy": spec.policy,
+        **governing_names(spec.policy_names),
         "approvals": [approval.to_wire() for approval in spec.approvals],
         "breakGlass": spec.break_glass,
     }

@@ -23,7 +23,7 @@ from jitgate.core.api import (
     ObjectMeta,
     ObjectReference,
 )
-from jitgate.core.events import Actor, Record, grant_record, request_record
+from jitgate.core.events import Actor, Record, governing_names, grant_record, request_record
 from jitgate.core.requests.step import GRANTED, Notice, NotifyKind, set_condition, to_phase
 
 Ended = Literal["Expired", "Revoked"]
@@ -63,7 +63,7 @@ def plan_grant(
     *,
     now: dt.datetime,
     duration: dt.timedelta,
-    policy: str,
+    policies: Sequence[str],
     approvals: Sequence[Approval],
     break_glass: bool,
 ) -> Grant:
@@ -87,7 +87,10 @@ def plan_grant(
             not_before=start,
             expires_at=start + duration,
             access_request=ObjectReference(name=name, uid=uid),
-            policy=policy,
+            # `policy` only when one governs (api.GrantSpec): a reader knowing only that
+            # field then finds no policy rather than the wrong one.
+            policy=policies[0] if len(policies) == 1 else None,
+            policies=list(policies),
             approvals=list(approvals),
             break_glass=break_glass,
             reason=request.spec.reason,
@@ -166,7 +169,10 @@ def end_grant(
                     now,
                     reason=reason,
                     grant=grant.metadata.name,
-                    context={"cause": "GrantExpired", "policy": request.status.policy},
+                    context={
+                        "cause": "GrantExpired",
+                        **governing_names(request.status.policy_names),
+                    },
                 )
             )
     request_status: AccessRequestStatus | None = None

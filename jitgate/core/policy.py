@@ -1,16 +1,29 @@
-"""Which AccessPolicy governs an action, and whether a request under it is acceptable.
+"""Which AccessPolicies govern an action, and whether a request under them is acceptable.
 
-Overlapping policies: every policy whose namespaces, actions and resources match an action
-protects it, and the *strictest* of them governs — most required approvals first, then
-self-approval disallowed before allowed, then the shortest maxDuration, then the policy
-name. A permissive policy can therefore never weaken a strict one, and the order does not
-depend on the order objects were listed in.
+Overlapping policies (DESIGN.md §2): every policy whose namespaces, actions and resources
+match an action governs it, and *every one of them must be satisfied* (`Governing`):
+
+* the requester must be allowed by each;
+* each policy's `requiredApprovals` must be met by distinct approvers that policy names.
+  One person's approval counts towards every governing policy that names them an approver
+  (each policy is checked exactly as it would be alone, so no policy's author is surprised);
+  it never counts twice towards one policy;
+* self-approval counts, and break-glass is possible, only when every governing policy allows
+  it (break-glass: the requester is in each policy's `breakGlass`);
+* the smallest limit wins for every duration: `maxDuration` (or each `breakGlass.maxDuration`
+  for an emergency grant), `defaultDuration` and `pendingTimeout`;
+* an approver of any governing policy may deny (each policy's approvers can veto), while a
+  break-glass review must come from an approver of every governing policy.
+
+Adding a policy therefore only ever adds conditions: it never turns a refusal into an
+approval and never lets fewer or other approvers suffice (tests/core/test_composition.py).
+The order of the policies is by name, never the order objects were listed in.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -41,16 +54,6 @@ class Namespace:
 
 def _name(policy: AccessPolicy) -> str:
     return policy.metadata.name or ""
-
-
-def strictness_key(policy: AccessPolicy) -> tuple[int, bool, dt.timedelta, str]:
-    spec = policy.spec
-    return (
-        -spec.required_approvals,
-        spec.allow_self_approval,
-        parse_duration(spec.max_duration),
-        _name(policy),
-    )
 
 
 def covers_namespace(policy: AccessPolicy, namespace: Namespace) -> bool:
@@ -139,15 +142,15 @@ def is_exempt(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
     return policy.spec.exemptions.includes(user, frozenset(groups))
 
 
-def governing_policy(
+def governing_policies(
     policies: Iterable[AccessPolicy],
     namespace: Namespace,
     verb: Verb,
     resource: str,
     user: str | None = None,
     groups: Iterable[str] = (),
-) -> AccessPolicy | None:
-    """The strictest policy protecting this action for this caller, or None if unprotected.
+) -> Governing | None:
+    """Every policy protecting this action for this caller, or None if it is unprotected.
 
     A caller exempted by one policy is still governed by any other that protects the action.
     """
@@ -159,9 +162,9 @@ def governing_policy(
         and covers_action(policy, verb, resource)
         and not (user is not None and is_exempt(policy, user, group_set))
     ]
-    if len(matching) < 2:  # the common case; the key parses a duration
-        return matching[0] if matching else None
-    return min(matching, key=strictness_key)
+    if len(matching) < 2:  # the common case: no dictionary, no sort
+        return Governing((matching[0],)) if matching else None
+    return Governing.of(matching)
 
 
 @dataclass(frozen=True)
@@ -196,27 +199,88 @@ def may_break_glass(policy: AccessPolicy, user: str, groups: Iterable[str]) -> b
     return glass is not None and glass.includes(user, frozenset(groups))
 
 
-def duration_limit(policy: AccessPolicy, *, break_glass: bool) -> tuple[dt.timedelta, str]:
-    """The longest grant the policy allows, and how to name that limit in a message."""
+def _limit(policy: AccessPolicy, *, break_glass: bool) -> tuple[dt.timedelta, str]:
     glass = policy.spec.break_glass
     if break_glass and glass is not None:
         return parse_duration(glass.max_duration), f"break-glass maxDuration {glass.max_duration}"
     return parse_duration(policy.spec.max_duration), f"maxDuration {policy.spec.max_duration}"
 
 
-def grant_duration(spec: AccessRequestSpec, policy: AccessPolicy) -> dt.timedelta:
-    """The requested duration, else the policy's default, never beyond the policy's limit."""
-    limit, _ = duration_limit(policy, break_glass=spec.break_glass)
-    return min(parse_duration(spec.duration or policy.spec.default_duration), limit)
+def describe_policies(names: Sequence[str]) -> str:
+    """`AccessPolicy production`, `AccessPolicies production and team-a`."""
+    if len(names) == 1:
+        return f"AccessPolicy {names[0]}"
+    return f"AccessPolicies {', '.join(names[:-1])} and {names[-1]}"
+
+
+@dataclass(frozen=True)
+class Governing:
+    """The AccessPolicies that together govern an action or a request, composed as the module
+    docstring says: every one of them must be satisfied. Never empty; ordered by name."""
+
+    policies: tuple[AccessPolicy, ...]
+
+    @classmethod
+    def of(cls, policies: Iterable[AccessPolicy]) -> Governing | None:
+        by_name = {_name(policy): policy for policy in policies}
+        return cls(tuple(by_name[name] for name in sorted(by_name))) if by_name else None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(_name(policy) for policy in self.policies)
+
+    def describe(self) -> str:
+        return describe_policies(self.names)
+
+    def refusing_requester(self, user: str, groups: Iterable[str]) -> AccessPolicy | None:
+        """The first policy that does not allow `user` to request, or None when all do."""
+        group_set = frozenset(groups)
+        return next((p for p in self.policies if not may_request(p, user, group_set)), None)
+
+    def refusing_break_glass(self, user: str, groups: Iterable[str]) -> AccessPolicy | None:
+        """The first policy under which `user` may not use break-glass, or None."""
+        group_set = frozenset(groups)
+        return next((p for p in self.policies if not may_break_glass(p, user, group_set)), None)
+
+    def refusing_self_approval(self) -> AccessPolicy | None:
+        """The first policy that does not count a requester's own approval, or None."""
+        return next((p for p in self.policies if not p.spec.allow_self_approval), None)
+
+    def approving(self, user: str, groups: Iterable[str]) -> tuple[AccessPolicy, ...]:
+        """The governing policies that name `user` an approver."""
+        group_set = frozenset(groups)
+        return tuple(p for p in self.policies if may_approve(p, user, group_set))
+
+    def duration_limit(self, *, break_glass: bool) -> tuple[dt.timedelta, str, AccessPolicy]:
+        """The longest grant every policy allows, how to name that limit in a message, and
+        the policy that sets it (the first by name among equals)."""
+        return min(
+            ((*_limit(p, break_glass=break_glass), p) for p in self.policies),
+            key=lambda item: item[0],
+        )
+
+    @property
+    def default_duration(self) -> str:
+        """The shortest `defaultDuration`, as its policy spells it (never above any
+        `maxDuration`, since each policy's default is within its own maximum)."""
+        return min((p.spec.default_duration for p in self.policies), key=parse_duration)
+
+    @property
+    def pending_timeout(self) -> dt.timedelta:
+        return min(parse_duration(p.spec.pending_timeout) for p in self.policies)
+
+    def grant_duration(self, spec: AccessRequestSpec) -> dt.timedelta:
+        """The requested duration, else the shortest default, never beyond any limit."""
+        limit, _, _ = self.duration_limit(break_glass=spec.break_glass)
+        return min(parse_duration(spec.duration or self.default_duration), limit)
 
 
 @dataclass(frozen=True)
 class Resolution:
-    """A request the policy accepts: who governs it and for how long it would be granted."""
+    """A request every governing policy accepts, and how long it would be granted for."""
 
-    policy: AccessPolicy
+    governing: Governing
     duration: dt.timedelta
-    required_approvals: int
     pending_timeout: dt.timedelta
     break_glass: bool
 
@@ -232,45 +296,47 @@ def resolve_request(
     user: str,
     groups: Iterable[str],
 ) -> Resolution | Refusal:
-    """Decide which policy governs a request and whether its requester and duration fit."""
+    """Which policies govern a request (those of all its actions) and whether every one of
+    them accepts its requester, break-glass and duration."""
     policies = list(policies)
     group_set = frozenset(groups)
     governing: list[AccessPolicy] = []
     for action in spec.actions:
-        policy = governing_policy(policies, namespace, action.verb, action.effective_resource)
-        if policy is None:
+        found = governing_policies(policies, namespace, action.verb, action.effective_resource)
+        if found is None:
             return Refusal(
                 f"no AccessPolicy protects {_action_label(action)} in namespace "
                 f"{namespace.name}, so there is nothing to request",
                 "NoPolicy",
             )
-        governing.append(policy)
-    policy = min(governing, key=strictness_key)
-    if not may_request(policy, user, group_set):
+        governing.extend(found.policies)
+    composed = Governing.of(governing)
+    assert composed is not None  # a request has at least one action, each governed
+    refusing = composed.refusing_requester(user, group_set)
+    if refusing is not None:
         return Refusal(
-            f"user {user} is not a requester under AccessPolicy {_name(policy)}",
+            f"user {user} is not a requester under AccessPolicy {_name(refusing)}",
             "RequesterNotEligible",
-            policy,
+            refusing,
         )
-    spec_policy = policy.spec
-    if spec.break_glass and not may_break_glass(policy, user, group_set):
-        return Refusal(
-            f"user {user} may not use break-glass under AccessPolicy {_name(policy)}",
-            "BreakGlassNotAllowed",
-            policy,
-        )
-    limit, limit_text = duration_limit(policy, break_glass=spec.break_glass)
-    duration = grant_duration(spec, policy)
+    if spec.break_glass:
+        refusing = composed.refusing_break_glass(user, group_set)
+        if refusing is not None:
+            return Refusal(
+                f"user {user} may not use break-glass under AccessPolicy {_name(refusing)}",
+                "BreakGlassNotAllowed",
+                refusing,
+            )
+    limit, limit_text, limiting = composed.duration_limit(break_glass=spec.break_glass)
     if spec.duration is not None and parse_duration(spec.duration) > limit:
         return Refusal(
-            f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(policy)}",
+            f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(limiting)}",
             "DurationTooLong",
-            policy,
+            limiting,
         )
     return Resolution(
-        policy=policy,
-        duration=duration,
-        required_approvals=spec_policy.required_approvals,
-        pending_timeout=parse_duration(spec_policy.pending_timeout),
+        governing=composed,
+        duration=composed.grant_duration(spec),
+        pending_timeout=composed.pending_timeout,
         break_glass=spec.break_glass,
     )

@@ -19,8 +19,9 @@ from jitgate.cli.kubectl_jit.approver_queue import (
 )
 from jitgate.cli.kubectl_jit.cluster import Me
 from jitgate.core.api import AccessRequest
+from jitgate.core.policy import Governing
 
-PRODUCTION = objects.policy_model(maxDuration="1h", defaultDuration="15m")
+PRODUCTION = Governing((objects.policy_model(maxDuration="1h", defaultDuration="15m"),))
 BOB = Me("bob", ("sre",))
 
 
@@ -35,7 +36,7 @@ def test_only_an_approver_who_has_not_decided_and_is_not_the_requester_may_decid
     assert may_decide(request(), PRODUCTION, BOB)
     assert not may_decide(request(), PRODUCTION, Me("dave", ("developers",)))
     assert not may_decide(request(requester="bob"), PRODUCTION, BOB)
-    selfish = objects.policy_model(allowSelfApproval=True)
+    selfish = Governing((objects.policy_model(allowSelfApproval=True),))
     assert may_decide(request(requester="bob"), selfish, BOB)
     voted = {"phase": "Pending", "approvals": [{"user": "bob", "decision": "Approve"}]}
     assert not may_decide(request(status=voted), PRODUCTION, BOB)
@@ -43,11 +44,30 @@ def test_only_an_approver_who_has_not_decided_and_is_not_the_requester_may_decid
 
 def test_the_governing_policy_is_the_recorded_one_else_the_one_the_operator_will_find() -> None:
     other = objects.policy_model("other", namespaces={"names": ["staging"]})
-    assert governing(request(), [other, PRODUCTION], None) == PRODUCTION
+    (production,) = PRODUCTION.policies
+    assert governing(request(), [other, production], None) == PRODUCTION
     unseen = request(status={})
-    assert governing(unseen, [other, PRODUCTION], {}) == PRODUCTION
+    assert governing(unseen, [other, production], {}) == PRODUCTION
     assert governing(unseen, [other], {}) is None  # no policy would accept it
-    assert governing(unseen, [PRODUCTION], None) is None  # the namespace is unreadable
+    assert governing(unseen, [production], None) is None  # the namespace is unreadable
+
+
+def test_a_request_under_two_policies_is_decided_by_an_approver_of_either() -> None:
+    team = objects.policy_model("team-a", approvers={"groups": ["developers"]}, maxDuration="30m")
+    (production,) = PRODUCTION.policies
+    both = governing(request(status={}), [production, team], {})
+    assert both is not None and both.names == ("production", "team-a")
+    assert may_decide(request(), both, Me("dave", ("developers",)))
+    assert not may_decide(request(), both, Me("erin", ("security",)))
+    assert grant_length(request(duration="45m"), both) == "30m (capped from 45m)"
+    recorded = {
+        "phase": "Pending",
+        "policies": [
+            {"name": "production", "requiredApprovals": 1},
+            {"name": "team-a", "requiredApprovals": 1},
+        ],
+    }
+    assert governing(request(status=recorded), [production], None) is None  # team-a is gone
 
 
 def test_the_grant_length_is_real_never_policy_default() -> None:

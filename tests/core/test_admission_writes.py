@@ -17,6 +17,7 @@ from jitgate.core.admission.stamping import (
 )
 from jitgate.core.admission.writes import Identity
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
+from jitgate.core.policy import Governing
 from jitgate.core.refusals import Refusal
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
@@ -53,7 +54,7 @@ def check(
         new_approvals=new,
         requester="alice",
         who=who,
-        policy=policy,
+        governing=Governing.of([policy]),
         digest_of_spec=DIGEST,
     )
 
@@ -140,7 +141,7 @@ def test_unchanged_approvals_pass(policy_factory: Callable[..., AccessPolicy]) -
 
 def test_cancel_and_revoke_permissions(policy_factory: Callable[..., AccessPolicy]) -> None:
     policy = policy_factory()
-    common: dict[str, Any] = {"requester": "alice", "policy": policy}
+    common: dict[str, Any] = {"requester": "alice", "governing": Governing.of([policy])}
     assert (
         check_annotation_request(annotation=CANCEL_ANNOTATION, phase="Pending", who=ALICE, **common)
         is None
@@ -202,7 +203,7 @@ def changes(
         requester="alice",
         phase=phase,
         break_glass=break_glass,
-        policy=lambda: policy,
+        governing=lambda: Governing.of([policy]),
     )
 
 

@@ -15,7 +15,7 @@ from jitgate.core.admission.indirect import (
     unprotect,
 )
 from jitgate.core.api import RequestedAction
-from jitgate.core.policy import Namespace, UnreadablePolicy, governing_policy
+from jitgate.core.policy import Governing, Namespace, UnreadablePolicy, governing_policies
 
 BY_LABEL = {"selector": {"matchLabels": objects.PROTECTED_LABELS}}
 PROTECTED = dict(objects.PROTECTED_LABELS)
@@ -114,8 +114,10 @@ def test_unprotect_is_governed_by_every_policy_covering_the_namespace_listed_or_
         "outcomes-label",
     )
     protected = Namespace("outcomes-label", PROTECTED)
-    assert governing_policy([policy], protected, "unprotect", "namespaces") is policy
-    assert governing_policy([policy], Namespace("x", {}), "unprotect", "namespaces") is None
+    assert governing_policies([policy], protected, "unprotect", "namespaces") == (
+        Governing((policy,))
+    )
+    assert governing_policies([policy], Namespace("x", {}), "unprotect", "namespaces") is None
 
 
 def test_unprotect_is_requested_for_namespaces_only() -> None:

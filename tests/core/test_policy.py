@@ -11,10 +11,11 @@ from jitgate.core.api import AccessPolicy, AccessRequestSpec, LabelSelector
 from jitgate.core.label_selectors import selector_matches
 from jitgate.core.policy import (
     Exemptions,
+    Governing,
     Namespace,
     Resolution,
     UnreadablePolicy,
-    governing_policy,
+    governing_policies,
     may_approve,
     may_break_glass,
     resolve_request,
@@ -48,35 +49,37 @@ def test_namespace_by_name_and_by_selector(policy_factory: PolicyFactory) -> Non
             }
         },
     )
-    assert governing_policy([by_name], PROD, "exec", "pods") is by_name
-    assert governing_policy([by_label], PROD, "exec", "pods") is by_label
-    assert governing_policy([by_name, by_label], DEV, "exec", "pods") is None
+    assert governing_policies([by_name], PROD, "exec", "pods") == Governing((by_name,))
+    assert governing_policies([by_label], PROD, "exec", "pods") == Governing((by_label,))
+    assert governing_policies([by_name, by_label], DEV, "exec", "pods") is None
 
 
 def test_action_and_resource_must_be_protected(policy_factory: PolicyFactory) -> None:
     policy = policy_factory(actions=["exec", "delete"], resources=["deployments.apps"])
-    assert governing_policy([policy], PROD, "exec", "pods") is policy
-    assert governing_policy([policy], PROD, "attach", "pods") is None
-    assert governing_policy([policy], PROD, "delete", "deployments.apps") is policy
-    assert governing_policy([policy], PROD, "delete", "pods") is None
+    alone = Governing((policy,))
+    assert governing_policies([policy], PROD, "exec", "pods") == alone
+    assert governing_policies([policy], PROD, "attach", "pods") is None
+    assert governing_policies([policy], PROD, "delete", "deployments.apps") == alone
+    assert governing_policies([policy], PROD, "delete", "pods") is None
 
 
-def test_overlapping_policies_resolve_to_the_strictest(policy_factory: PolicyFactory) -> None:
+def test_every_overlapping_policy_governs_in_name_order(policy_factory: PolicyFactory) -> None:
     lax = policy_factory("a-lax", requiredApprovals=1, allowSelfApproval=True)
     strict = policy_factory("z-strict", requiredApprovals=2)
-    same_but_shorter = policy_factory("m-short", requiredApprovals=2, maxDuration="30m")
-    assert governing_policy([lax, strict], PROD, "exec", "pods") is strict
-    assert governing_policy([strict, lax], PROD, "exec", "pods") is strict
-    assert governing_policy([strict, same_but_shorter, lax], PROD, "exec", "pods") is (
-        same_but_shorter
-    )
+    short = policy_factory("m-short", requiredApprovals=2, maxDuration="30m")
+    for listed in ([lax, strict, short], [short, strict, lax]):
+        governing = governing_policies(listed, PROD, "exec", "pods")
+        assert governing is not None
+        assert governing.names == ("a-lax", "m-short", "z-strict")
 
 
 def test_exemption_in_one_policy_does_not_escape_another(policy_factory: PolicyFactory) -> None:
     exempting = policy_factory("gitops", exemptions={"users": ["argocd"]})
     other = policy_factory("other")
-    assert governing_policy([exempting], PROD, "delete", "pods", "argocd", ()) is None
-    assert governing_policy([exempting, other], PROD, "delete", "pods", "argocd", ()) is other
+    assert governing_policies([exempting], PROD, "delete", "pods", "argocd", ()) is None
+    assert governing_policies([exempting, other], PROD, "delete", "pods", "argocd", ()) == (
+        Governing((other,))
+    )
 
 
 def test_default_exemptions() -> None:
@@ -97,9 +100,8 @@ def test_resolution_uses_default_duration_and_policy_threshold(
     policy = policy_factory(requiredApprovals=2, defaultDuration="10m", pendingTimeout="30m")
     result = resolve_request([policy], PROD, spec(), "alice", ["developers"])
     assert isinstance(result, Resolution)
-    assert result.policy is policy
+    assert result.governing == Governing((policy,))
     assert result.duration == dt.timedelta(minutes=10)
-    assert result.required_approvals == 2
     assert result.pending_timeout == dt.timedelta(minutes=30)
 
 
@@ -146,7 +148,7 @@ def test_rejection_messages_name_the_limit(policy_factory: PolicyFactory) -> Non
     assert result.message == "duration 2h exceeds the maxDuration 30m of AccessPolicy production"
 
 
-def test_a_request_spanning_policies_is_governed_by_the_strictest(
+def test_a_request_spanning_policies_is_governed_by_all_of_them(
     policy_factory: PolicyFactory,
 ) -> None:
     exec_policy = policy_factory("exec-only", actions=["exec"], requiredApprovals=1)
@@ -161,7 +163,7 @@ def test_a_request_spanning_policies_is_governed_by_the_strictest(
         [],
     )
     assert isinstance(result, Resolution)
-    assert result.policy is delete_policy
+    assert result.governing.names == ("deletes", "exec-only")
 
 
 def test_approver_and_break_glass_eligibility(policy_factory: PolicyFactory) -> None:
@@ -202,18 +204,17 @@ def test_match_expressions_follow_kubernetes(operator: str, have: dict[str, str]
 
 
 def test_grant_duration_defaults_and_clamps_to_the_policy(policy_factory: PolicyFactory) -> None:
-    from jitgate.core.policy import grant_duration
-
     policy = policy_factory(
         maxDuration="30m",
         defaultDuration="10m",
         breakGlass={"users": ["alice"], "maxDuration": "5m"},
     )
-    assert grant_duration(spec(), policy) == dt.timedelta(minutes=10)
-    assert grant_duration(spec(duration="20m"), policy) == dt.timedelta(minutes=20)
+    alone = Governing((policy,))
+    assert alone.grant_duration(spec()) == dt.timedelta(minutes=10)
+    assert alone.grant_duration(spec(duration="20m")) == dt.timedelta(minutes=20)
     # A policy tightened after the request was accepted still caps the grant.
-    assert grant_duration(spec(duration="2h"), policy) == dt.timedelta(minutes=30)
-    assert grant_duration(spec(breakGlass=True), policy) == dt.timedelta(minutes=5)
+    assert alone.grant_duration(spec(duration="2h")) == dt.timedelta(minutes=30)
+    assert alone.grant_duration(spec(breakGlass=True)) == dt.timedelta(minutes=5)
 
 
 def _broken(raw: dict[str, Any]) -> UnreadablePolicy:

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from jitgate.core.api import Approval
-from jitgate.core.requests.tally import pending_expired, tally
+from jitgate.core.requests.tally import Requirement, pending_expired, tally
 
 APPROVERS = {"bob", "carol", "dave", "alice"}
 
@@ -22,9 +22,8 @@ def run(approvals: list[Approval], required: int = 1, allow_self: bool = False) 
     return tally(
         approvals,
         requester="alice",
-        required=required,
+        requirements=[Requirement("production", required, is_approver)],
         allow_self_approval=allow_self,
-        is_approver=is_approver,
     ).outcome
 
 
@@ -42,9 +41,8 @@ def test_self_approval_is_ignored_unless_allowed() -> None:
     result = tally(
         [approve("alice")],
         requester="alice",
-        required=1,
+        requirements=[Requirement("production", 1, is_approver)],
         allow_self_approval=False,
-        is_approver=is_approver,
     )
     assert result.outcome == "Pending"
     assert "self-approval" in result.ignored[0].why
@@ -60,9 +58,8 @@ def test_any_eligible_deny_denies_even_after_partial_approval() -> None:
     result = tally(
         [approve("bob"), approve("carol", "Deny")],
         requester="alice",
-        required=2,
+        requirements=[Requirement("production", 2, is_approver)],
         allow_self_approval=False,
-        is_approver=is_approver,
     )
     assert result.outcome == "Denied"
     assert result.denied_by == "carol"
@@ -89,9 +86,8 @@ def test_tally_invariants(decisions: list[tuple[str, bool]], required: int) -> N
     result = tally(
         approvals,
         requester="alice",
-        required=required,
+        requirements=[Requirement("production", required, is_approver)],
         allow_self_approval=False,
-        is_approver=is_approver,
     )
     assert len(set(result.approved_by)) == len(result.approved_by)
     assert "alice" not in result.approved_by and "mallory" not in result.approved_by
@@ -104,9 +100,8 @@ def test_tally_invariants(decisions: list[tuple[str, bool]], required: int) -> N
         more = tally(
             [*approvals, approve("dave", "Deny"), approve("carol")],
             requester="alice",
-            required=required,
+            requirements=[Requirement("production", required, is_approver)],
             allow_self_approval=False,
-            is_approver=is_approver,
         )
         assert more.outcome == result.outcome
 

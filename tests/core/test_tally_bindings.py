@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from support.clocks import NOW
 
 from jitgate.core.api import AccessRequestStatus, Approval
-from jitgate.core.requests.tally import tally
+from jitgate.core.requests.tally import Requirement, tally
 
 
 def is_approver(user: str, groups: Sequence[str]) -> bool:
@@ -25,9 +25,8 @@ def outcome(
     result = tally(
         approvals,
         requester="alice",
-        required=1,
+        requirements=[Requirement("production", 1, is_approver)],
         allow_self_approval=False,
-        is_approver=is_approver,
         spec_digest=spec_digest,
         deadline=deadline,
     )

@@ -243,7 +243,8 @@ def test_an_old_grant_still_admits_what_it_grants(
     assert c.no_kubelet_error() in admitted.stderr, admitted.stderr
     denied = c.exec("alice", NAMESPACE, "old-0", "ls")
     assert denied.stderr.startswith(DENIED), denied.stderr
-    assert "AccessPolicy legacy" in denied.stderr
+    # The namespace is protected by label too, so the chart's policy governs it as well.
+    assert "AccessPolicies legacy and production require an approved grant" in denied.stderr
 
 
 def test_an_old_pending_request_is_approved_into_a_grant(

@@ -99,7 +99,7 @@ async def test_approvals_are_rechecked_from_stamped_identity_and_spec_digest(jit
         r["context"].get("ignored") for r in jit.records() if r["type"] == "request.approval"
     ]
     assert ignored == [
-        "mallory is not an approver under the policy",
+        "mallory is not an approver under any governing policy",
         "dave decided on a different spec than the request's",
         None,
     ]

@@ -335,7 +335,7 @@ async def test_approvals_need_the_policy_cache(webhook: Any, validate: Any, revi
     assert not answer.allowed
     assert (
         answer.message
-        == "the policy governing this request is unknown, so no approval can be checked"
+        == "the policies governing this request are unknown, so no approval can be checked"
     )
 
 

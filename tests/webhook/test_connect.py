@@ -305,8 +305,8 @@ async def test_policy_and_namespace_changes_arrive_through_the_watch(
     assert [r["type"] for r in audit_log()] == ["action.denied", "action.denied"]
 
 
-async def test_the_strictest_overlapping_policy_names_the_duration(
-    cluster: Any, webhook: Any, validate: Any, reviews: Any
+async def test_every_overlapping_policy_is_named_with_the_shortest_default_duration(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
     cluster.create(
         "accesspolicies.jitgate.dev",
@@ -320,7 +320,11 @@ async def test_the_strictest_overlapping_policy_names_the_duration(
     )
     await reviews.until(webhook, lambda cache: "strict" in cache.policies.by_name)
     answer = await validate(reviews.exec())
-    assert "AccessPolicy strict" in answer.message and "--for 5m" in answer.message
+    assert "AccessPolicies production and strict require an approved grant" in answer.message
+    assert "--for 5m" in answer.message
+    record = audit_log()[-1]
+    assert record["context"]["policies"] == ["production", "strict"]
+    assert "policy" not in record["context"]
 
 
 async def test_a_policy_the_webhook_cannot_read_fails_closed_in_its_namespaces(

@@ -25,7 +25,7 @@ from jitgate.audit.model import AuditRecord
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
 from jitgate.core.api import GrantSpec
-from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas
+from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas, governing_names
 
 logger = logging.getLogger(__name__)
 
@@ -131,10 +131,10 @@ def action_event(
     """The record of a decision on a protected action (or one that could not be decoded)."""
     grant = verdict.grant
     context: dict[str, Any] | None = None
-    if verdict.policy is not None or grant is not None:
+    if verdict.governing is not None or grant is not None:
         context = {}
-        if verdict.policy is not None:
-            context["policy"] = verdict.policy.metadata.name
+        if verdict.governing is not None:
+            context.update(governing_names(verdict.governing.names))
         if grant is not None:
             context["approvalChainDigest"] = verdict.chain_digest
             context["breakGlass"] = grant.spec.break_glass

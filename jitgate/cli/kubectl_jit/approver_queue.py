@@ -2,8 +2,8 @@
 deadline first, each with why it is asked and exactly what it would allow.
 
 Pure, given the policies, the caller and the time. Whether I may decide is the policies'
-answer (`jitgate.core.policy`): the policy the operator recorded, or for a request it has not
-seen yet, the one `resolve_request` finds; the webhook decides again when I approve.
+answer (`jitgate.core.policy.Governing`): the policies the operator recorded, or for a request
+it has not seen yet, those `resolve_request` finds; the webhook decides again when I approve.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from jitgate.cli.kubectl_jit.views import (
 )
 from jitgate.core.api import AccessPolicy, AccessRequest
 from jitgate.core.durations import format_duration, parse_duration
-from jitgate.core.policy import Namespace, grant_duration, may_approve, resolve_request
+from jitgate.core.policy import Governing, Namespace, resolve_request
 from jitgate.core.refusals import Refusal
 
 
@@ -29,48 +29,57 @@ def governing(
     request: AccessRequest,
     policies: Sequence[AccessPolicy],
     labels: Mapping[str, str] | None,
-) -> AccessPolicy | None:
-    """The policy governing a request: the one the operator recorded, else the one the
-    operator will find (None when no policy accepts it or the namespace is unreadable)."""
-    name = request.status.policy
-    if name:
-        return next((p for p in policies if p.metadata.name == name), None)
+) -> Governing | None:
+    """The policies governing a request: those the operator recorded, else those the operator
+    will find (None when one of them is gone, no policy accepts it or the namespace is
+    unreadable)."""
+    names = request.status.policy_names
+    if names:
+        found = [next((p for p in policies if p.metadata.name == name), None) for name in names]
+        if any(policy is None for policy in found):
+            return None
+        return Governing.of(policy for policy in found if policy is not None)
     requester = request.spec.requester
     if requester is None or labels is None:
         return None
     namespace = Namespace(request.metadata.namespace or "", labels)
-    found = resolve_request(policies, namespace, request.spec, requester.user, requester.groups)
-    return None if isinstance(found, Refusal) else found.policy
+    resolved = resolve_request(policies, namespace, request.spec, requester.user, requester.groups)
+    return None if isinstance(resolved, Refusal) else resolved.governing
 
 
-def may_decide(request: AccessRequest, policy: AccessPolicy, me: Me) -> bool:
-    """Whether my approval or denial would count: an approver under the policy, not the
-    requester (unless it allows self-approval), and not decided already."""
+def may_decide(request: AccessRequest, governing: Governing, me: Me) -> bool:
+    """Whether my approval or denial would count: an approver under one of the policies, not
+    the requester (unless every one allows self-approval), and not decided already."""
     requester = request.spec.requester
-    if requester is not None and requester.user == me.user and not policy.spec.allow_self_approval:
+    if (
+        requester is not None
+        and requester.user == me.user
+        and governing.refusing_self_approval() is not None
+    ):
         return False
     if any(approval.user == me.user for approval in request.status.approvals):
         return False
-    return may_approve(policy, me.user, me.groups)
+    return bool(governing.approving(me.user, me.groups))
 
 
-def grant_length(request: AccessRequest, policy: AccessPolicy | None) -> str:
-    """How long the grant would last: the duration asked for, else the policy's default,
-    never beyond its maximum; said so where the policy decides it."""
+def grant_length(request: AccessRequest, governing: Governing | None) -> str:
+    """How long the grant would last: the duration asked for, else the shortest default,
+    never beyond any maximum; said so where the policies decide it."""
     asked = request.spec.duration
-    if policy is None:
+    if governing is None:
         return asked or "the policy's default"
-    length = format_duration(grant_duration(request.spec, policy))
+    granted = governing.grant_duration(request.spec)
+    length = format_duration(granted)
     if asked is None:
         return f"{length} (the policy's default)"
-    capped = parse_duration(asked) > grant_duration(request.spec, policy)
+    capped = parse_duration(asked) > granted
     return f"{length} (capped from {asked})" if capped else length
 
 
 @dataclass(frozen=True)
 class Entry:
     request: AccessRequest
-    policy: AccessPolicy | None
+    governing: Governing | None
 
 
 def deadline_key(entry: Entry) -> tuple[bool, dt.datetime, str, str]:
@@ -93,7 +102,7 @@ def queue_row(entry: Entry, now: dt.datetime, *, with_namespace: bool) -> list[s
         request.metadata.name or "",
         requester,
         "; ".join(describe_action_long(action) for action in request.spec.actions),
-        grant_length(request, entry.policy),
+        grant_length(request, entry.governing),
         approvals_count(request),
         _deadline(deadline, now),
         request.spec.reason,

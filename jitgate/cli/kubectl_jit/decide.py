@@ -14,6 +14,7 @@ from jitgate.cli.kubectl_jit.views import approvers_so_far, ended_at, human_dura
 from jitgate.cli.kubectl_jit.waiting import decided, settle
 from jitgate.core.api import TERMINAL_PHASES, Decision
 from jitgate.core.clock import SYSTEM_CLOCK, format_time
+from jitgate.core.policy import describe_policies
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
     REVIEW_ANNOTATION,
@@ -118,6 +119,11 @@ def _resulting_state(requests: AccessRequests, result: Json, decision: Decision)
     status = request.status
     if status.phase is None:
         return f"The jitgate operator has not picked this request up yet; follow it with: {follow}"
+    if decision == "Approve" and len(status.policy_names) > 1:
+        return (
+            f"Pending under {describe_policies(status.policy_names)}, each of which must be "
+            f"satisfied by its own approvers; follow it with: {follow}"
+        )
     approvals, required = len(approvers_so_far(request)), status.required_approvals or 1
     if decision == "Approve" and approvals < required:
         source = _approvers_text(requests, status.policy)

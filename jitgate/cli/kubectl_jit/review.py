@@ -89,11 +89,11 @@ def _queue(
         entries = []
         for raw, request in pending:
             namespace = request.metadata.namespace or ""
-            if request.status.policy is None and namespace not in labels:
+            if not request.status.policy_names and namespace not in labels:
                 labels[namespace] = requests.namespace_labels(namespace)
-            policy = governing(request, policies, labels.get(namespace))
-            if policy is not None and may_decide(request, policy, me):
-                entries.append((raw, Entry(request, policy)))
+            found = governing(request, policies, labels.get(namespace))
+            if found is not None and may_decide(request, found, me):
+                entries.append((raw, Entry(request, found)))
     return sorted(entries, key=lambda pair: deadline_key(pair[1]))
 
 

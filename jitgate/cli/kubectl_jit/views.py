@@ -107,6 +107,19 @@ def ended_at(request: AccessRequest) -> dt.datetime | None:
     return None
 
 
+def _policies_field(request: AccessRequest) -> tuple[str, str]:
+    """`Policy: production`, or every governing policy with the approvals each needs (each
+    must be satisfied)."""
+    status = request.status
+    if len(status.policy_names) <= 1:
+        return "Policy", (status.policy_names or (NONE,))[0]
+    needs = [
+        f"{p.name} ({p.required_approvals} approval{'s' if p.required_approvals > 1 else ''})"
+        for p in status.policies
+    ]
+    return "Policies", ", ".join(needs) + " — every one must be satisfied"
+
+
 def review_state(request: AccessRequest) -> str | None:
     """`review required` or `reviewed by X` for a break-glass request once it was approved."""
     if not request.spec.break_glass:
@@ -155,7 +168,7 @@ def table_row(
     ]
     if wide:
         row += [
-            status.policy or NONE,
+            ",".join(status.policy_names) or NONE,
             status.grant.name if status.grant else NONE,
             request.spec.ticket or NONE,
             request.spec.reason,
@@ -232,7 +245,7 @@ def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | Non
         if review is not None:
             fields.append(("Review", review))
     fields += [
-        ("Policy", status.policy or NONE),
+        _policies_field(request),
         ("Approvals", f"{approvals_count(request)} (given/required)"),
     ]
     if status.phase in (None, "Pending"):

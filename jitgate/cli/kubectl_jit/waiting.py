@@ -21,6 +21,7 @@ from jitgate.cli.kubectl_jit.views import approvers_so_far, ended_at, human_dura
 from jitgate.core.api import AccessRequest
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
 from jitgate.core.durations import format_duration
+from jitgate.core.policy import describe_policies
 
 # A watch that keeps ending at once (a flaky proxy) must not spin: at most this many rounds.
 _MAX_WATCH_ROUNDS = 10_000
@@ -37,6 +38,10 @@ def progress(request: AccessRequest) -> str | None:
     status = request.status
     if status.phase != "Pending":
         return None
+    if len(status.policy_names) > 1 and status.message:
+        # Each governing policy counts its own approvers: the operator's message says how far
+        # each one is (a single count would be wrong).
+        return f"Pending under {describe_policies(status.policy_names)}: {status.message}"
     approvers = approvers_so_far(request)
     required = status.required_approvals
     of = f" of {required}" if required is not None else ""

@@ -21,6 +21,7 @@ from jitgate.core.admission.approvals import check_status, strict
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.writes import Write, annotations_of, as_dict, check_metadata
 from jitgate.core.api import AccessPolicy, AccessRequestSpec
+from jitgate.core.policy import Governing
 from jitgate.core.refusals import Refusal
 
 # The AccessPolicy of that name, None when there is none; raises NotReady when the caller
@@ -94,8 +95,14 @@ def _check_update(
     requester = spec.requester.user if spec.requester else ""
     old_status, new_status = as_dict(old.get("status")), as_dict(new.get("status"))
     phase = old_status.get("phase")
-    policy_name = old_status.get("policy")
-    lookup = (lambda: policy(policy_name)) if isinstance(policy_name, str) else (lambda: None)
+    names = _policy_names(old_status)
+
+    def lookup() -> Governing | None:
+        found = [policy(name) for name in names]
+        if any(p is None for p in found):
+            return None  # a governing policy is gone: nothing can be checked against it
+        return Governing.of(p for p in found if p is not None)
+
     if old_status != new_status:
         refusal = check_status(old_status, new_status, who, requester, spec, lookup, now)
         if refusal is not None:
@@ -107,5 +114,18 @@ def _check_update(
         requester=requester,
         phase=phase if isinstance(phase, str) else None,
         break_glass=spec.break_glass,
-        policy=lookup,
+        governing=lookup,
     )
+
+
+def _policy_names(status: Mapping[str, Any]) -> list[str]:
+    """The governing policies a stored status names (`policies`, else `policy`); none when
+    it names them in a shape jitgate does not write, so nothing is checked against a guess."""
+    listed = status.get("policies")
+    if listed:
+        names = [entry.get("name") if isinstance(entry, Mapping) else None for entry in listed]
+        if not isinstance(listed, list) or not all(isinstance(n, str) for n in names):
+            return []
+        return [n for n in names if isinstance(n, str)]
+    single = status.get("policy")
+    return [single] if isinstance(single, str) else []

@@ -1,7 +1,8 @@
 """Annotation writes to an AccessRequest: cancel, revoke and break-glass reviews.
 
-Asking to cancel (Pending) or revoke (Approved) is for the requester or an approver; a
-break-glass request is reviewed once, by an approver other than the requester; a *-by
+Asking to cancel (Pending) or revoke (Approved) is for the requester or an approver of any
+governing policy (either only takes access away); a break-glass request is reviewed once, by
+an approver of every governing policy other than the requester; a *-by
 annotation must name the authenticated user (`/mutate` stamps it), and a stamped review
 never changes again. A new request cannot arrive reviewed.
 """
@@ -11,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from jitgate.core.admission.writes import Identity
-from jitgate.core.api import AccessPolicy
-from jitgate.core.policy import may_approve
+from jitgate.core.policy import Governing
 from jitgate.core.refusals import Refusal
 from jitgate.core.requests.annotations import (
     CANCEL_ANNOTATION,
@@ -30,7 +30,7 @@ def check_annotation_request(
     phase: str | None,
     requester: str,
     who: Identity,
-    policy: AccessPolicy | None,
+    governing: Governing | None,
 ) -> str | None:
     """Only the requester or an approver may ask to cancel (Pending) or revoke (Approved)."""
     allowed_phase = "Pending" if annotation == CANCEL_ANNOTATION else "Approved"
@@ -42,7 +42,7 @@ def check_annotation_request(
         return f"only {article} {allowed_phase} request can be {done}; this one is {phase or 'new'}"
     if who.user == requester:
         return None
-    if policy is not None and may_approve(policy, who.user, who.groups):
+    if governing is not None and governing.approving(who.user, who.groups):
         return None
     return f"only the requester or an approver may {verb} this request"
 
@@ -54,10 +54,11 @@ def check_review(
     break_glass: bool,
     requester: str,
     who: Identity,
-    policy: AccessPolicy | None,
+    governing: Governing | None,
 ) -> str | None:
-    """Only an approver other than the requester may review a break-glass request, once it
-    was approved (Approved, Expired or Revoked)."""
+    """Only an approver of every governing policy, other than the requester, may review a
+    break-glass request, once it was approved (Approved, Expired or Revoked): the review
+    clears the flag each policy's approvers are meant to see."""
     if value != "true":
         return f'set annotation {REVIEW_ANNOTATION} to "true" to review this request'
     if phase not in REVIEWABLE_PHASES:
@@ -69,11 +70,13 @@ def check_review(
         return "only a break-glass request needs a review; its approvers already approved this one"
     if who.user == requester:
         return f"{who.user} activated this break-glass grant and cannot review it"
-    if policy is None:
-        return "the policy governing this request is unknown, so no reviewer can be checked"
-    if not may_approve(policy, who.user, who.groups):
+    if governing is None:
+        return "the policies governing this request are unknown, so no reviewer can be checked"
+    approving = governing.approving(who.user, who.groups)
+    refusing = next((p for p in governing.policies if p not in approving), None)
+    if refusing is not None:
         return (
-            f"{who.user} is not an approver under AccessPolicy {policy.metadata.name}, "
+            f"{who.user} is not an approver under AccessPolicy {refusing.metadata.name}, "
             "so cannot review this request"
         )
     return None
@@ -90,7 +93,7 @@ def check_annotation_changes(
     requester: str,
     phase: str | None,
     break_glass: bool,
-    policy: Callable[[], AccessPolicy | None],
+    governing: Callable[[], Governing | None],
 ) -> Refusal | None:
     """Why this change of a request's annotations is refused, or None.
 
@@ -122,14 +125,14 @@ def check_annotation_changes(
                     break_glass=break_glass,
                     requester=requester,
                     who=who,
-                    policy=policy(),
+                    governing=governing(),
                 )
                 if asking or stamped
                 else None
             )
         elif asking:
             why = check_annotation_request(
-                annotation=asked, phase=phase, requester=requester, who=who, policy=policy()
+                annotation=asked, phase=phase, requester=requester, who=who, governing=governing()
             )
         else:
             why = None

@@ -2,7 +2,8 @@
 
 An approval is bound to the spec it decides on (`spec_digest`), made as the authenticated
 user with their real groups, once per approver, while the request is Pending and before its
-pending deadline, by someone the governing policy names as an approver.
+pending deadline, by someone at least one governing policy names as an approver (a
+requester's own approval only where every governing policy allows self-approval).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from jitgate.core.admission.writes import Identity
-from jitgate.core.api import AccessPolicy, AccessRequestSpec, Approval
+from jitgate.core.api import AccessRequestSpec, Approval
 from jitgate.core.canonical import digest
 from jitgate.core.clock import parse_time
-from jitgate.core.policy import may_approve
+from jitgate.core.policy import Governing
 from jitgate.core.refusals import Refusal
 
 M = TypeVar("M", bound=BaseModel)
@@ -42,7 +43,7 @@ def check_approval_append(
     new_approvals: Sequence[Approval],
     requester: str,
     who: Identity,
-    policy: AccessPolicy | None,
+    governing: Governing | None,
     digest_of_spec: str,
 ) -> str | None:
     """Why this approvals change is refused, or None when it is one valid new decision."""
@@ -65,15 +66,17 @@ def check_approval_append(
         return "the approval does not match the request's current spec"
     if any(existing.user == who.user for existing in old_approvals):
         return f"{who.user} has already decided on this request"
-    if policy is None:
-        return "the policy governing this request is unknown, so no approval can be checked"
-    if who.user == requester and not policy.spec.allow_self_approval:
+    if governing is None:
+        return "the policies governing this request are unknown, so no approval can be checked"
+    refusing = governing.refusing_self_approval()
+    if who.user == requester and refusing is not None:
         return (
             f"{who.user} requested this access and cannot approve it "
-            f"(AccessPolicy {policy.metadata.name} does not allow self-approval)"
+            f"(AccessPolicy {refusing.metadata.name} does not allow self-approval)"
         )
-    if not may_approve(policy, who.user, who.groups):
-        return f"{who.user} is not an approver under AccessPolicy {policy.metadata.name}"
+    if not governing.approving(who.user, who.groups):
+        several = "any of " if len(governing.policies) > 1 else ""
+        return f"{who.user} is not an approver under {several}{governing.describe()}"
     return None
 
 
@@ -98,7 +101,7 @@ def check_status(
     who: Identity,
     requester: str,
     spec: AccessRequestSpec,
-    policy: Callable[[], AccessPolicy | None],
+    governing: Callable[[], Governing | None],
     now: dt.datetime,
 ) -> Refusal | None:
     """Why this change of a request's status by someone other than the operator is refused."""
@@ -121,7 +124,7 @@ def check_status(
         new_approvals=new_approvals,
         requester=requester,
         who=who,
-        policy=policy() if len(new_approvals) > len(old_approvals) else None,
+        governing=governing() if len(new_approvals) > len(old_approvals) else None,
         digest_of_spec=spec_digest(spec),
     )
     appended = len(new_approvals) > len(old_approvals)

@@ -1,8 +1,9 @@
 """The decision on a protected action, from what the webhook knows of the cluster alone.
 
 Order matters for failing closed: exempt callers pass without the cache; everyone else is
-denied until the cache is synced; then the strictest governing policy and the caller's live
-grants decide. No I/O and no allocation beyond the answer: it runs on every request.
+denied until the cache is synced; then the governing policies (every one that protects the
+action, composed by `jitgate.core.policy.Governing`) and the caller's live grants decide.
+No I/O and no allocation beyond the answer: it runs on every request.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from typing import Protocol
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.denials import request_command, why_denied
 from jitgate.core.admission.readiness import NOT_READY
-from jitgate.core.api import AccessPolicy
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-from jitgate.core.policy import Exemptions, Namespace, Policies, governing_policy
+from jitgate.core.policy import Exemptions, Governing, Namespace, Policies, governing_policies
 
 
 class ClusterView(Protocol):
@@ -45,12 +45,12 @@ EXPIRY_WARNING = dt.timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Verdict:
-    """A decision on a protected action; `policy` is None only when jitgate is not ready."""
+    """A decision on a protected action; `governing` is None only when jitgate is not ready."""
 
     allowed: bool
     message: str
     reason: str  # a short CamelCase cause, recorded in the audit log
-    policy: AccessPolicy | None = None
+    governing: Governing | None = None
     grant: IndexedGrant | None = None
     warning: str | None = None
     chain_digest: str | None = None  # of the grant's approval chain
@@ -95,21 +95,21 @@ def decide(
                 "a cluster admin must fix or delete it",
                 "PolicyInvalid",
             )
-    policy = governing_policy(
+    governing = governing_policies(
         policies.by_name.values(), namespace, attempted.verb, attempted.resource, user, groups
     )
-    if policy is None:
+    if governing is None:
         return None
     grant = cache.grants.authorizing(user, attempted, now)
     if grant is None:
         why = why_denied(cache.grants.for_user(attempted.namespace, user), user, attempted, now)
-        duration = policy.spec.default_duration
         message = (
             f"jitgate denied {attempted.describe()}: {why}. "
-            f"AccessPolicy {policy.metadata.name} requires an approved grant for it; ask with: "
-            f"{request_command(attempted, duration)}"
+            f"{governing.describe()} require{'s' if len(governing.names) == 1 else ''} an "
+            f"approved grant for it; ask with: "
+            f"{request_command(attempted, governing.default_duration)}"
         )
-        return Verdict(False, message, "NoLiveGrant", policy)
+        return Verdict(False, message, "NoLiveGrant", governing)
     left = grant.spec.expires_at - now
     warning = None
     if left <= EXPIRY_WARNING:
@@ -121,4 +121,4 @@ def decide(
             f"jitgate grant {grant.name} ends in {remaining} "
             f"(at {format_time(grant.spec.expires_at)})"
         )
-    return Verdict(True, "", "Granted", policy, grant, warning, cache.chain_digest(grant))
+    return Verdict(True, "", "Granted", governing, grant, warning, cache.chain_digest(grant))

@@ -1,11 +1,11 @@
 """The AccessRequest state machine, without I/O, split by phase.
 
     new (no phase yet)
-     ├─ a policy accepts it ──────────────────▶ Pending
-     ├─ break-glass, as a policy allows ──────▶ Approved
-     └─ no policy accepts it, or invalid ─────▶ Denied
+     ├─ every governing policy accepts it ────▶ Pending
+     ├─ break-glass, as every one allows ─────▶ Approved
+     └─ one refuses it, none governs, invalid ▶ Denied
     Pending
-     ├─ approvals reach the threshold ────────▶ Approved
+     ├─ every policy's approvals are met ─────▶ Approved
      ├─ an eligible approver denies ──────────▶ Denied
      ├─ the pending deadline passes ──────────▶ Expired
      └─ cancelled ────────────────────────────▶ Cancelled

@@ -8,9 +8,8 @@ from dataclasses import dataclass
 
 from jitgate.core.api import AccessRequest, AccessRequestStatus, Grant, GrantReference
 from jitgate.core.clock import format_time, whole_seconds
-from jitgate.core.events import named, request_record
+from jitgate.core.events import governing_names, named, request_record
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import grant_duration
 from jitgate.core.requests.annotations import (
     REVIEW_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
@@ -31,7 +30,7 @@ from jitgate.core.requests.step import (
     to_phase,
 )
 
-# The grant length when the policy that approved a request is gone before its grant was issued.
+# The grant length when a policy that approved a request is gone before its grant was issued.
 _FALLBACK_DURATION = dt.timedelta(minutes=15)
 
 
@@ -40,14 +39,14 @@ def approved(request: AccessRequest, world: World) -> Step:
     annotations = request.metadata.annotations
     if status.grant is None:
         # Approved in a step whose grant was not issued (a crash in between): issue it now.
-        policy = world.policy(status.policy)
-        duration = grant_duration(request.spec, policy) if policy else _FALLBACK_DURATION
+        governing = world.governing(status.policy_names)
+        duration = governing.grant_duration(request.spec) if governing else _FALLBACK_DURATION
         return Step(
             grant=plan_grant(
                 request,
                 now=world.now,
                 duration=duration,
-                policy=status.policy or "",
+                policies=status.policy_names,
                 approvals=[a for a in status.approvals if a.decision == "Approve"],
                 break_glass=request.spec.break_glass,
             )
@@ -88,7 +87,7 @@ def review(request: AccessRequest, world: World) -> Step | None:
         actor=named(reviewer),
         reason=comment,
         grant=grant,
-        context={"policy": status.policy, "breakGlass": True, "phase": status.phase},
+        context={**governing_names(status.policy_names), "breakGlass": True, "phase": status.phase},
     )
     conditions = set_condition(
         status.conditions, REVIEW_REQUIRED, "False", "Reviewed", message, world.now

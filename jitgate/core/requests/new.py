@@ -7,18 +7,20 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from jitgate.core.api import AccessPolicy, AccessRequest, Condition
+from jitgate.core.api import AccessPolicy, AccessRequest, Condition, GoverningPolicy
 from jitgate.core.clock import format_time, whole_seconds
 from jitgate.core.durations import format_duration
 from jitgate.core.events import (
     Record,
     actor_of,
+    governing_context,
+    governing_names,
     policy_context,
     request_record,
     unread_request_record,
 )
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import resolve_request
+from jitgate.core.policy import Governing, resolve_request
 from jitgate.core.refusals import Refusal
 from jitgate.core.requests.step import (
     APPROVED,
@@ -128,8 +130,7 @@ def admit(request: AccessRequest, world: World) -> Step:
     )
     if isinstance(resolved, Refusal):
         return _deny(request, world, resolved.reason, resolved.message, policy=resolved.policy)
-    policy = resolved.policy
-    name = policy.metadata.name or ""
+    governing = resolved.governing
     created = request_record(
         "request.created",
         request,
@@ -138,22 +139,16 @@ def admit(request: AccessRequest, world: World) -> Step:
         reason=request.spec.reason,
         context={
             "spec": request.spec.to_wire(),
-            "policy": policy_context(policy),
-            "requiredApprovals": resolved.required_approvals,
+            **governing_context(governing.policies),
+            "requiredApprovals": required_approvals(governing),
             "duration": format_duration(resolved.duration),
             "breakGlass": resolved.break_glass,
         },
     )
     if resolved.break_glass:
-        return _break_glass(
-            request, world, created, name, resolved.duration, resolved.required_approvals
-        )
+        return _break_glass(request, world, created, governing, resolved.duration)
     deadline = now + resolved.pending_timeout
-    required = resolved.required_approvals
-    message = (
-        f"waiting for {required} approval{'s' if required > 1 else ''} under AccessPolicy "
-        f"{name} until {format_time(deadline)}"
-    )
+    message = f"waiting for {_wanted(governing)} until {format_time(deadline)}"
     conditions = set_condition(
         request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
     )
@@ -162,8 +157,7 @@ def admit(request: AccessRequest, world: World) -> Step:
         status=to_phase(
             request.status.phase,
             "Pending",
-            policy=name,
-            required_approvals=required,
+            **governing_status(governing),
             pending_deadline=whole_seconds(deadline),
             # Approvers append with a JSON patch to /status/approvals/-, which needs the list.
             **({} if request.status.approvals else {"approvals": []}),
@@ -177,19 +171,46 @@ def admit(request: AccessRequest, world: World) -> Step:
     )
 
 
+def required_approvals(governing: Governing) -> int:
+    """What `status.requiredApprovals` shows: the most any one governing policy needs."""
+    return max(p.spec.required_approvals for p in governing.policies)
+
+
+def governing_status(governing: Governing) -> dict[str, Any]:
+    """The status fields naming the governing policies (api.AccessRequestStatus says why
+    `policy` is set only when exactly one governs)."""
+    names = governing.names
+    return {
+        **({"policy": names[0]} if len(names) == 1 else {}),
+        "policies": [
+            GoverningPolicy(name=name, required_approvals=p.spec.required_approvals)
+            for name, p in zip(names, governing.policies, strict=True)
+        ],
+        "required_approvals": required_approvals(governing),
+    }
+
+
+def _wanted(governing: Governing) -> str:
+    """`1 approval under AccessPolicy production`, or one clause per policy."""
+    return "; ".join(
+        f"{n} approval{'s' if n > 1 else ''} under AccessPolicy {p.metadata.name}"
+        for p in governing.policies
+        for n in (p.spec.required_approvals,)
+    )
+
+
 def _break_glass(
     request: AccessRequest,
     world: World,
     created: Record,
-    policy: str,
+    governing: Governing,
     duration: dt.timedelta,
-    required_approvals: int,
 ) -> Step:
     """Approved at once without review, and flagged for review."""
     now, requester = world.now, request.spec.requester
     assert requester is not None  # admit() denies an unstamped request first
     message = (
-        f"break-glass: approved without review under AccessPolicy {policy} "
+        f"break-glass: approved without review under {governing.describe()} "
         f"for {format_duration(duration)}; flagged for review"
     )
     approved = request_record(
@@ -198,7 +219,11 @@ def _break_glass(
         now,
         actor=actor_of(requester),
         reason=request.spec.reason,
-        context={"breakGlass": True, "policy": policy, "approvedBy": []},
+        context={
+            "breakGlass": True,
+            **governing_names(governing.names),
+            "approvedBy": [],
+        },
     )
     conditions = set_condition(
         request.status.conditions, APPROVED, "True", "BreakGlass", message, now
@@ -216,14 +241,18 @@ def _break_glass(
         status=to_phase(
             request.status.phase,
             "Approved",
-            policy=policy,
-            required_approvals=required_approvals,
+            **governing_status(governing),
             observed_approvals=len(request.status.approvals),
             message=message,
             conditions=conditions,
         ),
         grant=plan_grant(
-            request, now=now, duration=duration, policy=policy, approvals=(), break_glass=True
+            request,
+            now=now,
+            duration=duration,
+            policies=governing.names,
+            approvals=(),
+            break_glass=True,
         ),
         notices=(Notice("BreakGlass", message, warning=True),),
         notify="approved",

@@ -8,38 +8,68 @@ exactly the entries the stored status has not yet counted.
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 
 from jitgate.core.admission.approvals import spec_digest
-from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, RequestPhase
+from jitgate.core.api import AccessRequest, AccessRequestStatus, RequestPhase
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
-from jitgate.core.events import Actor, Record, actor_of, approval_record, named, request_record
+from jitgate.core.events import (
+    Actor,
+    Record,
+    actor_of,
+    approval_record,
+    governing_names,
+    named,
+    request_record,
+)
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import grant_duration, may_approve
+from jitgate.core.policy import Governing, describe_policies, may_approve
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION
 from jitgate.core.requests.step import APPROVED, Notice, Step, World, set_condition, to_phase
-from jitgate.core.requests.tally import Tally, decisive_index, pending_expired, tally
+from jitgate.core.requests.tally import (
+    Count,
+    Requirement,
+    Tally,
+    decisive_index,
+    pending_expired,
+    tally,
+)
 
 
-def _tally(request: AccessRequest, policy: AccessPolicy | None) -> Tally | None:
+def _tally(request: AccessRequest, governing: Governing | None) -> Tally | None:
     requester = request.spec.requester
-    if policy is None or requester is None:
+    if governing is None or requester is None:
         return None
     status = request.status
     return tally(
         status.approvals,
         requester=requester.user,
-        required=status.required_approvals or policy.spec.required_approvals,
-        allow_self_approval=policy.spec.allow_self_approval,
-        is_approver=lambda user, groups: may_approve(policy, user, groups),
+        requirements=[
+            Requirement(
+                name,
+                status.required_by(name) or policy.spec.required_approvals,
+                partial(may_approve, policy),
+            )
+            for name, policy in zip(governing.names, governing.policies, strict=True)
+        ],
+        allow_self_approval=governing.refusing_self_approval() is None,
         spec_digest=spec_digest(request.spec),
         deadline=status.pending_deadline,
     )
 
 
+def _gone(world: World, names: tuple[str, ...]) -> str:
+    missing = world.missing(names)
+    if not missing:
+        return "no AccessPolicy is recorded for the request"
+    return f"{describe_policies(missing)} no longer exist{'s' if len(missing) == 1 else ''}"
+
+
 def _approval_records(
     request: AccessRequest,
-    policy: AccessPolicy | None,
+    world: World,
+    governing: Governing | None,
     result: Tally | None,
     now: dt.datetime,
 ) -> list[Record]:
@@ -49,19 +79,28 @@ def _approval_records(
     decisive = decisive_index(approvals, result) if result else None
     records = []
     for index in range(observed, len(approvals)):
+        approval = approvals[index]
         why = ignored.get(index)
         if result is None:
-            why = f"AccessPolicy {request.status.policy} no longer exists"
+            why = _gone(world, request.status.policy_names)
         elif decisive is not None and index > decisive:
             why = "the request was already decided"
+        counted_for = (
+            ()
+            if why is not None or governing is None
+            else tuple(
+                p.metadata.name or ""
+                for p in governing.approving(approval.user or "", approval.groups)
+            )
+        )
         records.append(
             approval_record(
                 request,
                 index,
-                approvals[index],
+                approval,
                 now,
-                policy=policy,
-                counted=why is None,
+                policies=governing.policies if governing else (),
+                counted_for=counted_for,
                 ignored_because=why,
             )
         )
@@ -86,7 +125,7 @@ def _finish(
         world.now,
         actor=actor,
         reason=message,
-        context={"cause": reason, "policy": status.policy},
+        context={"cause": reason, **governing_names(status.policy_names)},
     )
     return Step(
         records=(*records, record),
@@ -109,11 +148,12 @@ def pending(request: AccessRequest, world: World) -> Step:
     now = world.now
     status = request.status
     approvals = status.approvals
-    policy = world.policy(status.policy)
+    names = status.policy_names
+    governing = world.governing(names)
     deadline = status.pending_deadline
     annotations = request.metadata.annotations
-    result = _tally(request, policy)
-    records = _approval_records(request, policy, result, now)
+    result = _tally(request, governing)
+    records = _approval_records(request, world, governing, result, now)
     if CANCEL_ANNOTATION in annotations and annotations.get(CANCELLED_BY_ANNOTATION):
         by = annotations[CANCELLED_BY_ANNOTATION]
         return _finish(
@@ -139,8 +179,8 @@ def pending(request: AccessRequest, world: World) -> Step:
             "request.denied",
             actor_of(denier),
         )
-    if result is not None and result.outcome == "Approved" and policy is not None:
-        return _approve(request, world, policy, result, records)
+    if result is not None and result.outcome == "Approved" and governing is not None:
+        return _approve(request, world, governing, result, records)
     if deadline is not None and pending_expired(deadline, now):
         return _finish(
             request,
@@ -154,17 +194,10 @@ def pending(request: AccessRequest, world: World) -> Step:
         )
     if not records:
         return Step(wake_at=deadline)
-    required = status.required_approvals or 1
-    counted = len(result.approved_by) if result else 0
-    message = (
-        f"{counted} of {required} approval{'s' if required > 1 else ''}"
-        + (f" ({', '.join(result.approved_by)})" if result and result.approved_by else "")
-        + (f"; waiting until {format_time(deadline)}" if deadline else "")
-    )
-    if policy is None:
+    message = _progress(result) + (f"; waiting until {format_time(deadline)}" if deadline else "")
+    if governing is None:
         message = (
-            f"AccessPolicy {status.policy} no longer exists, so no approval can be checked; "
-            f"the request expires unanswered"
+            f"{_gone(world, names)}, so no approval can be checked; the request expires unanswered"
         )
     return Step(
         records=tuple(records),
@@ -174,24 +207,37 @@ def pending(request: AccessRequest, world: World) -> Step:
     )
 
 
+def _progress(result: Tally | None) -> str:
+    """`1 of 2 approvals (bob)`; per policy when several govern."""
+    counts = result.counts if result else ()
+
+    def one(count: Count) -> str:
+        plural = "s" if count.required > 1 else ""
+        who = f" ({', '.join(count.approved_by)})" if count.approved_by else ""
+        return f"{len(count.approved_by)} of {count.required} approval{plural}{who}"
+
+    if len(counts) == 1:
+        return one(counts[0])
+    return "; ".join(f"AccessPolicy {count.policy}: {one(count)}" for count in counts)
+
+
 def _approve(
     request: AccessRequest,
     world: World,
-    policy: AccessPolicy,
+    governing: Governing,
     result: Tally,
     records: list[Record],
 ) -> Step:
     now = world.now
     status = request.status
-    name = policy.metadata.name or ""
     approvals = status.approvals
     decisive = decisive_index(approvals, result)
     assert decisive is not None  # an Approved tally names its approvers
     ignored = {item.index for item in result.ignored}
     chain = [a for i, a in enumerate(approvals[: decisive + 1]) if i not in ignored]
-    duration = grant_duration(request.spec, policy)
+    duration = governing.grant_duration(request.spec)
     message = (
-        f"approved by {', '.join(result.approved_by)} under AccessPolicy {name} "
+        f"approved by {', '.join(result.approved_by)} under {governing.describe()} "
         f"for {format_duration(duration)}"
     )
     approved = request_record(
@@ -200,7 +246,11 @@ def _approve(
         now,
         actor=actor_of(approvals[decisive]),
         reason=message,
-        context={"approvedBy": list(result.approved_by), "policy": name, "breakGlass": False},
+        context={
+            "approvedBy": list(result.approved_by),
+            **governing_names(governing.names),
+            "breakGlass": False,
+        },
     )
     pending_since = next(
         (c.last_transition_time for c in status.conditions if c.type == APPROVED), None
@@ -215,7 +265,12 @@ def _approve(
             conditions=set_condition(status.conditions, APPROVED, "True", "Approved", message, now),
         ),
         grant=plan_grant(
-            request, now=now, duration=duration, policy=name, approvals=chain, break_glass=False
+            request,
+            now=now,
+            duration=duration,
+            policies=governing.names,
+            approvals=chain,
+            break_glass=False,
         ),
         notices=(Notice("Approved", message),),
         notify="approved",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from jitgate.core.api import AccessPolicy, AccessRequestStatus, Condition, Grant, RequestPhase
 from jitgate.core.events import Record
-from jitgate.core.policy import Namespace, UnreadablePolicy
+from jitgate.core.policy import Governing, Namespace, UnreadablePolicy
 from jitgate.core.requests.transitions import transition
 
 NotifyKind = Literal["created", "approved", "denied", "expired"]
@@ -83,6 +83,18 @@ class World:
 
     def policy(self, name: str | None) -> AccessPolicy | None:
         return next((p for p in self.policies if name and p.metadata.name == name), None)
+
+    def governing(self, names: Sequence[str]) -> Governing | None:
+        """The named policies composed, or None when any of them no longer exists: a
+        request cannot be checked against a policy that is gone."""
+        found = [self.policy(name) for name in names]
+        if any(policy is None for policy in found):
+            return None
+        return Governing.of(policy for policy in found if policy is not None)
+
+    def missing(self, names: Sequence[str]) -> list[str]:
+        """Which of the named policies no longer exist."""
+        return [name for name in names if self.policy(name) is None]
 
 
 def to_phase(

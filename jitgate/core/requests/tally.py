@@ -1,4 +1,8 @@
-"""Counting the approvals of a Pending request: who counted, who did not and why."""
+"""Counting the approvals of a Pending request: who counted, who did not and why.
+
+A request governed by several AccessPolicies is approved when every policy's count is met
+(`jitgate.core.policy` says why one approval counts towards each policy naming its author).
+"""
 
 from __future__ import annotations
 
@@ -18,33 +22,65 @@ class Ignored:
 
 
 @dataclass(frozen=True)
+class Requirement:
+    """One governing policy's share of the decision: how many of its approvers must approve."""
+
+    policy: str
+    required: int
+    is_approver: Callable[[str, Sequence[str]], bool]
+
+
+@dataclass(frozen=True)
+class Count:
+    """How far one governing policy's requirement is met."""
+
+    policy: str
+    required: int
+    approved_by: tuple[str, ...]
+
+    @property
+    def met(self) -> bool:
+        return len(self.approved_by) >= self.required
+
+
+@dataclass(frozen=True)
 class Tally:
     """The outcome of the approvals so far, and which entries did not count and why."""
 
     outcome: Literal["Pending", "Approved", "Denied"]
-    approved_by: tuple[str, ...]
+    approved_by: tuple[str, ...]  # whoever counted towards at least one policy, in order
     denied_by: str | None
     ignored: tuple[Ignored, ...]
+    counts: tuple[Count, ...]  # per governing policy, in the order of the requirements
 
 
 def tally(
     approvals: Sequence[Approval],
     *,
     requester: str,
-    required: int,
+    requirements: Sequence[Requirement],
     allow_self_approval: bool,
-    is_approver: Callable[[str, Sequence[str]], bool],
     spec_digest: str | None = None,
     deadline: dt.datetime | None = None,
 ) -> Tally:
-    """Count distinct eligible approvals in order; the first eligible Deny denies.
+    """Count distinct eligible approvals in order until every requirement is met; the first
+    eligible Deny (by an approver of any governing policy) denies.
 
     With `spec_digest`, a decision bound to any other spec does not count; with `deadline`,
     neither does one stamped at or after it (it came too late, whenever it is noticed).
+    Without requirements nothing is ever approved.
     """
     decided: set[str] = set()
     approved_by: list[str] = []
     ignored: list[Ignored] = []
+    counted: list[list[str]] = [[] for _ in requirements]
+
+    def counts() -> tuple[Count, ...]:
+        return tuple(
+            Count(r.policy, r.required, tuple(users))
+            for r, users in zip(requirements, counted, strict=True)
+        )
+
     for index, approval in enumerate(approvals):
         user = approval.user or ""
         why = None
@@ -58,18 +94,21 @@ def tally(
             why = f"{user} already decided"
         elif user == requester and not allow_self_approval:
             why = f"{user} requested it and self-approval is not allowed"
-        elif not is_approver(user, approval.groups):
-            why = f"{user} is not an approver under the policy"
+        under = [i for i, r in enumerate(requirements) if r.is_approver(user, approval.groups)]
+        if why is None and not under:
+            why = f"{user} is not an approver under any governing policy"
         if why is not None:
             ignored.append(Ignored(index, user, why))
             continue
         decided.add(user)
         if approval.decision == "Deny":
-            return Tally("Denied", tuple(approved_by), user, tuple(ignored))
+            return Tally("Denied", tuple(approved_by), user, tuple(ignored), counts())
         approved_by.append(user)
-        if len(approved_by) >= required:
-            return Tally("Approved", tuple(approved_by), None, tuple(ignored))
-    return Tally("Pending", tuple(approved_by), None, tuple(ignored))
+        for i in under:
+            counted[i].append(user)
+        if requirements and all(count.met for count in counts()):
+            return Tally("Approved", tuple(approved_by), None, tuple(ignored), counts())
+    return Tally("Pending", tuple(approved_by), None, tuple(ignored), counts())
 
 
 def decisive_index(approvals: Sequence[Approval], result: Tally) -> int | None:
