@@ -13,13 +13,18 @@ TROUBLE = ("Forbidden", "forbidden", "Traceback", "ERROR")
 # Right after CRDs are established the API server answers watches with 429 "storage is
 # (re)initializing" for a moment; kopf retries those, so they are not trouble.
 TRANSIENT = ("will retry", "status=429")
+# A namespace being deleted refuses new objects, kopf's Events about objects in it included
+# (403 "namespace NAME is being terminated"): the namespace's fate, not a missing permission.
+TERMINATING = ("kopf._core.engines.posting", "is being terminated")
 
 
 def troubles(log: str) -> list[str]:
     return [
         line
         for line in log.splitlines()
-        if any(word in line for word in TROUBLE) and not all(word in line for word in TRANSIENT)
+        if any(word in line for word in TROUBLE)
+        and not all(word in line for word in TRANSIENT)
+        and not all(word in line for word in TERMINATING)
     ]
 
 
