@@ -8,7 +8,10 @@ and state directory; the attacker uses jitgate's own code with the stolen keys.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import socket
+import sys
 import threading
 import urllib.error
 import urllib.request
@@ -356,3 +359,41 @@ def test_a_writer_needs_a_checkpoint_key_and_an_http_url_for_witnesses() -> None
         open_audit_writer(
             "file:///tmp/x", writer_id="w0", checkpoint_key=DEPLOYMENT, witnesses=("ftp://x",)
         )
+
+
+async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any) -> None:
+    """The command an operator runs: keys from files, a state directory, an HTTP port."""
+    made = cli("keygen", "witness.example.org/w9", "--witness", "--out", tmp_path / "w.key")
+    log_key = tmp_path / "checkpoint.pub"
+    log_key.write_text(DEPLOYMENT.verifier.vkey + "\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "jitgate.cli.jitgate", "audit", "witness",
+        "--key", str(tmp_path / "w.key"), "--log-key", str(log_key),
+        "--state", str(tmp_path / "state"), "--listen", f"127.0.0.1:{port}",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):  # until it listens (bounded: about 20 s)
+            try:
+                _, connection = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.1)
+                continue
+            connection.close()
+            break
+        log_dir = tmp_path / "audit"
+        await write(log_dir, 5, witnesses=(url,))
+        signed = read_checkpoint(log_dir / "w0")
+        assert signed is not None
+        public = CosignatureVerifier.parse(made.out)
+        assert public.vkey in cosignatures(signed, [public])
+    finally:
+        process.terminate()
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=10)
+    assert (
+        b"Witness witness.example.org/w9 cosigning the logs of jitgate.example.com/audit" in output
+    )
