@@ -97,10 +97,16 @@ class WitnessServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, address: tuple[str, int], witness: Witness, store: WitnessStore, prefix: str = ""
+        self,
+        address: tuple[str, int],
+        witness: Witness,
+        store: WitnessStore,
+        prefix: str = "",
+        now: Callable[[], float] = time.time,
     ) -> None:
         self.witness = witness
         self.store = store
+        self.now = now  # the time cosignatures state
         self.path_add = prefix.rstrip("/") + "/add-checkpoint"
         super().__init__(address, _Handler)
 
@@ -127,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(Answer(413, b"the request is too large\n"), close=True)
             return
         body = self.rfile.read(length)
-        self._answer(add_checkpoint(self.server.witness, self.server.store, body))
+        self._answer(add_checkpoint(self.server.witness, self.server.store, body, self.server.now))
 
     def _answer(self, answer: Answer, *, close: bool = False) -> None:
         self.send_response(answer.status)

@@ -13,6 +13,7 @@ import shutil
 import socket
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ class Running:
     url: str
     key: Cosigner
     state: Path
+    lag: list[float]  # seconds the witness's clock is behind: cosignatures made back then
 
 
 @pytest.fixture
@@ -55,13 +57,17 @@ def witness(tmp_path: Path) -> Iterator[Running]:
     """A witness of the deployment's logs, on its own key and state directory."""
     key = Cosigner.generate("witness.example.org/w1")
     state = tmp_path / "witness-state"
+    lag = [0.0]
     server = WitnessServer(
-        ("127.0.0.1", 0), Witness(key, [DEPLOYMENT.verifier]), WitnessStore(state)
+        ("127.0.0.1", 0),
+        Witness(key, [DEPLOYMENT.verifier]),
+        WitnessStore(state),
+        now=lambda: time.time() - lag[0],
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Running(server.url, key, state)
+        yield Running(server.url, key, state, lag)
     finally:
         server.shutdown()
         server.server_close()
@@ -173,6 +179,7 @@ async def test_a_writer_gets_its_checkpoints_cosigned_and_verify_counts_them(
 
     result = verify(cli, log_dir, all_keys)
     assert result.code == 0, result.out + result.err
+    assert verify(cli, log_dir, all_keys, "--max-age", "10m").code == 0
     assert any(
         line.startswith(
             "ok      w0: the latest checkpoint (50 records) is cosigned by 1 witness(es) "
@@ -397,3 +404,34 @@ async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any)
     assert (
         b"Witness witness.example.org/w9 cosigning the logs of jitgate.example.com/audit" in output
     )
+
+
+async def test_attack_a_log_cut_back_to_an_older_cosigned_checkpoint_is_named_with_max_age(
+    tmp_path: Path, witness: Running, all_keys: dict[str, Path], cli: Any
+) -> None:
+    """The attacker kept the files of an hour ago (50 records, cosigned then) and puts them
+    back over a log of 100: every signature is genuine, only the cosignature's age tells."""
+    log_dir = tmp_path / "audit"
+    witness.lag[0] = 3600.0
+    await write(log_dir, 50, witnesses=(witness.url,))
+    kept = {
+        name: (log_dir / "w0" / name).read_bytes() for name in ("CHECKPOINT", "CHECKPOINTS", "TREE")
+    }
+    segment = next((log_dir / "w0").glob("*.jsonl"))
+    first_50 = segment.read_bytes()
+    witness.lag[0] = 0.0
+    await write(log_dir, 50, first=50, witnesses=(witness.url,))
+
+    segment.write_bytes(first_50)
+    (log_dir / "w0" / "HEAD").unlink()
+    for name, data in kept.items():
+        (log_dir / "w0" / name).write_bytes(data)
+    assert verify(cli, log_dir, all_keys).code == 0  # every signature holds
+    result = verify(cli, log_dir, all_keys, "--max-age", "10m")
+    assert result.code == 1
+    assert any(
+        line.startswith("FAILED  w0: the latest checkpoint (50 records) was last cosigned by 1 ")
+        and line.endswith("longer ago than --max-age: a log cut back to an older checkpoint, "
+                          "or writers that stopped")
+        for line in result.out.splitlines()
+    ), result.out  # fmt: skip

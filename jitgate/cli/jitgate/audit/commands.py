@@ -45,7 +45,8 @@ What each check proves, and against whom:
                                signed: against anyone without the writers' Ed25519 key
   verify ... --witness-key W   the latest checkpoints are cosigned by witnesses that saw them
     [--min-cosignatures N]     extend what they cosigned before: against a holder of the HMAC
-                               and signing keys who rewrites, cuts or forks the log
+    [--max-age 10m]            and signing keys who rewrites, cuts or forks the log (and, with
+                               --max-age, cuts it back to a checkpoint cosigned long ago)
   prove / verify-proof         one record is in its writer's signed log, offline, public key
                                only
   reconcile --apiserver-audit  jitgate's allows and the API server's own audit log name each
@@ -107,6 +108,12 @@ def register(subparsers: Any) -> None:
         type=_positive,
         metavar="N",
         help="how many of the --witness-key witnesses must have cosigned (default 1)",
+    )
+    verify.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="and that recently (e.g. 10m): writers are cosigned every minute, so an older "
+        "cosignature is a log cut back to a checkpoint cosigned before, or stopped writers",
     )
     verify.set_defaults(handler=command(VerifyOptions, guarded("verify", verify_cmd.run)))
 

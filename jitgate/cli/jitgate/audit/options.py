@@ -46,6 +46,7 @@ class VerifyOptions:
     verifier_key: str | None
     witness_key: tuple[str, ...]
     min_cosignatures: int | None
+    max_age: str | None
 
 
 @dataclass(frozen=True)

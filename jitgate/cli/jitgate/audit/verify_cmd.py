@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from jitgate.audit.timefmt import parse_span
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from jitgate.cli.jitgate.audit import reading, tlog_cmd, witness_cmd
@@ -17,6 +18,12 @@ def run(options: VerifyOptions) -> int:
     key = reading.key(options.log)
     verifier = tlog_cmd.load_verifier(options.verifier_key) if options.verifier_key else None
     witness_keys = witness_cmd.load_witness_keys(options.witness_key)
+    try:
+        max_age = parse_span(options.max_age) if options.max_age else None
+    except ValueError as error:
+        raise UsageError(f"--max-age: {error}") from error
+    if max_age is not None and not witness_keys:
+        raise UsageError("--max-age applies to witness cosignatures: give --witness-key too")
     needed = options.min_cosignatures or (1 if witness_keys else 0)
     if (witness_keys or options.min_cosignatures) and verifier is None:
         raise UsageError("a cosignature policy (--witness-key) needs --verifier-key too")
@@ -55,7 +62,12 @@ def run(options: VerifyOptions) -> int:
                 print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
             if witness_keys:
                 policy = witness_cmd.check_policy(
-                    writer, reader.checkpoint(writer), witness_keys, needed
+                    writer,
+                    reader.checkpoint(writer),
+                    witness_keys,
+                    needed,
+                    now=_now(),
+                    max_age=max_age,
                 )
                 public.append(tlog_cmd.PublicCheck(writer, policy.line, policy.ok))
                 print(("ok      " if policy.ok else "FAILED  ") + policy.line)

@@ -91,9 +91,19 @@ class Cosigned:
 
 
 def check_policy(
-    writer: str, signed: bytes | None, witnesses: list[CosignatureVerifier], needed: int
+    writer: str,
+    signed: bytes | None,
+    witnesses: list[CosignatureVerifier],
+    needed: int,
+    *,
+    now: dt.datetime,
+    max_age: dt.timedelta | None = None,
 ) -> Cosigned:
-    """Whether `needed` of `witnesses` cosigned `writer`'s latest checkpoint, and when."""
+    """Whether `needed` of `witnesses` cosigned `writer`'s latest checkpoint, and when.
+
+    With `max_age`, those cosignatures must also be that recent: live writers are cosigned
+    every minute, so an old one is a log cut back to a checkpoint that was cosigned once.
+    """
     if signed is None:
         return Cosigned(f"{writer}: no checkpoint for witnesses to cosign", ok=False)
     try:
@@ -113,6 +123,16 @@ def check_policy(
             "(rewritten, cut or forked)",
             ok=False,
         )
+    if max_age is not None:
+        recent = sorted(found.values(), reverse=True)[needed - 1]
+        when = dt.datetime.fromtimestamp(recent, dt.UTC)
+        if now - when > max_age:
+            return Cosigned(
+                f"{writer}: the latest checkpoint ({size} records) was last cosigned by "
+                f"{needed} witness(es) at {format_time(when)}, longer ago than --max-age: a log "
+                "cut back to an older checkpoint, or writers that stopped",
+                ok=False,
+            )
     return Cosigned(
         f"{writer}: the latest checkpoint ({size} records) is cosigned by {len(found)} "
         f"witness(es) ({by})",
