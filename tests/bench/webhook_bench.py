@@ -9,6 +9,7 @@
    TLS, no access log), in the same process, one scenario at a time.
 2. Decision latency (parse the review, decode the action, decide from the cache) with 10 vs
    100,000 live grants in the index.
+3. Memory the cache holds for 100,000 live grants (traced allocations that stay).
 
 The load comes from a separate process (2 cores here: one serves, one loads), a minimal
 HTTP/1.1 client over asyncio TLS streams: it sends prebuilt requests and reads answers by
@@ -16,8 +17,10 @@ Content-Length, so it costs far less CPU per request than the server and cannot 
 limits the figures (httpx costs about as much per request as the server, which would
 compress every ratio towards 1).
 
-Targets: allowed exec >= 50% of the baseline's throughput with p99 < 10 ms; decision latency
-at 100,000 grants within 10% of 10 grants.
+Targets (issue 18): allowed exec >= 0.7x the baseline's throughput with p99 <= 10 ms;
+decision latency at 100,000 grants within 10% of 10 grants. On a machine shared with other
+work the figures are noisy: the load average is printed first, and the ratios (measured in
+alternating rounds of the same run) are what to compare.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import socket
 import ssl
 import tempfile
 import time
+import tracemalloc
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,8 +69,9 @@ DURATION = 1.5  # seconds measured per scenario and round
 ROUNDS = 2
 DECISIONS = 20_000  # timed decisions per index size
 
-TARGET_THROUGHPUT = 0.5
+TARGET_THROUGHPUT = 0.7
 TARGET_P99 = 0.010
+MEMORY_GRANTS = 100_000
 TARGET_DECISION_RATIO = 1.10
 
 
@@ -109,9 +114,14 @@ def _cache(grants: int) -> ClusterCache:
     return cache
 
 
+# Every request carries a uid of its own, as the API server's do: the webhook answers a review
+# it has already decided (same uid) from its memo, which would flatter its figures.
+UID_SLOT = b"00000000-0000-0000-0000-000000000000"
+
+
 def _exec_review(user_index: int, command: list[str]) -> dict[str, Any]:
     """A pods/exec AdmissionReview as the API server sends it (~1 KB with the extra
-    fields a certificate-authenticated user carries)."""
+    fields a certificate-authenticated user carries); the load fills in its uid."""
     body = reviews.exec_review(
         f"pod-{user_index}",
         namespace=f"ns-{user_index % 500}",
@@ -119,6 +129,7 @@ def _exec_review(user_index: int, command: list[str]) -> dict[str, Any]:
         user=f"user-{user_index}",
         groups=["developers", "payments-team"],
     )
+    body["request"]["uid"] = UID_SLOT.decode()
     body["request"]["userInfo"]["extra"] = {
         "authentication.kubernetes.io/credential-id": ["X509SHA256=9a0b3f1c5d7e2a4b6c8d0e1f"],
         "authentication.kubernetes.io/node-name": ["kind-control-plane"],
@@ -150,12 +161,15 @@ async def _connection(
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     errors = 0
     clock = time.perf_counter
+    sent = 0
     try:
         while True:
             started = clock()
             if started >= stop_at:
                 return errors
-            writer.write(request)
+            sent += 1
+            uid = f"{uuid.uuid4().hex[:12]}-{sent:023d}".encode()  # as long as UID_SLOT
+            writer.write(request.replace(UID_SLOT, uid, 1))
             head = await reader.readuntil(b"\r\n\r\n")
             status = head[9:12]
             length = 0
@@ -274,7 +288,7 @@ def _figures(samples: list[float], seconds: float, cpu: float) -> dict[str, floa
     }
 
 
-BASELINE = "baseline (minimal FastAPI, allowed: true)"
+BASELINE = "baseline (minimal FastAPI, uvicorn[standard])"
 ALLOWED = "allowed exec (durable audit)"
 DENIED = "denied exec (audited)"
 
@@ -338,8 +352,27 @@ def _decision_latency(grants: int) -> tuple[float, float]:
     return samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.99)] / 1e3
 
 
+def _cache_memory(grants: int) -> float:
+    """Bytes the cache keeps for `grants` live grants (index, specs, approval digests)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        cache = _cache(grants)
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert len(cache.grants) == grants
+    return float(kept)
+
+
 def main() -> None:
-    print(f"{os.cpu_count()} CPUs; {CONCURRENCY} TLS connections, loaded from another process")
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"{os.cpu_count()} CPUs, load average {load}; {CONCURRENCY} TLS connections, "
+        "loaded from another process"
+    )
     with tempfile.TemporaryDirectory(prefix="jitgate-bench-") as tmp:
         results = uvloop.run(_throughput(Path(tmp)))
     base = results[BASELINE]
@@ -355,9 +388,10 @@ def main() -> None:
         )
     allowed = results[ALLOWED]
     print(
-        f"allowed exec: {allowed['rps'] / base['rps']:.2f} of the baseline's throughput "
-        f"(target >= {TARGET_THROUGHPUT}), p99 {allowed['p99'] * 1e3:.2f} ms "
-        f"(target < {TARGET_P99 * 1e3:.0f} ms)"
+        f"allowed exec: {allowed['rps'] / base['rps']:.2f}x the baseline's throughput "
+        f"(target >= {TARGET_THROUGHPUT}), p50 {allowed['p50'] / base['p50']:.2f}x and p99 "
+        f"{allowed['p99'] / base['p99']:.2f}x its latency; p99 {allowed['p99'] * 1e3:.2f} ms "
+        f"(target <= {TARGET_P99 * 1e3:.0f} ms)"
     )
     print(f"\n{'live grants':>12} {'p50 µs':>8} {'p99 µs':>8}   (parse + decode + decide, no I/O)")
     latency = {}
@@ -366,6 +400,11 @@ def main() -> None:
         print(f"{grants:>12} {latency[grants][0]:>8.1f} {latency[grants][1]:>8.1f}")
     ratio = latency[100_000][0] / latency[10][0]
     print(f"p50 ratio 100k/10 grants: {ratio:.2f} (target <= {TARGET_DECISION_RATIO})")
+    kept = _cache_memory(MEMORY_GRANTS)
+    print(
+        f"memory at {MEMORY_GRANTS:,} live grants: {kept / 2**20:.0f} MiB "
+        f"({kept / MEMORY_GRANTS / 1024:.1f} KiB per grant)"
+    )
 
 
 if __name__ == "__main__":

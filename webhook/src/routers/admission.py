@@ -41,7 +41,7 @@ OVERLOADED: Final = (
 DEFAULT_MAX_IN_FLIGHT: Final = 64
 DEFAULT_QUEUE_WAIT: Final = 2.0  # seconds; well inside the API server's 10 s webhook timeout
 
-_JSON_HEADERS: Final = [(b"content-type", b"application/json")]
+_CONTENT_TYPE: Final = (b"content-type", b"application/json")
 _TOO_LARGE: Final = f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB."
 
 Decider = Callable[[AdmissionService], Callable[[AdmissionRequest], Awaitable[Answer]]]
@@ -64,7 +64,9 @@ def _error(message: str) -> bytes:
 
 
 async def _send(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status, "headers": _JSON_HEADERS})
+    # A Content-Length, not chunked encoding: one write, and what every client expects.
+    headers = [_CONTENT_TYPE, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
 
