@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from apiserver import build, harness
 from chart import render
+from support import objects
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -51,7 +52,8 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             server.kubectl("admin", "apply", "-f", str(crd), check=True)
         server.kubectl(
             "admin", "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/accessrequests.jitgate.dev", check=True,
+            "crd/accessrequests.jitgate.dev", "crd/grants.jitgate.dev",
+            "crd/accesspolicies.jitgate.dev", check=True,
         )  # fmt: skip
         roles = [
             role
@@ -70,6 +72,8 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             binding("ClusterRoleBinding", "jitgate-approver", ("User", "bob")),
             binding("RoleBinding", "jitgate-approver", ("User", "carol"), "prod"),
             binding("ClusterRoleBinding", "jitgate-auditor", ("Group", "auditors")),
+            # The sre group (bob, carol) approves in prod.
+            objects.policy(),
         )
         yield server
 
@@ -84,10 +88,12 @@ def jit(server: Any, who: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def pending(server: Any, name: str) -> None:
-    """The operator's first step, played by the admin: the request is Pending."""
+    """The operator's first step, played by the admin: the request is Pending under the
+    policy (the approver's queue lists what the caller may decide under it)."""
+    status = {"phase": "Pending", "policy": "production", "requiredApprovals": 1}
     server.kubectl(
         "admin", "patch", "accessrequest", name, "-n", "prod", "--subresource=status",
-        "--type=merge", "-p", json.dumps({"status": {"phase": "Pending"}}), check=True,
+        "--type=merge", "-p", json.dumps({"status": status}), check=True,
     )  # fmt: skip
 
 
@@ -115,7 +121,7 @@ def test_an_approver_bound_cluster_wide_lists_pending_requests_everywhere(apiser
     pending(apiserver, "peek")
     listed = jit(apiserver, "bob", "list", "--pending", "-A")  # the plugin's own help example
     assert listed.returncode == 0, listed.stderr
-    assert "peek" in listed.stdout
+    assert "peek" in listed.stdout and listed.stderr == ""  # the policies were readable
     approved = jit(apiserver, "bob", "approve", "peek", "-n", "prod", "-m", "ok", "--yes")
     assert approved.returncode == 0, approved.stderr
     # Revoke is an annotation: a patch of the request itself.
