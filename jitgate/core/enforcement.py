@@ -24,6 +24,7 @@ from jitgate.core.vocabulary import (
     CONNECT_VERBS,
     NAMESPACES,
     PODS,
+    REPLICATED_RESOURCES,
     SCALABLE_RESOURCES,
     UNPROTECT_VERB,
     Verb,
@@ -97,9 +98,11 @@ def _needs(verb: Verb, resource: str) -> tuple[tuple[str, str], ...]:
     if verb in CONNECT_VERBS:
         sub = next(s for s, v in _CONNECT_SUBRESOURCES.items() if v == verb)
         return (("CONNECT", sub),)
-    if verb == "scale":
+    if verb == "scale" and resource in REPLICATED_RESOURCES:
         # kubectl scale uses the subresource; a patch of spec.replicas the object itself.
         return (("UPDATE", f"{resource}/scale"), ("UPDATE", resource))
+    if verb == "scale":
+        return (("UPDATE", resource),)  # a Job's parallelism and suspend
     if verb == UNPROTECT_VERB:
         return (("UPDATE", NAMESPACES),)  # a label change of the namespace itself
     return (("DELETE", resource),)

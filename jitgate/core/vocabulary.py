@@ -33,14 +33,18 @@ PODS = "pods"
 # it, whether or not the policy lists it.
 NAMESPACES = "namespaces"
 UNPROTECT_VERB: Verb = "unprotect"
-# The resources with a scale subresource that policies can protect, in the order messages
-# and the CRD's validation rule list them.
-SCALABLE_RESOURCES: tuple[str, ...] = (
+JOBS = "jobs.batch"
+# The workloads with `spec.replicas` and a scale subresource.
+REPLICATED_RESOURCES: tuple[str, ...] = (
     "deployments.apps",
     "statefulsets.apps",
     "replicasets.apps",
     "replicationcontrollers",
 )
+# The resources whose scale policies can protect, in the order messages and the CRD's
+# validation rule list them. A Job has no scale subresource: its pods are its parallelism,
+# or none while suspended (jitgate.core.admission.edits).
+SCALABLE_RESOURCES: tuple[str, ...] = (*REPLICATED_RESOURCES, JOBS)
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ KUBECTL_KINDS: tuple[KubectlKind, ...] = (
     KubectlKind("configmaps", "configmap", ("cm",)),
     KubectlKind("secrets", "secret", ()),
     KubectlKind("persistentvolumeclaims", "persistentvolumeclaim", ("pvc",)),
-    KubectlKind("jobs.batch", "job", ()),
+    KubectlKind(JOBS, "job", (), workload=True),
     KubectlKind("cronjobs.batch", "cronjob", ("cj",)),
 )
 _BY_RESOURCE = {kind.resource: kind for kind in KUBECTL_KINDS}

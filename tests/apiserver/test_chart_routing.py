@@ -80,6 +80,24 @@ def _wait_routed(api: KubeAPIServer, recorder: Recorder) -> None:
         time.sleep(0.2)
 
 
+RESIZABLE = {
+    "name": "app",
+    "image": IMAGE,
+    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+    "resizePolicy": [
+        {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+        {"resourceName": "memory", "restartPolicy": "RestartContainer"},
+    ],
+}
+
+
+def _resize(pod: str, cpu: str, memory: str) -> tuple[str, ...]:
+    resources = {"requests": {"cpu": cpu, "memory": memory}}
+    patch = {"spec": {"containers": [{"name": "app", "resources": resources}]}}
+    # a strategic merge: containers are merged by name, not replaced
+    return ("patch", "pod", pod, "-n", NAMESPACE, "--subresource=resize", "-p", json.dumps(patch))
+
+
 def _objects() -> list[dict[str, Any]]:
     labels = {"app": "web"}
     template = {
@@ -118,6 +136,28 @@ def _objects() -> list[dict[str, Any]]:
             "spec": {"replicas": 2, "selector": labels, "template": template},
         },
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "settings", **meta}},
+        # Resized in place; its memory only with a restart (what jitgate decides).
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web-1", **meta},
+            "spec": {"nodeName": NODE, "containers": [RESIZABLE]},
+        },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "nightly", **meta},
+            "spec": {
+                "parallelism": 2,
+                "backoffLimit": 6,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "app", "image": IMAGE}],
+                    }
+                },
+            },
+        },
     ]
 
 
@@ -152,6 +192,7 @@ def test_ordinary_writes_never_reach_the_webhook(routed: tuple[KubeAPIServer, Re
         ("label", "statefulset", "db", "-n", NAMESPACE, "tier=data"),
         ("label", "rc", "legacy", "-n", NAMESPACE, "tier=old"),
         ("label", "configmap", "settings", "-n", NAMESPACE, "tier=conf"),
+        ("label", "job", "nightly", "-n", NAMESPACE, "tier=batch"),
         # A rollout through the Deployment: deployment work, not an action jitgate decides.
         ("set", "image", "deployment/web", "app=registry.invalid/app:2", "-n", NAMESPACE),
         _merge("pod", "web-0", {"status": {"phase": "Running"}}, "--subresource=status"),
@@ -192,6 +233,17 @@ def test_every_path_to_a_protected_outcome_reaches_the_webhook(
             ("scale", "rc", "legacy", "--replicas=1", "-n", NAMESPACE),
             ("UPDATE", "replicationcontrollers", "scale", "legacy"),
         ),
+        (_resize("web-1", "100m", "128Mi"), ("UPDATE", "pods", "resize", "web-1")),
+        *[
+            (_merge("job", "nightly", {"spec": spec}), ("UPDATE", "jobs", "", "nightly"))
+            for spec in (
+                {"parallelism": 1},
+                {"suspend": True},
+                {"activeDeadlineSeconds": 600},
+                {"backoffLimit": 1},
+                {"ttlSecondsAfterFinished": 60},
+            )
+        ],
         (
             ("delete", "configmap", "settings", "-n", NAMESPACE),
             ("DELETE", "configmaps", "", "settings"),

@@ -154,19 +154,32 @@ def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
 
 def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource() -> None:
     hook = webhooks()["validating/edits.actions.jitgate.dev"]
-    assert rule_set(hook) == {("UPDATE", group, res) for group, res in DEFAULT_DELETE_RESOURCES}
+    assert rule_set(hook) == {
+        ("UPDATE", group, res) for group, res in DEFAULT_DELETE_RESOURCES
+    } | {("UPDATE", "", "pods/resize")}
     custom = webhooks(
         {"webhook": {"deleteResources": [{"apiGroup": "batch", "resources": ["jobs"]}]}}
     )
     assert rule_set(custom["validating/edits.actions.jitgate.dev"]) == {("UPDATE", "batch", "jobs")}
-    # Only owner references and a live pod's deadline and images reach the webhook: status
-    # is a subresource (never routed), label and template edits are skipped by CEL.
+    # Only owner references, a live pod's deadline, images and restarting resizes, and a Job's
+    # pod-ending fields reach the webhook: status is a subresource (never routed), label and
+    # template edits are skipped by CEL (tests/apiserver/test_chart_routing.py runs it).
     conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
     changed = conditions["outcome-fields-changed"]
-    for field in ("metadata.ownerReferences", "spec.activeDeadlineSeconds", "spec.containers"):
+    for field in (
+        "metadata.ownerReferences",
+        "spec.activeDeadlineSeconds",
+        "spec.containers",
+        "spec.initContainers",
+        "spec.parallelism",
+        "spec.suspend",
+        "spec.backoffLimit",
+        "spec.ttlSecondsAfterFinished",
+    ):
         assert f"object.{field}" in changed and f"oldObject.{field}" in changed
-    assert "spec.initContainers" in changed
     assert "request.resource.resource == 'pods'" in changed
+    assert "request.subResource == 'resize'" in changed
+    assert "request.resource.resource == 'jobs'" in changed
 
 
 def test_autoscalers_are_routed_when_created_or_changed() -> None:

@@ -133,7 +133,8 @@ async def test_request_with_a_taken_name_says_so(jit: Jit, operator: Operator) -
     ("args", "message"),
     [
         (["request", "scale", "pod/web-0", "--reason", "x"],
-         "Error: scale applies to deployments, statefulsets and replicasets, not pods\n"),
+         "Error: scale applies to deployments, statefulsets, replicasets, replicationcontrollers "
+         "and jobs, not pods\n"),
         (["request", "delete", "gizmo/x", "--reason", "x"],
          'Error: unknown kind "gizmo"; use one of'),
         (["request", "exec", "web-0"], "Error: the following arguments are required: --reason"),

@@ -64,10 +64,10 @@ def test_wildcards_route_what_the_api_server_would_send() -> None:
         "resources": ["jobs.batch", "deployments.apps"],
     }
     assert verdict(configuration(("*", "*", "*/*")), **spec)[0]
-    assert verdict(
-        configuration(("DELETE", "*", "*"), ("UPDATE", "*", "*/scale"), ("UPDATE", "apps", "*")),
-        **spec,
-    )[0]
+    routed = (("DELETE", "*", "*"), ("UPDATE", "*", "*/scale"), ("UPDATE", "apps", "*"))
+    # A Job has no scale subresource: its parallelism and suspend are UPDATEs of the Job.
+    assert not verdict(configuration(*routed), **spec)[0]
+    assert verdict(configuration(*routed, ("UPDATE", "batch", "*")), **spec)[0]
     # "*" is every resource but no subresource.
     assert not verdict(configuration(("DELETE", "*", "*"), ("UPDATE", "*", "*")), **spec)[0]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import copy
 import json
 from typing import Any
 
@@ -295,3 +296,154 @@ async def test_an_eviction_is_a_delete_of_the_pod(
     forged["request"]["object"]["metadata"]["name"] = "web-1"
     answer = await validate(forged)
     assert not answer.allowed and "cannot decide" in answer.message
+
+
+# ------------------------------------------------------- edits that amount to delete or scale
+
+
+def update_review(
+    reviews: Any, resource: tuple[str, str, str], before: dict[str, Any], after: dict[str, Any]
+) -> dict[str, Any]:
+    """An UPDATE (a kubectl patch) of the object itself, as the API server sends it."""
+    group, _, version = before["apiVersion"].rpartition("/")
+    return reviews.review(  # type: ignore[no-any-return]
+        operation="UPDATE",
+        kind=(group, version, before["kind"]),
+        resource=resource,
+        namespace="prod",
+        name=before["metadata"]["name"],
+        obj=after,
+        old=before,
+        options={"kind": "PatchOptions", "apiVersion": "meta.k8s.io/v1"},
+    )
+
+
+async def test_a_delete_collection_item_is_named_by_its_old_object(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # kubectl delete pods --all: the API server admits each pod with no name but its object.
+    collected = []
+    for i in range(2):
+        review = reviews.delete(pod(f"web-{i}"), PODS)
+        review["request"]["name"] = ""
+        collected.append(review)
+    answer = await validate(collected[0])
+    assert not answer.allowed
+    assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+    await add_grant(
+        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": []}]
+    )
+    assert [(await validate(review)).allowed for review in collected] == [True, True]
+    records = audit_log()
+    assert [(r["type"], r["action"]["name"], r["action"]["via"]) for r in records] == [
+        ("action.denied", "web-0", "deletecollection"),
+        ("action.allowed", "web-0", "deletecollection"),
+        ("action.allowed", "web-1", "deletecollection"),
+    ]
+    # An object of another namespace in the collection is not understood: denied.
+    stray = reviews.delete(pod("web-2"), PODS)
+    stray["request"]["name"] = ""
+    stray["request"]["oldObject"]["metadata"]["namespace"] = "dev"
+    answer = await validate(stray)
+    assert not answer.allowed and "cannot decide" in answer.message
+
+
+async def test_pointing_owner_references_elsewhere_is_a_delete_of_the_object(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    before = reviews.deployment()
+    after = copy.deepcopy(before)
+    missing = {"apiVersion": "v1", "kind": "ConfigMap", "name": "nobody", "uid": "0000"}
+    after["metadata"]["ownerReferences"] = [missing]
+    answer = await validate(update_review(reviews, DEPLOYMENTS, before, after))
+    assert not answer.allowed
+    assert answer.message.startswith("jitgate denied delete deployment web in namespace prod: ")
+    assert "kubectl jit request delete deployment/web -n prod" in answer.message
+    # Removing every owner orphans the object: nothing is deleted, nothing to decide.
+    assert (await validate(update_review(reviews, DEPLOYMENTS, after, before))).allowed
+    await add_grant(
+        cluster,
+        webhook,
+        reviews,
+        [{"verb": "delete", "resource": "deployments.apps", "names": ["web"]}],
+    )
+    assert (await validate(update_review(reviews, DEPLOYMENTS, before, after))).allowed
+    records = audit_log()
+    assert [r["type"] for r in records] == ["action.denied", "action.allowed"]
+    assert records[1]["action"] == {
+        "verb": "delete",
+        "resource": "deployments.apps",
+        "name": "web",
+        "kind": "Deployment",
+        "owners": [{"kind": "ConfigMap", "name": "nobody"}],
+        "via": "metadata.ownerReferences",
+    }
+
+
+async def test_a_live_pods_new_image_or_deadline_is_its_delete(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    before = pod("web-0")
+    image, deadline = copy.deepcopy(before), copy.deepcopy(before)
+    image["spec"]["containers"][0]["image"] = "registry.invalid/attacker:1"
+    deadline["spec"]["activeDeadlineSeconds"] = 1
+    labelled = copy.deepcopy(before)
+    labelled["metadata"]["labels"]["tier"] = "frontend"
+    assert (await validate(update_review(reviews, PODS, before, labelled))).allowed
+    for after in (image, deadline):
+        answer = await validate(update_review(reviews, PODS, before, after))
+        assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+    finished = copy.deepcopy(before)
+    finished["status"]["phase"] = "Succeeded"
+    image["status"]["phase"] = "Succeeded"
+    assert (await validate(update_review(reviews, PODS, finished, image))).allowed
+    assert [r["action"]["via"] for r in audit_log()] == [
+        "spec.containers[app].image",
+        "spec.activeDeadlineSeconds",
+    ]
+
+
+async def test_moving_statefulset_ordinals_is_a_scale(
+    validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    before = reviews.deployment("db")
+    before.update(apiVersion="apps/v1", kind="StatefulSet")
+    after = copy.deepcopy(before)
+    after["spec"]["ordinals"] = {"start": 5}
+    statefulsets = ("apps", "v1", "statefulsets")
+    answer = await validate(update_review(reviews, statefulsets, before, after))
+    assert answer.message.startswith("jitgate denied scale statefulset db in namespace prod")
+    assert "kubectl jit request scale statefulset/db -n prod" in answer.message
+    [record] = audit_log()
+    assert record["action"]["via"] == "spec.ordinals.start"
+    assert record["action"]["replicas"] == {"old": 3, "new": 3}
+
+
+async def test_a_resize_that_restarts_a_container_is_a_delete_of_the_pod(
+    validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    before = pod("web-0")
+    before["spec"]["containers"][0].update(
+        resources={"requests": {"memory": "64Mi", "cpu": "100m"}},
+        resizePolicy=[
+            {"resourceName": "memory", "restartPolicy": "RestartContainer"},
+            {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+        ],
+    )
+    cpu, memory = copy.deepcopy(before), copy.deepcopy(before)
+    cpu["spec"]["containers"][0]["resources"]["requests"]["cpu"] = "200m"
+    memory["spec"]["containers"][0]["resources"]["requests"]["memory"] = "128Mi"
+
+    def resize(after: dict[str, Any]) -> dict[str, Any]:
+        review = update_review(reviews, PODS, before, after)
+        review["request"]["subResource"] = "resize"
+        return review
+
+    assert (await validate(resize(cpu))).allowed
+    answer = await validate(resize(memory))
+    assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
+    [record] = audit_log()
+    assert (record["action"]["subresource"], record["action"]["via"]) == (
+        "resize",
+        "spec.containers[app].resources",
+    )

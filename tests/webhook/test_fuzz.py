@@ -198,7 +198,9 @@ _PER_BASE: dict[str, list[Rule]] = {
         (r"request\.object\.ports\.\d+", "int", "item"),
     ],
     "delete": [
-        (r"request\.(name|namespace)", "str", True),
+        # Without a name it is one object of a deletecollection, named by oldObject.
+        (r"request\.namespace", "str", True),
+        (r"request\.name", "str", False),
         (r"request\.oldObject\.kind", "str", False),
         (r"request\.oldObject\.metadata", "dict", False),
         (r"request\.oldObject\.metadata\.(name|namespace)", "str", False),

@@ -7,6 +7,13 @@ eviction is a delete of the pod); UPDATE of the scale subresource (autoscaling/v
 of a workload whose `spec.replicas` changes; UPDATE of pods/ephemeralcontainers that adds
 a container (kubectl debug), which runs any image and command inside the pod and is
 therefore decided as an exec that only a grant pinning neither container nor command covers.
+A DELETE without a name is one object of a deletecollection: the API server admits each
+object it deletes with the object in `oldObject`, so it is decided as that object's delete.
+
+Any other UPDATE of an object, and a pods/resize, is read into the states of
+`jitgate.core.admission.edits`, which decides what the edit amounts to (an owner-reference
+change, a live pod's deadline or image, a StatefulSet's ordinals, a Job's parallelism ...):
+this module only parses.
 
 Three shapes need the cluster or the policies before they become actions, so they decode
 into what the service resolves (`Indirect`): a HorizontalPodAutoscaler CREATE or UPDATE
@@ -25,9 +32,16 @@ from jitgate.webhook.review import AdmissionRequest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission import edits
 from jitgate.core.admission.indirect import AUTOSCALERS
 from jitgate.core.canonical import digest
-from jitgate.core.vocabulary import NAMESPACES, SCALABLE_RESOURCES, group_qualified
+from jitgate.core.vocabulary import (
+    JOBS,
+    NAMESPACES,
+    PODS,
+    REPLICATED_RESOURCES,
+    group_qualified,
+)
 
 CONNECT_SUBRESOURCES = {"exec": "exec", "attach": "attach", "portforward": "portforward"}
 _OPTIONS_KIND = {
@@ -35,6 +49,7 @@ _OPTIONS_KIND = {
     "attach": "PodAttachOptions",
     "portforward": "PodPortForwardOptions",
 }
+DELETECOLLECTION = "deletecollection"
 # Deployments and friends default spec.replicas to 1; Scale omits replicas when it is 0.
 _DEFAULT_WORKLOAD_REPLICAS = 1
 # An autoscaler's minReplicas defaults to 1.
@@ -58,7 +73,7 @@ class AutoscalerTarget:
 
     namespace: str
     autoscaler: str
-    resource: str  # one of SCALABLE_RESOURCES
+    resource: str  # one of REPLICATED_RESOURCES
     name: str
     low: int
     high: int
@@ -103,8 +118,22 @@ class _Options(_Strict):
 
 
 class _OwnerReference(_Strict):
+    api_version: str = Field(default="", alias="apiVersion")
     kind: str
     name: str
+    uid: str = ""
+    controller: bool | None = None
+    block_owner_deletion: bool | None = Field(default=None, alias="blockOwnerDeletion")
+
+    def state(self) -> edits.OwnerReference:
+        return edits.OwnerReference(
+            self.api_version,
+            self.kind,
+            self.name,
+            self.uid,
+            self.controller,
+            self.block_owner_deletion,
+        )
 
 
 class _Metadata(_Strict):
@@ -115,8 +144,13 @@ class _Metadata(_Strict):
     owner_references: list[_OwnerReference] | None = Field(default=None, alias="ownerReferences")
 
 
+class _Ordinals(_Strict):
+    start: int = Field(default=0, ge=0)
+
+
 class _Replicas(_Strict):
     replicas: int | None = Field(default=None, ge=0)
+    ordinals: _Ordinals | None = None
 
 
 class _Scalable(_Strict):
@@ -135,16 +169,88 @@ class _EphemeralContainer(_Strict):
     image: str | None = None
 
 
+class _ResizePolicy(_Strict):
+    resource_name: str = Field(alias="resourceName")
+    restart_policy: str = Field(alias="restartPolicy")
+
+
+class _Resources(_Strict):
+    requests: dict[str, str] | None = None
+    limits: dict[str, str] | None = None
+
+
+class _Container(_Strict):
+    name: str
+    image: str | None = None
+    resources: _Resources | None = None
+    resize_policy: list[_ResizePolicy] | None = Field(default=None, alias="resizePolicy")
+
+    def state(self) -> edits.Container:
+        resources = self.resources or _Resources()
+        return edits.Container(
+            self.name,
+            self.image,
+            dict(resources.requests or {}),
+            dict(resources.limits or {}),
+            frozenset(
+                policy.resource_name
+                for policy in self.resize_policy or ()
+                if policy.restart_policy == edits.RESTART_CONTAINER
+            ),
+        )
+
+
 class _PodSpec(_Strict):
     ephemeral_containers: list[_EphemeralContainer] | None = Field(
         default=None, alias="ephemeralContainers"
     )
+    active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds")
+    containers: list[_Container] | None = None
+    init_containers: list[_Container] | None = Field(default=None, alias="initContainers")
+
+
+class _PodStatus(_Strict):
+    phase: str | None = None
 
 
 class _Pod(_Strict):
     kind: str | None = None
     metadata: _Metadata | None = None
     spec: _PodSpec | None = None
+    status: _PodStatus | None = None
+
+    def state(self) -> edits.PodState:
+        spec = self.spec or _PodSpec()
+        return edits.PodState(
+            phase=self.status.phase if self.status is not None else None,
+            active_deadline_seconds=spec.active_deadline_seconds,
+            containers=tuple(c.state() for c in spec.containers or ()),
+            init_containers=tuple(c.state() for c in spec.init_containers or ()),
+        )
+
+
+class _JobSpec(_Strict):
+    parallelism: int | None = Field(default=None, ge=0)
+    suspend: bool | None = None
+    active_deadline_seconds: int | None = Field(default=None, alias="activeDeadlineSeconds")
+    backoff_limit: int | None = Field(default=None, alias="backoffLimit")
+    ttl_seconds_after_finished: int | None = Field(default=None, alias="ttlSecondsAfterFinished")
+
+
+class _Job(_Strict):
+    kind: str | None = None
+    metadata: _Metadata | None = None
+    spec: _JobSpec | None = None
+
+    def state(self) -> edits.JobState:
+        spec = self.spec or _JobSpec()
+        return edits.JobState(
+            parallelism=1 if spec.parallelism is None else spec.parallelism,
+            suspend=bool(spec.suspend),
+            active_deadline_seconds=spec.active_deadline_seconds,
+            backoff_limit=spec.backoff_limit,
+            ttl_seconds_after_finished=spec.ttl_seconds_after_finished,
+        )
 
 
 class _Eviction(_Strict):
@@ -203,7 +309,7 @@ def decode(request: AdmissionRequest) -> AttemptedAction | Indirect | None:
             return _relabel(request)
         case "CREATE" | "UPDATE" if resource == AUTOSCALERS and not request.sub_resource:
             return _autoscaler(request)
-        case "CONNECT" if resource == "pods":
+        case "CONNECT" if resource == PODS:
             if not request.sub_resource:
                 raise Undecidable("a CONNECT on pods must name a subresource")
             if request.sub_resource not in CONNECT_SUBRESOURCES:
@@ -215,8 +321,12 @@ def decode(request: AdmissionRequest) -> AttemptedAction | Indirect | None:
             return _evict(request)
         case "UPDATE" if resource == "pods" and request.sub_resource == "ephemeralcontainers":
             return _debug(request)
-        case "UPDATE" if resource in SCALABLE_RESOURCES and request.sub_resource in ("", "scale"):
+        case "UPDATE" if resource == "pods" and request.sub_resource == "resize":
+            return _resize(request)
+        case "UPDATE" if resource in REPLICATED_RESOURCES and request.sub_resource == "scale":
             return _scale(request, resource)
+        case "UPDATE" if not request.sub_resource:
+            return _edit(request, resource)
     return None
 
 
@@ -258,13 +368,16 @@ def _connect(request: AdmissionRequest) -> AttemptedAction:
     )
 
 
-def _same_object(request: AdmissionRequest, meta: _Metadata | None, what: str) -> None:
-    """The object must be the one the request names; the API server never sends another."""
+def _same_object(
+    request: AdmissionRequest, meta: _Metadata | None, what: str, *, name: str | None = None
+) -> None:
+    """The object must be the one the request names (or `name`, for an object of a
+    collection); the API server never sends another."""
     if meta is None:
         return
     for field, stated, named in (
         ("namespace", meta.namespace, request.namespace),
-        ("name", meta.name, request.name),
+        ("name", meta.name, request.name if name is None else name),
     ):
         if stated is not None and stated != named:
             raise Undecidable(f"the {what}'s {field} {stated!r} is not the request's {named!r}")
@@ -274,11 +387,19 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
     old = None
     if request.old_object is not None:
         old = _parse(_Deleted, request.old_object, "deleted object")
-        _same_object(request, old.metadata, "deleted object")
+    stated = old.metadata if old is not None else None
+    # One object of a deletecollection: the API server admits each object it deletes, named
+    # in oldObject only.
+    collected = stated.name if not request.name and stated is not None else None
+    name = collected or request.name
+    _same_object(request, stated, "deleted object", name=name)
     if not request.namespace:
         return None  # policies protect namespaces: cluster-scoped objects are never protected
-    name = _target_name(request)
+    if not name:
+        raise Undecidable("the request names no object")
     detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
+    if collected:
+        detail["via"] = DELETECOLLECTION
     if old is not None:
         meta = old.metadata or _Metadata()
         detail.update(
@@ -333,29 +454,92 @@ def _debug(request: AdmissionRequest) -> AttemptedAction | None:
     )
 
 
-def _replicas(value: _Scalable, default: int) -> int:
-    if value.spec is None or value.spec.replicas is None:
-        return default
-    return value.spec.replicas
+def _workload(value: _Scalable, default: int) -> edits.WorkloadState:
+    spec = value.spec
+    if spec is None:
+        return edits.WorkloadState(default)
+    replicas = default if spec.replicas is None else spec.replicas
+    return edits.WorkloadState(replicas, spec.ordinals.start if spec.ordinals else 0)
 
 
 def _scale(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
-    via_scale = request.sub_resource == "scale"
-    what = "Scale" if via_scale else f"{request.kind.kind} object"
-    default = 0 if via_scale else _DEFAULT_WORKLOAD_REPLICAS
-    after = _parse(_Scalable, request.object, what)
-    before = _parse(_Scalable, request.old_object, f"old {what}")
-    _same_object(request, after.metadata, what)
-    _same_object(request, before.metadata, f"old {what}")
-    new, old = _replicas(after, default), _replicas(before, default)
-    if new == old:
-        return None  # an update that leaves replicas alone is not a scale
-    detail: dict[str, object] = {
-        "replicas": {"old": old, "new": new},
-        "subresource": request.sub_resource or None,
-    }
+    """UPDATE of the scale subresource (an autoscaling/v1 Scale, which omits 0 replicas)."""
+    after = _parse(_Scalable, request.object, "Scale")
+    before = _parse(_Scalable, request.old_object, "old Scale")
+    _same_object(request, after.metadata, "Scale")
+    _same_object(request, before.metadata, "old Scale")
+    outcome = edits.workload_outcome(_workload(before, 0), _workload(after, 0))
+    return _outcome(request, resource, outcome, {"subresource": "scale"})
+
+
+class _Edited(_Strict):
+    """Any object: the owner references every routed kind has."""
+
+    metadata: _Metadata | None = None
+
+
+def _object_state(resource: str, value: dict[str, Any] | None, what: str) -> edits.ObjectState:
+    """One side of an UPDATE; the kind-specific part only for the kinds the rules read."""
+    meta = _parse(_Edited, value, what).metadata or _Metadata()
+    owners = tuple(ref.state() for ref in meta.owner_references or ())
+    if resource == PODS:
+        return edits.ObjectState(owners, pod=_parse(_Pod, value, what).state())
+    if resource == JOBS:
+        return edits.ObjectState(owners, job=_parse(_Job, value, what).state())
+    if resource in REPLICATED_RESOURCES:
+        workload = _workload(_parse(_Scalable, value, what), _DEFAULT_WORKLOAD_REPLICAS)
+        return edits.ObjectState(owners, workload=workload)
+    return edits.ObjectState(owners)
+
+
+# The kinds whose fields the rules read, all namespaced: an UPDATE naming no namespace is
+# malformed.
+_NAMESPACED = frozenset({PODS, JOBS, *REPLICATED_RESOURCES})
+
+
+def _edit(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
+    """An UPDATE of the object itself: what its changed fields amount to, if anything."""
+    if not request.namespace and resource not in _NAMESPACED:
+        return None  # policies protect namespaces: cluster-scoped objects are never protected
+    what = f"{request.kind.kind} object"
+    _same_object(request, _parse(_Edited, request.object, what).metadata, what)
+    _same_object(request, _parse(_Edited, request.old_object, what).metadata, f"old {what}")
+    after = _object_state(resource, request.object, what)
+    outcome = edits.edit_outcome(_object_state(resource, request.old_object, f"old {what}"), after)
+    detail: dict[str, object] = {}
+    if outcome is not None and outcome.verb == "delete":
+        owners = [{"kind": ref.kind, "name": ref.name} for ref in after.owners]
+        detail.update(kind=request.kind.kind, owners=owners)
+    return _outcome(request, resource, outcome, detail)
+
+
+def _resize(request: AdmissionRequest) -> AttemptedAction | None:
+    """pods/resize: a delete of the pod when one of its containers restarts for it."""
+    after = _parse(_Pod, request.object, "Pod object")
+    before = _parse(_Pod, request.old_object, "old Pod object")
+    _same_object(request, after.metadata, "Pod")
+    _same_object(request, before.metadata, "old Pod")
+    outcome = edits.resize_outcome(before.state(), after.state())
+    return _outcome(request, PODS, outcome, {"kind": "Pod", "subresource": "resize"})
+
+
+def _outcome(
+    request: AdmissionRequest,
+    resource: str,
+    outcome: edits.Outcome | None,
+    detail: dict[str, object],
+) -> AttemptedAction | None:
+    """The action an edit amounts to, recorded with the fields it came through."""
+    if outcome is None:
+        return None
+    detail = dict(detail)
+    if outcome.replicas is not None:
+        old, new = outcome.replicas
+        detail["replicas"] = {"old": old, "new": new}
+    if outcome.via is not None:
+        detail["via"] = outcome.via
     name = _target_name(request)
-    return AttemptedAction("scale", _namespace(request), resource, name, detail=detail)
+    return AttemptedAction(outcome.verb, _namespace(request), resource, name, detail=detail)
 
 
 def _relabel(request: AdmissionRequest) -> NamespaceRelabel | None:

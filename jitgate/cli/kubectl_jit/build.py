@@ -48,7 +48,8 @@ def object_actions(verb: Verb, targets: Sequence[Target]) -> list[RequestedActio
     for target in targets:
         if verb == "scale" and target.resource not in SCALABLE_RESOURCES:
             raise RequestError(
-                f"scale applies to deployments, statefulsets and replicasets, not {target.resource}"
+                "scale applies to deployments, statefulsets, replicasets, replicationcontrollers "
+                f"and jobs, not {target.resource}"
             )
         names = names_by_resource.setdefault(target.resource, [])
         if target.name not in names:

@@ -11,6 +11,8 @@ Modules:
 * `protected`       — the decision on a protected action (`decide` → `Verdict`).
 * `indirect`        — actions reached through a controller or by ending protection: an
                       autoscaler as a scale, a namespace delete, `unprotect`.
+* `edits`           — field edits that amount to a delete or scale (owner references, a live
+                      pod's deadline or image, ordinals, a Job's parallelism ...).
 * `denials`         — why no grant covers an attempt, and the `kubectl jit request` to ask.
 * `readiness`       — failing closed before the cluster is known (`NotReady`).
 """
