@@ -154,9 +154,9 @@ def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
 
 def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource() -> None:
     hook = webhooks()["validating/edits.actions.jitgate.dev"]
-    assert rule_set(hook) == {
-        ("UPDATE", group, res) for group, res in DEFAULT_DELETE_RESOURCES
-    } | {("UPDATE", "", "pods/resize")}
+    assert rule_set(hook) == {("UPDATE", group, res) for group, res in DEFAULT_DELETE_RESOURCES} | {
+        ("UPDATE", "", "pods/resize")
+    }
     custom = webhooks(
         {"webhook": {"deleteResources": [{"apiGroup": "batch", "resources": ["jobs"]}]}}
     )

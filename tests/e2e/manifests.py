@@ -38,6 +38,7 @@ CHART_VALUES: Obj = {
             "statefulsets.apps",
             "replicasets.apps",
             "replicationcontrollers",
+            "jobs.batch",
         ],
         "approvers": {"users": [], "groups": ["sre"]},
         "maxDuration": "1h",
@@ -100,6 +101,12 @@ _WORKLOAD_RULES: list[Obj] = [
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "patch", "delete"]},
     # ConfigMaps: any object can own others, and the garbage collector follows.
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "delete"]},
+    {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["get", "patch", "update"]},
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["get", "list", "watch", "patch", "update"],
+    },
 ]
 
 PERSONA_ROLES: dict[str, tuple[str, list[Obj]]] = {
@@ -302,5 +309,39 @@ def autoscaler(namespace: str, name: str, target: str, *, low: int, high: int) -
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target},
             "minReplicas": low,
             "maxReplicas": high,
+        },
+    }
+
+
+def resizable_pod(namespace: str, name: str) -> Obj:
+    """A pod whose memory resizes only with a restart of its container; cpu in place."""
+    obj = pod(namespace, name)
+    obj["spec"]["containers"][0].update(
+        resources={"requests": {"cpu": "100m", "memory": "64Mi"}},
+        resizePolicy=[
+            {"resourceName": "cpu", "restartPolicy": "NotRequired"},
+            {"resourceName": "memory", "restartPolicy": "RestartContainer"},
+        ],
+    )
+    return obj
+
+
+def job(namespace: str, name: str, *, parallelism: int = 1, completions: int = 1) -> Obj:
+    """A Job whose pods stay Pending (no scheduler): the Job controller counts them active;
+    a pod set to Succeeded (``set_pod_phase``) completes it."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {
+            "parallelism": parallelism,
+            "completions": completions,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+                },
+            },
         },
     }

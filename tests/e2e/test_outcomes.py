@@ -392,6 +392,138 @@ def test_deleting_an_unlisted_owner_is_a_delete_of_its_protected_dependents(
     c.assert_audit_logs_verify()
 
 
+# ----------------------------------------------------------- 1.7 a resize that restarts
+
+
+def test_a_resize_that_restarts_a_container_is_a_delete_of_the_pod(jitgate_cluster: JitCluster):
+    c = jitgate_cluster
+    for namespace in ("prod", "dev"):
+        c.apply("admin", manifests.resizable_pod(namespace, "sized-0"))
+        c.api.set_pod_phase(namespace, "sized-0")
+
+    def resize(cpu: str, memory: str) -> tuple[str, ...]:
+        resources = {"requests": {"cpu": cpu, "memory": memory}}
+        patch = json.dumps({"spec": {"containers": [{"name": "app", "resources": resources}]}})
+        return ("patch", "pod", "sized-0", "--subresource=resize", "-p", patch)
+
+    refused(
+        c.kubectl("alice", *resize("100m", "128Mi"), "-n", "prod"),
+        "jitgate denied delete pod sized-0 in namespace prod",
+        "kubectl jit request delete pod/sized-0 -n prod",
+    )
+    # Unprotected, the resize lands: the kubelet would restart the container for it.
+    c.ok("alice", *resize("100m", "128Mi"), "-n", "dev")
+    assert existing(c, "pod", "sized-0", "dev")["spec"]["containers"][0]["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"}
+    }
+    # cpu resizes in place (NotRequired): nothing restarts, nothing to decide.
+    c.ok("alice", *resize("200m", "64Mi"), "-n", "prod")
+    requests = existing(c, "pod", "sized-0", "prod")["spec"]["containers"][0]["resources"]
+    assert requests == {"requests": {"cpu": "200m", "memory": "64Mi"}}
+    (denied,) = denied_records(c, "sized-0")
+    assert what(denied, "subresource", "via") == {
+        "subresource": "resize",
+        "via": "spec.containers[app].resources",
+    }
+
+    grant = c.granted("delete", "pod/sized-0", "--reason", "INC-14: more memory", name="resize")
+    c.ok("alice", *resize("200m", "128Mi"), "-n", "prod")
+    (allowed,) = allowed_records(c, grant)
+    assert what(allowed, "verb", "resource", "name", "subresource", "via") == {
+        "verb": "delete",
+        "resource": "pods",
+        "name": "sized-0",
+        "subresource": "resize",
+        "via": "spec.containers[app].resources",
+    }
+    c.assert_audit_logs_verify()
+
+
+# --------------------------------------------------------------------------- 2.8 and 3.6 Jobs
+
+
+def test_a_ttl_on_a_finished_job_is_a_delete_of_the_job(jitgate_cluster: JitCluster):
+    c = jitgate_cluster
+    for namespace in ("prod", "dev"):
+        c.apply("admin", manifests.job(namespace, "report"))
+    for namespace in ("prod", "dev"):
+        wait_for(c, "jsonpath={.status.active}=1", "job/report", namespace=namespace)
+        (pod,) = pod_names(c, namespace, "report")
+        c.api.set_pod_phase(namespace, pod, "Succeeded")
+    for namespace in ("prod", "dev"):
+        wait_for(c, "condition=Complete", "job/report", namespace=namespace)
+    ttl = ("patch", "job", "report", "--type=merge", "-p", '{"spec":{"ttlSecondsAfterFinished":0}}')
+    refusal = (
+        "jitgate denied delete job report in namespace prod",
+        "kubectl jit request delete job/report -n prod",
+    )
+
+    refused(c.kubectl("alice", *ttl, "-n", "prod", "--dry-run=server"), *refusal)
+    refused(c.kubectl("alice", *ttl, "-n", "prod"), *refusal)
+    # Unprotected, the TTL controller deletes the finished Job at once.
+    c.ok("alice", *ttl, "-n", "dev")
+    wait_for(c, "delete", "job/report", namespace="dev")
+    assert "ttlSecondsAfterFinished" not in existing(c, "job", "report", "prod")["spec"]
+    assert [(r.get("dryRun"), r["action"].get("via")) for r in denied_records(c, "report")] == [
+        (True, "spec.ttlSecondsAfterFinished"),
+        (False, "spec.ttlSecondsAfterFinished"),
+    ]
+
+    grant = c.granted("delete", "job/report", "--reason", "INC-15: clean up", name="report-ttl")
+    c.ok("alice", *ttl, "-n", "prod")
+    wait_for(c, "delete", "job/report", namespace="prod")
+    (allowed,) = allowed_records(c, grant)
+    assert what(allowed, "verb", "resource", "name", "via") == {
+        "verb": "delete",
+        "resource": "jobs.batch",
+        "name": "report",
+        "via": "spec.ttlSecondsAfterFinished",
+    }
+    c.assert_audit_logs_verify()
+
+
+def test_suspending_a_job_or_lowering_its_parallelism_is_a_scale(jitgate_cluster: JitCluster):
+    c = jitgate_cluster
+    for namespace in ("prod", "dev"):
+        c.apply("admin", manifests.job(namespace, "batch", parallelism=2, completions=4))
+    for namespace in ("prod", "dev"):
+        wait_for(c, "jsonpath={.status.active}=2", "job/batch", namespace=namespace)
+
+    def patch(spec: dict[str, Any]) -> tuple[str, ...]:
+        return ("patch", "job", "batch", "--type=merge", "-p", json.dumps({"spec": spec}))
+
+    refused(
+        c.kubectl("alice", *patch({"suspend": True}), "-n", "prod"),
+        "jitgate denied scale job batch in namespace prod (replicas 2 to 0)",
+        "kubectl jit request scale job/batch -n prod",
+    )
+    refused(
+        c.kubectl("alice", *patch({"parallelism": 1}), "-n", "prod"),
+        "jitgate denied scale job batch in namespace prod (replicas 2 to 1)",
+    )
+    # Unprotected, the Job controller deletes the active pods of a suspended Job.
+    c.ok("alice", *patch({"suspend": True}), "-n", "dev")
+    pods_gone(c, "batch", "dev")
+    assert len(pod_names(c, "prod", "batch")) == 2
+    assert [what(r, "replicas", "via") for r in denied_records(c, "batch")] == [
+        {"replicas": {"old": 2, "new": 0}, "via": "spec.suspend"},
+        {"replicas": {"old": 2, "new": 1}, "via": "spec.parallelism"},
+    ]
+
+    grant = c.granted("scale", "job/batch", "--reason", "pause the backfill", name="pause")
+    c.ok("alice", *patch({"suspend": True}), "-n", "prod")
+    pods_gone(c, "batch", "prod")
+    (allowed,) = allowed_records(c, grant)
+    assert what(allowed, "verb", "resource", "name", "replicas", "via") == {
+        "verb": "scale",
+        "resource": "jobs.batch",
+        "name": "batch",
+        "replicas": {"old": 2, "new": 0},
+        "via": "spec.suspend",
+    }
+    c.assert_audit_logs_verify()
+
+
 # ------------------------------------------------------------------ 2.6 the namespace itself
 
 

@@ -322,18 +322,21 @@ async def test_a_delete_collection_item_is_named_by_its_old_object(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
     # kubectl delete pods --all: the API server admits each pod with no name but its object.
-    collected = []
-    for i in range(2):
-        review = reviews.delete(pod(f"web-{i}"), PODS)
+    def collected(name: str) -> dict[str, Any]:
+        review: dict[str, Any] = reviews.delete(pod(name), PODS)
         review["request"]["name"] = ""
-        collected.append(review)
-    answer = await validate(collected[0])
+        return review
+
+    answer = await validate(collected("web-0"))
     assert not answer.allowed
     assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
     await add_grant(
         cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": []}]
     )
-    assert [(await validate(review)).allowed for review in collected] == [True, True]
+    assert [(await validate(collected(name))).allowed for name in ("web-0", "web-1")] == [
+        True,
+        True,
+    ]
     records = audit_log()
     assert [(r["type"], r["action"]["name"], r["action"]["via"]) for r in records] == [
         ("action.denied", "web-0", "deletecollection"),
@@ -341,8 +344,7 @@ async def test_a_delete_collection_item_is_named_by_its_old_object(
         ("action.allowed", "web-1", "deletecollection"),
     ]
     # An object of another namespace in the collection is not understood: denied.
-    stray = reviews.delete(pod("web-2"), PODS)
-    stray["request"]["name"] = ""
+    stray = collected("web-2")
     stray["request"]["oldObject"]["metadata"]["namespace"] = "dev"
     answer = await validate(stray)
     assert not answer.allowed and "cannot decide" in answer.message
