@@ -71,7 +71,13 @@ async def test_an_action_right_after_its_grant_is_allowed_before_the_watch_deliv
     answer = await decide(service, reviews.exec())
     assert answer.allowed
     annotations = answer.audit_annotations or {}
-    assert (annotations["grant"], annotations["request"]) == ("fix-web-0-x7k2", "fix-web-0")
+    assert {k: annotations[k] for k in ("grant", "request", "writer", "seq")} == {
+        "grant": "fix-web-0-x7k2",
+        "request": "fix-web-0",
+        "writer": "live",
+        "seq": "2",  # after the first exec's denial
+    }
+    assert annotations["leaf"].startswith("sha256:")
     assert live_reads(service.metrics, "allowed") == 1
     # Read for that decision only: the cache still waits for its watch.
     assert not service.cache.grants.for_user("prod", "alice")
