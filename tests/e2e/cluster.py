@@ -222,6 +222,21 @@ class JitCluster:
         )  # fmt: skip
         assert running.returncode == 0, f"pods {names} not Running: {running.stderr}"
 
+    def webhook_reviews(self, webhook: str, *, rejected: bool | None = None) -> int:
+        """How often the API server has called one of jitgate's webhooks (``webhook``: its
+        name, e.g. ``connect.actions.jitgate.dev``), from its own metrics; ``rejected``:
+        only the calls it was refused, or only those it was allowed."""
+        status, text = self.api.request("GET", "/metrics", who="admin")
+        assert status == 200, text
+        wanted = "" if rejected is None else f'rejected="{str(rejected).lower()}"'
+        return sum(
+            int(float(line.rsplit(" ", 1)[1]))
+            for line in text.splitlines()
+            if line.startswith("apiserver_admission_webhook_admission_duration_seconds_count{")
+            and f'name="{webhook}"' in line
+            and wanted in line
+        )
+
     # -- the audit logs
 
     def audit_url(self, which: str) -> str:

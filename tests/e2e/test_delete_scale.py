@@ -160,18 +160,6 @@ def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster: Any
     assert image.returncode == 0, image.stderr
 
 
-def webhook_reviews(c: Any, webhook: str) -> int:
-    """How often the API server has called one of jitgate's webhooks, from its own metrics."""
-    status, text = c.api.request("GET", "/metrics", who="admin")
-    assert status == 200, text
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in text.splitlines()
-        if line.startswith("apiserver_admission_webhook_admission_duration_seconds_count{")
-        and f'name="{webhook}"' in line
-    )
-
-
 def test_one_kubectl_delete_is_one_record_however_often_it_is_reviewed(
     jitgate_cluster: Any,
 ) -> None:
@@ -180,14 +168,14 @@ def test_one_kubectl_delete_is_one_record_however_often_it_is_reviewed(
     c = jitgate_cluster
     c.create_pods("prod", "once-deleted-0", "once-refused-0")
     grant = c.granted("delete", "pod/once-deleted-0", "--reason", "INC-12", name="kill-once")
-    before = webhook_reviews(c, "delete.actions.jitgate.dev")
+    before = c.webhook_reviews("delete.actions.jitgate.dev")
 
     deleted = c.kubectl("alice", "delete", "pod", "once-deleted-0", "-n", "prod", "--wait=false")
     assert deleted.returncode == 0, deleted.stderr
     refused = c.kubectl("alice", "delete", "pod", "once-refused-0", "-n", "prod", "--wait=false")
     assert refused.stderr.startswith(denied_by("delete")), refused.stderr
 
-    reviews = webhook_reviews(c, "delete.actions.jitgate.dev") - before
+    reviews = c.webhook_reviews("delete.actions.jitgate.dev") - before
     assert reviews >= 2, reviews
     assert len(c.records("webhook", "--grant", grant)) == 1
     denied = c.records("webhook", "--user", "alice", "--type", "action.denied", "--verb", "delete")
