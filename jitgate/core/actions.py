@@ -3,9 +3,23 @@
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from jitgate.core.vocabulary import NAMESPACES, PHRASES, Verb, workload_singular
+from jitgate.core.api import RequestedAction
+from jitgate.core.vocabulary import NAMESPACES, PHRASES, Verb, singular, workload_singular
+
+
+def requested_summary(action: RequestedAction) -> str:
+    """`exec pod/web-0`, `delete deployment/web,api`, `delete pod/*` (any pod): the verb and
+    its target as `kubectl get` names objects."""
+    names = ",".join(action.names) if action.names else "*"
+    return f"{action.verb} {singular(action.effective_resource)}/{names}"
+
+
+def actions_summary(actions: Sequence[RequestedAction]) -> str:
+    """Every action of a request or grant on one line, for `kubectl get`'s ACTIONS column."""
+    return ", ".join(requested_summary(action) for action in actions)
 
 
 @dataclass(frozen=True)

@@ -475,6 +475,11 @@ class AccessRequestStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list, max_length=16, description="Standard conditions."
     )
+    actions: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
+        default=None,
+        description="The actions and their targets as kubectl names them (exec pod/web-0), "
+        "for kubectl get's ACTIONS column.",
+    )
 
     @property
     def policy_names(self) -> tuple[str, ...]:
@@ -609,6 +614,11 @@ class GrantStatus(ApiModel):
     """Written by the operator."""
 
     phase: GrantPhase | None = Field(default=None, description="Active, Expired or Revoked.")
+    actions: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
+        default=None,
+        description="The actions and their targets as kubectl names them (exec pod/web-0), "
+        "for kubectl get's ACTIONS column.",
+    )
 
 
 class Grant(ApiModel):

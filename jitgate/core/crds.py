@@ -80,8 +80,9 @@ KINDS: tuple[Kind, ...] = (
         printer_columns=(
             _column("Phase", ".status.phase"),
             _column("Requester", ".spec.requester.user"),
-            _column("Actions", ".spec.actions[*].verb"),
-            _column("Expires", ".status.grant.expiresAt", "date"),
+            _column("Actions", ".status.actions"),
+            # A string, not a date: kubectl prints a future date as <invalid>.
+            _column("Expires", ".status.grant.expiresAt"),
             _column("Policies", ".status.policies[*].name", priority=1),
             _column("Reason", ".spec.reason", priority=1),
             _AGE,
@@ -96,8 +97,8 @@ KINDS: tuple[Kind, ...] = (
         printer_columns=(
             _column("Phase", ".status.phase"),
             _column("User", ".spec.user"),
-            _column("Actions", ".spec.actions[*].verb"),
-            _column("Expires", ".spec.expiresAt", "date"),
+            _column("Actions", ".status.actions"),
+            _column("Expires", ".spec.expiresAt"),
             _column("Request", ".spec.accessRequest.name", priority=1),
             _AGE,
         ),

@@ -26,6 +26,7 @@ from jitgate.operator.notify import Notifier, describe
 
 from jitgate.audit.errors import AuditError
 from jitgate.core import wire
+from jitgate.core.actions import actions_summary
 from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, Grant
 from jitgate.core.clock import Clock, format_time
 from jitgate.core.events import Actor, AuditEvent, Record, grant_record
@@ -287,7 +288,8 @@ class Workflow:
             raise GrantConflict(str(grant))
         if not (existing.get("status") or {}).get("phase"):
             with contextlib.suppress(ApiError):
-                await self.kube.patch_status(GRANTS, namespace, name, {"phase": "Active"})
+                active = {"phase": "Active", "actions": actions_summary(grant.spec.actions)}
+                await self.kube.patch_status(GRANTS, namespace, name, active)
         self.metrics.observe_grant(namespace, name, True)
         return grant
 

@@ -134,7 +134,10 @@ def test_list_show_and_decision_flags() -> None:
     [
         (["request", "exec", "web-0", "--reason", "r", "--for", "15"], "is not a Go duration"),
         (["request", "exec", "web-0", "--reason", "r", "--for", "0s"], "is zero"),
-        (["request", "exec", "web-0", "--reason", "r", "--timeout", "5m"], "only with --wait"),
+        (
+            ["request", "exec", "web-0", "--reason", "r", "--timeout", "5m"],
+            "only with --wait (or --break-glass",
+        ),
         (["request", "delete", "pod/x", "--reason", "r", "--", "ls"], "only to `kubectl jit"),
         (["request", "exec", "web-0", "--reason", "r", "--"], "name the command to run"),
         (["request", "portforward", "web-0", "-c", "app", "--reason", "r"], "unrecognized"),

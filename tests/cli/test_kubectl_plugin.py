@@ -109,13 +109,15 @@ async def test_request_delete_and_scale_map_kubectl_kinds(jit: Jit, operator: Op
 async def test_break_glass_requests_say_what_happens_next(jit: Jit, operator: Operator) -> None:
     result = await jit(
         "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "30m",
-        "--reason", "SEV1: database down", "--name", "sev1", user="carol",
+        "--reason", "SEV1: database down", "--name", "sev1", "--timeout", "1s", user="carol",
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    # It waits for the outcome (here no operator acts, so it times out: exit 5).
+    assert result.returncode == 5, result.stderr
     assert result.stdout.splitlines() == [
         "accessrequest.jitgate.dev/sev1 created",
         "Break-glass: the operator grants it at once if the policy lets you, and flags it "
         "for review.",
+        "Waiting up to 1s for a decision on accessrequest.jitgate.dev/sev1...",
     ]
     assert operator.request("sev1")["spec"]["breakGlass"] is True
 

@@ -83,6 +83,8 @@ def pending(approvals: list[dict[str, Any]], observed: int = 0) -> dict[str, Any
 def test_a_new_request_goes_pending_and_records_its_creation_only() -> None:
     step = decide(request(), world())
     assert step.status is not None and step.status.phase == "Pending"
+    # What it is for, as kubectl get's ACTIONS column shows it; in the patch the operator sends.
+    assert step.status.to_patch()["actions"] == "exec pod/*"
     assert [r.key for r in step.records] == ["u-1/request.created"]
     assert step.wake_at == NOW + dt.timedelta(hours=1)
 

@@ -23,11 +23,30 @@ def test_break_glass_is_granted_at_once_and_reviewed_by_another_approver(
 ) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "db-0")
+    # carol's denial tells her that break-glass would let her in, with the command.
+    denied = c.exec("carol", "prod", "db-0", "ls")
+    assert denied.stderr.rstrip().endswith(
+        "; in an emergency you may break the glass (granted at once, flagged for review): "
+        'kubectl jit request exec db-0 -n prod -c app --break-glass --for 10m --reason "<why>" '
+        "-- ls"
+    ), denied.stderr
+    # --for above the break-glass maximum is cut to it, said so; the request waits for the
+    # outcome and reports it with the command to run.
     asked = c.jit(
-        "carol", "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "5m",
+        "carol", "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "1h",
         "--reason", "SEV1: database down", "--name", "sev1-db-0",
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
+    assert asked.stderr == (
+        "Note: --for 1h is more than the break-glass maxDuration 10m of AccessPolicy "
+        "production; asking for 10m\n"
+    )
+    lines = asked.stdout.splitlines()
+    assert "accessrequest.jitgate.dev/sev1-db-0 approved (break-glass: flagged for review)" in (
+        lines
+    ), asked.stdout
+    assert lines[-2:] == ["Run:", "  kubectl exec -it -n prod db-0 -- sh"]
+    assert c.get("accessrequest", "sev1-db-0", "prod")["spec"]["duration"] == "10m"
 
     request = c.wait_phase("prod", "sev1-db-0", "Approved")
     assert condition(request, "ReviewRequired")["status"] == "True"

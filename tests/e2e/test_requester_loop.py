@@ -75,6 +75,11 @@ def test_wait_reports_the_approval_and_the_command_to_run(jitgate_cluster: Any) 
     )
     assert "accessrequest.jitgate.dev/loop-exec approved by bob" in lines
     assert lines[-2:] == ["Run:", "  kubectl exec -n prod loop-0 -c app -- ls"]
+    # kubectl get: ACTIONS names the target, EXPIRES the grant's end (never <invalid>).
+    for kind in ("accessrequest/loop-exec", "grants"):
+        got = c.ok("bob", "get", kind, "-n", "prod")
+        assert "exec pod/loop-0" in got, got
+        assert "<invalid>" not in got, got
     # The printed command is the one the grant admits (up to the missing kubelet).
     ran = c.exec("alice", "prod", "loop-0", "ls")
     assert c.no_kubelet_error() in ran.stderr, ran.stderr

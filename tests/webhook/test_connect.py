@@ -56,6 +56,27 @@ async def test_exec_without_a_grant_is_denied_with_the_request_command(
     assert record["dryRun"] is False
 
 
+async def test_a_denial_that_break_glass_would_overcome_says_so(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any
+) -> None:
+    glass = {"users": ["carol"], "maxDuration": "10m"}
+    cluster.patch("accesspolicies.jitgate.dev", None, "production", {"spec": {"breakGlass": glass}})
+    await reviews.until(
+        webhook, lambda cache: cache.policies.by_name["production"].spec.break_glass is not None
+    )
+    answer = await validate(reviews.exec(command=["ls"], user="carol"))
+    assert not answer.allowed
+    # The maximum of the break-glass grant (10m) caps the default duration (15m).
+    assert answer.message.endswith(
+        f"ask with: {HINT.replace('alice', 'carol')}; in an emergency you may break the glass "
+        "(granted at once, flagged for review): kubectl jit request exec web-0 -n prod -c app "
+        '--break-glass --for 10m --reason "<why>" -- ls'
+    ), answer.message
+    # alice may not break the glass: her denial does not mention it.
+    plain = await validate(reviews.exec(command=["ls"]))
+    assert "break" not in plain.message
+
+
 async def test_exec_with_a_matching_grant_is_allowed_and_audited_before_the_answer(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:

@@ -132,7 +132,8 @@ def _request_parsers(subparsers: Any) -> None:
         parser.add_argument(
             "--break-glass",
             action="store_true",
-            help="emergency self-activation, if the policy allows you; flagged for review",
+            help="emergency self-activation, if the policy allows you; flagged for review; "
+            "waits for the outcome like --wait",
         )
         parser.add_argument("--name", help="the AccessRequest's name (else a generated one)")
         parser.add_argument(

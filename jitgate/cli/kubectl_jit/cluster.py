@@ -188,11 +188,6 @@ class AccessRequests:
             return None
         return result if isinstance(result, dict) else None
 
-    def whoami(self) -> str | None:
-        """The authenticated user name, or None where SelfSubjectReview is not served."""
-        me = self.me()
-        return me.user if me is not None else None
-
     def me(self) -> Me | None:
         """The authenticated user and groups (SelfSubjectReview), or None where not served."""
         review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}

@@ -53,8 +53,9 @@ def parse_args(argv: Sequence[str]) -> Invocation:
     if handler is None:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_USAGE)
-    if verb is not None and namespace.timeout is not None and not namespace.wait:
-        parser.error("--timeout applies only with --wait")
+    waits = getattr(namespace, "wait", False) or getattr(namespace, "break_glass", False)
+    if verb is not None and namespace.timeout is not None and not waits:
+        parser.error("--timeout applies only with --wait (or --break-glass, which always waits)")
     namespace.exec_command = command or None
     return Invocation(handler.read(namespace), handler.run)
 

@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Sequence
 
 from jitgate.cli import render
+from jitgate.core.actions import requested_summary
 from jitgate.core.api import TERMINAL_PHASES, AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.requests.annotations import (
@@ -18,7 +19,6 @@ from jitgate.core.requests.annotations import (
     REVOKED_BY_ANNOTATION,
 )
 from jitgate.core.requests.step import APPROVED, GRANTED
-from jitgate.core.vocabulary import singular
 
 NONE = "<none>"
 # The grant length when no duration was asked for and neither the policy nor the grant is
@@ -60,8 +60,7 @@ def human_duration(delta: dt.timedelta) -> str:
 
 def describe_action(action: RequestedAction) -> str:
     """`exec pod/web-0`, `delete deployment/web`, `delete pod/*` (any pod)."""
-    names = ",".join(action.names) if action.names else "*"
-    return f"{action.verb} {singular(action.effective_resource)}/{names}"
+    return requested_summary(action)
 
 
 def describe_action_long(action: RequestedAction) -> str:

@@ -66,7 +66,7 @@ def target(attempted: AttemptedAction) -> str:
     return f"{workload_singular(attempted.resource)}/{attempted.name}"
 
 
-def request_command(attempted: AttemptedAction, duration: str) -> str:
+def request_command(attempted: AttemptedAction, duration: str, *, break_glass: bool = False) -> str:
     """The exact command line; a pinned exec command goes after `--`, as with kubectl exec.
 
     An interactive session is asked for without a command: a grant pinning one never
@@ -76,6 +76,7 @@ def request_command(attempted: AttemptedAction, duration: str) -> str:
     words += ["-n", attempted.namespace]
     if attempted.container and attempted.verb in CONTAINER_VERBS:
         words += ["-c", attempted.container]
+    words += ["--break-glass"] if break_glass else []
     words += ["--for", duration, "--reason"]
     line = shlex.join(words) + f' "{REASON_PLACEHOLDER}"'
     if attempted.verb == "exec" and attempted.command and not attempted.interactive:

@@ -17,7 +17,7 @@ from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.denials import request_command, why_denied
 from jitgate.core.admission.readiness import NOT_READY
 from jitgate.core.clock import format_time
-from jitgate.core.durations import format_duration
+from jitgate.core.durations import format_duration, parse_duration
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Exemptions, Governing, Namespace, Policies, governing_policies
 
@@ -109,6 +109,14 @@ def decide(
             f"approved grant for it; ask with: "
             f"{request_command(attempted, governing.default_duration)}"
         )
+        if governing.refusing_break_glass(user, groups) is None:
+            # Break-glass would overcome this denial: say so, with the command that does it.
+            limit, _, _ = governing.duration_limit(break_glass=True)
+            glass = format_duration(min(parse_duration(governing.default_duration), limit))
+            message += (
+                "; in an emergency you may break the glass (granted at once, flagged for "
+                f"review): {request_command(attempted, glass, break_glass=True)}"
+            )
         return Verdict(False, message, "NoLiveGrant", governing)
     left = grant.spec.expires_at - now
     warning = None
