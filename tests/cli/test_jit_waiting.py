@@ -63,6 +63,24 @@ def test_progress_says_how_many_approvals_of_how_many_and_by_whom() -> None:
     assert progress(both) == "Pending: 2 of 2 approvals so far (bob, carol)"
 
 
+def test_progress_under_several_policies_is_the_operators_count_per_policy() -> None:
+    message = (
+        "AccessPolicy production: 0 of 1 approval; AccessPolicy team-a: 1 of 1 approval (dave); "
+        "waiting until 2026-11-21T11:00:00Z"
+    )
+    policies = [
+        {"name": "production", "requiredApprovals": 1},
+        {"name": "team-a", "requiredApprovals": 1},
+    ]
+    approvals = [{"user": "dave", "decision": "Approve"}]
+    pending = request(
+        [{"verb": "exec"}], phase="Pending", policies=policies, requiredApprovals=1,
+        approvals=approvals, message=message,
+    )  # fmt: skip
+    # Not "1 of 1 approvals so far": production still waits for an approver of its own.
+    assert progress(pending) == f"Pending under AccessPolicies production and team-a: {message}"
+
+
 def test_exit_codes_are_distinct_and_the_same_in_help_and_readme() -> None:
     codes = [code for code, _ in EXIT_CODES]
     assert len(set(codes)) == len(codes)
