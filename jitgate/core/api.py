@@ -286,6 +286,10 @@ class RequestedAction(ApiModel):
                     "message": "delete needs a resource",
                 },
                 {
+                    "rule": "!has(self.replicas) || self.verb == 'scale'",
+                    "message": "replicas applies only to scale",
+                },
+                {
                     "rule": f"self.verb != 'unprotect' || (has(self.resource) && "
                     f"self.resource == '{NAMESPACES}')",
                     "message": _UNPROTECT_NEEDS,
@@ -316,12 +320,22 @@ class RequestedAction(ApiModel):
         description="Exact argv an exec must run; any command (and interactive use) when unset.",
     )
 
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1_000_000,
+        description="scale only: the replica count the grant allows scaling to; any count "
+        "when unset.",
+    )
+
     @model_validator(mode="after")
     def _fields_fit_verb(self) -> RequestedAction:
         if self.container is not None and self.verb not in CONTAINER_VERBS:
             raise ValueError(f"container applies only to exec and attach, not {self.verb}")
         if self.command is not None and self.verb != "exec":
             raise ValueError(f"command applies only to exec, not {self.verb}")
+        if self.replicas is not None and self.verb != "scale":
+            raise ValueError(f"replicas applies only to scale, not {self.verb}")
         if self.command is not None and not self.command:
             raise ValueError("command must name at least the program to run")
         if self.verb in CONNECT_VERBS and self.resource not in (None, PODS):

@@ -20,7 +20,10 @@ G = TypeVar("G")
 # What about an attempt one granted action does not allow, checked in this order:
 # another verb or resource, another object name, another container than the one pinned,
 # stdin or a TTY where a command is pinned (a session could run anything), another command.
-ActionMismatch = Literal["verb", "resource", "name", "container", "interactive", "command"]
+# For scale, another replica count than the one pinned.
+ActionMismatch = Literal[
+    "verb", "resource", "name", "container", "interactive", "command", "replicas"
+]
 # Why a grant is not live: being deleted, ended, or its window not yet open.
 WindowMismatch = Literal["revoked", "expired", "not yet valid"]
 
@@ -60,7 +63,16 @@ def action_mismatch(granted: RequestedAction, attempted: AttemptedAction) -> Act
             return "interactive"
         if attempted.command != tuple(granted.command):
             return "command"
+    if granted.replicas is not None and target_replicas(attempted) != granted.replicas:
+        return "replicas"
     return None
+
+
+def target_replicas(attempted: AttemptedAction) -> int | None:
+    """The replica count a scale attempt sets (None when the review does not say)."""
+    replicas = attempted.detail.get("replicas")
+    new = replicas.get("new") if isinstance(replicas, dict) else None
+    return new if isinstance(new, int) else None
 
 
 def action_covers(granted: RequestedAction, attempted: AttemptedAction) -> bool:

@@ -40,6 +40,8 @@ def request(actions: list[dict[str, Any]], **status: Any) -> AccessRequest:
          ["kubectl delete -n prod deployment/web deployment/api"]),
         ({"verb": "scale", "resource": "statefulsets.apps", "names": ["db"]},
          ["kubectl scale -n prod statefulset/db --replicas=COUNT"]),
+        ({"verb": "scale", "resource": "deployments.apps", "names": ["web"], "replicas": 5},
+         ["kubectl scale -n prod deployment/web --replicas=5"]),
     ],
 )  # fmt: skip
 def test_the_command_to_run_next_is_what_the_grant_allows(
@@ -97,3 +99,20 @@ def test_wait_takes_a_name_and_a_timeout() -> None:
     assert (options.name, options.cluster.namespace, options.timeout.total_seconds()) == (
         "fix", "prod", 30.0
     )  # fmt: skip
+
+
+def test_scale_requests_may_pin_the_replica_count() -> None:
+    from jitgate.cli.kubectl_jit.request import actions_from
+
+    namespace = build_parser().parse_args(
+        ["request", "scale", "deploy/web", "--replicas", "5", "--reason", "r"]
+    )
+    (action,) = actions_from(namespace.handler.read(namespace))
+    assert (action.verb, action.resource, action.names, action.replicas) == (
+        "scale", "deployments.apps", ["web"], 5
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(
+            ["request", "scale", "deploy/web", "--replicas", "-1", "--reason", "r"]
+        )
+    assert refused.value.code == 2

@@ -174,3 +174,23 @@ def test_index_agrees_with_linear_matching(
     )
     found = index.authorizing("alice", attempt(), at)
     assert (found.name if found else None) == linear
+
+
+def test_a_scale_grant_pinning_replicas_allows_only_that_count() -> None:
+    granted = RequestedAction.model_validate(
+        {"verb": "scale", "resource": "deployments.apps", "names": ["web"], "replicas": 5}
+    )
+
+    def scale_to(new: int) -> AttemptedAction:
+        return AttemptedAction("scale", "prod", "deployments.apps", "web",
+                               detail={"replicas": {"old": 2, "new": new}})  # fmt: skip
+
+    assert action_mismatch(granted, scale_to(5)) is None
+    assert action_mismatch(granted, scale_to(9)) == "replicas"
+    unpinned = granted.model_copy(update={"replicas": None})
+    assert action_mismatch(unpinned, scale_to(9)) is None
+
+
+def test_replicas_apply_only_to_scale() -> None:
+    with pytest.raises(ValueError, match="replicas applies only to scale"):
+        RequestedAction.model_validate({"verb": "exec", "replicas": 1})

@@ -109,7 +109,7 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
         f"{denied_by('scale')} the request: jitgate denied scale deployment web in namespace "
         "prod (replicas 2 to 3): alice holds no live grant for it. AccessPolicy production "
         "requires an approved grant for it; ask with: kubectl jit request scale deployment/web "
-        '-n prod --for 15m --reason "<why>"\n'
+        '-n prod --replicas 3 --for 15m --reason "<why>"\n'
     )
     # The same change through the Deployment itself is caught too.
     patched = c.kubectl(
@@ -145,6 +145,20 @@ def test_scale_deployment_needs_a_grant(jitgate_cluster: Any) -> None:
     ]
     assert all(r["action"]["resource"] == "deployments.apps" for r in allowed)
     c.assert_audit_logs_verify()
+
+
+def test_a_scale_request_states_the_replica_count_the_grant_allows(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.apply("admin", manifests.deployment("prod", "pinned", replicas=2))
+    grant = c.granted("scale", "deploy/pinned", "--replicas", "5", "--reason", "INC-40: load",
+                      name="scale-pinned")  # fmt: skip
+    shown = c.jit("alice", "show", "scale-pinned", "-n", "prod")
+    assert "scale deployment/pinned (to 5 replicas)" in shown.stdout, shown.stdout
+    other = c.kubectl("alice", "scale", "deployment", "pinned", "-n", "prod", "--replicas=9")
+    assert f"grant {grant} allows scaling only to 5 replicas" in other.stderr, other.stderr
+    scaled = c.kubectl("alice", "scale", "deployment", "pinned", "-n", "prod", "--replicas=5")
+    assert scaled.returncode == 0, scaled.stderr
+    assert c.get("deployment", "pinned", "prod")["spec"]["replicas"] == 5
 
 
 def test_updates_that_keep_the_replicas_are_not_intercepted(jitgate_cluster: Any) -> None:

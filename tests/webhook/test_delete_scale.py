@@ -153,7 +153,7 @@ async def test_scale_subresource(
     assert not denied.allowed
     assert "scale deployment web in namespace prod (replicas 3 to 10)" in denied.message
     assert denied.message.endswith(
-        'kubectl jit request scale deployment/web -n prod --for 15m --reason "<why>"'
+        'kubectl jit request scale deployment/web -n prod --replicas 10 --for 15m --reason "<why>"'
     )
     await add_grant(
         cluster,
@@ -216,7 +216,7 @@ async def test_statefulset_scale_and_grants_for_another_resource(
     answer = await validate(reviews.scale("db", 3, 1, resource="statefulsets"))
     assert not answer.allowed  # the grant is for the deployment called db, not the statefulset
     assert answer.message.endswith(
-        'kubectl jit request scale statefulset/db -n prod --for 15m --reason "<why>"'
+        'kubectl jit request scale statefulset/db -n prod --replicas 1 --for 15m --reason "<why>"'
     )
 
 

@@ -47,6 +47,12 @@ def _duration(text: str) -> str:
     return text
 
 
+def _replica_count(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"invalid replica count {text!r}: use 0 or more")
+    return int(text)
+
+
 def _timeout(text: str) -> dt.timedelta:
     try:
         return parse_duration(text)
@@ -119,6 +125,13 @@ def _request_parsers(subparsers: Any) -> None:
         if verb in ("exec", "attach"):
             parser.add_argument(
                 "-c", "--container", help="the container (else any container in the pod)"
+            )
+        if verb == "scale":
+            parser.add_argument(
+                "--replicas",
+                type=_replica_count,
+                metavar="N",
+                help="the replica count to scale to; the grant allows only that (else any)",
             )
         parser.add_argument(
             "--for",

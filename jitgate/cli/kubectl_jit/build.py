@@ -39,9 +39,13 @@ def connect_action(
     )
 
 
-def object_actions(verb: Verb, targets: Sequence[Target]) -> list[RequestedAction]:
-    """One action per resource for delete or scale, naming every object given for it;
-    unprotect names exactly one namespace."""
+def object_actions(
+    verb: Verb, targets: Sequence[Target], replicas: int | None = None
+) -> list[RequestedAction]:
+    """One action per resource for delete or scale, naming every object given for it (a scale
+    may pin the replica count); unprotect names exactly one namespace."""
+    if replicas is not None and verb != "scale":
+        raise RequestError(f"--replicas applies only to scale, not {verb}")
     if verb == UNPROTECT_VERB and (len(targets) != 1 or targets[0].resource != NAMESPACES):
         raise RequestError("unprotect applies to one namespace: unprotect namespace/NAME")
     names_by_resource: dict[str, list[str]] = {}
@@ -54,8 +58,9 @@ def object_actions(verb: Verb, targets: Sequence[Target]) -> list[RequestedActio
         names = names_by_resource.setdefault(target.resource, [])
         if target.name not in names:
             names.append(target.name)
+    pinned = {"replicas": replicas} if replicas is not None else {}
     return [
-        _action(verb=verb, resource=resource, names=names)
+        _action(verb=verb, resource=resource, names=names, **pinned)
         for resource, names in names_by_resource.items()
     ]
 

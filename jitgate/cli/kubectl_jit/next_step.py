@@ -47,8 +47,9 @@ def _command_lines(action: RequestedAction, namespace: str) -> list[str]:
             return [shlex.join(["kubectl", "delete", *where, *names])]
         case "scale":
             kind = singular(action.effective_resource)
+            count = str(action.replicas) if action.replicas is not None else "COUNT"
             return [
-                shlex.join(["kubectl", "scale", *where, f"{kind}/{name}"]) + " --replicas=COUNT"
+                shlex.join(["kubectl", "scale", *where, f"{kind}/{name}"]) + f" --replicas={count}"
                 for name in action.names or ["NAME"]
             ]
     return []

@@ -34,6 +34,7 @@ class RequestOptions:
     container: str | None = None  # exec, attach
     targets: tuple[str, ...] = ()  # delete, scale: KIND/NAME or KIND NAME...
     exec_command: tuple[str, ...] | None = None  # exec: the words after --
+    replicas: int | None = None  # scale: the replica count to allow
 
 
 @dataclass(frozen=True)

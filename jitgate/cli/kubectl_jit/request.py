@@ -41,7 +41,8 @@ def actions_from(options: RequestOptions) -> list[RequestedAction]:
             ]
         if options.exec_command:
             raise RequestError(f"a command after -- applies only to exec, not {options.verb}")
-        return object_actions(options.verb, parse_targets(list(options.targets)))
+        targets = parse_targets(list(options.targets))
+        return object_actions(options.verb, targets, options.replicas)
     except (RequestError, KindError) as error:
         raise UsageError(str(error)) from error
 

@@ -74,6 +74,10 @@ def describe_action_long(action: RequestedAction) -> str:
         extras.append("any container")
     if action.verb == "exec" and action.command is None:
         extras.append("any command, interactive")
+    if action.verb == "scale":
+        extras.append(
+            f"to {action.replicas} replicas" if action.replicas is not None else "any count"
+        )
     suffix = f" ({', '.join(extras)})" if extras else ""
     return describe_action(action) + suffix
 

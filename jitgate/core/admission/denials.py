@@ -14,7 +14,13 @@ from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import RequestedAction
 from jitgate.core.clock import format_time
 from jitgate.core.grant_index import IndexedGrant
-from jitgate.core.matching import action_mismatch, grant_covers, is_live, window_mismatch
+from jitgate.core.matching import (
+    action_mismatch,
+    grant_covers,
+    is_live,
+    target_replicas,
+    window_mismatch,
+)
 from jitgate.core.vocabulary import CONNECT_VERBS, CONTAINER_VERBS, workload_singular
 
 REASON_PLACEHOLDER = "<why>"
@@ -52,6 +58,8 @@ def why_denied(
                     )
                 case "command":
                     return f"grant {grant.name} allows only the command {_pinned(granted)}"
+                case "replicas":
+                    return f"grant {grant.name} allows scaling only to {granted.replicas} replicas"
     return f"{user} holds no live grant for it"
 
 
@@ -76,6 +84,8 @@ def request_command(attempted: AttemptedAction, duration: str, *, break_glass: b
     words += ["-n", attempted.namespace]
     if attempted.container and attempted.verb in CONTAINER_VERBS:
         words += ["-c", attempted.container]
+    replicas = target_replicas(attempted) if attempted.verb == "scale" else None
+    words += ["--replicas", str(replicas)] if replicas is not None else []
     words += ["--break-glass"] if break_glass else []
     words += ["--for", duration, "--reason"]
     line = shlex.join(words) + f' "{REASON_PLACEHOLDER}"'
