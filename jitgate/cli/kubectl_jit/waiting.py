@@ -73,12 +73,13 @@ def wait_for_decision(
     requests: AccessRequests, namespace: str, name: str, timeout: dt.timedelta
 ) -> int:
     """Watch the request until it is decided; exit 0 only when it was approved."""
-    print(
-        f"Waiting up to {format_duration(timeout)} for a decision on "
-        f"accessrequest.jitgate.dev/{name}...",
-        flush=True,
-    )
     try:
+        # Inside the try: a Ctrl-C right after the user sees this line still says how to resume.
+        print(
+            f"Waiting up to {format_duration(timeout)} for a decision on "
+            f"accessrequest.jitgate.dev/{name}...",
+            flush=True,
+        )
         return _watch(requests, namespace, name, timeout)
     except KeyboardInterrupt:
         raise WaitEnded(
