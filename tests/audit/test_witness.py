@@ -384,10 +384,11 @@ async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any)
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(200):  # until it listens (bounded: about 20 s)
+        for _ in range(600):  # until it listens (bounds a failure at about 60 s)
             try:
                 _, connection = await asyncio.open_connection("127.0.0.1", port)
             except OSError:
+                assert process.returncode is None, "jitgate audit witness exited"
                 await asyncio.sleep(0.1)
                 continue
             connection.close()
@@ -400,7 +401,7 @@ async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any)
         assert public.vkey in cosignatures(signed, [public])
     finally:
         process.terminate()
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=10)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert (
         b"Witness witness.example.org/w9 cosigning the logs of jitgate.example.com/audit" in output
     )
