@@ -15,7 +15,10 @@ under the webhook's name (`connect.actions.jitgate.dev/seq`). Matching both ways
   user or namespace differ from the record's (rewritten on one side).
 
 Records of one admission review share its `admissionUID` and only the last allow's
-annotations reach the event, so one named record accounts for its whole review.
+annotations reach the event, so one named record accounts for its whole review. A
+deletecollection is one API server event but an admission review per object (recorded with
+`action.via: deletecollection`), and the event keeps one review's annotations: the allowed
+collection delete of that user, namespace and resource accounts for every item's record.
 Dry runs are matched like any request. Pure: no I/O.
 """
 
@@ -223,6 +226,11 @@ def reconcile(
             findings.append(Finding("mismatched", f"record {name}: {problem}"))
         heard.add(str(named.get("admissionUID") or name))
         matched += 1
+    collections = {
+        (event.user, event.namespace, event.resource)
+        for event in events
+        if event.allowed and event.verb == "deletecollection"
+    }
     since = min((event.time for event in events), default=None)
     until = max((event.time for event in events), default=None)
     for record in allowed:
@@ -235,6 +243,8 @@ def reconcile(
             continue
         action = record.get("action") or {}
         actor = record.get("actor") or {}
+        if _collection_item(record, action, actor) in collections:
+            continue
         findings.append(
             Finding(
                 "unheard",
@@ -244,6 +254,16 @@ def reconcile(
             )
         )
     return Reconciliation(matched, tuple(findings), since, until)
+
+
+def _collection_item(
+    record: Mapping[str, Any], action: Mapping[str, Any], actor: Mapping[str, Any]
+) -> tuple[str, str, str] | None:
+    """(user, namespace, plural) of a record decided as one item of a deletecollection."""
+    if action.get("via") != "deletecollection":
+        return None
+    plural = str(action.get("resource") or "").split(".", 1)[0]  # events name no API group
+    return str(actor.get("user")), str(record.get("namespace")), plural
 
 
 def _disagreement(event: ApiserverEvent, record: Mapping[str, Any]) -> str | None:

@@ -160,3 +160,31 @@ def test_a_file_that_is_not_an_api_server_audit_log_is_refused(
     assert result.code == 2
     assert "is not an API server audit log: line 1 is not an audit.k8s.io Event" in result.err
     assert cli("reconcile", "--audit", file_url, "--apiserver-audit", tmp_path / "nope").code == 2
+
+
+async def test_one_collection_delete_accounts_for_each_item_it_deleted(file_url: str) -> None:
+    """The API server logs a deletecollection once and admits each object on its own; the
+    event keeps one item's annotations, the other items' records are still accounted for."""
+
+    def item(name: str, uid: str) -> AuditEvent:
+        action = Action(verb="delete", resource="pods", name=name, via="deletecollection")
+        return AuditEvent(
+            type="action.allowed", actor=Actor(user="alice", groups=("developers",)),
+            namespace="prod", action=action, grant="g", request="r", admissionUID=uid,
+            dryRun=False,
+        )  # fmt: skip
+
+    first, last = await log_with(file_url, item("nightly-0", "i0"), item("nightly-1", "i1"))
+    records = stored_records(file_url)
+    collection = event("a1", "alice", code=200, record=last, subresource="", name="")
+    collection["verb"] = "deletecollection"
+    found = reconcile(parse_apiserver_log([json.dumps(collection).encode()]), records)
+    assert (found.matched, found.findings) == (1, ())
+
+    elsewhere = event(
+        "a1", "alice", code=200, record=last, subresource="", name="", namespace="dev"
+    )
+    elsewhere["verb"] = "deletecollection"
+    found = reconcile(parse_apiserver_log([json.dumps(elsewhere).encode()]), records)
+    assert [f.kind for f in found.findings] == ["mismatched", "unheard"]
+    assert "nightly-0" in found.findings[1].message and first.seq == 1
