@@ -7,6 +7,9 @@ Module map:
                    one-sentence usage errors), `JITGATE_<FLAG>` environment defaults, typed
                    options read from the parsed namespace.
 * `render`       — the one renderer: aligned tables, CSV, JSON (array or lines) and YAML.
+* `kinds`        — KIND/NAME arguments as kubectl takes them (`deploy/web`, `sts db`), as the
+                   plural resources policies speak: `kubectl jit request` and `jitgate audit
+                   query --object` read them alike.
 * `completion`   — shell completion for both programs (bash, zsh, fish; `__complete`).
 * `jitgate/`     — the `jitgate` program: operator, webhook, audit, crds, demo.
 * `kubectl_jit/` — the `kubectl jit` plugin: request, list, show, approve, deny, review, …

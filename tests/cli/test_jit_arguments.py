@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jitgate.cli.kinds import KindError, Target, parse_targets, resource_for
 from jitgate.cli.kubectl_jit.build import (
     RequestError,
     approval_patch,
@@ -21,7 +22,6 @@ from jitgate.cli.kubectl_jit.build import (
     request_namespace,
     user_slug,
 )
-from jitgate.cli.kubectl_jit.kinds import KindError, Target, parse_targets, resource_for
 from jitgate.cli.kubectl_jit.main import parse_args
 from jitgate.cli.kubectl_jit.options import Cluster
 from jitgate.core.api import RequestedAction

@@ -12,7 +12,6 @@ Module map:
 * `approver_queue` — the approver's queue: what I may decide (as the policies say), by deadline.
 * `decide`    — `approve`, `deny`, `review`, `revoke` and `cancel`.
 * `build`     — AccessRequests and approval patches from arguments, without I/O.
-* `kinds`     — KIND/NAME arguments as kubectl takes them, as the resources policies speak.
 * `views`     — how `list` and `show` present requests (kubectl's columns and ages).
 * `cluster`   — the AccessRequest calls on the cluster, failures as one sentence.
 * `rest`      — the small Kubernetes REST client those calls go through (urllib3, JSON).

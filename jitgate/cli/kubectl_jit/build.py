@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jitgate.cli.kubectl_jit.kinds import Target
+from jitgate.cli.kinds import Target
 from jitgate.core import wire
 from jitgate.core.api import AccessRequest, AccessRequestSpec, ObjectMeta, RequestedAction
 from jitgate.core.vocabulary import NAMESPACES, SCALABLE_RESOURCES, UNPROTECT_VERB, Verb

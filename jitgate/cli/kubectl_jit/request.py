@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from jitgate.cli.errors import EXIT_OK, CommandFailed, UsageError
+from jitgate.cli.kinds import KindError, parse_targets
 from jitgate.cli.kubectl_jit.approver_queue import governing
 from jitgate.cli.kubectl_jit.build import (
     RequestError,
@@ -19,7 +20,6 @@ from jitgate.cli.kubectl_jit.build import (
     request_namespace,
 )
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, Me, open_session
-from jitgate.cli.kubectl_jit.kinds import KindError, parse_targets
 from jitgate.cli.kubectl_jit.options import RequestOptions, WaitOptions
 from jitgate.cli.kubectl_jit.review import read_policies
 from jitgate.cli.kubectl_jit.waiting import wait_for_decision

@@ -20,7 +20,7 @@ from jitgate.audit.reader import LogReader, StoredRecord
 from jitgate.audit.timefmt import parse_when
 from jitgate.cli.errors import UsageError
 from jitgate.cli.jitgate.audit.options import Filters, LogOptions
-from jitgate.cli.kubectl_jit.kinds import KindError, resource_for
+from jitgate.cli.kinds import KindError, resource_for
 from jitgate.core.events import RECORD_TYPES, WEBHOOK_PROBE
 from jitgate.core.vocabulary import PODS, VERBS
 
