@@ -34,6 +34,7 @@ PODS = "pods"
 NAMESPACES = "namespaces"
 UNPROTECT_VERB: Verb = "unprotect"
 JOBS = "jobs.batch"
+CRONJOBS = "cronjobs.batch"
 # The workloads with `spec.replicas` and a scale subresource.
 REPLICATED_RESOURCES: tuple[str, ...] = (
     "deployments.apps",
@@ -82,7 +83,7 @@ KUBECTL_KINDS: tuple[KubectlKind, ...] = (
     KubectlKind("secrets", "secret", ()),
     KubectlKind("persistentvolumeclaims", "persistentvolumeclaim", ("pvc",)),
     KubectlKind(JOBS, "job", (), workload=True),
-    KubectlKind("cronjobs.batch", "cronjob", ("cj",)),
+    KubectlKind(CRONJOBS, "cronjob", ("cj",)),
 )
 _BY_RESOURCE = {kind.resource: kind for kind in KUBECTL_KINDS}
 _BY_SPELLING = {spelling: kind for kind in KUBECTL_KINDS for spelling in kind.spellings}

@@ -704,7 +704,7 @@ def _wait_ready(server: KubeAPIServer, deadline: float) -> None:
 # The controllers the tier runs, each with the kube-system service account it acts as (the
 # bootstrap RBAC gives each its own role, as in a kubeadm cluster). Garbage collection and
 # the namespace, workload and autoscaler controllers are how an exempt controller can reach
-# a protected outcome for a user; the Job controllers are there for Job tests.
+# a protected outcome for a user; the Job and CronJob controllers are there for Job tests.
 CONTROLLERS: dict[str, str] = {
     "garbage-collector-controller": "generic-garbage-collector",
     "namespace-controller": "namespace-controller",
@@ -715,6 +715,7 @@ CONTROLLERS: dict[str, str] = {
     "replicationcontroller-controller": "replication-controller",
     "job-controller": "job-controller",
     "ttl-after-finished-controller": "ttl-after-finished-controller",
+    "cronjob-controller": "cronjob-controller",
 }
 # The HPA controller's resync (default 15 s); it also acts at once on each HPA change.
 HPA_SYNC_PERIOD = "2s"

@@ -158,6 +158,27 @@ def _objects() -> list[dict[str, Any]]:
                 },
             },
         },
+        {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "metadata": {"name": "nightly", **meta},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "suspend": True,
+                "successfulJobsHistoryLimit": 3,
+                "failedJobsHistoryLimit": 1,
+                "jobTemplate": {
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "restartPolicy": "Never",
+                                "containers": [{"name": "app", "image": IMAGE}],
+                            }
+                        }
+                    }
+                },
+            },
+        },
     ]
 
 
@@ -193,6 +214,10 @@ def test_ordinary_writes_never_reach_the_webhook(routed: tuple[KubeAPIServer, Re
         ("label", "rc", "legacy", "-n", NAMESPACE, "tier=old"),
         ("label", "configmap", "settings", "-n", NAMESPACE, "tier=conf"),
         ("label", "job", "nightly", "-n", NAMESPACE, "tier=batch"),
+        ("label", "cronjob", "nightly", "-n", NAMESPACE, "tier=batch"),
+        # Keeping more history deletes nothing.
+        _merge("cronjob", "nightly", {"spec": {"successfulJobsHistoryLimit": 5}}),
+        _merge("cronjob", "nightly", {"spec": {"schedule": "0 4 * * *"}}),
         # A rollout through the Deployment: deployment work, not an action jitgate decides.
         ("set", "image", "deployment/web", "app=registry.invalid/app:2", "-n", NAMESPACE),
         _merge("pod", "web-0", {"status": {"phase": "Running"}}, "--subresource=status"),
@@ -243,6 +268,10 @@ def test_every_path_to_a_protected_outcome_reaches_the_webhook(
                 {"backoffLimit": 1},
                 {"ttlSecondsAfterFinished": 60},
             )
+        ],
+        *[
+            (_merge("cronjob", "nightly", {"spec": spec}), ("UPDATE", "cronjobs", "", "nightly"))
+            for spec in ({"successfulJobsHistoryLimit": 1}, {"failedJobsHistoryLimit": 0})
         ],
         (
             ("delete", "configmap", "settings", "-n", NAMESPACE),

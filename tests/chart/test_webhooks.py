@@ -161,9 +161,10 @@ def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource
         {"webhook": {"deleteResources": [{"apiGroup": "batch", "resources": ["jobs"]}]}}
     )
     assert rule_set(custom["validating/edits.actions.jitgate.dev"]) == {("UPDATE", "batch", "jobs")}
-    # Only owner references, a live pod's deadline, images and restarting resizes, and a Job's
-    # pod-ending fields reach the webhook: status is a subresource (never routed), label and
-    # template edits are skipped by CEL (tests/apiserver/test_chart_routing.py runs it).
+    # Only owner references, a live pod's deadline, images and restarting resizes, a Job's
+    # pod-ending fields and a CronJob's history limits cut reach the webhook: status is a
+    # subresource (never routed), label and template edits are skipped by CEL
+    # (tests/apiserver/test_chart_routing.py runs it).
     conditions = {c["name"]: c["expression"] for c in hook["matchConditions"]}
     changed = conditions["outcome-fields-changed"]
     for field in (
@@ -175,11 +176,14 @@ def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource
         "spec.suspend",
         "spec.backoffLimit",
         "spec.ttlSecondsAfterFinished",
+        "spec.successfulJobsHistoryLimit",
+        "spec.failedJobsHistoryLimit",
     ):
         assert f"object.{field}" in changed and f"oldObject.{field}" in changed
     assert "request.resource.resource == 'pods'" in changed
     assert "request.subResource == 'resize'" in changed
     assert "request.resource.resource == 'jobs'" in changed
+    assert "request.resource.resource == 'cronjobs'" in changed
 
 
 def test_autoscalers_are_routed_when_created_or_changed() -> None:

@@ -7,7 +7,11 @@ from dataclasses import replace
 import pytest
 
 from jitgate.core.admission.edits import (
+    FAILED_HISTORY,
+    SUCCESSFUL_HISTORY,
     Container,
+    CronJobState,
+    HistoryCut,
     JobState,
     ObjectState,
     Outcome,
@@ -15,6 +19,7 @@ from jitgate.core.admission.edits import (
     PodState,
     WorkloadState,
     edit_outcome,
+    history_cuts,
     resize_outcome,
 )
 
@@ -181,3 +186,31 @@ def test_job_edits_that_end_or_add_pods_or_delete_the_job(before, after, outcome
 )
 def test_job_edits_that_end_nothing_sooner_are_not_protected(before, after) -> None:
     assert edit_outcome(before, after) is None
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "cuts"),
+    [
+        (CronJobState(3, 1), CronJobState(1, 1), [HistoryCut(SUCCESSFUL_HISTORY, True, 1)]),
+        (CronJobState(3, 1), CronJobState(3, 0), [HistoryCut(FAILED_HISTORY, False, 0)]),
+        (
+            CronJobState(None, None),
+            CronJobState(5, 2),
+            [HistoryCut(SUCCESSFUL_HISTORY, True, 5), HistoryCut(FAILED_HISTORY, False, 2)],
+        ),
+    ],
+)
+def test_a_cronjob_history_limit_set_or_lowered_is_a_cut(before, after, cuts) -> None:
+    assert list(history_cuts(before, after)) == cuts
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (CronJobState(3, 1), CronJobState(3, 1)),
+        (CronJobState(3, 1), CronJobState(10, 5)),
+        (CronJobState(3, 1), CronJobState(None, None)),  # no limit keeps every Job
+    ],
+)
+def test_a_cronjob_history_kept_or_raised_cuts_nothing(before, after) -> None:
+    assert history_cuts(before, after) == ()

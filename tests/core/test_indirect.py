@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from support import objects
 
+from jitgate.core.admission.edits import FAILED_HISTORY, SUCCESSFUL_HISTORY, HistoryCut
 from jitgate.core.admission.indirect import (
+    HistoryJob,
     Listed,
     autoscaler_scale,
     cascade_deletes,
     deletable_resources,
+    history_deletes,
     namespace_deletes,
     protection_lost,
     unprotect,
@@ -149,3 +154,63 @@ def test_deleting_an_unprotected_owner_deletes_its_protected_dependents() -> Non
     # A ReplicaSet that is protected itself is one of the deletes too.
     both = cascade_deletes("prod", "x", "deploy", objects, ["replicasets.apps", "pods"])
     assert [d.name for d in both] == ["web-5d8f", "web-a", "web-b"]
+
+
+T0 = datetime(2026, 12, 4, 16, 0, tzinfo=UTC)
+
+
+def history_job(
+    name: str,
+    minute: int | None,
+    *,
+    succeeded: bool | None = True,
+    controller: str | None = "nightly",
+    readable: bool = True,
+) -> HistoryJob:
+    started = None if minute is None else T0 + timedelta(minutes=minute)
+    return HistoryJob(name, controller, succeeded, started, start_readable=readable)
+
+
+def deleted(actions: list) -> list[tuple[str, object]]:
+    assert {(a.verb, a.resource, a.detail["owner"]) for a in actions} <= {
+        ("delete", "jobs.batch", "cronjobs.batch/nightly")
+    }
+    return [(a.name, a.detail["via"]) for a in actions]
+
+
+def test_a_history_cut_deletes_the_oldest_finished_jobs_beyond_the_limit() -> None:
+    jobs = [
+        history_job("nightly-3", 3),
+        history_job("nightly-1", 1),
+        history_job("nightly-2", 2),
+        history_job("unstarted", None),  # sorts last: the controller keeps it longest
+        history_job("tie-b", 0),
+        history_job("tie-a", 0),  # same start: by name
+        history_job("failed-1", 1, succeeded=False),
+        history_job("running", 0, succeeded=None),
+        history_job("someone-elses", 0, controller="other"),
+        history_job("orphan", 0, controller=None),
+    ]
+    cut = [HistoryCut(SUCCESSFUL_HISTORY, True, 3)]
+    assert deleted(history_deletes("prod", "nightly", cut, jobs)) == [
+        ("nightly-1", SUCCESSFUL_HISTORY),
+        ("tie-a", SUCCESSFUL_HISTORY),
+        ("tie-b", SUCCESSFUL_HISTORY),
+    ]
+    failed = [HistoryCut(FAILED_HISTORY, False, 0)]
+    assert deleted(history_deletes("prod", "nightly", failed, jobs)) == [
+        ("failed-1", FAILED_HISTORY)
+    ]
+    assert history_deletes("prod", "nightly", [HistoryCut(SUCCESSFUL_HISTORY, True, 7)], jobs) == []
+
+
+def test_a_history_whose_order_cannot_be_read_is_deleted_whole_beyond_the_limit() -> None:
+    jobs = [history_job("a", 1), history_job("b", None, readable=False), history_job("c", 3)]
+    cut = [HistoryCut(SUCCESSFUL_HISTORY, True, 2)]
+    assert [name for name, _ in deleted(history_deletes("prod", "nightly", cut, jobs))] == [
+        "a",
+        "b",
+        "c",
+    ]
+    within = [HistoryCut(SUCCESSFUL_HISTORY, True, 3)]
+    assert history_deletes("prod", "nightly", within, jobs) == []

@@ -104,7 +104,7 @@ _WORKLOAD_RULES: list[Obj] = [
     {"apiGroups": [""], "resources": ["pods/resize"], "verbs": ["get", "patch", "update"]},
     {
         "apiGroups": ["batch"],
-        "resources": ["jobs"],
+        "resources": ["jobs", "cronjobs"],
         "verbs": ["get", "list", "watch", "patch", "update"],
     },
 ]
@@ -326,13 +326,23 @@ def resizable_pod(namespace: str, name: str) -> Obj:
     return obj
 
 
-def job(namespace: str, name: str, *, parallelism: int = 1, completions: int = 1) -> Obj:
+def job(
+    namespace: str,
+    name: str,
+    *,
+    parallelism: int = 1,
+    completions: int = 1,
+    owners: list[Obj] | None = None,
+) -> Obj:
     """A Job whose pods stay Pending (no scheduler): the Job controller counts them active;
     a pod set to Succeeded (``set_pod_phase``) completes it."""
+    meta: Obj = {"name": name, "namespace": namespace, "labels": {"app": name}}
+    if owners:
+        meta["ownerReferences"] = owners
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "metadata": meta,
         "spec": {
             "parallelism": parallelism,
             "completions": completions,
@@ -342,6 +352,31 @@ def job(namespace: str, name: str, *, parallelism: int = 1, completions: int = 1
                     "restartPolicy": "Never",
                     "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
                 },
+            },
+        },
+    }
+
+
+def cronjob(namespace: str, name: str, *, successful: int = 3, failed: int = 1) -> Obj:
+    """A suspended CronJob (it never starts a Job itself) keeping the given history."""
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "suspend": True,
+            "successfulJobsHistoryLimit": successful,
+            "failedJobsHistoryLimit": failed,
+            "jobTemplate": {
+                "spec": {
+                    "template": {
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "containers": [{"name": "app", "image": "registry.invalid/app:1"}],
+                        }
+                    }
+                }
             },
         },
     }

@@ -524,6 +524,69 @@ def test_suspending_a_job_or_lowering_its_parallelism_is_a_scale(jitgate_cluster
     c.assert_audit_logs_verify()
 
 
+def test_cutting_a_cronjob_history_is_a_delete_of_the_jobs_it_removes(
+    jitgate_cluster: JitCluster,
+):
+    c = jitgate_cluster
+    for namespace in ("prod", "dev"):
+        c.apply("admin", manifests.cronjob(namespace, "nightly"))
+        uid = existing(c, "cronjob", "nightly", namespace)["metadata"]["uid"]
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "CronJob",
+            "name": "nightly",
+            "uid": uid,
+            "controller": True,
+        }
+        # One after the other: nightly-1 starts first, so it is the oldest of the history.
+        for name in ("nightly-1", "nightly-2"):
+            c.apply("admin", manifests.job(namespace, name, owners=[owner]))
+            wait_for(c, "jsonpath={.status.active}=1", f"job/{name}", namespace=namespace)
+            (pod,) = pod_names(c, namespace, name)
+            c.api.set_pod_phase(namespace, pod, "Succeeded")
+            wait_for(c, "condition=Complete", f"job/{name}", namespace=namespace)
+    cut = (
+        "patch",
+        "cronjob",
+        "nightly",
+        "--type=merge",
+        "-p",
+        '{"spec":{"successfulJobsHistoryLimit":1}}',
+    )
+    refusal = (
+        "jitgate denied delete job nightly-1 in namespace prod",
+        "kubectl jit request delete job/nightly-1 -n prod",
+    )
+
+    refused(c.kubectl("alice", *cut, "-n", "prod", "--dry-run=server"), *refusal)
+    refused(c.kubectl("alice", *cut, "-n", "prod"), *refusal)
+    # Unprotected, the CronJob controller deletes the oldest finished Job at once.
+    c.ok("alice", *cut, "-n", "dev")
+    wait_for(c, "delete", "job/nightly-1", namespace="dev")
+    existing(c, "job", "nightly-2", "dev")
+    for name in ("nightly-1", "nightly-2"):
+        existing(c, "job", name, "prod")
+    assert existing(c, "cronjob", "nightly", "prod")["spec"]["successfulJobsHistoryLimit"] == 3
+    assert [(r.get("dryRun"), r["action"].get("via")) for r in denied_records(c, "nightly-1")] == [
+        (True, "spec.successfulJobsHistoryLimit"),
+        (False, "spec.successfulJobsHistoryLimit"),
+    ]
+
+    grant = c.granted("delete", "job/nightly-1", "--reason", "INC-16: trim", name="nightly-trim")
+    c.ok("alice", *cut, "-n", "prod")
+    wait_for(c, "delete", "job/nightly-1", namespace="prod")
+    existing(c, "job", "nightly-2", "prod")
+    (allowed,) = allowed_records(c, grant)
+    assert what(allowed, "verb", "resource", "name", "via", "owner") == {
+        "verb": "delete",
+        "resource": "jobs.batch",
+        "name": "nightly-1",
+        "via": "spec.successfulJobsHistoryLimit",
+        "owner": "cronjobs.batch/nightly",
+    }
+    c.assert_audit_logs_verify()
+
+
 # ------------------------------------------------------------------ 2.6 the namespace itself
 
 

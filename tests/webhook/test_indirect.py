@@ -161,3 +161,97 @@ async def test_deleting_an_unlisted_owner_needs_a_grant_for_its_protected_depend
     deleting["request"]["options"]["propagationPolicy"] = "Orphan"  # the pod stays
     assert (await validate(deleting)).allowed
     assert len(audit_log()) == 1
+
+
+def cronjob(successful: int, failed: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "prod", "uid": "nightly-uid"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "successfulJobsHistoryLimit": successful,
+            "failedJobsHistoryLimit": failed,
+            "jobTemplate": {"spec": {"template": {"spec": {"containers": []}}}},
+        },
+    }
+
+
+def finished_job(cluster: Any, name: str, started: str, condition: str = "Complete") -> None:
+    """A Job the CronJob `nightly` controls, finished (its status written as the Job
+    controller does, through the status subresource)."""
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly"}
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": "prod",
+            "ownerReferences": [owner | {"uid": "nightly-uid", "controller": True}],
+        },
+        "spec": {"template": {"spec": {"containers": []}}},
+    }
+    cluster.create("jobs.batch", job, "prod")
+    status = {"startTime": started, "conditions": [{"type": condition, "status": "True"}]}
+    cluster.handle.emulator.patch_object(
+        "jobs.batch", "prod", name, {"status": status}, subresource="status"
+    )
+
+
+def cronjob_update(reviews: Any, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    review: dict[str, Any] = reviews.review(
+        operation="UPDATE",
+        kind=("batch", "v1", "CronJob"),
+        resource=("batch", "v1", "cronjobs"),
+        namespace="prod",
+        name="nightly",
+        obj=new,
+        old=old,
+    )
+    return review
+
+
+async def protect_jobs(cluster: Any, webhook: Any, reviews: Any) -> None:
+    resources = [*reviews.policy()["spec"]["resources"], "jobs.batch"]
+    cluster.patch(
+        "accesspolicies.jitgate.dev", None, "production", {"spec": {"resources": resources}}
+    )
+    await reviews.until(
+        webhook, lambda cache: "jobs.batch" in cache.policies.by_name["production"].spec.resources
+    )
+
+
+async def test_cutting_a_cronjob_history_needs_a_grant_for_each_job_it_removes(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    finished_job(cluster, "nightly-2", "2026-12-04T03:00:00Z")
+    finished_job(cluster, "nightly-1", "2026-12-03T03:00:00Z")
+    finished_job(cluster, "nightly-f", "2026-12-02T03:00:00Z", "Failed")
+    lowered = cronjob_update(reviews, cronjob(3), cronjob(1))
+    # No policy lists Jobs yet: the controller removes nothing protected.
+    assert (await validate(lowered)).allowed
+    assert audit_log() == []
+
+    await protect_jobs(cluster, webhook, reviews)
+    answer = await validate(lowered)
+    assert answer.message.startswith("jitgate denied delete job nightly-1 in namespace prod: ")
+    assert "kubectl jit request delete job/nightly-1 -n prod" in answer.message
+    [record] = audit_log()
+    assert record["action"]["via"] == "spec.successfulJobsHistoryLimit"
+    assert record["action"]["owner"] == "cronjobs.batch/nightly"
+
+    await add_grant(
+        cluster,
+        webhook,
+        reviews,
+        [{"verb": "delete", "resource": "jobs.batch", "names": ["nightly-1"]}],
+    )
+    assert (await validate(lowered)).allowed
+    allowed = [r for r in audit_log() if r["type"] == "action.allowed"]
+    assert [r["action"]["name"] for r in allowed] == ["nightly-1"]
+
+    # The failed history: its one Job goes when the limit drops to 0.
+    answer = await validate(cronjob_update(reviews, cronjob(3, 1), cronjob(3, 0)))
+    assert answer.message.startswith("jitgate denied delete job nightly-f in namespace prod: ")
+    # Raising a limit removes nothing and is not decided.
+    assert (await validate(cronjob_update(reviews, cronjob(1), cronjob(5)))).allowed

@@ -15,12 +15,13 @@ Any other UPDATE of an object, and a pods/resize, is read into the states of
 change, a live pod's deadline or image, a StatefulSet's ordinals, a Job's parallelism ...):
 this module only parses.
 
-Three shapes need the cluster or the policies before they become actions, so they decode
+Four shapes need the cluster or the policies before they become actions, so they decode
 into what the service resolves (`Indirect`): a HorizontalPodAutoscaler CREATE or UPDATE
 (`AutoscalerTarget`: the scale it forces depends on the target's replicas), a namespace
-DELETE (`NamespaceDeletion`: a delete of each protected object in it) and a namespace label
+DELETE (`NamespaceDeletion`: a delete of each protected object in it), a namespace label
 change, through the object or its status or finalize subresource (`NamespaceRelabel`: an
-`unprotect` when a policy stops covering it).
+`unprotect` when a policy stops covering it) and a CronJob UPDATE that tightens a history
+limit (`CronJobHistory`: a delete of each finished Job the controller then removes).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from jitgate.core.admission import edits
 from jitgate.core.admission.indirect import AUTOSCALERS
 from jitgate.core.canonical import digest
 from jitgate.core.vocabulary import (
+    CRONJOBS,
     JOBS,
     NAMESPACES,
     PODS,
@@ -95,7 +97,16 @@ class NamespaceRelabel:
     after: dict[str, str]
 
 
-Indirect = AutoscalerTarget | NamespaceDeletion | NamespaceRelabel
+@dataclass(frozen=True)
+class CronJobHistory:
+    """A CronJob whose history limits are cut: a delete of the Jobs beyond them."""
+
+    namespace: str
+    name: str
+    cuts: tuple[edits.HistoryCut, ...]
+
+
+Indirect = AutoscalerTarget | NamespaceDeletion | NamespaceRelabel | CronJobHistory
 
 
 class Undecidable(ValueError):
@@ -253,6 +264,23 @@ class _Job(_Strict):
         )
 
 
+class _CronJobSpec(_Strict):
+    successful_jobs_history_limit: int | None = Field(
+        default=None, alias="successfulJobsHistoryLimit"
+    )
+    failed_jobs_history_limit: int | None = Field(default=None, alias="failedJobsHistoryLimit")
+
+
+class _CronJob(_Strict):
+    spec: _CronJobSpec | None = None
+
+    def state(self) -> edits.CronJobState:
+        spec = self.spec or _CronJobSpec()
+        return edits.CronJobState(
+            spec.successful_jobs_history_limit, spec.failed_jobs_history_limit
+        )
+
+
 class _Eviction(_Strict):
     kind: str | None = None
     metadata: _Metadata | None = None
@@ -325,6 +353,8 @@ def decode(request: AdmissionRequest) -> AttemptedAction | Indirect | None:
             return _resize(request)
         case "UPDATE" if resource in REPLICATED_RESOURCES and request.sub_resource == "scale":
             return _scale(request, resource)
+        case "UPDATE" if resource == CRONJOBS and not request.sub_resource:
+            return _cronjob(request)
         case "UPDATE" if not request.sub_resource:
             return _edit(request, resource)
     return None
@@ -494,7 +524,7 @@ def _object_state(resource: str, value: dict[str, Any] | None, what: str) -> edi
 
 # The kinds whose fields the rules read, all namespaced: an UPDATE naming no namespace is
 # malformed.
-_NAMESPACED = frozenset({PODS, JOBS, *REPLICATED_RESOURCES})
+_NAMESPACED = frozenset({PODS, JOBS, CRONJOBS, *REPLICATED_RESOURCES})
 
 
 def _edit(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
@@ -511,6 +541,20 @@ def _edit(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
         owners = [{"kind": ref.kind, "name": ref.name} for ref in after.owners]
         detail.update(kind=request.kind.kind, owners=owners)
     return _outcome(request, resource, outcome, detail)
+
+
+def _cronjob(request: AdmissionRequest) -> AttemptedAction | CronJobHistory | None:
+    """An UPDATE of a CronJob: an edit of its own (an owner reference: its delete, which
+    takes its Jobs with it) wins; otherwise the history limits it cuts."""
+    direct = _edit(request, CRONJOBS)
+    if direct is not None:
+        return direct
+    after = _parse(_CronJob, request.object, "CronJob object").state()
+    before = _parse(_CronJob, request.old_object, "old CronJob object").state()
+    cuts = edits.history_cuts(before, after)
+    if not cuts:
+        return None
+    return CronJobHistory(_namespace(request), _target_name(request), cuts)
 
 
 def _resize(request: AdmissionRequest) -> AttemptedAction | None:

@@ -2,28 +2,32 @@
 
 An autoscaler is decided from its target's current replicas, a namespace delete from the
 protected objects the namespace holds, and an owner's delete from the protected objects that
-name it (through intermediate owners); all are read from the API server while the review
-waits. Every read has a deadline well inside the webhook's own timeout, lists are paged and
-capped, and any failure raises `LookupFailed`, which the service turns into a denial.
-Lists ask for metadata only (PartialObjectMetadataList): a Secret's data never reaches the
-webhook.
+name it (through intermediate owners), and a CronJob's history cut from its Jobs' owners,
+conditions and start times; all are read from the API server while the review waits. Every read
+has a deadline well inside the webhook's own timeout, lists are paged and capped, and any
+failure raises `LookupFailed`, which the service turns into a denial. Lists ask for metadata
+only (PartialObjectMetadataList): a Secret's data never reaches the webhook. Jobs are the one
+exception: their status is read, in full, for a CronJob's history.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
 
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from jitgate.core.admission.indirect import Listed
+from jitgate.core.admission.indirect import HistoryJob, Listed
+from jitgate.core.vocabulary import JOBS
 
 # The API versions of the groups jitgate's users usually protect; other groups are asked.
 _KNOWN_VERSIONS = {"": "v1", "apps": "v1", "batch": "v1", "autoscaling": "v2"}
 _METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+_JSON = "application/json"
 _PAGE_SIZE = 500
 # More protected objects than this in one namespace: the delete is refused rather than
 # decided on a partial list (delete them first, with a grant, or raise the bound).
@@ -50,6 +54,10 @@ class ClusterReader(Protocol):
         """The objects of each resource in `namespace` (resources not served have none)."""
         ...
 
+    async def history_jobs(self, namespace: str) -> Sequence[HistoryJob]:
+        """Every Job in `namespace`, as a CronJob's history reads it."""
+        ...
+
 
 class NoReader:
     """The reader of a webhook that has no API server to read: every lookup fails."""
@@ -60,6 +68,9 @@ class NoReader:
     async def objects(
         self, namespace: str, resources: Sequence[str]
     ) -> Mapping[str, Sequence[Listed]]:
+        raise LookupFailed("it has no connection to the API server")
+
+    async def history_jobs(self, namespace: str) -> Sequence[HistoryJob]:
         raise LookupFailed("it has no connection to the API server")
 
 
@@ -89,6 +100,13 @@ class ApiReader:
             what, self._list_all, namespace, resources
         )
         return found
+
+    async def history_jobs(self, namespace: str) -> Sequence[HistoryJob]:
+        what = f"the Jobs in namespace {namespace}"
+        jobs: list[HistoryJob] = await self._timed(
+            what, self._list, namespace, JOBS, MAX_OBJECTS, _JSON, _history_job
+        )
+        return jobs
 
     async def _timed(self, what: str, read: Any, *args: Any) -> Any:
         try:
@@ -155,7 +173,9 @@ class ApiReader:
         total = 0
         for resource in resources:
             try:
-                names = self._list(namespace, resource, MAX_OBJECTS - total)
+                names = self._list(
+                    namespace, resource, MAX_OBJECTS - total, _METADATA_ONLY, _listed
+                )
             except ApiException as error:
                 if error.status == 404:  # a resource this cluster does not serve
                     continue
@@ -165,17 +185,24 @@ class ApiReader:
                 found[resource] = names
         return found
 
-    def _list(self, namespace: str, resource: str, room: int) -> list[Listed]:
+    def _list(
+        self,
+        namespace: str,
+        resource: str,
+        room: int,
+        accept: str,
+        read: Callable[[Mapping[str, Any]], T],
+    ) -> list[T]:
         path = self._path(namespace, resource)
-        names: list[Listed] = []
+        names: list[T] = []
         token = ""
         for _page in range(MAX_OBJECTS // _PAGE_SIZE + 1):
             query: list[tuple[str, Any]] = [("limit", _PAGE_SIZE)]
             if token:
                 query.append(("continue", token))
-            body = self._call(path, query, _METADATA_ONLY)
+            body = self._call(path, query, accept)
             items = body.get("items") or []  # an empty metadata-only list says null
-            names += [_listed(item.get("metadata") or {}) for item in items]
+            names += [read(item) for item in items]
             if len(names) > room:
                 raise LookupFailed(
                     f"namespace {namespace} holds more than {MAX_OBJECTS} protected objects"
@@ -186,6 +213,42 @@ class ApiReader:
         raise LookupFailed(f"namespace {namespace} holds more than {MAX_OBJECTS} protected objects")
 
 
-def _listed(meta: Mapping[str, Any]) -> Listed:
+T = TypeVar("T")
+
+
+def _listed(item: Mapping[str, Any]) -> Listed:
+    meta = item.get("metadata") or {}
     owners = tuple(str(ref.get("uid")) for ref in meta.get("ownerReferences") or ())
     return Listed(str(meta.get("name")), str(meta.get("uid")), owners)
+
+
+def _history_job(item: Mapping[str, Any]) -> HistoryJob:
+    """A Job as the CronJob controller sees it: its controller's name (the first owner
+    reference marked controller), the first Complete or Failed condition that is True, and
+    its start time (one that does not parse leaves the order unknown)."""
+    meta = item.get("metadata") or {}
+    status = item.get("status") or {}
+    controller = next(
+        (
+            str(ref.get("name"))
+            for ref in meta.get("ownerReferences") or ()
+            if ref.get("controller")
+        ),
+        None,
+    )
+    succeeded = next(
+        (
+            condition.get("type") == "Complete"
+            for condition in status.get("conditions") or ()
+            if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True"
+        ),
+        None,
+    )
+    started = status.get("startTime")
+    try:
+        start = datetime.fromisoformat(started) if started is not None else None
+    except (TypeError, ValueError):
+        return HistoryJob(str(meta.get("name")), controller, succeeded, None, start_readable=False)
+    if start is not None and start.tzinfo is None:
+        return HistoryJob(str(meta.get("name")), controller, succeeded, None, start_readable=False)
+    return HistoryJob(str(meta.get("name")), controller, succeeded, start)

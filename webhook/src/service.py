@@ -8,7 +8,8 @@ audited, once per user request (`memo`); an answer is sent only once its record 
 (`livegrants`) before a denial.
 
 A request that reaches protected actions through a controller (an autoscaler, a namespace
-delete, the delete of an unprotected owner of protected objects) is resolved into them
+delete, the delete of an unprotected owner of protected objects, a CronJob's history limit
+cut) is resolved into them
 first, reading what the cache does not hold (`lookups`); it is allowed only when every one of
 them is, with one record each.
 """
@@ -31,6 +32,7 @@ from jitgate.webhook.cache import KINDS, ClusterCache, Kind
 from jitgate.webhook.config import DEFAULT_GRANT_COLLECTORS, DEFAULT_OPERATOR_USER
 from jitgate.webhook.decode import (
     AutoscalerTarget,
+    CronJobHistory,
     Indirect,
     NamespaceDeletion,
     NamespaceRelabel,
@@ -56,6 +58,7 @@ from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Exemptions, Namespace, Policies
 from jitgate.core.refusals import Refusal
+from jitgate.core.vocabulary import JOBS
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +266,11 @@ class AdmissionService:
                     self.cache.policies.all(), decoded.name, decoded.before, decoded.after
                 )
                 return [indirect.unprotect(decoded.name, lost, decoded.before)] if lost else []
+            case CronJobHistory():
+                if JOBS not in self._deletable(request, decoded.namespace):
+                    return []  # no policy protects the Jobs it removes
+                jobs = await self.reader.history_jobs(decoded.namespace)
+                return indirect.history_deletes(decoded.namespace, decoded.name, decoded.cuts, jobs)
 
     def _deletable(self, request: AdmissionRequest, namespace: str) -> tuple[str, ...]:
         labels = self.cache.namespaces.get(namespace) or {}

@@ -25,6 +25,10 @@ rules, and why each is one:
   at once, which deletes its active pods: a scale to 0. `spec.ttlSecondsAfterFinished` set or
   lowered makes the TTL controller delete the Job once it finished (at once if it has): a
   delete of the Job.
+* CronJobs: `spec.successfulJobsHistoryLimit` or `spec.failedJobsHistoryLimit` set or lowered
+  makes the CronJob controller delete the oldest finished Jobs beyond the new limit
+  (`history_cuts`); which Jobs that is needs the cluster, so `indirect.history_deletes`
+  decides it.
 
 An edit that amounts to a delete and a scale at once is decided as the delete: a delete grant
 already allows ending every pod of the object. Several fields of one outcome are named
@@ -46,6 +50,8 @@ JOB_SUSPEND = "spec.suspend"
 JOB_DEADLINE = "spec.activeDeadlineSeconds"
 JOB_BACKOFF = "spec.backoffLimit"
 JOB_TTL = "spec.ttlSecondsAfterFinished"
+SUCCESSFUL_HISTORY = "spec.successfulJobsHistoryLimit"
+FAILED_HISTORY = "spec.failedJobsHistoryLimit"
 # A pod in one of these phases runs nothing any more: no edit ends or replaces it.
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 RESTART_CONTAINER = "RestartContainer"
@@ -106,6 +112,24 @@ class JobState:
     def running(self) -> int:
         """How many pods the Job runs at once."""
         return 0 if self.suspend else self.parallelism
+
+
+@dataclass(frozen=True)
+class CronJobState:
+    """A CronJob's history limits; None keeps every finished Job of that kind."""
+
+    successful_jobs_history_limit: int | None = None
+    failed_jobs_history_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class HistoryCut:
+    """A history limit tightened: the CronJob controller keeps only the newest `limit` of the
+    CronJob's finished Jobs that succeeded (`succeeded`) or failed, and deletes the rest."""
+
+    via: str
+    succeeded: bool
+    limit: int
 
 
 @dataclass(frozen=True)
@@ -220,6 +244,24 @@ def job_outcome(before: JobState, after: JobState) -> Outcome | None:
         ]
         return Outcome("scale", _via(fields), (before.running, after.running))
     return None
+
+
+def history_cuts(before: CronJobState, after: CronJobState) -> tuple[HistoryCut, ...]:
+    """The history limits an UPDATE of a CronJob tightens (set where there was none, or
+    lowered); a limit left as it was deletes nothing the old one did not."""
+    cuts = []
+    for via, succeeded, old, new in (
+        (
+            SUCCESSFUL_HISTORY,
+            True,
+            before.successful_jobs_history_limit,
+            after.successful_jobs_history_limit,
+        ),
+        (FAILED_HISTORY, False, before.failed_jobs_history_limit, after.failed_jobs_history_limit),
+    ):
+        if new is not None and _tightened(old, new):
+            cuts.append(HistoryCut(via, succeeded, new))
+    return tuple(cuts)
 
 
 def edit_outcome(before: ObjectState, after: ObjectState) -> Outcome | None:

@@ -9,6 +9,8 @@ does the work, or when it switches protection off.
 * Deleting an owner that is not itself protected (a Deployment when only pods are) with
   background or foreground propagation is a delete of each protected object the garbage
   collector would remove with it: its dependents, and theirs.
+* A CronJob history limit tightened (`edits.history_cuts`) is a delete of each finished Job
+  the CronJob controller then removes: the oldest beyond the new limit.
 * A label change that makes a policy stop covering a namespace is `unprotect` of it.
 
 The webhook reads what these rules need (the target's replicas, the namespace's objects);
@@ -19,11 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from jitgate.core.actions import AttemptedAction
+from jitgate.core.admission.edits import HistoryCut
 from jitgate.core.api import AccessPolicy
 from jitgate.core.policy import Namespace, UnreadablePolicy, covers_namespace, is_exempt
-from jitgate.core.vocabulary import NAMESPACES, UNPROTECT_VERB
+from jitgate.core.vocabulary import CRONJOBS, JOBS, NAMESPACES, UNPROTECT_VERB
 
 AUTOSCALERS = "horizontalpodautoscalers.autoscaling"
 # Kinds that stand between an owner and the pods it runs (Deployment → ReplicaSet → Pod,
@@ -38,6 +42,20 @@ class Listed:
     name: str
     uid: str
     owners: tuple[str, ...] = ()  # the uids its ownerReferences name
+
+
+@dataclass(frozen=True)
+class HistoryJob:
+    """One Job as the CronJob controller reads it to trim a CronJob's history."""
+
+    name: str
+    controller: str | None  # the name its controller ownerReference names, if any
+    succeeded: bool | None  # True: Complete, False: Failed, None: not finished
+    started: datetime | None  # status.startTime
+    start_readable: bool = True  # False: a startTime that could not be read
+
+
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def autoscaler_scale(
@@ -138,6 +156,41 @@ def cascade_deletes(
     return [
         AttemptedAction("delete", namespace, resource, name, detail={"via": owner})
         for resource, name in hit
+    ]
+
+
+def history_deletes(
+    namespace: str,
+    cronjob: str,
+    cuts: Sequence[HistoryCut],
+    jobs: Sequence[HistoryJob],
+) -> list[AttemptedAction]:
+    """The deletes of Jobs the CronJob controller performs once `cronjob`'s history limits
+    are cut, by Job name.
+
+    Its history is every Job whose controller ownerReference names the CronJob (the
+    controller matches by name only, so a Job owned by another kind of the same name counts
+    too), split into succeeded and failed; it deletes the oldest beyond each limit, by
+    `status.startTime`, Jobs without one last, then by name. When a start time cannot be
+    read the order is unknown, so every finished Job of that kind counts (failing closed).
+    """
+    via_of: dict[str, str] = {}
+    for cut in cuts:
+        history = [
+            job for job in jobs if job.controller == cronjob and job.succeeded is cut.succeeded
+        ]
+        excess = len(history) - cut.limit
+        if excess <= 0:
+            continue
+        if all(job.start_readable for job in history):
+            history.sort(key=lambda job: (job.started is None, job.started or _NEVER, job.name))
+            history = history[:excess]
+        for job in history:
+            via_of.setdefault(job.name, cut.via)
+    owner = f"{CRONJOBS}/{cronjob}"
+    return [
+        AttemptedAction("delete", namespace, JOBS, name, detail={"via": via, "owner": owner})
+        for name, via in sorted(via_of.items())
     ]
 
 
