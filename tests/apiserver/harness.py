@@ -304,6 +304,14 @@ class KubeAPIServer:
             )
         return result
 
+    def install_crds(self, directory: Path) -> None:
+        """Every CRD file in ``directory``, applied server-side, and established."""
+        self.kubectl("admin", "apply", "--server-side", "-f", str(directory), check=True)
+        self.kubectl(
+            "admin", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all",
+            check=True,
+        )  # fmt: skip
+
     def apply(self, who: str, *manifests: dict[str, Any]) -> subprocess.CompletedProcess[str]:
         """``kubectl apply -f -`` of the given objects (server-side validation on)."""
         doc = {"apiVersion": "v1", "kind": "List", "items": list(manifests)}

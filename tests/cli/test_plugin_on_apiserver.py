@@ -66,12 +66,7 @@ def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     except build.BuildUnavailable as error:
         pytest.skip(f"real kube-apiserver tier unavailable: {error}")
     with harness.start_kube_apiserver(binary, tmp_path_factory.mktemp("jit-apiserver")) as server:
-        for crd in sorted((REPO / "crds").glob("*.yaml")):
-            server.kubectl("admin", "apply", "-f", str(crd), check=True)
-        server.kubectl(
-            "admin", "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/accessrequests.jitgate.dev", "crd/grants.jitgate.dev", check=True,
-        )  # fmt: skip
+        server.install_crds(REPO / "crds")
         server.apply("admin", *_rbac())
         server.create_namespace("prod")
         yield server

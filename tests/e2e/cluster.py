@@ -311,12 +311,7 @@ def install(
 
     # CRDs, namespaces, RBAC, the policy and a node: the cluster before jitgate runs.
     step = time.monotonic()
-    api.kubectl("admin", "apply", "--server-side", "-f", str(CRDS_DIR), check=True)
-    api.kubectl(
-        "admin", "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/accessrequests.jitgate.dev", "crd/grants.jitgate.dev",
-        "crd/accesspolicies.jitgate.dev", check=True,
-    )  # fmt: skip
+    api.install_crds(CRDS_DIR)
     api.create_node(manifests.NODE)
     objects = [
         *manifests.namespaces(),

@@ -156,7 +156,7 @@ def upgraded(
     (each old object written back in a server-side dry run), the chart and its processes."""
     tmpdir = tmp_path_factory.mktemp("upgrade")
     with harness.start_kube_apiserver(kube_apiserver_binary, tmpdir / "kube-apiserver") as api:
-        apply_crds(api, OLD_CRDS)
+        api.install_crds(OLD_CRDS)
         api.create_namespace(NAMESPACE, labels=dict(manifests.PROTECTED_LABEL))
         policy, pending, approved, grant = old_objects(dt.datetime.now(dt.UTC))
         create_as_the_old_release(api, policy, pending, approved)
@@ -171,7 +171,7 @@ def upgraded(
         create_as_the_old_release(api, grant)
         before = stored(api)
 
-        apply_crds(api, NEW_CRDS)
+        api.install_crds(NEW_CRDS)
         revalidated = {}
         for key, obj in before.items():
             proc = api.kubectl(
@@ -183,14 +183,6 @@ def upgraded(
             c.apply("admin", *manifests.persona_rbac([NAMESPACE]))
             c.apply("admin", *(manifests.pod(NAMESPACE, name) for name in ("old-0", "old-1")))
             yield Upgrade(c, before, revalidated)
-
-
-def apply_crds(api: harness.KubeAPIServer, directory: Path) -> None:
-    api.kubectl("admin", "apply", "--server-side", "-f", str(directory), check=True)
-    api.kubectl(
-        "admin", "wait", "--for=condition=Established", "--timeout=60s", "crd", "--all",
-        check=True,
-    )  # fmt: skip
 
 
 def test_the_crds_change_only_by_compatible_additions() -> None:
