@@ -20,6 +20,7 @@ BENCHMARKS = (
     "tests.bench.audit_bench",
     "tests.bench.webhook_bench",
     "tests.bench.outcomes_bench",
+    "tests.bench.apiserver_bench",
     "tests.bench.operator_bench",
 )
 
