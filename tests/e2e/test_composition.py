@@ -53,7 +53,11 @@ def test_a_lax_second_policy_lets_no_developer_grant_herself_access(jitgate_clus
         "alice", "request", "exec", "web-0", "-n", NS, "--break-glass", "--for", "5m",
         "--reason", "SEV1: let me in", "--name", "glass",
     )  # fmt: skip
-    assert glass.returncode == 0, glass.stderr
+    # Break-glass waits for the outcome: denied, exit 3, saying why.
+    assert (glass.returncode, glass.stderr) == (
+        3, 'Error: accessrequest "glass" was not approved: user alice may not use break-glass '
+        "under AccessPolicy production\n",
+    )  # fmt: skip
     denied = c.wait_phase(NS, "glass", "Denied")
     assert denied["status"]["message"] == (
         "user alice may not use break-glass under AccessPolicy production"
