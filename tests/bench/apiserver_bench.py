@@ -12,7 +12,8 @@ removed, in alternating pairs, with a grant held for every protected action sent
 3. the latency jitgate adds to an exec admission: a ``pods/exec`` connect to a pod on a node
    without a kubelet, which is admitted and then fails to connect (the same failure on both
    sides, so the difference is admission);
-4. Grant deleted → first denial, p50/p99;
+4. approve → first allowed exec (the operator issues the Grant, the webhook sees it) and
+   Grant deleted → first denial, p50/p99;
 5. create-Grant-then-act races (a server-side dry-run delete right after its Grant is
    created): the count of false denials.
 
@@ -45,6 +46,7 @@ PAIRS = 3  # alternating installed/removed measurements
 CLIENTS = 8
 EXECS = 100  # per measurement
 REVOCATIONS = 20
+APPROVALS = 20
 RACES = 1000
 TIME_BOUND_S = 900.0
 NAMES_PER_ACTION = 64  # the Grant schema's bound
@@ -316,6 +318,33 @@ def _revocations(c: cluster.JitCluster, clock: Clock) -> None:
           f"p50 {samples[len(samples) // 2]:.1f} ms, p99 {samples[-1]:.1f} ms (max)")  # fmt: skip
 
 
+def _approvals(c: cluster.JitCluster, clock: Clock) -> None:
+    pods = [f"approved-{i}" for i in range(APPROVALS)]
+    c.create_pods(NAMESPACE, *pods)  # no kubelet: an allowed exec is admitted, then fails
+    samples = []
+    for pod in pods:
+        clock.check("approvals")
+        asked = c.jit("alice", "request", "exec", pod, "-n", NAMESPACE, "--for", "10m",
+                      "--reason", "bench", "--name", pod)  # fmt: skip
+        if asked.returncode != 0:
+            raise RuntimeError(f"kubectl jit request: {asked.stderr}")
+        c.wait_phase(NAMESPACE, pod, "Pending")
+        approved = c.jit("bob", "approve", pod, "-n", NAMESPACE, "--yes")
+        if approved.returncode != 0:
+            raise RuntimeError(f"kubectl jit approve: {approved.stderr}")
+        since = time.perf_counter()
+        path = f"{PODS}/{pod}/exec?command=true&stdout=true"
+        deadline = time.monotonic() + 30
+        while c.api.request("POST", path, who="alice")[0] == 403:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"exec into {pod} still denied 30 s after approval")
+        samples.append((time.perf_counter() - since) * 1000)
+    samples.sort()
+    print(f"approve (kubectl jit approve returned) -> first allowed exec ({APPROVALS} requests, "
+          f"polled back to back): p50 {samples[len(samples) // 2]:.0f} ms, "
+          f"p99 {samples[-1]:.0f} ms (max)")  # fmt: skip
+
+
 def _races(c: cluster.JitCluster, clock: Clock) -> None:
     pods = [f"raced-{i}" for i in range(RACES)]
     c.api.apply("admin", *(manifests.pod(NAMESPACE, pod, node=None) for pod in pods))
@@ -353,7 +382,7 @@ def main() -> None:
         print("(everything shares this machine's cores: the API server, the webhook, the "
               "operator and the clients)")  # fmt: skip
         try:
-            for figure in (_deletes, _scales, _exec, _revocations, _races):
+            for figure in (_deletes, _scales, _exec, _approvals, _revocations, _races):
                 figure(c, clock)
                 c.check_alive()
         except OutOfTime as spent:
