@@ -31,7 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, NamespaceMatch, RequestedAction
-from jitgate.core.durations import parse_duration
+from jitgate.core.durations import format_duration, parse_duration
 from jitgate.core.label_selectors import selector_matches
 from jitgate.core.refusals import Refusal
 from jitgate.core.vocabulary import CONNECT_VERBS, NAMESPACES, UNPROTECT_VERB, Verb
@@ -327,10 +327,12 @@ def resolve_request(
                 "BreakGlassNotAllowed",
                 refusing,
             )
-    limit, limit_text, limiting = composed.duration_limit(break_glass=spec.break_glass)
+    limit, _, limiting = composed.duration_limit(break_glass=spec.break_glass)
     if spec.duration is not None and parse_duration(spec.duration) > limit:
+        most, kind = format_duration(limit), "break-glass access" if spec.break_glass else "access"
         return Refusal(
-            f"duration {spec.duration} exceeds the {limit_text} of AccessPolicy {_name(limiting)}",
+            f"duration {spec.duration} is too long: {kind} lasts at most {most} "
+            f"(AccessPolicy {_name(limiting)}); ask for --for {most} or less",
             "DurationTooLong",
             limiting,
         )

@@ -243,7 +243,8 @@ def test_every_requester_list_and_the_smallest_limits_apply() -> None:
     assert (too_long.phase, too_long.reason) == ("Denied", "DurationTooLong")
     assert too_long.status is not None
     assert too_long.status["message"] == (
-        "duration 45m exceeds the maxDuration 30m of AccessPolicy team-a"
+        "duration 45m is too long: access lasts at most 30m (AccessPolicy team-a); "
+        "ask for --for 30m or less"
     )
     short = policy("short", approvers={"groups": ["sre"]}, pendingTimeout="5m")
     pending = run([PRODUCTION, short], new_request("alice"), [])

@@ -145,7 +145,10 @@ def test_rejection_messages_name_the_limit(policy_factory: PolicyFactory) -> Non
         [policy_factory(maxDuration="30m")], PROD, spec(duration="2h"), "alice", []
     )
     assert isinstance(result, Refusal)
-    assert result.message == "duration 2h exceeds the maxDuration 30m of AccessPolicy production"
+    assert result.message == (
+        "duration 2h is too long: access lasts at most 30m (AccessPolicy production); "
+        "ask for --for 30m or less"
+    )
 
 
 def test_a_request_spanning_policies_is_governed_by_all_of_them(

@@ -148,7 +148,7 @@ async def test_requests_no_policy_accepts_are_denied_with_the_reason(jit) -> Non
         "unprotected": "NoPolicy",
         "unstamped": "RequesterNotStamped",
     }
-    assert "exceeds the maxDuration 1h" in jit.get("too-long")["status"]["message"]
+    assert "access lasts at most 1h (AccessPolicy" in jit.get("too-long")["status"]["message"]
     assert "webhook did not admit it" in jit.get("unstamped")["status"]["message"]
     for name in reasons:
         assert jit.types(name) == ["request.created", "request.denied"]

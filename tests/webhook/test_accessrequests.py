@@ -12,6 +12,7 @@ from typing import Any
 import jsonpatch  # type: ignore[import-untyped]
 import pytest
 from support.personas import OPERATOR_USER
+from webhook.test_delete_scale import pod
 
 from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
@@ -560,3 +561,63 @@ async def test_only_the_operator_writes_grants(
     collector = "system:serviceaccount:kube-system:generic-garbage-collector"
     assert (await validate(reviews.grant_write("DELETE", None, body, user=collector))).allowed
     assert not (await validate(reviews.grant_write("UPDATE", body, body, user=collector))).allowed
+
+
+# ------------------------------------------------------------------ CREATE against the policies
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+async def test_a_request_above_the_policy_maximum_is_refused_at_once(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any, dry_run: bool
+) -> None:
+    obj = reviews.access_request(duration="10h")
+    answer, _ = await admit(
+        mutate, validate, reviews.ar("CREATE", obj, groups=["developers"], dry_run=dry_run)
+    )
+    assert not answer.allowed
+    assert answer.message == (
+        "duration 10h is too long: access lasts at most 1h (AccessPolicy production); "
+        "ask for --for 1h or less"
+    )
+
+
+async def test_a_request_in_a_namespace_no_policy_covers_is_refused(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any
+) -> None:
+    obj = reviews.access_request(namespace="dev")
+    answer, _ = await admit(mutate, validate, reviews.ar("CREATE", obj, groups=["developers"]))
+    assert not answer.allowed
+    assert answer.message == (
+        "no AccessPolicy protects exec on pods in namespace dev, so there is nothing to request"
+    )
+
+
+async def test_a_name_with_its_kind_is_refused_saying_what_to_write(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any
+) -> None:
+    action = {"verb": "delete", "resource": "deployments.apps", "names": ["deploy/web"]}
+    obj = reviews.access_request(actions=[action])
+    answer, _ = await admit(mutate, validate, reviews.ar("CREATE", obj, groups=["developers"]))
+    assert not answer.allowed
+    assert answer.message == (
+        "names are object names without a kind: write web, not deploy/web; "
+        "the action's resource says the kind"
+    )
+
+
+async def test_a_request_for_a_pod_that_does_not_exist_is_admitted_with_a_warning(
+    webhook: Any, mutate: Any, validate: Any, reviews: Any, cluster: Any
+) -> None:
+    for name in ("web-0", "web-1"):
+        cluster.create("pods", pod(name), "prod")
+    typo = {"verb": "exec", "names": ["web-9"]}
+    obj = reviews.access_request(actions=[typo])
+    answer, _ = await admit(mutate, validate, reviews.ar("CREATE", obj, groups=["developers"]))
+    assert answer.allowed
+    assert answer.response["warnings"] == [
+        "no pod web-9 in namespace prod; check the name (pods there: web-0, web-1)"
+    ]
+    existing = reviews.access_request(actions=[{"verb": "exec", "names": ["web-1"]}])
+    answer, _ = await admit(mutate, validate, reviews.ar("CREATE", existing, groups=["developers"]))
+    assert answer.allowed
+    assert "warnings" not in answer.response

@@ -3,7 +3,9 @@
 An autoscaler is decided from its target's current replicas, a namespace delete from the
 protected objects the namespace holds, and an owner's delete from the protected objects that
 name it (through intermediate owners), and a CronJob's history cut from its Jobs' owners,
-conditions and start times; all are read from the API server while the review waits. Every read
+conditions and start times; all are read from the API server while the review waits. A
+new AccessRequest's pod names are checked against the namespace's pods (`pod_names`), only to
+warn. Every read
 has a deadline well inside the webhook's own timeout, lists are paged and capped, and any
 failure raises `LookupFailed`, which the service turns into a denial. Lists ask for metadata
 only (PartialObjectMetadataList): a Secret's data never reaches the webhook. Jobs are the one
@@ -22,7 +24,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from jitgate.core.admission.indirect import HistoryJob, Listed
-from jitgate.core.vocabulary import JOBS
+from jitgate.core.vocabulary import JOBS, PODS
 
 # The API versions of the groups jitgate's users usually protect; other groups are asked.
 _KNOWN_VERSIONS = {"": "v1", "apps": "v1", "batch": "v1", "autoscaling": "v2"}
@@ -58,6 +60,10 @@ class ClusterReader(Protocol):
         """Every Job in `namespace`, as a CronJob's history reads it."""
         ...
 
+    async def pod_names(self, namespace: str) -> Sequence[str]:
+        """The names of the pods in `namespace`."""
+        ...
+
 
 class NoReader:
     """The reader of a webhook that has no API server to read: every lookup fails."""
@@ -71,6 +77,9 @@ class NoReader:
         raise LookupFailed("it has no connection to the API server")
 
     async def history_jobs(self, namespace: str) -> Sequence[HistoryJob]:
+        raise LookupFailed("it has no connection to the API server")
+
+    async def pod_names(self, namespace: str) -> Sequence[str]:
         raise LookupFailed("it has no connection to the API server")
 
 
@@ -107,6 +116,13 @@ class ApiReader:
             what, self._list, namespace, JOBS, MAX_OBJECTS, _JSON, _history_job
         )
         return jobs
+
+    async def pod_names(self, namespace: str) -> Sequence[str]:
+        what = f"the pods in namespace {namespace}"
+        pods: list[Listed] = await self._timed(
+            what, self._list, namespace, PODS, MAX_OBJECTS, _METADATA_ONLY, _listed
+        )
+        return [pod.name for pod in pods]
 
     async def _timed(self, what: str, read: Any, *args: Any) -> Any:
         try:

@@ -47,18 +47,22 @@ from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission import indirect
-from jitgate.core.admission.access_requests import check_access_request
+from jitgate.core.admission.access_requests import (
+    Scope,
+    check_access_request,
+    missing_pods_warning,
+)
 from jitgate.core.admission.grant_writes import check_grant_write
 from jitgate.core.admission.protected import Verdict, decide
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.stamping import stamp
-from jitgate.core.admission.writes import Identity, Write
-from jitgate.core.api import GROUP, AccessPolicy
+from jitgate.core.admission.writes import Identity, Write, as_dict
+from jitgate.core.api import GROUP, AccessPolicy, AccessRequestSpec
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Exemptions, Namespace, Policies
 from jitgate.core.refusals import Refusal
-from jitgate.core.vocabulary import JOBS
+from jitgate.core.vocabulary import JOBS, PODS
 
 logger = logging.getLogger(__name__)
 
@@ -413,14 +417,41 @@ class AdmissionService:
             raise NotReady()
         return self.cache.policies.by_name.get(name)
 
+    def _scope(self, namespace: str) -> Scope:
+        if not (self.cache.is_synced("accesspolicies") and self.cache.is_synced("namespaces")):
+            raise NotReady()
+        labels = self.cache.namespaces.get(namespace)
+        if labels is None and self.cache.policies.any_selector:
+            raise NotReady()  # a namespace the watch has not delivered yet: its labels matter
+        return Scope(self.cache.policies, Namespace(namespace, labels or {}))
+
     async def _validate_access_request(self, request: AdmissionRequest) -> Answer:
+        write = write_of(request)
         refusal = check_access_request(
-            write_of(request),
+            write,
             operator_user=self.operator_user,
             policy=self._policy,
+            scope=self._scope,
             now=self.clock.now(),
         )
-        return await self._answer_own_kind(request, "accessrequest", refusal)
+        answer = await self._answer_own_kind(request, "accessrequest", refusal)
+        if not answer.allowed or request.operation != "CREATE":
+            return answer
+        warning = await self._missing_pods(request)
+        return allow(warnings=(warning,)) if warning else answer
+
+    async def _missing_pods(self, request: AdmissionRequest) -> str | None:
+        """A warning about named pods that do not exist. Only advice: when the pods cannot be
+        read (in time), the request is admitted without it rather than held up or refused."""
+        spec = AccessRequestSpec.model_validate(as_dict(request.object).get("spec"))
+        if not any(action.effective_resource == PODS and action.names for action in spec.actions):
+            return None
+        try:
+            pods = await self.reader.pod_names(request.namespace)
+        except LookupFailed as error:
+            logger.info("no pod-name warning for an AccessRequest: %s", error)
+            return None
+        return missing_pods_warning(spec, request.namespace, pods)
 
     async def _answer_own_kind(
         self, request: AdmissionRequest, action: str, refusal: Refusal | None

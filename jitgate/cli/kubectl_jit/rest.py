@@ -8,13 +8,16 @@ bring httpcore, h11, anyio and more for an async side `kubectl jit` does not use
 standard library's http.client has no pool and no separate connect timeout. Trust is the
 kubeconfig's CA or, without one, the system's roots, as kubectl does, so no certifi.
 
-A non-2xx answer raises `ApiStatus` with the API server's own message; a server that cannot
+Warnings the API server sends (an admission webhook's advice) are printed to stderr as
+`Warning: …`, as kubectl prints them. A non-2xx answer raises `ApiStatus` with the API server's own message; a server that cannot
 be reached raises urllib3's or the OS's exception, which the caller turns into its sentence.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 from collections.abc import Generator, Mapping
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -29,6 +32,8 @@ JSON: Final = "application/json"
 JSON_PATCH: Final = "application/json-patch+json"
 MERGE_PATCH: Final = "application/merge-patch+json"
 _USER_AGENT: Final = "kubectl-jit"
+# RFC 7234 warn-value as the API server writes it: `299 - "text"` (quotes escaped).
+_WARNING = re.compile(r'^\d{3} \S+ "((?:[^"\\]|\\.)*)"')
 
 
 class ApiStatus(Exception):
@@ -68,6 +73,11 @@ class RestClient:
             headers=self._headers(content_type if body is not None else None),
             timeout=self._timeout,
         )
+        for header in response.headers.getlist("Warning"):
+            warned = _WARNING.match(header)
+            if warned:
+                text = re.sub(r"\\(.)", r"\1", warned.group(1))
+                sys.stderr.write(f"Warning: {text}\n")
         if response.status >= 400:
             raise _refusal(response)
         return _decoded(response.data)

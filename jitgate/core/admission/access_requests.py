@@ -1,14 +1,20 @@
 """`/validate` for AccessRequests: what a user could only have typed is refused.
 
-A forged or missing requester on CREATE; on UPDATE any spec edit, status writes beyond
-appending one approval (`approvals`), and annotation changes the requester or an approver
-may not make (`annotations`). The operator's own updates are only held to the immutable spec.
+On CREATE: a forged or missing requester, a name written with its kind (`pod/web-0`), and,
+once the policies are known, a request the operator would deny at once (`resolve_request`:
+no governing policy, a requester or break-glass they do not allow, a duration above their
+maximum), so the requester hears it from kubectl instead of a second later. Names of pods that
+do not exist only earn a warning (`missing_pods_warning`). On UPDATE any spec edit, status
+writes beyond appending one approval (`approvals`), and annotation changes the requester or an
+approver may not make (`annotations`). The operator's own updates are only held to the
+immutable spec.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -21,16 +27,37 @@ from jitgate.core.admission.approvals import check_status, strict
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.writes import Write, annotations_of, as_dict, check_metadata
 from jitgate.core.api import AccessPolicy, AccessRequestSpec
-from jitgate.core.policy import Governing
+from jitgate.core.policy import Governing, Namespace, Policies, resolve_request
 from jitgate.core.refusals import Refusal
+from jitgate.core.vocabulary import PODS, kind_named
 
 # The AccessPolicy of that name, None when there is none; raises NotReady when the caller
 # does not know the policies yet.
 PolicyLookup = Callable[[str], AccessPolicy | None]
 
 
+@dataclass(frozen=True)
+class Scope:
+    """What decides a new request in one namespace: the policies and the namespace's labels."""
+
+    policies: Policies
+    namespace: Namespace
+
+
+# The scope of a namespace; raises NotReady when the caller does not know the policies yet.
+ScopeLookup = Callable[[str], Scope]
+
+# How many existing pods a warning about missing ones names.
+PODS_SHOWN = 5
+
+
 def check_access_request(
-    write: Write, *, operator_user: str, policy: PolicyLookup, now: dt.datetime
+    write: Write,
+    *,
+    operator_user: str,
+    policy: PolicyLookup,
+    scope: ScopeLookup,
+    now: dt.datetime,
 ) -> Refusal | None:
     """Why this AccessRequest write is refused, or None to allow it."""
     refusal = check_metadata(write.object)
@@ -39,7 +66,7 @@ def check_access_request(
     try:
         match write.operation:
             case "CREATE":
-                return _check_create(write)
+                return _check_create(write, scope)
             case "UPDATE":
                 return _check_update(write, operator_user, policy, now)
     except NotReady:
@@ -56,7 +83,7 @@ def _parse_spec(obj: Mapping[str, Any] | None) -> AccessRequestSpec | Refusal:
         return Refusal(f"the AccessRequest is invalid at {where}: {first['msg']}", "Invalid")
 
 
-def _check_create(write: Write) -> Refusal | None:
+def _check_create(write: Write, scope: ScopeLookup) -> Refusal | None:
     spec = _parse_spec(write.object)
     if isinstance(spec, Refusal):
         return spec
@@ -72,8 +99,78 @@ def _check_create(write: Write) -> Refusal | None:
             f"not {requester.user}; jitgate sets it, so leave it out",
             "RequesterForged",
         )
+    refusal = _kind_in_names(spec)
+    if refusal is not None:
+        return refusal
     why = check_created_annotations(annotations_of(write.object))
-    return Refusal(why, "NotAllowed") if why else None
+    if why:
+        return Refusal(why, "NotAllowed")
+    # Only now the policies: every check above holds whatever the cache knows.
+    namespace = str(as_dict(as_dict(write.object).get("metadata")).get("namespace") or "")
+    return _check_policies(spec, scope(namespace), who.user, who.groups)
+
+
+def _kind_in_names(spec: AccessRequestSpec) -> Refusal | None:
+    """`pod/web-0` or `deploy/web` in `names`: it could never match an object's name, so the
+    request would wait for nothing; the action's resource already says the kind."""
+    for action in spec.actions:
+        for name in action.names:
+            prefix, slash, bare = name.partition("/")
+            if not slash:
+                continue
+            if kind_named(prefix) is not None and bare and "/" not in bare:
+                return Refusal(
+                    f"names are object names without a kind: write {bare}, not {name}; "
+                    "the action's resource says the kind",
+                    "Invalid",
+                )
+            return Refusal(
+                f"names are object names, which never contain '/': {name} cannot match one",
+                "Invalid",
+            )
+    return None
+
+
+def _check_policies(
+    spec: AccessRequestSpec, scope: Scope, user: str, groups: Collection[str]
+) -> Refusal | None:
+    """What the operator would deny this request for at once (the operator stays the
+    backstop: it decides again, from the policies as they are then)."""
+    broken = next(
+        (p for p in scope.policies.unreadable.values() if p.may_cover(scope.namespace)), None
+    )
+    if broken is not None:
+        return Refusal(
+            f"AccessPolicy {broken.name} is invalid ({broken.error}) and may govern namespace "
+            f"{scope.namespace.name}; no request there is decided until an admin fixes it",
+            "PolicyInvalid",
+        )
+    resolved = resolve_request(scope.policies.by_name.values(), scope.namespace, spec, user, groups)
+    return resolved if isinstance(resolved, Refusal) else None
+
+
+def missing_pods_warning(
+    spec: AccessRequestSpec, namespace: str, existing: Collection[str]
+) -> str | None:
+    """A warning naming the pods the request names that do not exist in `namespace` (a typo,
+    most likely) and up to `PODS_SHOWN` that do; None when every named pod exists."""
+    named = {
+        name
+        for action in spec.actions
+        if action.effective_resource == PODS
+        for name in action.names
+    }
+    missing = sorted(named - set(existing))
+    if not missing:
+        return None
+    pods = f"pod {missing[0]}" if len(missing) == 1 else f"pods {', '.join(missing)}"
+    shown = sorted(existing)[:PODS_SHOWN]
+    if not shown:
+        return f"no {pods} in namespace {namespace}, which has no pods; check the name"
+    more = ", ..." if len(existing) > PODS_SHOWN else ""
+    return (
+        f"no {pods} in namespace {namespace}; check the name (pods there: {', '.join(shown)}{more})"
+    )
 
 
 def _check_update(
