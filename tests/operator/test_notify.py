@@ -85,7 +85,7 @@ async def test_generic_notifications_carry_the_facts(jit, endpoint) -> None:
     assert by_request["fix-web-0"]["phase"] == "Pending"
     assert by_request["fix-web-0"]["actions"] == ["exec pods web-0"]
     assert by_request["denied"]["event"] == "request.denied"
-    assert "maxDuration" in by_request["denied"]["message"]
+    assert "at most 1h (AccessPolicy production)" in by_request["denied"]["message"]
     assert by_request["denied"]["requester"] == "alice"
 
 

@@ -134,7 +134,8 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
             "/validate", json=reviews.exec(user="system:node:w1", groups=["system:nodes"])
         )
         assert node.json()["response"]["allowed"] is True
-        # An approval needs the policy cache; creating a request does not.
+        # An approval needs the policy cache, and so does creating a request (it is checked
+        # against the policies that would govern it).
         stored = reviews.access_request()
         stored["spec"]["requester"] = {"user": "alice", "groups": ["system:authenticated"]}
         stored["status"] = {"phase": "Pending", "policy": "production"}
@@ -147,7 +148,8 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
         assert refused["allowed"] is False
         assert refused["status"]["message"] == f"{NOT_READY}; retry in a moment"
         created = (await http.post("/validate", json=reviews.ar("CREATE", stored))).json()
-        assert created["response"]["allowed"] is True
+        assert created["response"]["allowed"] is False
+        assert created["response"]["status"]["message"] == f"{NOT_READY}; retry in a moment"
         metrics = (await http.get("/metrics")).text
         assert "jitgate_webhook_ready 0.0" in metrics
         assert 'jitgate_webhook_watch_errors_total{kind="grants"}' in metrics
@@ -165,7 +167,8 @@ async def test_not_ready_until_synced_denies_protected_actions_then_recovers(
             answer = (await http.post("/validate", json=reviews.exec())).json()["response"]
             assert answer["allowed"] is True
     types = [r["type"] for r in _records(audit_dir)]
-    assert types == ["action.denied", "action.denied", "action.allowed"]
+    # The exec, the approval and the new request refused while not ready; the exec allowed.
+    assert types == ["action.denied", "action.denied", "action.denied", "action.allowed"]
 
 
 def _records(audit_dir: Path) -> list[dict[str, Any]]:

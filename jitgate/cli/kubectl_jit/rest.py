@@ -9,8 +9,9 @@ standard library's http.client has no pool and no separate connect timeout. Trus
 kubeconfig's CA or, without one, the system's roots, as kubectl does, so no certifi.
 
 Warnings the API server sends (an admission webhook's advice) are printed to stderr as
-`Warning: …`, as kubectl prints them. A non-2xx answer raises `ApiStatus` with the API server's own message; a server that cannot
-be reached raises urllib3's or the OS's exception, which the caller turns into its sentence.
+`Warning: …`, as kubectl prints them. A non-2xx answer raises `ApiStatus` with the API
+server's own message; a server that cannot be reached raises urllib3's or the OS's exception,
+which the caller turns into its sentence.
 """
 
 from __future__ import annotations
