@@ -649,3 +649,23 @@ async def test_wait_for_wakes_up_on_writes(emulator: EmulatorHandle) -> None:
     assert late is not None and late["metadata"]["name"] == "late"
     with pytest.raises(TimeoutError):
         await emu.wait_for(lambda: False, time_limit=0.05)
+
+
+async def test_a_list_comes_in_pages_with_limit_and_continue(emulator: EmulatorHandle) -> None:
+    names = [f"n{i:02}" for i in range(7)]
+    for name in reversed(names):
+        emulator.emulator.create_object("accessrequests", ar(name), "prod")
+    seen: list[str] = []
+    token = ""
+    async with aiohttp.ClientSession(emulator.url) as session:
+        while True:
+            params = {"limit": "3", **({"continue": token} if token else {})}
+            async with session.get(
+                f"/apis/{G}/{V}/namespaces/prod/accessrequests", params=params
+            ) as page:
+                listing = await page.json()
+            seen += [obj["metadata"]["name"] for obj in listing["items"]]
+            token = listing["metadata"].get("continue", "")
+            if not token:
+                break
+    assert seen == names  # in name order, each once

@@ -91,3 +91,19 @@ async def test_live_reads_are_rate_limited_and_fail_closed(
         assert not (await decide(service, reviews.exec(command=command))).allowed
     assert live_reads(service.metrics, "still-denied") == 2
     assert live_reads(service.metrics, "not-made") == 2
+
+
+async def test_the_live_read_finds_a_grant_beyond_the_first_page(
+    cluster: Any, service: AdmissionService, reviews: Any
+) -> None:
+    """More Grants in the namespace than one page of the read holds (500): the caller's,
+    last in the API server's order, still counts."""
+    for i in range(520):
+        other = reviews.grant(actions=[EXEC_LS], user=f"user-{i:03}")
+        other["metadata"]["name"] = f"a-{i:03}"
+        cluster.create(GRANTS, other, "prod")
+    mine = reviews.grant(actions=[EXEC_LS])
+    mine["metadata"]["name"] = "zz-alice"
+    cluster.create(GRANTS, mine, "prod")
+    assert (await decide(service, reviews.exec())).allowed
+    assert live_reads(service.metrics, "allowed") == 1

@@ -6,11 +6,12 @@ moment ago, so before such a denial the webhook reads the Grants of that namespa
 API server once and decides again from what it read (`LiveGrants.in_namespace`).
 
 Bounded so that a flood of unauthorised attempts cannot turn into a flood on the API server:
-one page of at most `PAGE` Grants, a `timeout`, at most `max_in_flight` reads at once (a
-namespace already being read shares that read), and a token bucket of `rate` reads per
-second. A read that is not made, fails or times out leaves the denial as it was: the webhook
-fails closed. What was read is used for that one decision only and never written into the
-cache, so a read can never resurrect a Grant the watch has since deleted.
+at most `MAX_GRANTS` Grants (read in pages), a `timeout` for the whole read, at most
+`max_in_flight` reads at once (a namespace already being read shares that read), and a token
+bucket of `rate` reads per second. A read that is not made, fails or times out leaves the
+denial as it was: the webhook fails closed. What was read is used for that one decision only
+and never written into the cache, so a read can never resurrect a Grant the watch has since
+deleted.
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from jitgate.core.grant_index import GrantIndex, IndexedGrant
 
 logger = logging.getLogger(__name__)
 
-PAGE: Final = 500
+MAX_GRANTS: Final = 10_000  # per namespace; a namespace with more is read that far only
 DEFAULT_RATE: Final = 20.0  # reads per second, across all callers
 DEFAULT_TIMEOUT: Final = 1.0  # seconds; well inside the API server's webhook timeout
 DEFAULT_MAX_IN_FLIGHT: Final = 4
 
-# Blocking: (namespace, limit, timeout) -> the Grant objects of the first page.
+# Blocking: (namespace, limit, timeout) -> up to `limit` of the namespace's Grant objects.
 GrantReader = Callable[[str, int, float], Sequence[Mapping[str, Any]]]
 
 
@@ -88,7 +89,7 @@ class LiveGrants:
     async def _fetch(self, namespace: str) -> GrantIndex | None:
         try:
             objects = await asyncio.wait_for(
-                asyncio.to_thread(self._read, namespace, PAGE, self._timeout), self._timeout
+                asyncio.to_thread(self._read, namespace, MAX_GRANTS, self._timeout), self._timeout
             )
         except Exception as error:  # a failed read leaves the denial as it was
             logger.warning("Reading the Grants of %s live failed: %s", namespace, error)

@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -59,23 +60,42 @@ def _lister(api: k8s.ApiClient, kind: Kind) -> Callable[..., Any]:
     return list_custom
 
 
+_GRANT_PAGE = 500
+
+
 def read_grants(
     api: k8s.ApiClient, namespace: str, limit: int, timeout: float
 ) -> list[dict[str, Any]]:
-    """The first `limit` Grants of `namespace`, read now (`jitgate.webhook.livegrants`)."""
-    response: Any = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        "grants",
-        limit=limit,
-        _preload_content=False,
-        _request_timeout=(timeout, timeout),
-    )
-    try:
-        items: list[dict[str, Any]] = json.loads(response.data).get("items") or []
-    finally:
-        response.release_conn()
+    """Up to `limit` Grants of `namespace`, read now in pages, all within `timeout` seconds
+    (`jitgate.webhook.livegrants`): a namespace with more Grants than one page holds must
+    not hide the one the caller was just given."""
+    deadline = time.monotonic() + timeout
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while len(items) < limit:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"reading the Grants of {namespace} took over {timeout}s")
+        page: dict[str, Any] = {"limit": min(_GRANT_PAGE, limit - len(items))}
+        if token:
+            page["_continue"] = token
+        response: Any = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            "grants",
+            **page,
+            _preload_content=False,
+            _request_timeout=(remaining, remaining),
+        )
+        try:
+            listing = json.loads(response.data)
+        finally:
+            response.release_conn()
+        items.extend(listing.get("items") or [])
+        token = (listing.get("metadata") or {}).get("continue")
+        if not token:
+            break
     return items
 
 

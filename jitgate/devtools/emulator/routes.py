@@ -15,7 +15,7 @@ from kmock._internal.rendering import Response
 
 from jitgate.devtools.emulator.errors import ApiError
 from jitgate.devtools.emulator.patches import PATCH_TYPES
-from jitgate.devtools.emulator.selection import selectors
+from jitgate.devtools.emulator.selection import paged, selectors
 
 if TYPE_CHECKING:
     from jitgate.devtools.emulator.store import KubeEmulator
@@ -44,7 +44,7 @@ def dispatch(emulator: KubeEmulator, request: kmock.Request) -> Any:
         stream = emulator.watch_events(res, info, ns, params, table)
         return Response(headers={"Content-Type": "application/json"}, payload=stream)
     if method == "GET" and name is None:
-        listing = emulator.list_objects(res, ns, **selectors(params))
+        listing = paged(emulator.list_objects(res, ns, **selectors(params)), params)
         if table:
             return emulator.table(res, listing["items"], listing["metadata"]["resourceVersion"])
         return listing

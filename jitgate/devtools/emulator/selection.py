@@ -1,10 +1,13 @@
-"""Label and field selectors (``?labelSelector=``, ``?fieldSelector=``) as predicates."""
+"""Label and field selectors (``?labelSelector=``, ``?fieldSelector=``) as predicates, and
+list pages (``?limit=``, ``?continue=``)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from jitgate.devtools.emulator.errors import ApiError
 
 Obj = dict[str, Any]
 
@@ -41,6 +44,26 @@ def selector(expr: str | None, *, fields: bool) -> Callable[[Obj], bool]:
 
         checks.append(check)
     return lambda obj: all(check(obj) for check in checks)
+
+
+def paged(listing: dict[str, Any], params: Mapping[str, str]) -> dict[str, Any]:
+    """One page of a ``...List`` as ``limit`` and ``continue`` ask, in the API server's order
+    (namespace, then name); the continue token is the offset of the next page."""
+    limit, token = params.get("limit"), params.get("continue")
+    if not limit and not token:
+        return listing
+    if (limit and not limit.isdigit()) or (token and not token.isdigit()):
+        raise ApiError(400, "BadRequest", "limit and continue must be non-negative integers")
+    items = sorted(
+        listing["items"],
+        key=lambda obj: (obj["metadata"].get("namespace", ""), obj["metadata"]["name"]),
+    )
+    start = int(token or 0)
+    end = start + int(limit) if limit and int(limit) > 0 else len(items)
+    metadata = dict(listing["metadata"])
+    if end < len(items):
+        metadata |= {"continue": str(end), "remainingItemCount": len(items) - end}
+    return {**listing, "metadata": metadata, "items": items[start:end]}
 
 
 def selectors(params: Mapping[str, str]) -> dict[str, str | None]:
