@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -35,6 +36,8 @@ WEBHOOK_WRITER = "webhook-0"
 OPERATOR_WRITER = "operator-0"
 READY_TIMEOUT_S = 60.0
 PROBE_POD = "jitgate-probe"
+# A klog line of kubectl's own: "E1204 17:02:31.376962    2600 websocket.go:297] …".
+_KLOG = re.compile(r"[EIWF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] ")
 
 # One request per object (client-side apply also reads each one first: 5x slower).
 SERVER_SIDE_APPLY = ("apply", "--server-side", "--field-manager=jitgate-e2e", "-f", "-")
@@ -191,7 +194,14 @@ class JitCluster:
     def exec(
         self, who: str, namespace: str, pod: str, *command: str
     ) -> subprocess.CompletedProcess[str]:
-        return self.kubectl(who, "exec", "-n", namespace, pod, "--", *command, timeout=60)
+        """`kubectl exec`; stderr without kubectl's own klog diagnostics (its WebSocket client
+        sometimes logs "Unknown stream id 1, discarding message" as a stream closes), so it
+        holds what the command and the API server said."""
+        proc = self.kubectl(who, "exec", "-n", namespace, pod, "--", *command, timeout=60)
+        proc.stderr = "".join(
+            line for line in proc.stderr.splitlines(keepends=True) if not _KLOG.match(line)
+        )
+        return proc
 
     @property
     def probe_pod(self) -> str:
