@@ -827,29 +827,49 @@ def start_kube_controller_manager(
 def _wait_controllers_ready(
     manager: KubeControllerManager, server: KubeAPIServer, deadline: float
 ) -> None:
-    healthz = urllib.request.Request(manager.url + "/healthz")
-    context = ssl.create_default_context(cafile=str(server.ca_file))
     accounts = "/api/v1/namespaces/kube-system/serviceaccounts/"
     pending = [CONTROLLERS[name] for name in manager.controllers if name in CONTROLLERS]
+
+    def service_accounts_made(body: str) -> str | None:
+        nonlocal pending
+        pending = [sa for sa in pending if server.request("GET", accounts + sa)[0] != 200]
+        return None if body == "ok" and not pending else f"no service account yet for {pending}"
+
+    _wait_healthy("kube-controller-manager", manager, manager.url, server, deadline,
+                  also=service_accounts_made)  # fmt: skip
+
+
+def _wait_healthy(
+    name: str,
+    started: Any,
+    url: str,
+    server: KubeAPIServer,
+    deadline: float,
+    also: Callable[[str], str | None] = lambda body: None,
+) -> None:
+    """Until ``url``/healthz answers 200 over the tier's CA and ``also`` (given the body)
+    says nothing is missing; a process that exits or a passed deadline says why, with its log.
+    ``started`` has ``process``, ``log_file`` and ``log_tail()``."""
+    healthz = urllib.request.Request(url + "/healthz")
+    context = ssl.create_default_context(cafile=str(server.ca_file))
     last = "not started"
     while True:
-        if manager.process.poll() is not None:
+        if started.process.poll() is not None:
             raise _Exited(
-                f"kube-controller-manager exited with {manager.process.returncode} during "
-                f"start-up; log {manager.log_file}:\n{manager.log_tail()}"
+                f"{name} exited with {started.process.returncode} during start-up; "
+                f"log {started.log_file}:\n{started.log_tail()}"
             )
         if time.monotonic() > deadline:
             raise TimeoutError(
-                f"kube-controller-manager not ready ({last}); "
-                f"log {manager.log_file}:\n{manager.log_tail()}"
+                f"{name} not ready ({last}); log {started.log_file}:\n{started.log_tail()}"
             )
         try:
             with urllib.request.urlopen(healthz, context=context, timeout=5) as resp:
                 body = resp.read().decode(errors="replace")
-            pending = [sa for sa in pending if server.request("GET", accounts + sa)[0] != 200]
-            if body == "ok" and not pending:
+            missing = also(body)
+            if missing is None:
                 return
-            last = f"/healthz {body[:200]!r}; no service account yet for {pending}"
+            last = f"/healthz {body[:200]!r}; {missing}"
         except (OSError, urllib.error.URLError) as exc:
             last = repr(exc)
         time.sleep(0.2)
@@ -1078,27 +1098,7 @@ def start_kwok(
 
 
 def _wait_kwok_serving(kwok: Kwok, server: KubeAPIServer, deadline: float) -> None:
-    healthz = urllib.request.Request(kwok.url + "/healthz")
-    context = ssl.create_default_context(cafile=str(server.ca_file))
-    last = "not started"
-    while True:
-        if kwok.process.poll() is not None:
-            raise _Exited(
-                f"kwok exited with {kwok.process.returncode} during start-up; "
-                f"log {kwok.log_file}:\n{kwok.log_tail()}"
-            )
-        if time.monotonic() > deadline:
-            raise TimeoutError(
-                f"kwok not serving ({last}); log {kwok.log_file}:\n{kwok.log_tail()}"
-            )
-        try:
-            with urllib.request.urlopen(healthz, context=context, timeout=5) as resp:
-                if resp.status == 200:
-                    return
-                last = f"/healthz {resp.status}"
-        except (OSError, urllib.error.URLError) as exc:
-            last = repr(exc)
-        time.sleep(0.2)
+    _wait_healthy("kwok", kwok, kwok.url, server, deadline)
 
 
 def _wait_node_ready(kwok: Kwok, server: KubeAPIServer, deadline: float) -> None:
