@@ -93,6 +93,26 @@ async def test_live_reads_are_rate_limited_and_fail_closed(
     assert live_reads(service.metrics, "not-made") == 2
 
 
+async def test_one_caller_flooding_denied_attempts_cannot_starve_another(
+    cluster: Any, service: AdmissionService, api_client: kubernetes.client.ApiClient, reviews: Any
+) -> None:
+    """mallory's unauthorised attempts spend mallory's own reads; alice, acting the moment her
+    grant exists, still gets the read that finds it."""
+    service.live_grants = LiveGrants(
+        functools.partial(read_grants, api_client),
+        rate=10.0,
+        per_user_rate=2.0,
+        monotonic=lambda: 0.0,
+    )
+    for command in (["a"], ["b"], ["c"], ["d"], ["e"]):
+        assert not (await decide(service, reviews.exec(user="mallory", command=command))).allowed
+    assert live_reads(service.metrics, "still-denied") == 2
+    assert live_reads(service.metrics, "not-made") == 3
+    cluster.create(GRANTS, reviews.grant(actions=[EXEC_LS]), "prod")
+    assert (await decide(service, reviews.exec())).allowed
+    assert live_reads(service.metrics, "allowed") == 1
+
+
 async def test_the_live_read_finds_a_grant_beyond_the_first_page(
     cluster: Any, service: AdmissionService, reviews: Any
 ) -> None:

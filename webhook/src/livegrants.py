@@ -7,8 +7,10 @@ API server once and decides again from what it read (`LiveGrants.in_namespace`).
 
 Bounded so that a flood of unauthorised attempts cannot turn into a flood on the API server:
 at most `MAX_GRANTS` Grants (read in pages), a `timeout` for the whole read, at most
-`max_in_flight` reads at once (a namespace already being read shares that read), and a token
-bucket of `rate` reads per second. A read that is not made, fails or times out leaves the
+`max_in_flight` reads at once (a namespace already being read shares that read), and token
+buckets: `rate` reads per second in all, and `per_user_rate` for each caller, so that one
+identity flooding unauthorised attempts spends its own bucket and cannot starve a user who acts
+the moment their grant is approved. A read that is not made, fails or times out leaves the
 denial as it was: the webhook fails closed. What was read is used for that one decision only
 and never written into the cache, so a read can never resurrect a Grant the watch has since
 deleted.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -30,11 +33,32 @@ logger = logging.getLogger(__name__)
 
 MAX_GRANTS: Final = 10_000  # per namespace; a namespace with more is read that far only
 DEFAULT_RATE: Final = 20.0  # reads per second, across all callers
+DEFAULT_PER_USER_RATE: Final = 2.0  # reads per second for one caller
+MAX_TRACKED_USERS: Final = 4096  # per-caller buckets kept; the least recently used go first
 DEFAULT_TIMEOUT: Final = 1.0  # seconds; well inside the API server's webhook timeout
 DEFAULT_MAX_IN_FLIGHT: Final = 4
 
 # Blocking: (namespace, limit, timeout) -> up to `limit` of the namespace's Grant objects.
 GrantReader = Callable[[str, int, float], Sequence[Mapping[str, Any]]]
+
+
+class _TokenBucket:
+    """`rate` tokens a second, holding at most `rate` (a burst of one second's worth)."""
+
+    __slots__ = ("_rate", "_refilled", "_tokens")
+
+    def __init__(self, rate: float, now: float) -> None:
+        self._rate = rate
+        self._tokens = rate
+        self._refilled = now
+
+    def has_token(self, now: float) -> bool:
+        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
+        self._refilled = now
+        return self._tokens >= 1
+
+    def take(self) -> None:
+        self._tokens -= 1
 
 
 class LiveGrants:
@@ -45,26 +69,28 @@ class LiveGrants:
         read: GrantReader,
         *,
         rate: float = DEFAULT_RATE,
+        per_user_rate: float = DEFAULT_PER_USER_RATE,
         timeout: float = DEFAULT_TIMEOUT,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._read = read
-        self._rate = rate
+        self._per_user_rate = per_user_rate
         self._timeout = timeout
         self._max_in_flight = max_in_flight
         self._monotonic = monotonic
-        self._tokens = rate
-        self._refilled = monotonic()
+        self._bucket = _TokenBucket(rate, monotonic())
+        self._user_buckets: OrderedDict[str, _TokenBucket] = OrderedDict()
         self._reading: dict[str, asyncio.Future[GrantIndex | None]] = {}
 
-    async def in_namespace(self, namespace: str) -> GrantIndex | None:
+    async def in_namespace(self, namespace: str, user: str) -> GrantIndex | None:
         """The namespace's Grants as the API server has them now, or None when no read was
-        made (rate limit, too many reads at once) or it failed."""
+        made (rate limit, too many reads at once) or it failed. `user` is the caller whose
+        denial the read is for; it pays for the read from its own bucket."""
         shared = self._reading.get(namespace)
         if shared is not None:
             return await asyncio.shield(shared)
-        if len(self._reading) >= self._max_in_flight or not self._take_token():
+        if len(self._reading) >= self._max_in_flight or not self._take_token(user):
             return None
         future: asyncio.Future[GrantIndex | None] = asyncio.get_running_loop().create_future()
         self._reading[namespace] = future
@@ -77,13 +103,16 @@ class LiveGrants:
             if not future.done():
                 future.set_result(None)
 
-    def _take_token(self) -> bool:
+    def _take_token(self, user: str) -> bool:
         now = self._monotonic()
-        self._tokens = min(self._rate, self._tokens + (now - self._refilled) * self._rate)
-        self._refilled = now
-        if self._tokens < 1:
+        mine = self._user_buckets.pop(user, None) or _TokenBucket(self._per_user_rate, now)
+        self._user_buckets[user] = mine  # now the most recently used
+        if len(self._user_buckets) > MAX_TRACKED_USERS:
+            self._user_buckets.popitem(last=False)
+        if not (mine.has_token(now) and self._bucket.has_token(now)):
             return False
-        self._tokens -= 1
+        mine.take()
+        self._bucket.take()
         return True
 
     async def _fetch(self, namespace: str) -> GrantIndex | None:
