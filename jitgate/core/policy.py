@@ -83,6 +83,14 @@ class UnreadablePolicy:
     def may_cover(self, namespace: Namespace) -> bool:
         return self.namespaces is None or _matches(self.namespaces, namespace)
 
+    def refusing_requests_in(self, namespace: Namespace) -> Refusal:
+        """Why no request in `namespace`, which this policy may cover, is decided."""
+        return Refusal(
+            f"AccessPolicy {self.name} is invalid ({self.error}) and may govern namespace "
+            f"{namespace.name}; no request there is decided until an admin fixes it",
+            "PolicyInvalid",
+        )
+
 
 def unreadable_policy(raw: Mapping[str, Any], unreadable: Unreadable) -> UnreadablePolicy:
     """What can still be known about an AccessPolicy that failed validation."""

@@ -140,11 +140,7 @@ def _check_policies(
         (p for p in scope.policies.unreadable.values() if p.may_cover(scope.namespace)), None
     )
     if broken is not None:
-        return Refusal(
-            f"AccessPolicy {broken.name} is invalid ({broken.error}) and may govern namespace "
-            f"{scope.namespace.name}; no request there is decided until an admin fixes it",
-            "PolicyInvalid",
-        )
+        return broken.refusing_requests_in(scope.namespace)
     resolved = resolve_request(scope.policies.by_name.values(), scope.namespace, spec, user, groups)
     return resolved if isinstance(resolved, Refusal) else None
 

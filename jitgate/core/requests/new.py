@@ -118,13 +118,8 @@ def admit(request: AccessRequest, world: World) -> Step:
         )
     broken = world.broken_policy()
     if broken is not None:
-        return _deny(
-            request,
-            world,
-            "PolicyInvalid",
-            f"AccessPolicy {broken.name} is invalid ({broken.error}) and may govern namespace "
-            f"{world.namespace.name}; no request there is decided until an admin fixes it",
-        )
+        refusal = broken.refusing_requests_in(world.namespace)
+        return _deny(request, world, refusal.reason, refusal.message)
     resolved = resolve_request(
         world.policies, world.namespace, request.spec, requester.user, requester.groups
     )
