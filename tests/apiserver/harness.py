@@ -38,6 +38,7 @@ import signal
 import socket
 import ssl
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -53,6 +54,7 @@ from support import personas
 from jitgate.devtools.devcerts import DevCA, pem_key
 
 KUBECTL = "/usr/bin/kubectl"
+PLUGIN_DIR = Path(sys.executable).parent  # kubectl-jit is installed next to the tests' python
 SERVICE_CLUSTER_IP_RANGE = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 STARTUP_TIMEOUT_S = 120.0
@@ -236,6 +238,7 @@ class KubeAPIServer:
     def kubectl_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBE")}
         env["KUBECACHEDIR"] = str(self.tmpdir / "kubectl-cache")
+        env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"  # finds `kubectl jit`
         return env
 
     def kubectl_argv(self, who: str, *args: str) -> list[str]:
@@ -268,6 +271,14 @@ class KubeAPIServer:
                 f"{proc.stderr}{proc.stdout}"
             )
         return proc
+
+    def jit(self, who: str, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """Run `kubectl jit ARGS` as persona ``who``, the plugin found on PATH as users have it
+        (kubectl passes no flag placed before a plugin's name, so --kubeconfig comes after)."""
+        return subprocess.run(
+            [self.kubectl_path, "jit", "--kubeconfig", str(self.kubeconfig(who)), *args],
+            capture_output=True, text=True, timeout=timeout, check=False, env=self.kubectl_env(),
+        )  # fmt: skip
 
     async def akubectl(
         self,

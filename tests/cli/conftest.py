@@ -7,12 +7,14 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from apiserver import conftest as _apiserver_tier
+from apiserver import harness
 from support import objects
 
 from jitgate.devtools.emulator import EmulatorHandle
@@ -20,6 +22,24 @@ from jitgate.devtools.emulator import EmulatorHandle
 ACCESS_REQUESTS = "jitgate.dev/v1alpha1/accessrequests"
 GRANTS = "jitgate.dev/v1alpha1/grants"
 PLUGIN_DIR = Path(sys.executable).parent  # the venv's bin, where `kubectl-jit` is installed
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+kube_apiserver_binary = _apiserver_tier.kube_apiserver_binary
+
+
+@pytest.fixture(scope="module")
+def crd_apiserver(
+    kube_apiserver_binary: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[harness.KubeAPIServer]:
+    """A real kube-apiserver of the module's own with jitgate's CRDs and nothing else (no
+    webhook, no operator): the module adds the RBAC it tests."""
+    if not Path(harness.KUBECTL).exists():
+        pytest.skip("the real kubectl binary is not installed")
+    with harness.start_kube_apiserver(
+        kube_apiserver_binary, tmp_path_factory.mktemp("cli")
+    ) as server:
+        server.install_crds(CRDS)
+        yield server
 
 
 @dataclass

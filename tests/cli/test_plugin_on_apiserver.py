@@ -5,24 +5,17 @@ test plays the operator by writing status as an admin)."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import build, harness
+from apiserver import harness
 from support import objects, personas
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
-REPO = Path(__file__).resolve().parents[2]
-APISERVER_DIR = REPO / "tests" / "apiserver"
-PLUGIN_DIR = Path(sys.executable).parent
 GROUP = "jitgate.dev"
 
 
@@ -58,31 +51,16 @@ def _rbac() -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not Path("/usr/bin/kubectl").exists():
-        pytest.skip("the real kubectl binary is not installed")
-    try:
-        binary = build.ensure_binary().binary
-    except build.BuildUnavailable as error:
-        pytest.skip(f"real kube-apiserver tier unavailable: {error}")
-    with harness.start_kube_apiserver(binary, tmp_path_factory.mktemp("jit-apiserver")) as server:
-        server.install_crds(REPO / "crds")
-        server.apply("admin", *_rbac())
-        server.create_namespace("prod")
-        yield server
+def apiserver(crd_apiserver: harness.KubeAPIServer) -> harness.KubeAPIServer:
+    crd_apiserver.apply("admin", *_rbac())
+    crd_apiserver.create_namespace("prod")
+    return crd_apiserver
 
 
-def jit(server: Any, who: str, *args: str, seconds: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [server.kubectl_path, "jit", "--kubeconfig", str(server.kubeconfig(who)), *args],
-        capture_output=True, text=True, timeout=seconds, check=False, env=_env(server),
-    )  # fmt: skip
-
-
-def _env(server: Any) -> dict[str, str]:
-    env = server.kubectl_env()
-    env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"
-    return env
+def jit(
+    server: harness.KubeAPIServer, who: str, *args: str, seconds: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return server.jit(who, *args, timeout=seconds)
 
 
 def stored(server: Any, name: str) -> dict[str, Any]:
@@ -167,7 +145,7 @@ def test_wait_follows_a_real_watch_until_approved(apiserver: Any) -> None:
         [apiserver.kubectl_path, "jit", "--kubeconfig", str(apiserver.kubeconfig("alice")),
          "request", "portforward", "web-0", "-n", "prod", "--reason", "debug", "--name", "pf",
          "--wait", "--timeout", "60s"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(apiserver),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=apiserver.kubectl_env(),
     )  # fmt: skip
     try:
         assert process.stdout is not None

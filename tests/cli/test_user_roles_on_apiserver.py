@@ -6,15 +6,13 @@ kubectl and `kubectl jit` (no webhook, no operator: RBAC alone is under test).""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from apiserver import build, harness
+from apiserver import harness
 from chart import render
 from support import objects
 
@@ -40,45 +38,32 @@ def binding(kind: str, role: str, subject: tuple[str, str], namespace: str | Non
 
 
 @pytest.fixture(scope="module")
-def apiserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    if not Path("/usr/bin/kubectl").exists():
-        pytest.skip("the real kubectl binary is not installed")
-    try:
-        binary = build.ensure_binary().binary
-    except build.BuildUnavailable as error:
-        pytest.skip(f"real kube-apiserver tier unavailable: {error}")
-    with harness.start_kube_apiserver(binary, tmp_path_factory.mktemp("roles")) as server:
-        server.install_crds(REPO / "crds")
-        roles = [
-            role
-            for role in render.by_kind(render.render_chart({}), "ClusterRole")
-            if role["metadata"]["labels"].get("app.kubernetes.io/component") == "user-roles"
-        ]
-        assert len(roles) == 3
-        for namespace in ("prod", "staging"):
-            server.create_namespace(namespace)
-        server.apply(
-            "admin",
-            *roles,
-            # As the chart README binds them: developers request in prod only; bob approves
-            # everywhere; carol approves in prod only; auditors read everywhere.
-            binding("RoleBinding", "jitgate-requester", ("Group", "developers"), "prod"),
-            binding("ClusterRoleBinding", "jitgate-approver", ("User", "bob")),
-            binding("RoleBinding", "jitgate-approver", ("User", "carol"), "prod"),
-            binding("ClusterRoleBinding", "jitgate-auditor", ("Group", "auditors")),
-            # The sre group (bob, carol) approves in prod.
-            objects.policy(),
-        )
-        yield server
+def apiserver(crd_apiserver: harness.KubeAPIServer) -> harness.KubeAPIServer:
+    roles = [
+        role
+        for role in render.by_kind(render.render_chart({}), "ClusterRole")
+        if role["metadata"]["labels"].get("app.kubernetes.io/component") == "user-roles"
+    ]
+    assert len(roles) == 3
+    for namespace in ("prod", "staging"):
+        crd_apiserver.create_namespace(namespace)
+    crd_apiserver.apply(
+        "admin",
+        *roles,
+        # As the chart README binds them: developers request in prod only; bob approves
+        # everywhere; carol approves in prod only; auditors read everywhere.
+        binding("RoleBinding", "jitgate-requester", ("Group", "developers"), "prod"),
+        binding("ClusterRoleBinding", "jitgate-approver", ("User", "bob")),
+        binding("RoleBinding", "jitgate-approver", ("User", "carol"), "prod"),
+        binding("ClusterRoleBinding", "jitgate-auditor", ("Group", "auditors")),
+        # The sre group (bob, carol) approves in prod.
+        objects.policy(),
+    )
+    return crd_apiserver
 
 
-def jit(server: Any, who: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = server.kubectl_env()
-    env["PATH"] = f"{PLUGIN_DIR}{os.pathsep}{env.get('PATH', '')}"
-    return subprocess.run(
-        [server.kubectl_path, "jit", "--kubeconfig", str(server.kubeconfig(who)), *args],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
+def jit(server: harness.KubeAPIServer, who: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return server.jit(who, *args)
 
 
 def pending(server: Any, name: str) -> None:

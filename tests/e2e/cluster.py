@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -95,9 +94,7 @@ class JitCluster:
     # -- kubectl
 
     def env(self) -> dict[str, str]:
-        env = self.api.kubectl_env()
-        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # finds the kubectl-jit plugin
-        return env
+        return self.api.kubectl_env()  # with kubectl-jit on PATH
 
     def kubectl_argv(self, who: str, *args: str) -> list[str]:
         """kubectl's command line as ``who``, to run with :meth:`env` (a long-lived
