@@ -10,7 +10,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from jitgate.core.canonical import canonical_json, digest
 
@@ -70,10 +70,7 @@ def record_hash(record: Mapping[str, Any]) -> str:
 
 
 def sign(record_hash: str, key: bytes) -> str:
-    return (
-        MAC_PREFIX
-        + hmac.new(key, record_hash.encode(errors="surrogatepass"), hashlib.sha256).hexdigest()
-    )
+    return MAC_PREFIX + hmac.digest(key, record_hash.encode(errors="surrogatepass"), "sha256").hex()
 
 
 def mac_matches(record_hash: str, mac: object, key: bytes) -> bool:
@@ -91,6 +88,10 @@ def stored_form(record: Mapping[str, Any]) -> bytes:
     is encoded once, not twice, on the hot path.
     """
     hashed = {k: v for k, v in record.items() if k not in UNHASHED}
+    return _stored(record, hashed, canonical_json(hashed))
+
+
+def _stored(record: Mapping[str, Any], hashed: Mapping[str, Any], encoded: bytes) -> bytes:
     if not hashed:
         return canonical_json(record)
     tail = b"".join(
@@ -98,7 +99,63 @@ def stored_form(record: Mapping[str, Any]) -> bytes:
         for name in ("hash", "mac")
         if name in record
     )
-    return canonical_json(hashed)[:-1] + tail + b"}"
+    return encoded[:-1] + tail + b"}"
+
+
+def hash_and_stored_form(
+    record: Mapping[str, Any], line: bytes | None = None
+) -> tuple[str, bytes | None]:
+    """`record_hash(record)` and `stored_form(record)` (None if JSON cannot hold it), at once.
+
+    `line` is the record as read from storage, without its newline. A writer stores
+    canonical JSON whose bytes up to `,"hash":` are exactly the bytes it hashed, followed by
+    nothing but `hash` and `mac`; when `line` is that, and those bytes hash to the stored
+    `hash`, nothing needs encoding again: what makes `verify` fast. Anything else (a record
+    read from a database, an edited line) is encoded from the parsed record, once.
+    """
+    if line is not None:
+        stated = record.get("hash")
+        cut = line.rfind(b',"hash":"')
+        tail = _plain_tail(stated, record.get("mac", _ABSENT))
+        if tail is not None and cut > 0 and line[cut:] == tail:
+            computed = "sha256:" + hashlib.sha256(line[:cut] + b"}").hexdigest()
+            if computed == stated:
+                return computed, line
+    hashed = {k: v for k, v in record.items() if k not in UNHASHED}
+    try:
+        encoded = canonical_json(hashed)
+    except ValueError:
+        return UNHASHABLE, None
+    computed = "sha256:" + hashlib.sha256(encoded).hexdigest()
+    try:
+        return computed, _stored(record, hashed, encoded)
+    except ValueError:  # an unencodable `mac`
+        return computed, None
+
+
+_ABSENT: Final = object()
+
+
+def _plain(value: object) -> TypeGuard[str]:
+    """Text JSON writes as it is, between quotes (no escapes)."""
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and not ('"' in value or "\\" in value)
+    )
+
+
+def _plain_tail(hash_: object, mac: object) -> bytes | None:
+    """How a line ends after its hashed bytes, when `hash` and `mac` need no JSON escaping."""
+    if not _plain(hash_):
+        return None
+    tail = b',"hash":"' + hash_.encode() + b'"'
+    if mac is not _ABSENT:
+        if not _plain(mac):
+            return None
+        tail += b',"mac":"' + mac.encode() + b'"'
+    return tail + b"}"
 
 
 def link(

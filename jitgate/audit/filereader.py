@@ -27,7 +27,7 @@ def _parse(where: str, line: bytes) -> Entry:
         return Entry(where, None, "not valid JSON", torn)
     if not isinstance(data, dict):
         return Entry(where, None, "not a JSON object", torn)
-    return Entry(where, data, None, torn)
+    return Entry(where, data, None, torn, line if torn else line[:-1])
 
 
 def _oserror(what: str, error: OSError) -> AuditReadError:

@@ -41,6 +41,7 @@ from jitgate.audit.checkpoint import (
 )
 from jitgate.audit.cosignature import CosignatureVerifier, cosignatures
 from jitgate.audit.merkle import (
+    EMPTY_ROOT,
     CompactTree,
     ProofError,
     inclusion_proof,
@@ -104,6 +105,36 @@ class CheckpointCheck:
         return max(0, self.records - self.checkpoint.size) if self.checkpoint else self.records
 
 
+class LeafTree:
+    """A writer's Merkle tree built as its records are read, once, up to a checkpoint's size.
+
+    Fed `(seq, leaf)` for each record in chain order (what `verify.verify_chain` reports
+    through `on_record`), it keeps the root at `size` records and counts the rest, so the
+    chain and the public check need one pass over the log, not two. `whole` says whether it
+    saw every record from seq 1 on, each with its leaf: only then does the root say anything.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.records = 0
+        self.whole = True
+        self.root: bytes | None = EMPTY_ROOT if size == 0 else None
+        self._tree = CompactTree()
+
+    def add(self, seq: int, leaf: bytes | None) -> None:
+        """The next record; its leaf is needed only up to `size`."""
+        self.records += 1
+        if seq != self.records:
+            self.whole = False
+        elif self.records <= self.size and self.whole:
+            if leaf is None:
+                self.whole = False
+                return
+            self._tree.append(leaf)
+            if self.records == self.size:
+                self.root = self._tree.root()
+
+
 def verify_checkpoint(
     writer: str,
     records: Iterable[Mapping[str, Any]],
@@ -117,26 +148,50 @@ def verify_checkpoint(
     to what their `hash` says, and the first `size` of them must have the signed root.
     Records past the checkpoint are counted, not judged (the next checkpoint covers them).
     """
+    checkpoint = _opened(writer, signed_checkpoint, verifier)
+    if isinstance(checkpoint, CheckpointCheck):
+        return checkpoint
+    leaves = LeafTree(checkpoint.size)
+    for record in records:
+        count = leaves.records + 1
+        if count <= checkpoint.size:
+            where = f"record {count} of writer {writer}"
+            if record.get("writer") != writer or record.get("seq") != count:
+                return CheckpointCheck(
+                    writer, checkpoint, count, f"{where} is missing or out of place: found "
+                    f"seq {record.get('seq')!r} of writer {record.get('writer')!r}"
+                )  # fmt: skip
+            if record_hash(record) != record.get("hash"):
+                return CheckpointCheck(writer, checkpoint, count, f"{where} was edited")
+            leaves.add(count, record_leaf(record))
+        else:
+            leaves.add(count, None)
+    return _judged(writer, checkpoint, leaves)
+
+
+def verify_checkpoint_leaves(
+    writer: str, leaves: LeafTree, signed_checkpoint: bytes, verifier: Verifier
+) -> CheckpointCheck:
+    """`verify_checkpoint` for records already checked in chain order and fed to `leaves`
+    (a whole chain from seq 1: `leaves.whole`), sized for this checkpoint."""
+    checkpoint = _opened(writer, signed_checkpoint, verifier)
+    if isinstance(checkpoint, CheckpointCheck):
+        return checkpoint
+    if not leaves.whole or leaves.size != checkpoint.size:
+        raise ValueError("the leaves were not built from seq 1 for this checkpoint")
+    return _judged(writer, checkpoint, leaves)
+
+
+def _opened(writer: str, signed: bytes, verifier: Verifier) -> Checkpoint | CheckpointCheck:
     origin = origin_of(verifier.name, writer)
     try:
-        checkpoint = open_checkpoint(signed_checkpoint, origin, writer_verifier(verifier, writer))
+        return open_checkpoint(signed, origin, writer_verifier(verifier, writer))
     except CheckpointError as error:
         return CheckpointCheck(writer, None, 0, str(error))
-    tree = CompactTree()
-    count = 0
-    for record in records:
-        count += 1
-        if count > checkpoint.size:
-            continue
-        where = f"record {count} of writer {writer}"
-        if record.get("writer") != writer or record.get("seq") != count:
-            return CheckpointCheck(
-                writer, checkpoint, count, f"{where} is missing or out of place: found "
-                f"seq {record.get('seq')!r} of writer {record.get('writer')!r}"
-            )  # fmt: skip
-        if record_hash(record) != record.get("hash"):
-            return CheckpointCheck(writer, checkpoint, count, f"{where} was edited")
-        tree.append(record_leaf(record))
+
+
+def _judged(writer: str, checkpoint: Checkpoint, leaves: LeafTree) -> CheckpointCheck:
+    count = leaves.records
     if count < checkpoint.size:
         return CheckpointCheck(
             writer,
@@ -145,7 +200,7 @@ def verify_checkpoint(
             f"the signed checkpoint covers {checkpoint.size} records of writer {writer}, "
             f"the log holds {count}: records {count + 1}-{checkpoint.size} are gone",
         )
-    if tree.root() != checkpoint.root:
+    if leaves.root != checkpoint.root:
         return CheckpointCheck(
             writer,
             checkpoint,

@@ -7,10 +7,10 @@ record shows up later), so the stream is buffered a few dozen entries ahead.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from jitgate.audit.chain import (
     GENESIS,
@@ -18,9 +18,10 @@ from jitgate.audit.chain import (
     RECOVERED,
     SEALED,
     ChainHead,
+    hash_and_stored_form,
     mac_matches,
-    record_hash,
 )
+from jitgate.audit.merkle import leaf_hash
 
 ProblemKind = Literal[
     "edited", "deleted", "inserted", "reordered", "truncated", "bad-mac", "corrupt", "wrong-key"
@@ -30,14 +31,21 @@ LOOKAHEAD: Final = 64
 RECENT: Final = 10_000
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One stored record as read: `record` is None when the line is not a JSON object."""
+class Entry(NamedTuple):
+    """One stored record as read: `record` is None when the line is not a JSON object.
+
+    A named tuple, as `_Link`: one is made per record, and `verify` reads many thousands
+    a second.
+
+    `line` is the record's stored line without its newline, where storage has one (files):
+    the chain's hash and the Merkle leaf are then taken from it without encoding again.
+    """
 
     where: str
     record: Mapping[str, Any] | None
     error: str | None = None
     torn: bool = False
+    line: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -81,8 +89,7 @@ class ChainReport:
         return self.problem is None
 
 
-@dataclass(frozen=True)
-class _Link:
+class _Link(NamedTuple):
     seq: int
     prev: str
     hash: str
@@ -134,10 +141,9 @@ class _Segment:
 @dataclass
 class _State:
     records: int = 0
-    head: ChainHead | None = None
     last: _Link | None = None
     start: _Link | None = None
-    recent: OrderedDict[int, str] = field(default_factory=OrderedDict)
+    recent: dict[int, str] = field(default_factory=dict)  # the last RECENT..2*RECENT
     anchors: set[tuple[int, str]] = field(default_factory=set)
     segment: _Segment = field(default_factory=_Segment)
     macs_ok: int = 0
@@ -174,12 +180,15 @@ class _Verifier:
         key: bytes | None,
         witnesses: Sequence[Witness],
         live: bool,
-        on_record: Callable[[], None] | None,
+        on_record: Callable[[int, bytes | None], None] | None,
     ) -> None:
         self.writer = writer
         self.stream = _Lookahead(items)
         self.key = key
         self.witnesses = witnesses
+        self.witnesses_at: dict[int, list[Witness]] = {}
+        for witness in witnesses:
+            self.witnesses_at.setdefault(witness.seq, []).append(witness)
         self.live = live
         self.on_record = on_record
         self.s = _State()
@@ -199,7 +208,7 @@ class _Verifier:
             writer=self.writer,
             records=s.records,
             first_seq=s.start.seq if s.start else None,
-            head=s.head,
+            head=ChainHead(s.last.seq, s.last.hash) if s.last else None,
             problem=s.problem,
             notes=tuple(s.notes),
         )
@@ -244,7 +253,8 @@ class _Verifier:
                 "edited", entry.where, f"the record at {entry.where} was edited: {entry.error}"
             )
             return
-        if record_hash(record) != link.hash:
+        computed, stored = hash_and_stored_form(record, entry.line)
+        if computed != link.hash:
             self._fail(
                 "edited",
                 entry.where,
@@ -272,7 +282,7 @@ class _Verifier:
             return
         if self.key is not None and not self._mac(record, link):
             return
-        self._accept(record, link)
+        self._accept(record, link, stored)
 
     def _linked(self, link: _Link) -> bool:
         """Check `link` continues the chain; on a break, record what kind of break it is."""
@@ -432,17 +442,16 @@ class _Verifier:
         ):
             self.s.problem = self.s.mac_failure
 
-    def _accept(self, record: Mapping[str, Any], link: _Link) -> None:
+    def _accept(self, record: Mapping[str, Any], link: _Link, stored: bytes | None) -> None:
         s = self.s
         if s.start is None:
             s.start = link
         s.records += 1
         s.segment.records += 1
         s.last = link
-        s.head = ChainHead(link.seq, link.hash)
         s.recent[link.seq] = link.hash
-        if len(s.recent) > RECENT:
-            s.recent.popitem(last=False)
+        if len(s.recent) >= 2 * RECENT:  # forget the older half at once, not one a record
+            s.recent = dict(list(s.recent.items())[-RECENT:])
         kind = record.get("type")
         if kind == SEALED:
             s.segment.sealed_at = link.where
@@ -466,8 +475,8 @@ class _Verifier:
                 resume_seq, resume_prev = context.get("resumeSeq"), context.get("resumePrev")
                 if type(resume_seq) is int and isinstance(resume_prev, str):
                     s.anchors.add((resume_seq, resume_prev))
-        for witness in self.witnesses:
-            if witness.seq == link.seq and witness.hash != link.hash:
+        for witness in self.witnesses_at.get(link.seq, ()):
+            if witness.hash != link.hash:
                 self._fail(
                     "edited",
                     link.where,
@@ -475,7 +484,7 @@ class _Verifier:
                     f"{witness.source} records: the chain was rewritten from there on",
                 )
         if self.on_record is not None:
-            self.on_record()
+            self.on_record(link.seq, leaf_hash(stored) if stored is not None else None)
 
     # -- boundaries and the end ------------------------------------------------------
 
@@ -518,7 +527,7 @@ class _Verifier:
                 f"({start.where}) and no pruning record accounts for the earlier ones",
             )
             return
-        last_seq = s.head.seq if s.head else 0
+        last_seq = s.last.seq if s.last else 0
         for witness in self.witnesses:
             if witness.seq > last_seq:
                 where = s.last.where if s.last else self.writer
@@ -538,7 +547,12 @@ def verify_chain(
     key: bytes | None = None,
     witnesses: Sequence[Witness] = (),
     live: bool = False,
-    on_record: Callable[[], None] | None = None,
+    on_record: Callable[[int, bytes | None], None] | None = None,
 ) -> ChainReport:
-    """Verify one writer's chain; `live` tolerates a last line still being written."""
+    """Verify one writer's chain; `live` tolerates a last line still being written.
+
+    `on_record(seq, leaf)` is called for each record accepted, in chain order, with its
+    Merkle leaf hash (`tlog.record_leaf`; None if JSON cannot hold it), so a caller builds
+    the writer's tree in the same pass (`tlog.LeafTree`).
+    """
     return _Verifier(writer, items, key, witnesses, live, on_record).run()

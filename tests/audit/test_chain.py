@@ -4,7 +4,15 @@ import json
 
 from support.clocks import NOW
 
-from jitgate.audit.chain import GENESIS, ChainHead, link, mac_matches, record_hash, stored_form
+from jitgate.audit.chain import (
+    GENESIS,
+    ChainHead,
+    hash_and_stored_form,
+    link,
+    mac_matches,
+    record_hash,
+    stored_form,
+)
 from jitgate.audit.model import AuditRecord
 from jitgate.core.canonical import canonical_json
 from jitgate.core.events import Action, Actor, AuditEvent, Replicas
@@ -28,6 +36,33 @@ def test_first_record_links_to_genesis_and_hashes_its_canonical_json() -> None:
     assert stored.line == canonical_json(unhashed)[:-1] + f',"hash":"{record["hash"]}"}}\n'.encode()
     assert stored.line == stored_form(record) + b"\n"
     assert json.loads(stored.line) == record
+
+
+def test_a_stored_line_gives_the_hash_and_stored_form_encoding_would() -> None:
+    body = {"type": "a.b", "time": "t", "reason": 'ü "quoted" \\ \n', "n": 1.5, "none": None}
+    for key in (None, KEY):
+        stored = link(body, writer="w", head=None, key=key)
+        line = stored.line.removesuffix(b"\n")
+        record = json.loads(line)
+        assert hash_and_stored_form(record, line) == (record_hash(record), line)
+        assert hash_and_stored_form(record) == (record_hash(record), stored_form(record))
+
+
+def test_a_field_after_the_hash_of_a_stored_line_is_hashed_like_any_other() -> None:
+    stored = link({"type": "a.b", "time": "t"}, writer="w", head=None, key=KEY)
+    line = stored.line.removesuffix(b"}\n") + b',"user":"mallory"}'
+    record = json.loads(line)
+    computed, _ = hash_and_stored_form(record, line)
+    assert computed == record_hash(record) != stored.hash
+
+
+def test_a_reformatted_line_still_hashes_by_its_content() -> None:
+    stored = link({"type": "a.b", "time": "t"}, writer="w", head=None, key=None)
+    spaced = json.dumps(stored.record, indent=1).encode()
+    assert hash_and_stored_form(json.loads(spaced), spaced) == (
+        stored.hash,
+        stored.line.removesuffix(b"\n"),
+    )
 
 
 def test_each_record_links_to_the_previous_hash_and_counts_up() -> None:

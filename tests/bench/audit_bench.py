@@ -7,8 +7,8 @@ the ratio group/inline. On the file sink also group commit with the Merkle tree 
 signed checkpoints (`tlog`), checkpointing every 50 ms so that several checkpoints fall
 inside each short run (the product signs one per second while writing). Each run is
 bounded by a count and a time budget. Last, `jitgate audit verify` as an auditor runs it
-(chain, MACs, checkpoint history and the public check) over a signed log of
-`VERIFY_RECORDS` records: records verified per second.
+over a signed log of `VERIFY_RECORDS` records, with the HMAC key only (chain and MACs) and
+with the public key too (checkpoint history and the public check): records per second.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ TARGET_TLOG_RATE = 20_000  # appends/s with tree and checkpoints, 64 appenders, 
 CHECKPOINT_INTERVAL = 0.05
 CHECKPOINT_KEY = Signer.generate("bench.jitgate.example/audit")
 VERIFY_RECORDS = 20_000
+TARGET_VERIFY_RATE = 20_000  # records/s, either way
 HMAC_KEY = b"bench-hmac-key-0123456789abcdef"
 
 
@@ -181,8 +182,10 @@ async def _signed_log(url: str, count: int) -> None:
             await asyncio.gather(*(writer.append(_event(i)) for i in range(start, start + 1000)))
 
 
-def _verify_rate(directory: str) -> float:
-    """Records per second `jitgate audit verify --key-file --verifier-key` checks."""
+def _verify_rates(directory: str) -> dict[str, float]:
+    """Records per second `jitgate audit verify` checks, by what it is given: the HMAC key
+    (chain and MACs), and the HMAC key and the public key (also the checkpoint history and
+    every record under the latest checkpoint). The better of two runs, imports warm."""
     url = f"file://{directory}/verify"
     asyncio.run(_signed_log(url, VERIFY_RECORDS))
     key_file, vkey_file = os.path.join(directory, "hmac.key"), os.path.join(directory, "pub")
@@ -190,14 +193,24 @@ def _verify_rate(directory: str) -> float:
         file.write(HMAC_KEY)
     with open(vkey_file, "w") as file:
         file.write(CHECKPOINT_KEY.verifier.vkey)
-    argv = ["audit", "verify", "--audit", url, "--key-file", key_file, "--verifier-key", vkey_file]
-    started = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()) as out:
-        code = cli_main(argv)
-    elapsed = time.perf_counter() - started
-    if code != 0:
-        raise RuntimeError(f"jitgate audit verify failed on the bench log:\n{out.getvalue()}")
-    return VERIFY_RECORDS / elapsed
+    chain = ["audit", "verify", "--audit", url, "--key-file", key_file]
+    rates = {}
+    for label, argv in (
+        ("--key-file", chain),
+        ("--key-file --verifier-key", [*chain, "--verifier-key", vkey_file]),
+    ):
+        best = float("inf")
+        for _ in range(2):
+            started = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                code = cli_main(argv)
+            best = min(best, time.perf_counter() - started)
+            if code != 0:
+                raise RuntimeError(
+                    f"jitgate audit verify failed on the bench log:\n{out.getvalue()}"
+                )
+        rates[label] = VERIFY_RECORDS / best
+    return rates
 
 
 def main() -> None:
@@ -210,7 +223,7 @@ def main() -> None:
         results += _measure(
             "file", lambda: f"file://{base}/{uuid.uuid4().hex}", ("inline", "group", "tlog")
         )
-        verify_rate = _verify_rate(base)
+        verify_rates = _verify_rates(base)
     reason = postgres.missing_reason()
     if reason:
         print(f"PostgreSQL sink skipped: {reason}")
@@ -236,10 +249,12 @@ def main() -> None:
             f"file sink, 64 appenders, Merkle tree + checkpoints: {tlog.rate:.0f} appends/s "
             f"(target >= {TARGET_TLOG_RATE}): {verdict}"
         )
-    print(
-        f"jitgate audit verify (chain, MACs, checkpoint history, public check), "
-        f"{VERIFY_RECORDS} signed records: {verify_rate:.0f} records/s"
-    )
+    for flags, rate in verify_rates.items():
+        print(
+            f"jitgate audit verify {flags}, {VERIFY_RECORDS} signed records: "
+            f"{rate:.0f} records/s (target >= {TARGET_VERIFY_RATE}): "
+            + ("ok" if rate >= TARGET_VERIFY_RATE else "BELOW TARGET")
+        )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,12 @@ from jitgate.audit.keys import parse_verifier_key
 from jitgate.audit.note import NoteError, Signer, Verifier, check_key_name
 from jitgate.audit.reader import LogReader
 from jitgate.audit.tlog import (
+    CheckpointLink,
+    LeafTree,
     prove_record,
     signed_at,
     verify_checkpoint,
+    verify_checkpoint_leaves,
     verify_history,
     verify_record_proof,
 )
@@ -64,10 +67,19 @@ class PublicCheck:
     ok: bool
 
 
-def check_public(
-    reader: LogReader, writer: str, verifier: Verifier, now: dt.datetime
-) -> PublicCheck:
-    """`writer`'s checkpoint history and records against them, with the public key only."""
+@dataclass(frozen=True)
+class PublicPlan:
+    """A writer's checkpoint history, checked; its records are checked against the latest
+    while the chain is verified, through `leaves` (`verify_chain`'s `on_record`)."""
+
+    signed: bytes  # CHECKPOINT, as stored (with the cosignatures it gathered)
+    latest: CheckpointLink
+    checkpoints: int
+    leaves: LeafTree
+
+
+def plan_public(reader: LogReader, writer: str, verifier: Verifier) -> PublicPlan | PublicCheck:
+    """Check `writer`'s checkpoint history with the public key only; a failure is final."""
     signed = reader.checkpoint(writer)
     if signed is None:
         return PublicCheck(
@@ -95,14 +107,39 @@ def check_public(
             f"({latest.tree.size} records)",
             ok=False,
         )
-    check = verify_checkpoint(writer, _records(reader, writer), latest.signed, verifier)
+    return PublicPlan(signed, latest, history.checkpoints, LeafTree(latest.tree.size))
+
+
+def check_public(
+    reader: LogReader,
+    writer: str,
+    verifier: Verifier,
+    now: dt.datetime,
+    plan: PublicPlan | PublicCheck,
+    chain_ok: bool,
+) -> PublicCheck:
+    """`writer`'s records against its latest checkpoint, with the public key only.
+
+    From the leaves built while its chain was verified (`chain_ok`) from seq 1; a broken or
+    pruned chain is read once more to say what the checkpoint finds.
+    """
+    if isinstance(plan, PublicCheck):
+        return plan
+    latest = plan.latest
+    if chain_ok and plan.leaves.whole:
+        check = verify_checkpoint_leaves(writer, plan.leaves, latest.signed, verifier)
+    else:
+        check = verify_checkpoint(writer, _records(reader, writer), latest.signed, verifier)
     if check.problem is not None:
         return PublicCheck(writer, f"{writer}: {check.problem}", ok=False)
     size = latest.tree.size
     pending = f", {check.uncovered} newer not yet signed" if check.uncovered else ""
     stamps = [
         t
-        for t in (signed_at(signed, writer, verifier), signed_at(latest.signed, writer, verifier))
+        for t in (
+            signed_at(plan.signed, writer, verifier),
+            signed_at(latest.signed, writer, verifier),
+        )
         if t is not None
     ]
     age = ""
@@ -111,7 +148,7 @@ def check_public(
         age = f"; signed {format_time(when)} ({_ago(now - when)} ago)"
     return PublicCheck(
         writer,
-        f"{writer}: signed checkpoint covers records 1-{size}{pending}, {history.checkpoints} "
+        f"{writer}: signed checkpoint covers records 1-{size}{pending}, {plan.checkpoints} "
         f"checkpoint(s) each extending the one before{age}",
         ok=True,
     )

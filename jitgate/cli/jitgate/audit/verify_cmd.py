@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from jitgate.audit.timefmt import parse_span
+from jitgate.audit.tlog import LeafTree
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
 from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, UsageError
 from jitgate.cli.jitgate.audit import reading, tlog_cmd, witness_cmd
@@ -47,18 +49,22 @@ def run(options: VerifyOptions) -> int:
                 witnesses.append(expected[writer])
             for note in notes:
                 sys.stderr.write(f"note: {note}\n")
+            plan = tlog_cmd.plan_public(reader, writer, verifier) if verifier else None
+            leaves = plan.leaves if isinstance(plan, tlog_cmd.PublicPlan) else None
             report = verify_chain(
                 writer,
                 reader.chain(writer),
                 key=key,
                 witnesses=witnesses,
                 live=reader.is_live(writer),
-                on_record=progress.tick,
+                on_record=_on_record(progress, leaves),
             )
             reports.append(report)
             _print_report(report)
-            if verifier is not None:
-                public.append(tlog_cmd.check_public(reader, writer, verifier, _now()))
+            if verifier is not None and plan is not None:
+                public.append(
+                    tlog_cmd.check_public(reader, writer, verifier, _now(), plan, report.ok)
+                )
                 print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
             if witness_keys:
                 policy = witness_cmd.check_policy(
@@ -85,6 +91,20 @@ def run(options: VerifyOptions) -> int:
         heads = {r.writer: {"seq": r.head.seq, "hash": r.head.hash} for r in reports if r.head}
         Path(options.save_heads).write_text(json.dumps(heads, indent=2, sort_keys=True) + "\n")
     return _verdict(reports, key, options, public)
+
+
+def _on_record(
+    progress: reading.Progress, leaves: LeafTree | None
+) -> Callable[[int, bytes | None], None]:
+    """Count each record verified and, for the public check, add its leaf to the tree."""
+    if leaves is None:
+        return lambda seq, leaf: progress.tick()
+
+    def on_record(seq: int, leaf: bytes | None) -> None:
+        progress.tick()
+        leaves.add(seq, leaf)
+
+    return on_record
 
 
 def _expected_heads(path: str | None) -> dict[str, Witness]:
