@@ -11,9 +11,9 @@ audit log), `witness` (what a witness cosigns), `timefmt`, `errors` (the excepti
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
 signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
 (HMAC and Ed25519 keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (the file
-backend), `pgschema`, `pgsink`, `pgreader` (the PostgreSQL backend), `reader` (what readers
-share), `witnessserver` (`jitgate audit witness`: storage and HTTP), `witnessclient` (a writer
-submitting checkpoints to witnesses).
+backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints` (the PostgreSQL backend),
+`reader` (what readers share), `witnessserver` (`jitgate audit witness`: storage and HTTP),
+`witnessclient` (a writer submitting checkpoints to witnesses).
 
 Writers (the operator, each webhook replica):
 
@@ -23,9 +23,10 @@ Writers (the operator, each webhook replica):
 `append` returns once the record is durable and raises `AuditWriteError` otherwise;
 `writer.healthy` / `writer.last_error` tell `/readyz` whether the log is writable.
 
-With `checkpoint_key=load_checkpoint_key(path)` (file sink) each writer also keeps an
-RFC 6962 Merkle tree over its records and signs C2SP checkpoints of it; anyone holding
-the public key checks a writer's records with `tlog.verify_checkpoint` (see `tlog`).
+With `checkpoint_key=load_checkpoint_key(path)` each writer also keeps an RFC 6962 Merkle
+tree over its records and signs C2SP checkpoints of it (file and PostgreSQL sinks alike,
+through `checkpointer.CheckpointStore`); anyone holding the public key checks a writer's
+records with `tlog.verify_checkpoint` (see `tlog`).
 """
 
 from jitgate.audit.chain import GENESIS, ChainHead

@@ -9,7 +9,12 @@ from collections.abc import Generator, Sequence
 from types import TracebackType
 from typing import Any
 
-from jitgate.audit.checkpointer import DEFAULT_IDLE_INTERVAL, DEFAULT_INTERVAL, Checkpointer
+from jitgate.audit.checkpointer import (
+    DEFAULT_IDLE_INTERVAL,
+    DEFAULT_INTERVAL,
+    Checkpointer,
+    CheckpointStore,
+)
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.filelayout import check_writer_id
 from jitgate.audit.note import Signer
@@ -55,11 +60,15 @@ def _checkpointer(
     witnesses: Sequence[str],
 ) -> Checkpointer:
     target = parse_audit_url(url)
-    if not isinstance(target, FileTarget):
-        raise AuditConfigError("signed checkpoints are not available on the postgres sink yet")
-    from jitgate.audit.filecheckpoints import FileCheckpointStore
+    store: CheckpointStore
+    if isinstance(target, FileTarget):
+        from jitgate.audit.filecheckpoints import FileCheckpointStore
 
-    store = FileCheckpointStore(target.root / writer_id)
+        store = FileCheckpointStore(target.root / writer_id)
+    else:
+        from jitgate.audit.pgcheckpoints import PostgresCheckpointStore
+
+        store = PostgresCheckpointStore(target, writer_id)
     return Checkpointer(
         store,
         key=key,
@@ -114,7 +123,7 @@ def open_audit_writer(
     `async with open_audit_writer(...) as writer:` closes it on exit. `max_batch=1`
     turns group commit off (one fsync per append). `maintenance_interval` seconds between
     age-based rotation and retention checks; None leaves them to `writer.maintain()`.
-    With `checkpoint_key` (file sink only, for now) the writer keeps a Merkle tree over its
+    With `checkpoint_key` the writer keeps a Merkle tree over its
     records and signs a checkpoint at most `checkpoint_interval` seconds after a write,
     and again every `checkpoint_idle_interval` seconds without one (times by `clock`), and
     submits each to the `witnesses` (c2sp.org/tlog-witness submission URLs) for cosignatures.

@@ -16,7 +16,7 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from jitgate.audit.errors import AuditReadError
-from jitgate.audit.pgschema import check_schema, names, statement
+from jitgate.audit.pgschema import CHECKPOINTS_VERSION, check_schema, names, statement
 from jitgate.audit.pgsink import CONNECT_TIMEOUT, one_line
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
@@ -93,7 +93,7 @@ class PostgresLogReader:
                 f"cannot connect to the {self.description}: {one_line(error)}"
             ) from error
         try:
-            check_schema(self._conn, self._table, self.description)
+            self._version = check_schema(self._conn, self._table, self.description)
         except BaseException:
             self._conn.close()
             raise
@@ -164,10 +164,24 @@ class PostgresLogReader:
         return False  # rows appear whole: there is never a half-written record to excuse
 
     def checkpoint(self, writer: str) -> bytes | None:
-        return None  # the postgres sink signs no checkpoints yet
+        if self._version < CHECKPOINTS_VERSION:
+            return None  # written by a jitgate that signed no checkpoints here
+        try:
+            row = self._conn.execute(
+                statement("SELECT checkpoint FROM {checkpoint} WHERE writer = %s", self._table),
+                [writer],
+            ).fetchone()
+        except psycopg.Error as error:
+            raise self._fail(error) from error
+        return str(row[0]).encode() if row is not None else None
 
     def checkpoint_history(self, writer: str) -> list[bytes]:
-        return []
+        if self._version < CHECKPOINTS_VERSION:
+            return []
+        query = statement(
+            "SELECT link FROM {checkpoints} WHERE writer = %s ORDER BY size", self._table
+        )
+        return [str(link).encode() for (link,) in self._stream(query, [writer])]
 
     # -- queries ------------------------------------------------------------------------
 

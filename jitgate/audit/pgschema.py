@@ -1,8 +1,11 @@
 """The PostgreSQL schema of an audit table, and its versioned migrations.
 
 One append-only table per deployment (`<table>`), its head witness (`<table>_heads`) and
-the applied migrations (`<table>_schema_version`). Migrations run under an advisory lock,
-so replicas starting together apply each one exactly once.
+the applied migrations (`<table>_schema_version`). With a checkpoint key, each writer's
+checkpoint history (`<table>_checkpoints`, one `tlog.CheckpointLink` per tree size signed,
+append-only like the records) and its last signed checkpoint with the tree state it was
+signed from (`<table>_checkpoint`). Migrations run under an advisory lock, so replicas
+starting together apply each one exactly once.
 """
 
 from __future__ import annotations
@@ -61,8 +64,31 @@ MIGRATIONS: Final[tuple[tuple[int, tuple[str, ...]], ...]] = (
             "COMMENT ON TABLE {t} IS 'jitgate audit log: append-only, hash-chained per writer'",
         ),
     ),
+    (
+        2,
+        (
+            """CREATE TABLE {checkpoints} (
+                writer text NOT NULL,
+                size bigint NOT NULL CHECK (size >= 0),
+                link text NOT NULL,
+                stored_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (writer, size)
+            )""",
+            "CREATE TRIGGER append_only BEFORE UPDATE OR DELETE ON {checkpoints} "
+            "FOR EACH ROW EXECUTE FUNCTION {refuse}()",
+            "CREATE TRIGGER append_only_truncate BEFORE TRUNCATE ON {checkpoints} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION {refuse}()",
+            """CREATE TABLE {checkpoint} (
+                writer text PRIMARY KEY,
+                tree text NOT NULL,
+                checkpoint text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            )""",
+        ),
+    ),
 )
 SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+CHECKPOINTS_VERSION: Final = 2  # the first version with the checkpoint tables
 
 
 def names(table: str) -> dict[str, sql.Identifier]:
@@ -71,6 +97,8 @@ def names(table: str) -> dict[str, sql.Identifier]:
         "heads": sql.Identifier(f"{table}_heads"),
         "versions": sql.Identifier(f"{table}_schema_version"),
         "refuse": sql.Identifier(f"{table}_refuse_change"),
+        "checkpoints": sql.Identifier(f"{table}_checkpoints"),
+        "checkpoint": sql.Identifier(f"{table}_checkpoint"),
     }
 
 
@@ -111,8 +139,8 @@ async def ensure_schema(conn: psycopg.AsyncConnection[TupleRow], table: str) -> 
             )
 
 
-def check_schema(conn: psycopg.Connection[TupleRow], table: str, where: str) -> None:
-    """For readers: the table must exist and be a version this jitgate can read."""
+def check_schema(conn: psycopg.Connection[TupleRow], table: str, where: str) -> int:
+    """For readers: the table must exist and be a version this jitgate can read; its version."""
     cursor = conn.execute(
         "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL",
         [f'"{table}"', f'"{table}_schema_version"'],
@@ -129,3 +157,4 @@ def check_schema(conn: psycopg.Connection[TupleRow], table: str, where: str) -> 
             f"the audit table {table} has schema version {version}, newer than this jitgate "
             f"understands ({SCHEMA_VERSION}); upgrade jitgate"
         )
+    return version

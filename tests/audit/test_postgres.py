@@ -44,7 +44,7 @@ async def test_the_schema_is_versioned_and_indexed(
 ) -> None:
     with postgres.admin() as conn:
         versions = conn.execute(f"SELECT version FROM {pg_table}_schema_version").fetchall()
-        assert versions == [(1,)]
+        assert versions == [(1,), (2,)]
         indexes = {
             name
             for (name,) in conn.execute(

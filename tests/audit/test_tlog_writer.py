@@ -233,13 +233,6 @@ def test_checkpoint_keys_load_from_files(tmp_path: Path) -> None:
         parse_verifier_key("nope")
 
 
-def test_the_postgres_sink_has_no_checkpoints_yet() -> None:
-    with pytest.raises(AuditConfigError, match="not available on the postgres sink yet"):
-        open_audit_writer(
-            "postgresql://jitgate@127.0.0.1/audit", writer_id="w0", checkpoint_key=DEPLOYMENT
-        )
-
-
 async def test_an_event_past_the_checkpoint_is_counted_not_judged(
     file_url: str, log_dir: Path
 ) -> None:

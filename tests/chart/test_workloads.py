@@ -574,13 +574,15 @@ def test_writers_submit_their_checkpoints_to_the_listed_witnesses() -> None:
         render.render_chart({"audit": {"checkpoints": {"witnesses": witnesses}}})
     with pytest.raises(helm.HelmError):
         render.render_chart({"audit": {"checkpoints": {**checkpoints, "witnesses": ["ftp://x"]}}})
-    with pytest.raises(helm.HelmError, match="postgres sink signs no checkpoints"):
-        render.render_chart(
-            {
-                "audit": {
-                    "sink": "postgres",
-                    "postgres": {"existingSecret": "pg"},
-                    "checkpoints": {"existingSecret": "jitgate-checkpoint-key"},
-                }
+    on_postgres = render.render_chart(
+        {
+            "audit": {
+                "sink": "postgres",
+                "postgres": {"existingSecret": "pg"},
+                "checkpoints": {"existingSecret": "jitgate-checkpoint-key"},
             }
-        )
+        }
+    )
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        args = container_of(render.find(on_postgres, "StatefulSet", name))["args"]
+        assert any(a.startswith("--checkpoint-key=") for a in args)

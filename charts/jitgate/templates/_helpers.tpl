@@ -166,9 +166,6 @@ file:///var/lib/jitgate/audit
 {{- end }}
 - --audit-key-file=/etc/jitgate/audit-key/{{ .Values.audit.hmac.key }}
 {{- if .Values.audit.checkpoints.existingSecret }}
-{{- if eq .Values.audit.sink "postgres" }}
-{{- fail "audit.checkpoints.existingSecret: the postgres sink signs no checkpoints yet; use the file sink or leave it empty" }}
-{{- end }}
 - --checkpoint-key=/etc/jitgate/checkpoint-key/{{ .Values.audit.checkpoints.key }}
 {{- range .Values.audit.checkpoints.witnesses }}
 - --witness={{ . }}

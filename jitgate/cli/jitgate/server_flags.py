@@ -27,7 +27,7 @@ def add_writer_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="Ed25519 signer key (`jitgate audit keygen`; keep it off the audit volume): sign "
         "checkpoints of this writer's Merkle tree, so `jitgate audit verify --verifier-key` "
-        "checks the log with the public key alone (file sink)",
+        "checks the log with the public key alone",
     )
     add_flag(
         parser,
