@@ -6,6 +6,8 @@ import copy
 import uuid
 from typing import Any
 
+import httpx
+
 GRANTS = "grants.jitgate.dev"
 DEPLOYMENTS = ("apps", "v1", "deployments")
 EXEC_LS = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}
@@ -82,3 +84,24 @@ async def test_another_user_or_command_is_never_taken_for_a_retry(
     assert not (await validate(reviews.exec(command=["cat", "/etc/passwd"]))).allowed
     assert not (await validate(reviews.exec(container="sidecar"))).allowed
     assert len(audit_log()) == 4
+
+
+async def test_a_uid_replayed_by_another_caller_is_decided_and_recorded_afresh(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any, pki: Any
+) -> None:
+    # Without --client-ca anyone reaching the port is heard. The API server repeats a review
+    # from where it sent it; the same uid and facts from another address is another caller,
+    # never answered from the memo without a record of its own.
+    await add_grant(cluster, webhook, reviews, EXEC_LS)
+    review = reviews.exec()
+    assert (await validate(review)).allowed
+    assert (await validate(again(review))).allowed
+    assert len(audit_log()) == 1
+    elsewhere = httpx.AsyncHTTPTransport(verify=pki.client_context(), local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=webhook.url, transport=elsewhere) as forger:
+        response = await forger.post("/validate", json=again(review))
+    assert response.json()["response"]["allowed"] is True
+    first, replayed = audit_log()
+    assert replayed["admissionUID"] == first["admissionUID"] == review["request"]["uid"]
+    assert replayed["seq"] == first["seq"] + 1
+    assert replayed["caller"] == "unverified"

@@ -102,6 +102,16 @@ def client_certificate(scope: Scope) -> str | None:
     return next(iter(chain), None)
 
 
+def caller_of(scope: Scope) -> str:
+    """Who sent a request, as far as its connection tells: `verified` for a client certificate
+    the CA signed (only the API server has one), otherwise the peer's address. Keys the
+    decision memo, so a review uid replayed from elsewhere is never answered from it."""
+    if client_certificate(scope) is not None:
+        return CALLER_VERIFIED
+    client = scope.get("client")
+    return str(client[0]) if client else ""
+
+
 def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
     """Answer reviews only on connections that presented a client certificate."""
     refused = json.dumps(

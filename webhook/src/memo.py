@@ -8,8 +8,12 @@ recorded again, so one `kubectl delete pod` left two or three records.
 
 `DecisionMemo` remembers recent answers, bounded in size and age:
 
-- the same review uid with the same facts (caller, action, dry run) gets the same answer for
-  `same_request_ttl` seconds, undecided and unrecorded;
+- the same review uid with the same facts (user, action, dry run) from the same caller (the
+  connection's verified client certificate, or else its address: `callers.caller_of`) gets
+  the same answer for `same_request_ttl` seconds, undecided and unrecorded. The API server
+  repeats a review from where it sent it first; a uid replayed by anyone else (possible
+  without `--client-ca`) is decided and recorded afresh, as the unverified caller it is,
+  never answered from the memo without a record;
 - a pod exec/attach/port-forward with the same facts as one refused within `retry_window`
   seconds is still decided afresh (a Grant may have arrived since), but a refusal again for
   the same reason is not recorded again: it is the same user request.
@@ -69,9 +73,9 @@ class DecisionMemo:
     def __len__(self) -> int:
         return len(self._answers)
 
-    def recall(self, uid: str, facts: Facts) -> Answer | None:
-        """The answer already given to this review (same uid, same facts)."""
-        return self._live(("uid", uid, facts))
+    def recall(self, uid: str, facts: Facts, caller: str = "") -> Answer | None:
+        """The answer already given to this review (same uid, same facts, same caller)."""
+        return self._live(("uid", uid, caller, facts))
 
     def refused_just_now(self, facts: Facts, attempted: AttemptedAction, message: str) -> bool:
         """Whether this connect repeats one refused within the retry window, for the same
@@ -81,9 +85,16 @@ class DecisionMemo:
         earlier = self._live(("retry", facts))
         return earlier is not None and earlier.message == message
 
-    def remember(self, uid: str, facts: Facts, attempted: AttemptedAction, answer: Answer) -> None:
+    def remember(
+        self,
+        uid: str,
+        facts: Facts,
+        attempted: AttemptedAction,
+        answer: Answer,
+        caller: str = "",
+    ) -> None:
         now = self._monotonic()
-        self._put(("uid", uid, facts), now + self._same_request_ttl, answer)
+        self._put(("uid", uid, caller, facts), now + self._same_request_ttl, answer)
         if not answer.allowed and attempted.verb in RETRIED_VERBS:
             self._put(("retry", facts), now + self._retry_window, answer)
 

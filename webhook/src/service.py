@@ -179,7 +179,9 @@ class AdmissionService:
 
     # /validate
 
-    async def validate(self, request: AdmissionRequest) -> Answer:
+    async def validate(self, request: AdmissionRequest, caller: str = "") -> Answer:
+        """Decide a review; `caller` says who sent it (`callers.caller_of`): a repeated
+        review is answered from the memo only for the caller that sent it first."""
         kind = jitgate_kind(request)
         if kind == ACCESS_REQUESTS:
             return await self._validate_access_request(request)
@@ -190,9 +192,9 @@ class AdmissionService:
                 collectors=self.grant_collectors,
             )
             return await self._answer_own_kind(request, "grant", refusal)
-        return await self._validate_action(request)
+        return await self._validate_action(request, caller)
 
-    async def _validate_action(self, request: AdmissionRequest) -> Answer:
+    async def _validate_action(self, request: AdmissionRequest, caller: str) -> Answer:
         try:
             decoded = decode(request)
         except Undecidable as error:
@@ -205,7 +207,7 @@ class AdmissionService:
         if decoded is None:
             return allow()
         if isinstance(decoded, AttemptedAction):
-            return await self._direct(request, decoded)
+            return await self._direct(request, decoded, caller)
         if self.exemptions.covers(request.user, request.groups):
             return allow()  # before any read: exempt controllers cost nothing
         if not self.cache.synced:
@@ -218,11 +220,13 @@ class AdmissionService:
         labels = decoded.before if isinstance(decoded, NamespaceRelabel) else None
         return await self._decide(request, attempts, labels=labels)
 
-    async def _direct(self, request: AdmissionRequest, attempted: AttemptedAction) -> Answer:
+    async def _direct(
+        self, request: AdmissionRequest, attempted: AttemptedAction, caller: str
+    ) -> Answer:
         """A protected action the review names itself, decided and recorded once per user
-        request: a repeated review of it is answered from the memo."""
+        request: a repeated review of it from the same caller is answered from the memo."""
         facts = facts_of(request, attempted)
-        remembered = self.memo.recall(request.uid, facts)
+        remembered = self.memo.recall(request.uid, facts, caller)
         if remembered is not None:
             self.metrics.repeats.labels(attempted.verb).inc()
             return remembered
@@ -237,7 +241,7 @@ class AdmissionService:
                 return await self._answer(request, attempted, failed)
         answer = await self._decide(request, attempts)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
-            self.memo.remember(request.uid, facts, attempted, answer)
+            self.memo.remember(request.uid, facts, attempted, answer, caller)
         return answer
 
     async def _resolve(self, request: AdmissionRequest, decoded: Indirect) -> list[AttemptedAction]:

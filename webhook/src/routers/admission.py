@@ -29,6 +29,7 @@ from jitgate.webhook.review import (
     parse_review,
     render,
 )
+from jitgate.webhook.callers import caller_of
 from jitgate.webhook.service import AdmissionService
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -44,10 +45,10 @@ DEFAULT_QUEUE_WAIT: Final = 2.0  # seconds; well inside the API server's 10 s we
 _CONTENT_TYPE: Final = (b"content-type", b"application/json")
 _TOO_LARGE: Final = f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB."
 
-Decider = Callable[[AdmissionService], Callable[[AdmissionRequest], Awaitable[Answer]]]
+Decider = Callable[[AdmissionService], Callable[[AdmissionRequest, str], Awaitable[Answer]]]
 _ENDPOINTS: Final[dict[str, Decider]] = {
     "/validate": lambda service: service.validate,
-    "/mutate": lambda service: service.mutate,
+    "/mutate": lambda service: lambda review, _caller: service.mutate(review),
 }
 
 
@@ -108,7 +109,7 @@ def admission_front(
     slots = asyncio.Semaphore(max_in_flight)
     metrics = service.metrics
 
-    async def decide(path: str, review: AdmissionRequest) -> Answer:
+    async def decide(path: str, review: AdmissionRequest, caller: str) -> Answer:
         if slots.locked():
             try:
                 await asyncio.wait_for(slots.acquire(), queue_wait)
@@ -118,7 +119,7 @@ def admission_front(
         else:
             await slots.acquire()
         try:
-            return await _ENDPOINTS[path](service)(review)
+            return await _ENDPOINTS[path](service)(review, caller)
         except Exception:
             # Never a 500 and never an allow: the API server applies its failurePolicy to
             # errors, and a denial states plainly what happened.
@@ -144,7 +145,7 @@ def admission_front(
             return
         except _Disconnected:
             return
-        answer = await decide(path, review)
+        answer = await decide(path, review, caller_of(scope))
         await _send(send, 200, render(review.uid, answer))
         metrics.latency.labels(path[1:]).observe(time.perf_counter() - started)
 
