@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from jitgate.webhook.callers import caller_of
 from jitgate.webhook.review import (
     MAX_BODY_BYTES,
     AdmissionRequest,
@@ -29,7 +30,6 @@ from jitgate.webhook.review import (
     parse_review,
     render,
 )
-from jitgate.webhook.callers import caller_of
 from jitgate.webhook.service import AdmissionService
 from starlette.types import ASGIApp, Receive, Scope, Send
 
