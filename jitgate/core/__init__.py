@@ -17,6 +17,8 @@ Modules:
                       and their denial wording (a package, with its map).
 * `policy`          — which AccessPolicies govern an action, composed (`Governing`: every
   one must be satisfied); request resolution.
+* `schedule`        — a policy's windows (weekday hours in an IANA time zone): open or
+                      closed at an instant, and when that next changes.
 * `enforcement`     — whether the webhook configuration routes what a policy protects.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.

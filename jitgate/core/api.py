@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -171,6 +172,129 @@ class BreakGlass(Subjects):
     )
 
 
+Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_START = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_END = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+# An IANA name's shape (Europe/Berlin, America/Argentina/Buenos_Aires, UTC, Etc/GMT+2): the
+# API server refuses anything else; whether the zone exists is checked by `_check_time_zone`.
+_TIME_ZONE = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+
+
+def _check_time_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}: use an IANA name such as Europe/Berlin"
+        ) from None
+    return value
+
+
+TimeZone = Annotated[
+    str, Field(max_length=64, pattern=_TIME_ZONE), AfterValidator(_check_time_zone)
+]
+
+
+class ScheduleWindow(ApiModel):
+    """Local wall-clock hours on some weekdays; an `end` at or before `start` runs past
+    midnight into the next day."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel("self.start != self.end", "start and end must differ")
+    )
+
+    days: list[Weekday] = Field(
+        min_length=1, max_length=7, description="Weekdays the window opens on: Mon ... Sun."
+    )
+    start: Annotated[str, Field(pattern=_START, max_length=5)] = Field(
+        default="00:00", description="Local time it opens, HH:MM."
+    )
+    end: Annotated[str, Field(pattern=_END, max_length=5)] = Field(
+        default="24:00", description="Local time it closes, HH:MM (24:00: at midnight)."
+    )
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ScheduleWindow:
+        if self.start == self.end:
+            raise ValueError("a window's start and end must differ")
+        return self
+
+
+class OutsideWindow(ApiModel):
+    """What the policy does outside its windows."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_cel(
+            "(self.action == 'RequireApprovals') == has(self.approvals)",
+            "RequireApprovals needs approvals; Deny takes none",
+        )
+    )
+
+    action: Literal["Deny", "RequireApprovals"] = Field(
+        default="Deny",
+        description=(
+            "Deny: nothing is granted and no grant authorizes; RequireApprovals: a request "
+            "needs `approvals` approvals, and only a grant approved so authorizes."
+        ),
+    )
+    approvals: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="RequireApprovals only: distinct approvals needed outside the windows.",
+    )
+
+    @model_validator(mode="after")
+    def _approvals_fit_action(self) -> OutsideWindow:
+        if (self.action == "RequireApprovals") != (self.approvals is not None):
+            raise ValueError("outsideWindow RequireApprovals needs approvals; Deny takes none")
+        return self
+
+
+class Schedule(ApiModel):
+    """When the policy grants access and its grants authorize: weekday hours in a time zone."""
+
+    time_zone: TimeZone = Field(
+        default="UTC", description="IANA time zone the hours are in, e.g. Europe/Berlin."
+    )
+    windows: list[ScheduleWindow] = Field(
+        min_length=1, max_length=16, description="Open windows; any one of them open is open."
+    )
+    outside_window: OutsideWindow = Field(
+        default_factory=OutsideWindow, description="Deny (the default) or RequireApprovals."
+    )
+
+
+_CEL_EXPRESSION_MAX = 2048
+
+
+class AutoApproveRule(ApiModel):
+    """One CEL rule: when it evaluates to true, the request is approved under this policy."""
+
+    name: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    ] = Field(description="Named in the approval record, `kubectl jit show` and the audit log.")
+    expression: Annotated[str, Field(min_length=1, max_length=_CEL_EXPRESSION_MAX)] = Field(
+        description=(
+            "A CEL expression over `request`, `requester` and `time` that must be true "
+            "(README: Auto-approval)."
+        )
+    )
+
+
+class AutoApprove(ApiModel):
+    """Rules that approve a request without a person; never for break-glass."""
+
+    time_zone: TimeZone | None = Field(
+        default=None,
+        description="Time zone of `time` in the rules; the schedule's, else UTC, when unset.",
+    )
+    rules: list[AutoApproveRule] = Field(
+        min_length=1, max_length=16, description="The first rule that is true approves."
+    )
+
+
 class AccessPolicySpec(ApiModel):
     """Which actions in which namespaces are protected, and who may request and approve them."""
 
@@ -225,6 +349,17 @@ class AccessPolicySpec(ApiModel):
     exemptions: Subjects = Field(
         default_factory=Subjects,
         description="Users and groups never intercepted (system controllers, GitOps agents).",
+    )
+    schedule: Schedule | None = Field(
+        default=None,
+        description=(
+            "Windows (weekdays and hours in a time zone) inside which requests are granted "
+            "and grants authorize; outsideWindow says what happens outside them."
+        ),
+    )
+    auto_approve: AutoApprove | None = Field(
+        default=None,
+        description="CEL rules that approve a request without a person (never break-glass).",
     )
 
     @model_validator(mode="after")
@@ -597,6 +732,14 @@ class GrantSpec(ApiModel):
         default_factory=list, max_length=64, description="The approval chain, copied."
     )
     break_glass: bool = Field(default=False, description="An emergency grant awaiting review.")
+    approved_outside_window: list[Name] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Scheduled policies whose outsideWindow approvals this grant met, so it also "
+            "authorizes outside their windows; outside any other's window it authorizes nothing."
+        ),
+    )
     # Copied so that every action the grant admits is audited with why it was asked for,
     # without the webhook reading the request. Absent from grants issued before they existed.
     reason: Annotated[str, Field(max_length=_TEXT)] | None = Field(

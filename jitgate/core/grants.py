@@ -66,6 +66,7 @@ def plan_grant(
     policies: Sequence[str],
     approvals: Sequence[Approval],
     break_glass: bool,
+    approved_outside_window: Sequence[str] = (),
 ) -> Grant:
     """The Grant to create: the request's actions for its requester, from now for `duration`."""
     requester = request.spec.requester
@@ -93,6 +94,7 @@ def plan_grant(
             policies=list(policies),
             approvals=list(approvals),
             break_glass=break_glass,
+            approved_outside_window=list(approved_outside_window),
             reason=request.spec.reason,
             ticket=request.spec.ticket,
         ),

@@ -14,6 +14,12 @@ match an action governs it, and *every one of them must be satisfied* (`Governin
   for an emergency grant), `defaultDuration` and `pendingTimeout`;
 * an approver of any governing policy may deny (each policy's approvers can veto), while a
   break-glass review must come from an approver of every governing policy.
+* every schedule must be satisfied (`Window`): outside one policy's window with
+  `outsideWindow: Deny` nothing is granted and no grant authorizes; outside one with
+  `RequireApprovals` that policy needs its larger count, and only a grant that met it
+  authorizes there. A grant approved inside the windows ends when the first of them closes.
+  Break-glass grants are not bound by windows (an emergency does not wait for office hours;
+  they are flagged for review either way).
 
 Adding a policy therefore only ever adds conditions: it never turns a refusal into an
 approval and never lets fewer or other approvers suffice (tests/core/test_composition.py).
@@ -34,6 +40,7 @@ from jitgate.core.api import AccessPolicy, AccessRequestSpec, NamespaceMatch, Re
 from jitgate.core.durations import format_duration, parse_duration
 from jitgate.core.label_selectors import selector_matches
 from jitgate.core.refusals import Refusal
+from jitgate.core.schedule import WindowState, describe, state
 from jitgate.core.vocabulary import CONNECT_VERBS, NAMESPACES, UNPROTECT_VERB, Verb
 from jitgate.core.wire import Unreadable
 
@@ -237,6 +244,11 @@ class Governing:
     def names(self) -> tuple[str, ...]:
         return tuple(_name(policy) for policy in self.policies)
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether any of them has a schedule (the decision path skips windows otherwise)."""
+        return any(p.spec.schedule is not None for p in self.policies)
+
     def describe(self) -> str:
         return describe_policies(self.names)
 
@@ -281,6 +293,60 @@ class Governing:
         """The requested duration, else the shortest default, never beyond any limit."""
         limit, _, _ = self.duration_limit(break_glass=spec.break_glass)
         return min(parse_duration(spec.duration or self.default_duration), limit)
+
+    def windows(self, at: dt.datetime) -> tuple[Window, ...]:
+        """Each scheduled governing policy and its window at `at` (empty when none is)."""
+        return tuple(
+            Window(p, state(p.spec.schedule, at)) for p in self.policies if p.spec.schedule
+        )
+
+    def closed_window(self, at: dt.datetime) -> Window | None:
+        """The first policy whose window is closed at `at` and that then denies, or None."""
+        return next((w for w in self.windows(at) if w.denies), None)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One scheduled governing policy at an instant."""
+
+    policy: AccessPolicy
+    state: WindowState
+
+    @property
+    def name(self) -> str:
+        return _name(self.policy)
+
+    @property
+    def denies(self) -> bool:
+        """Closed, and the policy then grants nothing and lets no grant authorize."""
+        schedule = self.policy.spec.schedule
+        return (
+            not self.state.open
+            and schedule is not None
+            and (schedule.outside_window.action == "Deny")
+        )
+
+    @property
+    def approvals_outside(self) -> int | None:
+        """With RequireApprovals, the approvals needed outside the window (never fewer than
+        `requiredApprovals`); None when the policy denies there instead."""
+        schedule = self.policy.spec.schedule
+        needed = schedule.outside_window.approvals if schedule else None
+        return None if needed is None else max(needed, self.policy.spec.required_approvals)
+
+    def required(self, base: int) -> int:
+        """The approvals this policy needs now, given what it needs inside its window."""
+        outside = self.approvals_outside
+        return base if self.state.open or outside is None else max(base, outside)
+
+    def describe(self) -> str:
+        """`AccessPolicy production allows it only Mon-Fri 09:00-17:00 Europe/Berlin`."""
+        assert self.policy.spec.schedule is not None  # a Window is made for a schedule only
+        return f"AccessPolicy {self.name} allows it only {describe(self.policy.spec.schedule)}"
+
+    def closed_message(self) -> str:
+        """Why a closed window refuses, and when it opens again."""
+        return f"{self.describe()}, and that window is closed; {self.state.next_opening()}"
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,14 @@ from jitgate.core.admission.readiness import NOT_READY
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration, parse_duration
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-from jitgate.core.policy import Exemptions, Governing, Namespace, Policies, governing_policies
+from jitgate.core.policy import (
+    Exemptions,
+    Governing,
+    Namespace,
+    Policies,
+    Window,
+    governing_policies,
+)
 
 
 class ClusterView(Protocol):
@@ -54,6 +61,44 @@ class Verdict:
     grant: IndexedGrant | None = None
     warning: str | None = None
     chain_digest: str | None = None  # of the grant's approval chain
+
+
+def _outside_window(
+    attempted: AttemptedAction,
+    user: str,
+    groups: tuple[str, ...],
+    governing: Governing,
+    windows: tuple[Window, ...],
+    grant: IndexedGrant | None,
+) -> Verdict | None:
+    """A denial when a governing policy's window is closed and the grant (if any) may not be
+    used outside it; break-glass grants are not bound by windows (`jitgate.core.policy`)."""
+    if grant is not None and grant.spec.break_glass:
+        return None
+    waived = frozenset(grant.spec.approved_outside_window) if grant is not None else frozenset()
+    closed = next(
+        (w for w in windows if not w.state.open and (w.denies or w.name not in waived)), None
+    )
+    if closed is None:
+        return None
+    if closed.denies:
+        message = f"jitgate denied {attempted.describe()}: {closed.closed_message()}"
+    else:
+        held = f"grant {grant.name} was approved for inside it only" if grant else "no grant"
+        message = (
+            f"jitgate denied {attempted.describe()}: {closed.describe()}; outside it, "
+            f"{held}: it needs {closed.approvals_outside} approvals then, ask with: "
+            f"{request_command(attempted, governing.default_duration)} "
+            f"({closed.state.next_opening()})"
+        )
+    if governing.refusing_break_glass(user, groups) is None:
+        limit, _, _ = governing.duration_limit(break_glass=True)
+        glass = format_duration(min(parse_duration(governing.default_duration), limit))
+        message += (
+            "; in an emergency you may break the glass (granted at once, flagged for "
+            f"review): {request_command(attempted, glass, break_glass=True)}"
+        )
+    return Verdict(False, message, "OutsideWindow", governing, grant)
 
 
 def decide(
@@ -101,6 +146,11 @@ def decide(
     if governing is None:
         return None
     grant = cache.grants.authorizing(user, attempted, now)
+    windows = governing.windows(now) if governing.scheduled else ()
+    if windows:
+        refused = _outside_window(attempted, user, groups, governing, windows, grant)
+        if refused is not None:
+            return refused
     if grant is None:
         why = why_denied(cache.grants.for_user(attempted.namespace, user), user, attempted, now)
         message = (

@@ -35,6 +35,8 @@ Modules:
   `deny_invalid` for a request whose spec does not validate.
 * `pending`     — approvals recorded once and tallied, then approved, denied, expired, cancelled.
 * `tally`       — counting approvals: who counted, who did not and why.
+* `windows`     — schedules applied to a request: approvals needed now, when to look again,
+  when a grant approved now must end.
 * `approved`    — the grant issued (`issued()`), revoked on request, break-glass reviews.
 * `finished`    — final phases: late reviews, deletion after the retention period.
 

@@ -20,8 +20,9 @@ from jitgate.core.events import (
     unread_request_record,
 )
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import Governing, resolve_request
+from jitgate.core.policy import Governing, Window, resolve_request
 from jitgate.core.refusals import Refusal
+from jitgate.core.requests import windows as scheduled
 from jitgate.core.requests.step import (
     APPROVED,
     REVIEW_REQUIRED,
@@ -126,6 +127,10 @@ def admit(request: AccessRequest, world: World) -> Step:
     if isinstance(resolved, Refusal):
         return _deny(request, world, resolved.reason, resolved.message, policy=resolved.policy)
     governing = resolved.governing
+    closed = None if resolved.break_glass else governing.closed_window(now)
+    if closed is not None:
+        message = f"{closed.closed_message()}; ask again then"
+        return _deny(request, world, "OutsideWindow", message, policy=closed.policy)
     created = request_record(
         "request.created",
         request,
@@ -143,7 +148,8 @@ def admit(request: AccessRequest, world: World) -> Step:
     if resolved.break_glass:
         return _break_glass(request, world, created, governing, resolved.duration)
     deadline = now + resolved.pending_timeout
-    message = f"waiting for {_wanted(governing)} until {format_time(deadline)}"
+    windows = scheduled.by_name(governing, now)
+    message = f"waiting for {_wanted(governing, windows)} until {format_time(deadline)}"
     conditions = set_condition(
         request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
     )
@@ -162,7 +168,7 @@ def admit(request: AccessRequest, world: World) -> Step:
         ),
         notices=(Notice("Pending", message),),
         notify="created",
-        wake_at=deadline,
+        wake_at=scheduled.wake_at(windows, deadline),
     )
 
 
@@ -185,12 +191,15 @@ def governing_status(governing: Governing) -> dict[str, Any]:
     }
 
 
-def _wanted(governing: Governing) -> str:
-    """`1 approval under AccessPolicy production`, or one clause per policy."""
+def _wanted(governing: Governing, windows: Mapping[str, Window]) -> str:
+    """`1 approval under AccessPolicy production`, or one clause per policy; a policy whose
+    window is closed says so, with the approvals it needs outside it."""
     return "; ".join(
-        f"{n} approval{'s' if n > 1 else ''} under AccessPolicy {p.metadata.name}"
+        f"{n} approval{'s' if n > 1 else ''} under AccessPolicy {name}"
+        + scheduled.outside_note(windows, name)
         for p in governing.policies
-        for n in (p.spec.required_approvals,)
+        for name in (p.metadata.name or "",)
+        for n in (scheduled.required_now(windows, name, p.spec.required_approvals),)
     )
 
 

@@ -8,6 +8,7 @@ exactly the entries the stored status has not yet counted.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from functools import partial
 
 from jitgate.core.admission.approvals import spec_digest
@@ -24,7 +25,8 @@ from jitgate.core.events import (
     request_record,
 )
 from jitgate.core.grants import plan_grant
-from jitgate.core.policy import Governing, describe_policies, may_approve
+from jitgate.core.policy import Governing, Window, describe_policies, may_approve
+from jitgate.core.requests import windows as scheduled
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION
 from jitgate.core.requests.step import APPROVED, Notice, Step, World, set_condition, to_phase
 from jitgate.core.requests.tally import (
@@ -37,7 +39,9 @@ from jitgate.core.requests.tally import (
 )
 
 
-def _tally(request: AccessRequest, governing: Governing | None) -> Tally | None:
+def _tally(
+    request: AccessRequest, governing: Governing | None, windows: Mapping[str, Window]
+) -> Tally | None:
     requester = request.spec.requester
     if governing is None or requester is None:
         return None
@@ -48,7 +52,9 @@ def _tally(request: AccessRequest, governing: Governing | None) -> Tally | None:
         requirements=[
             Requirement(
                 name,
-                status.required_by(name) or policy.spec.required_approvals,
+                scheduled.required_now(
+                    windows, name, status.required_by(name) or policy.spec.required_approvals
+                ),
                 partial(may_approve, policy),
             )
             for name, policy in zip(governing.names, governing.policies, strict=True)
@@ -152,7 +158,9 @@ def pending(request: AccessRequest, world: World) -> Step:
     governing = world.governing(names)
     deadline = status.pending_deadline
     annotations = request.metadata.annotations
-    result = _tally(request, governing)
+    windows = scheduled.by_name(governing, now) if governing is not None else {}
+    wake_at = scheduled.wake_at(windows, deadline)
+    result = _tally(request, governing, windows)
     records = _approval_records(request, world, governing, result, now)
     if CANCEL_ANNOTATION in annotations and annotations.get(CANCELLED_BY_ANNOTATION):
         by = annotations[CANCELLED_BY_ANNOTATION]
@@ -179,8 +187,20 @@ def pending(request: AccessRequest, world: World) -> Step:
             "request.denied",
             actor_of(denier),
         )
+    closed = next((w for w in windows.values() if w.denies), None)
+    if closed is not None:
+        return _finish(
+            request,
+            world,
+            records,
+            "Denied",
+            "OutsideWindow",
+            f"not approved before the window closed: {closed.closed_message()}; ask again then",
+            "request.denied",
+            None,
+        )
     if result is not None and result.outcome == "Approved" and governing is not None:
-        return _approve(request, world, governing, result, records)
+        return _approve(request, world, governing, result, records, windows)
     if deadline is not None and pending_expired(deadline, now):
         return _finish(
             request,
@@ -192,9 +212,11 @@ def pending(request: AccessRequest, world: World) -> Step:
             "request.expired",
             None,
         )
-    if not records:
-        return Step(wake_at=deadline)
     message = _progress(result) + (f"; waiting until {format_time(deadline)}" if deadline else "")
+    message += "".join(scheduled.outside_note(windows, name) for name in names)
+    # A window that opened or closed changes the approvals needed: say so even without news.
+    if not records and (not windows or message == status.message):
+        return Step(wake_at=wake_at)
     if governing is None:
         message = (
             f"{_gone(world, names)}, so no approval can be checked; the request expires unanswered"
@@ -202,8 +224,8 @@ def pending(request: AccessRequest, world: World) -> Step:
     return Step(
         records=tuple(records),
         status=AccessRequestStatus(observed_approvals=len(approvals), message=message),
-        notices=(Notice("ApprovalRecorded", message),),
-        wake_at=deadline,
+        notices=(Notice("ApprovalRecorded" if records else "ApprovalsNeeded", message),),
+        wake_at=wake_at,
     )
 
 
@@ -227,6 +249,7 @@ def _approve(
     governing: Governing,
     result: Tally,
     records: list[Record],
+    windows: Mapping[str, Window],
 ) -> Step:
     now = world.now
     status = request.status
@@ -236,9 +259,16 @@ def _approve(
     ignored = {item.index for item in result.ignored}
     chain = [a for i, a in enumerate(approvals[: decisive + 1]) if i not in ignored]
     duration = governing.grant_duration(request.spec)
+    waived = scheduled.outside_met(windows, result.counts)
+    start = now.replace(microsecond=0)
+    ends = scheduled.grant_end(windows, waived, start)
+    until = ""
+    if ends is not None and ends[0] - start < duration:
+        duration = ends[0] - start
+        until = f", until the window of AccessPolicy {ends[1]} closes"
     message = (
         f"approved by {', '.join(result.approved_by)} under {governing.describe()} "
-        f"for {format_duration(duration)}"
+        f"for {format_duration(duration)}{until}"
     )
     approved = request_record(
         "request.approved",
@@ -271,6 +301,7 @@ def _approve(
             policies=governing.names,
             approvals=chain,
             break_glass=False,
+            approved_outside_window=waived,
         ),
         notices=(Notice("Approved", message),),
         notify="approved",
