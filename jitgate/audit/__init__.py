@@ -5,14 +5,16 @@ record is linked, hashed and MAC'd), `verify` (the first broken record of a writ
 (RFC 6962 trees and proofs), `note` (C2SP signed notes), `cosignature` (C2SP timestamped
 cosignatures), `checkpoint` (C2SP checkpoints and tlog proofs), `tlog` (a writer's chain as a
 transparency log: the public check, record proofs, the linked checkpoint history), `query`
-(selecting records), `report` (the access review), `reconcile` (matching the API server's
+(selecting records), `sessionlog` (sessions read back out of records: listing, playing),
+`report` (the access review), `reconcile` (matching the API server's
 audit log), `witness` (what a witness cosigns), `timefmt`, `errors` (the exception tree),
 `sink` (what the writer needs from a backend).
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
 signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
 (HMAC and Ed25519 keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (the file
 backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints` (the PostgreSQL backend),
-`reader` (what readers share), `witnessserver` (`jitgate audit witness`: storage and HTTP),
+`reader` (what readers share), `recorder` (a live session's bytes into `session.*` records,
+with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP),
 `witnessclient` (a writer submitting checkpoints to witnesses).
 
 Writers (the operator, each webhook replica):

@@ -154,6 +154,14 @@ class AuditWriter:
 
     async def append(self, event: AuditEvent) -> AuditRecord:
         """Chain `event` and return its record once durable; `AuditWriteError` if not."""
+        return await self.submit(event)
+
+    def submit(self, event: AuditEvent) -> asyncio.Future[AuditRecord]:
+        """Queue `event` now, in call order, and return the future of its durable record.
+
+        For a caller whose records must be chained in the order it produced them while
+        several are being stored (a session's chunks): `append` queues only when awaited.
+        """
         if self._closed:
             raise AuditWriteError(f"the audit writer {self.writer_id} is closed")
         body = event.body(self._clock.now())
@@ -161,7 +169,7 @@ class AuditWriter:
         self._queue.append(_Pending(event, body, future))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"audit-flush-{self.writer_id}")
-        return await future
+        return future
 
     async def _flush(self) -> None:
         try:

@@ -13,6 +13,7 @@ Modules:
 * `requests`        — the AccessRequest state machine, split by phase (a package, with its map).
 * `grants`          — grant planning (name, window, body) and how a grant ends.
 * `events`          — the audit event vocabulary and the operator's records.
+* `sessions`        — session recordings: `session.*` records, chunking, replay, asciicast.
 * `admission`       — every admission rule: AccessRequest and Grant writes, protected actions
                       and their denial wording (a package, with its map).
 * `policy`          — which AccessPolicies govern an action, composed (`Governing`: every

@@ -295,6 +295,29 @@ class AutoApprove(ApiModel):
     )
 
 
+SessionRecording = Literal["Required", "Optional"]
+
+
+class SessionRules(ApiModel):
+    """How exec, attach and port-forward sessions under a policy are held (DESIGN.md §3b)."""
+
+    recording: SessionRecording = Field(
+        default="Optional",
+        description=(
+            "Required: exec, attach and port-forward only through the session gateway "
+            "(kubectl jit exec|attach|port-forward), which records every byte; a direct "
+            "kubectl exec is denied. Optional: both ways are allowed."
+        ),
+    )
+    idle_timeout: Duration | None = Field(
+        default=None,
+        description=(
+            "A gateway session with no input or output for this long is ended (Go-style "
+            "duration, e.g. 15m); unset means no idle limit besides the grant's expiry."
+        ),
+    )
+
+
 class AccessPolicySpec(ApiModel):
     """Which actions in which namespaces are protected, and who may request and approve them."""
 
@@ -360,6 +383,10 @@ class AccessPolicySpec(ApiModel):
     auto_approve: AutoApprove | None = Field(
         default=None,
         description="CEL rules that approve a request without a person (never break-glass).",
+    )
+    sessions: SessionRules | None = Field(
+        default=None,
+        description="Recording and idle timeout of exec, attach and port-forward sessions.",
     )
 
     @model_validator(mode="after")

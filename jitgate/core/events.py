@@ -20,7 +20,23 @@ from jitgate.core.api import AccessPolicy, AccessRequest, Approval, Grant, Reque
 from jitgate.core.clock import format_time
 from jitgate.core.wire import Unreadable
 
-# The record types the operator and the webhook write; `audit.*` types are the writer's own.
+# What the session gateway writes for each exec/attach/port-forward session (DESIGN.md §3b;
+# the payloads are built in `jitgate.core.sessions`).
+SESSION_STARTED: Final = "session.started"
+SESSION_CHUNK: Final = "session.chunk"
+SESSION_RESIZE: Final = "session.resize"
+SESSION_ENDED: Final = "session.ended"  # it ended by itself: the command exited, the client left
+SESSION_TERMINATED: Final = "session.terminated"  # jitgate cut it: expiry, revoke, idle, ...
+SESSION_TYPES: Final = (
+    SESSION_STARTED,
+    SESSION_CHUNK,
+    SESSION_RESIZE,
+    SESSION_ENDED,
+    SESSION_TERMINATED,
+)
+
+# The record types the operator, the webhook and the gateway write; `audit.*` types are the
+# writer's own.
 RECORD_TYPES: Final = (
     "request.created",
     "request.approval",
@@ -34,6 +50,7 @@ RECORD_TYPES: Final = (
     "grant.reviewed",
     "action.allowed",
     "action.denied",
+    *SESSION_TYPES,
 )
 # What a webhook writes when it checks, after a failed write, that its log is writable again.
 WEBHOOK_PROBE: Final = "webhook.auditProbe"
@@ -98,6 +115,8 @@ class EventFields(BaseModel):
     # (--client-ca), "unverified" when anyone reaching its port could have sent the review.
     # Absent from other records and from logs written before the field existed.
     caller: str | None = None
+    # Session records (`session.*`): the session they belong to.
+    session: str | None = None
 
 
 class AuditEvent(EventFields):

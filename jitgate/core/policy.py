@@ -12,6 +12,8 @@ match an action governs it, and *every one of them must be satisfied* (`Governin
   it (break-glass: the requester is in each policy's `breakGlass`);
 * the smallest limit wins for every duration: `maxDuration` (or each `breakGlass.maxDuration`
   for an emergency grant), `defaultDuration` and `pendingTimeout`;
+* sessions: recording is Required when any governing policy requires it, and the smallest
+  `sessions.idleTimeout` applies;
 * an approver of any governing policy may deny (each policy's approvers can veto), while a
   break-glass review must come from an approver of every governing policy.
 * every schedule must be satisfied (`Window`): outside one policy's window with
@@ -288,6 +290,25 @@ class Governing:
     @property
     def pending_timeout(self) -> dt.timedelta:
         return min(parse_duration(p.spec.pending_timeout) for p in self.policies)
+
+    @property
+    def recording_required(self) -> bool:
+        """Whether exec, attach and port-forward must go through the recording gateway."""
+        return any(
+            p.spec.sessions is not None and p.spec.sessions.recording == "Required"
+            for p in self.policies
+        )
+
+    @property
+    def idle_timeout(self) -> dt.timedelta | None:
+        """The shortest `sessions.idleTimeout` of the governing policies, None when none sets
+        one."""
+        limits = [
+            parse_duration(p.spec.sessions.idle_timeout)
+            for p in self.policies
+            if p.spec.sessions is not None and p.spec.sessions.idle_timeout is not None
+        ]
+        return min(limits, default=None)
 
     def grant_duration(self, spec: AccessRequestSpec) -> dt.timedelta:
         """The requested duration, else the shortest default, never beyond any limit."""

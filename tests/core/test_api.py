@@ -179,6 +179,8 @@ INVALID = [
         "spec.namespaces.selector",
         {"matchExpressions": [{"key": "a", "operator": "Like"}]},
     ),
+    ("unknown session recording", POLICY, "spec.sessions", {"recording": "Always"}),
+    ("garbage idle timeout", POLICY, "spec.sessions", {"idleTimeout": "soon"}),
     ("grant without user", GRANT, "spec.user", _DELETE),
     ("bad decision", GRANT, "spec.approvals.0.decision", "Maybe"),
 ]

@@ -329,3 +329,24 @@ def test_adding_a_policy_never_makes_access_easier(
     chain = [e for e in entries if e["user"] in after.approvers and e["decision"] == "Approve"]
     chain = [next(e for e in chain if e["user"] == user) for user in after.approvers]
     assert run(list(base), request, chain).phase == "Approved"
+
+
+def test_recording_is_required_if_any_policy_requires_it_and_the_shortest_idle_applies() -> None:
+    plain = policy("plain", approvers={"groups": ["sre"]})
+    optional = policy("optional", approvers={"groups": ["sre"]}, sessions={"idleTimeout": "30m"})
+    required = policy(
+        "required",
+        approvers={"groups": ["sre"]},
+        sessions={"recording": "Required", "idleTimeout": "1h"},
+    )
+    alone = Governing.of([plain])
+    assert alone is not None
+    assert (alone.recording_required, alone.idle_timeout) == (False, None)
+    both = Governing.of([optional, required])
+    assert both is not None
+    assert both.recording_required
+    assert both.idle_timeout == dt.timedelta(minutes=30)
+    # Adding a policy that says nothing about sessions loosens neither.
+    three = Governing.of([plain, optional, required])
+    assert three is not None
+    assert (three.recording_required, three.idle_timeout) == (True, dt.timedelta(minutes=30))

@@ -1,0 +1,235 @@
+"""The session recorder against a real audit log on disk: every byte with its timing, chunks
+chained as records, bounded memory with backpressure from a slow log, and a failed write that
+ends the session instead of losing bytes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import errno
+import os
+import threading
+from typing import Any
+
+import pytest
+
+from jitgate.audit import open_audit_writer, open_log_reader
+from jitgate.audit.query import Selection
+from jitgate.audit.recorder import RecordingFailed, SessionRecorder
+from jitgate.audit.sessionlog import Session, sessions_of
+from jitgate.core.clock import ManualClock
+from jitgate.core.sessions import (
+    RECORDING_FAILED,
+    REVOKED,
+    ChunkPolicy,
+    Ending,
+    Frame,
+    SessionStart,
+)
+
+START = SessionStart(
+    session="3f1c-session",
+    kind="exec",
+    user="alice",
+    groups=("developers",),
+    namespace="prod",
+    pod="web-0",
+    container="app",
+    command=("sh",),
+    tty=True,
+    stdin=True,
+    grant="fix-web-0-x7k2",
+    request="fix-web-0",
+    approvers=("bob",),
+    reason="INC-1234: worker stuck",
+    width=80,
+    height=24,
+)
+
+
+def read_sessions(url: str, *, play: tuple[str, ...] = ()) -> list[Session]:
+    reader = open_log_reader(url)
+    try:
+        records = [stored.record for stored in reader.records(Selection(types=("session.*",)))]
+    finally:
+        close = getattr(reader, "close", None)
+        if close is not None:
+            close()
+    return sessions_of(records, play=play)
+
+
+def ms(n: int) -> dt.timedelta:
+    return dt.timedelta(milliseconds=n)
+
+
+async def test_a_session_is_recorded_byte_for_byte_with_its_timing(
+    file_url: str, clock: ManualClock
+) -> None:
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(
+            writer,
+            START,
+            clock=clock,
+            policy=ChunkPolicy(max_bytes=8, max_delay_ms=100),
+            sleep=None,
+        )
+        started = await recorder.start()
+        await recorder.write("stdout", b"$ ")
+        clock.advance(ms(40))
+        await recorder.write("stdin", b"l")
+        clock.advance(ms(30))
+        await recorder.write("stdin", b"s\r")
+        await recorder.write("stdout", b"ls\r\n")
+        clock.advance(ms(100))
+        await recorder.flush_due()  # the ticker's job: both open chunks are 100 ms old
+        await recorder.resize(120, 40)
+        clock.advance(ms(1000))
+        await recorder.write("stdout", b"\x00\xffbinary and longer than a chunk")
+        clock.advance(ms(30))
+        ended = await recorder.end(Ending.exited(0))
+    assert started.seq == 1 and ended.type == "session.ended"
+
+    [session] = read_sessions(file_url, play=(START.session,))
+    assert session.problems == ()
+    assert session.frames() == [
+        Frame(0, "stdout", b"$ "),
+        Frame(40, "stdin", b"l"),
+        Frame(70, "stdout", b"ls\r\n"),  # within one millisecond: chunk (chain) order
+        Frame(70, "stdin", b"s\r"),
+        Frame(1170, "stdout", b"\x00\xffbinary"),
+        Frame(1170, "stdout", b" and lon"),
+        Frame(1170, "stdout", b"ger than"),
+        Frame(1170, "stdout", b" a chunk"),
+    ]
+    summary = session.summary()
+    assert {k: summary[k] for k in ("user", "pod", "grant", "request", "approvers", "reason")} == {
+        "user": "alice",
+        "pod": "web-0",
+        "grant": "fix-web-0-x7k2",
+        "request": "fix-web-0",
+        "approvers": ["bob"],
+        "reason": "INC-1234: worker stuck",
+    }
+    assert (summary["durationSeconds"], summary["ended"], summary["exitCode"]) == (
+        1.2,
+        "exited with code 0",
+        0,
+    )
+    assert [(r.offset_ms, r.width, r.height) for r in session.resizes] == [(170, 120, 40)]
+
+
+async def test_a_terminated_session_says_why(file_url: str, clock: ManualClock) -> None:
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(writer, START, clock=clock, sleep=None)
+        await recorder.start()
+        await recorder.write("stdout", b"top\r\n")
+        clock.advance(dt.timedelta(seconds=3))
+        await recorder.end(Ending.terminated(REVOKED))
+        with pytest.raises(RecordingFailed, match="has ended"):
+            await recorder.write("stdout", b"after")
+    [session] = read_sessions(file_url)
+    assert session.how_ended == "terminated: revoked"
+    assert session.duration == dt.timedelta(seconds=3)
+
+
+async def test_the_ticker_closes_an_idle_chunk_without_more_writes(
+    file_url: str, clock: ManualClock
+) -> None:
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+
+    async def sleep(_seconds: float) -> None:
+        await ticks.get()
+
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(writer, START, clock=clock, sleep=sleep)
+        await recorder.start()
+        await recorder.write("stdout", b"prompt$ ")
+        head = writer.head
+        clock.advance(ms(100))
+        ticks.put_nowait(None)
+        for _ in range(100):  # bounded: the tick's append is one group commit away
+            if writer.head != head:
+                break
+            await asyncio.sleep(0.01)
+        assert writer.head is not None and head is not None and writer.head.seq == head.seq + 1
+        await recorder.end(Ending.client_closed())
+    [session] = read_sessions(file_url)
+    assert (session.chunk_count, session.how_ended) == (1, "client closed")
+
+
+async def test_a_slow_log_slows_the_session_down_instead_of_buffering_without_bound(
+    file_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(
+            writer,
+            START,
+            clock=clock,
+            policy=ChunkPolicy(max_bytes=1024, max_delay_ms=100),
+            max_unacked_bytes=4096,
+            sleep=None,
+        )
+        await recorder.start()
+        disk = threading.Event()
+        real = os.fdatasync
+
+        def slow_disk(fd: int) -> None:
+            disk.wait(timeout=30)
+            real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", slow_disk)
+        blocked = asyncio.ensure_future(_write_all(recorder, 64 * 1024))
+        await asyncio.sleep(0.2)
+        assert not blocked.done()  # the relay waits for the log
+        assert recorder.unacked_bytes <= 4096 + 3 * 1024
+        disk.set()
+        await asyncio.wait_for(blocked, timeout=30)
+        await recorder.end(Ending.exited(0))
+    [session] = read_sessions(file_url, play=(START.session,))
+    assert b"".join(f.data for f in session.frames()) == bytes(range(256)) * 256
+
+
+async def _write_all(recorder: SessionRecorder, size: int) -> None:
+    data = bytes(range(256)) * (size // 256)
+    for start in range(0, size, 512):
+        await recorder.write("stdout", data[start : start + 512])
+
+
+async def test_a_failed_chunk_write_ends_the_session_and_the_gap_shows(
+    file_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(
+            writer, START, clock=clock, policy=ChunkPolicy(max_bytes=4), sleep=None
+        )
+        await recorder.start()
+        await recorder.write("stdout", b"kept")
+        await recorder.durable()
+        real = os.fdatasync
+        failures = [1]
+
+        def broken_disk(fd: int) -> Any:
+            if failures[0]:
+                failures[0] -= 1
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return real(fd)
+
+        monkeypatch.setattr(os, "fdatasync", broken_disk)
+        with pytest.raises(RecordingFailed, match="Input/output error"):
+            for _ in range(100):  # bounded: the failure surfaces at the next write
+                await recorder.write("stdout", b"lost")
+                await asyncio.sleep(0.01)
+        await recorder.end(Ending.terminated(RECORDING_FAILED))
+    [session] = read_sessions(file_url)
+    assert session.how_ended == "terminated: recording failed"
+    assert session.problems  # the end record counts chunks the log does not hold
