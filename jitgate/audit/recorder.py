@@ -37,6 +37,7 @@ has no end record, which `jitgate audit sessions` shows as "unknown: recording i
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -54,6 +55,7 @@ from jitgate.core.sessions import (
     Ending,
     SessionStart,
     Stream,
+    connection_event,
     end_event,
     resize_event,
 )
@@ -159,6 +161,30 @@ class SessionRecorder:
         self._track(self._writer.submit(event), 0)
         await self._within_bound()
 
+    async def connection(
+        self, port: int, *, opened: dt.datetime, to_pod: int, from_pod: int
+    ) -> None:
+        """A port-forward connection closed: its port, when it opened and its byte counts
+        (`session.connection`; port-forward bytes are counted, not recorded)."""
+        self._check()
+        self._last_activity = self._clock.now()
+        opened_ms = self._offset_ms(opened)
+        event = connection_event(
+            self.session,
+            self._clock.now(),
+            port=port,
+            offset_ms=opened_ms,
+            duration_ms=max(self._offset_ms() - opened_ms, 0),
+            to_pod=to_pod,
+            from_pod=from_pod,
+        )
+        self._track(self._writer.submit(event), 0)
+        await self._within_bound()
+
+    def touch(self) -> None:
+        """Count activity that is not recorded (port-forward bytes) against the idle timeout."""
+        self._last_activity = self._clock.now()
+
     async def flush_due(self) -> None:
         """Close the chunks whose first byte is `max_delay_ms` old (the ticker calls this)."""
         self._check()
@@ -198,8 +224,9 @@ class SessionRecorder:
 
     # -- inside -------------------------------------------------------------------------
 
-    def _offset_ms(self) -> int:
-        return max(int((self._clock.now() - self._started).total_seconds() * 1000), 0)
+    def _offset_ms(self, when: dt.datetime | None = None) -> int:
+        elapsed = (when or self._clock.now()) - self._started
+        return max(int(elapsed.total_seconds() * 1000), 0)
 
     def _check(self) -> None:
         if self._failure is not None:
@@ -215,6 +242,9 @@ class SessionRecorder:
             self._track(self._writer.submit(event), len(chunk.data))
 
     def _track(self, future: asyncio.Future[AuditRecord], size: int) -> None:
+        # Forget what is already durable, so the queue stays as short as the log is behind.
+        while self._in_flight and self._in_flight[0][0].done():
+            self._unacked -= self._in_flight.popleft()[1]
         self._in_flight.append((future, size))
         self._unacked += size
         future.add_done_callback(self._settled)

@@ -25,12 +25,14 @@ from jitgate.core.wire import Unreadable
 SESSION_STARTED: Final = "session.started"
 SESSION_CHUNK: Final = "session.chunk"
 SESSION_RESIZE: Final = "session.resize"
+SESSION_CONNECTION: Final = "session.connection"  # one port-forward connection, when it closes
 SESSION_ENDED: Final = "session.ended"  # it ended by itself: the command exited, the client left
 SESSION_TERMINATED: Final = "session.terminated"  # jitgate cut it: expiry, revoke, idle, ...
 SESSION_TYPES: Final = (
     SESSION_STARTED,
     SESSION_CHUNK,
     SESSION_RESIZE,
+    SESSION_CONNECTION,
     SESSION_ENDED,
     SESSION_TERMINATED,
 )

@@ -12,6 +12,8 @@ A session is a run of records in one writer's chain that all carry its `session`
   write coalesced into the chunk, so replay keeps the original timing), `size` and `data`
   (base64 of the bytes);
 * `session.resize`: the terminal's new `width` and `height` at `offsetMs`;
+* `session.connection` (port-forward, whose bytes are not recorded): one closed connection,
+  its `port`, `offsetMs` (opened), `durationMs` and `bytes` (`toPod`, `fromPod`);
 * exactly one of `session.ended` (it ended by itself: the command exited, the client left)
   or `session.terminated` (jitgate ended it), with `reason`, `exitCode` when known, and the
   totals (`chunks`, bytes per stream).
@@ -37,6 +39,7 @@ from typing import Any, Final, Literal
 
 from jitgate.core.events import (
     SESSION_CHUNK,
+    SESSION_CONNECTION,
     SESSION_ENDED,
     SESSION_RESIZE,
     SESSION_STARTED,
@@ -221,6 +224,29 @@ def resize_event(
         time=now,
         session=session,
         context={"offsetMs": offset_ms, "width": width, "height": height},
+    )
+
+
+def connection_event(
+    session: str,
+    now: dt.datetime,
+    *,
+    port: int,
+    offset_ms: int,
+    duration_ms: int,
+    to_pod: int,
+    from_pod: int,
+) -> AuditEvent:
+    return AuditEvent(
+        type=SESSION_CONNECTION,
+        time=now,
+        session=session,
+        context={
+            "port": port,
+            "offsetMs": offset_ms,
+            "durationMs": duration_ms,
+            "bytes": {"toPod": to_pod, "fromPod": from_pod},
+        },
     )
 
 

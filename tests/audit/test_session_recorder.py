@@ -233,3 +233,40 @@ async def test_a_failed_chunk_write_ends_the_session_and_the_gap_shows(
     [session] = read_sessions(file_url)
     assert session.how_ended == "terminated: recording failed"
     assert session.problems  # the end record counts chunks the log does not hold
+
+
+async def test_port_forward_records_connections_and_byte_counts(
+    file_url: str, clock: ManualClock
+) -> None:
+    forward = SessionStart(
+        session="pf-1",
+        kind="portforward",
+        user="alice",
+        namespace="prod",
+        pod="db-0",
+        ports=(5432,),
+    )
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(writer, forward, clock=clock, sleep=None)
+        await recorder.start()
+        opened = clock.advance(dt.timedelta(seconds=1))
+        clock.advance(dt.timedelta(seconds=2))
+        await recorder.connection(5432, opened=opened, to_pod=120, from_pod=4096)
+        await recorder.end(Ending.client_closed())
+    reader = open_log_reader(file_url)
+    [connection] = [s.record for s in reader.records(Selection(types=("session.connection",)))]
+    assert connection.session == "pf-1"
+    assert connection.context == {
+        "port": 5432,
+        "offsetMs": 1000,
+        "durationMs": 2000,
+        "bytes": {"toPod": 120, "fromPod": 4096},
+    }
+    [session] = read_sessions(file_url)
+    assert (session.kind, session.pod, session.how_ended) == (
+        "portforward",
+        "db-0",
+        "client closed",
+    )
