@@ -170,6 +170,28 @@ class BreakGlass(Subjects):
     max_duration: Duration = Field(
         default="1h", description="Longest emergency grant; keep it short."
     )
+    min_reason_length: int = Field(
+        default=20,
+        ge=0,
+        le=_TEXT,
+        description=(
+            "Fewest characters a break-glass reason must have (surrounding spaces not "
+            "counted), so that approvers are told what broke."
+        ),
+    )
+
+
+class AfterDenial(ApiModel):
+    """Anti-shopping: after an approver denies a request, asking again is not a second chance
+    with a more lenient approver."""
+
+    cooldown: Duration = Field(
+        description=(
+            "For this long after a denial, a request in the same namespace for overlapping "
+            "actions (same verb and resource, a shared or unnamed object) needs an approval "
+            "from the denier or an approver group the denier belongs to."
+        )
+    )
 
 
 Weekday = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
@@ -388,6 +410,10 @@ class AccessPolicySpec(ApiModel):
         default=None,
         description="Recording and idle timeout of exec, attach and port-forward sessions.",
     )
+    after_denial: AfterDenial | None = Field(
+        default=None,
+        description="Anti-shopping: a request soon after a denial needs the denier's group.",
+    )
 
     @model_validator(mode="after")
     def _default_within_max(self) -> AccessPolicySpec:
@@ -598,6 +624,17 @@ class GoverningPolicy(ApiModel):
     )
 
 
+class DenialHold(ApiModel):
+    """The earlier denial a request is held to: who must approve it for it to count."""
+
+    request: Name = Field(description="The denied AccessRequest, in the same namespace.")
+    denied_by: Name = Field(description="The approver who denied it.")
+    denied_at: dt.datetime = Field(description="When it was denied.")
+    approvers: Subjects = Field(
+        description="The denier and the denier's approver groups: one of them must approve."
+    )
+
+
 class AccessRequestStatus(ApiModel):
     """Written by the operator, except `approvals`, which approvers append to."""
 
@@ -645,6 +682,14 @@ class AccessRequestStatus(ApiModel):
         ),
     )
     grant: GrantReference | None = Field(default=None, description="The issued grant.")
+    after_denial: DenialHold | None = Field(
+        default=None,
+        description=(
+            "Set by the operator when an earlier request for overlapping actions was denied "
+            "within an AccessPolicy's afterDenial.cooldown: one approval must come from these "
+            "approvers."
+        ),
+    )
     message: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
         default=None, description="Why the request is in its phase."
     )

@@ -9,7 +9,8 @@ match an action governs it, and *every one of them must be satisfied* (`Governin
   (each policy is checked exactly as it would be alone, so no policy's author is surprised);
   it never counts twice towards one policy;
 * self-approval counts, and break-glass is possible, only when every governing policy allows
-  it (break-glass: the requester is in each policy's `breakGlass`);
+  it (break-glass: the requester is in each policy's `breakGlass`, with a reason at least as
+  long as the longest `breakGlass.minReasonLength`);
 * the smallest limit wins for every duration: `maxDuration` (or each `breakGlass.maxDuration`
   for an emergency grant), `defaultDuration` and `pendingTimeout`;
 * sessions: recording is Required when any governing policy requires it, and the smallest
@@ -273,6 +274,16 @@ class Governing:
         group_set = frozenset(groups)
         return tuple(p for p in self.policies if may_approve(p, user, group_set))
 
+    def break_glass_reason_minimum(self) -> tuple[int, AccessPolicy | None]:
+        """The longest `breakGlass.minReasonLength` of the policies, and the policy that sets
+        it (None when no policy has break-glass)."""
+        glass = [
+            (p.spec.break_glass.min_reason_length, p) for p in self.policies if p.spec.break_glass
+        ]
+        if not glass:
+            return 0, None
+        return max(glass, key=lambda item: item[0])
+
     def duration_limit(self, *, break_glass: bool) -> tuple[dt.timedelta, str, AccessPolicy]:
         """The longest grant every policy allows, how to name that limit in a message, and
         the policy that sets it (the first by name among equals)."""
@@ -421,6 +432,16 @@ def resolve_request(
                 f"user {user} may not use break-glass under AccessPolicy {_name(refusing)}",
                 "BreakGlassNotAllowed",
                 refusing,
+            )
+        minimum, demanding = composed.break_glass_reason_minimum()
+        given = len(spec.reason.strip())
+        if demanding is not None and given < minimum:
+            return Refusal(
+                f"a break-glass reason needs at least {minimum} characters (AccessPolicy "
+                f"{_name(demanding)}), not {given}: say what is broken and why it cannot wait "
+                "for an approval; every approver is told",
+                "BreakGlassReasonTooShort",
+                demanding,
             )
     limit, _, limiting = composed.duration_limit(break_glass=spec.break_glass)
     if spec.duration is not None and parse_duration(spec.duration) > limit:

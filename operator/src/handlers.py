@@ -22,11 +22,12 @@ from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
 
 from jitgate.core import wire
-from jitgate.core.api import GROUP, VERSION, AccessPolicy
+from jitgate.core.api import GROUP, VERSION, AccessPolicy, AccessRequest
 from jitgate.core.clock import parse_time
 from jitgate.core.enforcement import CONDITION, Routing, enforced_condition, enforcement, routing
 from jitgate.core.grants import Ended
 from jitgate.core.policy import Namespace, UnreadablePolicy, unreadable_policy
+from jitgate.core.requests.after_denial import Denial, denial_of
 from jitgate.kube import Credentials
 
 logger = logging.getLogger("jitgate.operator")
@@ -40,6 +41,7 @@ _MAX_BACKOFF = 30.0
 class IndexCatalog:
     policy_index: kopf.Index[str, AccessPolicy | UnreadablePolicy]
     namespace_index: kopf.Index[str, dict[str, str]]
+    denial_index: kopf.Index[str, Denial]
 
     def namespaces(self) -> list[Namespace]:
         return [
@@ -63,9 +65,12 @@ class IndexCatalog:
         store = self.namespace_index.get(namespace)
         return next(iter(store), {}) if store else {}
 
+    def denials(self, namespace: str) -> Sequence[Denial]:
+        return list(self.denial_index.get(namespace, ()))
+
 
 def _catalog(kwargs: Mapping[str, Any]) -> IndexCatalog:
-    return IndexCatalog(kwargs["policy_index"], kwargs["namespace_index"])
+    return IndexCatalog(kwargs["policy_index"], kwargs["namespace_index"], kwargs["denial_index"])
 
 
 def _expires_at(body: Mapping[str, Any]) -> dt.datetime | None:
@@ -242,6 +247,13 @@ def build_registry(
         await enforce(kwargs)
 
     # ------------------------------------------------------------------ requests
+
+    @kopf.index(*requests, registry=registry, id="denial_index")
+    def denial_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str, Denial] | None:
+        """Approvers' denials by namespace: later requests are held to them (anti-shopping)."""
+        request = wire.read(AccessRequest, dict(body))
+        denial = None if isinstance(request, wire.Unreadable) else denial_of(request)
+        return {namespace or "": denial} if denial is not None else None
 
     @kopf.on.event(*requests, registry=registry, id="request_event")
     async def request_event(type: str | None, body: kopf.Body, meta: kopf.Meta, **_: Any) -> None:

@@ -32,6 +32,7 @@ from jitgate.core.clock import Clock, format_time
 from jitgate.core.events import Actor, AuditEvent, Record, grant_record
 from jitgate.core.grants import Ended, belongs_to, end_grant, grant_body
 from jitgate.core.policy import Namespace, UnreadablePolicy
+from jitgate.core.requests.after_denial import Denial
 from jitgate.core.requests.approved import issued
 from jitgate.core.requests.decide import decide
 from jitgate.core.requests.new import deny_invalid
@@ -128,6 +129,8 @@ class Catalog(Protocol):
 
     def labels(self, namespace: str) -> Mapping[str, str]: ...
 
+    def denials(self, namespace: str) -> Sequence[Denial]: ...
+
 
 def _post(obj: Mapping[str, Any], notices: Sequence[Notice]) -> None:
     body = kopf.Body(cast(kopf.RawBody, obj))
@@ -181,6 +184,7 @@ class Workflow:
             unreadable=catalog.unreadable(),
             namespace=Namespace(namespace, catalog.labels(namespace)),
             retention=self.config.retention,
+            denials=catalog.denials(namespace),
         )
 
     def _remember(self, obj: Mapping[str, Any]) -> None:

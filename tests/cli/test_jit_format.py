@@ -145,3 +145,18 @@ def test_break_glass_requests_show_their_review_instead_of_approvals() -> None:
                                    "jitgate.dev/review-comment": "fine"}), NOW
     )  # fmt: skip
     assert re.search(r'^Review:\s+reviewed by bob: "fine"$', shown, re.MULTILINE)
+
+
+def test_show_and_the_queue_say_who_else_must_approve_after_a_denial() -> None:
+    from jitgate.cli.kubectl_jit.approver_queue import Entry, queue_row
+
+    hold = {"request": "first", "deniedBy": "bob", "deniedAt": "2026-11-21T09:50:00Z",
+            "approvers": {"users": ["bob"], "groups": ["sre"]}}  # fmt: skip
+    held = request(phase="Pending", requiredApprovals=1, afterDenial=hold)
+    text = render_show(held, NOW)
+    assert (
+        "After denial:   also needs 1 approval from bob or group sre "
+        "(after bob denied first at 2026-11-21T09:50:00Z)"
+    ) in text
+    row = queue_row(Entry(held, None), NOW, with_namespace=False)
+    assert "0/1 + 1 from bob or group sre (after a denial)" in row

@@ -109,7 +109,8 @@ async def test_request_delete_and_scale_map_kubectl_kinds(jit: Jit, operator: Op
 async def test_break_glass_requests_say_what_happens_next(jit: Jit, operator: Operator) -> None:
     result = await jit(
         "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "30m",
-        "--reason", "SEV1: database down", "--name", "sev1", "--timeout", "1s", user="carol",
+        "--reason", "SEV1: primary database is down", "--name", "sev1", "--timeout", "1s",
+        user="carol",
     )  # fmt: skip
     # It waits for the outcome (here no operator acts, so it times out: exit 5).
     assert result.returncode == 5, result.stderr

@@ -49,7 +49,7 @@ def new_request(requester: str, **spec: Any) -> AccessRequest:
         "metadata": {"name": "fix", "namespace": "prod", "uid": "u-1"},
         "spec": {
             "actions": [{"verb": "exec", "names": ["web-0"]}],
-            "reason": "INC-1",
+            "reason": "INC-1: the database is down",
             "requester": {"user": requester, "groups": list(GROUPS[requester])},
             **spec,
         },

@@ -31,7 +31,7 @@ PolicyFactory = Callable[..., AccessPolicy]
 def spec(**fields: object) -> AccessRequestSpec:
     base: dict[str, object] = {
         "actions": [{"verb": "exec", "names": ["web-0"]}],
-        "reason": "INC-1",
+        "reason": "INC-1: the database is down",
     }
     base.update(fields)
     return AccessRequestSpec.model_validate(base)

@@ -72,6 +72,25 @@ def test_break_glass_is_held_to_the_break_glass_maximum() -> None:
     )
 
 
+def test_a_break_glass_reason_shorter_than_the_longest_minimum_is_refused_naming_it() -> None:
+    default = objects.policy_model(breakGlass={"users": ["alice"]})
+    strict = objects.policy_model("strict", breakGlass={"users": ["alice"], "minReasonLength": 40})
+    short = new_request(breakGlass=True, reason="  db down  ")
+    assert refusal(short, scope_of(default)) == (
+        "BreakGlassReasonTooShort",
+        "a break-glass reason needs at least 20 characters (AccessPolicy production), not 7: "
+        "say what is broken and why it cannot wait for an approval; every approver is told",
+    )
+    twenty = "x" * 20
+    assert refusal(new_request(breakGlass=True, reason=twenty), scope_of(default)) is None
+    refused = refusal(new_request(breakGlass=True, reason=twenty), scope_of(default, strict))
+    assert refused is not None
+    assert refused[0] == "BreakGlassReasonTooShort"
+    assert "at least 40 characters (AccessPolicy strict), not 20" in refused[1]
+    # An ordinary request is not held to the break-glass minimum.
+    assert refusal(new_request(reason="db down"), scope_of(strict)) is None
+
+
 def test_a_namespace_no_policy_covers_is_refused_naming_action_and_namespace() -> None:
     assert refusal(
         new_request("dev"), scope_of(objects.policy_model(), namespace=Namespace("dev", {}))

@@ -34,7 +34,7 @@ def test_break_glass_is_granted_at_once_and_reviewed_by_another_approver(
     # outcome and reports it with the command to run.
     asked = c.jit(
         "carol", "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "1h",
-        "--reason", "SEV1: database down", "--name", "sev1-db-0",
+        "--reason", "SEV1: primary database is down", "--name", "sev1-db-0",
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
     assert asked.stderr == (

@@ -51,7 +51,7 @@ def test_a_lax_second_policy_lets_no_developer_grant_herself_access(jitgate_clus
 
     glass = c.jit(
         "alice", "request", "exec", "web-0", "-n", NS, "--break-glass", "--for", "5m",
-        "--reason", "SEV1: let me in", "--name", "glass",
+        "--reason", "SEV1: let me in, the database is down", "--name", "glass",
     )  # fmt: skip
     # Refused at admission, saying why: the request is never created.
     assert glass.returncode == 1, glass.stderr

@@ -270,3 +270,26 @@ async def test_an_invalid_policy_that_may_govern_the_namespace_denies_instead_of
     assert obj["status"]["message"].startswith("AccessPolicy strict is invalid (")
     assert jit.grants() == []
     assert [r["type"] for r in jit.records()] == ["request.created", "request.denied"]
+
+
+async def test_a_request_soon_after_a_denial_needs_the_deniers_group(jit) -> None:
+    jit.policy(approvers={"groups": ["sre", "dba"]}, afterDenial={"cooldown": "1h"})
+    async with jit.running():
+        jit.request("first")
+        await jit.until_phase("first", "Pending")
+        jit.approve("first", "bob", "Deny", comment="use the runbook")
+        await jit.until_phase("first", "Denied")
+        jit.request("again")
+        obj = await jit.until_phase("again", "Pending")
+        hold = obj["status"]["afterDenial"]
+        assert (hold["request"], hold["deniedBy"], hold["approvers"]) == (
+            "first",
+            "bob",
+            {"users": ["bob"], "groups": ["sre"]},
+        )
+        jit.approve("again", "erin", groups=("dba",))
+        await jit.until(lambda: jit.get("again")["status"].get("observedApprovals") == 1)
+        assert jit.phase("again") == "Pending"
+        assert "after bob's denial: 0 of 1 approval" in jit.get("again")["status"]["message"]
+        jit.approve("again", "dave", groups=("sre",))
+        await jit.until_phase("again", "Approved")

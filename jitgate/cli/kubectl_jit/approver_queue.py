@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from jitgate.cli.kubectl_jit.cluster import Me
 from jitgate.cli.kubectl_jit.views import (
     NONE,
-    approvals_count,
+    approvals_needed,
     describe_action_long,
     human_duration,
 )
@@ -103,7 +103,7 @@ def queue_row(entry: Entry, now: dt.datetime, *, with_namespace: bool) -> list[s
         requester,
         "; ".join(describe_action_long(action) for action in request.spec.actions),
         grant_length(request, entry.governing),
-        approvals_count(request),
+        approvals_needed(request),
         _deadline(deadline, now),
         request.spec.reason,
     ]

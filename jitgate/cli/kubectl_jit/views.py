@@ -10,6 +10,7 @@ from jitgate.cli import render
 from jitgate.core.actions import requested_summary
 from jitgate.core.api import TERMINAL_PHASES, AccessRequest, RequestedAction
 from jitgate.core.clock import format_time
+from jitgate.core.requests.after_denial import describe_hold
 from jitgate.core.requests.annotations import (
     CANCELLED_BY_ANNOTATION,
     REVIEW_COMMENT_ANNOTATION,
@@ -96,6 +97,15 @@ def approvals_count(request: AccessRequest) -> str:
     """`n/m`: distinct approvers so far out of the approvals the policy requires."""
     required = request.status.required_approvals
     return f"{len(approvers_so_far(request))}/{required if required is not None else '?'}"
+
+
+def approvals_needed(request: AccessRequest) -> str:
+    """`approvals_count`, and who else must approve after an earlier denial."""
+    hold = request.status.after_denial
+    if hold is None:
+        return approvals_count(request)
+    who = " or ".join([*hold.approvers.users, *(f"group {g}" for g in hold.approvers.groups)])
+    return f"{approvals_count(request)} + 1 from {who} (after a denial)"
 
 
 def ended_at(request: AccessRequest) -> dt.datetime | None:
@@ -251,6 +261,8 @@ def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | Non
         _policies_field(request),
         ("Approvals", f"{approvals_count(request)} (given/required)"),
     ]
+    if status.after_denial is not None:
+        fields.append(("After denial", f"also needs {describe_hold(status.after_denial)}"))
     if status.phase in (None, "Pending"):
         fields.append(("Pending until", _when(status.pending_deadline, now)))
     if status.grant is not None:

@@ -37,6 +37,8 @@ Modules:
 * `tally`       — counting approvals: who counted, who did not and why.
 * `windows`     — schedules applied to a request: approvals needed now, when to look again,
   when a grant approved now must end.
+* `after_denial` — anti-shopping: a request soon after a denial of overlapping actions needs
+  the denier or their approver group (`afterDenial.cooldown`).
 * `approved`    — the grant issued (`issued()`), revoked on request, break-glass reviews.
 * `finished`    — final phases: late reviews, deletion after the retention period.
 

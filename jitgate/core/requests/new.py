@@ -23,6 +23,7 @@ from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, resolve_request
 from jitgate.core.refusals import Refusal
 from jitgate.core.requests import windows as scheduled
+from jitgate.core.requests.after_denial import describe_hold, hold_for
 from jitgate.core.requests.step import (
     APPROVED,
     REVIEW_REQUIRED,
@@ -149,7 +150,9 @@ def admit(request: AccessRequest, world: World) -> Step:
         return _break_glass(request, world, created, governing, resolved.duration)
     deadline = now + resolved.pending_timeout
     windows = scheduled.by_name(governing, now)
-    message = f"waiting for {_wanted(governing, windows)} until {format_time(deadline)}"
+    hold = hold_for(request, governing, world.denials, now)
+    wanted = _wanted(governing, windows) + (f"; and {describe_hold(hold)}" if hold else "")
+    message = f"waiting for {wanted} until {format_time(deadline)}"
     conditions = set_condition(
         request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
     )
@@ -163,6 +166,7 @@ def admit(request: AccessRequest, world: World) -> Step:
             # Approvers append with a JSON patch to /status/approvals/-, which needs the list.
             **({} if request.status.approvals else {"approvals": []}),
             observed_approvals=0,
+            **({"after_denial": hold} if hold else {}),
             message=message,
             conditions=conditions,
         ),

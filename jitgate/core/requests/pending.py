@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from functools import partial
 
 from jitgate.core.admission.approvals import spec_digest
-from jitgate.core.api import AccessRequest, AccessRequestStatus, RequestPhase
+from jitgate.core.api import AccessRequest, AccessRequestStatus, DenialHold, RequestPhase
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
 from jitgate.core.events import (
@@ -27,6 +27,12 @@ from jitgate.core.events import (
 from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, describe_policies, may_approve
 from jitgate.core.requests import windows as scheduled
+from jitgate.core.requests.after_denial import (
+    DENIED_BY_APPROVER,
+    counts_toward,
+    describe_hold,
+    hold_for,
+)
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, CANCELLED_BY_ANNOTATION
 from jitgate.core.requests.step import APPROVED, Notice, Step, World, set_condition, to_phase
 from jitgate.core.requests.tally import (
@@ -40,24 +46,35 @@ from jitgate.core.requests.tally import (
 
 
 def _tally(
-    request: AccessRequest, governing: Governing | None, windows: Mapping[str, Window]
+    request: AccessRequest,
+    governing: Governing | None,
+    windows: Mapping[str, Window],
+    hold: DenialHold | None,
 ) -> Tally | None:
     requester = request.spec.requester
     if governing is None or requester is None:
         return None
     status = request.status
+    held = (
+        [Requirement("", 1, partial(counts_toward, hold), f"after {hold.denied_by}'s denial")]
+        if hold is not None
+        else []
+    )
     return tally(
         status.approvals,
         requester=requester.user,
         requirements=[
-            Requirement(
-                name,
-                scheduled.required_now(
-                    windows, name, status.required_by(name) or policy.spec.required_approvals
-                ),
-                partial(may_approve, policy),
-            )
-            for name, policy in zip(governing.names, governing.policies, strict=True)
+            *(
+                Requirement(
+                    name,
+                    scheduled.required_now(
+                        windows, name, status.required_by(name) or policy.spec.required_approvals
+                    ),
+                    partial(may_approve, policy),
+                )
+                for name, policy in zip(governing.names, governing.policies, strict=True)
+            ),
+            *held,
         ],
         allow_self_approval=governing.refusing_self_approval() is None,
         spec_digest=spec_digest(request.spec),
@@ -160,7 +177,11 @@ def pending(request: AccessRequest, world: World) -> Step:
     annotations = request.metadata.annotations
     windows = scheduled.by_name(governing, now) if governing is not None else {}
     wake_at = scheduled.wake_at(windows, deadline)
-    result = _tally(request, governing, windows)
+    # Once held, always held: the denied request's deletion or a policy edit lifts nothing.
+    hold = status.after_denial or (
+        hold_for(request, governing, world.denials, now) if governing else None
+    )
+    result = _tally(request, governing, windows, hold)
     records = _approval_records(request, world, governing, result, now)
     if CANCEL_ANNOTATION in annotations and annotations.get(CANCELLED_BY_ANNOTATION):
         by = annotations[CANCELLED_BY_ANNOTATION]
@@ -182,7 +203,7 @@ def pending(request: AccessRequest, world: World) -> Step:
             world,
             records,
             "Denied",
-            "DeniedByApprover",
+            DENIED_BY_APPROVER,
             f"denied by {result.denied_by}{comment}",
             "request.denied",
             actor_of(denier),
@@ -212,19 +233,27 @@ def pending(request: AccessRequest, world: World) -> Step:
             "request.expired",
             None,
         )
+    newly_held = hold if hold is not None and status.after_denial is None else None
     message = _progress(result) + (f"; waiting until {format_time(deadline)}" if deadline else "")
     message += "".join(scheduled.outside_note(windows, name) for name in names)
     # A window that opened or closed changes the approvals needed: say so even without news.
-    if not records and (not windows or message == status.message):
+    if not records and newly_held is None and (not windows or message == status.message):
         return Step(wake_at=wake_at)
     if governing is None:
         message = (
             f"{_gone(world, names)}, so no approval can be checked; the request expires unanswered"
         )
+    notice = Notice("ApprovalRecorded" if records else "ApprovalsNeeded", message)
+    if newly_held is not None:
+        notice = Notice("HeldAfterDenial", f"needs {describe_hold(newly_held)}; {message}")
     return Step(
         records=tuple(records),
-        status=AccessRequestStatus(observed_approvals=len(approvals), message=message),
-        notices=(Notice("ApprovalRecorded" if records else "ApprovalsNeeded", message),),
+        status=AccessRequestStatus(
+            observed_approvals=len(approvals),
+            message=message,
+            **({"after_denial": newly_held} if newly_held else {}),
+        ),
+        notices=(notice,),
         wake_at=wake_at,
     )
 
@@ -240,7 +269,7 @@ def _progress(result: Tally | None) -> str:
 
     if len(counts) == 1:
         return one(counts[0])
-    return "; ".join(f"AccessPolicy {count.policy}: {one(count)}" for count in counts)
+    return "; ".join(f"{count.label}: {one(count)}" for count in counts)
 
 
 def _approve(

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from jitgate.core.api import AccessPolicy, AccessRequestStatus, Condition, Grant, RequestPhase
 from jitgate.core.events import Record
 from jitgate.core.policy import Governing, Namespace, UnreadablePolicy
+from jitgate.core.requests.after_denial import Denial
 from jitgate.core.requests.transitions import transition
 
 NotifyKind = Literal["created", "approved", "denied", "expired"]
@@ -76,6 +77,8 @@ class World:
     retention: dt.timedelta
     # AccessPolicies in the cluster that do not validate: what they protect is unknown.
     unreadable: Sequence[UnreadablePolicy] = ()
+    # Approvers' denials of requests in this namespace (`after_denial`: anti-shopping).
+    denials: Sequence[Denial] = ()
 
     def broken_policy(self) -> UnreadablePolicy | None:
         """An invalid policy that might govern this namespace, so nothing here is decided."""

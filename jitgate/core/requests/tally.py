@@ -23,11 +23,13 @@ class Ignored:
 
 @dataclass(frozen=True)
 class Requirement:
-    """One governing policy's share of the decision: how many of its approvers must approve."""
+    """One governing policy's share of the decision: how many of its approvers must approve.
+    With a `title`, a condition other than a policy's (an earlier denial's hold)."""
 
     policy: str
     required: int
     is_approver: Callable[[str, Sequence[str]], bool]
+    title: str | None = None
 
 
 @dataclass(frozen=True)
@@ -37,10 +39,15 @@ class Count:
     policy: str
     required: int
     approved_by: tuple[str, ...]
+    title: str | None = None
 
     @property
     def met(self) -> bool:
         return len(self.approved_by) >= self.required
+
+    @property
+    def label(self) -> str:
+        return self.title or f"AccessPolicy {self.policy}"
 
 
 @dataclass(frozen=True)
@@ -77,7 +84,7 @@ def tally(
 
     def counts() -> tuple[Count, ...]:
         return tuple(
-            Count(r.policy, r.required, tuple(users))
+            Count(r.policy, r.required, tuple(users), r.title)
             for r, users in zip(requirements, counted, strict=True)
         )
 
