@@ -37,7 +37,7 @@ def request(status: dict[str, Any] | None = None, duration: str = "1h") -> Acces
         "spec": {
             "actions": [{"verb": "exec"}],
             "duration": duration,
-            "reason": "INC-1",
+            "reason": "INC-1: the database is down",
             "requester": {"user": "alice", "groups": ["dev"]},
         },
         "status": status or {},
