@@ -11,11 +11,12 @@ audit log), `witness` (what a witness cosigns), `timefmt`, `errors` (the excepti
 `sink` (what the writer needs from a backend).
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
 signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
-(HMAC and Ed25519 keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (the file
-backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints` (the PostgreSQL backend),
+(HMAC, Ed25519 and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints`
+(the file backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints` (the PostgreSQL backend),
 `reader` (what readers share), `recorder` (a live session's bytes into `session.*` records,
-with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP),
-`witnessclient` (a writer submitting checkpoints to witnesses).
+with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook
+replica witnessing its peers reuses both), `witnessclient` (a writer submitting checkpoints
+to witnesses, its peers among them).
 
 Writers (the operator, each webhook replica):
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import urllib.parse
 from collections.abc import Generator, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -21,7 +23,7 @@ from jitgate.audit.note import Signer
 from jitgate.audit.reader import LogReader
 from jitgate.audit.sink import Sink
 from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
-from jitgate.audit.witnessclient import WitnessClient
+from jitgate.audit.witnessclient import WitnessClient, other_witnesses, peer_tls
 from jitgate.audit.writer import DEFAULT_MAX_BATCH, AuditWriter
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
@@ -42,12 +44,18 @@ def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
     return PostgresSink(target, writer_id)
 
 
-def _witness_clients(urls: Sequence[str]) -> list[WitnessClient]:
+def _witness_clients(
+    urls: Sequence[str], writer_id: str, witness_ca: Path | None
+) -> list[WitnessClient]:
     for url in urls:
         parsed = urllib.parse.urlsplit(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise AuditConfigError(f"a witness is an http:// or https:// URL, not {url!r}")
-    return [WitnessClient(url) for url in urls]
+    try:
+        tls = peer_tls(witness_ca) if witness_ca is not None else None
+    except (OSError, ssl.SSLError) as error:
+        raise AuditConfigError(f"cannot read the witness CA {witness_ca}: {error}") from error
+    return [WitnessClient(url, tls=tls) for url in other_witnesses(urls, writer_id)]
 
 
 def _checkpointer(
@@ -58,6 +66,7 @@ def _checkpointer(
     idle_interval: float,
     clock: Clock,
     witnesses: Sequence[str],
+    witness_ca: Path | None,
 ) -> Checkpointer:
     target = parse_audit_url(url)
     store: CheckpointStore
@@ -76,7 +85,7 @@ def _checkpointer(
         interval=interval,
         idle_interval=idle_interval,
         clock=clock,
-        witnesses=_witness_clients(witnesses),
+        witnesses=_witness_clients(witnesses, writer_id, witness_ca),
     )
 
 
@@ -116,6 +125,7 @@ def open_audit_writer(
     checkpoint_interval: float = DEFAULT_INTERVAL,
     checkpoint_idle_interval: float = DEFAULT_IDLE_INTERVAL,
     witnesses: Sequence[str] = (),
+    witness_ca: Path | None = None,
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -126,7 +136,9 @@ def open_audit_writer(
     With `checkpoint_key` the writer keeps a Merkle tree over its
     records and signs a checkpoint at most `checkpoint_interval` seconds after a write,
     and again every `checkpoint_idle_interval` seconds without one (times by `clock`), and
-    submits each to the `witnesses` (c2sp.org/tlog-witness submission URLs) for cosignatures.
+    submits each to the `witnesses` (c2sp.org/tlog-witness submission URLs) for cosignatures:
+    https:// ones checked against `witness_ca` if given (`witnessclient.peer_tls`), a URL
+    naming this writer skipped (`witnessclient.other_witnesses`: replicas share one list).
     """
     check_writer_id(writer_id)
     if witnesses and checkpoint_key is None:
@@ -142,6 +154,7 @@ def open_audit_writer(
             checkpoint_idle_interval,
             clock,
             witnesses,
+            witness_ca,
         )
         if checkpoint_key is not None
         else None

@@ -1,5 +1,6 @@
-"""Audit keys: the HMAC key that signs record hashes (a mounted Secret), and the
-Ed25519 checkpoint keys: the private one a writer signs with, the public one auditors use.
+"""Audit keys: the HMAC key that signs record hashes (a mounted Secret), the Ed25519
+checkpoint keys (the private one a writer signs with, the public one auditors use), and a
+witness's cosigner key.
 """
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jitgate.audit.cosignature import Cosigner
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.note import NoteError, Signer, Verifier
 
@@ -53,3 +55,18 @@ def parse_verifier_key(vkey: str) -> Verifier:
         return Verifier.parse(vkey.strip())
     except NoteError as error:
         raise AuditConfigError(f"not a verifier key: {error}") from error
+
+
+def load_witness_key(path: str | os.PathLike[str]) -> Cosigner:
+    """A witness's Ed25519 cosigner key (`jitgate audit keygen NAME --witness`) from a file."""
+    try:
+        text = Path(path).read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AuditConfigError(f"cannot read the witness key file {os.fspath(path)}") from error
+    try:
+        return Cosigner.parse(text)
+    except NoteError as error:
+        raise AuditConfigError(
+            f"{os.fspath(path)} holds no witness key (`jitgate audit keygen NAME --witness` "
+            f"makes one): {error}"
+        ) from error

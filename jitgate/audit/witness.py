@@ -108,11 +108,18 @@ def parse_submission(body: bytes) -> Submission | Answer:
 
 
 class Witness:
-    """Decides add-checkpoint requests for the logs of the given deployment keys."""
+    """Decides add-checkpoint requests for the logs of the given deployment keys.
 
-    def __init__(self, cosigner: Cosigner, log_keys: Sequence[Verifier]) -> None:
+    `own` names the log of the writer this witness runs beside (a webhook replica witnessing
+    its peers): a log is never its own witness, so its checkpoints are refused (404).
+    """
+
+    def __init__(
+        self, cosigner: Cosigner, log_keys: Sequence[Verifier], own: str | None = None
+    ) -> None:
         self.cosigner = cosigner
         self._log_keys = list(log_keys)
+        self._own = own
 
     def log_verifier(self, origin: str) -> Verifier | None:
         """The key that signs `origin`'s checkpoints, if it is a log this witness knows."""
@@ -135,6 +142,8 @@ class Witness:
             origin = parse_note(submission.checkpoint).text.split("\n", 1)[0]
         except NoteError as error:
             return _refuse(400, f"not a signed note: {error}")
+        if origin == self._own:
+            return _refuse(404, f"{origin} is this witness's own log: a log is not its own witness")
         verifier = self.log_verifier(origin)
         if verifier is None:
             return _refuse(404, f"this witness knows no log {origin}")

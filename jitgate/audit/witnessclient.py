@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 from jitgate.audit.witness import SIZE_CONTENT_TYPE, Submission
@@ -45,6 +49,7 @@ class WitnessClient:
     url: str
     timeout: float = DEFAULT_TIMEOUT
     known_size: int = field(default=0)  # what it last said it cosigned for this writer
+    tls: ssl.SSLContext | None = None  # for https:// witnesses; None: the system's CAs
 
     async def submit(self, submission: Submission) -> Reply:
         return await asyncio.to_thread(self._post, submission.render())
@@ -54,7 +59,28 @@ class WitnessClient:
             self.url.rstrip("/") + "/add-checkpoint", data=body, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout, context=self.tls
+            ) as response:
                 return Reply(response.status, response.read(), response.headers["Content-Type"])
         except urllib.error.HTTPError as error:
             return Reply(error.code, error.read(), error.headers.get("Content-Type", ""))
+
+
+def peer_tls(ca_file: Path) -> ssl.SSLContext:
+    """TLS to witnesses whose certificates `ca_file` signed: webhook replicas witnessing one
+    another, each addressed by its own Service, which the shared serving certificate does
+    not name. So the CA is checked, not the name; what a witness says is signed anyway."""
+    context = ssl.create_default_context(cafile=str(ca_file))
+    context.check_hostname = False
+    return context
+
+
+def other_witnesses(urls: Sequence[str], writer_id: str) -> list[str]:
+    """`urls` without the one naming this writer (its host's first label is the writer id):
+    every replica is given the same list of peers, and none is its own witness."""
+    return [
+        url
+        for url in urls
+        if (urllib.parse.urlsplit(url).hostname or "").split(".", 1)[0] != writer_id.lower()
+    ]

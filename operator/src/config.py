@@ -30,6 +30,7 @@ class OperatorConfig:
     audit_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
     witnesses: tuple[str, ...] = ()  # tlog-witness URLs that cosign the checkpoints
+    witness_ca: Path | None = None  # checks the https:// witnesses' certificates
     writer_id: str = ""  # empty: `default_writer_id()`
     kubeconfig: Path | None = None
     namespaces: tuple[str, ...] = ()  # empty: every namespace

@@ -81,6 +81,7 @@ async def run(
         clock=clock,
         checkpoint_key=checkpoint_key,
         witnesses=config.witnesses,
+        witness_ca=config.witness_ca,
     ) as audit:
         workflow = Workflow(
             config=config,

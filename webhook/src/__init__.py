@@ -3,7 +3,9 @@
 server        run_webhook(config) for `jitgate webhook` (uvloop + httptools); running(config) and
               run_webhook_in_thread(config) start one in-process for tests and the demo
 app           the app factory; routers/admission (/validate, /mutate on plain ASGI, bounded
-              concurrency) before FastAPI's routers/health (/healthz, /readyz, /metrics)
+              concurrency) before FastAPI's routers/health (/healthz, /readyz, /metrics) and,
+              with --witness-key, routers/witness (/witness/add-checkpoint: this replica
+              cosigning its peers' checkpoints)
 service       decides and audits: an AdmissionRequest in, an Answer out; the rules are
               jitgate.core.admission's (protected actions, AccessRequest and Grant writes)
 review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
@@ -14,6 +16,7 @@ cache, watch  the in-memory grant index, policies and namespace labels, kept cur
               list+watch threads (410 Gone re-lists, jittered backoff)
 livegrants    one bounded, rate-limited live read of Grants before a "no live grant" denial
 memo          one decision and one record per user request (repeated reviews, exec retries)
+callers       who is heard (--client-ca), and who sent a review (the memo's key)
 audit         audit events and each record type's durability (allowed: before the answer)
 tls           the serving certificate, reloaded when its files change
 metrics       a Prometheus registry per app

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from jitgate.webhook.review import ReviewError
-from jitgate.webhook.routers import admission, health
+from jitgate.webhook.routers import admission, health, witness
 from jitgate.webhook.service import AdmissionService
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
@@ -42,9 +42,10 @@ def create_app(
     lifespan: Lifespan | None = None,
     max_in_flight: int = admission.DEFAULT_MAX_IN_FLIGHT,
     queue_wait: float = admission.DEFAULT_QUEUE_WAIT,
+    peer_witness: witness.PeerWitness | None = None,
 ) -> ASGIApp:
     """An app deciding with `service`, at most `max_in_flight` reviews at once; `lifespan`
-    starts and stops what feeds it."""
+    starts and stops what feeds it; with `peer_witness` it also witnesses its peers' logs."""
 
     @asynccontextmanager
     async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +60,9 @@ def create_app(
     )
     app.state.service = service
     app.include_router(health.router)
+    if peer_witness is not None:
+        app.state.peer_witness = peer_witness
+        app.include_router(witness.router)
     app.add_exception_handler(ReviewError, _bad_review)
     app.add_exception_handler(RequestValidationError, _bad_review)
     app.add_exception_handler(HTTPException, _http_error)

@@ -33,6 +33,12 @@ class WebhookConfig:
     audit_key_file: Path | None = None
     checkpoint_key_file: Path | None = None
     witnesses: tuple[str, ...] = ()  # tlog-witness URLs that cosign the checkpoints
+    witness_ca: Path | None = None  # checks the https:// witnesses' certificates
+    # This replica as a witness of its peers' logs (`routers.witness`): its own cosigner key,
+    # its own state, and the keys of the logs it witnesses besides its own deployment's.
+    witness_key_file: Path | None = None
+    witness_state: Path | None = None
+    witness_log_keys: tuple[Path, ...] = ()
     # Only callers presenting a client certificate signed by this CA get decisions.
     client_ca: Path | None = None
     writer_id: str = "webhook"

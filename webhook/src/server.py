@@ -38,12 +38,14 @@ from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.routers.witness import peer_witness
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from jitgate.webhook.watch import Backoff, ClusterWatch, read_grants
 from kubernetes import client as k8s
 
 from jitgate.audit.connect import open_audit_writer
+from jitgate.audit.errors import AuditError
 from jitgate.audit.keys import load_checkpoint_key, load_key
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.events import AuditEvent
@@ -98,6 +100,7 @@ def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
             clock=clock,
             checkpoint_key=checkpoint_key,
             witnesses=config.witnesses,
+            witness_ca=config.witness_ca,
         )
 
     return open_
@@ -188,7 +191,16 @@ def build(
             stack.push_async_callback(asyncio.to_thread, watch.stop)
             yield
 
-    app = create_app(service, max_in_flight=config.max_in_flight, queue_wait=config.queue_wait)
+    try:
+        witnessing = peer_witness(config)
+    except (AuditError, OSError) as error:
+        raise StartupError(f"the webhook could not start: {error}") from error
+    app = create_app(
+        service,
+        max_in_flight=config.max_in_flight,
+        queue_wait=config.queue_wait,
+        peer_witness=witnessing,
+    )
     served = only_verified_callers(app, refusals) if config.client_ca is not None else app
     return Webhook(config, app, served, service, cache, tls, opened)
 

@@ -12,6 +12,7 @@ from jitgate.cli.jitgate.server_flags import (
     add_writer_flags,
     check_audit_url,
     configure_logging,
+    witness_ca,
     witness_urls,
 )
 from jitgate.cli.options import add_flag, command
@@ -127,6 +128,7 @@ class OperatorOptions:
     audit_key_file: str | None
     checkpoint_key: str | None
     witness: tuple[str, ...]
+    witness_ca: str | None
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -166,6 +168,7 @@ def config_from(options: OperatorOptions) -> OperatorConfig:
         audit_key_file=Path(options.audit_key_file) if options.audit_key_file else None,
         checkpoint_key_file=Path(options.checkpoint_key) if options.checkpoint_key else None,
         witnesses=witness_urls(options.witness, options.checkpoint_key),
+        witness_ca=witness_ca(options.witness_ca, options.witness),
         writer_id=options.writer_id or "",
         kubeconfig=Path(options.kubeconfig) if options.kubeconfig else None,
         namespaces=tuple(dict.fromkeys(options.namespace)),

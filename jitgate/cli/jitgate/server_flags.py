@@ -35,8 +35,18 @@ def add_writer_flags(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         action="append",
         default=[],
-        help="a witness (`jitgate audit witness`, C2SP tlog-witness) to submit every checkpoint "
-        "to for its cosignature; repeat for several (needs --checkpoint-key)",
+        help="a witness (`jitgate audit witness`, or a webhook replica run with "
+        "--witness-key; C2SP tlog-witness) to submit every checkpoint to for its cosignature; "
+        "repeat for several (needs --checkpoint-key). A URL whose host's first label is this "
+        "writer's id is skipped, so every replica can be given the same list of peers",
+    )
+    add_flag(
+        parser,
+        "--witness-ca",
+        metavar="FILE",
+        help="CA (PEM) that signed the https:// witnesses' certificates, e.g. the webhook's "
+        "own CA for replicas witnessing one another (their names are not checked: each "
+        "cosignature is signed)",
     )
     add_flag(
         parser,
@@ -81,6 +91,13 @@ def witness_urls(urls: tuple[str, ...], checkpoint_key: str | None) -> tuple[str
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--witness {url} is not an http:// or https:// URL.")
     return tuple(dict.fromkeys(urls))
+
+
+def witness_ca(path: str | None, urls: tuple[str, ...]) -> Path | None:
+    """The --witness-ca file, refused without a --witness to use it for."""
+    if path is not None and not urls:
+        raise UsageError("--witness-ca checks the witnesses' certificates: give --witness too.")
+    return existing_file("--witness-ca", path)
 
 
 def existing_file(flag: str, value: str | None) -> Path | None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from jitgate.cli.errors import EXIT_OK, CommandFailed, needs_extra, sentence
+from jitgate.cli.errors import EXIT_OK, CommandFailed, UsageError, needs_extra, sentence
 from jitgate.cli.jitgate.server_flags import (
     add_writer_flags,
     check_audit_url,
     configure_logging,
     existing_file,
+    witness_ca,
     witness_urls,
 )
 from jitgate.cli.options import add_flag, command
@@ -49,6 +51,31 @@ def register(subparsers: Any) -> None:
         "no record. Without it every record says its caller was not verified",
     )
     add_writer_flags(parser)
+    add_flag(
+        parser,
+        "--witness-key",
+        metavar="FILE",
+        help="witness the other writers' checkpoints with this key (`jitgate audit keygen NAME "
+        "--witness`): serve C2SP tlog-witness POST /witness/add-checkpoint on this port for "
+        "the logs of this deployment's --checkpoint-key (and --witness-log-key), never this "
+        "replica's own; peers submit to it with --witness https://HOST:PORT/witness",
+    )
+    add_flag(
+        parser,
+        "--witness-state",
+        metavar="DIR",
+        help="where the witness keeps the latest checkpoint it cosigned of each log (its own "
+        "storage: not the audit directory)",
+    )
+    add_flag(
+        parser,
+        "--witness-log-key",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="another deployment's checkpoint verifier key whose writers this witness cosigns "
+        "(repeatable)",
+    )
     add_flag(
         parser,
         "--operator-user",
@@ -94,6 +121,10 @@ class WebhookOptions:
     audit_key_file: str | None
     checkpoint_key: str | None
     witness: tuple[str, ...]
+    witness_ca: str | None
+    witness_key: str | None
+    witness_state: str | None
+    witness_log_key: tuple[str, ...]
     writer_id: str
     kubeconfig: str | None
     log_level: str
@@ -101,6 +132,30 @@ class WebhookOptions:
     exempt_user: tuple[str, ...]
     exempt_group: tuple[str, ...]
     grant_collector: tuple[str, ...] | None
+
+
+def _peer_witness(options: WebhookOptions) -> dict[str, Any]:
+    """The --witness-key, --witness-state and --witness-log-key settings, checked together."""
+    if options.witness_key is None:
+        if options.witness_state or options.witness_log_key:
+            raise UsageError("--witness-state and --witness-log-key need --witness-key.")
+        return {}
+    if options.witness_state is None:
+        raise UsageError("--witness-key needs --witness-state, where the witness keeps its state.")
+    if not options.checkpoint_key and not options.witness_log_key:
+        raise UsageError(
+            "--witness-key needs the logs it witnesses: --checkpoint-key (this deployment's) "
+            "or --witness-log-key."
+        )
+    return {
+        "witness_key_file": existing_file("--witness-key", options.witness_key),
+        "witness_state": Path(options.witness_state),
+        "witness_log_keys": tuple(
+            path
+            for path in (existing_file("--witness-log-key", p) for p in options.witness_log_key)
+            if path is not None
+        ),
+    }
 
 
 def run(options: WebhookOptions) -> int:
@@ -127,6 +182,8 @@ def run(options: WebhookOptions) -> int:
         audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
         checkpoint_key_file=existing_file("--checkpoint-key", options.checkpoint_key),
         witnesses=witness_urls(options.witness, options.checkpoint_key),
+        witness_ca=witness_ca(options.witness_ca, options.witness),
+        **_peer_witness(options),
         writer_id=options.writer_id or default_writer_id(),
         kubeconfig=existing_file("--kubeconfig", options.kubeconfig),
         operator_user=options.operator_user,
