@@ -7,15 +7,18 @@ import uuid
 from typing import Any
 
 import httpx
+from jitgate.webhook.memo import DEFAULT_REPEAT_WINDOW, DecisionMemo
 
 GRANTS = "grants.jitgate.dev"
 DEPLOYMENTS = ("apps", "v1", "deployments")
 EXEC_LS = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]}
 DELETE_WEB = {"verb": "delete", "resource": "deployments.apps", "names": ["web"]}
+DELETE_WEB_0 = {"verb": "delete", "resource": "pods", "names": ["web-0"]}
+SCALE_WEB = {"verb": "scale", "resource": "deployments.apps", "names": ["web"]}
 
 
-async def add_grant(cluster: Any, webhook: Any, reviews: Any, action: dict[str, Any]) -> None:
-    body = reviews.grant(actions=[action])
+async def add_grant(cluster: Any, webhook: Any, reviews: Any, *actions: dict[str, Any]) -> None:
+    body = reviews.grant(actions=list(actions))
     cluster.create(GRANTS, body, "prod")
     await reviews.until(webhook, lambda cache: bool(cache.grants.for_user("prod", "alice")))
 
@@ -34,18 +37,102 @@ async def test_a_delete_validated_again_is_answered_alike_and_recorded_once(
 ) -> None:
     await add_grant(cluster, webhook, reviews, DELETE_WEB)
     first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
-    # The API server validates against its cached object, then against the stored one,
-    # whose resourceVersion and deletion stamp differ: still the same request.
-    stored = again(first)
-    stored["request"]["oldObject"]["metadata"]["resourceVersion"] = "78"
-    answers = [await validate(first), await validate(stored), await validate(again(first))]
+    # The API server validates one DELETE as it marks the object, again as it removes it
+    # (resourceVersion and deletion stamp changed) and again on a stale cache: each call
+    # with a review uid of its own, and a network resend with the same uid.
+    marked = again(first, new_uid=True)
+    marked["request"]["oldObject"]["metadata"]["resourceVersion"] = "78"
+    marked["request"]["oldObject"]["metadata"]["deletionTimestamp"] = "2026-12-04T18:00:00Z"
+    answers = [await validate(review) for review in (first, marked, again(first, new_uid=True))]
+    answers.append(await validate(again(first)))
     assert all(answer.allowed for answer in answers)
     [record] = audit_log()
     assert record["type"] == "action.allowed" and record["admissionUID"] == first["request"]["uid"]
+    # Every call carries the one record's annotations, as the API server's audit log shows.
+    assert len({str(answer.response["auditAnnotations"]) for answer in answers}) == 1
+    repeats = webhook.service.metrics.registry.get_sample_value(
+        "jitgate_webhook_repeated_reviews_total", {"action": "delete"}
+    )
+    assert repeats == 3
 
-    # A genuinely new request for the same delete is decided and recorded.
+
+async def test_a_delete_is_a_new_request_for_another_object_options_or_dry_run(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
+    recreated = again(first, new_uid=True)
+    recreated["request"]["oldObject"]["metadata"]["uid"] = "a-new-incarnation"
+    forced = again(first, new_uid=True)
+    forced["request"]["options"]["gracePeriodSeconds"] = 0
+    orphaning = again(first, new_uid=True)
+    orphaning["request"]["options"]["propagationPolicy"] = "Orphan"
+    dry = again(first, new_uid=True)
+    dry["request"]["dryRun"] = True
+    for review in (first, recreated, forced, orphaning, dry):
+        assert (await validate(review)).allowed
+    assert len(audit_log()) == 5
+
+
+async def test_a_repeated_delete_is_decided_afresh_and_a_changed_decision_recorded(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
+    assert (await validate(first)).allowed
+    [grant] = webhook.cache.grants.for_user("prod", "alice")
+    cluster.delete(GRANTS, "prod", grant.name)
+    await reviews.until(webhook, lambda cache: not cache.grants.for_user("prod", "alice"))
+    # The same request's next call, after the Grant went: denied, and the denial recorded.
+    assert not (await validate(again(first, new_uid=True))).allowed
+    assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
+    # Another Grant allowing it: a decision of its own, recorded.
+    await add_grant(cluster, webhook, reviews, DELETE_WEB)
     assert (await validate(again(first, new_uid=True))).allowed
-    assert [r["type"] for r in audit_log()] == ["action.allowed", "action.allowed"]
+    assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied", "action.allowed"]
+
+
+async def test_a_repeat_after_its_window_is_a_new_request(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    now = [0.0]
+    webhook.service.memo = DecisionMemo(monotonic=lambda: now[0])
+    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
+    assert (await validate(first)).allowed
+    now[0] = DEFAULT_REPEAT_WINDOW - 0.1
+    assert (await validate(again(first, new_uid=True))).allowed
+    assert len(audit_log()) == 1
+    now[0] = DEFAULT_REPEAT_WINDOW * 2
+    assert (await validate(again(first, new_uid=True))).allowed
+    assert len(audit_log()) == 2
+
+
+async def test_updates_and_evictions_are_never_taken_for_repeats(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    await add_grant(cluster, webhook, reviews, SCALE_WEB, DELETE_WEB_0)
+    # A scale retried after a write conflict and a new request to the same count look alike:
+    # each is decided and recorded on the state it saw.
+    assert (await validate(reviews.scale(old=3, new=5))).allowed
+    assert (await validate(reviews.scale(old=4, new=5))).allowed
+    assert [r["action"]["replicas"] for r in audit_log()] == [
+        {"old": 3, "new": 5},
+        {"old": 4, "new": 5},
+    ]
+    # An eviction names no pod uid: a pod re-created under the same name is evicted anew.
+    eviction = reviews.review(
+        operation="CREATE",
+        kind=("policy", "v1", "Eviction"),
+        resource=("", "v1", "pods"),
+        sub_resource="eviction",
+        namespace="prod",
+        name="web-0",
+        obj={"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-0"}},
+    )
+    assert (await validate(eviction)).allowed
+    assert (await validate(again(eviction, new_uid=True))).allowed
+    assert len(audit_log()) == 4
 
 
 async def test_the_same_uid_with_other_facts_is_decided_again(

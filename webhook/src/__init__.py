@@ -15,7 +15,8 @@ lookups       bounded, timed reads for those: a target's replicas, a namespace's
 cache, watch  the in-memory grant index, policies and namespace labels, kept current by
               list+watch threads (410 Gone re-lists, jittered backoff)
 livegrants    one bounded, rate-limited live read of Grants before a "no live grant" denial
-memo          one decision and one record per user request (repeated reviews, exec retries)
+memo          one decision and one record per user request (repeated reviews, a DELETE's
+              several calls, exec retries)
 callers       who is heard (--client-ca), and who sent a review (the memo's key)
 audit         audit events and each record type's durability (allowed: before the answer)
 tls           the serving certificate, reloaded when its files change

@@ -1,24 +1,42 @@
 """One decision and one audit record per user request, however often the API server asks.
 
-The API server can run admission more than once for one request: a DELETE is validated
-against its cached object and again against the stored one (and again on a conflict), with
-the same review uid; `kubectl exec` whose WebSocket upgrade is refused tries again over SPDY,
-which is a new review with a new uid but the same facts. Each would otherwise be decided and
-recorded again, so one `kubectl delete pod` left two or three records.
+The API server can run admission more than once for one user request, and gives every
+call a review uid of its own:
 
-`DecisionMemo` remembers recent answers, bounded in size and age:
+- a DELETE is validated as the object is marked for deletion, again as it is removed, and
+  again when its cached copy was stale (a pod delete: two or three calls);
+- a webhook call that failed on the network is sent again with the same uid;
+- `kubectl exec` whose WebSocket upgrade is refused tries again over SPDY.
 
-- the same review uid with the same facts (user, action, dry run) from the same caller (the
-  connection's verified client certificate, or else its address: `callers.caller_of`) gets
-  the same answer for `same_request_ttl` seconds, undecided and unrecorded. The API server
+Each would otherwise be decided and recorded again, so one `kubectl delete pod` left two or
+three records. `DecisionMemo` remembers recent answers, bounded in size and age:
+
+- **same uid** with the same facts (user, action, dry run) from the same caller (the
+  connection's verified client certificate, or else its address: `callers.caller_of`): the
+  same answer for `same_request_ttl` seconds, undecided and unrecorded. The API server
   repeats a review from where it sent it first; a uid replayed by anyone else (possible
   without `--client-ca`) is decided and recorded afresh, as the unverified caller it is,
   never answered from the memo without a record;
+- **a DELETE allowed again** (`repeat_of`): from the same caller, for the same user and
+  groups, the same object *incarnation* (its metadata.uid), the same options (grace period,
+  propagation, preconditions) and dry run, within `repeat_window` seconds of an allow. It is
+  **decided afresh** like any review, and only when the fresh decision is an allow by the
+  same Grant (same name and uid) is it answered with the earlier answer (the request's one
+  record and its annotations) instead of a record of its own;
 - a pod exec/attach/port-forward with the same facts as one refused within `retry_window`
   seconds is still decided afresh (a Grant may have arrived since), but a refusal again for
   the same reason is not recorded again: it is the same user request.
 
-Anything else is a genuinely new request and is decided and recorded.
+What a caller could hide with it: nothing that changes the cluster. Deleting the same
+object incarnation again, with the same options, while it is already being deleted changes
+nothing (a shorter grace period or another propagation policy are other options, hence a
+request of its own); a re-created object has a new uid; a denial, another Grant, another
+user or group set, a dry run versus a real request are all recorded. The memo never answers
+for a decision: a Grant revoked or expired in between denies the repeat, and that denial is
+recorded. Updates are never taken for repeats: a scale retried after a write conflict cannot
+be told from a new request to the same count (nothing in a review is request-scoped), so
+each is decided and recorded on the state it was decided on. Anything else is a genuinely
+new request and is decided and recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +45,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Final
+from typing import Any, Final
 
 from jitgate.webhook.review import AdmissionRequest, Answer
 
@@ -37,8 +55,18 @@ DEFAULT_CAPACITY: Final = 16_384
 DEFAULT_SAME_REQUEST_TTL: Final = 30.0  # the API server gives up on a request after 60 s
 DEFAULT_RETRY_WINDOW: Final = 2.0  # kubectl falls back to SPDY at once
 RETRIED_VERBS: Final = frozenset({"exec", "attach", "portforward"})
+# Seconds within which an allowed DELETE of the same object incarnation, with the same
+# options, by the same caller is the same user request. Its calls follow one another within
+# the request (milliseconds; seconds on a loaded API server), and a repeat changes nothing.
+DEFAULT_REPEAT_WINDOW: Final = 10.0
 
 Facts = tuple[Hashable, ...]
+# Which Grant allowed an action: (namespace, name, uid).
+GrantId = tuple[str, str, str]
+
+
+def _encoded(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
 
 
 def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
@@ -48,13 +76,41 @@ def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
     again against the stored one, whose resourceVersion (and deletion stamp) may differ.
     """
     detail = {key: value for key, value in attempted.detail.items() if key != "digest"}
-    encoded = json.dumps(detail, sort_keys=True, default=str)
-    return (request.user, request.groups, request.is_dry_run, attempted, encoded)
+    return (request.user, request.groups, request.is_dry_run, attempted, _encoded(detail))
+
+
+def repeat_of(
+    request: AdmissionRequest, attempted: AttemptedAction, caller: str = ""
+) -> Facts | None:
+    """What makes two DELETE reviews with different uids one user request (see the module's
+    rule), or None for a review whose every call is a request of its own.
+
+    Not the old state (digest, resourceVersion, deletion stamp): that is what changes between
+    the API server's calls for one DELETE. Only a DELETE naming the object's uid: an eviction
+    does not, and a pod re-created under the same name must never share its predecessor's
+    record.
+    """
+    if request.operation != "DELETE" or attempted.verb != "delete":
+        return None
+    incarnation = ((request.old_object or {}).get("metadata") or {}).get("uid")
+    if not isinstance(incarnation, str) or not incarnation:
+        return None
+    detail = {key: value for key, value in attempted.detail.items() if key != "digest"}
+    intent = _encoded([detail, request.options])
+    return (
+        caller,
+        request.user,
+        request.groups,
+        request.is_dry_run,
+        attempted,
+        incarnation,
+        intent,
+    )
 
 
 class DecisionMemo:
-    """Recent answers by review uid (and refused connects by their facts); not thread-safe:
-    used from the event loop only."""
+    """Recent answers by review uid, allowed deletes by what they deleted (and refused
+    connects by their facts); not thread-safe: used from the event loop only."""
 
     def __init__(
         self,
@@ -62,20 +118,23 @@ class DecisionMemo:
         capacity: int = DEFAULT_CAPACITY,
         same_request_ttl: float = DEFAULT_SAME_REQUEST_TTL,
         retry_window: float = DEFAULT_RETRY_WINDOW,
+        repeat_window: float = DEFAULT_REPEAT_WINDOW,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._capacity = capacity
         self._same_request_ttl = same_request_ttl
         self._retry_window = retry_window
+        self._repeat_window = repeat_window
         self._monotonic = monotonic
-        self._answers: OrderedDict[Hashable, tuple[float, Answer]] = OrderedDict()
+        self._answers: OrderedDict[Hashable, tuple[float, Answer, GrantId | None]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._answers)
 
     def recall(self, uid: str, facts: Facts, caller: str = "") -> Answer | None:
         """The answer already given to this review (same uid, same facts, same caller)."""
-        return self._live(("uid", uid, caller, facts))
+        found = self._live(("uid", uid, caller, facts))
+        return found[0] if found is not None else None
 
     def refused_just_now(self, facts: Facts, attempted: AttemptedAction, message: str) -> bool:
         """Whether this connect repeats one refused within the retry window, for the same
@@ -83,7 +142,15 @@ class DecisionMemo:
         if attempted.verb not in RETRIED_VERBS:
             return False
         earlier = self._live(("retry", facts))
-        return earlier is not None and earlier.message == message
+        return earlier is not None and earlier[0].message == message
+
+    def allowed_just_now(self, repeat: Facts, grant: GrantId) -> Answer | None:
+        """The answer (and so the record) of the same user request, allowed within its
+        window by the same Grant that allows this review again."""
+        earlier = self._live(("repeat", repeat))
+        if earlier is None or earlier[1] != grant:
+            return None
+        return earlier[0]
 
     def remember(
         self,
@@ -94,22 +161,26 @@ class DecisionMemo:
         caller: str = "",
     ) -> None:
         now = self._monotonic()
-        self._put(("uid", uid, caller, facts), now + self._same_request_ttl, answer)
+        self._put(("uid", uid, caller, facts), now + self._same_request_ttl, answer, None)
         if not answer.allowed and attempted.verb in RETRIED_VERBS:
-            self._put(("retry", facts), now + self._retry_window, answer)
+            self._put(("retry", facts), now + self._retry_window, answer, None)
 
-    def _live(self, key: Hashable) -> Answer | None:
+    def remember_allowed(self, repeat: Facts, grant: GrantId, answer: Answer) -> None:
+        """An allow whose record is durable: its repeats within the window share it."""
+        self._put(("repeat", repeat), self._monotonic() + self._repeat_window, answer, grant)
+
+    def _live(self, key: Hashable) -> tuple[Answer, GrantId | None] | None:
         found = self._answers.get(key)
         if found is None:
             return None
-        expires, answer = found
+        expires, answer, grant = found
         if expires > self._monotonic():
-            return answer
+            return answer, grant
         del self._answers[key]
         return None
 
-    def _put(self, key: Hashable, expires: float, answer: Answer) -> None:
-        self._answers[key] = (expires, answer)
+    def _put(self, key: Hashable, expires: float, answer: Answer, grant: GrantId | None) -> None:
+        self._answers[key] = (expires, answer, grant)
         self._answers.move_to_end(key)
         while len(self._answers) > self._capacity:
             self._answers.popitem(last=False)

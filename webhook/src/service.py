@@ -41,7 +41,7 @@ from jitgate.webhook.decode import (
 )
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
-from jitgate.webhook.memo import DecisionMemo, facts_of
+from jitgate.webhook.memo import DecisionMemo, facts_of, repeat_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 
@@ -239,7 +239,7 @@ class AdmissionService:
                     False, f"jitgate cannot decide this request: {error}", "LookupFailed"
                 )
                 return await self._answer(request, attempted, failed)
-        answer = await self._decide(request, attempts)
+        answer = await self._decide(request, attempts, caller=caller)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer, caller)
         return answer
@@ -322,6 +322,7 @@ class AdmissionService:
         attempts: list[AttemptedAction],
         *,
         labels: dict[str, str] | None = None,
+        caller: str = "",
     ) -> Answer:
         """Allowed when every attempt is; the first one refused is the answer. Each allowed
         attempt is recorded (and must be durable) before the request is allowed."""
@@ -341,7 +342,7 @@ class AdmissionService:
             return allow()
         answer = allow()
         for attempted, verdict in allowed:
-            answer = await self._answer(request, attempted, verdict)
+            answer = await self._answer(request, attempted, verdict, caller)
             if not answer.allowed:
                 return answer
         return answer
@@ -386,7 +387,11 @@ class AdmissionService:
         return second
 
     async def _answer(
-        self, request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
+        self,
+        request: AdmissionRequest,
+        attempted: AttemptedAction | None,
+        verdict: Verdict,
+        caller: str = "",
     ) -> Answer:
         action = attempted.verb if attempted is not None else request.operation.lower()
         if (
@@ -397,6 +402,16 @@ class AdmissionService:
             # kubectl exec trying again over SPDY: refused again, already recorded.
             self.metrics.repeats.labels(action).inc()
             return deny(verdict.message)
+        repeat = repeat_of(request, attempted, caller) if verdict.allowed and attempted else None
+        if repeat is not None:
+            assert verdict.grant is not None
+            granted_by = (verdict.grant.namespace, verdict.grant.name, verdict.grant.uid)
+            earlier = self.memo.allowed_just_now(repeat, granted_by)
+            if earlier is not None:
+                # The API server validating one DELETE again: allowed afresh by the same
+                # Grant, answered with the request's one record.
+                self.metrics.repeats.labels(action).inc()
+                return earlier
         durable = await self.audit.record(action_event(request, attempted, verdict))
         if verdict.allowed and not durable:
             self.metrics.decisions.labels(action, "denied").inc()
@@ -407,7 +422,7 @@ class AdmissionService:
         grant = verdict.grant
         assert grant is not None
         assert durable is not None
-        return allow(
+        answer = allow(
             audit_annotations={
                 "grant": grant.name,
                 "request": grant.spec.access_request.name,
@@ -415,6 +430,9 @@ class AdmissionService:
             },
             warnings=(verdict.warning,) if verdict.warning else (),
         )
+        if repeat is not None:
+            self.memo.remember_allowed(repeat, (grant.namespace, grant.name, grant.uid), answer)
+        return answer
 
     def _policy(self, name: str) -> AccessPolicy | None:
         if not self.cache.is_synced("accesspolicies"):
