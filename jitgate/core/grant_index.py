@@ -1,65 +1,122 @@
 """An in-memory index of grants keyed for O(1) lookup by (namespace, user).
 
 The webhook's decision path reads only this index; a watch keeps it current.
+
+Memory: a webhook holds every live grant of the cluster, so an entry is kept compact: the
+validated spec as its JSON bytes (a few hundred bytes, where the pydantic model with its
+nested models takes ~4 KiB), parsed again when a decision reads it, through a bounded cache
+of recently read specs (`PARSED_SPECS`); the identifying strings interned where they repeat.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import sys
 import threading
-from dataclasses import dataclass
+from typing import Any, Final
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import GrantSpec
+from jitgate.core.canonical import digest
 from jitgate.core.matching import find_authorizing
 
+# Parsed specs kept for the decisions that read them again (the users acting right now).
+PARSED_SPECS: Final = 2048
 
-@dataclass(frozen=True)
+
+@functools.lru_cache(maxsize=PARSED_SPECS)
+def _parsed(wire: bytes) -> GrantSpec:
+    return GrantSpec.model_validate_json(wire)
+
+
 class IndexedGrant:
+    """One live grant: which Grant object it is, whose, and its spec (read on demand)."""
+
+    __slots__ = ("_wire", "being_deleted", "chain_digest", "name", "namespace", "uid", "user")
+
     namespace: str
     name: str
     uid: str
-    spec: GrantSpec
-    being_deleted: bool = False
+    user: str
+    being_deleted: bool
+    # The digest of the approval chain behind the grant, which links a decision to it.
+    chain_digest: str
+    _wire: bytes
+
+    def __init__(
+        self, namespace: str, name: str, uid: str, spec: GrantSpec, being_deleted: bool = False
+    ) -> None:
+        setattr_ = object.__setattr__
+        setattr_(self, "namespace", sys.intern(namespace))
+        setattr_(self, "name", name)
+        setattr_(self, "uid", uid)
+        setattr_(self, "user", sys.intern(spec.user))
+        setattr_(self, "being_deleted", being_deleted)
+        setattr_(self, "chain_digest", digest([a.to_wire() for a in spec.approvals]))
+        setattr_(self, "_wire", GrantSpec.__pydantic_serializer__.to_json(spec, by_alias=True))
+
+    @property
+    def spec(self) -> GrantSpec:
+        return _parsed(self._wire)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"an IndexedGrant is immutable: cannot set {name}")
+
+    def _identity(self) -> tuple[str, str, str, bool, bytes]:
+        return (self.namespace, self.name, self.uid, self.being_deleted, self._wire)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IndexedGrant):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
+    def __repr__(self) -> str:
+        return f"IndexedGrant({self.namespace}/{self.name}, user={self.user!r})"
 
 
 class GrantIndex:
     """Thread-safe: a watch thread writes while request handlers read."""
 
     def __init__(self) -> None:
-        self._by_key: dict[tuple[str, str], dict[str, IndexedGrant]] = {}
-        self._key_of: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) -> (ns, user)
+        # (namespace, user) -> that user's grants there (usually one: a tuple, not a dict).
+        self._by_key: dict[tuple[str, str], tuple[IndexedGrant, ...]] = {}
+        self._by_name: dict[str, dict[str, IndexedGrant]] = {}  # namespace -> name -> grant
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._key_of)
+        return sum(len(names) for names in self._by_name.values())
 
     def upsert(self, grant: IndexedGrant) -> None:
-        identity = (grant.namespace, grant.name)
-        key = (grant.namespace, grant.spec.user)
         with self._lock:
-            self._remove_locked(identity)
-            self._by_key.setdefault(key, {})[grant.name] = grant
-            self._key_of[identity] = key
+            self._remove_locked(grant.namespace, grant.name)
+            self._by_name.setdefault(grant.namespace, {})[grant.name] = grant
+            key = (grant.namespace, grant.user)
+            self._by_key[key] = (*self._by_key.get(key, ()), grant)
 
     def remove(self, namespace: str, name: str) -> None:
         with self._lock:
-            self._remove_locked((namespace, name))
+            self._remove_locked(namespace, name)
 
     def replace_all(self, grants: list[IndexedGrant]) -> None:
         """Swap in a fresh list (after a re-list) atomically."""
-        by_key: dict[tuple[str, str], dict[str, IndexedGrant]] = {}
-        key_of: dict[tuple[str, str], tuple[str, str]] = {}
+        by_name: dict[str, dict[str, IndexedGrant]] = {}
         for grant in grants:
-            key = (grant.namespace, grant.spec.user)
-            by_key.setdefault(key, {})[grant.name] = grant
-            key_of[(grant.namespace, grant.name)] = key
+            by_name.setdefault(grant.namespace, {})[grant.name] = grant
+        listed: dict[tuple[str, str], list[IndexedGrant]] = {}
+        for names in by_name.values():
+            for grant in names.values():
+                listed.setdefault((grant.namespace, grant.user), []).append(grant)
+        by_key = {key: tuple(found) for key, found in listed.items()}
         with self._lock:
-            self._by_key, self._key_of = by_key, key_of
+            self._by_key, self._by_name = by_key, by_name
 
     def for_user(self, namespace: str, user: str) -> tuple[IndexedGrant, ...]:
         with self._lock:
-            return tuple(self._by_key.get((namespace, user), {}).values())
+            return self._by_key.get((namespace, user), ())
 
     def authorizing(
         self, user: str, attempted: AttemptedAction, now: dt.datetime
@@ -69,11 +126,16 @@ class GrantIndex:
             ((grant, grant.spec, grant.being_deleted) for grant in grants), user, attempted, now
         )
 
-    def _remove_locked(self, identity: tuple[str, str]) -> None:
-        key = self._key_of.pop(identity, None)
-        if key is None:
+    def _remove_locked(self, namespace: str, name: str) -> None:
+        names = self._by_name.get(namespace)
+        grant = names.pop(name, None) if names is not None else None
+        if grant is None:
             return
-        bucket = self._by_key.get(key, {})
-        bucket.pop(identity[1], None)
-        if not bucket:
+        if not names:
+            del self._by_name[namespace]
+        key = (namespace, grant.user)
+        left = tuple(g for g in self._by_key.get(key, ()) if g.name != name)
+        if left:
+            self._by_key[key] = left
+        else:
             self._by_key.pop(key, None)

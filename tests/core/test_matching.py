@@ -9,6 +9,7 @@ from support.clocks import NOW
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import Grant, RequestedAction
+from jitgate.core.canonical import digest
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.matching import action_mismatch, find_authorizing, is_live, window_mismatch
 
@@ -142,6 +143,19 @@ def test_index_add_update_remove(grant_factory: GrantFactory) -> None:
     index.remove("prod", "fix-web-0-x7k2")
     assert len(index) == 0
     assert index.for_user("prod", "bob") == ()
+
+
+def test_an_indexed_grant_keeps_its_spec_and_approval_chain_exactly(
+    grant_factory: GrantFactory,
+) -> None:
+    grant = grant_factory()
+    entry = indexed(grant)
+    assert entry.spec == grant.spec
+    assert entry.user == grant.spec.user and entry.uid == "uid"
+    assert entry.chain_digest == digest([a.to_wire() for a in grant.spec.approvals])
+    assert entry == indexed(grant) and entry != indexed(grant_factory(user="bob"))
+    with pytest.raises(AttributeError):
+        entry.user = "mallory"  # type: ignore[misc]
 
 
 def test_index_replace_all_swaps_contents(grant_factory: GrantFactory) -> None:

@@ -14,8 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from jitgate.core import wire
-from jitgate.core.api import AccessPolicy, Grant, GrantSpec
-from jitgate.core.canonical import digest
+from jitgate.core.api import AccessPolicy, Grant
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Policies, UnreadablePolicy, unreadable_policy
 
@@ -63,10 +62,6 @@ def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | UnreadablePolicy:
     return policy
 
 
-def _chain(spec: GrantSpec) -> str:
-    return digest([approval.to_wire() for approval in spec.approvals])
-
-
 def to_labels(obj: Mapping[str, Any]) -> dict[str, str]:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return {str(key): str(value) for key, value in labels.items()}
@@ -79,8 +74,6 @@ class ClusterCache:
         self.grants = GrantIndex()
         self.policies = Policies.of(())
         self.namespaces: Mapping[str, Mapping[str, str]] = MappingProxyType({})
-        # Approval-chain digests by grant, computed once per version of each grant.
-        self._chains: dict[tuple[str, str], tuple[GrantSpec, str]] = {}
         self._synced: set[Kind] = set()
         # Grants a live read found before the watch delivered them, by key, with when; the
         # watch's delivery of one reports how far it lagged (`on_late_grant`).
@@ -106,7 +99,6 @@ class ClusterCache:
             if kind == "grants":
                 grants = [g for g in map(to_indexed_grant, objects) if g]
                 self.grants.replace_all(grants)
-                self._chains = {(g.namespace, g.name): (g.spec, _chain(g.spec)) for g in grants}
             elif kind == "accesspolicies":
                 self.policies = Policies.of(map(to_policy, objects))
             else:
@@ -130,10 +122,8 @@ class ClusterCache:
                     self.on_late_grant(time.monotonic() - found_at)
                 if grant is None:
                     self.grants.remove(namespace, name)
-                    self._chains.pop((namespace, name), None)
                 else:
                     self.grants.upsert(grant)
-                    self._chains[namespace, name] = (grant.spec, _chain(grant.spec))
             elif kind == "accesspolicies":
                 policies = {
                     p.name if isinstance(p, UnreadablePolicy) else p.metadata.name or "": p
@@ -166,10 +156,7 @@ class ClusterCache:
 
     def chain_digest(self, grant: IndexedGrant) -> str:
         """The digest of the approval chain behind `grant` (which links a decision to it)."""
-        known = self._chains.get((grant.namespace, grant.name))
-        if known is not None and known[0] is grant.spec:
-            return known[1]
-        return _chain(grant.spec)
+        return grant.chain_digest
 
     def sizes(self) -> dict[Kind, int]:
         return {
