@@ -22,6 +22,7 @@ from chart import render, value_sets
 pytestmark = pytest.mark.apiserver
 
 NAMESPACE = "routed"
+DELETES_NAMESPACE = "routed-deletes"  # the namespace delete test ends NAMESPACE
 PLAIN_NAMESPACE = "routed-plain"  # not labelled: only its label changes are routed
 PROTECTED = {"jitgate.dev/protected": "true"}
 IMAGE = "registry.invalid/app:1"
@@ -302,3 +303,53 @@ def test_every_path_to_a_protected_outcome_reaches_the_webhook(
         lambda: api.kubectl("admin", "delete", "namespace", NAMESPACE, "--wait=false", check=True)
     )
     assert ("DELETE", "namespaces", "", NAMESPACE) in deleted
+
+
+def test_a_delete_of_an_object_already_being_deleted_reaches_the_webhook_only_to_change_it(
+    routed: tuple[KubeAPIServer, Recorder],
+) -> None:
+    """One DELETE is one call (the API server's second call, on the object it has just marked,
+    is not routed), and so is every later DELETE that could change the pending deletion: a
+    shorter grace period, a forced removal, another propagation policy than its finalizers."""
+    api, recorder = routed
+    api.create_namespace(DELETES_NAMESPACE, labels=PROTECTED)
+    meta = {"namespace": DELETES_NAMESPACE, "labels": {"app": "gone"}}
+    unscheduled = {"containers": [{"name": "app", "image": IMAGE}]}
+    api.apply(
+        "admin",
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gone-now", **meta},
+         "spec": unscheduled},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "terminating", **meta},
+         "spec": {"nodeName": NODE, **unscheduled}},
+        {"apiVersion": "v1", "kind": "ConfigMap",
+         "metadata": {"name": "held", "finalizers": ["example.com/hold"], **meta}},
+    )  # fmt: skip
+
+    def delete(kind: str, name: str, *flags: str) -> set[tuple[str, str, str, str]]:
+        """What reached the webhook: the same review once, or again when the API server
+        retried on a stale cached object (a retry jitgate's memo records once)."""
+        args = ("delete", kind, name, "-n", DELETES_NAMESPACE, "--wait=false", *flags)
+        return set(recorder.during(lambda: api.kubectl("admin", *args, check=True)))
+
+    # Unscheduled: marked and removed at once; the API server validates both steps, and only
+    # the first is routed.
+    assert delete("pod", "gone-now") == {("DELETE", "pods", "", "gone-now")}
+    # Scheduled, no kubelet: it stays terminating with its 30 s grace period (a DELETE that
+    # does not shorten it is not even validated by the API server).
+    pod = {("DELETE", "pods", "", "terminating")}
+    assert delete("pod", "terminating") == pod
+    assert delete("pod", "terminating", "--grace-period=5") == pod
+    assert delete("pod", "terminating", "--force", "--grace-period=0") == pod
+    # Held by a finalizer: every DELETE is validated again; routed only to change how its
+    # dependents are collected.
+    held = {("DELETE", "configmaps", "", "held")}
+    assert delete("configmap", "held") == held
+    assert delete("configmap", "held") == set(), "a DELETE changing nothing was routed"
+    assert delete("configmap", "held", "--cascade=orphan") == held
+    assert delete("configmap", "held", "--cascade=orphan") == set()
+    assert delete("configmap", "held", "--cascade=foreground") == held
+    assert delete("configmap", "held", "--cascade=background") == held
+    api.kubectl(
+        "admin", "patch", "configmap", "held", "-n", DELETES_NAMESPACE, "--type=merge",
+        "-p", '{"metadata":{"finalizers":null}}', check=True,
+    )  # fmt: skip

@@ -67,6 +67,33 @@ async def test_delete_without_a_grant_is_denied_with_the_request_command(
     )
 
 
+async def test_a_delete_of_an_object_already_being_deleted_is_decided_only_to_change_it(
+    webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    """The API server's second call for one DELETE (on the object it has just marked), or any
+    DELETE that leaves the pending deletion as it is, changes nothing: no decision, no
+    record. A shorter grace period or another propagation policy is decided like any delete."""
+    marked = reviews.deployment()
+    marked["metadata"].update(
+        deletionTimestamp="2026-12-04T18:00:00Z", deletionGracePeriodSeconds=0
+    )
+    unchanged = reviews.delete(marked, DEPLOYMENTS)
+    assert (await validate(unchanged)).allowed
+    assert audit_log() == []
+    for options in ({"propagationPolicy": "Orphan"}, {"orphanDependents": True}):
+        changed = reviews.delete(marked, DEPLOYMENTS)
+        changed["request"]["options"].update(options)
+        assert not (await validate(changed)).allowed
+    terminating = reviews.deployment()
+    terminating["metadata"].update(
+        deletionTimestamp="2026-12-04T18:00:30Z", deletionGracePeriodSeconds=30
+    )
+    forced = reviews.delete(terminating, DEPLOYMENTS)
+    forced["request"]["options"]["gracePeriodSeconds"] = 0
+    assert not (await validate(forced)).allowed
+    assert [r["type"] for r in audit_log()] == ["action.denied"] * 3
+
+
 async def test_delete_with_a_grant_records_what_was_deleted(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:

@@ -33,7 +33,7 @@ from jitgate.webhook.review import AdmissionRequest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from jitgate.core.actions import AttemptedAction
-from jitgate.core.admission import edits
+from jitgate.core.admission import edits, redeletes
 from jitgate.core.admission.indirect import AUTOSCALERS
 from jitgate.core.canonical import digest
 from jitgate.core.vocabulary import (
@@ -170,9 +170,17 @@ class _Scalable(_Strict):
     spec: _Replicas | None = None
 
 
+class _DeletedMetadata(_Metadata):
+    deletion_timestamp: str | None = Field(default=None, alias="deletionTimestamp")
+    deletion_grace_period_seconds: int | None = Field(
+        default=None, alias="deletionGracePeriodSeconds"
+    )
+    finalizers: list[str] | None = None
+
+
 class _Deleted(_Strict):
     kind: str | None = None
-    metadata: _Metadata | None = None
+    metadata: _DeletedMetadata | None = None
 
 
 class _EphemeralContainer(_Strict):
@@ -308,6 +316,7 @@ class _Labelled(_Strict):
 
 
 class _DeleteOptions(_Strict):
+    grace_period_seconds: int | None = Field(default=None, alias="gracePeriodSeconds")
     propagation_policy: str | None = Field(default=None, alias="propagationPolicy")
     orphan_dependents: bool | None = Field(default=None, alias="orphanDependents")
 
@@ -427,6 +436,18 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
         return None  # policies protect namespaces: cluster-scoped objects are never protected
     if not name:
         raise Undecidable("the request names no object")
+    options = _DeleteOptions()
+    if request.options is not None:
+        options = _parse(_DeleteOptions, request.options, "DeleteOptions")
+    if stated is not None and stated.deletion_timestamp is not None:
+        pending = redeletes.PendingDeletion(
+            stated.deletion_grace_period_seconds, tuple(stated.finalizers or ())
+        )
+        asked = redeletes.DeleteRequest(
+            options.grace_period_seconds, options.propagation_policy, options.orphan_dependents
+        )
+        if redeletes.changes_nothing(pending, asked):
+            return None  # already being deleted, as its first (decided) DELETE set it
     detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
     if collected:
         detail["via"] = DELETECOLLECTION
@@ -440,12 +461,10 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
             # which for Secrets and ConfigMaps is sensitive.
             digest=digest(request.old_object),
         )
-    if request.options is not None:
-        options = _parse(_DeleteOptions, request.options, "DeleteOptions")
-        if options.propagation_policy is not None:
-            detail["propagationPolicy"] = options.propagation_policy
-        if options.orphan_dependents is not None:  # the deprecated spelling of Orphan
-            detail["orphanDependents"] = options.orphan_dependents
+    if options.propagation_policy is not None:
+        detail["propagationPolicy"] = options.propagation_policy
+    if options.orphan_dependents is not None:  # the deprecated spelling of Orphan
+        detail["orphanDependents"] = options.orphan_dependents
     return AttemptedAction("delete", request.namespace, resource, name, detail=detail)
 
 

@@ -13,6 +13,7 @@ Modules:
                       autoscaler as a scale, a namespace delete, `unprotect`.
 * `edits`           — field edits that amount to a delete or scale (owner references, a live
                       pod's deadline or image, ordinals, a Job's parallelism ...).
+* `redeletes`       — a DELETE of an object already being deleted that changes nothing.
 * `denials`         — why no grant covers an attempt, and the `kubectl jit request` to ask.
 * `readiness`       — failing closed before the cluster is known (`NotReady`).
 """
