@@ -172,9 +172,11 @@ class KubeAPIServer:
         log_file: Path,
         startup_seconds: float,
         webhook_client_ca: Path | None = None,
+        front_proxy: FrontProxy | None = None,
     ) -> None:
         self.url = url
         self.webhook_client_ca = webhook_client_ca
+        self.front_proxy = front_proxy
         self.tmpdir = tmpdir
         self.ca = ca
         self.ca_file = ca.cert_file
@@ -571,6 +573,38 @@ def apiserver_args(
     ]
 
 
+@dataclass(frozen=True)
+class FrontProxy:
+    """The aggregation layer's front proxy: the CA an aggregated API server (jitgate's session
+    gateway) checks the API server's proxy client certificate against, and that
+    certificate's common name (``--requestheader-allowed-names``)."""
+
+    client_ca: Path
+    client_name: str
+    client_cert: Path
+    client_key: Path
+
+
+FRONT_PROXY_CLIENT = "front-proxy-client"
+
+
+def write_front_proxy(directory: Path) -> tuple[FrontProxy, list[str]]:
+    """A front-proxy CA and the API server's proxy client certificate, and the flags that make
+    kube-apiserver proxy aggregated APIs with them (as kubeadm sets them)."""
+    proxy_ca = DevCA(directory, "front-proxy CA")
+    cert, key = proxy_ca.issue(FRONT_PROXY_CLIENT, server=False, client=True, dns=(), ips=())
+    flags = [
+        f"--requestheader-client-ca-file={proxy_ca.cert_file}",
+        f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+        "--requestheader-username-headers=X-Remote-User",
+        "--requestheader-group-headers=X-Remote-Group",
+        "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+        f"--proxy-client-cert-file={cert}",
+        f"--proxy-client-key-file={key}",
+    ]
+    return FrontProxy(proxy_ca.cert_file, FRONT_PROXY_CLIENT, cert, key), flags
+
+
 def write_webhook_client_auth(directory: Path) -> tuple[Path, Path]:
     """The API server's client certificate for admission webhooks, from a CA of its own, and
     the AdmissionConfiguration that makes it present it: (configuration file, client CA).
@@ -613,12 +647,14 @@ def start_kube_apiserver(
     personas: Sequence[Persona] | None = None,
     extra_args: Sequence[str] = (),
     webhook_client_auth: bool = False,
+    front_proxy: bool = False,
     timeout: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[KubeAPIServer]:
     """Start kube-apiserver on 127.0.0.1 (free port); yield it ready; stop it on exit.
 
     ``webhook_client_auth``: present a client certificate to admission webhooks (module
-    docstring).
+    docstring). ``front_proxy``: serve aggregated APIs (APIServices) through a front proxy
+    with a client certificate of its own (:func:`write_front_proxy`).
 
     Ready means: ``/readyz`` answers ``ok``, and the ``default`` namespace and the RBAC
     bootstrap (``cluster-admin``, ``system:basic-user`` binding) exist.
@@ -646,6 +682,10 @@ def start_kube_apiserver(
     if webhook_client_auth:
         admission, client_ca = write_webhook_client_auth(certs / "webhook-clients")
         extra_args = [*extra_args, f"--admission-control-config-file={admission}"]
+    proxy = None
+    if front_proxy:
+        proxy, flags = write_front_proxy(certs / "front-proxy")
+        extra_args = [*extra_args, *flags]
 
     def launch(port: int, attempt: int) -> KubeAPIServer:
         argv = [
@@ -670,6 +710,7 @@ def start_kube_apiserver(
             log_file=tmpdir / "kube-apiserver.log",
             startup_seconds=0.0,
             webhook_client_ca=client_ca,
+            front_proxy=proxy,
         )
 
     with _on_a_free_port(launch, lambda server: _wait_ready(server, start + timeout)) as server:

@@ -80,6 +80,8 @@ class JitCluster:
     verifier_key: Path | None = None
     # kwok, the kubelet of manifests.KWOK_NODE, when the tier runs it.
     kwok: Kwok | None = None
+    # The webhook process's session gateway port, when the API server has a front proxy.
+    gateway_port: int | None = None
 
     # -- processes
 
@@ -332,7 +334,14 @@ def install(
     step = lap("cluster objects", step)
 
     # The webhook and the operator, started together (each takes a second to import).
-    cert, key = api.ca.issue("jitgate-webhook", dns=["localhost"], ips=["127.0.0.1"])
+    # Also the session gateway's certificate: the aggregator checks the Service's DNS name.
+    gateway_dns = f"{manifests.GATEWAY_SERVICE}.{namespace}.svc"
+    cert, key = api.ca.issue("jitgate-webhook", dns=["localhost", gateway_dns], ips=["127.0.0.1"])
+    session_key = tmpdir / "session.key"
+    session_key.parent.mkdir(parents=True, exist_ok=True)
+    session_key.write_text(secrets.token_hex(32))
+    session_key.chmod(0o600)
+    gateway_port = free_port()
     audit_key = tmpdir / "audit-hmac.key"
     audit_key.parent.mkdir(parents=True, exist_ok=True)
     audit_key.write_text(secrets.token_hex(32))
@@ -356,6 +365,12 @@ def install(
             "--writer-id", WEBHOOK_WRITER,
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
             "--operator-user", personas.OPERATOR_USER,
+            "--session-key", str(session_key),
+            *([
+                "--gateway-port", str(gateway_port),
+                "--requestheader-client-ca", str(api.front_proxy.client_ca),
+                "--requestheader-allowed-names", api.front_proxy.client_name,
+            ] if api.front_proxy else []),
         ],
         "operator": lambda port: [
             str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",
@@ -427,6 +442,11 @@ def install(
         )
         wait_effective(cluster)
         step = lap("webhook configurations effective", step)
+        if api.front_proxy is not None:
+            cluster.gateway_port = gateway_port
+            api.apply("admin", *manifests.session_gateway(gateway_port, api.ca.pem))
+            wait_gateway_available(cluster)
+            step = lap("session gateway available", step)
 
         cluster.operator, _ = wait_ready("operator", *started["operator"])
         lap("operator live", step)
@@ -442,6 +462,21 @@ def install(
             code = process.stop()
             if code not in (None, 0):
                 echo(f"{process.name} exited with {code} at teardown (log {process.log_file})")
+
+
+def wait_gateway_available(cluster: JitCluster) -> None:
+    """Until the API server's aggregator finds the session gateway's APIService Available."""
+
+    def available() -> tuple[bool, str]:
+        answer = cluster.api.kubectl(
+            "admin", "get", "apiservice", "v1alpha1.sessions.jitgate.dev",
+            "-o", "jsonpath={.status.conditions[?(@.type=='Available')]}",
+        )  # fmt: skip
+        return '"status":"True"' in answer.stdout, answer.stdout.strip() or answer.stderr.strip()
+
+    processes.wait_until(
+        "the session gateway's APIService becoming Available", available, timeout=60
+    )
 
 
 def _live(answer: HttpAnswer) -> tuple[bool, str]:

@@ -131,7 +131,10 @@ def jitgate_cluster(
     try:
         server = tier.stack.enter_context(
             harness.start_kube_apiserver(
-                kube_apiserver_binary, tmpdir / "kube-apiserver", webhook_client_auth=True
+                kube_apiserver_binary,
+                tmpdir / "kube-apiserver",
+                webhook_client_auth=True,
+                front_proxy=True,
             )
         )
         tier.logs.append(_ServerLog("kube-apiserver", server))

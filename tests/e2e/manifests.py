@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +26,8 @@ POLICY = "production"
 PENDING_TIMEOUT = "60s"
 
 Obj = dict[str, Any]
+# The chart's webhook Service, which also carries the session gateway's port.
+GATEWAY_SERVICE = "jitgate-webhook"
 
 # Chart values: the AccessPolicy the chart renders is the tier's policy; the release lives
 # in the namespace of the personas' service accounts, so the chart's bindings name them.
@@ -48,9 +51,19 @@ CHART_VALUES: Obj = {
         "breakGlass": {"users": ["carol"], "groups": [], "maxDuration": "10m"},
     },
     "webhook": {"timeoutSeconds": 10},
+    # The session gateway's RBAC comes from the chart; its front-proxy CA is the tier's
+    # (cluster.install passes the file itself), so the value here only satisfies the schema.
+    "gateway": {"enabled": True, "requestHeader": {"clientCA": "the tier's front-proxy CA"}},
 }
 
 _POD_RULES: list[Obj] = [
+    # kubectl jit exec, attach and port-forward (the session gateway's paths), as the chart's
+    # requester role grants them.
+    {
+        "apiGroups": ["sessions.jitgate.dev"],
+        "resources": ["sessions/api", "sessions/apis"],
+        "verbs": ["get", "create"],
+    },
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]},
     # As in the built-in edit role: an eviction deletes the pod too.
     {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
@@ -380,3 +393,34 @@ def cronjob(namespace: str, name: str, *, successful: int = 3, failed: int = 1) 
             },
         },
     }
+
+
+def session_gateway(port: int, ca_pem: bytes) -> list[Obj]:
+    """The chart's APIService for the session gateway, served by the local webhook process on
+    ``port``: the aggregator reaches a Service of type ExternalName at its ``externalName``
+    (``localhost``) and the APIService's port, checking the certificate for the Service's
+    DNS name (``jitgate-webhook.jitgate.svc``)."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": GATEWAY_SERVICE, "namespace": RELEASE_NAMESPACE},
+        "spec": {
+            "type": "ExternalName",
+            "externalName": "localhost",
+            "ports": [{"name": "sessions", "port": port, "protocol": "TCP"}],
+        },
+    }
+    api_service = {
+        "apiVersion": "apiregistration.k8s.io/v1",
+        "kind": "APIService",
+        "metadata": {"name": "v1alpha1.sessions.jitgate.dev"},
+        "spec": {
+            "group": "sessions.jitgate.dev",
+            "version": "v1alpha1",
+            "groupPriorityMinimum": 1000,
+            "versionPriority": 15,
+            "service": {"name": GATEWAY_SERVICE, "namespace": RELEASE_NAMESPACE, "port": port},
+            "caBundle": base64.b64encode(ca_pem).decode(),
+        },
+    }
+    return [service, api_service]

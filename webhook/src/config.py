@@ -1,9 +1,12 @@
-"""How one webhook process is configured: listening address, TLS files, audit sink, exemptions."""
+"""How one webhook process is configured: listening address, TLS files, audit sink, exemptions,
+the session gateway."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from jitgate.webhook.gateway.config import GatewayConfig
 
 from jitgate.core.policy import Exemptions
 
@@ -53,3 +56,8 @@ class WebhookConfig:
     queue_wait: float = 2.0
     # Longest silence on a watch before it is re-opened from the last resourceVersion.
     watch_read_timeout: float = 300.0
+    # The key of the session gateway's markers (`jitgate.webhook.gateway.marker`): without it
+    # every marker is refused, so streams a policy requires recorded cannot open.
+    session_key_file: Path | None = None
+    # The session gateway on a port of its own (needs session_key_file).
+    gateway: GatewayConfig | None = None

@@ -382,22 +382,30 @@ def _target_name(request: AdmissionRequest) -> str:
 
 
 def _connect(request: AdmissionRequest) -> AttemptedAction:
-    sub = request.sub_resource
-    options = _parse(_Options, request.object, f"{_OPTIONS_KIND[sub]} object")
+    return connect_action(
+        request.sub_resource, _namespace(request), _target_name(request), request.object
+    )
+
+
+def connect_action(
+    sub: str, namespace: str, name: str, options_object: dict[str, Any] | None
+) -> AttemptedAction:
+    """The action a CONNECT of `pods/<sub>` with these options is (the session gateway
+    decides the streams it opens with it too)."""
+    options = _parse(_Options, options_object, f"{_OPTIONS_KIND[sub]} object")
     if options.kind is not None and options.kind != _OPTIONS_KIND[sub]:
         raise Undecidable(f"pods/{sub} carries a {options.kind}, not a {_OPTIONS_KIND[sub]}")
-    name = _target_name(request)
     detail: dict[str, object]
     if sub == "portforward":
         detail = {"ports": list(options.ports or [])}
-        return AttemptedAction("portforward", _namespace(request), "pods", name, detail=detail)
+        return AttemptedAction("portforward", namespace, "pods", name, detail=detail)
     command = tuple(options.command) if sub == "exec" and options.command is not None else None
     detail = {"container": options.container, "stdin": options.stdin, "tty": options.tty}
     if sub == "exec":
         detail["command"] = list(command) if command is not None else None
     return AttemptedAction(
         "exec" if sub == "exec" else "attach",
-        _namespace(request),
+        namespace,
         "pods",
         name,
         container=options.container or None,

@@ -35,6 +35,9 @@ from jitgate.webhook.callers import (
     only_verified_callers,
 )
 from jitgate.webhook.config import WebhookConfig
+from jitgate.webhook.gateway.app import Gateway, serving
+from jitgate.webhook.gateway.marker import SessionKeyError, load_session_key
+from jitgate.webhook.gateway.upstream import Upstream
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.metrics import Metrics
@@ -119,6 +122,8 @@ class Webhook:
     cache: ClusterCache
     tls: ReloadingTLS
     opened: Callable[[], AbstractAsyncContextManager[None]]
+    # The session gateway's port once `opened()` serves it (None: no gateway).
+    gateway_port: int | None = None
 
 
 class StartupError(RuntimeError):
@@ -147,6 +152,14 @@ def build(
         on_refused=refusals.handshake_failed,
     )
     sink = _LateSink(CALLER_VERIFIED if config.client_ca is not None else CALLER_UNVERIFIED)
+    session_key = None
+    if config.session_key_file is not None:
+        try:
+            session_key = load_session_key(config.session_key_file)
+        except SessionKeyError as error:
+            raise StartupError(f"the webhook could not start: {error}") from error
+    if config.gateway is not None and session_key is None:
+        raise StartupError("the webhook could not start: the session gateway needs --session-key")
     cache.on_late_grant = metrics.watch_lag.observe
     service = AdmissionService(
         cache=cache,
@@ -156,6 +169,7 @@ def build(
         exemptions=config.exemptions,
         operator_user=config.operator_user,
         grant_collectors=config.grant_collectors,
+        session_key=session_key,
     )
 
     @contextlib.asynccontextmanager
@@ -189,6 +203,11 @@ def build(
             )
             watch.start()
             stack.push_async_callback(asyncio.to_thread, watch.stop)
+            if config.gateway is not None:
+                assert session_key is not None
+                webhook.gateway_port = await stack.enter_async_context(
+                    _gateway(config, service, sink, session_key, clock)
+                )
             yield
 
     try:
@@ -202,7 +221,46 @@ def build(
         peer_witness=witnessing,
     )
     served = only_verified_callers(app, refusals) if config.client_ca is not None else app
-    return Webhook(config, app, served, service, cache, tls, opened)
+    webhook = Webhook(config, app, served, service, cache, tls, opened)
+    return webhook
+
+
+def _gateway(
+    config: WebhookConfig,
+    service: AdmissionService,
+    sink: _LateSink,
+    session_key: bytes,
+    clock: Clock,
+) -> AbstractAsyncContextManager[int]:
+    """The session gateway, serving next to the webhook with its decisions and audit writer."""
+    gateway_config = config.gateway
+    assert gateway_config is not None
+    try:
+        credentials = load_credentials(config.kubeconfig)
+    except CredentialsError as error:
+        raise StartupError(
+            f"the session gateway could not start: cannot load the cluster configuration: {error}"
+        ) from error
+    upstream = Upstream(
+        credentials,
+        max_frame_bytes=gateway_config.max_frame_bytes,
+        open_timeout=gateway_config.open_timeout,
+    )
+    gateway = Gateway(
+        gateway_config,
+        service=service,
+        upstream=upstream,
+        writer=lambda: sink.target,  # type: ignore[arg-type,return-value]
+        session_key=session_key,
+        clock=clock,
+    )
+    tls = ReloadingTLS(
+        config.tls_cert,
+        config.tls_key,
+        client_ca=gateway_config.requestheader_client_ca,
+        interval=config.tls_reload_interval,
+    )
+    return serving(gateway, host=config.host, tls=tls)
 
 
 class _LateSink:

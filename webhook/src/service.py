@@ -39,6 +39,8 @@ from jitgate.webhook.decode import (
     Undecidable,
     decode,
 )
+from jitgate.webhook.gateway import marker
+from jitgate.webhook.gateway.marker import Stream
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
 from jitgate.webhook.memo import DecisionMemo, facts_of, repeat_of
@@ -55,6 +57,7 @@ from jitgate.core.admission.access_requests import (
 from jitgate.core.admission.grant_writes import check_grant_write
 from jitgate.core.admission.protected import Verdict, decide
 from jitgate.core.admission.readiness import NOT_READY, NotReady
+from jitgate.core.admission.recording import STREAM_VERBS, forged_marker, through_gateway
 from jitgate.core.admission.stamping import stamp
 from jitgate.core.admission.writes import Identity, Write, as_dict
 from jitgate.core.api import GROUP, AccessPolicy, AccessRequestSpec
@@ -142,6 +145,7 @@ class AdmissionService:
         reader: ClusterReader | None = None,
         live_grants: LiveGrants | None = None,
         memo: DecisionMemo | None = None,
+        session_key: bytes | None = None,
     ) -> None:
         self.cache = cache
         self.reader: ClusterReader = reader or NoReader()
@@ -154,6 +158,8 @@ class AdmissionService:
         self.exemptions = Exemptions(base.users | {operator_user}, base.groups)
         self.operator_user = operator_user
         self.grant_collectors = grant_collectors
+        # Checks the session gateway's markers (`jitgate.webhook.gateway.marker`).
+        self.session_key = session_key
         self._register_gauges()
 
     def _register_gauges(self) -> None:
@@ -353,10 +359,37 @@ class AdmissionService:
         attempted: AttemptedAction,
         labels: dict[str, str] | None,
     ) -> Verdict | None:
+        marked = False
+        if attempted.verb in STREAM_VERBS:
+            stream = Stream(
+                request.user,
+                attempted.verb,
+                attempted.namespace,
+                attempted.name,
+                attempted.container or "",
+            )
+            extra = request.user_info.extra
+            found = marker.check(self.session_key, extra, stream, self.clock.now())
+            if isinstance(found, marker.Forged):
+                return forged_marker(attempted, found.problem)
+            marked = found is not None
+        verdict = await self.verdict(request.user, request.groups, attempted, labels=labels)
+        return through_gateway(attempted, verdict, marked=marked)
+
+    async def verdict(
+        self,
+        user: str,
+        groups: tuple[str, ...],
+        attempted: AttemptedAction,
+        *,
+        labels: dict[str, str] | None = None,
+    ) -> Verdict | None:
+        """The decision on `attempted` by `user` (nothing recorded): the cache's, or a live
+        read's when the cache has no grant for it. The session gateway asks this too."""
         verdict = decide(
             attempted,
-            request.user,
-            request.groups,
+            user,
+            groups,
             cache=self.cache,
             exemptions=self.exemptions,
             now=self.clock.now(),
@@ -371,8 +404,8 @@ class AdmissionService:
             return verdict
         second = decide(
             attempted,
-            request.user,
-            request.groups,
+            user,
+            groups,
             cache=_WithLiveGrants(self.cache, live),
             exemptions=self.exemptions,
             now=self.clock.now(),

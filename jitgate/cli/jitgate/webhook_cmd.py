@@ -107,7 +107,73 @@ def register(subparsers: Any) -> None:
         help="may delete Grants besides the operator (repeatable; default: the garbage "
         "collector and namespace controller)",
     )
+    add_flag(
+        parser,
+        "--session-key",
+        metavar="FILE",
+        help="key (32 bytes or more) of the session gateway's markers: the gateway signs the "
+        "streams it opens, the webhook checks them. Without it no marker is believed, so "
+        "streams that a policy requires recorded (sessions.recording: Required) never open",
+    )
+    add_flag(
+        parser,
+        "--gateway-port",
+        type=_port,
+        default=None,
+        help="serve the session gateway (the aggregated API sessions.jitgate.dev behind "
+        "kubectl jit exec, attach and port-forward) on this port, with the same serving "
+        "certificate; needs --session-key and --requestheader-client-ca",
+    )
+    add_flag(
+        parser,
+        "--requestheader-client-ca",
+        metavar="FILE",
+        help="the API server's front-proxy CA (its --requestheader-client-ca-file): the "
+        "gateway believes the X-Remote-User headers only from a client certificate it signed",
+    )
+    add_flag(
+        parser,
+        "--requestheader-allowed-names",
+        metavar="NAMES",
+        default="",
+        help="comma-separated common names of the API server's proxy client certificate "
+        "(its --requestheader-allowed-names); empty: any certificate the CA signed",
+    )
+    add_flag(
+        parser,
+        "--gateway-max-sessions",
+        type=_positive,
+        default=200,
+        help="sessions the gateway relays at once, in total",
+    )
+    add_flag(
+        parser,
+        "--gateway-max-sessions-per-user",
+        type=_positive,
+        default=5,
+        help="sessions one user may have open at once",
+    )
+    add_flag(
+        parser,
+        "--gateway-max-frame-bytes",
+        type=_positive,
+        default=1024 * 1024,
+        help="largest WebSocket message either side may send",
+    )
+    add_flag(
+        parser,
+        "--gateway-max-buffered-bytes",
+        type=_positive,
+        default=4 * 1024 * 1024,
+        help="bytes held for a slow client before the pod is read no further",
+    )
     parser.set_defaults(handler=command(WebhookOptions, run))
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}; use a whole number above 0")
+    return int(text)
 
 
 @dataclass(frozen=True)
@@ -132,6 +198,14 @@ class WebhookOptions:
     exempt_user: tuple[str, ...]
     exempt_group: tuple[str, ...]
     grant_collector: tuple[str, ...] | None
+    session_key: str | None
+    gateway_port: int | None
+    requestheader_client_ca: str | None
+    requestheader_allowed_names: str
+    gateway_max_sessions: int
+    gateway_max_sessions_per_user: int
+    gateway_max_frame_bytes: int
+    gateway_max_buffered_bytes: int
 
 
 def _peer_witness(options: WebhookOptions) -> dict[str, Any]:
@@ -172,6 +246,27 @@ def run(options: WebhookOptions) -> int:
     cert = existing_file("--tls-cert", options.tls_cert)
     key = existing_file("--tls-key", options.tls_key)
     assert cert is not None and key is not None
+    gateway = None
+    if options.gateway_port is not None:
+        from jitgate.webhook.gateway.config import GatewayConfig
+
+        if options.session_key is None or options.requestheader_client_ca is None:
+            raise UsageError("--gateway-port needs --session-key and --requestheader-client-ca")
+        front_proxy_ca = existing_file("--requestheader-client-ca", options.requestheader_client_ca)
+        assert front_proxy_ca is not None
+        gateway = GatewayConfig(
+            port=options.gateway_port,
+            requestheader_client_ca=front_proxy_ca,
+            requestheader_allowed_names=frozenset(
+                name.strip()
+                for name in options.requestheader_allowed_names.split(",")
+                if name.strip()
+            ),
+            max_sessions=options.gateway_max_sessions,
+            max_sessions_per_user=options.gateway_max_sessions_per_user,
+            max_frame_bytes=options.gateway_max_frame_bytes,
+            max_buffered_bytes=options.gateway_max_buffered_bytes,
+        )
     config = WebhookConfig(
         host=options.host,
         port=options.port,
@@ -193,6 +288,8 @@ def run(options: WebhookOptions) -> int:
             if options.grant_collector
             else DEFAULT_GRANT_COLLECTORS
         ),
+        session_key_file=existing_file("--session-key", options.session_key),
+        gateway=gateway,
     )
     try:
         run_webhook(config)

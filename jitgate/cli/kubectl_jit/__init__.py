@@ -6,6 +6,7 @@ Module map:
 * `options`   — each command's typed options.
 * `request`   — `request`: create an AccessRequest (and `--wait`); `wait NAME` resumes.
 * `waiting`   — waiting for the decision: progress, the grant window, the outcome's exit code.
+* `streams`   — `exec`, `attach`, `port-forward`: kubectl's own, through the session gateway.
 * `next_step` — the kubectl command a grant allows, printed once approved.
 * `exits`     — the exit codes, one table for `--help`, the README and the code.
 * `review`    — `list` (`--mine`, `--pending`) and `show`.

@@ -294,7 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Examples:\n"
         "  kubectl jit request exec web-0 -n prod --for 15m --reason 'INC-1234: stuck worker'\n"
         "  kubectl jit list --pending -A\n"
-        "  kubectl jit approve alice-exec-web-0-x7k2 -n prod -m ok\n\n" + exit_code_help(),
+        "  kubectl jit approve alice-exec-web-0-x7k2 -n prod -m ok\n"
+        "  kubectl jit exec -it web-0 -n prod -- sh     (also attach, port-forward: kubectl's\n"
+        "      own flags, through jitgate's session gateway, which records the session)\n\n"
+        + exit_code_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kubectl-jit {version('jitgate')}")

@@ -20,6 +20,7 @@ from jitgate.cli.errors import (
     CliError,
     silence_stdout,
 )
+from jitgate.cli.kubectl_jit import streams
 from jitgate.cli.kubectl_jit.arguments import build_parser
 from jitgate.cli.options import Command
 
@@ -66,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(answer(build_parser(), args[1:]))
         return EXIT_OK
     try:
+        stream = streams.stream_command(args)
+        if stream is not None:
+            return streams.run(*stream)
         return parse_args(args)()
     except CliError as error:
         sys.stderr.write(f"Error: {error.message}\n")

@@ -1,0 +1,167 @@
+"""One live session: the client's WebSocket and the pod's, relayed both ways and recorded.
+
+Every message is passed on unchanged, so exit codes, resizes and the v5 close signal mean what
+they mean to kubectl and the API server. For exec and attach each stdin, stdout and stderr
+payload is given to the recorder before it is passed on, and each resize is recorded; the
+recorder's backpressure (and the client's: a send waits while the client's buffer is full)
+slows the pod down rather than buffering without bound. Port-forward is relayed and counted.
+
+A session ends by itself (the command exited, either side closed) or is cut (`cut()`: its
+grant expired or was revoked, it was idle, the gateway stops, recording failed). When cut, the
+user's terminal gets a line saying why and the error channel a Status with the same words
+(kubectl prints `error: ...` and exits 1), then both sides are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import aiohttp
+from aiohttp import web
+from jitgate.webhook.gateway import channels
+from jitgate.webhook.gateway.frontproxy import Caller
+
+from jitgate.audit.recorder import RecordingFailed, SessionRecorder
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.clock import Clock
+from jitgate.core.sessions import RECORDING_FAILED, Ending
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Why jitgate ends a session: the record's ending and the words the user reads."""
+
+    ending: Ending
+    message: str
+
+
+def _future() -> asyncio.Future[Cut]:
+    return asyncio.get_running_loop().create_future()
+
+
+@dataclass
+class LiveSession:
+    """What the registry knows of a session while it runs."""
+
+    id: str
+    caller: Caller
+    attempted: AttemptedAction
+    recorder: SessionRecorder
+    clock: Clock
+    tty: bool = False
+    grant: str | None = None  # the grant that let it open (namespace-local name)
+    idle_timeout: dt.timedelta | None = None
+    last_input: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    bytes_in: int = 0
+    bytes_out: int = 0
+    _cut: asyncio.Future[Cut] = field(default_factory=_future)
+
+    def cut(self, cut: Cut) -> None:
+        """End the session for `cut`'s reason (once; later reasons are ignored)."""
+        if not self._cut.done():
+            self._cut.set_result(cut)
+
+    @property
+    def is_cut(self) -> bool:
+        return self._cut.done()
+
+    def idle(self, now: dt.datetime) -> dt.timedelta:
+        """Time since the user last typed or resized the terminal."""
+        return now - self.last_input
+
+
+def _farewell(session: LiveSession, message: str) -> list[bytes]:
+    line = f"jitgate ended this session: {message}"
+    if session.attempted.verb == "portforward":
+        return []
+    if session.tty:  # one stream to the terminal; raw mode needs the carriage returns
+        words = [channels.frame(channels.STDOUT, f"\r\n{line}\r\n".encode())]
+    else:
+        words = [channels.frame(channels.STDERR, f"{line}\n".encode())]
+    return [*words, channels.status_frame(line, "Forbidden")]
+
+
+async def relay(
+    session: LiveSession,
+    client: web.WebSocketResponse,
+    upstream: aiohttp.ClientWebSocketResponse,
+) -> Ending:
+    """Relay until the session ends; returns how it ended (the caller records it)."""
+    recording = session.attempted.verb != "portforward"
+    exit_code: list[int] = []
+
+    async def from_client() -> Ending:
+        async for message in client:
+            if message.type != aiohttp.WSMsgType.BINARY:
+                continue  # the binary channel protocols carry nothing in text messages
+            data: bytes = message.data
+            session.bytes_in += len(data)
+            if recording and data:
+                channel, payload = data[0], data[1:]
+                if channel == channels.STDIN:
+                    session.last_input = session.clock.now()
+                    await session.recorder.write("stdin", payload)
+                elif channel == channels.RESIZE:
+                    session.last_input = session.clock.now()
+                    size = channels.resize_of(payload)
+                    if size is not None:
+                        await session.recorder.resize(size.width, size.height)
+            elif not recording:
+                session.last_input = session.clock.now()
+            await upstream.send_bytes(data)
+        return Ending.client_closed()
+
+    async def from_pod() -> Ending:
+        async for message in upstream:
+            if message.type != aiohttp.WSMsgType.BINARY:
+                continue
+            data = message.data
+            session.bytes_out += len(data)
+            if recording and data:
+                channel, payload = data[0], data[1:]
+                stream = channels.STREAM_NAMES.get(channel)
+                if stream is not None and channel != channels.STDIN:
+                    await session.recorder.write(stream, payload)  # type: ignore[arg-type]
+                elif channel == channels.ERROR:
+                    code = channels.exit_code_of(payload)
+                    if code is not None:
+                        exit_code.append(code)
+            await client.send_bytes(data)
+        if exit_code:
+            return Ending.exited(exit_code[0])
+        return Ending("stream closed by the API server", cut=False)
+
+    tasks: list[asyncio.Future[Ending | Cut]] = [
+        asyncio.ensure_future(from_client()),
+        asyncio.ensure_future(from_pod()),
+        asyncio.ensure_future(asyncio.shield(session._cut)),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        first = next(iter(done))
+        outcome: Ending | Cut
+        try:
+            outcome = first.result()
+        except RecordingFailed as error:
+            outcome = Cut(Ending.terminated(RECORDING_FAILED), f"it cannot be recorded ({error})")
+        except (aiohttp.ClientError, ConnectionError) as error:
+            outcome = Ending(f"connection lost: {error}", cut=False)
+        if isinstance(outcome, Cut):
+            session.cut(outcome)
+            with contextlib.suppress(Exception):
+                for words in _farewell(session, outcome.message):
+                    await asyncio.wait_for(client.send_bytes(words), 2.0)
+            return outcome.ending
+        return outcome
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+        await client.close()
