@@ -40,12 +40,21 @@ def test_three_roles_for_people_and_no_binding() -> None:
     for role in roles.values():
         assert not any(key.startswith(AGGREGATE) for key in role["metadata"]["labels"])
         core = [rule for rule in role["rules"] if rule["apiGroups"] != ["jitgate.dev"]]
-        # Beyond jitgate's kinds, only the approver reads namespaces' labels (its queue).
-        assert core == (
-            [{"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}]
-            if role["metadata"]["name"] == "jitgate-approver"
-            else []
-        )
+        # Beyond jitgate's kinds, only the approver reads namespaces' labels (its queue), and
+        # only the requester reaches the session gateway (kubectl jit exec, attach, ...).
+        expected = {
+            "jitgate-approver": [
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]}
+            ],
+            "jitgate-requester": [
+                {
+                    "apiGroups": ["sessions.jitgate.dev"],
+                    "resources": ["sessions/api", "sessions/apis"],
+                    "verbs": ["get", "create"],
+                }
+            ],
+        }
+        assert core == expected.get(role["metadata"]["name"], [])
 
 
 def test_what_each_role_may_do() -> None:

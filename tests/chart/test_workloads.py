@@ -300,7 +300,18 @@ def test_no_wildcards_in_any_role(value_set: str) -> None:
                 for item in rule.get(field, []):
                     assert "*" not in item, (role["metadata"]["name"], field, rule)
             assert "nonResourceURLs" not in rule
-            assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
+            assert not {"escalate", "bind"} & set(rule["verbs"])
+            if "impersonate" in rule["verbs"]:
+                # Only the session gateway opens streams as their users, and may send no
+                # other user extra than its own marker (docs/threat-model.md, 4.6).
+                assert role["metadata"]["name"] == "jitgate-webhook-sessions", role
+                assert value_set == "session-gateway"
+                assert rule["verbs"] == ["impersonate"]
+                assert set(rule["resources"]) <= {
+                    "users",
+                    "groups",
+                    "userextras/jitgate.dev/session",
+                }, rule
 
 
 def permissions(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:

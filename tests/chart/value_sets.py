@@ -95,6 +95,17 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
     },
     "no-default-policy": {"defaultPolicy": {"enabled": False}},
+    "session-gateway": {
+        "gateway": {
+            "enabled": True,
+            "requestHeader": {
+                "clientCA": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+                "allowedNames": ["front-proxy-client", "aggregator"],
+            },
+            "maxSessionsPerUser": 2,
+        },
+        "networkPolicy": {"enabled": True},
+    },
 }
 
 KUBERNETES_VERSIONS = ("1.29", "1.33", "1.37")

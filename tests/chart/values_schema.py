@@ -353,6 +353,28 @@ SCHEMA: dict[str, Any] = {
         ),
         "webhook": WEBHOOK,
         "operator": OPERATOR,
+        "gateway": obj(
+            "The session gateway behind kubectl jit exec, attach and port-forward.",
+            enabled=boolean("Serve the aggregated API sessions.jitgate.dev."),
+            port=integer("Container and Service port of the gateway.", 1, maximum=65535),
+            requestHeader=obj(
+                "Whom the gateway believes: the API server's front proxy.",
+                clientCA=string("The front-proxy CA (PEM); required when enabled."),
+                allowedNames=strings(
+                    "Common names of the proxy client certificate; empty: any the CA signed.",
+                    minLength=1,
+                ),
+            ),
+            maxSessions=integer("Sessions relayed at once by one webhook pod.", 1),
+            maxSessionsPerUser=integer("Sessions one user may have open on one webhook pod.", 1),
+            maxFrameBytes=integer("Largest WebSocket message, in bytes.", 1024),
+            maxBufferedBytes=integer("Bytes held for a slow client, per session.", 65536),
+            apiService=obj(
+                "The APIService's priorities.",
+                groupPriorityMinimum=integer("groupPriorityMinimum.", 1, maximum=20000),
+                versionPriority=integer("versionPriority.", 1, maximum=1000),
+            ),
+        ),
         "networkPolicy": obj(
             "NetworkPolicies for the pods.",
             enabled=boolean("Create them."),
