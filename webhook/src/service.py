@@ -398,7 +398,7 @@ class AdmissionService:
         if verdict is None or verdict.reason != NO_LIVE_GRANT or self.live_grants is None:
             return verdict
         # The watch may not have delivered a Grant created a moment ago: ask the API server.
-        live = await self.live_grants.in_namespace(attempted.namespace, request.user)
+        live = await self.live_grants.in_namespace(attempted.namespace, user)
         if live is None:
             self.metrics.live_reads.labels("not-made").inc()
             return verdict
