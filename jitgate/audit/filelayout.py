@@ -39,7 +39,9 @@ WRITER_FILES: Final = frozenset(
 HEAD_SIZE: Final = 512
 WRITER_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
 # Present on many volumes; never ours.
-IGNORED: Final = frozenset({"lost+found"})
+# Not writers: a file system's own, and what a webhook replica witnessing its peers cosigned,
+# kept beside the logs on its volume (the chart's --witness-state).
+IGNORED: Final = frozenset({"lost+found", ".witness"})
 _TAIL_CHUNK: Final = 64 * 1024
 
 

@@ -431,13 +431,31 @@ def test_network_policies_when_enabled() -> None:
     assert set(policies) == {render.WEBHOOK_NAME, render.OPERATOR_NAME}
     webhook = policies[render.WEBHOOK_NAME]["spec"]
     assert webhook["policyTypes"] == ["Ingress", "Egress"]
+    pods = {"app.kubernetes.io/name": "jitgate", "app.kubernetes.io/instance": "jitgate"}
+    webhook_pods = {
+        "podSelector": {"matchLabels": {**pods, "app.kubernetes.io/component": "webhook"}}
+    }
+    operator_pods = {
+        "podSelector": {"matchLabels": {**pods, "app.kubernetes.io/component": "operator"}}
+    }
     assert webhook["ingress"] == [
         {
             "ports": [{"port": 8443, "protocol": "TCP"}],
             "from": [{"ipBlock": {"cidr": "10.0.0.0/8"}}],
-        }
+        },
+        # The value set has peer witnessing on: the replicas and the operator submit.
+        {"ports": [{"port": 8443, "protocol": "TCP"}], "from": [webhook_pods, operator_pods]},
     ]
-    assert {p["port"] for rule in webhook["egress"] for p in rule["ports"]} == {53, 443, 6443}
+    assert {p["port"] for rule in webhook["egress"] for p in rule["ports"]} == {
+        53,
+        443,
+        6443,
+        8443,
+    }
+    for policy in policies.values():
+        assert {"ports": [{"port": 8443, "protocol": "TCP"}], "to": [webhook_pods]} in policy[
+            "spec"
+        ]["egress"]
 
 
 def test_network_policies_are_on_by_default_for_ingress_only() -> None:
@@ -570,6 +588,39 @@ def test_the_checkpoint_key_is_mounted_apart_from_the_audit_volume() -> None:
         )
     default = container_of(workload({}, render.WEBHOOK_NAME))
     assert not [a for a in default["args"] if a.startswith(("--checkpoint-key", "--witness"))]
+
+
+def test_webhook_replicas_witness_one_another_and_the_operator() -> None:
+    checkpoints = {
+        "existingSecret": "jitgate-checkpoint-key",
+        "peerWitnesses": {"existingSecret": "jitgate-peer-witness"},
+    }
+    objects = render.render_chart(
+        {"audit": {"checkpoints": checkpoints}, "webhook": {"replicas": 3}}
+    )
+    peers = [f"https://{render.WEBHOOK_NAME}-{i}.{NS}.svc:8443/witness" for i in range(3)]
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        sts = render.find(objects, "StatefulSet", name)
+        args = container_of(sts)["args"]
+        # One list for every writer: each skips the URL naming its own pod.
+        assert [a for a in args if a.startswith("--witness=")] == [f"--witness={u}" for u in peers]
+        assert "--witness-ca=/etc/jitgate/webhook-ca/ca.crt" in args
+        volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["webhook-ca"]["secret"]["items"] == [{"key": "ca.crt", "path": "ca.crt"}]
+    webhook_args = container_of(render.find(objects, "StatefulSet", render.WEBHOOK_NAME))["args"]
+    assert "--witness-key=/etc/jitgate/witness-key/witness.key" in webhook_args
+    # What a replica cosigned stays on its own audit volume, beside (not in) the writers' logs.
+    assert "--witness-state=/var/lib/jitgate/audit/.witness" in webhook_args
+    for ordinal in range(3):
+        service = render.find(objects, "Service", f"{render.WEBHOOK_NAME}-{ordinal}")
+        assert service["spec"]["selector"]["statefulset.kubernetes.io/pod-name"] == (
+            f"{render.WEBHOOK_NAME}-{ordinal}"
+        )
+        assert service["spec"]["publishNotReadyAddresses"] is True
+    with pytest.raises(helm.HelmError, match=r"set audit\.checkpoints\.existingSecret too"):
+        render.render_chart({"audit": {"checkpoints": {"peerWitnesses": {"existingSecret": "w"}}}})
+    default = container_of(workload({}, render.WEBHOOK_NAME))["args"]
+    assert not [a for a in default if a.startswith("--witness")]
 
 
 def test_writers_submit_their_checkpoints_to_the_listed_witnesses() -> None:

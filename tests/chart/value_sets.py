@@ -47,6 +47,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "audit": {
             "hmac": {"existingSecret": "corp-audit-hmac", "key": "key"},
             "file": {"storageClassName": "fast-ssd", "size": "20Gi"},
+            "checkpoints": {
+                "existingSecret": "corp-checkpoint-key",
+                "peerWitnesses": {"existingSecret": "corp-peer-witness"},
+            },
         },
         "webhook": {
             "replicas": 3,

@@ -318,6 +318,10 @@ SCHEMA: dict[str, Any] = {
                     {"type": "string", "pattern": r"^https?://[^\s]+$"},
                     uniqueItems=True,
                 ),
+                peerWitnesses=secret_ref(
+                    "Secret with the witness key the webhook replicas cosign one another's and "
+                    "the operator's checkpoints with; empty: no peer witnessing."
+                ),
             ),
         )
         | {

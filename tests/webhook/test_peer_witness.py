@@ -98,7 +98,12 @@ async def _replicas(
                 witnesses=tuple(url for url in peers if url != peers[index]),
                 witness_ca=pki.ca_file,
                 witness_key_file=keys["witness"],
-                witness_state=tmp_path / f"witness-{writer}",
+                # As the chart keeps it, on the replica's audit volume: verify ignores it.
+                witness_state=(
+                    webhook_config_dir(webhook_config) / ".witness"
+                    if index == 0
+                    else tmp_path / f"witness-{writer}"
+                ),
             )
             handle = await stack.enter_async_context(
                 running(config, clock=clock, api_client=api_client, backoff=FAST_BACKOFF)
@@ -107,6 +112,10 @@ async def _replicas(
         for handle in running_:
             assert await asyncio.to_thread(handle.wait_synced, 10)
         yield running_
+
+
+def webhook_config_dir(config: Any) -> Path:
+    return Path(config.audit_url.removeprefix("file://"))
 
 
 def cosigned_sizes(audit_dir: Path) -> dict[str, int]:

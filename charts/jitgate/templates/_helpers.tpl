@@ -170,9 +170,40 @@ file:///var/lib/jitgate/audit
 {{- range .Values.audit.checkpoints.witnesses }}
 - --witness={{ . }}
 {{- end }}
+{{- range (include "jitgate.peerWitnessURLs" . | fromJsonArray) }}
+- --witness={{ . }}
+{{- end }}
+{{- if .Values.audit.checkpoints.peerWitnesses.existingSecret }}
+- --witness-ca={{ include "jitgate.peerWitnessCA" . }}
+{{- end }}
 {{- else if .Values.audit.checkpoints.witnesses }}
 {{- fail "audit.checkpoints.witnesses: witnesses cosign checkpoints; set audit.checkpoints.existingSecret too" }}
+{{- else if .Values.audit.checkpoints.peerWitnesses.existingSecret }}
+{{- fail "audit.checkpoints.peerWitnesses: witnesses cosign checkpoints; set audit.checkpoints.existingSecret too" }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Peer witnessing (audit.checkpoints.peerWitnesses): every webhook replica's add-checkpoint URL,
+through its own Service (webhook-peers.yaml) named like its pod, so a writer skips the one
+naming itself. A JSON list, empty when off.
+*/}}
+{{- define "jitgate.peerWitnessURLs" -}}
+{{- $urls := list -}}
+{{- if .Values.audit.checkpoints.peerWitnesses.existingSecret -}}
+{{- range $ordinal := until (int .Values.webhook.replicas) -}}
+{{- $urls = append $urls (printf "https://%s-%d.%s.svc:8443/witness" (include "jitgate.webhook.fullname" $) $ordinal $.Release.Namespace) -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $urls -}}
+{{- end -}}
+
+{{/* Where the webhook's CA (ca.crt of its serving Secret) is mounted for peer witnessing. */}}
+{{- define "jitgate.peerWitnessCA" -}}/etc/jitgate/webhook-ca/ca.crt{{- end -}}
+
+{{/* Where a webhook replica keeps what it cosigned: beside its log, on its own volume. */}}
+{{- define "jitgate.peerWitnessState" -}}
+{{- if eq .Values.audit.sink "file" -}}/var/lib/jitgate/audit/.witness{{- else -}}/var/lib/jitgate/witness{{- end -}}
 {{- end -}}
 
 {{- define "jitgate.auditVolumeClaimTemplates" -}}
@@ -252,6 +283,15 @@ Arguments: a dict with "ctx" (the root context) and "name" (the StatefulSet's na
       - key: {{ $.Values.audit.checkpoints.key }}
         path: {{ $.Values.audit.checkpoints.key }}
 {{- end }}
+{{- if .Values.audit.checkpoints.peerWitnesses.existingSecret }}
+- name: webhook-ca
+  secret:
+    secretName: {{ include "jitgate.tls.secretName" . }}
+    defaultMode: 0440
+    items:
+      - key: ca.crt
+        path: ca.crt
+{{- end }}
 {{- end -}}
 
 {{- define "jitgate.commonVolumeMounts" -}}
@@ -263,6 +303,11 @@ Arguments: a dict with "ctx" (the root context) and "name" (the StatefulSet's na
 {{- if .Values.audit.checkpoints.existingSecret }}
 - name: checkpoint-key
   mountPath: /etc/jitgate/checkpoint-key
+  readOnly: true
+{{- end }}
+{{- if .Values.audit.checkpoints.peerWitnesses.existingSecret }}
+- name: webhook-ca
+  mountPath: /etc/jitgate/webhook-ca
   readOnly: true
 {{- end }}
 {{- if eq .Values.audit.sink "file" }}
