@@ -590,6 +590,13 @@ class Approval(ApiModel):
     spec_digest: Annotated[str, Field(max_length=80)] | None = Field(
         default=None, description="SHA-256 digest of the request spec the approver saw."
     )
+    via: Literal["slack"] | None = Field(
+        default=None,
+        description=(
+            "Where the decision was made when not with kubectl: slack (jitgate's Slack app, "
+            "acting as the approver by impersonation). Stamped by the webhook; never typed."
+        ),
+    )
 
 
 class GrantReference(ApiModel):

@@ -37,6 +37,9 @@ SESSION_TYPES: Final = (
     SESSION_TERMINATED,
 )
 
+# A click in the Slack app that jitgate refused (unmapped user, webhook or RBAC refusal).
+SLACK_REFUSED: Final = "slack.refused"
+
 # The record types the operator, the webhook and the gateway write; `audit.*` types are the
 # writer's own.
 RECORD_TYPES: Final = (
@@ -50,6 +53,7 @@ RECORD_TYPES: Final = (
     "grant.expired",
     "grant.revoked",
     "grant.reviewed",
+    SLACK_REFUSED,
     "action.allowed",
     "action.denied",
     *SESSION_TYPES,
@@ -244,6 +248,7 @@ def approval_record(
         "decision": approval.decision,
         "decidedAt": format_time(approval.time) if approval.time else None,
         "specDigest": approval.spec_digest,
+        **({"via": approval.via} if approval.via else {}),
         "counted": bool(counted_for),
         "countedFor": list(counted_for),
         "spec": request.spec.to_wire(),

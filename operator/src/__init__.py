@@ -17,5 +17,7 @@ Modules, one concern each:
 * `scheduler` — wake-ups at times of the injected clock, polled at a bounded interval.
 * `kube`      — credentials (shared with kopf's login) and the few API calls made directly.
 * `notify`    — optional Slack-compatible or generic JSON notifications, in the background.
+* `slack`     — the Slack app (a package, with its map): interactive messages through the
+  Slack Web API, and signed button clicks written as the approver by impersonation.
 * `metrics`   — Prometheus metrics and their `/metrics` server.
 """

@@ -25,6 +25,24 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class SlackConfig:
+    """The Slack app: interactive notifications and the signed interaction endpoint."""
+
+    bot_token_file: Path  # xoxb-… token of the app's bot user (chat:write)
+    signing_secret_file: Path  # the app's signing secret: interactions are checked with it
+    channel: str  # channel id (C…) requests are posted to
+    users_file: Path  # Slack user id → Kubernetes user and groups (the admin's mapping)
+    tls_cert: Path  # the interaction endpoint serves HTTPS only
+    tls_key: Path
+    host: str = "0.0.0.0"
+    port: int = 8444
+    path: str = "/slack/interactions"
+    api_url: str = "https://slack.com/api/"  # tests point it at a stub on 127.0.0.1
+    timeout: float = 5.0  # seconds per Web API call
+    queue_size: int = 1000
+
+
+@dataclass(frozen=True)
 class OperatorConfig:
     audit_url: str
     audit_key_file: Path | None = None
@@ -40,6 +58,7 @@ class OperatorConfig:
     liveness: str | None = None  # e.g. http://0.0.0.0:8080/healthz
     retention: dt.timedelta = DEFAULT_RETENTION
     notify: NotifyConfig | None = None
+    slack: SlackConfig | None = None
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # a pod's metrics are scraped from outside
     # How often daemons look at the clock: bounds expiry lag and how soon a test's

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 import kopf
+from multidict import CIMultiDict
 
 from jitgate.core.api import GROUP, VERSION
 from jitgate.kube import Credentials
@@ -71,6 +74,25 @@ def object_path(plural: str, namespace: str, name: str = "", subresource: str = 
     return path
 
 
+@dataclass(frozen=True)
+class Impersonation:
+    """Act as someone else (the API server checks RBAC `impersonate` for each header): a
+    decision made elsewhere is then written, and stamped by the webhook, as its author's."""
+
+    user: str
+    groups: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...] = ()  # (key, value): userInfo extra, e.g. jitgate.dev/via
+
+    def headers(self) -> CIMultiDict[str]:
+        headers: CIMultiDict[str] = CIMultiDict({"Impersonate-User": self.user})
+        for group in self.groups:
+            headers.add("Impersonate-Group", group)
+        for key, value in self.extra:
+            # Header names cannot hold "/": the API server percent-decodes extra keys.
+            headers.add(f"Impersonate-Extra-{quote(key, safe='')}", value)
+        return headers
+
+
 class KubeApi:
     """A minimal JSON client; every call raises `ApiError` on a non-2xx answer."""
 
@@ -102,10 +124,15 @@ class KubeApi:
         body: Any = None,
         *,
         content_type: str = "application/json",
+        impersonate: Impersonation | None = None,
     ) -> Obj:
         session = self._open()
         data = None if body is None else json.dumps(body)
-        headers = {"Content-Type": content_type} if data is not None else {}
+        headers: CIMultiDict[str] = CIMultiDict()
+        if data is not None:
+            headers["Content-Type"] = content_type
+        if impersonate is not None:
+            headers.extend(impersonate.headers())
         # Per call, not per session: a token from a file or an exec plugin is renewed (in a
         # thread, as renewing may run the plugin).
         authorization = await asyncio.to_thread(self._credentials.authorization)

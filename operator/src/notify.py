@@ -2,6 +2,8 @@
 
 The lifecycle never waits for them: `Notifier.send()` only queues. A Slack-compatible
 incoming webhook gets `{"text": ...}`; the generic format is a JSON object with the facts.
+`Notification` is what every channel is told (the Slack app, `jitgate.operator.slack`, too);
+a break-glass activation names every approver of the governing policies (`alert`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from typing import Any
 import aiohttp
 from jitgate.operator.config import NotifyConfig
 
-from jitgate.core.api import AccessRequest, AccessRequestStatus
+from jitgate.core.api import AccessRequest, AccessRequestStatus, Subjects
 from jitgate.core.clock import format_time
 
 logger = logging.getLogger("jitgate.operator.notify")
+
+# Where the Slack app posted a request's message (`channel/ts`), so that it can update it.
+SLACK_MESSAGE_ANNOTATION = "jitgate.dev/slack-message"
 
 _HEADLINES = {
     "created": "needs approval",
@@ -42,14 +47,36 @@ class Notification:
     grant: str | None = None
     expires_at: str | None = None
     break_glass: bool = False
+    # Named at once on every channel (break-glass: every approver of the governing policies).
+    alert_users: tuple[str, ...] = ()
+    alert_groups: tuple[str, ...] = ()
+    approvals: tuple[str, ...] = ()  # "Approve bob (via slack)", in order
+    policies: tuple[str, ...] = ()
+    # Where the Slack app posted the request (`jitgate.dev/slack-message`), to update it.
+    slack_message: str | None = None
+
+    @property
+    def alert(self) -> str:
+        """`users bob; groups sre, dba`, or empty when nobody is to be alerted."""
+        parts = []
+        if self.alert_users:
+            parts.append(f"users {', '.join(self.alert_users)}")
+        if self.alert_groups:
+            parts.append(f"groups {', '.join(self.alert_groups)}")
+        return "; ".join(parts)
 
 
 def describe(
-    request: AccessRequest, kind: str, status: AccessRequestStatus, when: str
+    request: AccessRequest,
+    kind: str,
+    status: AccessRequestStatus,
+    when: str,
+    alert: Subjects | None = None,
 ) -> Notification:
     """The notification of a step that changed the request's `status` to this."""
     requester = request.spec.requester
     grant = status.grant
+    approvals = status.approvals or request.status.approvals
     return Notification(
         kind=kind,
         namespace=request.metadata.namespace or "",
@@ -66,6 +93,14 @@ def describe(
         grant=grant.name if grant else None,
         expires_at=format_time(grant.expires_at) if grant else None,
         break_glass=request.spec.break_glass,
+        alert_users=tuple(alert.users) if alert else (),
+        alert_groups=tuple(alert.groups) if alert else (),
+        approvals=tuple(
+            f"{a.decision} {a.user or '?'}" + (f" (via {a.via})" if a.via else "")
+            for a in approvals
+        ),
+        policies=status.policy_names or request.status.policy_names,
+        slack_message=request.metadata.annotations.get(SLACK_MESSAGE_ANNOTATION),
     )
 
 
@@ -79,6 +114,8 @@ def slack_body(note: Notification) -> dict[str, Any]:
     ]
     if note.message:
         lines.append(note.message)
+    if note.alert:
+        lines.append(f"Approvers alerted: {note.alert}")
     if note.kind == "created":
         lines.append(f"Approve: `kubectl jit approve {note.request} -n {note.namespace}`")
     return {"text": "\n".join(lines)}
@@ -98,6 +135,11 @@ def generic_body(note: Notification) -> dict[str, Any]:
         "grant": note.grant,
         "expiresAt": note.expires_at,
         "breakGlass": note.break_glass,
+        **(
+            {"alert": {"users": list(note.alert_users), "groups": list(note.alert_groups)}}
+            if note.alert
+            else {}
+        ),
     }
 
 

@@ -23,6 +23,7 @@ from jitgate.operator.kube import KubeApi
 from jitgate.operator.metrics import Metrics, serve
 from jitgate.operator.notify import Notifier
 from jitgate.operator.scheduler import Scheduler
+from jitgate.operator.slack.app import SlackApp
 from jitgate.operator.workflow import Workflow
 
 from jitgate.audit.connect import open_audit_writer
@@ -83,6 +84,9 @@ async def run(
         witnesses=config.witnesses,
         witness_ca=config.witness_ca,
     ) as audit:
+        slack = (
+            SlackApp(config.slack, clock=clock, kube=kube, audit=audit) if config.slack else None
+        )
         workflow = Workflow(
             config=config,
             clock=clock,
@@ -90,12 +94,15 @@ async def run(
             audit=audit,
             metrics=metrics,
             notifier=notifier,
+            channels=(slack,) if slack else (),
         )
         registry = build_registry(workflow, scheduler, credentials)
         # Started before kopf, so kopf does not take them for its own hung tasks at exit.
         ticker = asyncio.create_task(scheduler.run(), name="jitgate-scheduler")
         if notifier is not None:
             notifier.start()
+        if slack is not None:
+            await slack.start()
         server = None
         if config.metrics_port is not None:
             server = await serve(metrics, config.metrics_host, config.metrics_port)
@@ -119,6 +126,9 @@ async def run(
             if notifier is not None:
                 await notifier.drain(_NOTIFY_DRAIN)
                 await notifier.close()
+            if slack is not None:
+                await slack.drain(_NOTIFY_DRAIN)
+                await slack.close()
             if server is not None:
                 await server.cleanup()
             await kube.close()

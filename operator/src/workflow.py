@@ -22,12 +22,12 @@ import kopf
 from jitgate.operator.config import OperatorConfig
 from jitgate.operator.kube import ApiError, KubeApi, Obj
 from jitgate.operator.metrics import Metrics
-from jitgate.operator.notify import Notifier, describe
+from jitgate.operator.notify import Notification, Notifier, describe
 
 from jitgate.audit.errors import AuditError
 from jitgate.core import wire
 from jitgate.core.actions import actions_summary
-from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, Grant
+from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, Grant, Subjects
 from jitgate.core.clock import Clock, format_time
 from jitgate.core.events import Actor, AuditEvent, Record, grant_record
 from jitgate.core.grants import Ended, belongs_to, end_grant, grant_body
@@ -120,6 +120,12 @@ def _plain(body: Mapping[str, Any]) -> Obj:
     return copy.deepcopy({key: body[key] for key in body})
 
 
+class Channel(Protocol):
+    """Somewhere notifications go; `send` only queues, the lifecycle never waits."""
+
+    def send(self, note: Notification) -> None: ...
+
+
 class Catalog(Protocol):
     """The policies and namespace labels the operator's indexes hold."""
 
@@ -151,6 +157,8 @@ class Workflow:
     audit: AuditLog
     metrics: Metrics
     notifier: Notifier | None
+    # Further channels told the same (the Slack app); each only queues.
+    channels: Sequence[Channel] = ()
 
     def __post_init__(self) -> None:
         self.recorded = RecentKeys()
@@ -172,10 +180,18 @@ class Workflow:
         self.recorded.add(record.key)
 
     def _notify(
-        self, kind: NotifyKind | None, request: AccessRequest, status: AccessRequestStatus
+        self,
+        kind: NotifyKind | None,
+        request: AccessRequest,
+        status: AccessRequestStatus,
+        alert: Subjects | None = None,
     ) -> None:
-        if kind is not None and self.notifier is not None:
-            self.notifier.send(describe(request, kind, status, format_time(self.clock.now())))
+        if kind is None:
+            return
+        note = describe(request, kind, status, format_time(self.clock.now()), alert)
+        for channel in (self.notifier, *self.channels):
+            if channel is not None:
+                channel.send(note)
 
     def _world(self, namespace: str, catalog: Catalog) -> World:
         return World(
@@ -263,7 +279,7 @@ class Workflow:
             self.metrics.time_to_approval.observe(max(step.approved_after.total_seconds(), 0.0))
         _post(patched, notices)
         if request is not None and status is not None:
-            self._notify(step.notify, request, status)
+            self._notify(step.notify, request, status, step.alert)
         return patched
 
     async def _issue(self, obj: Obj, request: AccessRequest, planned: Grant) -> Grant:

@@ -5,6 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 # The value sets every structural test renders: the defaults and the main alternatives.
+SLACK: dict[str, Any] = {
+    "enabled": True,
+    "channel": "C0ACCESS",
+    "existingSecret": "jitgate-slack",
+    "tls": {"existingSecret": "jitgate-slack-tls"},
+    "users": {
+        "U0BOB": {"user": "bob@example.com", "groups": ["sre"]},
+        "U0CAROL": {"user": "carol@example.com", "groups": ["sre", "dba"]},
+    },
+}
+
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "cert-manager": {"tls": {"mode": "cert-manager"}},
@@ -110,6 +121,8 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         },
         "networkPolicy": {"enabled": True},
     },
+    # Approve from Slack; the second user shares the first's group (the RBAC names it once).
+    "slack": {"operator": {"slack": SLACK}},
 }
 
 KUBERNETES_VERSIONS = ("1.29", "1.33", "1.37")

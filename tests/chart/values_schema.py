@@ -224,6 +224,43 @@ OPERATOR = obj(
         key=string("Key in that Secret.", minLength=1, pattern=SECRET_KEY),
         format=string("Payload format.", enum=["slack", "generic"]),
     ),
+    slack=obj(
+        "Approve from Slack: interactive messages and the signed click endpoint.",
+        enabled=boolean("Turn the Slack app on."),
+        channel=string("Channel id requests are posted to."),
+        existingSecret=string("Secret with the bot token and the signing secret."),
+        botTokenKey=string("Key of the bot token.", minLength=1, pattern=SECRET_KEY),
+        signingSecretKey=string("Key of the signing secret.", minLength=1, pattern=SECRET_KEY),
+        users={
+            "type": "object",
+            "description": "Slack user id to the Kubernetes user and groups a click acts as.",
+            "propertyNames": {"pattern": "^[A-Z0-9]+$"},
+            "additionalProperties": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["user"],
+                "properties": {
+                    "user": string(
+                        "Kubernetes user name (never a system: identity).",
+                        minLength=1,
+                        **{"not": {"pattern": "^system:"}},
+                    ),
+                    "groups": strings("Its groups."),
+                },
+            },
+        },
+        port=integer("Container port of the click endpoint.", 1, maximum=65535),
+        tls=obj(
+            "TLS of the click endpoint.",
+            existingSecret=string("kubernetes.io/tls Secret with its certificate."),
+        ),
+        service=obj(
+            "Service in front of the click endpoint.",
+            type=string("Service type.", enum=["ClusterIP", "NodePort", "LoadBalancer"]),
+            port=integer("Service port.", 1, maximum=65535),
+            annotations=string_map("Annotations on the Service."),
+        ),
+    ),
     metricsPort=integer("Prometheus metrics port; 0: off.", 0, maximum=65535),
     logLevel=string("Log level.", enum=LOG_LEVELS),
     podDisruptionBudget=pdb("PodDisruptionBudget of the operator."),

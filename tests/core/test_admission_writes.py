@@ -92,6 +92,25 @@ def test_only_new_approvals_are_stamped() -> None:
     ]
 
 
+def test_where_a_decision_came_from_is_stamped_from_the_caller_never_typed(
+    policy_factory: Callable[..., AccessPolicy],
+) -> None:
+    from jitgate.core.admission.writes import via_of
+
+    slack_bob = Identity("bob", ("sre",), via_of({"jitgate.dev/via": ["slack"]}))
+    assert slack_bob.via == "slack"
+    assert via_of({"jitgate.dev/via": ["pager"]}) is None
+    assert via_of({"jitgate.dev/via": ["slack", "slack"]}) is None
+    assert via_of(None) is None
+    typed = [{"decision": "Approve", "via": "slack"}]
+    assert "via" not in stamp_new_approvals([], typed, BOB, NOW, DIGEST)[0]["value"]
+    assert stamp_new_approvals([], typed, slack_bob, NOW, DIGEST)[0]["value"]["via"] == "slack"
+    through_slack = Approval.model_validate(approval("bob").to_wire() | {"via": "slack"})
+    assert check(policy_factory(), [through_slack], who=slack_bob) is None
+    assert "never typed" in (check(policy_factory(), [through_slack]) or "")
+    assert "never typed" in (check(policy_factory(), [approval("bob")], who=slack_bob) or "")
+
+
 def test_a_valid_approval_passes(policy_factory: Callable[..., AccessPolicy]) -> None:
     assert check(policy_factory(), [approval("bob")]) is None
 

@@ -96,3 +96,30 @@ def test_an_unusable_audit_url_exits_2() -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1, result.stderr
+
+
+def test_the_slack_app_needs_all_its_flags_and_its_files(tmp_path: Path) -> None:
+    from jitgate.cli.errors import UsageError
+
+    files = {name: tmp_path / name for name in ("token", "secret", "users.yaml")}
+    for path in files.values():
+        path.write_text("x\n")
+    flags = (
+        "--slack-channel", "C0ACCESS", "--slack-bot-token-file", str(files["token"]),
+        "--slack-signing-secret-file", str(files["secret"]),
+        "--slack-users", str(files["users.yaml"]),
+        "--slack-tls-cert", "/etc/tls/tls.crt", "--slack-tls-key", "/etc/tls/tls.key",
+    )  # fmt: skip
+    config = parse("--audit", "file:///a", *flags)
+    assert config.slack is not None
+    assert (config.slack.channel, config.slack.port, config.slack.path) == (
+        "C0ACCESS",
+        8444,
+        "/slack/interactions",
+    )
+    assert parse("--audit", "file:///a").slack is None
+    with pytest.raises(UsageError, match="also needs --slack-tls-cert, --slack-tls-key"):
+        parse("--audit", "file:///a", *flags[:8])
+    files["secret"].unlink()
+    with pytest.raises(UsageError, match="--slack-signing-secret-file: no file"):
+        parse("--audit", "file:///a", *flags)

@@ -59,7 +59,7 @@ from jitgate.core.admission.protected import Verdict, decide
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.recording import STREAM_VERBS, forged_marker, through_gateway
 from jitgate.core.admission.stamping import stamp
-from jitgate.core.admission.writes import Identity, Write, as_dict
+from jitgate.core.admission.writes import Identity, Write, as_dict, via_of
 from jitgate.core.api import GROUP, AccessPolicy, AccessRequestSpec
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
@@ -92,7 +92,7 @@ def jitgate_kind(request: AdmissionRequest) -> str | None:
 def write_of(request: AdmissionRequest) -> Write:
     return Write(
         request.operation,
-        Identity(request.user, request.groups),
+        Identity(request.user, request.groups, via_of(request.user_info.extra)),
         request.object,
         request.old_object,
     )

@@ -18,7 +18,7 @@ from jitgate.cli.jitgate.server_flags import (
 from jitgate.cli.options import add_flag, command
 
 if TYPE_CHECKING:
-    from jitgate.operator.config import OperatorConfig
+    from jitgate.operator.config import OperatorConfig, SlackConfig
 
 
 def register(subparsers: Any) -> None:
@@ -103,6 +103,44 @@ def register(subparsers: Any) -> None:
         default="slack",
         help='slack: {"text": ...} for incoming webhooks; generic: a JSON object of facts',
     )
+    slack = parser.add_argument_group(
+        "Slack app (approve from Slack; README: Notifications)",
+        "all of --slack-channel, the two secret files, --slack-users and the TLS pair, or none",
+    )
+    add_flag(slack, "--slack-channel", metavar="ID", help="channel requests are posted to")
+    add_flag(
+        slack, "--slack-bot-token-file", metavar="FILE", help="file holding the bot token (xoxb-…)"
+    )
+    add_flag(
+        slack,
+        "--slack-signing-secret-file",
+        metavar="FILE",
+        help="file holding the app's signing secret (clicks are verified with it)",
+    )
+    add_flag(
+        slack,
+        "--slack-users",
+        metavar="FILE",
+        help="YAML mapping of Slack user ids to Kubernetes users and groups",
+    )
+    add_flag(slack, "--slack-tls-cert", metavar="FILE", help="certificate of the click endpoint")
+    add_flag(slack, "--slack-tls-key", metavar="FILE", help="its private key")
+    add_flag(
+        slack,
+        "--slack-port",
+        metavar="PORT",
+        type=int,
+        default=8444,
+        help="HTTPS port of the click endpoint (POST /slack/interactions)",
+    )
+    add_flag(slack, "--slack-host", metavar="HOST", default="0.0.0.0", help="its address")
+    add_flag(
+        slack,
+        "--slack-api-url",
+        metavar="URL",
+        default="https://slack.com/api/",
+        help="Slack Web API base URL (tests point it at a local stub)",
+    )
     add_flag(
         parser,
         "--poll-interval",
@@ -145,6 +183,50 @@ class OperatorOptions:
     notify_format: Literal["slack", "generic"]
     poll_interval: float
     webhook_configuration: str
+    slack_channel: str | None = None
+    slack_bot_token_file: str | None = None
+    slack_signing_secret_file: str | None = None
+    slack_users: str | None = None
+    slack_tls_cert: str | None = None
+    slack_tls_key: str | None = None
+    slack_port: int = 8444
+    slack_host: str = "0.0.0.0"
+    slack_api_url: str = "https://slack.com/api/"
+
+
+def slack_config(options: OperatorOptions) -> SlackConfig | None:
+    """The Slack app's settings: all of the required flags, or none of them."""
+    from jitgate.operator.config import SlackConfig
+
+    required = {
+        "--slack-channel": options.slack_channel,
+        "--slack-bot-token-file": options.slack_bot_token_file,
+        "--slack-signing-secret-file": options.slack_signing_secret_file,
+        "--slack-users": options.slack_users,
+        "--slack-tls-cert": options.slack_tls_cert,
+        "--slack-tls-key": options.slack_tls_key,
+    }
+    given = [flag for flag, value in required.items() if value]
+    if not given:
+        return None
+    missing = [flag for flag, value in required.items() if not value]
+    if missing:
+        raise UsageError(f"The Slack app also needs {', '.join(missing)}.")
+    for flag in ("--slack-bot-token-file", "--slack-signing-secret-file", "--slack-users"):
+        path = Path(str(required[flag]))
+        if not path.is_file():
+            raise UsageError(f"{flag}: no file {path}.")
+    return SlackConfig(
+        bot_token_file=Path(str(options.slack_bot_token_file)),
+        signing_secret_file=Path(str(options.slack_signing_secret_file)),
+        channel=str(options.slack_channel),
+        users_file=Path(str(options.slack_users)),
+        tls_cert=Path(str(options.slack_tls_cert)),
+        tls_key=Path(str(options.slack_tls_key)),
+        host=options.slack_host,
+        port=options.slack_port,
+        api_url=options.slack_api_url,
+    )
 
 
 def config_from(options: OperatorOptions) -> OperatorConfig:
@@ -178,6 +260,7 @@ def config_from(options: OperatorOptions) -> OperatorConfig:
         liveness=options.liveness or None,
         retention=retention,
         notify=notify,
+        slack=slack_config(options),
         metrics_port=options.metrics_port,
         metrics_host=options.metrics_host,
         poll_interval=options.poll_interval,

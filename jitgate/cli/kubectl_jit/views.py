@@ -282,7 +282,9 @@ def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | Non
     for approval in status.approvals:
         comment = f'  "{approval.comment}"' if approval.comment else ""
         when = format_time(approval.time) if approval.time else "<unstamped>"
-        lines.append(f"  {approval.decision:<8} {approval.user or '<unstamped>'}  {when}{comment}")
+        via = f"  (via {approval.via})" if approval.via else ""
+        who = approval.user or "<unstamped>"
+        lines.append(f"  {approval.decision:<8} {who}  {when}{via}{comment}")
     if status.conditions:
         rows = [["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]]
         for condition in status.conditions:

@@ -62,6 +62,8 @@ def check_approval_append(
     entry = added[0]
     if entry.user != who.user:
         return f"an approval must be made as the authenticated user {who.user}, not {entry.user}"
+    if entry.via != who.via:
+        return "an approval's via is stamped by jitgate from the authenticated caller, never typed"
     if entry.spec_digest != digest_of_spec:
         return "the approval does not match the request's current spec"
     if any(existing.user == who.user for existing in old_approvals):

@@ -52,14 +52,17 @@ def stamp_new_approvals(
         "groups": list(who.groups),
         "time": format_time(now),
         "specDigest": digest_of_spec,
+        **({"via": who.via} if who.via else {}),
     }
     patch: JsonPatch = []
     for index in range(len(old_approvals), len(new_approvals)):
         entry = new_approvals[index]
         if not isinstance(entry, dict):
             continue  # validation refuses it with a clear message
+        # A typed `via` is dropped: where a decision came from is stamped like who made it.
+        typed = {key: value for key, value in entry.items() if key != "via"}
         patch.append(
-            {"op": "replace", "path": f"/status/approvals/{index}", "value": {**entry, **stamp}}
+            {"op": "replace", "path": f"/status/approvals/{index}", "value": {**typed, **stamp}}
         )
     return patch
 

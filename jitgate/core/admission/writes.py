@@ -16,10 +16,27 @@ JsonPatch = list[dict[str, Any]]
 Operation = Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
 
+# The userInfo extra a jitgate channel sets when it acts as an approver by impersonation
+# (`Impersonate-Extra-jitgate.dev%2Fvia: slack`): only who may impersonate with it can.
+VIA_EXTRA = "jitgate.dev/via"
+VIA_CHANNELS = frozenset({"slack"})
+
+
 @dataclass(frozen=True)
 class Identity:
     user: str
     groups: tuple[str, ...]
+    via: str | None = None  # a channel in VIA_CHANNELS, from the authenticated userInfo extra
+
+
+def via_of(extra: Mapping[str, Any] | None) -> str | None:
+    """The channel an authenticated userInfo says the caller acts through, if one jitgate
+    knows (any other value is ignored: it cannot make a decision look like it came from
+    somewhere)."""
+    values = (extra or {}).get(VIA_EXTRA)
+    if isinstance(values, list) and len(values) == 1 and values[0] in VIA_CHANNELS:
+        return str(values[0])
+    return None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from jitgate.core.api import AccessPolicy, AccessRequest, Condition, GoverningPolicy
+from jitgate.core.api import AccessPolicy, AccessRequest, Condition, GoverningPolicy, Subjects
 from jitgate.core.clock import format_time, whole_seconds
 from jitgate.core.durations import format_duration
 from jitgate.core.events import (
@@ -264,5 +264,10 @@ def _break_glass(
         ),
         notices=(Notice("BreakGlass", message, warning=True),),
         notify="approved",
+        # Loud: every approver of every governing policy hears of it at once, on every channel.
+        alert=Subjects(
+            users=sorted({u for p in governing.policies for u in p.spec.approvers.users}),
+            groups=sorted({g for p in governing.policies for g in p.spec.approvers.groups}),
+        ),
         approved_after=dt.timedelta(0),
     )

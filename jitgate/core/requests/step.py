@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from jitgate.core.api import AccessPolicy, AccessRequestStatus, Condition, Grant, RequestPhase
+from jitgate.core.api import (
+    AccessPolicy,
+    AccessRequestStatus,
+    Condition,
+    Grant,
+    RequestPhase,
+    Subjects,
+)
 from jitgate.core.events import Record
 from jitgate.core.policy import Governing, Namespace, UnreadablePolicy
 from jitgate.core.requests.after_denial import Denial
@@ -56,6 +63,9 @@ class Step:
     revoke: RevokeGrant | None = None
     notices: tuple[Notice, ...] = ()
     notify: NotifyKind | None = None
+    # Who must hear of the notification at once, by name on every channel (break-glass: every
+    # approver of the governing policies).
+    alert: Subjects | None = None
     delete: bool = False  # retention is over
     wake_at: dt.datetime | None = None  # look again then, even if nothing changes
     approved_after: dt.timedelta | None = None
