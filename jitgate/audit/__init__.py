@@ -6,17 +6,17 @@ record is linked, hashed and MAC'd), `verify` (the first broken record of a writ
 cosignatures), `checkpoint` (C2SP checkpoints and tlog proofs), `tlog` (a writer's chain as a
 transparency log: the public check, record proofs, the linked checkpoint history), `query`
 (selecting records), `sessionlog` (sessions read back out of records: listing, playing),
-`report` (the access review), `reconcile` (matching the API server's
-audit log), `witness` (what a witness cosigns), `timefmt`, `errors` (the exception tree),
-`sink` (what the writer needs from a backend).
+`report` (the access review), `reconcile` (matching the API server's audit log), `witness`
+(what a witness cosigns), `pruning` (where a pruned log starts, as its pruning records say),
+`timefmt`, `errors` (the exception tree), `sink` (what the writer needs from a backend).
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
 signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
 (HMAC, Ed25519 and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints`
-(the file backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints` (the PostgreSQL backend),
-`reader` (what readers share), `recorder` (a live session's bytes into `session.*` records,
-with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook
-replica witnessing its peers reuses both), `witnessclient` (a writer submitting checkpoints
-to witnesses, its peers among them).
+(the file backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints`, `pgprune` (the
+PostgreSQL backend, its retention and legal hold), `reader` (what readers share), `recorder`
+(a live session's bytes into `session.*` records, with backpressure), `witnessserver`
+(`jitgate audit witness`: storage and HTTP; a webhook replica witnessing its peers reuses
+both), `witnessclient` (a writer submitting checkpoints to witnesses, its peers among them).
 
 Writers (the operator, each webhook replica):
 

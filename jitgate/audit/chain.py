@@ -25,6 +25,9 @@ UNHASHED: Final = frozenset({"hash", "mac"})
 SEALED: Final = "audit.sealed"
 PRUNED: Final = "audit.pruned"
 RECOVERED: Final = "audit.recovered"
+# Records an admin adds to its own chain when setting or releasing a legal hold.
+HELD: Final = "audit.held"
+RELEASED: Final = "audit.released"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from jitgate.audit.checkpointer import (
 )
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.filelayout import check_writer_id
+from jitgate.audit.model import AuditRecord
 from jitgate.audit.note import Signer
 from jitgate.audit.reader import LogReader
 from jitgate.audit.sink import Sink
@@ -26,6 +27,7 @@ from jitgate.audit.url import FileTarget, PostgresTarget, parse_audit_url
 from jitgate.audit.witnessclient import WitnessClient, other_witnesses, peer_tls
 from jitgate.audit.writer import DEFAULT_MAX_BATCH, AuditWriter
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.events import AuditEvent
 
 
 def default_writer_id() -> str:
@@ -41,7 +43,7 @@ def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
         return FileSink(target, writer_id, clock)
     from jitgate.audit.pgsink import PostgresSink
 
-    return PostgresSink(target, writer_id)
+    return PostgresSink(target, writer_id, clock)
 
 
 def _witness_clients(
@@ -178,6 +180,28 @@ def open_audit_writer(
         return writer
 
     return OpeningWriter(open_writer)
+
+
+async def append_one(
+    url: str,
+    event: AuditEvent,
+    *,
+    writer_id: str,
+    key: bytes | None,
+    checkpoint_key: Signer | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> AuditRecord:
+    """Append one event to `writer_id`'s chain and close it (an admin's or the pruner's
+    record, from the command line); durable, and signed for with a checkpoint key, on return."""
+    async with open_audit_writer(
+        url,
+        writer_id=writer_id,
+        key=key,
+        clock=clock,
+        checkpoint_key=checkpoint_key,
+        maintenance_interval=None,
+    ) as writer:
+        return await writer.append(event)
 
 
 def open_log_reader(url: str) -> LogReader:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import heapq
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import SEALED
@@ -135,6 +136,9 @@ class FileLogReader:
             return read_history(self._root / writer)
         except OSError as error:
             raise _oserror(f"the checkpoint history of writer {writer}", error) from error
+
+    def pruning_records(self) -> list[Mapping[str, Any]]:
+        return []  # each writer prunes its own segments, saying so in its own chain
 
     # -- queries ------------------------------------------------------------------------
 

@@ -102,15 +102,22 @@ def inclusion_proof(leaves: Sequence[bytes], index: int) -> tuple[bytes, ...]:
     """PATH(index, D[n]) of RFC 9162 §2.1.3.1: the audit path of leaf `index`."""
     if not 0 <= index < len(leaves):
         raise ValueError(f"leaf {index} is not in a tree of {len(leaves)} leaves")
+    return _inclusion_path(index, len(leaves), lambda start, end: root(leaves[start:end]))
+
+
+def _inclusion_path(
+    index: int, size: int, subtree_root: Callable[[int, int], bytes]
+) -> tuple[bytes, ...]:
+    """PATH(index, D[size]), asking `subtree_root(start, end)` for the nodes beside it."""
     path: list[bytes] = []
-    start, end = 0, len(leaves)
+    start, end = 0, size
     while end - start > 1:
         k = _split(end - start)
         if index < start + k:
-            path.append(root(leaves[start + k : end]))
+            path.append(subtree_root(start + k, end))
             end = start + k
         else:
-            path.append(root(leaves[start : start + k]))
+            path.append(subtree_root(start, start + k))
             start += k
     path.reverse()  # collected root-first, the proof goes leaf-first
     return tuple(path)
@@ -148,11 +155,12 @@ def consistency_proof(leaves: Sequence[bytes], old_size: int) -> tuple[bytes, ..
     return _consistency_path(old_size, len(leaves), lambda start, end: root(leaves[start:end]))
 
 
-def consistency_proof_from(old: CompactTree, new_leaves: Sequence[bytes]) -> tuple[bytes, ...]:
-    """The consistency proof from the tree `old` to it extended by `new_leaves`.
+def _extended(old: CompactTree, new_leaves: Sequence[bytes]) -> Callable[[int, int], bytes]:
+    """`subtree_root(start, end)` of `old` extended by `new_leaves`, without old leaves.
 
-    Needs no leaf of the old tree: a writer keeps the state of its last checkpoint and
-    the leaves since, and links the next checkpoint to it.
+    Answers for any node that is one of `old`'s perfect subtrees, lies wholly among the new
+    leaves, or is made of such nodes (a node straddling the old size); ValueError for a node
+    inside an old subtree, whose leaves are not known.
     """
     peaks: dict[tuple[int, int], bytes] = {}
     start = 0
@@ -167,9 +175,38 @@ def consistency_proof_from(old: CompactTree, new_leaves: Sequence[bytes]) -> tup
     def subtree_root(start: int, end: int) -> bytes:
         if start >= old.size:
             return root(new_leaves[start - old.size : end - old.size])
-        return peaks[start, end]  # a KeyError here would be a bug in _consistency_path
+        if (start, end) in peaks:
+            return peaks[start, end]
+        if end - start < 2:
+            raise ValueError(f"leaf {start} is inside the old tree of {old.size} leaves")
+        middle = start + _split(end - start)
+        return node_hash(subtree_root(start, middle), subtree_root(middle, end))
 
-    return _consistency_path(old.size, old.size + len(new_leaves), subtree_root)
+    return subtree_root
+
+
+def consistency_proof_from(old: CompactTree, new_leaves: Sequence[bytes]) -> tuple[bytes, ...]:
+    """The consistency proof from the tree `old` to it extended by `new_leaves`.
+
+    Needs no leaf of the old tree: a writer keeps the state of its last checkpoint and
+    the leaves since, and links the next checkpoint to it.
+    """
+    return _consistency_path(old.size, old.size + len(new_leaves), _extended(old, new_leaves))
+
+
+def inclusion_proof_from(
+    old: CompactTree, new_leaves: Sequence[bytes], index: int
+) -> tuple[bytes, ...]:
+    """PATH(index, D[n]) of a leaf added after `old`, without `old`'s leaves.
+
+    What proves a record kept after an older prefix of its log was pruned: the prefix is
+    known only by its tree state (`old`); every node of the path is one of its perfect
+    subtrees, made of them and new leaves, or made of new leaves alone.
+    """
+    size = old.size + len(new_leaves)
+    if not old.size <= index < size:
+        raise ValueError(f"leaf {index} is not among leaves {old.size}-{size - 1}")
+    return _inclusion_path(index, size, _extended(old, new_leaves))
 
 
 def _check_hashes(proof: Sequence[bytes], what: str) -> None:

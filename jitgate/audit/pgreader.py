@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from jitgate.audit.chain import PRUNED
 from jitgate.audit.errors import AuditReadError
-from jitgate.audit.pgschema import CHECKPOINTS_VERSION, check_schema, names, statement
+from jitgate.audit.pgschema import (
+    CHECKPOINTS_VERSION,
+    PARTITIONS_VERSION,
+    check_schema,
+    names,
+    statement,
+)
 from jitgate.audit.pgsink import CONNECT_TIMEOUT, one_line
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
@@ -182,6 +189,14 @@ class PostgresLogReader:
             "SELECT link FROM {checkpoints} WHERE writer = %s ORDER BY size", self._table
         )
         return [str(link).encode() for (link,) in self._stream(query, [writer])]
+
+    def pruning_records(self) -> list[Mapping[str, Any]]:
+        if self._version < PARTITIONS_VERSION:
+            return []  # nothing was ever pruned
+        query = statement(
+            "SELECT body FROM {t} WHERE type = %s ORDER BY time, writer, seq", self._table
+        )
+        return [body for (body,) in self._stream(query, [PRUNED]) if isinstance(body, dict)]
 
     # -- queries ------------------------------------------------------------------------
 

@@ -8,6 +8,10 @@ A failed batch leaves no rows: its transaction rolls back, so there is nothing t
 `discard`. The one exception is a commit that happened but whose answer was lost, with
 the retry failing too: those rows stay (the table refuses DELETE), and the writer marks
 them unacknowledged when it recovers.
+
+The table is partitioned by record time: opening makes the partitions for now and the next
+period, and a batch with a record outside them makes its partitions and is stored again.
+A session advisory lock, held while connected, keeps each writer id to one process.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.pgschema import ensure_schema, statement
 from jitgate.audit.sink import PrunePlan, SinkState
 from jitgate.audit.url import PostgresTarget
-from jitgate.core.clock import parse_time
+from jitgate.core.clock import SYSTEM_CLOCK, Clock, parse_time
 
 logger = logging.getLogger("jitgate.audit")
 
@@ -40,7 +44,7 @@ WITH batch AS (
 ), inserted AS (
     INSERT INTO {t} (writer, seq, time, hash, body)
     SELECT %(writer)s, seq, time, hash, body FROM batch
-    ON CONFLICT (writer, seq) DO NOTHING
+    ON CONFLICT (writer, seq, time) DO NOTHING
     RETURNING seq
 ), head AS (
     INSERT INTO {heads} AS h (writer, seq, hash) VALUES (%(writer)s, %(head_seq)s, %(head_hash)s)
@@ -57,9 +61,17 @@ def one_line(error: BaseException) -> str:
     return text[0].rstrip(".") if text else type(error).__name__
 
 
+# The partitions for now and the next period, ahead of the records that need them.
+_PARTITIONS_AHEAD: Final = (
+    "SELECT {add_partitions}(%(now)s, "
+    "%(now)s + (SELECT ('1 ' || period)::interval FROM {settings}))"
+)
+
+
 class PostgresSink:
-    def __init__(self, target: PostgresTarget, writer_id: str) -> None:
+    def __init__(self, target: PostgresTarget, writer_id: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._target = target
+        self._clock = clock
         self._writer = writer_id
         self.description = f"{target.describe()} (writer {writer_id})"
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
@@ -78,12 +90,37 @@ class PostgresSink:
                 raise AuditWriteError(
                     f"cannot connect to the {self.description}: {one_line(error)}"
                 ) from error
+            await self._lock(self._conn)
         return self._conn
+
+    async def _lock(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
+        """One process a writer, as the file sink's `.lock`: held while connected."""
+        try:
+            cursor = await conn.execute(
+                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
+                [f"jitgate-audit-writer:{self._target.table}:{self._writer}"],
+            )
+            row = await cursor.fetchone()
+        except psycopg.Error as error:
+            await self._drop()
+            raise AuditWriteError(
+                f"cannot lock the {self.description}: {one_line(error)}"
+            ) from error
+        if not row or not row[0]:
+            await self._drop()
+            raise AuditWriteError(
+                f"audit writer {self._writer} is already writing to the "
+                f"{self._target.describe()} in another process; give each replica its own "
+                "writer id"
+            )
 
     async def open(self) -> SinkState:
         try:
             conn = await self._connect()
-            await ensure_schema(conn, self._target.table)
+            await ensure_schema(conn, self._target)
+            await conn.execute(
+                statement(_PARTITIONS_AHEAD, self._target.table), {"now": self._clock.now()}
+            )
             return await self._state(conn)
         except psycopg.Error as error:
             raise AuditWriteError(
@@ -159,6 +196,21 @@ class PostgresSink:
             ) from error
 
     async def _store(self, params: Mapping[str, Any]) -> None:
+        try:
+            await self._insert_batch(params)
+        except psycopg.errors.CheckViolation as error:
+            if error.diag.table_name != self._target.table:
+                raise
+            # No partition for some record's time yet (a new period, a clock far off):
+            # make the partitions the batch needs and store it again.
+            conn = await self._connect()
+            await conn.execute(
+                statement("SELECT {add_partitions}(%s, %s)", self._target.table),
+                [min(params["times"]), max(params["times"])],
+            )
+            await self._insert_batch(params)
+
+    async def _insert_batch(self, params: Mapping[str, Any]) -> None:
         conn = await self._connect()
         async with conn.transaction():
             cursor = await conn.execute(self._insert, params)
@@ -175,10 +227,12 @@ class PostgresSink:
         return None  # a table has no segments
 
     async def prune_plan(self, now: dt.datetime) -> PrunePlan | None:
-        return None  # rows are never deleted: the table refuses DELETE
+        # Rows are never deleted: whole partitions past retention are dropped by another
+        # role than the writers' (`jitgate audit prune`, `pgprune`).
+        return None
 
     async def prune(self, plan: PrunePlan) -> None:
-        raise AssertionError("PostgreSQL audit tables are never pruned")
+        raise AssertionError("writers never prune a PostgreSQL audit table")
 
     async def _drop(self) -> None:
         if self._conn is not None:

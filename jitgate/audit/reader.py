@@ -73,6 +73,11 @@ class LogReader(Protocol):
         """The writer's checkpoint history (`tlog.CheckpointLink` lines), oldest first."""
         ...
 
+    def pruning_records(self) -> list[Mapping[str, Any]]:
+        """Pruning records that account for other writers' records (`pruning`); a file
+        writer's own are in its chain, where `verify` finds them."""
+        ...
+
     def records(self, selection: Selection) -> Iterator[StoredRecord]:
         """Selected records in time order across writers; AuditDataError on a damaged one."""
         ...

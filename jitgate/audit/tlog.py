@@ -41,12 +41,10 @@ from jitgate.audit.checkpoint import (
 )
 from jitgate.audit.cosignature import CosignatureVerifier, cosignatures
 from jitgate.audit.merkle import (
-    EMPTY_ROOT,
     CompactTree,
     ProofError,
-    inclusion_proof,
+    inclusion_proof_from,
     leaf_hash,
-    root,
     verify_consistency,
 )
 from jitgate.audit.note import NoteError, Verifier, parse_note
@@ -62,19 +60,17 @@ def linked_leaf(linked: Linked) -> bytes:
     return leaf_hash(linked.line.removesuffix(b"\n"))
 
 
-def encode_tree(tree: CompactTree) -> bytes:
-    """The writer's saved tree state: size, the perfect subtrees' roots, and the root."""
-    state = {
+def tree_state(tree: CompactTree) -> dict[str, Any]:
+    """A tree state as JSON: size, the perfect subtrees' roots, and the root."""
+    return {
         "size": tree.size,
         "peaks": [base64.b64encode(peak).decode() for peak in tree.peaks],
         "root": base64.b64encode(tree.root()).decode(),
     }
-    return json.dumps(state, sort_keys=True).encode() + b"\n"
 
 
-def decode_tree(data: bytes) -> CompactTree:
-    """The tree state saved by `encode_tree`; ValueError unless it is whole and consistent."""
-    state = json.loads(data)
+def tree_from_state(state: object) -> CompactTree:
+    """The tree of a `tree_state`; ValueError unless it is whole and consistent."""
     if not isinstance(state, dict) or type(state.get("size")) is not int:
         raise ValueError("not a tree state")
     peaks = state.get("peaks")
@@ -86,13 +82,23 @@ def decode_tree(data: bytes) -> CompactTree:
     return tree
 
 
+def encode_tree(tree: CompactTree) -> bytes:
+    """The writer's saved tree state (`tree_state`), one JSON line."""
+    return json.dumps(tree_state(tree), sort_keys=True).encode() + b"\n"
+
+
+def decode_tree(data: bytes) -> CompactTree:
+    """The tree state saved by `encode_tree`; ValueError unless it is whole and consistent."""
+    return tree_from_state(json.loads(data))
+
+
 @dataclass(frozen=True)
 class CheckpointCheck:
     """What checking a writer's records against its signed checkpoint found."""
 
     writer: str
     checkpoint: Checkpoint | None
-    records: int  # records read, from seq 1
+    records: int  # the last seq read: records read, and those pruned before them
     problem: str | None
 
     @property
@@ -111,15 +117,17 @@ class LeafTree:
     Fed `(seq, leaf)` for each record in chain order (what `verify.verify_chain` reports
     through `on_record`), it keeps the root at `size` records and counts the rest, so the
     chain and the public check need one pass over the log, not two. `whole` says whether it
-    saw every record from seq 1 on, each with its leaf: only then does the root say anything.
+    saw every record from seq 1 on (or from the end of a pruned prefix, `start`: its tree
+    state, from the pruning record), each with its leaf: only then does the root say anything.
     """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, start: CompactTree | None = None) -> None:
         self.size = size
-        self.records = 0
+        self.start = start.size if start else 0
+        self.records = self.start
         self.whole = True
-        self.root: bytes | None = EMPTY_ROOT if size == 0 else None
-        self._tree = CompactTree()
+        self._tree = start.copy() if start else CompactTree()
+        self.root: bytes | None = self._tree.root() if size == self.start else None
 
     def add(self, seq: int, leaf: bytes | None) -> None:
         """The next record; its leaf is needed only up to `size`."""
@@ -140,6 +148,7 @@ def verify_checkpoint(
     records: Iterable[Mapping[str, Any]],
     signed_checkpoint: bytes,
     verifier: Verifier,
+    start: CompactTree | None = None,
 ) -> CheckpointCheck:
     """Check `writer`'s records (in seq order, from seq 1) against its signed checkpoint.
 
@@ -147,11 +156,12 @@ def verify_checkpoint(
     prefix): the checkpoint must be signed for `writer`'s origin, the records must hash
     to what their `hash` says, and the first `size` of them must have the signed root.
     Records past the checkpoint are counted, not judged (the next checkpoint covers them).
+    After pruning, `start` is the pruned prefix's tree state and the records follow it.
     """
     checkpoint = _opened(writer, signed_checkpoint, verifier)
     if isinstance(checkpoint, CheckpointCheck):
         return checkpoint
-    leaves = LeafTree(checkpoint.size)
+    leaves = LeafTree(checkpoint.size, start)
     for record in records:
         count = leaves.records + 1
         if count <= checkpoint.size:
@@ -192,6 +202,14 @@ def _opened(writer: str, signed: bytes, verifier: Verifier) -> Checkpoint | Chec
 
 def _judged(writer: str, checkpoint: Checkpoint, leaves: LeafTree) -> CheckpointCheck:
     count = leaves.records
+    if leaves.start > checkpoint.size:
+        return CheckpointCheck(
+            writer,
+            checkpoint,
+            count,
+            f"the latest checkpoint of writer {writer} covers {checkpoint.size} records, fewer "
+            f"than the {leaves.start} pruned before its first record kept",
+        )
     if count < checkpoint.size:
         return CheckpointCheck(
             writer,
@@ -205,35 +223,43 @@ def _judged(writer: str, checkpoint: Checkpoint, leaves: LeafTree) -> Checkpoint
             writer,
             checkpoint,
             count,
-            f"records 1-{checkpoint.size} of writer {writer} are not the ones the checkpoint "
-            "signed: history was rewritten",
+            f"records {leaves.start + 1}-{checkpoint.size} of writer {writer} are not the ones "
+            "the checkpoint signed: history was rewritten",
         )
     return CheckpointCheck(writer, checkpoint, count, None)
 
 
 def prove_record(
-    records: Sequence[Mapping[str, Any]], seq: int, signed_checkpoint: bytes
+    records: Sequence[Mapping[str, Any]],
+    seq: int,
+    signed_checkpoint: bytes,
+    start: CompactTree | None = None,
 ) -> TlogProof:
     """A tlog proof that record `seq` of a writer is under its signed checkpoint.
 
-    `records` are the writer's, in seq order from seq 1, at least up to the checkpoint's
+    `records` are the writer's, in seq order from seq 1 (or, after pruning, from the end
+    of the pruned prefix whose tree state is `start`), at least up to the checkpoint's
     size; the record's stored line rides along as the proof's extra data.
     """
     try:
         checkpoint = Checkpoint.parse(parse_note(signed_checkpoint).text)
     except NoteError as error:
         raise CheckpointError(f"not a signed checkpoint: {error}") from error
+    before = start or CompactTree()
     if not 1 <= seq <= checkpoint.size:
         raise CheckpointError(f"record {seq} is not under a checkpoint of {checkpoint.size}")
-    if len(records) < checkpoint.size:
+    if seq <= before.size:
+        raise CheckpointError(f"record {seq} was pruned (records 1-{before.size})")
+    if before.size + len(records) < checkpoint.size:
         raise CheckpointError(f"the checkpoint covers {checkpoint.size} records, not all here")
-    leaves = [record_leaf(record) for record in records[: checkpoint.size]]
-    if root(leaves) != checkpoint.root:
+    leaves = [record_leaf(record) for record in records[: checkpoint.size - before.size]]
+    tree = before.copy()
+    tree.extend(leaves)
+    if tree.root() != checkpoint.root:
         raise CheckpointError("these records are not the ones the checkpoint signed")
-    record = records[seq - 1]
-    return TlogProof(
-        seq - 1, inclusion_proof(leaves, seq - 1), signed_checkpoint, stored_form(record)
-    )
+    record = records[seq - 1 - before.size]
+    path = inclusion_proof_from(before, leaves, seq - 1)
+    return TlogProof(seq - 1, path, signed_checkpoint, stored_form(record))
 
 
 @dataclass(frozen=True)

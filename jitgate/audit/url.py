@@ -1,4 +1,4 @@
-"""Audit log locations: `file:///dir?options` or `postgresql://...?table=name`."""
+"""Audit log locations: `file:///dir?options` or `postgresql://...?table=name&options`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from jitgate.audit.errors import AuditConfigError
 from jitgate.audit.timefmt import parse_span
@@ -49,10 +50,17 @@ class FileTarget:
 
 @dataclass(frozen=True)
 class PostgresTarget:
-    """One append-only table per deployment; `conninfo` is the URL without `table`."""
+    """One append-only table per deployment; `conninfo` is the URL without jitgate's options.
+
+    `retention` and `partition` are the table's settings as its owner sets them (None: as
+    they are); `retention=forever` is `keep_forever`.
+    """
 
     conninfo: str
     table: str = DEFAULT_TABLE
+    retention: dt.timedelta | None = None
+    keep_forever: bool = False
+    partition: str | None = None
 
     def describe(self) -> str:
         parts = urllib.parse.urlsplit(self.conninfo)
@@ -115,17 +123,34 @@ def _file_target(parts: urllib.parse.SplitResult) -> FileTarget:
     return target
 
 
+_POSTGRES_OPTIONS: Final = ("table", "retention", "partition")
+PARTITION_PERIODS: Final = ("day", "month")
+
+
 def _postgres_target(parts: urllib.parse.SplitResult) -> PostgresTarget:
     query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    tables = [value for name, value in query if name == "table"]
-    table = tables[-1] if tables else DEFAULT_TABLE
+    options = {name: value for name, value in query if name in _POSTGRES_OPTIONS}
+    table = options.get("table", DEFAULT_TABLE)
     if not _TABLE.match(table):
         raise AuditConfigError(
             f"audit table name {table!r} must be lower-case letters, digits and underscores, "
             "at most 48 characters"
         )
-    rest = urllib.parse.urlencode([(n, v) for n, v in query if n != "table"])
-    return PostgresTarget(conninfo=urllib.parse.urlunsplit(parts._replace(query=rest)), table=table)
+    retention = options.get("retention")
+    partition = options.get("partition")
+    if partition is not None and partition not in PARTITION_PERIODS:
+        raise AuditConfigError(
+            f"audit URL option partition={partition!r} must be one of "
+            f"{', '.join(PARTITION_PERIODS)}"
+        )
+    rest = urllib.parse.urlencode([(n, v) for n, v in query if n not in _POSTGRES_OPTIONS])
+    return PostgresTarget(
+        conninfo=urllib.parse.urlunsplit(parts._replace(query=rest)),
+        table=table,
+        retention=_span("retention", retention) if retention not in (None, "", "forever") else None,
+        keep_forever=retention in ("", "forever"),
+        partition=partition,
+    )
 
 
 def parse_audit_url(url: str) -> Target:

@@ -181,6 +181,7 @@ class _Verifier:
         witnesses: Sequence[Witness],
         live: bool,
         on_record: Callable[[int, bytes | None], None] | None,
+        anchors: Iterable[tuple[int, str]],
     ) -> None:
         self.writer = writer
         self.stream = _Lookahead(items)
@@ -191,7 +192,7 @@ class _Verifier:
             self.witnesses_at.setdefault(witness.seq, []).append(witness)
         self.live = live
         self.on_record = on_record
-        self.s = _State()
+        self.s = _State(anchors=set(anchors))
 
     def run(self) -> ChainReport:
         s = self.s
@@ -548,11 +549,14 @@ def verify_chain(
     witnesses: Sequence[Witness] = (),
     live: bool = False,
     on_record: Callable[[int, bytes | None], None] | None = None,
+    anchors: Iterable[tuple[int, str]] = (),
 ) -> ChainReport:
     """Verify one writer's chain; `live` tolerates a last line still being written.
 
     `on_record(seq, leaf)` is called for each record accepted, in chain order, with its
     Merkle leaf hash (`tlog.record_leaf`; None if JSON cannot hold it), so a caller builds
-    the writer's tree in the same pass (`tlog.LeafTree`).
+    the writer's tree in the same pass (`tlog.LeafTree`). `anchors` are `(resumeSeq,
+    resumePrev)` pairs of pruning records kept elsewhere than in this chain (`pruning`):
+    where the chain may start after its oldest records were pruned.
     """
-    return _Verifier(writer, items, key, witnesses, live, on_record).run()
+    return _Verifier(writer, items, key, witnesses, live, on_record, anchors).run()

@@ -19,6 +19,7 @@ from jitgate.audit.merkle import (
     consistency_proof,
     consistency_proof_from,
     inclusion_proof,
+    inclusion_proof_from,
     leaf_hash,
     node_hash,
     root,
@@ -271,3 +272,19 @@ def test_a_proof_from_a_saved_tree_state_is_the_proof_from_all_leaves(new_size: 
         old = CompactTree()
         old.extend(leaves[:old_size])
         assert consistency_proof_from(old, leaves[old_size:]) == consistency_proof(leaves, old_size)
+
+
+@pytest.mark.parametrize("size", range(1, 34))
+def test_an_inclusion_proof_after_a_pruned_prefix_is_the_proof_from_all_leaves(size: int) -> None:
+    """A record kept after pruning is proven from the pruned prefix's tree state alone."""
+    leaves = [leaf_hash(data(i)) for i in range(size)]
+    for pruned in range(size + 1):
+        old = CompactTree()
+        old.extend(leaves[:pruned])
+        for index in range(pruned, size):
+            assert inclusion_proof_from(old, leaves[pruned:], index) == inclusion_proof(
+                leaves, index
+            )
+        if pruned:
+            with pytest.raises(ValueError, match="is not among leaves"):
+                inclusion_proof_from(old, leaves[pruned:], pruned - 1)

@@ -11,6 +11,7 @@ from jitgate.cli.jitgate.audit import (
     query_cmd,
     reconcile_cmd,
     report_cmd,
+    retention_cmd,
     tail_cmd,
     tlog_cmd,
     verify_cmd,
@@ -19,8 +20,10 @@ from jitgate.cli.jitgate.audit import (
 from jitgate.cli.jitgate.audit.guard import guarded
 from jitgate.cli.jitgate.audit.options import (
     ExportOptions,
+    HoldOptions,
     KeygenOptions,
     ProveOptions,
+    PruneOptions,
     QueryOptions,
     ReconcileOptions,
     ReportOptions,
@@ -52,6 +55,9 @@ What each check proves, and against whom:
   reconcile --apiserver-audit  jitgate's allows and the API server's own audit log name each
                                other: against a bypassed webhook (UNRECORDED) and forged or
                                lost records (UNHEARD)
+  prune / hold / release       retention of PostgreSQL tables by whole partitions, after a
+                               pruning record that keeps every check above working; legal
+                               holds that stop pruning, each recorded
 
 Exit codes: 0 success, 1 check failed (tampered or damaged log), 2 bad usage or unreadable
 input."""
@@ -280,6 +286,38 @@ def register(subparsers: Any) -> None:
     )
     report.set_defaults(handler=command(ReportOptions, guarded("report", report_cmd.run)))
 
+    prune = commands.add_parser(
+        "prune",
+        help="drop PostgreSQL partitions past retention, after a pruning record",
+        description="Run as the pruning role (a CronJob): make the partitions of the next "
+        "periods, then drop every partition wholly older than the table's retention (set by "
+        "its owner with retention= in the audit URL), oldest first, unless a legal hold is in "
+        "force. First it checks every writer's records in them and stores an audit.pruned "
+        "record saying where each writer's log now starts (with the Merkle tree state of what "
+        "is pruned), so verify, verify --verifier-key and prove carry on. File logs are pruned "
+        "by their own writers.",
+    )
+    _common(prune)
+    _writer_flags(prune, "pruner")
+    prune.add_argument("--dry-run", action="store_true", help="say what would be pruned")
+    prune.set_defaults(handler=command(PruneOptions, guarded("prune", retention_cmd.run_prune)))
+
+    for name, run, what in (
+        ("hold", retention_cmd.run_hold, "set a legal hold: nothing is pruned until released"),
+        ("release", retention_cmd.run_release, "release every legal hold in force"),
+    ):
+        parser = commands.add_parser(
+            name,
+            help=what,
+            description=f"{what[0].upper()}{what[1:]}. Recorded (audit.held, audit.released) "
+            "in the chain of --writer, with --reason. On PostgreSQL only the table's owner may "
+            "set or release one; on files it is the LEGAL_HOLD file in the audit directory.",
+        )
+        _common(parser)
+        parser.add_argument("--reason", required=True, help="why (a case or ticket)")
+        _writer_flags(parser, "admin")
+        parser.set_defaults(handler=command(HoldOptions, guarded(name, run)))
+
 
 def _common(parser: argparse.ArgumentParser) -> None:
     add_flag(
@@ -294,6 +332,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--key-file",
         metavar="FILE",
         help="HMAC key to check the records' MACs (also read from JITGATE_AUDIT_KEY_FILE)",
+    )
+
+
+def _writer_flags(parser: argparse.ArgumentParser, default: str) -> None:
+    """The chain this command records in: a writer id of its own, signed like the others."""
+    parser.add_argument("--writer", default=default, help=f"the writer id to record as ({default})")
+    add_flag(
+        parser,
+        "--checkpoint-key",
+        metavar="FILE",
+        help="Ed25519 signer key: sign this writer's checkpoints, as the webhook and operator "
+        "do, so `verify --verifier-key` checks its records too",
     )
 
 

@@ -127,3 +127,19 @@ class ReportOptions:
     burst_window: str
     output: Literal["table", "json"]
     fail_on_findings: bool
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    log: LogOptions
+    writer: str
+    checkpoint_key: str | None
+    dry_run: bool
+
+
+@dataclass(frozen=True)
+class HoldOptions:
+    log: LogOptions
+    reason: str
+    writer: str
+    checkpoint_key: str | None

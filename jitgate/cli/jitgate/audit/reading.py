@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any, Final
 
-from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, mac_matches
+from jitgate.audit.chain import HELD, PRUNED, RECOVERED, RELEASED, SEALED, mac_matches
 from jitgate.audit.connect import open_log_reader
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.keys import load_key
@@ -67,7 +67,7 @@ def when(text: str | None, flag: str, now: dt.datetime) -> dt.datetime | None:
 
 # Every type a jitgate writer records: a --type outside these (or their families) is a typo,
 # and answering it with "no records match" would read as "nothing happened".
-KNOWN_TYPES: Final = (*RECORD_TYPES, SEALED, PRUNED, RECOVERED, WEBHOOK_PROBE)
+KNOWN_TYPES: Final = (*RECORD_TYPES, SEALED, PRUNED, RECOVERED, HELD, RELEASED, WEBHOOK_PROBE)
 
 
 def _known_type(text: str) -> bool:

@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from jitgate.audit import pruning
 from jitgate.audit.checkpoint import CheckpointError, TlogProof
 from jitgate.audit.cosignature import Cosigner
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.keys import parse_verifier_key
+from jitgate.audit.merkle import CompactTree
 from jitgate.audit.note import NoteError, Signer, Verifier, check_key_name
 from jitgate.audit.reader import LogReader
 from jitgate.audit.tlog import (
@@ -117,11 +119,13 @@ def check_public(
     now: dt.datetime,
     plan: PublicPlan | PublicCheck,
     chain_ok: bool,
+    pruned: CompactTree | None = None,
 ) -> PublicCheck:
     """`writer`'s records against its latest checkpoint, with the public key only.
 
     From the leaves built while its chain was verified (`chain_ok`) from seq 1; a broken or
-    pruned chain is read once more to say what the checkpoint finds.
+    pruned chain is read once more to say what the checkpoint finds, a pruned one from the
+    tree state of its pruned prefix (`pruned`, from the pruning record).
     """
     if isinstance(plan, PublicCheck):
         return plan
@@ -129,11 +133,14 @@ def check_public(
     if chain_ok and plan.leaves.whole:
         check = verify_checkpoint_leaves(writer, plan.leaves, latest.signed, verifier)
     else:
-        check = verify_checkpoint(writer, _records(reader, writer), latest.signed, verifier)
+        records = _records(reader, writer)
+        check = verify_checkpoint(writer, records, latest.signed, verifier, pruned)
     if check.problem is not None:
         return PublicCheck(writer, f"{writer}: {check.problem}", ok=False)
     size = latest.tree.size
     pending = f", {check.uncovered} newer not yet signed" if check.uncovered else ""
+    if pruned is not None:
+        pending += f" (records 1-{pruned.size} pruned, their tree state from the pruning record)"
     stamps = [
         t
         for t in (
@@ -196,8 +203,11 @@ def run_prove(options: ProveOptions) -> int:
         if signed is None:
             raise AuditDataError(f"writer {writer} has no signed checkpoint to prove against")
         records = list(_records(reader, writer))
+        anchors = pruning.by_writer(reader.pruning_records()).get(writer, [])
+    first = records[0].get("seq") if records else None
+    start = pruning.start_tree(anchors, first) if first != 1 else None
     try:
-        proof = prove_record(records, seq, signed)
+        proof = prove_record(records, seq, signed, start)
     except CheckpointError as error:
         raise AuditDataError(f"cannot prove record {seq} of writer {writer}: {error}") from error
     data = proof.render()

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from jitgate.audit import pruning
 from jitgate.audit.timefmt import parse_span
 from jitgate.audit.tlog import LeafTree
 from jitgate.audit.verify import ChainReport, Problem, Witness, verify_chain
@@ -40,6 +41,7 @@ def run(options: VerifyOptions) -> int:
     reports: list[ChainReport] = []
     with reading.opened(options.log) as reader:
         writers = reader.writers()
+        anchors = pruning.by_writer(reader.pruning_records())
         missing = sorted(set(options.writer) - set(writers))
         if missing:
             raise UsageError(f"there is no writer {missing[0]!r} in the {reader.description}")
@@ -58,12 +60,14 @@ def run(options: VerifyOptions) -> int:
                 witnesses=witnesses,
                 live=reader.is_live(writer),
                 on_record=_on_record(progress, leaves),
+                anchors=[(a.resume_seq, a.resume_prev) for a in anchors.get(writer, [])],
             )
             reports.append(report)
             _print_report(report)
             if verifier is not None and plan is not None:
+                pruned = pruning.start_tree(anchors.get(writer, []), report.first_seq)
                 public.append(
-                    tlog_cmd.check_public(reader, writer, verifier, _now(), plan, report.ok)
+                    tlog_cmd.check_public(reader, writer, verifier, _now(), plan, report.ok, pruned)
                 )
                 print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
             if witness_keys:
