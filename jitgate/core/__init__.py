@@ -20,6 +20,9 @@ Modules:
   one must be satisfied); request resolution.
 * `schedule`        — a policy's windows (weekday hours in an IANA time zone): open or
                       closed at an instant, and when that next changes.
+* `autoapprove`     — AccessPolicy autoApprove rules (CEL): their inputs, compilation,
+                      evaluation and the digest an approval records.
+* `policy_ready`    — a policy's Ready condition (it validates; its rules compile).
 * `enforcement`     — whether the webhook configuration routes what a policy protects.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.

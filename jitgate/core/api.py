@@ -599,6 +599,17 @@ class Approval(ApiModel):
     )
 
 
+class AutoApproval(ApiModel):
+    """An approval by an AccessPolicy's autoApprove rule, written by the operator."""
+
+    policy: Name = Field(description="The AccessPolicy whose rule approved.")
+    rule: Annotated[str, Field(max_length=63)] = Field(description="The rule's name.")
+    inputs_digest: Annotated[str, Field(max_length=80)] = Field(
+        description="sha256 of the canonical JSON of what the rule saw (in the audit log)."
+    )
+    time: dt.datetime = Field(description="When the rule approved.")
+
+
 class GrantReference(ApiModel):
     """The grant issued for an approved request."""
 
@@ -678,6 +689,14 @@ class AccessRequestStatus(ApiModel):
     )
     pending_deadline: dt.datetime | None = Field(
         default=None, description="When a Pending request expires unanswered."
+    )
+    auto_approvals: list[AutoApproval] = Field(
+        default_factory=list,
+        max_length=32,
+        description=(
+            "Approvals by governing policies' autoApprove rules, one per policy; each "
+            "satisfies that policy's requiredApprovals (never another policy's)."
+        ),
     )
     observed_approvals: int | None = Field(
         default=None,
@@ -809,6 +828,9 @@ class GrantSpec(ApiModel):
     )
     approvals: list[Approval] = Field(
         default_factory=list, max_length=64, description="The approval chain, copied."
+    )
+    auto_approvals: list[AutoApproval] = Field(
+        default_factory=list, max_length=32, description="Rule approvals, copied."
     )
     break_glass: bool = Field(default=False, description="An emergency grant awaiting review.")
     approved_outside_window: list[Name] = Field(

@@ -17,6 +17,7 @@ from jitgate.core.api import (
     AccessRequest,
     AccessRequestStatus,
     Approval,
+    AutoApproval,
     Grant,
     GrantSpec,
     GrantStatus,
@@ -67,6 +68,7 @@ def plan_grant(
     approvals: Sequence[Approval],
     break_glass: bool,
     approved_outside_window: Sequence[str] = (),
+    auto_approvals: Sequence[AutoApproval] = (),
 ) -> Grant:
     """The Grant to create: the request's actions for its requester, from now for `duration`."""
     requester = request.spec.requester
@@ -95,6 +97,7 @@ def plan_grant(
             approvals=list(approvals),
             break_glass=break_glass,
             approved_outside_window=list(approved_outside_window),
+            auto_approvals=list(auto_approvals),
             reason=request.spec.reason,
             ticket=request.spec.ticket,
         ),

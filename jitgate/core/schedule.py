@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
@@ -139,11 +139,16 @@ def local_time(schedule: Schedule, at: dt.datetime) -> str:
 
 @dataclass(frozen=True)
 class WindowState:
-    """A scheduled policy at one instant: open or not, and when that next changes."""
+    """A scheduled policy at one instant: open or not, and (worked out only when asked, as
+    the webhook rarely needs it) when that next changes."""
 
     open: bool
-    changes_at: dt.datetime | None
     schedule: Schedule
+    at: dt.datetime
+
+    @cached_property
+    def changes_at(self) -> dt.datetime | None:
+        return next_change(self.schedule, self.at)
 
     def next_opening(self) -> str:
         """`it opens next at Mon 2026-12-07 09:00 CET (…Z)` (only meaningful when closed)."""
@@ -153,4 +158,4 @@ class WindowState:
 
 
 def state(schedule: Schedule, at: dt.datetime) -> WindowState:
-    return WindowState(is_open(schedule, at), next_change(schedule, at), schedule)
+    return WindowState(is_open(schedule, at), schedule, at)

@@ -22,12 +22,15 @@ from jitgate.operator.scheduler import Scheduler
 from jitgate.operator.workflow import Workflow
 
 from jitgate.core import wire
-from jitgate.core.api import GROUP, VERSION, AccessPolicy, AccessRequest
+from jitgate.core.api import GROUP, VERSION, AccessPolicy, AccessRequest, Condition
 from jitgate.core.clock import parse_time
 from jitgate.core.enforcement import CONDITION, Routing, enforced_condition, enforcement, routing
 from jitgate.core.grants import Ended
 from jitgate.core.policy import Namespace, UnreadablePolicy, unreadable_policy
+from jitgate.core.policy_ready import CONDITION as READY
+from jitgate.core.policy_ready import readiness
 from jitgate.core.requests.after_denial import Denial, denial_of
+from jitgate.core.requests.step import set_condition
 from jitgate.kube import Credentials
 
 logger = logging.getLogger("jitgate.operator")
@@ -180,14 +183,27 @@ def build_registry(
 
     # What this process last wrote per policy: the index may still hold the body from before
     # that write when another event arrives, and must not cause the same write again.
-    written: dict[str, tuple[str, str, str]] = {}
+    written: dict[str, tuple[str, ...]] = {}
+    # Unreadable policies have no status to compare with; their Ready=False is written once
+    # per error (events of an unreadable policy must not make it write again, and again).
+    invalid_written: dict[str, str] = {}
     # kopf runs the namespace and policy handlers concurrently; one pass at a time, so a pass
     # that starts while another awaits its status patch sees what that one wrote.
     enforcing = asyncio.Lock()
 
-    def shown(policy: AccessPolicy) -> tuple[str, str, str] | None:
+    def shown(policy: AccessPolicy) -> tuple[str, ...] | None:
         found = next((c for c in policy.status.conditions if c.type == CONDITION), None)
-        return None if found is None else (found.status, found.reason, found.message)
+        ready = next((c for c in policy.status.conditions if c.type == READY), None)
+        if found is None or ready is None:
+            return None
+        return (
+            found.status,
+            found.reason,
+            found.message,
+            ready.status,
+            ready.reason,
+            ready.message,
+        )
 
     async def enforce(kwargs: Mapping[str, Any]) -> None:
         """Every readable policy's `Enforced` condition, written where it changed. Run on any
@@ -205,24 +221,59 @@ def build_registry(
             enforced, reason, message = enforcement(
                 policy, found, namespaces, configuration_name=webhook_configuration
             )
-            now = ("True" if enforced else "False", reason, message)
+            invalid_written.pop(name, None)
+            ready, ready_reason, ready_message = readiness(policy)
+            now = (
+                "True" if enforced else "False",
+                reason,
+                message,
+                "True" if ready else "False",
+                ready_reason,
+                ready_message,
+            )
             if now in (shown(policy), written.get(name)):
                 continue
             if not enforced:
                 logger.warning("AccessPolicy %s is not enforced: %s", name, message)
+            if not ready:
+                logger.warning("AccessPolicy %s is not ready: %s", name, ready_message)
             previous = policy.status.conditions
-            condition = enforced_condition(
-                (enforced, reason, message), previous, workflow.clock.now()
+            at = workflow.clock.now()
+            condition = enforced_condition((enforced, reason, message), previous, at)
+            others = [c for c in previous if c.type != CONDITION]
+            conditions = set_condition(
+                [*others, condition],
+                READY,
+                "True" if ready else "False",
+                ready_reason,
+                ready_message,
+                at,
             )
-            others = [c.to_wire() for c in previous if c.type != CONDITION]
-            try:
-                await workflow.kube.patch_status(
-                    "accesspolicies", "", name, {"conditions": [*others, condition.to_wire()]}
-                )
-            except ApiError as error:
-                if not error.not_found:  # deleted meanwhile: nothing to report on
-                    raise
+            await _write_conditions(name, conditions)
             written[name] = now
+        for broken in catalog.unreadable():
+            _, reason, message = readiness(broken)
+            if invalid_written.get(broken.name) == message:
+                continue
+            logger.warning("AccessPolicy %s is not ready: %s", broken.name, message)
+            condition = Condition(
+                type=READY,
+                status="False",
+                reason=reason,
+                message=message,
+                last_transition_time=workflow.clock.now(),
+            )
+            await _write_conditions(broken.name, [condition])
+            invalid_written[broken.name] = message
+
+    async def _write_conditions(name: str, conditions: Sequence[Condition]) -> None:
+        try:
+            await workflow.kube.patch_status(
+                "accesspolicies", "", name, {"conditions": [c.to_wire() for c in conditions]}
+            )
+        except ApiError as error:
+            if not error.not_found:  # deleted meanwhile: nothing to report on
+                raise
 
     @kopf.on.event(GROUP, VERSION, "accesspolicies", registry=registry, id="policy_event")
     async def policy_event(name: str, body: kopf.Body, **kwargs: Any) -> None:

@@ -1,4 +1,5 @@
-"""Decision cost in the pure core: grant lookup with 10 vs 100,000 live grants indexed."""
+"""Decision cost in the pure core: grant lookup with 10 vs 100,000 live grants indexed; an
+autoApprove rule's evaluation (CEL) and a schedule's next change, as the operator pays them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import time
 from support.clocks import NOW
 
 from jitgate.core.actions import AttemptedAction
-from jitgate.core.api import GrantSpec
+from jitgate.core.api import AccessPolicy, AccessRequest, GrantSpec, Schedule
+from jitgate.core.autoapprove import evaluate, inputs
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.schedule import next_change
 
 
 def _grant(i: int) -> IndexedGrant:
@@ -52,6 +55,57 @@ def main() -> None:
         print(f"{size:>10} {p50 / 1000:>8.2f} {p99 / 1000:>8.2f}")
     ratio = results[100_000][0] / results[10][0]
     print(f"p50 ratio 100k/10 grants: {ratio:.2f} (target <= 1.10)")
+    _rules()
+
+
+_RULE = (
+    "'oncall' in requester.groups && request.actions.all(a, a.verb == 'exec' && "
+    "size(a.command) > 0 && a.command[0] in ['ls', 'cat']) && "
+    "time.weekday in ['Mon', 'Tue', 'Wed', 'Thu', 'Fri'] && time.hour >= 9 && time.hour < 17"
+)
+
+
+def _rules() -> None:
+    """One rule evaluated on one request (compiled once, as the operator caches it), and the
+    next change of an office-hours schedule across a daylight-saving change."""
+    policy = AccessPolicy.model_validate(
+        {
+            "metadata": {"name": "production"},
+            "spec": {
+                "namespaces": {"names": ["prod"]},
+                "actions": ["exec"],
+                "approvers": {"groups": ["sre"]},
+                "autoApprove": {"rules": [{"name": "on-call", "expression": _RULE}]},
+            },
+        }
+    )
+    request = AccessRequest.model_validate(
+        {
+            "metadata": {"name": "fix", "namespace": "prod"},
+            "spec": {
+                "actions": [{"verb": "exec", "names": ["web-0"], "command": ["ls"]}],
+                "reason": "INC-1",
+                "requester": {"user": "alice", "groups": ["developers", "oncall"]},
+            },
+        }
+    )
+    facts = inputs(request, {"tier": "gold"}, dt.timedelta(minutes=15), NOW, "Europe/Berlin")
+    evaluate(policy, facts)  # compiles and caches
+    samples = []
+    for _ in range(2_000):
+        started = time.perf_counter_ns()
+        evaluate(policy, facts)
+        samples.append(time.perf_counter_ns() - started)
+    p50, p99 = statistics.median(samples), statistics.quantiles(samples, n=100)[98]
+    print(f"autoApprove rule evaluation: p50 {p50 / 1000:.1f} µs, p99 {p99 / 1000:.1f} µs")
+    office = Schedule.model_validate(
+        {"timeZone": "Europe/Berlin", "windows": [{"days": ["Mon", "Fri"], "start": "09:00"}]}
+    )
+    before_change = dt.datetime(2026, 3, 27, 16, 0, tzinfo=dt.UTC)
+    started = time.perf_counter_ns()
+    for _ in range(200):
+        next_change(office, before_change)
+    print(f"schedule next change: {(time.perf_counter_ns() - started) / 200 / 1000:.1f} µs")
 
 
 if __name__ == "__main__":

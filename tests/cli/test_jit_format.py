@@ -160,3 +160,14 @@ def test_show_and_the_queue_say_who_else_must_approve_after_a_denial() -> None:
     ) in text
     row = queue_row(Entry(held, None), NOW, with_namespace=False)
     assert "0/1 + 1 from bob or group sre (after a denial)" in row
+
+
+def test_show_names_a_rule_approval_with_the_digest_of_its_inputs() -> None:
+    digest = "sha256:" + "ab" * 32
+    auto = {"policy": "production", "rule": "on-call-ls", "inputsDigest": digest,
+            "time": "2026-11-21T09:58:00Z"}  # fmt: skip
+    text = render_show(request(phase="Approved", policy="production", autoApprovals=[auto]), NOW)
+    assert (
+        f"  Approve  rule on-call-ls of AccessPolicy production  2026-11-21T09:58:00Z  "
+        f"inputs {digest}\n"
+    ) in text

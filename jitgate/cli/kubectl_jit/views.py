@@ -278,13 +278,20 @@ def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | Non
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     lines.append("Actions:")
     lines += [f"  {describe_action_long(action)}" for action in spec.actions]
-    lines.append("Decisions:" if status.approvals else f"Decisions:{' ' * (width - 10)}{NONE}")
+    decided = status.approvals or status.auto_approvals
+    lines.append("Decisions:" if decided else f"Decisions:{' ' * (width - 10)}{NONE}")
     for approval in status.approvals:
         comment = f'  "{approval.comment}"' if approval.comment else ""
         when = format_time(approval.time) if approval.time else "<unstamped>"
         via = f"  (via {approval.via})" if approval.via else ""
         who = approval.user or "<unstamped>"
         lines.append(f"  {approval.decision:<8} {who}  {when}{via}{comment}")
+    for auto in status.auto_approvals:
+        # A rule's approval: which rule, and the digest of what it saw (in the audit log).
+        lines.append(
+            f"  {'Approve':<8} rule {auto.rule} of AccessPolicy {auto.policy}  "
+            f"{format_time(auto.time)}  inputs {auto.inputs_digest}"
+        )
     if status.conditions:
         rows = [["TYPE", "STATUS", "REASON", "AGE", "MESSAGE"]]
         for condition in status.conditions:

@@ -35,6 +35,8 @@ Modules:
   `deny_invalid` for a request whose spec does not validate.
 * `pending`     — approvals recorded once and tallied, then approved, denied, expired, cancelled.
 * `tally`       — counting approvals: who counted, who did not and why.
+* `auto`        — autoApprove rules applied to a request: evaluated, recorded once per
+  policy, counted as that policy's approvals.
 * `windows`     — schedules applied to a request: approvals needed now, when to look again,
   when a grant approved now must end.
 * `after_denial` — anti-shopping: a request soon after a denial of overlapping actions needs

@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from jitgate.core.api import AccessPolicy, AccessRequest, Condition, GoverningPolicy, Subjects
+from jitgate.core.api import (
+    AccessPolicy,
+    AccessRequest,
+    AccessRequestStatus,
+    Condition,
+    GoverningPolicy,
+    Subjects,
+)
 from jitgate.core.clock import format_time, whole_seconds
 from jitgate.core.durations import format_duration
 from jitgate.core.events import (
@@ -22,8 +30,10 @@ from jitgate.core.events import (
 from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, resolve_request
 from jitgate.core.refusals import Refusal
+from jitgate.core.requests import auto
 from jitgate.core.requests import windows as scheduled
 from jitgate.core.requests.after_denial import describe_hold, hold_for
+from jitgate.core.requests.pending import pending
 from jitgate.core.requests.step import (
     APPROVED,
     REVIEW_REQUIRED,
@@ -132,6 +142,7 @@ def admit(request: AccessRequest, world: World) -> Step:
     if closed is not None:
         message = f"{closed.closed_message()}; ask again then"
         return _deny(request, world, "OutsideWindow", message, policy=closed.policy)
+    found = auto.evaluate(request, world, governing, resolved.duration, ())
     created = request_record(
         "request.created",
         request,
@@ -144,6 +155,7 @@ def admit(request: AccessRequest, world: World) -> Step:
             "requiredApprovals": required_approvals(governing),
             "duration": format_duration(resolved.duration),
             "breakGlass": resolved.break_glass,
+            **({"autoApproveErrors": list(found.errors)} if found.errors else {}),
         },
     )
     if resolved.break_glass:
@@ -156,8 +168,10 @@ def admit(request: AccessRequest, world: World) -> Step:
     conditions = set_condition(
         request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
     )
-    return Step(
-        records=(created,),
+    conditions = auto.condition(conditions, found, now) or conditions
+    look_again = [t for t in (scheduled.wake_at(windows, deadline), found.look_again) if t]
+    step = Step(
+        records=(created, *found.records),
         status=to_phase(
             request.status.phase,
             "Pending",
@@ -169,11 +183,26 @@ def admit(request: AccessRequest, world: World) -> Step:
             **({"after_denial": hold} if hold else {}),
             message=message,
             conditions=conditions,
+            **({"auto_approvals": list(found.approvals)} if found.approvals else {}),
         ),
         notices=(Notice("Pending", message),),
         notify="created",
-        wake_at=scheduled.wake_at(windows, deadline),
+        wake_at=min(look_again, default=None),
     )
+    return _approved_by_rules(request, world, step) if found.approvals else step
+
+
+def _approved_by_rules(request: AccessRequest, world: World, step: Step) -> Step:
+    """A new request whose rules approved it: straight to Approved when nobody else must
+    approve (the Pending step is what `pending` then decides from), else Pending."""
+    assert step.status is not None  # the Pending step above
+    then = pending(request.model_copy(update={"status": step.status}), world)
+    if then.status is None or then.status.phase != "Approved":
+        return step
+    merged = AccessRequestStatus.model_validate(
+        {**step.status.to_patch(), **then.status.to_patch()}
+    )
+    return replace(then, records=(*step.records, *then.records), status=merged)
 
 
 def required_approvals(governing: Governing) -> int:

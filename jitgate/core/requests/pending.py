@@ -8,11 +8,18 @@ exactly the entries the stored status has not yet counted.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 
 from jitgate.core.admission.approvals import spec_digest
-from jitgate.core.api import AccessRequest, AccessRequestStatus, DenialHold, RequestPhase
+from jitgate.core.api import (
+    AccessRequest,
+    AccessRequestStatus,
+    AutoApproval,
+    DenialHold,
+    RequestPhase,
+)
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration
 from jitgate.core.events import (
@@ -26,6 +33,7 @@ from jitgate.core.events import (
 )
 from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, describe_policies, may_approve
+from jitgate.core.requests import auto
 from jitgate.core.requests import windows as scheduled
 from jitgate.core.requests.after_denial import (
     DENIED_BY_APPROVER,
@@ -50,6 +58,7 @@ def _tally(
     governing: Governing | None,
     windows: Mapping[str, Window],
     hold: DenialHold | None,
+    by_rule: frozenset[str],
 ) -> Tally | None:
     requester = request.spec.requester
     if governing is None or requester is None:
@@ -67,7 +76,9 @@ def _tally(
             *(
                 Requirement(
                     name,
-                    scheduled.required_now(
+                    0
+                    if name in by_rule
+                    else scheduled.required_now(
                         windows, name, status.required_by(name) or policy.spec.required_approvals
                     ),
                     partial(may_approve, policy),
@@ -170,19 +181,60 @@ def _finish(
 def pending(request: AccessRequest, world: World) -> Step:
     now = world.now
     status = request.status
-    approvals = status.approvals
-    names = status.policy_names
-    governing = world.governing(names)
+    governing = world.governing(status.policy_names)
     deadline = status.pending_deadline
-    annotations = request.metadata.annotations
     windows = scheduled.by_name(governing, now) if governing is not None else {}
+    found = (
+        auto.evaluate(
+            request,
+            world,
+            governing,
+            governing.grant_duration(request.spec),
+            status.auto_approvals,
+        )
+        if governing is not None
+        else auto.NOTHING
+    )
+    by_rule = [*status.auto_approvals, *found.approvals]
     wake_at = scheduled.wake_at(windows, deadline)
+    if found.look_again is not None and (wake_at is None or found.look_again < wake_at):
+        wake_at = found.look_again
     # Once held, always held: the denied request's deletion or a policy edit lifts nothing.
     hold = status.after_denial or (
         hold_for(request, governing, world.denials, now) if governing else None
     )
-    result = _tally(request, governing, windows, hold)
-    records = _approval_records(request, world, governing, result, now)
+    result = _tally(request, governing, windows, hold, auto.counting(by_rule, windows))
+    records = [*found.records, *_approval_records(request, world, governing, result, now)]
+    step = _pending(request, world, governing, windows, result, records, wake_at, by_rule, hold)
+    if not found.approvals or step.status is None:
+        return step
+    written = "conditions" in step.status.model_fields_set
+    conditions = auto.condition(
+        step.status.conditions if written else status.conditions, found, now
+    )
+    return replace(
+        step,
+        status=step.status.model_copy(update={"auto_approvals": by_rule, "conditions": conditions}),
+    )
+
+
+def _pending(
+    request: AccessRequest,
+    world: World,
+    governing: Governing | None,
+    windows: Mapping[str, Window],
+    result: Tally | None,
+    records: list[Record],
+    wake_at: dt.datetime | None,
+    by_rule: Sequence[AutoApproval],
+    hold: DenialHold | None,
+) -> Step:
+    now = world.now
+    status = request.status
+    approvals = status.approvals
+    names = status.policy_names
+    deadline = status.pending_deadline
+    annotations = request.metadata.annotations
     if CANCEL_ANNOTATION in annotations and annotations.get(CANCELLED_BY_ANNOTATION):
         by = annotations[CANCELLED_BY_ANNOTATION]
         return _finish(
@@ -221,7 +273,7 @@ def pending(request: AccessRequest, world: World) -> Step:
             None,
         )
     if result is not None and result.outcome == "Approved" and governing is not None:
-        return _approve(request, world, governing, result, records, windows)
+        return _approve(request, world, governing, result, records, windows, by_rule)
     if deadline is not None and pending_expired(deadline, now):
         return _finish(
             request,
@@ -279,14 +331,16 @@ def _approve(
     result: Tally,
     records: list[Record],
     windows: Mapping[str, Window],
+    by_rule: Sequence[AutoApproval],
 ) -> Step:
     now = world.now
     status = request.status
     approvals = status.approvals
-    decisive = decisive_index(approvals, result)
-    assert decisive is not None  # an Approved tally names its approvers
+    decisive = decisive_index(approvals, result)  # None: rules approved without anyone
     ignored = {item.index for item in result.ignored}
-    chain = [a for i, a in enumerate(approvals[: decisive + 1]) if i not in ignored]
+    last = -1 if decisive is None else decisive
+    chain = [a for i, a in enumerate(approvals[: last + 1]) if i not in ignored]
+    rules = [a for a in by_rule if a.policy in governing.names]
     duration = governing.grant_duration(request.spec)
     waived = scheduled.outside_met(windows, result.counts)
     start = now.replace(microsecond=0)
@@ -295,18 +349,20 @@ def _approve(
     if ends is not None and ends[0] - start < duration:
         duration = ends[0] - start
         until = f", until the window of AccessPolicy {ends[1]} closes"
+    by = [*result.approved_by, *([auto.describe(rules)] if rules else [])]
     message = (
-        f"approved by {', '.join(result.approved_by)} under {governing.describe()} "
+        f"approved by {', '.join(by)} under {governing.describe()} "
         f"for {format_duration(duration)}{until}"
     )
     approved = request_record(
         "request.approved",
         request,
         now,
-        actor=actor_of(approvals[decisive]),
+        actor=None if decisive is None else actor_of(approvals[decisive]),
         reason=message,
         context={
             "approvedBy": list(result.approved_by),
+            **({"autoApprovals": [a.to_wire() for a in rules]} if rules else {}),
             **governing_names(governing.names),
             "breakGlass": False,
         },
@@ -331,6 +387,7 @@ def _approve(
             approvals=chain,
             break_glass=False,
             approved_outside_window=waived,
+            auto_approvals=rules,
         ),
         notices=(Notice("Approved", message),),
         notify="approved",

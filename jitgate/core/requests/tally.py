@@ -115,13 +115,17 @@ def tally(
             counted[i].append(user)
         if requirements and all(count.met for count in counts()):
             return Tally("Approved", tuple(approved_by), None, tuple(ignored), counts())
+    if requirements and all(count.met for count in counts()):
+        # Every requirement was met without a person (autoApprove rules: required 0).
+        return Tally("Approved", tuple(approved_by), None, tuple(ignored), counts())
     return Tally("Pending", tuple(approved_by), None, tuple(ignored), counts())
 
 
 def decisive_index(approvals: Sequence[Approval], result: Tally) -> int | None:
-    """The entry that decided the tally: the counted Deny, or the last counted approval."""
+    """The entry that decided the tally: the counted Deny, or the last counted approval (None
+    when rules approved without anyone)."""
     user = result.denied_by if result.outcome == "Denied" else None
-    if result.outcome == "Approved":
+    if result.outcome == "Approved" and result.approved_by:
         user = result.approved_by[-1]
     if user is None:
         return None
