@@ -114,3 +114,34 @@ async def test_a_record_proven_offline_and_a_forged_proof_refused(
     assert cli("prove", "--audit", file_url, "webhook-0:10").code == 1
     assert cli("prove", "--audit", file_url, "webhook-0").code == 2
     assert cli("prove", "--audit", file_url, "nobody:1").code == 2
+
+
+def _help(cli: Any, *command: str) -> str:
+    result = cli(*command, "--help")
+    assert result.code == 0
+    return " ".join(result.out.split())  # as a reader reads it, not as argparse wraps it
+
+
+def test_the_help_says_what_each_check_proves_and_against_whom(cli: Any) -> None:
+    overview = _help(cli)
+    for statement in (
+        "hash chain: every writer's records are whole and in order",
+        "Against accidental corruption and edits by someone without keys",
+        "HMAC: each record was MAC'd with the key. Against edits by anyone without the HMAC key",
+        "checked with the public key only (no secret)",
+        "Against anyone without the signing key",
+        "Consistency proofs: each checkpoint extends the one before, so history already "
+        "checkpointed cannot be rewritten without the signing key",
+        "Against a key holder (HMAC and signing keys) rewriting, cutting the tail or forking",
+        "webhook replicas witnessing one another",
+        "against forged records (UNHEARD",
+        "a bypassed webhook (UNRECORDED)",
+        "only the API server gets decisions and records, against forged reviews",
+    ):
+        assert statement in overview, statement
+    verify = _help(cli, "verify")
+    assert "--key-file (HMAC) edits by anyone without the HMAC key" in verify
+    assert "--witness-key (cosignatures) a key holder rewriting, cutting the tail" in verify
+    assert "gets no cosignature and `verify --witness-key` names it" in _help(cli, "witness")
+    assert "it names forged records" in _help(cli, "reconcile")
+    assert "without the log or any secret" in _help(cli, "prove")

@@ -38,26 +38,36 @@ AUDIT_DESCRIPTION = """\
 Verify, query, export, follow and review jitgate's tamper-evident audit log.
 
 What each check proves, and against whom:
-  verify                       every writer's hash chain is whole (nothing edited, deleted,
-                               inserted, reordered or cut): against accidents and anyone who
-                               cannot recompute the hashes
-  verify --key-file K          each record was MAC'd with the HMAC key: against anyone
-                               without that key
-  verify --verifier-key PUB    each writer's checkpoints extend one another and its records are
-                               the ones the latest covers, with no secret; prints when it was
-                               signed: against anyone without the writers' Ed25519 key
-  verify ... --witness-key W   the latest checkpoints are cosigned by witnesses that saw them
-    [--min-cosignatures N]     extend what they cosigned before: against a holder of the HMAC
-    [--max-age 10m]            and signing keys who rewrites, cuts or forks the log (and, with
-                               --max-age, cuts it back to a checkpoint cosigned long ago)
-  prove / verify-proof         one record is in its writer's signed log, offline, public key
-                               only
+  verify                       hash chain: every writer's records are whole and in order
+                               (nothing edited, deleted, inserted, reordered or cut). Against
+                               accidental corruption and edits by someone without keys (who
+                               can recompute the chain: alone it stops no deliberate editor)
+  verify --key-file K          HMAC: each record was MAC'd with the key. Against edits by
+                               anyone without the HMAC key (every writer holds it)
+  verify --verifier-key PUB    signed checkpoints: each writer's records are the ones its
+                               latest Ed25519-signed checkpoint covers, checked with the
+                               public key only (no secret); prints when it was signed. Against
+                               anyone without the signing key. Consistency proofs: each
+                               checkpoint extends the one before, so history already
+                               checkpointed cannot be rewritten without the signing key
+  verify ... --witness-key W   witnesses: the latest checkpoints are cosigned by witnesses
+    [--min-cosignatures N]     (`audit witness`, or webhook replicas witnessing one another)
+    [--max-age 10m]            that saw each extend what they cosigned before. Against a key
+                               holder (HMAC and signing keys) rewriting, cutting the tail or
+                               forking the log (--max-age: cutting it back to a checkpoint
+                               cosigned long ago)
+  prove / verify-proof         one record is in its writer's signed log: offline, public key
+                               only, without the log
   reconcile --apiserver-audit  jitgate's allows and the API server's own audit log name each
-                               other: against a bypassed webhook (UNRECORDED) and forged or
-                               lost records (UNHEARD)
+                               other: against forged records (UNHEARD: a review no API server
+                               sent), lost ones, and a bypassed webhook (UNRECORDED)
   prune / hold / release       retention of PostgreSQL tables by whole partitions, after a
                                pruning record that keeps every check above working; legal
                                holds that stop pruning, each recorded
+  jitgate webhook --client-ca  not a check of the log but of who is heard: only the API
+                               server gets decisions and records, against forged reviews
+                               POSTed to the webhook; records say "caller": verified or
+                               unverified
 
 Exit codes: 0 success, 1 check failed (tampered or damaged log), 2 bad usage or unreadable
 input."""
@@ -80,7 +90,13 @@ def register(subparsers: Any) -> None:
         description="Check every writer's hash chain, seals, head witnesses and (with a key) "
         "MACs. Exit 0 if intact; 1 naming the first broken record of each broken writer "
         "and how it broke (edited, deleted, inserted, reordered, truncated, bad MAC); "
-        "2 if the log or the key cannot be read or the key does not fit.",
+        "2 if the log or the key cannot be read or the key does not fit. Against whom: the "
+        "hash chain alone catches accidental corruption and edits by someone without keys; "
+        "--key-file (HMAC) edits by anyone without the HMAC key; --verifier-key (signed "
+        "checkpoints and consistency proofs, public key only) anyone without the signing key, "
+        "including rewrites of history already checkpointed; --witness-key (cosignatures) a "
+        "key holder rewriting, cutting the tail or forking the log. `jitgate audit --help` "
+        "has the table.",
     )
     _common(verify)
     verify.add_argument("--writer", action="append", default=[], help="only this writer")
@@ -152,7 +168,9 @@ def register(subparsers: Any) -> None:
         "covers, that no API server event names (forged, or lost); an event naming a record "
         "that is missing or differs (leaf hash, user, namespace). Exit 0 when they agree. "
         "Allowed answers name their record in auditAnnotations (writer, seq, leaf), which the "
-        "API server keeps.",
+        "API server keeps. Against whom: whoever can write one log but not the other; it "
+        "names forged records (e.g. reviews POSTed to a webhook without --client-ca by "
+        "someone other than the API server) and actions that bypassed jitgate.",
     )
     _common(reconcile)
     reconcile.add_argument(
@@ -184,7 +202,11 @@ def register(subparsers: Any) -> None:
         "extends the last one this witness cosigned for that writer (old size other than its "
         "latest: 409 with its latest size; bad proof: 422; unknown log: 404; not signed by the "
         "log's key: 403). Run it where the writers' keys and volumes are not, with its own key "
-        "and --state directory; writers submit with --witness URL.",
+        "and --state directory; writers submit with --witness URL. Against a holder of the "
+        "writers' HMAC and signing keys: a log they rewrite, cut or fork does not extend what "
+        "this witness cosigned, so it gets no cosignature and `verify --witness-key` names "
+        "it. (Webhook replicas can witness one another the same way: `jitgate webhook "
+        "--witness-key`.)",
     )
     add_flag(witness, "--key", metavar="FILE", required=True, help="the witness's own key")
     witness.add_argument(
@@ -207,7 +229,8 @@ def register(subparsers: Any) -> None:
         help="write a C2SP tlog-proof that one record is in its writer's signed log",
         description="Write a C2SP tlog-proof of record WRITER:SEQ: the record as stored, its "
         "Merkle inclusion proof and the writer's signed checkpoint. Anyone holding the verifier "
-        "key checks it with `verify-proof`, without the log or any secret.",
+        "key checks it with `verify-proof`, without the log or any secret: proof to an auditor "
+        "of one record, against anyone without the signing key.",
     )
     _common(prove)
     prove.add_argument("record", metavar="WRITER:SEQ")
