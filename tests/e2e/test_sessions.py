@@ -1,15 +1,45 @@
 """Sessions through jitgate's session gateway, end to end: `kubectl jit exec|attach|
-port-forward` reach kwok's pods through the real API server's aggregation layer (front-proxy
-certificate, impersonation, the webhook's marker check), are recorded in the webhook's audit
-chain, and are cut when their grant ends."""
+port-forward` reach kwok's pods through the real API server's aggregation layer (its
+front-proxy certificate, impersonation, the webhook's check of the gateway's marker), are
+recorded in the webhook's audit chain, and are cut when their grant expires or is revoked, or
+when they are idle. Where a policy requires recording, a direct exec is refused with the
+`kubectl jit exec` command that works."""
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
+import shlex
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
+import yaml
+from e2e import manifests, streams
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
+
+RECORDED = "recorded"  # a namespace whose policy requires recording, with an idle timeout
+IDLE = 4  # seconds
+RECORDING_POLICY = {
+    "apiVersion": "jitgate.dev/v1alpha1",
+    "kind": "AccessPolicy",
+    "metadata": {"name": "recorded-sessions"},
+    "spec": {
+        "namespaces": {"names": [RECORDED]},
+        "actions": ["exec", "attach", "portforward"],
+        "approvers": {"groups": ["sre"]},
+        "maxDuration": "1h",
+        "defaultDuration": "15m",
+        "sessions": {"recording": "Required", "idleTimeout": f"{IDLE}s"},
+    },
+}
+DENIED = 'Error from server (Forbidden): admission webhook "connect.actions.jitgate.dev" denied'
 
 
 def session_records(c: Any, session: str | None = None) -> list[dict[str, Any]]:
@@ -17,18 +47,229 @@ def session_records(c: Any, session: str | None = None) -> list[dict[str, Any]]:
     return [r for r in records if session is None or r.get("session") == session]
 
 
+def last_session(c: Any, grant: str) -> list[dict[str, Any]]:
+    """The records of the latest session under ``grant``."""
+    started = [
+        r for r in session_records(c) if r["type"] == "session.started" and r["grant"] == grant
+    ]
+    assert started, f"no session under grant {grant}"
+    return session_records(c, started[-1]["session"])
+
+
+def recorded(records: list[dict[str, Any]], stream: str) -> bytes:
+    chunks = [r["context"] for r in records if r["type"] == "session.chunk"]
+    chunks = sorted((c for c in chunks if c["stream"] == stream), key=lambda c: c["chunk"])
+    return b"".join(base64.b64decode(chunk["data"]) for chunk in chunks)
+
+
+def grant_for(c: Any, namespace: str, pod: str, name: str, duration: str = "3m") -> str:
+    asked = c.jit(
+        "alice", "request", "exec", pod, "-n", namespace, "--for", duration, "--name", name,
+        "--reason", "INC-9: look at the worker",
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
+    return str(c.approved(name, namespace))
+
+
+def jit_argv(c: Any, who: str, *args: str) -> list[str]:
+    return [c.api.kubectl_path, "jit", "--kubeconfig", str(c.api.kubeconfig(who)), *args]
+
+
+@pytest.fixture(scope="module")
+def recorded_namespace(jitgate_cluster: Any) -> str:
+    c = jitgate_cluster
+    c.api.create_namespace(RECORDED, manifests.PROTECTED_LABEL)
+    c.apply("admin", *manifests.persona_rbac([RECORDED]), RECORDING_POLICY)
+    return RECORDED
+
+
 def test_exec_through_the_gateway_runs_the_command_and_records_it(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.run_pods("prod", "gw-0")
-    grant = c.granted("exec", "gw-0", "--reason", "INC-9: look", name="gw-exec")
+    grant = grant_for(c, "prod", "gw-0", "gw-exec")
 
     ran = c.jit("alice", "exec", "-n", "prod", "gw-0", "--", "sh", "-c",
                 "echo out; echo err >&2; exit 3")  # fmt: skip
 
     assert (ran.returncode, ran.stdout) == (3, "out\n"), ran.stderr
     assert "err\n" in ran.stderr
-    started = [r for r in session_records(c) if r["type"] == "session.started"][-1]
+    records = last_session(c, grant)
+    started, ended = records[0], records[-1]
+    assert started["type"] == "session.started"
     assert started["actor"]["user"] == "alice"
-    assert started["grant"] == grant
-    records = session_records(c, started["session"])
-    assert [r["type"] for r in records][-1] == "session.ended"
+    assert started["action"]["command"] == ["sh", "-c", "echo out; echo err >&2; exit 3"]
+    assert started["context"]["approvers"] == ["bob"]
+    assert (recorded(records, "stdout"), recorded(records, "stderr")) == (b"out\n", b"err\n")
+    assert (ended["type"], ended["reason"]) == ("session.ended", "exited with code 3")
+    # The gateway's own exec was decided by the webhook like any, as alice, and recorded.
+    allowed = [r for r in c.records("webhook", "--grant", grant) if r["type"] == "action.allowed"]
+    assert allowed and allowed[-1]["actor"]["user"] == "alice"
+    c.assert_audit_logs_verify()
+
+
+def test_an_interactive_session_is_recorded_byte_for_byte(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-tty")
+    grant = grant_for(c, "prod", "gw-tty", "gw-tty")
+    argv = jit_argv(c, "alice", "exec", "-it", "-n", "prod", "gw-tty", "--", "sh")
+    with streams.in_terminal(argv, c.env()) as terminal:
+        terminal.expect(r"[$#] $")  # the shell's prompt: kubectl's terminal is raw by now
+        terminal.send("stty size; echo typed-$((6*7))\r")
+        terminal.expect(r"typed-42\r\n")
+        terminal.send("exit 5\r")
+        assert terminal.finish() == 5
+
+    records = last_session(c, grant)
+    assert records[0]["action"]["tty"] is True
+    assert recorded(records, "stdin") == b"stty size; echo typed-$((6*7))\rexit 5\r"
+    # Everything the user's terminal showed is in the recording, all but kubectl's own last line.
+    shown = recorded(records, "stdout") + b"command terminated with exit code 5\r\n"
+    assert shown == bytes(terminal.output)
+    assert f"{streams.ROWS} {streams.COLUMNS}" in terminal.text
+    assert records[-1]["reason"] == "exited with code 5"
+
+
+def test_a_session_opened_shortly_before_expiry_is_cut_in_time(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-expiry")
+    grant = grant_for(c, "prod", "gw-expiry", "gw-expiry", duration="25s")
+    expires = dt.datetime.fromisoformat(c.get("grant", grant, "prod")["spec"]["expiresAt"])
+    ran = c.jit("alice", "exec", "-n", "prod", "gw-expiry", "--", "sleep", "600", timeout=90)
+    ended = dt.datetime.now(dt.UTC)
+
+    assert ran.returncode == 1
+    assert f"jitgate ended this session: grant {grant} expired at" in ran.stderr
+    assert dt.timedelta(0) <= ended - expires < dt.timedelta(seconds=5), (expires, ended)
+    last = last_session(c, grant)[-1]
+    assert (last["type"], last["reason"]) == ("session.terminated", f"grant expired: grant {grant}")
+
+
+def test_revoking_the_grant_cuts_the_session(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-revoke")
+    grant = grant_for(c, "prod", "gw-revoke", "gw-revoke")
+    argv = jit_argv(c, "alice", "exec", "-n", "prod", "gw-revoke", "--", "sh", "-c",
+                    "echo started; sleep 600")  # fmt: skip
+    with streams.streaming(argv, c.env()) as session:
+        session.expect("started\n")
+        revoked = c.jit("bob", "revoke", "gw-revoke", "-n", "prod", "--reason", "done")
+        assert revoked.returncode == 0, revoked.stderr
+        cut = time.monotonic()
+        assert session.finish(timeout=15) == 1
+        assert time.monotonic() - cut < 5
+    assert f"jitgate ended this session: grant {grant} was revoked" in session.text
+    last = last_session(c, grant)[-1]
+    assert (last["type"], last["reason"]) == ("session.terminated", f"revoked: grant {grant}")
+
+
+def test_under_required_recording_a_direct_exec_is_refused_with_the_command_that_works(
+    jitgate_cluster: Any, recorded_namespace: str
+) -> None:
+    c = jitgate_cluster
+    ns = recorded_namespace
+    c.run_pods(ns, "vault-0")
+    grant = grant_for(c, ns, "vault-0", "vault-exec")
+
+    direct = c.exec("alice", ns, "vault-0", "cat", "secret")
+    assert direct.returncode == 1
+    assert direct.stderr.startswith(DENIED), direct.stderr
+    assert "recorded-sessions require sessions to be recorded" in direct.stderr
+    _, _, hint = direct.stderr.strip().partition("which records it: ")
+    assert hint == f"kubectl jit exec -n {ns} vault-0 -c app -- cat secret"
+    # The hint works as it is.
+    (node_file := c.node.workdir / "secret").write_text("s3cret\n")
+    through = c.jit("alice", *shlex.split(hint)[2:])
+    assert (through.returncode, through.stdout) == (0, "s3cret\n"), through.stderr
+    assert recorded(last_session(c, grant), "stdout") == b"s3cret\n"
+    node_file.unlink()
+
+
+def test_an_idle_session_is_cut(jitgate_cluster: Any, recorded_namespace: str) -> None:
+    c = jitgate_cluster
+    ns = recorded_namespace
+    c.run_pods(ns, "idle-0")
+    grant = grant_for(c, ns, "idle-0", "idle-exec")
+    argv = jit_argv(c, "alice", "exec", "-it", "-n", ns, "idle-0", "--", "sh")
+    with streams.in_terminal(argv, c.env()) as terminal:
+        terminal.send("echo awake\r")
+        terminal.expect(r"awake\r\n")
+        quiet = time.monotonic()
+        assert terminal.finish(timeout=IDLE + 10) == 1
+        assert IDLE <= time.monotonic() - quiet < IDLE + 5
+    assert f"jitgate ended this session: it was idle for {IDLE}s" in terminal.text
+    last = last_session(c, grant)[-1]
+    assert (last["type"], last["reason"]) == ("session.terminated", f"idle timeout: {IDLE}s")
+
+
+def test_a_forged_gateway_marker_is_refused(jitgate_cluster: Any, tmp_path: Any) -> None:
+    """cluster-admin may impersonate anyone with any user extra: a marker it makes up does not
+    verify, so the webhook refuses the exec even though alice holds a grant for it."""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-forged")
+    grant_for(c, "prod", "gw-forged", "gw-forged")
+    config = yaml.safe_load(c.api.kubeconfig("admin").read_text())
+    forged = f"v1:{'0' * 32}:{int(time.time()) + 60}:{'ab' * 32}"
+    config["users"][0]["user"].update(
+        {"as": "alice", "as-groups": ["developers", "system:authenticated"],
+         "as-user-extra": {"jitgate.dev/session": [forged]}}
+    )  # fmt: skip
+    kubeconfig = tmp_path / "forger.yaml"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    refused = subprocess.run(
+        [c.api.kubectl_path, f"--kubeconfig={kubeconfig}", "exec", "-n", "prod", "gw-forged",
+         "--", "touch", "forged"],
+        capture_output=True, text=True, timeout=60, env=c.env(), check=False,
+    )  # fmt: skip
+
+    assert refused.returncode == 1
+    assert DENIED in refused.stderr
+    assert "a session marker whose signature does not match this stream" in refused.stderr
+    assert not (c.node.workdir / "forged").exists()
+
+
+def test_the_gateway_answers_only_the_api_servers_front_proxy(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-direct")
+    grant_for(c, "prod", "gw-direct", "gw-direct")
+    path = (
+        "/apis/sessions.jitgate.dev/v1alpha1/namespaces/prod/sessions/kubectl/api/v1/"
+        "namespaces/prod/pods/gw-direct/exec?command=touch&command=direct&stdout=true"
+    )
+    context = ssl.create_default_context(cafile=str(c.api.ca_file))
+    context.check_hostname = False
+    request = urllib.request.Request(
+        f"https://127.0.0.1:{c.gateway_port}{path}",
+        headers={"X-Remote-User": "alice", "X-Remote-Group": "developers",
+                 "Connection": "Upgrade", "Upgrade": "websocket",
+                 "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                 "Sec-WebSocket-Protocol": "v5.channel.k8s.io"},
+    )  # fmt: skip
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, context=context, timeout=10)
+    assert refused.value.code == 401
+    assert (
+        "answers only the Kubernetes API server's front proxy"
+        in json.loads(refused.value.read())["message"]
+    )
+    assert not (c.node.workdir / "direct").exists()
+
+
+def test_gateway_down_means_no_session(jitgate_cluster: Any) -> None:
+    """With the APIService pointing where no gateway listens, kubectl jit exec fails and
+    runs nothing; under a policy requiring recording there is no other way in."""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-down")
+    grant_for(c, "prod", "gw-down", "gw-down")
+    patch = json.dumps({"spec": {"service": {"port": 1}}})
+    c.ok("admin", "patch", "apiservice", "v1alpha1.sessions.jitgate.dev", "--type=merge",
+         "-p", patch)  # fmt: skip
+    try:
+        ran = c.jit("alice", "exec", "-n", "prod", "gw-down", "--", "touch", "down")
+        assert ran.returncode == 1
+        assert "Error from server (ServiceUnavailable)" in ran.stderr, ran.stderr
+        assert not (c.node.workdir / "down").exists()
+    finally:
+        back = json.dumps({"spec": {"service": {"port": c.gateway_port}}})
+        c.ok("admin", "patch", "apiservice", "v1alpha1.sessions.jitgate.dev", "--type=merge",
+             "-p", back)  # fmt: skip

@@ -235,6 +235,7 @@ class Gateway:
             clock=self.clock,
             tty=start.tty,
             grant=grant.name if grant else None,
+            expires_at=grant.spec.expires_at if grant else None,
             idle_timeout=governing.idle_timeout if governing else None,
             last_input=self.clock.now(),
         )

@@ -114,6 +114,12 @@ class Registry:
     def _ended_grant(self, session: LiveSession, now: dt.datetime) -> Cut | None:
         if session.grant is None:
             return None
+        # Expiry first: the operator deletes an expired grant, which is no revoke.
+        if session.expires_at is not None and session.expires_at <= now:
+            return Cut(
+                Ending.terminated(GRANT_EXPIRED, f"grant {session.grant}"),
+                f"grant {session.grant} expired at {format_time(session.expires_at)}",
+            )
         attempted = session.attempted
         grants = self._service.cache.grants.for_user(attempted.namespace, session.caller.user)
         grant = next((g for g in grants if g.name == session.grant), None)
@@ -121,11 +127,6 @@ class Registry:
             return Cut(
                 Ending.terminated(REVOKED, f"grant {session.grant}"),
                 f"grant {session.grant} was revoked",
-            )
-        if grant.spec.expires_at <= now:
-            return Cut(
-                Ending.terminated(GRANT_EXPIRED, f"grant {session.grant}"),
-                f"grant {session.grant} expired at {format_time(grant.spec.expires_at)}",
             )
         return None
 

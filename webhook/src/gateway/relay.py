@@ -56,6 +56,7 @@ class LiveSession:
     clock: Clock
     tty: bool = False
     grant: str | None = None  # the grant that let it open (namespace-local name)
+    expires_at: dt.datetime | None = None  # that grant's expiresAt
     idle_timeout: dt.timedelta | None = None
     last_input: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     bytes_in: int = 0
