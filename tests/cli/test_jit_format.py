@@ -166,7 +166,11 @@ def test_show_names_a_rule_approval_with_the_digest_of_its_inputs() -> None:
     digest = "sha256:" + "ab" * 32
     auto = {"policy": "production", "rule": "on-call-ls", "inputsDigest": digest,
             "time": "2026-11-21T09:58:00Z"}  # fmt: skip
-    text = render_show(request(phase="Approved", policy="production", autoApprovals=[auto]), NOW)
+    ruled = request(
+        phase="Approved", policy="production", requiredApprovals=1, autoApprovals=[auto]
+    )
+    text = render_show(ruled, NOW)
+    assert approvals_count(ruled) == "0/1 + rule on-call-ls"
     assert (
         f"  Approve  rule on-call-ls of AccessPolicy production  2026-11-21T09:58:00Z  "
         f"inputs {digest}\n"

@@ -94,9 +94,11 @@ def approvers_so_far(request: AccessRequest) -> list[str]:
 
 
 def approvals_count(request: AccessRequest) -> str:
-    """`n/m`: distinct approvers so far out of the approvals the policy requires."""
+    """`n/m`: distinct approvers so far out of the approvals the policy requires, and
+    `+ rule NAME` for each autoApprove rule that approved."""
     required = request.status.required_approvals
-    return f"{len(approvers_so_far(request))}/{required if required is not None else '?'}"
+    count = f"{len(approvers_so_far(request))}/{required if required is not None else '?'}"
+    return count + "".join(f" + rule {a.rule}" for a in request.status.auto_approvals)
 
 
 def approvals_needed(request: AccessRequest) -> str:
