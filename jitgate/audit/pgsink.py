@@ -11,7 +11,8 @@ them unacknowledged when it recovers.
 
 The table is partitioned by record time: opening makes the partitions for now and the next
 period, and a batch with a record outside them makes its partitions and is stored again.
-A session advisory lock, held while connected, keeps each writer id to one process.
+Each batch takes its writer's advisory lock for its transaction, so batches of one writer id
+never interleave unseen: a second process writing as the same writer meets the clash check.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class PostgresSink:
         self.description = f"{target.describe()} (writer {writer_id})"
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._insert = statement(_INSERT, target.table)
+        self._lock = f"jitgate-audit-writer:{target.table}:{writer_id}"
 
     async def _connect(self) -> psycopg.AsyncConnection[TupleRow]:
         if self._conn is None or self._conn.closed:
@@ -90,29 +92,7 @@ class PostgresSink:
                 raise AuditWriteError(
                     f"cannot connect to the {self.description}: {one_line(error)}"
                 ) from error
-            await self._lock(self._conn)
         return self._conn
-
-    async def _lock(self, conn: psycopg.AsyncConnection[TupleRow]) -> None:
-        """One process a writer, as the file sink's `.lock`: held while connected."""
-        try:
-            cursor = await conn.execute(
-                "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))",
-                [f"jitgate-audit-writer:{self._target.table}:{self._writer}"],
-            )
-            row = await cursor.fetchone()
-        except psycopg.Error as error:
-            await self._drop()
-            raise AuditWriteError(
-                f"cannot lock the {self.description}: {one_line(error)}"
-            ) from error
-        if not row or not row[0]:
-            await self._drop()
-            raise AuditWriteError(
-                f"audit writer {self._writer} is already writing to the "
-                f"{self._target.describe()} in another process; give each replica its own "
-                "writer id"
-            )
 
     async def open(self) -> SinkState:
         try:
@@ -213,6 +193,13 @@ class PostgresSink:
     async def _insert_batch(self, params: Mapping[str, Any]) -> None:
         conn = await self._connect()
         async with conn.transaction():
+            # One batch of a writer at a time, its insert seeing every earlier one: with the
+            # clash check, (writer, seq) stays unique although the partitioned table's key
+            # must hold the record time too. A lock of the transaction, not the session, so
+            # a connection that died unnoticed holds nothing.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [self._lock]
+            )
             cursor = await conn.execute(self._insert, params)
             clashes = await cursor.fetchall()
             if clashes:

@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from jitgate.audit import AuditRecord, AuditWriteError, open_audit_writer
-from jitgate.audit.chain import Linked, link, sign, stored_form
+from jitgate.audit.chain import ChainHead, Linked, link, sign, stored_form
 from jitgate.audit.pgschema import SCHEMA_VERSION
 from jitgate.audit.pgsink import PostgresSink
 from jitgate.audit.url import PostgresTarget, parse_audit_url
@@ -57,8 +57,8 @@ async def test_the_schema_is_versioned_and_indexed(
             "AND contype = 'p'",
             [pg_table],
         ).fetchone()
-    # Partitioned by record time, so the key holds the partition key; a writer's lock (one
-    # process a writer) and the clash check in every insert keep (writer, seq) unique.
+    # Partitioned by record time, so the key holds the partition key; the writer's lock in
+    # each batch's transaction and the clash check keep (writer, seq) unique.
     assert key == ('PRIMARY KEY (writer, seq, "time")',)
     for column in ("time", "actor_user", "namespace", "type", "verb", "request", "grant_name"):
         assert any(f"({column}" in index.replace('"', "") for index in indexes), column
@@ -110,6 +110,35 @@ async def test_storing_a_record_again_is_a_no_op_but_a_different_one_is_refused(
         await sink.aclose()
     with postgres.admin() as conn:
         assert conn.execute(f"SELECT count(*) FROM {pg_table}").fetchone() == (20,)
+
+
+async def test_two_processes_writing_as_one_writer_cannot_both_store_a_seq(
+    postgres: Any, pg_url: str, pg_table: str, log20: list[AuditRecord]
+) -> None:
+    """The key holds the record time (partitions); a seq is still stored once only."""
+    target = parse_audit_url(pg_url)
+    assert isinstance(target, PostgresTarget)
+    sinks = [PostgresSink(target, "w0"), PostgresSink(target, "w0")]
+    head = ChainHead(log20[-1].seq, log20[-1].hash)
+    rivals = [
+        link({"type": "x.y", "time": f"2026-11-2{i}T00:00:00.000000Z"}, writer="w0", head=head,
+             key=None)
+        for i in range(2)
+    ]  # fmt: skip
+    try:
+        for sink in sinks:
+            await sink.open()
+        results = await asyncio.gather(
+            *(sink.write([rival]) for sink, rival in zip(sinks, rivals, strict=True)),
+            return_exceptions=True,
+        )
+    finally:
+        for sink in sinks:
+            await sink.aclose()
+    refused = [r for r in results if isinstance(r, AuditWriteError)]
+    assert len(refused) == 1 and "already stored" in str(refused[0]), results
+    with postgres.admin() as conn:
+        assert conn.execute(f"SELECT count(*) FROM {pg_table} WHERE seq = 21").fetchone() == (1,)
 
 
 async def test_concurrent_appends_share_transactions(pg_url: str, event: Any) -> None:
