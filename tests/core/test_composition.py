@@ -266,6 +266,33 @@ durations = st.sampled_from(["10m", "30m", "1h"])
 anyone: st.SearchStrategy[dict[str, list[str]]] = st.just({"users": [], "groups": []})
 
 
+# The property covers schedules and autoApprove rules too. NOW is a Saturday, 10:00 UTC: a
+# window open all weekend, one closed that denies, one closed that asks for more approvals.
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri"]
+SCHEDULES: list[dict[str, Any] | None] = [
+    None,
+    None,
+    {"timeZone": "UTC", "windows": [{"days": ["Sat", "Sun"]}]},
+    {
+        "timeZone": "Europe/Berlin",
+        "windows": [{"days": WEEKDAYS, "start": "09:00", "end": "17:00"}],
+    },
+    {
+        "timeZone": "America/New_York",
+        "windows": [{"days": WEEKDAYS}],
+        "outsideWindow": {"action": "RequireApprovals", "approvals": 2},
+    },
+]
+RULES: list[str | None] = [
+    None,
+    None,
+    "true",
+    "'oncall' in requester.groups",
+    "requester.user == 'alice' && time.weekday == 'Sat'",
+    "undefined_variable == 1",  # does not compile: approves nothing
+]
+
+
 @st.composite
 def policies(draw: st.DrawFn, name: str) -> AccessPolicy:
     max_duration = draw(durations)
@@ -286,6 +313,12 @@ def policies(draw: st.DrawFn, name: str) -> AccessPolicy:
     }
     if glass is not None:
         spec["breakGlass"] = {**glass[0], "maxDuration": glass[1]}
+    schedule = draw(st.sampled_from(SCHEDULES))
+    if schedule is not None:
+        spec["schedule"] = schedule
+    rule = draw(st.sampled_from(RULES))
+    if rule is not None:
+        spec["autoApprove"] = {"rules": [{"name": "rule", "expression": rule}]}
     return policy(name, **spec)
 
 
