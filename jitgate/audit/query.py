@@ -81,6 +81,7 @@ class Selection:
     requests: tuple[str, ...] = ()
     writers: tuple[str, ...] = ()
     objects: tuple[tuple[str, str], ...] = ()
+    sessions: tuple[str, ...] = ()
     internal: bool = False
 
     def type_matches(self, kind: str) -> bool:
@@ -103,6 +104,7 @@ class Selection:
             and _any(self.grants, record.grant)
             and _any(self.requests, record.request)
             and _any(self.writers, record.writer)
+            and _any(self.sessions, record.session)
             and self._object_matches(record)
         )
 

@@ -181,8 +181,9 @@ class Session:
         return frames_of(self.chunks)
 
     def events(self) -> list[Frame | Resize]:
-        """Writes and resizes in time order, for asciicast."""
-        merged: list[Frame | Resize] = [*self.frames(), *self.resizes]
+        """Writes and resizes in time order, for asciicast (a resize before the output of
+        the same millisecond: the program redraws for the new size)."""
+        merged: list[Frame | Resize] = [*self.resizes, *self.frames()]
         return sorted(merged, key=lambda event: event.offset_ms)
 
     def cast_header(self) -> CastHeader:

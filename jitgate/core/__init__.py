@@ -26,6 +26,7 @@ Modules:
 * `enforcement`     — whether the webhook configuration routes what a policy protects.
 * `matching`        — whether a grant's actions cover an attempted action.
 * `grant_index`     — live grants indexed for the webhook's lookups.
+* `revocations`     — revoked AccessRequests the webhook holds itself (no operator needed).
 * `actions`         — what a caller is attempting, in the terms grants and policies speak.
 * `label_selectors` — Kubernetes label selector matching.
 * `durations`, `clock`, `canonical` — Go durations, the injected clock, canonical JSON.

@@ -20,6 +20,7 @@ from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import GrantSpec
 from jitgate.core.canonical import digest
 from jitgate.core.matching import find_authorizing
+from jitgate.core.revocations import Revocations
 
 # Parsed specs kept for the decisions that read them again (the users acting right now).
 PARSED_SPECS: Final = 2048
@@ -33,13 +34,29 @@ def _parsed(wire: bytes) -> GrantSpec:
 class IndexedGrant:
     """One live grant: which Grant object it is, whose, and its spec (read on demand)."""
 
-    __slots__ = ("_wire", "being_deleted", "chain_digest", "name", "namespace", "uid", "user")
+    __slots__ = (
+        "_wire",
+        "being_deleted",
+        "chain_digest",
+        "name",
+        "namespace",
+        "request",
+        "request_uid",
+        "revoked",
+        "uid",
+        "user",
+    )
 
     namespace: str
     name: str
     uid: str
     user: str
     being_deleted: bool
+    # Its AccessRequest (name and uid) was revoked; the operator may not have deleted the
+    # Grant yet (`jitgate.core.revocations`).
+    revoked: bool
+    request: str
+    request_uid: str
     # The digest of the approval chain behind the grant, which links a decision to it.
     chain_digest: str
     _wire: bytes
@@ -53,6 +70,9 @@ class IndexedGrant:
         setattr_(self, "uid", uid)
         setattr_(self, "user", sys.intern(spec.user))
         setattr_(self, "being_deleted", being_deleted)
+        setattr_(self, "revoked", False)
+        setattr_(self, "request", spec.access_request.name)
+        setattr_(self, "request_uid", spec.access_request.uid)
         setattr_(self, "chain_digest", digest([a.to_wire() for a in spec.approvals]))
         setattr_(self, "_wire", GrantSpec.__pydantic_serializer__.to_json(spec, by_alias=True))
 
@@ -60,11 +80,24 @@ class IndexedGrant:
     def spec(self) -> GrantSpec:
         return _parsed(self._wire)
 
+    @property
+    def ending(self) -> bool:
+        """Deleted or revoked: it authorizes nothing any more, whatever its window says."""
+        return self.being_deleted or self.revoked
+
+    def as_revoked(self) -> IndexedGrant:
+        """The same grant, marked revoked."""
+        marked = object.__new__(IndexedGrant)
+        for slot in IndexedGrant.__slots__:
+            object.__setattr__(marked, slot, getattr(self, slot))
+        object.__setattr__(marked, "revoked", True)
+        return marked
+
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"an IndexedGrant is immutable: cannot set {name}")
 
-    def _identity(self) -> tuple[str, str, str, bool, bytes]:
-        return (self.namespace, self.name, self.uid, self.being_deleted, self._wire)
+    def _identity(self) -> tuple[str, str, str, bool, bool, bytes]:
+        return (self.namespace, self.name, self.uid, self.being_deleted, self.revoked, self._wire)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IndexedGrant):
@@ -79,9 +112,11 @@ class IndexedGrant:
 
 
 class GrantIndex:
-    """Thread-safe: a watch thread writes while request handlers read."""
+    """Thread-safe: a watch thread writes while request handlers read. Grants whose request
+    `revocations` names are handed out marked `revoked`."""
 
-    def __init__(self) -> None:
+    def __init__(self, revocations: Revocations | None = None) -> None:
+        self.revocations = revocations if revocations is not None else Revocations()
         # (namespace, user) -> that user's grants there (usually one: a tuple, not a dict).
         self._by_key: dict[tuple[str, str], tuple[IndexedGrant, ...]] = {}
         self._by_name: dict[str, dict[str, IndexedGrant]] = {}  # namespace -> name -> grant
@@ -116,14 +151,30 @@ class GrantIndex:
 
     def for_user(self, namespace: str, user: str) -> tuple[IndexedGrant, ...]:
         with self._lock:
-            return self._by_key.get((namespace, user), ())
+            grants = self._by_key.get((namespace, user), ())
+        if self.revocations.empty:
+            return grants
+        return tuple(self._marked(grant) for grant in grants)
+
+    def get(self, namespace: str, name: str) -> IndexedGrant | None:
+        """One grant by name (marked `revoked` when its request was), None when not held."""
+        with self._lock:
+            grant = self._by_name.get(namespace, {}).get(name)
+        return self._marked(grant) if grant is not None else None
+
+    def _marked(self, grant: IndexedGrant) -> IndexedGrant:
+        if grant.revoked or not self.revocations.covers(
+            grant.namespace, grant.request, grant.request_uid
+        ):
+            return grant
+        return grant.as_revoked()
 
     def authorizing(
         self, user: str, attempted: AttemptedAction, now: dt.datetime
     ) -> IndexedGrant | None:
         grants = self.for_user(attempted.namespace, user)
         return find_authorizing(
-            ((grant, grant.spec, grant.being_deleted) for grant in grants), user, attempted, now
+            ((grant, grant.spec, grant.ending) for grant in grants), user, attempted, now
         )
 
     def _remove_locked(self, namespace: str, name: str) -> None:

@@ -375,14 +375,22 @@ class Resize:
 
 
 def frames_of(chunks: Iterable[Chunk]) -> list[Frame]:
-    """The writes inside chunks, in time order (chunks in chain order first among equals)."""
+    """The writes inside chunks, in time order (chunks in chain order first among equals).
+    A write that filled one chunk and went on in the next is one write again."""
     frames: list[Frame] = []
     for chunk in chunks:
         start = 0
         for offset, length in chunk.frames:
             frames.append(Frame(offset, chunk.stream, chunk.data[start : start + length]))
             start += length
-    return sorted(frames, key=lambda frame: frame.offset_ms)  # stable: chain order kept
+    merged: list[Frame] = []
+    for frame in sorted(frames, key=lambda frame: frame.offset_ms):  # stable: chain order
+        last = merged[-1] if merged else None
+        if last is not None and (last.offset_ms, last.stream) == (frame.offset_ms, frame.stream):
+            merged[-1] = Frame(last.offset_ms, last.stream, last.data + frame.data)
+        else:
+            merged.append(frame)
+    return merged
 
 
 def replay_steps(

@@ -137,6 +137,7 @@ def _service(api: harness.KubeAPIServer, client: k8s.ApiClient) -> AdmissionServ
     cache.replace("namespaces", [{"metadata": {"name": NAMESPACE, "labels": PROTECTED}}])
     policy = objects.policy(namespaces=objects.BY_PROTECTED_LABEL)
     cache.replace("accesspolicies", [policy])
+    cache.replace("accessrequests", [])
     cache.replace("grants", [])
     return AdmissionService(
         cache=cache, audit=_Discard(), exemptions=Exemptions(), reader=ApiReader(client)

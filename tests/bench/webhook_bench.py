@@ -110,6 +110,7 @@ def _cache(grants: int) -> ClusterCache:
     ]
     cache.replace("namespaces", namespaces)
     cache.replace("accesspolicies", [objects.policy(namespaces=objects.BY_PROTECTED_LABEL)])
+    cache.replace("accessrequests", [])
     cache.replace("grants", [_grant(i) for i in range(grants)])
     return cache
 

@@ -340,7 +340,7 @@ def test_webhook_reads_only_what_it_decides_with() -> None:
     role = render.find(objects, "ClusterRole", render.WEBHOOK_NAME)
     read = ["get", "list", "watch"]
     assert permissions(role) == (
-        expand("jitgate.dev", ["grants", "accesspolicies"], read)
+        expand("jitgate.dev", ["grants", "accesspolicies", "accessrequests"], read)
         | expand("", ["namespaces"], read)
         # An autoscaler's target's replicas, and the objects of a namespace being deleted
         # (names only: the webhook lists metadata) for each routed delete resource.

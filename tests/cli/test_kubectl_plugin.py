@@ -386,7 +386,9 @@ async def test_revoke_and_cancel_set_the_annotations(jit: Jit, operator: Operato
     operator.seed("waiting", status={"phase": "Pending"})
     revoked = await jit("revoke", "live", "-n", "prod", "--reason", "INC-1 closed", user="bob")
     assert revoked.returncode == 0, revoked.stderr
-    assert revoked.stdout.startswith("accessrequest.jitgate.dev/live revoke requested")
+    assert revoked.stdout.startswith(
+        "accessrequest.jitgate.dev/live revoked: nothing is admitted under"
+    )
     cancelled = await jit("cancel", "waiting", "-n", "prod")
     assert cancelled.returncode == 0, cancelled.stderr
     assert operator.request("live")["metadata"]["annotations"] == {

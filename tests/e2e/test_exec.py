@@ -8,16 +8,23 @@ one runs nothing; attach streams ``c.node.attach_log``; port-forward reaches an 
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
+import datetime as dt
 import io
 import json
+import os
 import re
 import shlex
+import signal
 import socket
+import threading
 from typing import Any
 
 import pytest
 from e2e import streams
+
+from jitgate.core.clock import parse_time
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -460,3 +467,52 @@ def test_an_ephemeral_container_needs_an_exec_grant(jitgate_cluster: Any) -> Non
     assert [e["name"] for e in pod["spec"]["ephemeralContainers"]] == ["dbg"]
     (allowed,) = c.records("webhook", "--grant", grant)
     assert allowed["action"]["subresource"] == "ephemeralcontainers"
+
+
+def test_a_revoke_holds_the_moment_it_returns_with_the_operator_down(
+    jitgate_cluster: Any,
+) -> None:
+    """With the operator stopped, nobody deletes the Grant: the webhook itself holds the revoke.
+    Execs run back to back while `kubectl jit revoke` runs; none is admitted after it returned
+    (the ~75 ms window a watch on Grants alone left), and the next one is denied."""
+    c = jitgate_cluster
+    c.run_pods("prod", "web-7")
+    grant = c.granted("exec", "web-7", "--reason", "INC-75", name="revoke-web-7")
+    assert c.exec("alice", "prod", "web-7", "true").returncode == 0
+    stop = threading.Event()
+
+    def hammer() -> None:
+        for _ in range(200):  # bounded; each exec is a round trip through kwok
+            if stop.is_set():
+                return
+            c.exec("alice", "prod", "web-7", "true")
+
+    os.kill(c.operator.pid, signal.SIGSTOP)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            running = [pool.submit(hammer) for _ in range(2)]
+            revoked = c.jit("bob", "revoke", "revoke-web-7", "-n", "prod", "--reason", "done")
+            returned = dt.datetime.now(dt.UTC)
+            stop.set()
+            for future in running:
+                future.result(timeout=120)
+        assert revoked.returncode == 0, revoked.stderr
+        assert revoked.stdout.startswith(
+            f"accessrequest.jitgate.dev/revoke-web-7 revoked: nothing is admitted under grant "
+            f"{grant} any more\n"
+        ), revoked.stdout
+        assert f"Still pending: Grant {grant} still exists because the jitgate operator has not " \
+            "deleted it yet (is it running?)" in revoked.stdout, revoked.stdout  # fmt: skip
+        assert c.get("grants", grant, "prod") is not None  # nobody deleted it
+        again = c.exec("alice", "prod", "web-7", "true")
+        assert DENIED in again.stderr and f"grant {grant} has been revoked" in again.stderr, (
+            again.stderr
+        )
+        allowed = [
+            r for r in c.records("webhook", "--grant", grant) if r["type"] == "action.allowed"
+        ]
+        late = [r for r in allowed if parse_time(r["time"]) >= returned]
+        assert late == [], late
+    finally:
+        os.kill(c.operator.pid, signal.SIGCONT)
+    c.wait_phase("prod", "revoke-web-7", "Revoked", timeout=60)

@@ -87,7 +87,8 @@ def test_wait_reports_the_approval_and_the_command_to_run(jitgate_cluster: Any) 
     revoked = c.jit("bob", "revoke", "loop-exec", "-n", "prod", "--reason", "INC-31 closed")
     assert revoked.returncode == 0, revoked.stderr
     assert re.fullmatch(
-        r"accessrequest.jitgate.dev/loop-exec revoke requested; the operator deletes its grant\n"
+        r"accessrequest.jitgate.dev/loop-exec revoked: nothing is admitted under grant "
+        r"loop-exec-\w+ any more\n"
         r"Revoked at \S+: grant loop-exec-\w+ revoked by bob: INC-31 closed\n",
         revoked.stdout,
     ), revoked.stdout

@@ -197,6 +197,7 @@ def lagging_cache() -> ClusterCache:
         [{"metadata": {"name": "prod", "labels": {"jitgate.dev/protected": "true"}}}],
     )
     cache.replace("accesspolicies", [policy()])
+    cache.replace("accessrequests", [])
     cache.replace("grants", [])
     return cache
 

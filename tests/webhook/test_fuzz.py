@@ -71,6 +71,7 @@ async def inproc(tmp_path: Path, reviews: Any) -> AsyncIterator[httpx.AsyncClien
         {"verb": "delete", "resource": "pods", "names": ["web-0"]},
         {"verb": "scale", "resource": "deployments.apps", "names": ["web"]},
     ]
+    cache.replace("accessrequests", [])
     cache.replace("grants", [reviews.grant(actions=actions)])
     async with open_audit_writer(
         f"file://{tmp_path}/audit", writer_id="fuzz", clock=clock

@@ -12,8 +12,9 @@ review        strict AdmissionReview parsing (HTTP 400 on malformed input), resp
 decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions;
               autoscaler and namespace reviews into what the service resolves
 lookups       bounded, timed reads for those: a target's replicas, a namespace's objects
-cache, watch  the in-memory grant index, policies and namespace labels, kept current by
-              list+watch threads (410 Gone re-lists, jittered backoff)
+cache, watch  the in-memory grant index, policies, namespace labels and revoked
+              AccessRequests, kept current by list+watch threads (410 Gone re-lists, jittered
+              backoff)
 livegrants    one bounded, rate-limited live read of Grants before a "no live grant" denial
 memo          one decision and one record per user request (repeated reviews, a DELETE's
               several calls, exec retries)

@@ -1,4 +1,5 @@
-"""What the decision path reads: live grants, AccessPolicies and namespace labels, in memory.
+"""What the decision path reads: live grants, AccessPolicies and namespace labels, in memory,
+and which AccessRequests are revoked (so a revoke holds without the operator: `revocations`).
 
 Watch threads write; request handlers read without blocking on I/O. Policies and namespaces
 are replaced as whole immutable snapshots, so a reader never sees a half-applied update.
@@ -17,11 +18,13 @@ from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, Grant
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Policies, UnreadablePolicy, unreadable_policy
+from jitgate.core.requests.annotations import REVOKE_ANNOTATION
+from jitgate.core.revocations import Revocations, Revoked
 
 logger = logging.getLogger(__name__)
 
-Kind = Literal["grants", "accesspolicies", "namespaces"]
-KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces")
+Kind = Literal["grants", "accesspolicies", "namespaces", "accessrequests"]
+KINDS: tuple[Kind, ...] = ("grants", "accesspolicies", "namespaces", "accessrequests")
 _MAX_AWAITED = 1024
 
 
@@ -62,6 +65,15 @@ def to_policy(obj: Mapping[str, Any]) -> AccessPolicy | UnreadablePolicy:
     return policy
 
 
+def to_revoked(obj: Mapping[str, Any]) -> tuple[Revoked, bool]:
+    """An AccessRequest as the revocations know it: (namespace, name, uid), and whether it
+    carries the revoke annotation (whatever else about it validates or not)."""
+    meta = obj.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    namespace, name = _name_of(obj)
+    return (namespace, name, str(meta.get("uid") or "")), REVOKE_ANNOTATION in annotations
+
+
 def to_labels(obj: Mapping[str, Any]) -> dict[str, str]:
     labels = (obj.get("metadata") or {}).get("labels") or {}
     return {str(key): str(value) for key, value in labels.items()}
@@ -71,7 +83,8 @@ class ClusterCache:
     """The grant index plus policy and namespace snapshots, and which kinds are synced."""
 
     def __init__(self) -> None:
-        self.grants = GrantIndex()
+        self.revocations = Revocations()
+        self.grants = GrantIndex(self.revocations)
         self.policies = Policies.of(())
         self.namespaces: Mapping[str, Mapping[str, str]] = MappingProxyType({})
         self._synced: set[Kind] = set()
@@ -101,6 +114,12 @@ class ClusterCache:
                 self.grants.replace_all(grants)
             elif kind == "accesspolicies":
                 self.policies = Policies.of(map(to_policy, objects))
+            elif kind == "accessrequests":
+                requests = [to_revoked(obj) for obj in objects]
+                self.revocations.listed(
+                    (known for known, revoked in requests if revoked),
+                    ((namespace, name) for (namespace, name, _), _ in requests),
+                )
             else:
                 self.namespaces = MappingProxyType(
                     {_name_of(obj)[1]: to_labels(obj) for obj in objects}
@@ -134,6 +153,12 @@ class ClusterCache:
                 else:
                     policies[name] = to_policy(obj)
                 self.policies = Policies.of(policies.values())
+            elif kind == "accessrequests":
+                (namespace, name, uid), revoked = to_revoked(obj)
+                if deleted:
+                    self.revocations.deleted(namespace, name)
+                else:
+                    self.revocations.watched(namespace, name, uid, revoked=revoked)
             else:
                 namespaces = dict(self.namespaces)
                 if deleted:
@@ -141,6 +166,11 @@ class ClusterCache:
                 else:
                     namespaces[name] = to_labels(obj)
                 self.namespaces = MappingProxyType(namespaces)
+        self._notify()
+
+    def revoke_admitted(self, namespace: str, name: str, uid: str) -> None:
+        """This replica admitted a revoke of the AccessRequest: its grant ends here now."""
+        self.revocations.admitted(namespace, name, uid)
         self._notify()
 
     def await_grants(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -163,6 +193,7 @@ class ClusterCache:
             "grants": len(self.grants),
             "accesspolicies": len(self.policies.by_name) + len(self.policies.unreadable),
             "namespaces": len(self.namespaces),
+            "accessrequests": len(self.revocations),  # the revoked ones: all that is kept
         }
 
     def wait_until(self, predicate: Callable[[ClusterCache], bool], timeout: float) -> bool:

@@ -59,12 +59,13 @@ from jitgate.core.admission.protected import Verdict, decide
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.recording import STREAM_VERBS, forged_marker, through_gateway
 from jitgate.core.admission.stamping import stamp
-from jitgate.core.admission.writes import Identity, Write, as_dict, via_of
+from jitgate.core.admission.writes import Identity, Write, annotations_of, as_dict, via_of
 from jitgate.core.api import GROUP, AccessPolicy, AccessRequestSpec
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Exemptions, Namespace, Policies
 from jitgate.core.refusals import Refusal
+from jitgate.core.requests.annotations import REVOKE_ANNOTATION
 from jitgate.core.vocabulary import JOBS, PODS
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,13 @@ def write_of(request: AdmissionRequest) -> Write:
         Identity(request.user, request.groups, via_of(request.user_info.extra)),
         request.object,
         request.old_object,
+    )
+
+
+def _adds_revoke(request: AdmissionRequest) -> bool:
+    """An AccessRequest write that sets the revoke annotation."""
+    return REVOKE_ANNOTATION in annotations_of(request.object) and (
+        REVOKE_ANNOTATION not in annotations_of(request.old_object)
     )
 
 
@@ -233,6 +241,8 @@ class AdmissionService:
         request: a repeated review of it from the same caller is answered from the memo."""
         facts = facts_of(request, attempted)
         remembered = self.memo.recall(request.uid, facts, caller)
+        if remembered is not None and not self._still_holds(remembered, attempted.namespace):
+            remembered = None  # allowed under a grant revoked (or gone) since: decide afresh
         if remembered is not None:
             self.metrics.repeats.labels(attempted.verb).inc()
             return remembered
@@ -249,6 +259,15 @@ class AdmissionService:
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer, caller)
         return answer
+
+    def _still_holds(self, answer: Answer, namespace: str) -> bool:
+        """Whether a remembered answer may be given again: a denial always, an allow only
+        while the grant it named is held and neither revoked nor being deleted."""
+        if not answer.allowed:
+            return True
+        name = (answer.audit_annotations or {}).get("grant")
+        held = self.cache.grants.get(namespace, name) if name else None
+        return held is not None and not held.ending
 
     async def _resolve(self, request: AdmissionRequest, decoded: Indirect) -> list[AttemptedAction]:
         """The protected actions an indirect request amounts to (reading the cluster)."""
@@ -402,6 +421,8 @@ class AdmissionService:
         if live is None:
             self.metrics.live_reads.labels("not-made").inc()
             return verdict
+        # What was read still exists, but may be revoked: the read must not undo a revoke.
+        live.revocations = self.cache.revocations
         second = decide(
             attempted,
             user,
@@ -490,6 +511,11 @@ class AdmissionService:
             now=self.clock.now(),
         )
         answer = await self._answer_own_kind(request, "accessrequest", refusal)
+        if answer.allowed and _adds_revoke(request):
+            # Before the write is stored: from here on this replica admits nothing under the
+            # grant, so nothing is admitted after `kubectl jit revoke` has its answer.
+            meta = as_dict(request.object).get("metadata") or {}
+            self.cache.revoke_admitted(request.namespace, request.name, str(meta.get("uid") or ""))
         if not answer.allowed or request.operation != "CREATE":
             return answer
         warning = await self._missing_pods(request)

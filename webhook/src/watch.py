@@ -1,4 +1,5 @@
-"""Keep the `ClusterCache` current: list, then watch, Grants, AccessPolicies and Namespaces.
+"""Keep the `ClusterCache` current: list, then watch, Grants, AccessPolicies, Namespaces and
+AccessRequests (for their revokes).
 
 Each kind has its own thread running the blocking `kubernetes` client, so the event loop that
 answers admission reviews never waits on the API server. A watch that ends is resumed from the
@@ -243,7 +244,7 @@ class KindWatcher:
 
 
 class ClusterWatch:
-    """The three watchers the webhook needs, started and stopped together."""
+    """The watchers the webhook needs (one per kind), started and stopped together."""
 
     def __init__(
         self,

@@ -144,10 +144,8 @@ def _resulting_state(requests: AccessRequests, result: Json, decision: Decision)
 
 def run_stop(options: StopOptions) -> int:
     annotation, wanted = options.annotation, options.wanted
-    verb, done, other = (
-        ("cancel", "cancelled", "revoke")
-        if annotation == CANCEL_ANNOTATION
-        else ("revoke", "revoked", "cancel")
+    done, other = (
+        ("cancelled", "revoke") if annotation == CANCEL_ANNOTATION else ("revoked", "cancel")
     )
     session = open_session(options.cluster)
     requests = AccessRequests(session)
@@ -165,17 +163,27 @@ def run_stop(options: StopOptions) -> int:
     if options.reason:
         annotations[REVOKE_REASON_ANNOTATION] = options.reason
     result = requests.merge_patch(namespace, name, {"metadata": {"annotations": annotations}})
-    outcome = (
-        "the operator deletes its grant"
-        if annotation == REVOKE_ANNOTATION
-        else "the operator marks it Cancelled"
-    )
-    print(f"accessrequest.jitgate.dev/{name} {verb} requested; {outcome}")
+    grant = parsed(result).status.grant
+    if annotation == REVOKE_ANNOTATION:
+        # The webhook that admitted the patch holds the revoke from before it was stored:
+        # nothing is admitted under the grant from here on, with or without the operator.
+        under = f"grant {grant.name}" if grant is not None else "its grant"
+        print(
+            f"accessrequest.jitgate.dev/{name} revoked: nothing is admitted under {under} any more"
+        )
+    else:
+        print(f"accessrequest.jitgate.dev/{name} cancel requested; the operator marks it Cancelled")
     final = parsed(settle(requests, result, _SETTLE_SECONDS, _ended))
     if final.status.phase in TERMINAL_PHASES:
         ended = ended_at(final)
         when = f" at {format_time(ended)}" if ended is not None else ""
         print(f"{final.status.phase}{when}: {final.status.message or done}")
+    elif annotation == REVOKE_ANNOTATION and grant is not None:
+        print(
+            f"Still pending: Grant {grant.name} still exists because the jitgate operator has not "
+            "deleted it yet (is it running?); jitgate's webhooks deny under it already. Follow "
+            f"with: kubectl jit show {name} -n {namespace}"
+        )
     return EXIT_OK
 
 

@@ -35,7 +35,7 @@ def why_denied(
     for grant in grants:
         if not grant_covers(grant.spec, user, attempted):
             continue
-        match window_mismatch(grant.spec, now, being_deleted=grant.being_deleted):
+        match window_mismatch(grant.spec, now, being_deleted=grant.ending):
             case "revoked":
                 return f"grant {grant.name} has been revoked"
             case "expired":
@@ -45,7 +45,7 @@ def why_denied(
                     f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
                 )
     for grant in grants:
-        if not is_live(grant.spec, now, being_deleted=grant.being_deleted):
+        if not is_live(grant.spec, now, being_deleted=grant.ending):
             continue
         for granted in grant.spec.actions:
             match action_mismatch(granted, attempted):

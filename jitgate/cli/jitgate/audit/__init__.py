@@ -12,6 +12,8 @@ Module map:
 * `query_cmd`  — `query` (table, JSON, CSV) and `export` (JSON Lines, CSV).
 * `tail_cmd`   — `tail`: the latest records, and new ones with `--follow`.
 * `report_cmd` — `report`: the periodic access review, as tables or JSON.
+* `sessions_cmd` — `sessions` (recorded sessions), `replay` (one played in the terminal) and
+  `export --format asciicast`.
 
 The audit layer (`jitgate.audit`) reads, verifies, selects and reviews; these modules only
 turn the command line into calls to it and its answers into text (`jitgate.cli.render`).

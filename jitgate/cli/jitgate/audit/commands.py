@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import Any
 
@@ -12,6 +13,7 @@ from jitgate.cli.jitgate.audit import (
     reconcile_cmd,
     report_cmd,
     retention_cmd,
+    sessions_cmd,
     tail_cmd,
     tlog_cmd,
     verify_cmd,
@@ -26,13 +28,16 @@ from jitgate.cli.jitgate.audit.options import (
     PruneOptions,
     QueryOptions,
     ReconcileOptions,
+    ReplayOptions,
     ReportOptions,
+    SessionsOptions,
     TailOptions,
     VerifyOptions,
     VerifyProofOptions,
     WitnessOptions,
 )
 from jitgate.cli.options import Command, Parser, add_flag, command
+from jitgate.core.durations import DurationError, parse_duration
 
 AUDIT_DESCRIPTION = """\
 Verify, query, export, follow and review jitgate's tamper-evident audit log.
@@ -58,6 +63,9 @@ What each check proves, and against whom:
                                cosigned long ago)
   prove / verify-proof         one record is in its writer's signed log: offline, public key
                                only, without the log
+  verify (session chunks)      each chunk of a recorded session is a chained record and a
+                               Merkle leaf: one changed byte of a recording is named like any
+                               edited record, and `prove` proves a single chunk
   reconcile --apiserver-audit  jitgate's allows and the API server's own audit log name each
                                other: against forged records (UNHEARD: a review no API server
                                sent), lost ones, and a bypassed webhook (UNRECORDED)
@@ -268,9 +276,60 @@ def register(subparsers: Any) -> None:
     )
     _common(export)
     _filters(export)
-    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.add_argument(
+        "--format",
+        choices=("jsonl", "csv", "asciicast"),
+        default="jsonl",
+        help="asciicast: one recorded session (--session ID) as asciicast v2, for asciinema",
+    )
     export.add_argument("--out", metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=command(ExportOptions, guarded("export", query_cmd.run_export)))
+
+    sessions = commands.add_parser(
+        "sessions",
+        help="list recorded exec, attach and port-forward sessions",
+        description="List the sessions the session gateway recorded: id, start, duration, "
+        "user, pod, command, grant, request, approvers, reason and how each ended (exited with "
+        "its code, client closed, or terminated: grant expired, revoked, idle timeout, gateway "
+        "stopping, limit, recording failed). Filters choose sessions by what their start "
+        "record says; --since/--until by when they started.",
+    )
+    _common(sessions)
+    group = sessions.add_argument_group("filters (repeat a flag to match any of its values)")
+    group.add_argument("--since", metavar="WHEN", help="started at or after (time, date, 2h)")
+    group.add_argument("--until", metavar="WHEN", help="started before")
+    group.add_argument("--user", action="append", default=[], help="the session's user")
+    group.add_argument("--namespace", "-n", action="append", default=[], help="namespace")
+    group.add_argument("--pod", action="append", default=[], metavar="NAME", help="pod")
+    group.add_argument("--grant", action="append", default=[], help="grant name")
+    group.add_argument("--request", action="append", default=[], help="AccessRequest name")
+    group.add_argument("--writer", action="append", default=[], help="writer (pod) id")
+    group.add_argument("--session", action="append", default=[], metavar="ID", help="session id")
+    sessions.set_defaults(type=[], verb=[], object=[])
+    sessions.add_argument("--output", "-o", choices=("table", "json"), default="table")
+    sessions.set_defaults(
+        handler=command(SessionsOptions, guarded("sessions", sessions_cmd.run_sessions))
+    )
+
+    replay = commands.add_parser(
+        "replay",
+        help="play a recorded session in the terminal",
+        description="Write a recorded session's output to the terminal with its own timing "
+        "(or faster with --speed; --max-idle shortens long pauses). Exit 1 if a chunk of the "
+        "recording is missing or damaged (then run verify).",
+    )
+    _common(replay)
+    replay.add_argument("session", metavar="SESSION", help="the session id (`sessions` lists)")
+    replay.add_argument(
+        "--speed", type=_speed, default=1.0, metavar="X", help="play X times as fast (1)"
+    )
+    replay.add_argument(
+        "--max-idle",
+        type=_seconds,
+        metavar="S",
+        help="wait at most this long between outputs: seconds (2.5) or a duration (2s)",
+    )
+    replay.set_defaults(handler=command(ReplayOptions, guarded("replay", sessions_cmd.run_replay)))
 
     tail = commands.add_parser(
         "tail", help="print the latest records, and follow new ones with --follow"
@@ -400,6 +459,9 @@ def _filters(parser: argparse.ArgumentParser, *, tail: bool = False) -> None:
     group.add_argument("--grant", action="append", default=[], help="grant name")
     group.add_argument("--request", action="append", default=[], help="AccessRequest name")
     group.add_argument("--writer", action="append", default=[], help="writer (pod) id")
+    group.add_argument(
+        "--session", action="append", default=[], metavar="ID", help="a recorded session's id"
+    )
 
 
 def _usage(parser: argparse.ArgumentParser) -> int:
@@ -424,6 +486,29 @@ def _lines(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{error} (-n is the number of records, as in tail -n 3; "
             f"a namespace is --namespace {text})"
+        ) from None
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number such as 2 or 0.5") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        return _speed(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return parse_duration(text).total_seconds()
+    except DurationError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds (2.5) or a duration (2s)"
         ) from None
 
 

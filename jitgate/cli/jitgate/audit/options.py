@@ -33,6 +33,7 @@ class Filters:
     writer: tuple[str, ...]
     pod: tuple[str, ...] = ()
     object: tuple[str, ...] = ()
+    session: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
 
@@ -98,8 +99,23 @@ class QueryOptions:
 class ExportOptions:
     log: LogOptions
     filters: Filters
-    format: Literal["jsonl", "csv"]
+    format: Literal["jsonl", "csv", "asciicast"]
     out: str | None
+
+
+@dataclass(frozen=True)
+class SessionsOptions:
+    log: LogOptions
+    filters: Filters
+    output: Literal["table", "json"]
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    log: LogOptions
+    session: str
+    speed: float
+    max_idle: float | None
 
 
 @dataclass(frozen=True)

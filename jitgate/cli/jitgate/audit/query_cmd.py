@@ -1,10 +1,11 @@
 """`jitgate audit query` (a table, a JSON array or CSV) and `jitgate audit export` (JSON
-Lines exactly as hashed, or CSV, to stdout or atomically to a file)."""
+Lines exactly as hashed, CSV, or one session as asciicast v2, to stdout or atomically to a
+file)."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -13,7 +14,7 @@ from jitgate.audit.query import CSV_COLUMNS, TABLE_COLUMNS, csv_row, table_row
 from jitgate.audit.reader import StoredRecord
 from jitgate.cli import render
 from jitgate.cli.errors import EXIT_OK
-from jitgate.cli.jitgate.audit import reading
+from jitgate.cli.jitgate.audit import reading, sessions_cmd
 from jitgate.cli.jitgate.audit.options import ExportOptions, QueryOptions
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 
@@ -43,24 +44,33 @@ def run_query(options: QueryOptions, clock: Clock = SYSTEM_CLOCK) -> int:
 
 
 def run_export(options: ExportOptions, clock: Clock = SYSTEM_CLOCK) -> int:
+    if options.format == "asciicast":
+        cast = sessions_cmd.asciicast_of(options)
+        _write(options.out, lambda out: out.write(cast), "the session")
+        return EXIT_OK
     chosen = reading.selection(options.filters, clock.now(), internal=True)
     progress = reading.Progress("exported")
     with reading.opened(options.log) as reader:
         records = reading.records(options.log, reader, chosen, progress)
-        if options.out in (None, "-"):
-            _export_to(sys.stdout, options.format, records)
-        else:
-            target = Path(options.out)
-            partial = target.with_name(f".{target.name}.partial")
-            try:
-                with partial.open("w", encoding="utf-8", newline="") as out:
-                    count = _export_to(out, options.format, records)
-                partial.replace(target)
-            finally:
-                partial.unlink(missing_ok=True)
-            sys.stderr.write(f"Exported {count} records to {target}.\n")
+        _write(options.out, lambda out: _export_to(out, options.format, records), "{} records")
     progress.done()
     return EXIT_OK
+
+
+def _write(target_name: str | None, write: Callable[[IO[str]], int], what: str) -> None:
+    """To stdout, or atomically to the file (`what` names what was written, `{}` the count)."""
+    if target_name in (None, "-"):
+        write(sys.stdout)
+        return
+    target = Path(target_name)
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as out:
+            count = write(out)
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    sys.stderr.write(f"Exported {what.format(count)} to {target}.\n")
 
 
 def _export_to(out: IO[str], form: str, records: Iterable[StoredRecord]) -> int:

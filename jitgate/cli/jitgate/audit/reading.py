@@ -120,6 +120,7 @@ def selection(filters: Filters, now: dt.datetime, **extra: Any) -> Selection:
         requests=filters.request,
         writers=filters.writer,
         objects=_objects(filters),
+        sessions=filters.session,
         **extra,
     )
 
