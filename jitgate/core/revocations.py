@@ -25,7 +25,6 @@ import threading
 from collections.abc import Iterable
 from typing import Final
 
-
 RequestKey = tuple[str, str]  # (namespace, name)
 # What one revoked request is known by: its key and its uid ("" when unknown).
 Revoked = tuple[str, str, str]
