@@ -50,7 +50,7 @@ from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.decode import decode
 from jitgate.webhook.review import parse_review
-from jitgate.webhook.server import settle_heap
+from jitgate.webhook.server import hand_over_promptly, settle_heap
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from support import objects, reviews
@@ -305,6 +305,7 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
     cpu = dict.fromkeys(samples, 0.0)
     cache = _cache(1000)
     settle_heap(cache)  # as `jitgate webhook` does once the cache is synced
+    hand_over_promptly()  # as `jitgate webhook` does at its start
     async with (
         open_audit_writer(f"file://{directory}/audit", writer_id="bench", clock=clock) as audit,
         _serving(_baseline_app(), baseline_tls) as baseline_port,

@@ -84,8 +84,9 @@ def record_annotations(record: AuditRecord) -> dict[str, str]:
     """The auditAnnotations that name an allow's record, so the API server's own audit log
     points at it (`jitgate audit reconcile` matches the two): writer, seq and leaf hash."""
     annotations = {"writer": record.writer, "seq": str(record.seq)}
-    if record.leaf_hash is not None:
-        annotations["leaf"] = record.leaf_hash
+    leaf = record.leaf_hash  # computed on each read
+    if leaf is not None:
+        annotations["leaf"] = leaf
     return annotations
 
 

@@ -16,11 +16,12 @@ import gc
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import uvicorn
 import uvloop
@@ -310,6 +311,7 @@ async def serve(config: WebhookConfig, **kwargs: Any) -> None:
     uvicorn's own handling re-raises the signal after draining, so the process would die of
     it; a stop asked for is a clean exit here.
     """
+    hand_over_promptly()
     webhook = build(config, **kwargs)
     webhook.cache.on_replace = lambda _kind: settle_heap(webhook.cache)
     sock = _listen(config)
@@ -324,6 +326,23 @@ async def serve(config: WebhookConfig, **kwargs: Any) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         sock.close()
+
+
+# CPython's default is 5 ms (`sys.getswitchinterval`).
+GIL_SWITCH_INTERVAL: Final = 0.0005
+
+
+def hand_over_promptly() -> None:
+    """Let the audit log's fsync thread have the GIL back within 0.5 ms instead of 5 ms.
+
+    Every allow waits for its record's fsync, done on a thread of its own so the event loop
+    never blocks on the disk. When the fsync returns, that thread needs the GIL to hand the
+    record back, and a busy event loop (the webhook under load) keeps the GIL for up to the
+    switch interval: up to 5 ms on every allow's latency. Only the fsync and watch threads
+    ever ask for it, so switching sooner costs next to nothing. For a process of its own
+    (`serve`): it is interpreter-wide.
+    """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
 
 def settle_heap(cache: ClusterCache) -> None:

@@ -108,6 +108,8 @@ def admission_front(
     """Answer the admission paths here, bounded; pass everything else to `app`."""
     slots = asyncio.Semaphore(max_in_flight)
     metrics = service.metrics
+    # Resolved once: a labelled child's lookup takes a lock and a dictionary per review.
+    observe = {path: metrics.latency.labels(path[1:]).observe for path in _ENDPOINTS}
 
     async def decide(path: str, review: AdmissionRequest, caller: str) -> Answer:
         if slots.locked():
@@ -147,6 +149,6 @@ def admission_front(
             return
         answer = await decide(path, review, caller_of(scope))
         await _send(send, 200, render(review.uid, answer))
-        metrics.latency.labels(path[1:]).observe(time.perf_counter() - started)
+        observe[path](time.perf_counter() - started)
 
     return front
