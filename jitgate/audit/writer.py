@@ -231,7 +231,6 @@ class AuditWriter:
         )
         if failure is not error:
             failure.__cause__ = error
-        self._broken = failure
         logger.error("Audit writer %s is unhealthy: %s", self.writer_id, failure)
         try:
             await self._sink.discard()
@@ -242,6 +241,8 @@ class AuditWriter:
                 self.writer_id,
                 discard_error,
             )
+        # Only now, so that whoever sees the writer unhealthy finds the failed write gone.
+        self._broken = failure
         return failure
 
     @staticmethod
