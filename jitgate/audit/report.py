@@ -212,6 +212,7 @@ _OUTCOMES: Final = {
     "request.expired": "expired",
     "request.cancelled": "cancelled",
     "grant.revoked": "revoked",
+    "grant.exhausted": "used up",
 }
 
 

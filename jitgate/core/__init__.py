@@ -11,7 +11,9 @@ Modules:
 * `refusals`        — `Refusal`, the one answer of a rule that says no.
 * `wire`            — reading a stored object that may not validate: the model or `Unreadable`.
 * `requests`        — the AccessRequest state machine, split by phase (a package, with its map).
-* `grants`          — grant planning (name, window, body) and how a grant ends.
+* `grants`          — grant planning (name, window, body) and how a grant ends (expired,
+                      revoked, used up).
+* `extensions`      — extending a live grant: what is refused, the extension's window.
 * `events`          — the audit event vocabulary and the operator's records.
 * `sessions`        — session recordings: `session.*` records, chunking, replay, asciicast.
 * `admission`       — every admission rule: AccessRequest and Grant writes, protected actions

@@ -36,6 +36,7 @@ Decision = Literal["Approve", "Deny"]
 # The API server estimates CEL cost from maximum sizes, so every string and list is bounded.
 _NAME = 253
 _TEXT = 1024
+MAX_USES = 1000
 
 
 def _check_duration(value: str) -> str:
@@ -340,6 +341,36 @@ class SessionRules(ApiModel):
     )
 
 
+class UsesLimit(ApiModel):
+    """Whether requests must limit how often their grant may be used, and to how many uses."""
+
+    required: bool = Field(
+        default=False, description="Requests must set maxUses (one-time or N-use grants)."
+    )
+    max: int | None = Field(
+        default=None, ge=1, le=MAX_USES, description="The most uses a request may ask for."
+    )
+
+
+class Extensions(ApiModel):
+    """How a live grant may be extended (`kubectl jit extend`): by default with the same
+    approvals as a new request, never beyond maxDuration counted from the first grant's start."""
+
+    required_approvals: int | None = Field(
+        default=None,
+        ge=1,
+        le=10,
+        description="Distinct approvals an extension needs; requiredApprovals when unset.",
+    )
+    max_total_duration: Duration | None = Field(
+        default=None,
+        description=(
+            "Longest a grant and its extensions may last together, from the first grant's "
+            "start; maxDuration when unset."
+        ),
+    )
+
+
 class AccessPolicySpec(ApiModel):
     """Which actions in which namespaces are protected, and who may request and approve them."""
 
@@ -413,6 +444,18 @@ class AccessPolicySpec(ApiModel):
     after_denial: AfterDenial | None = Field(
         default=None,
         description="Anti-shopping: a request soon after a denial needs the denier's group.",
+    )
+    max_uses: UsesLimit | None = Field(
+        default=None,
+        description="Whether requests must set maxUses, and its largest value.",
+    )
+    max_start_ahead: Duration = Field(
+        default="168h",
+        description="How far ahead a request's startAt may be (a scheduled start).",
+    )
+    extensions: Extensions | None = Field(
+        default=None,
+        description="Approvals and total length for extensions; as for new requests when unset.",
     )
 
     @model_validator(mode="after")
@@ -550,6 +593,12 @@ class Requester(ApiModel):
     )
 
 
+class RequestName(ApiModel):
+    """An AccessRequest in the same namespace, by name."""
+
+    name: Name = Field(description="The AccessRequest's name.")
+
+
 class AccessRequestSpec(ApiModel):
     """What is requested, for how long and why. Immutable after creation."""
 
@@ -570,6 +619,26 @@ class AccessRequestSpec(ApiModel):
     )
     requester: Requester | None = Field(
         default=None, description="Stamped from the authenticated user at creation; never typed."
+    )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_USES,
+        description="A one-time (1) or N-use grant: allowed actions it admits before it ends.",
+    )
+    start_at: dt.datetime | None = Field(
+        default=None,
+        description=(
+            "A scheduled start: the grant authorizes nothing before it (approvals may come "
+            "earlier); the pending timeout counts from it."
+        ),
+    )
+    extends: RequestName | None = Field(
+        default=None,
+        description=(
+            "The earlier, approved request whose live grant this one extends, with the same "
+            "actions; duration is how much longer."
+        ),
     )
 
 
@@ -849,6 +918,21 @@ class GrantSpec(ApiModel):
     ticket: Annotated[str, Field(max_length=_NAME)] | None = Field(
         default=None, description="The request's ticket, copied."
     )
+    max_uses: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_USES,
+        description=(
+            "Allowed actions the grant admits (status.uses counts them); unlimited when unset."
+        ),
+    )
+    window_start: dt.datetime | None = Field(
+        default=None,
+        description=(
+            "An extension's: when the first grant it continues began (maxDuration counts "
+            "from it); unset on a first grant."
+        ),
+    )
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> GrantSpec:
@@ -869,9 +953,25 @@ class GrantSpec(ApiModel):
 
 
 class GrantStatus(ApiModel):
-    """Written by the operator."""
+    """Written by the operator, except `uses`, which the webhook counts."""
 
     phase: GrantPhase | None = Field(default=None, description="Active, Expired or Revoked.")
+    uses: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_USES,
+        description=(
+            "Allowed actions admitted so far, on a grant with maxUses; the webhook increments "
+            "it, one write per use, with the object's resourceVersion as precondition."
+        ),
+    )
+    last_use: Annotated[str, Field(max_length=_NAME)] | None = Field(
+        default=None,
+        description=(
+            "The admission review uid of the latest counted use: a webhook replica whose "
+            "write went unanswered learns from it that the use was counted."
+        ),
+    )
     actions: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
         default=None,
         description="The actions and their targets as kubectl names them (exec pod/web-0), "

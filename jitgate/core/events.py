@@ -52,6 +52,7 @@ RECORD_TYPES: Final = (
     "grant.created",
     "grant.expired",
     "grant.revoked",
+    "grant.exhausted",
     "grant.reviewed",
     SLACK_REFUSED,
     "action.allowed",

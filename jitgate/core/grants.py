@@ -24,6 +24,7 @@ from jitgate.core.api import (
     ObjectMeta,
     ObjectReference,
 )
+from jitgate.core.clock import whole_seconds
 from jitgate.core.events import Actor, Record, governing_names, grant_record, request_record
 from jitgate.core.requests.step import GRANTED, Notice, NotifyKind, set_condition, to_phase
 
@@ -59,6 +60,14 @@ def owner_reference(request: AccessRequest) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Extension:
+    """Where an extension's grant ends, and when the first grant of its chain began."""
+
+    until: dt.datetime
+    window_start: dt.datetime
+
+
 def plan_grant(
     request: AccessRequest,
     *,
@@ -69,15 +78,18 @@ def plan_grant(
     break_glass: bool,
     approved_outside_window: Sequence[str] = (),
     auto_approvals: Sequence[AutoApproval] = (),
+    extension: Extension | None = None,
 ) -> Grant:
-    """The Grant to create: the request's actions for its requester, from now for `duration`."""
+    """The Grant to create: the request's actions for its requester, from now (or its
+    scheduled `startAt`, if later) for `duration`; an extension's until the end it was given."""
     requester = request.spec.requester
     if requester is None:  # decide() never approves an unstamped request
         raise ValueError("an AccessRequest without a stamped requester cannot be granted")
     name = request.metadata.name or ""
     uid = request.metadata.uid or ""
     # Whole seconds, as Kubernetes writes timestamps and as status.grant.expiresAt shows it.
-    start = now.replace(microsecond=0)
+    start = whole_seconds(max(now, request.spec.start_at or now))
+    expires_at = whole_seconds(extension.until) if extension else start + duration
     return Grant(
         metadata=ObjectMeta(
             name=grant_name(name, uid),
@@ -88,7 +100,7 @@ def plan_grant(
             user=requester.user,
             actions=list(request.spec.actions),
             not_before=start,
-            expires_at=start + duration,
+            expires_at=expires_at,
             access_request=ObjectReference(name=name, uid=uid),
             # `policy` only when one governs (api.GrantSpec): a reader knowing only that
             # field then finds no policy rather than the wrong one.
@@ -100,6 +112,8 @@ def plan_grant(
             auto_approvals=list(auto_approvals),
             reason=request.spec.reason,
             ticket=request.spec.ticket,
+            max_uses=request.spec.max_uses,
+            window_start=whole_seconds(extension.window_start) if extension else None,
         ),
     )
 
@@ -138,6 +152,17 @@ class Ending:
     lag: dt.timedelta | None
 
 
+def is_used_up(grant: Grant) -> bool:
+    """A grant with maxUses whose every use is counted (`status.uses`, by the webhook)."""
+    limit = grant.spec.max_uses
+    return limit is not None and (grant.status.uses or 0) >= limit
+
+
+def used_up_reason(grant: Grant) -> str:
+    limit = grant.spec.max_uses or 0
+    return f"was used up ({grant.status.uses} of {limit} use{'s' if limit != 1 else ''})"
+
+
 def ending_kind(grant: Grant, now: dt.datetime) -> Ended:
     """A grant that disappears after its expiry expired; before it, it was revoked."""
     return "Expired" if now >= grant.spec.expires_at else "Revoked"
@@ -153,6 +178,9 @@ def end_grant(
     reason: str,
 ) -> Ending:
     already = grant.status.phase in ("Expired", "Revoked")
+    used_up = kind == "Expired" and is_used_up(grant) and now < grant.spec.expires_at
+    if used_up:
+        reason = used_up_reason(grant)
     owns = (
         request is not None
         and request.status.phase == "Approved"
@@ -160,11 +188,21 @@ def end_grant(
         and request.status.grant.name == grant.metadata.name
         and request.metadata.deletion_timestamp is None
     )
-    lag = now - grant.spec.expires_at if kind == "Expired" else None
+    lag = now - grant.spec.expires_at if kind == "Expired" and not used_up else None
     records: list[Record] = []
     if not already:
-        extra = {"lagSeconds": round(lag.total_seconds(), 3)} if lag is not None else None
-        kind_name = "grant.expired" if kind == "Expired" else "grant.revoked"
+        extra: dict[str, Any] | None = (
+            {"lagSeconds": round(lag.total_seconds(), 3)} if lag is not None else None
+        )
+        if used_up:
+            extra = {"uses": grant.status.uses or 0, "maxUses": grant.spec.max_uses or 0}
+        kind_name = (
+            "grant.exhausted"
+            if used_up
+            else "grant.expired"
+            if kind == "Expired"
+            else "grant.revoked"
+        )
         records.append(grant_record(kind_name, grant, now, actor=actor, reason=reason, extra=extra))
         if kind == "Expired" and owns and request is not None:
             records.append(
@@ -175,7 +213,7 @@ def end_grant(
                     reason=reason,
                     grant=grant.metadata.name,
                     context={
-                        "cause": "GrantExpired",
+                        "cause": "GrantUsedUp" if used_up else "GrantExpired",
                         **governing_names(request.status.policy_names),
                     },
                 )
@@ -183,7 +221,7 @@ def end_grant(
     request_status: AccessRequestStatus | None = None
     if owns and request is not None:
         message = f"grant {grant.metadata.name} {reason}"
-        cause = "GrantExpired" if kind == "Expired" else "Revoked"
+        cause = "GrantUsedUp" if used_up else "GrantExpired" if kind == "Expired" else "Revoked"
         request_status = to_phase(
             request.status.phase,
             kind,

@@ -90,14 +90,17 @@ def find_authorizing(
     attempted: AttemptedAction,
     now: dt.datetime,
 ) -> G | None:
-    """The first live grant (by earliest expiry) covering the attempt, or None.
+    """The first live grant (unlimited before limited, then by earliest expiry) covering the
+    attempt, or None.
 
     Each item is (handle, spec, being_deleted); the handle is returned so callers can name
-    the grant. Preferring the grant that expires first keeps longer grants for later.
+    the grant. Preferring the grant that expires first keeps longer grants for later; a grant
+    with maxUses is used only when no unlimited one covers the attempt, so its uses are spent
+    only where they are needed (and no API call is made to count them otherwise).
     """
     candidates = [
-        (spec.expires_at, index, handle)
+        (spec.max_uses is not None, spec.expires_at, index, handle)
         for index, (handle, spec, deleting) in enumerate(grants)
         if is_live(spec, now, being_deleted=deleting) and grant_covers(spec, user, attempted)
     ]
-    return min(candidates, key=lambda item: (item[0], item[1]))[2] if candidates else None
+    return min(candidates, key=lambda item: item[:3])[3] if candidates else None

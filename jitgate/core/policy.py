@@ -321,6 +321,50 @@ class Governing:
         ]
         return min(limits, default=None)
 
+    @property
+    def max_start_ahead(self) -> dt.timedelta:
+        """How far ahead every policy lets a request's start be scheduled."""
+        return min(parse_duration(p.spec.max_start_ahead) for p in self.policies)
+
+    def uses_required(self) -> AccessPolicy | None:
+        """The first policy that requires requests to set maxUses, or None."""
+        return next(
+            (p for p in self.policies if p.spec.max_uses and p.spec.max_uses.required), None
+        )
+
+    def uses_cap(self) -> tuple[int, AccessPolicy] | None:
+        """The fewest uses any policy allows a request to ask for, and that policy."""
+        caps = [
+            (p.spec.max_uses.max, p)
+            for p in self.policies
+            if p.spec.max_uses is not None and p.spec.max_uses.max is not None
+        ]
+        return min(caps, key=lambda item: item[0]) if caps else None
+
+    def extension_approvals(self, policy: AccessPolicy) -> int:
+        """The approvals `policy` requires for an extension (its own count unless it says)."""
+        override = policy.spec.extensions.required_approvals if policy.spec.extensions else None
+        return override or policy.spec.required_approvals
+
+    def extension_total(self) -> tuple[dt.timedelta, str]:
+        """The longest a grant and its extensions may last together, from the first grant's
+        start, under every policy; and how to name that limit."""
+        return min(
+            (
+                (
+                    parse_duration(total),
+                    f"extensions.maxTotalDuration {total} (AccessPolicy {_name(p)})",
+                )
+                if (total := p.spec.extensions.max_total_duration if p.spec.extensions else None)
+                else (
+                    parse_duration(p.spec.max_duration),
+                    f"maxDuration {p.spec.max_duration} (AccessPolicy {_name(p)})",
+                )
+                for p in self.policies
+            ),
+            key=lambda item: item[0],
+        )
+
     def grant_duration(self, spec: AccessRequestSpec) -> dt.timedelta:
         """The requested duration, else the shortest default, never beyond any limit."""
         limit, _, _ = self.duration_limit(break_glass=spec.break_glass)
@@ -395,6 +439,31 @@ def _action_label(action: RequestedAction) -> str:
     return f"{action.verb} on {action.effective_resource}"
 
 
+def _check_uses(governing: Governing, spec: AccessRequestSpec) -> Refusal | None:
+    """maxUses as every governing policy wants it: set where one requires it, within caps."""
+    if spec.max_uses is None:
+        requiring = governing.uses_required()
+        if requiring is not None and spec.extends is None:
+            cap = governing.uses_cap()
+            hint = f" (at most {cap[0]})" if cap else ""
+            return Refusal(
+                f"AccessPolicy {_name(requiring)} requires a limited number of uses: "
+                f"ask with --max-uses N{hint}, e.g. --max-uses 1 for one-time access",
+                "MaxUsesRequired",
+                requiring,
+            )
+        return None
+    cap = governing.uses_cap()
+    if cap is not None and spec.max_uses > cap[0]:
+        return Refusal(
+            f"maxUses {spec.max_uses} is too many: AccessPolicy {_name(cap[1])} allows at most "
+            f"{cap[0]} use{'s' if cap[0] > 1 else ''}; ask for --max-uses {cap[0]} or fewer",
+            "MaxUsesTooMany",
+            cap[1],
+        )
+    return None
+
+
 def resolve_request(
     policies: Iterable[AccessPolicy],
     namespace: Namespace,
@@ -443,8 +512,13 @@ def resolve_request(
                 "BreakGlassReasonTooShort",
                 demanding,
             )
+    refusal = _check_uses(composed, spec)
+    if refusal is not None:
+        return refusal
     limit, _, limiting = composed.duration_limit(break_glass=spec.break_glass)
-    if spec.duration is not None and parse_duration(spec.duration) > limit:
+    # An extension's duration is how much longer: its cap counts from the first grant's start
+    # (`Governing.extension_total`, checked by `jitgate.core.extensions`).
+    if spec.extends is None and spec.duration is not None and parse_duration(spec.duration) > limit:
         most, kind = format_duration(limit), "break-glass access" if spec.break_glass else "access"
         return Refusal(
             f"duration {spec.duration} is too long: {kind} lasts at most {most} "

@@ -83,6 +83,13 @@ def _expires_at(body: Mapping[str, Any]) -> dt.datetime | None:
         return None
 
 
+def _used_up(body: Mapping[str, Any]) -> bool:
+    """A grant with maxUses whose uses the webhook has all counted (status.uses)."""
+    limit = (body.get("spec") or {}).get("maxUses")
+    uses = (body.get("status") or {}).get("uses")
+    return isinstance(limit, int) and isinstance(uses, int) and uses >= limit
+
+
 def _ending(body: Mapping[str, Any], workflow: Workflow) -> Ended:
     """How a deleted grant ended: as marked, else by its expiry against the clock."""
     phase = body.get("status", {}).get("phase")
@@ -381,6 +388,10 @@ def build_registry(
                 return True, None
             if workflow.clock.now() >= expires_at:
                 await workflow.end(body, "Expired", reason="expired", delete=True)
+                return True, None
+            if _used_up(body):
+                # Every use counted by the webhook: it ends now (`end_grant` says why).
+                await workflow.end(body, "Expired", reason=None, delete=True)
                 return True, None
             return False, expires_at
 

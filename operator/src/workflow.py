@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import logging
 from collections import OrderedDict
@@ -27,9 +28,17 @@ from jitgate.operator.notify import Notification, Notifier, describe
 from jitgate.audit.errors import AuditError
 from jitgate.core import wire
 from jitgate.core.actions import actions_summary
-from jitgate.core.api import AccessPolicy, AccessRequest, AccessRequestStatus, Grant, Subjects
+from jitgate.core.api import (
+    TERMINAL_PHASES,
+    AccessPolicy,
+    AccessRequest,
+    AccessRequestStatus,
+    Grant,
+    Subjects,
+)
 from jitgate.core.clock import Clock, format_time
 from jitgate.core.events import Actor, AuditEvent, Record, grant_record
+from jitgate.core.extensions import Extended
 from jitgate.core.grants import Ended, belongs_to, end_grant, grant_body
 from jitgate.core.policy import Namespace, UnreadablePolicy
 from jitgate.core.requests.after_denial import Denial
@@ -227,7 +236,8 @@ class Workflow:
             for _ in range(_MAX_STEPS):
                 if obj is None or self._stale(obj):
                     return None
-                step, request = self._decide(obj, catalog)
+                extended = await self._extended(obj)
+                step, request = self._decide(obj, catalog, extended)
                 if not step.acts:
                     return step.wake_at
                 obj = await self._apply(obj, request, step)
@@ -236,8 +246,36 @@ class Workflow:
         )
         return self.clock.now()
 
-    def _decide(self, obj: Obj, catalog: Catalog) -> tuple[Step, AccessRequest | None]:
+    async def _extended(self, obj: Obj) -> Extended | None:
+        """For an extension still to be decided or issued: the request it extends and that
+        request's grant, read now (`jitgate.core.extensions`)."""
+        name = ((obj.get("spec") or {}).get("extends") or {}).get("name")
+        status = obj.get("status") or {}
+        if (
+            not isinstance(name, str)
+            or status.get("grant")
+            or status.get("phase") in TERMINAL_PHASES
+        ):
+            return None
+        namespace = obj["metadata"]["namespace"]
+        raw = await self.kube.get(REQUESTS, namespace, name)
+        earlier = read_request(raw) if raw is not None else None
+        if not isinstance(earlier, AccessRequest):
+            return Extended(name, None, None)
+        reference = earlier.status.grant
+        raw_grant = await self.kube.get(GRANTS, namespace, reference.name) if reference else None
+        grant = wire.read(Grant, raw_grant) if raw_grant is not None else None
+        if not isinstance(grant, Grant) or not belongs_to(
+            raw_grant or {}, earlier.metadata.uid or ""
+        ):
+            return Extended(name, earlier, None)
+        return Extended(name, earlier, grant.spec)
+
+    def _decide(
+        self, obj: Obj, catalog: Catalog, extended: Extended | None = None
+    ) -> tuple[Step, AccessRequest | None]:
         world = self._world(obj.get("metadata", {}).get("namespace", ""), catalog)
+        world = dataclasses.replace(world, extended=extended)
         parsed = read_request(obj)
         if isinstance(parsed, wire.Unreadable):
             if parsed.part != "spec":

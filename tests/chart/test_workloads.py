@@ -341,6 +341,8 @@ def test_webhook_reads_only_what_it_decides_with() -> None:
     read = ["get", "list", "watch"]
     assert permissions(role) == (
         expand("jitgate.dev", ["grants", "accesspolicies", "accessrequests"], read)
+        # Its one write: a limited grant's use count.
+        | expand("jitgate.dev", ["grants/status"], ["update"])
         | expand("", ["namespaces"], read)
         # An autoscaler's target's replicas, and the objects of a namespace being deleted
         # (names only: the webhook lists metadata) for each routed delete resource.

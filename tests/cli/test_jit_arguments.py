@@ -129,9 +129,39 @@ def test_list_show_and_decision_flags() -> None:
     )  # fmt: skip
 
 
+def test_uses_and_a_scheduled_start() -> None:
+    args = options(
+        ["request", "exec", "web-0", "--reason", "r", "--max-uses", "1",
+         "--start-at", "2026-11-21T23:00:00+01:00"]
+    )  # fmt: skip
+    assert args.max_uses == 1
+    assert args.start_at == dt.datetime(2026, 11, 21, 22, 0, tzinfo=dt.UTC)
+    relative = options(["request", "exec", "web-0", "--reason", "r", "--start-at", "+2h"])
+    ahead = relative.start_at - dt.datetime.now(dt.UTC)
+    assert dt.timedelta(hours=1, minutes=59) < ahead <= dt.timedelta(hours=2)
+    request = build_request(
+        name="x", namespace="prod", actions=[RequestedAction(verb="exec", names=["web-0"])],
+        duration=None, reason="r", ticket=None, break_glass=False, max_uses=3,
+        start_at=args.start_at,
+    )  # fmt: skip
+    spec = creation_body(request)["spec"]
+    assert (spec["maxUses"], spec["startAt"]) == (3, "2026-11-21T22:00:00Z")
+
+
+def test_extend_names_the_request_and_how_much_longer() -> None:
+    args = options(["extend", "fix", "--by", "15m", "--reason", "more", "--wait", "-n", "prod"])
+    assert (args.name, args.by, args.reason, args.wait) == ("fix", "15m", "more", True)
+    assert args.cluster.namespace == "prod"
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
+        (["request", "exec", "web-0", "--reason", "r", "--max-uses", "0"], "use 1 to 1000"),
+        (["request", "exec", "web-0", "--reason", "r", "--start-at", "tonight"], "RFC 3339"),
+        (["request", "exec", "web-0", "--reason", "r", "--start-at", "+soon"], "Go duration"),
+        (["extend", "fix", "--reason", "r"], "required: --by"),
+        (["extend", "fix", "--by", "5m", "--reason", "r", "--timeout", "1m"], "only with --wait"),
         (["request", "exec", "web-0", "--reason", "r", "--for", "15"], "is not a Go duration"),
         (["request", "exec", "web-0", "--reason", "r", "--for", "0s"], "is zero"),
         (

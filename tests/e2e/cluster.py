@@ -82,6 +82,8 @@ class JitCluster:
     kwok: Kwok | None = None
     # The webhook process's session gateway port, when the API server has a front proxy.
     gateway_port: int | None = None
+    # The webhook's command line for (port, audit directory, writer id): another replica.
+    webhook_argv: Callable[[int, Path, str], list[str]] | None = None
 
     # -- processes
 
@@ -92,6 +94,26 @@ class JitCluster:
     def check_alive(self) -> None:
         for process in self.processes:
             process.check_alive()
+
+    @contextlib.contextmanager
+    def webhook_replica(self, writer: str) -> Iterator[str]:
+        """Another webhook process (a second replica: same identity, its own audit log and
+        writer id), not in the API server's configuration; its URL once it is ready."""
+        assert self.webhook_argv is not None
+        port = free_port()
+        argv = self.webhook_argv(port, self.tmpdir / f"{writer}-audit", writer)
+        process = processes.LocalProcess(writer, argv, self.tmpdir / f"{writer}.log").start()
+        url = f"https://127.0.0.1:{port}"
+        try:
+            processes.wait_until(
+                f"webhook replica {writer} ready",
+                lambda: _ready_text(processes.https_get(f"{url}/readyz", self.api.ca_file)),
+                timeout=READY_TIMEOUT_S,
+                alive=[process],
+            )
+            yield url
+        finally:
+            process.stop()
 
     # -- kubectl
 
@@ -354,24 +376,28 @@ def install(
     )  # fmt: skip
     verifier_key.write_text(made.stdout)
     webhook_audit, operator_audit = tmpdir / "webhook-audit", tmpdir / "operator-audit"
-    argv = {
-        "webhook": lambda port: [
+
+    def webhook_argv(port: int, audit: Path, writer: str) -> list[str]:
+        return [
             str(BIN / "jitgate"), "webhook",
             "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert", str(cert), "--tls-key", str(key),
             *(["--client-ca", str(api.webhook_client_ca)] if api.webhook_client_ca else []),
-            "--audit", f"file://{webhook_audit}", "--audit-key-file", str(audit_key),
+            "--audit", f"file://{audit}", "--audit-key-file", str(audit_key),
             "--checkpoint-key", str(checkpoint_key),
-            "--writer-id", WEBHOOK_WRITER,
+            "--writer-id", writer,
             "--kubeconfig", str(api.kubeconfig("jitgate-webhook")),
             "--operator-user", personas.OPERATOR_USER,
             "--session-key", str(session_key),
-            *([
-                "--gateway-port", str(gateway_port),
-                "--requestheader-client-ca", str(api.front_proxy.client_ca),
-                "--requestheader-allowed-names", api.front_proxy.client_name,
-            ] if api.front_proxy else []),
-        ],
+        ]  # fmt: skip
+
+    gateway = [
+        "--gateway-port", str(gateway_port),
+        "--requestheader-client-ca", str(api.front_proxy.client_ca),
+        "--requestheader-allowed-names", api.front_proxy.client_name,
+    ] if api.front_proxy else []  # fmt: skip
+    argv = {
+        "webhook": lambda port: [*webhook_argv(port, webhook_audit, WEBHOOK_WRITER), *gateway],
         "operator": lambda port: [
             str(BIN / "jitgate"), "operator", "--standalone", "--all-namespaces",
             "--audit", f"file://{operator_audit}", "--audit-key-file", str(audit_key),
@@ -431,6 +457,7 @@ def install(
             verifier_key=verifier_key,
             timings=timings,
             kwok=kwok,
+            webhook_argv=webhook_argv,
         )
 
         # The chart's webhook configurations, pointed at the local process.

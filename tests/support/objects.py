@@ -94,11 +94,13 @@ def grant(
     approvals: list[Obj] | None = None,
     reason: str | None = None,
     ticket: str | None = None,
+    max_uses: int | None = None,
     metadata: Obj | None = None,
     status: Obj | None = None,
 ) -> Obj:
     """The grant the operator issues for alice's request: exec into web-0 for 15 minutes
-    (`reason` and `ticket` copied from the request; grants before they existed had none)."""
+    (`reason` and `ticket` copied from the request; grants before they existed had none;
+    `max_uses` as a one-time or N-use request asked)."""
     spec: Obj = {
         "user": user,
         "actions": actions or [dict(EXEC_WEB_0)],
@@ -110,6 +112,8 @@ def grant(
     if approvals is not None:
         spec["approvals"] = approvals
     spec.update({k: v for k, v in (("reason", reason), ("ticket", ticket)) if v is not None})
+    if max_uses is not None:
+        spec["maxUses"] = max_uses
     obj: Obj = {
         "apiVersion": API_VERSION,
         "kind": "Grant",

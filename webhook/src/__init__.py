@@ -11,11 +11,13 @@ service       decides and audits: an AdmissionRequest in, an Answer out; the rul
 review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
 decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions;
               autoscaler and namespace reviews into what the service resolves
-lookups       bounded, timed reads for those: a target's replicas, a namespace's objects
+lookups       bounded, timed reads for those: a target's replicas, a namespace's objects,
+              an extension's earlier AccessRequest
 cache, watch  the in-memory grant index, policies, namespace labels and revoked
               AccessRequests, kept current by list+watch threads (410 Gone re-lists, jittered
               backoff)
 livegrants    one bounded, rate-limited live read of Grants before a "no live grant" denial
+uses          the use count of a grant with maxUses, made atomically at the API server
 memo          one decision and one record per user request (repeated reviews, a DELETE's
               several calls, exec retries)
 callers       who is heard (--client-ca), and who sent a review (the memo's key)

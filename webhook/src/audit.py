@@ -140,6 +140,10 @@ def action_event(
             context["approvalChainDigest"] = verdict.chain_digest
             context["breakGlass"] = grant.spec.break_glass
             context.update(grant_facts(grant.spec))
+            if grant.spec.max_uses is not None:
+                context["maxUses"] = grant.spec.max_uses
+                if verdict.use is not None:
+                    context["use"] = verdict.use
     if attempted is not None:
         action = action_of(attempted, request)
     else:

@@ -11,6 +11,8 @@ from jitgate.webhook.gateway.config import GatewayConfig
 from jitgate.core.policy import Exemptions
 
 DEFAULT_OPERATOR_USER = "system:serviceaccount:jitgate:jitgate-operator"
+# The webhook's own identity: it counts the uses of limited Grants (status.uses), nothing else.
+DEFAULT_WEBHOOK_USER = "system:serviceaccount:jitgate:jitgate-webhook"
 
 # Besides the operator, only these may delete a Grant: the garbage collector revokes a grant by
 # deleting the AccessRequest that owns it, and the namespace controller empties namespaces.
@@ -46,6 +48,7 @@ class WebhookConfig:
     client_ca: Path | None = None
     writer_id: str = "webhook"
     operator_user: str = DEFAULT_OPERATOR_USER
+    webhook_user: str = DEFAULT_WEBHOOK_USER
     exemptions: Exemptions = field(default_factory=Exemptions)
     grant_collectors: frozenset[str] = DEFAULT_GRANT_COLLECTORS
     # How often at most the serving certificate's files are checked for rotation.

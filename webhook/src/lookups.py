@@ -5,7 +5,7 @@ protected objects the namespace holds, and an owner's delete from the protected 
 name it (through intermediate owners), and a CronJob's history cut from its Jobs' owners,
 conditions and start times; all are read from the API server while the review waits. A
 new AccessRequest's pod names are checked against the namespace's pods (`pod_names`), only to
-warn. Every read
+warn; an extension's earlier request is read to check it (`access_request`). Every read
 has a deadline well inside the webhook's own timeout, lists are paged and capped, and any
 failure raises `LookupFailed`, which the service turns into a denial. Lists ask for metadata
 only (PartialObjectMetadataList): a Secret's data never reaches the webhook. Jobs are the one
@@ -24,6 +24,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from jitgate.core.admission.indirect import HistoryJob, Listed
+from jitgate.core.api import GROUP, VERSION
 from jitgate.core.vocabulary import JOBS, PODS
 
 # The API versions of the groups jitgate's users usually protect; other groups are asked.
@@ -64,6 +65,10 @@ class ClusterReader(Protocol):
         """The names of the pods in `namespace`."""
         ...
 
+    async def access_request(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        """One AccessRequest as stored, None if there is none."""
+        ...
+
 
 class NoReader:
     """The reader of a webhook that has no API server to read: every lookup fails."""
@@ -80,6 +85,9 @@ class NoReader:
         raise LookupFailed("it has no connection to the API server")
 
     async def pod_names(self, namespace: str) -> Sequence[str]:
+        raise LookupFailed("it has no connection to the API server")
+
+    async def access_request(self, namespace: str, name: str) -> Mapping[str, Any] | None:
         raise LookupFailed("it has no connection to the API server")
 
 
@@ -123,6 +131,22 @@ class ApiReader:
             what, self._list, namespace, PODS, MAX_OBJECTS, _METADATA_ONLY, _listed
         )
         return [pod.name for pod in pods]
+
+    async def access_request(self, namespace: str, name: str) -> Mapping[str, Any] | None:
+        what = f"AccessRequest {name} in namespace {namespace}"
+        found: Mapping[str, Any] | None = await self._timed(
+            what, self._get_request, namespace, name
+        )
+        return found
+
+    def _get_request(self, namespace: str, name: str) -> Any:
+        path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/accessrequests/{name}"
+        try:
+            return self._call(path, [], _JSON)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise
 
     async def _timed(self, what: str, read: Any, *args: Any) -> Any:
         try:

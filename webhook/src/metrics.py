@@ -65,6 +65,13 @@ class Metrics:
             ["action"],
             registry=r,
         )
+        self.use_counts = Counter(
+            "jitgate_webhook_grant_use_counts",
+            "Uses of grants with maxUses counted at the API server, by outcome: Counted, "
+            "UsedUp (denied: every use spent), NotCounted (denied: the count failed).",
+            ["outcome"],
+            registry=r,
+        )
         self.live_reads = Counter(
             "jitgate_webhook_live_grant_reads",
             "Live reads of Grants before a 'no live grant' denial, by result: allowed (the "

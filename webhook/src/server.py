@@ -45,7 +45,8 @@ from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.routers.witness import peer_witness
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
-from jitgate.webhook.watch import Backoff, ClusterWatch, read_grants
+from jitgate.webhook.uses import UseCounter
+from jitgate.webhook.watch import Backoff, ClusterWatch, grant_store, read_grants
 from kubernetes import client as k8s
 
 from jitgate.audit.connect import open_audit_writer
@@ -171,6 +172,7 @@ def build(
         operator_user=config.operator_user,
         grant_collectors=config.grant_collectors,
         session_key=session_key,
+        webhook_user=config.webhook_user,
     )
 
     @contextlib.asynccontextmanager
@@ -195,6 +197,8 @@ def build(
             stack.callback(setattr, service, "reader", NoReader())
             service.live_grants = LiveGrants(functools.partial(read_grants, client))
             stack.callback(setattr, service, "live_grants", None)
+            service.use_counter = UseCounter(grant_store(client))
+            stack.callback(setattr, service, "use_counter", None)
             watch = ClusterWatch(
                 client,
                 cache,

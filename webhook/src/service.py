@@ -5,7 +5,8 @@ The rules are the core's (`jitgate.core.admission`): protected actions are decod
 stamped. Every decision on a protected action and every refused write to jitgate's kinds is
 audited, once per user request (`memo`); an answer is sent only once its record is durable
 (an allow is never sent otherwise). A caller the cache has no grant for gets one live read
-(`livegrants`) before a denial.
+(`livegrants`) before a denial. An action allowed under a grant with `maxUses` is counted
+at the API server before it is answered (`uses`): the one call an allowed decision makes.
 
 A request that reaches protected actions through a controller (an autoscaler, a namespace
 delete, the delete of an unprotected owner of protected objects, a CronJob's history limit
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from jitgate.webhook.audit import (
@@ -46,7 +47,9 @@ from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
 from jitgate.webhook.memo import DecisionMemo, facts_of, repeat_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
+from jitgate.webhook.uses import Counted, NotCounted, UseCounter, UsedUp
 
+from jitgate.core import wire
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission import indirect
 from jitgate.core.admission.access_requests import (
@@ -55,13 +58,14 @@ from jitgate.core.admission.access_requests import (
     missing_pods_warning,
 )
 from jitgate.core.admission.grant_writes import check_grant_write
-from jitgate.core.admission.protected import Verdict, decide
+from jitgate.core.admission.protected import Verdict, decide, not_counted, used_up
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.recording import STREAM_VERBS, forged_marker, through_gateway
 from jitgate.core.admission.stamping import stamp
 from jitgate.core.admission.writes import Identity, Write, annotations_of, as_dict, via_of
-from jitgate.core.api import GROUP, AccessPolicy, AccessRequestSpec
+from jitgate.core.api import GROUP, AccessPolicy, AccessRequest, AccessRequestSpec
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
+from jitgate.core.extensions import Extended
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
 from jitgate.core.policy import Exemptions, Namespace, Policies
 from jitgate.core.refusals import Refusal
@@ -154,10 +158,14 @@ class AdmissionService:
         live_grants: LiveGrants | None = None,
         memo: DecisionMemo | None = None,
         session_key: bytes | None = None,
+        use_counter: UseCounter | None = None,
+        webhook_user: str | None = None,
     ) -> None:
         self.cache = cache
         self.reader: ClusterReader = reader or NoReader()
         self.live_grants = live_grants
+        self.use_counter = use_counter
+        self.webhook_user = webhook_user
         self.memo = memo or DecisionMemo()
         self.metrics = metrics or Metrics()
         self.audit = AuditTrail(audit, self.metrics)
@@ -204,6 +212,7 @@ class AdmissionService:
                 write_of(request),
                 operator_user=self.operator_user,
                 collectors=self.grant_collectors,
+                webhook_user=self.webhook_user,
             )
             return await self._answer_own_kind(request, "grant", refusal)
         return await self._validate_action(request, caller)
@@ -365,6 +374,11 @@ class AdmissionService:
             allowed.append((attempted, verdict))
         if not allowed:
             return allow()
+        for index, (attempted, verdict) in enumerate(allowed):
+            counted = await self._count_use(request, attempted, verdict)
+            if not counted.allowed:
+                return await self._answer(request, attempted, counted)
+            allowed[index] = (attempted, counted)
         answer = allow()
         for attempted, verdict in allowed:
             answer = await self._answer(request, attempted, verdict, caller)
@@ -440,6 +454,28 @@ class AdmissionService:
         self.cache.await_grants([(second.grant.namespace, second.grant.name)])
         return second
 
+    async def _count_use(
+        self, request: AdmissionRequest, attempted: AttemptedAction, verdict: Verdict
+    ) -> Verdict:
+        """An allowed action under a grant with maxUses: its use counted at the API server
+        (`uses`), the one API call an allowed decision may make. Other grants: as decided."""
+        grant = verdict.grant
+        if grant is None or grant.spec.max_uses is None:
+            return verdict
+        if self.use_counter is None:
+            return not_counted(attempted, verdict, "jitgate has no connection to the API server")
+        outcome = await self.use_counter.count(
+            grant.namespace, grant.name, request.uid, dry_run=request.is_dry_run
+        )
+        self.metrics.use_counts.labels(type(outcome).__name__).inc()
+        match outcome:
+            case Counted():
+                return replace(verdict, use=outcome.number)
+            case UsedUp():
+                return used_up(attempted, verdict, grant.spec.max_uses)
+            case NotCounted():
+                return not_counted(attempted, verdict, outcome.why)
+
     async def _answer(
         self,
         request: AdmissionRequest,
@@ -503,12 +539,21 @@ class AdmissionService:
 
     async def _validate_access_request(self, request: AdmissionRequest) -> Answer:
         write = write_of(request)
+        try:
+            extended = await self._extended(request)
+        except LookupFailed as error:
+            refused = Refusal(
+                f"jitgate cannot check the request this one extends: {error}; retry in a moment",
+                "LookupFailed",
+            )
+            return await self._answer_own_kind(request, "accessrequest", refused)
         refusal = check_access_request(
             write,
             operator_user=self.operator_user,
             policy=self._policy,
             scope=self._scope,
             now=self.clock.now(),
+            extended=extended,
         )
         answer = await self._answer_own_kind(request, "accessrequest", refusal)
         if answer.allowed and _adds_revoke(request):
@@ -520,6 +565,33 @@ class AdmissionService:
             return answer
         warning = await self._missing_pods(request)
         return allow(warnings=(warning,)) if warning else answer
+
+    async def _extended(self, request: AdmissionRequest) -> Extended | None:
+        """For a new extension: the request it names, read from the API server, and that
+        request's grant from the cache (`jitgate.core.extensions`)."""
+        if request.operation != "CREATE":
+            return None
+        spec = as_dict(as_dict(request.object).get("spec"))
+        name = as_dict(spec.get("extends")).get("name")
+        if not isinstance(name, str) or not name:
+            return None
+        raw = await self.reader.access_request(request.namespace, name)
+        earlier = wire.read(AccessRequest, raw) if raw is not None else None
+        if not isinstance(earlier, AccessRequest):
+            return Extended(name, None, None)
+        reference = earlier.status.grant
+        user = earlier.spec.requester.user if earlier.spec.requester else ""
+        grant = next(
+            (
+                g
+                for g in self.cache.grants.for_user(request.namespace, user)
+                if reference is not None
+                and g.name == reference.name
+                and g.spec.access_request.uid == earlier.metadata.uid
+            ),
+            None,
+        )
+        return Extended(name, earlier, grant.spec if grant else None)
 
     async def _missing_pods(self, request: AdmissionRequest) -> str | None:
         """A warning about named pods that do not exist. Only advice: when the pods cannot be

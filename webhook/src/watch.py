@@ -21,6 +21,7 @@ from typing import Any
 
 from jitgate.webhook.cache import KINDS, ClusterCache, Kind
 from jitgate.webhook.metrics import Metrics
+from jitgate.webhook.uses import Conflict, Gone, GrantStore
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
@@ -98,6 +99,44 @@ def read_grants(
         if not token:
             break
     return items
+
+
+def grant_store(api: k8s.ApiClient) -> GrantStore:
+    """Reading one Grant and replacing its status, for counting uses (`jitgate.webhook.uses`)."""
+    objects = k8s.CustomObjectsApi(api)
+
+    def call(method: Callable[..., Any], *args: Any, timeout: float) -> Any:
+        try:
+            response = method(
+                GROUP, VERSION, *args, _preload_content=False, _request_timeout=(timeout, timeout)
+            )
+        except ApiException as error:
+            if error.status == 409:
+                raise Conflict() from error
+            if error.status == 404:
+                raise Gone() from error
+            raise
+        try:
+            return json.loads(response.data)
+        finally:
+            response.release_conn()
+
+    def read(namespace: str, name: str, timeout: float) -> Any:
+        return call(
+            objects.get_namespaced_custom_object, namespace, "grants", name, timeout=timeout
+        )
+
+    def replace_status(namespace: str, name: str, body: Any, timeout: float) -> Any:
+        return call(
+            objects.replace_namespaced_custom_object_status,
+            namespace,
+            "grants",
+            name,
+            body,
+            timeout=timeout,
+        )
+
+    return GrantStore(read, replace_status)
 
 
 def _lines(response: Any) -> Iterator[bytes]:

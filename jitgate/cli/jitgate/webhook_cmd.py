@@ -29,7 +29,7 @@ def _port(text: str) -> int:
 
 
 def register(subparsers: Any) -> None:
-    from jitgate.webhook.config import DEFAULT_OPERATOR_USER
+    from jitgate.webhook.config import DEFAULT_OPERATOR_USER, DEFAULT_WEBHOOK_USER
 
     parser = subparsers.add_parser(
         "webhook",
@@ -81,6 +81,13 @@ def register(subparsers: Any) -> None:
         "--operator-user",
         default=DEFAULT_OPERATOR_USER,
         help="the operator's user name: the only writer of Grants and AccessRequest status",
+    )
+    add_flag(
+        parser,
+        "--webhook-user",
+        default=DEFAULT_WEBHOOK_USER,
+        help="the webhook's own user name: it may count the uses of a Grant with maxUses "
+        "(status.uses) and write nothing else",
     )
     add_flag(
         parser,
@@ -195,6 +202,7 @@ class WebhookOptions:
     kubeconfig: str | None
     log_level: str
     operator_user: str
+    webhook_user: str
     exempt_user: tuple[str, ...]
     exempt_group: tuple[str, ...]
     grant_collector: tuple[str, ...] | None
@@ -282,6 +290,7 @@ def run(options: WebhookOptions) -> int:
         writer_id=options.writer_id or default_writer_id(),
         kubeconfig=existing_file("--kubeconfig", options.kubeconfig),
         operator_user=options.operator_user,
+        webhook_user=options.webhook_user,
         exemptions=Exemptions.with_defaults(options.exempt_user, options.exempt_group),
         grant_collectors=(
             frozenset(options.grant_collector)

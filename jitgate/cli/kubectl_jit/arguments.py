@@ -11,8 +11,10 @@ from jitgate.cli.completion import add_completion_command
 from jitgate.cli.errors import EXIT_USAGE
 from jitgate.cli.kubectl_jit.decide import run_decision, run_review, run_stop
 from jitgate.cli.kubectl_jit.exits import exit_code_help
+from jitgate.cli.kubectl_jit.extend import run as run_extend
 from jitgate.cli.kubectl_jit.options import (
     DecisionOptions,
+    ExtendOptions,
     ListOptions,
     RequestOptions,
     ReviewOptions,
@@ -24,7 +26,8 @@ from jitgate.cli.kubectl_jit.request import run as run_request
 from jitgate.cli.kubectl_jit.request import run_wait
 from jitgate.cli.kubectl_jit.review import run_list, run_show
 from jitgate.cli.options import Command, Parser, command, options_from
-from jitgate.core.api import Decision
+from jitgate.core.api import MAX_USES, Decision
+from jitgate.core.clock import SYSTEM_CLOCK, parse_time
 from jitgate.core.durations import DurationError, format_duration, parse_duration
 from jitgate.core.requests.annotations import CANCEL_ANNOTATION, REVOKE_ANNOTATION
 
@@ -51,6 +54,28 @@ def _replica_count(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"invalid replica count {text!r}: use 0 or more")
     return int(text)
+
+
+def _use_count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_USES:
+        raise argparse.ArgumentTypeError(f"invalid use count {text!r}: use 1 to {MAX_USES}")
+    return int(text)
+
+
+def _start_time(text: str) -> dt.datetime:
+    """An RFC 3339 time with a zone, or `+DURATION` from now."""
+    if text.startswith("+"):
+        try:
+            return SYSTEM_CLOCK.now().replace(microsecond=0) + parse_duration(text[1:])
+        except DurationError as error:
+            raise argparse.ArgumentTypeError(str(error)) from error
+    try:
+        return parse_time(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {text!r}: use RFC 3339 with a zone (2026-11-21T22:00:00Z) or "
+            "+DURATION (+2h)"
+        ) from error
 
 
 def _timeout(text: str) -> dt.timedelta:
@@ -148,6 +173,21 @@ def _request_parsers(subparsers: Any) -> None:
             help="emergency self-activation, if the policy allows you; flagged for review; "
             "waits for the outcome like --wait",
         )
+        parser.add_argument(
+            "--max-uses",
+            type=_use_count,
+            metavar="N",
+            help="a one-time (1) or N-use grant: it ends once N actions were allowed "
+            "(dry runs do not count)",
+        )
+        parser.add_argument(
+            "--start-at",
+            type=_start_time,
+            metavar="TIME",
+            help="a scheduled start: an RFC 3339 time (2026-11-21T22:00:00Z) or +DURATION "
+            "from now (+2h); approvals may come earlier, the grant starts then, and the request "
+            "waits for approval until then plus the policy's pendingTimeout",
+        )
         parser.add_argument("--name", help="the AccessRequest's name (else a generated one)")
         parser.add_argument(
             "--wait",
@@ -157,6 +197,34 @@ def _request_parsers(subparsers: Any) -> None:
         )
         _timeout_flag(parser, "--wait")
         _connection_flags(parser, top=False)
+    extend = subparsers.add_parser(
+        "extend",
+        help="ask to continue a live grant for longer, without a gap",
+        description="Create an AccessRequest that extends the approved request NAME, whose\n"
+        "grant must still be live: the same actions, for --by longer. Approvers decide it\n"
+        "like any request (the policy may ask fewer approvals for extensions); approved\n"
+        "before the grant ends, access continues without a gap. The total is capped by the\n"
+        "policy's maxDuration (or extensions.maxTotalDuration) from the first grant's start.\n"
+        "kubectl jit show NAME shows the chain of extensions.",
+        epilog=exit_code_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    extend.add_argument("name", metavar="NAME", help="the approved request to extend")
+    extend.add_argument(
+        "--by",
+        required=True,
+        metavar="DURATION",
+        type=_duration,
+        help="how much longer, e.g. 15m",
+    )
+    extend.add_argument("--reason", required=True, help="why you need longer; approvers see it")
+    extend.add_argument("--ticket", help="a ticket reference (else the earlier request's)")
+    extend.add_argument(
+        "--wait", action="store_true", help="wait until approved, denied or expired"
+    )
+    _timeout_flag(extend, "--wait")
+    extend.set_defaults(handler=Command(_extend_options, run_extend))
+    _connection_flags(extend, top=False)
     waiting = subparsers.add_parser(
         "wait",
         help="wait for a request's decision (resume after Ctrl-C)",
@@ -265,6 +333,10 @@ def _decision_parsers(subparsers: Any) -> None:
 
 def _request_options(namespace: argparse.Namespace) -> RequestOptions:
     return options_from(RequestOptions, namespace, timeout=namespace.timeout or DEFAULT_WAIT)
+
+
+def _extend_options(namespace: argparse.Namespace) -> ExtendOptions:
+    return options_from(ExtendOptions, namespace, timeout=namespace.timeout or DEFAULT_WAIT)
 
 
 def _wait_options(namespace: argparse.Namespace) -> WaitOptions:

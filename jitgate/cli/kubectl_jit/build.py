@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 from collections.abc import Sequence
@@ -11,7 +12,13 @@ from pydantic import ValidationError
 
 from jitgate.cli.kinds import Target
 from jitgate.core import wire
-from jitgate.core.api import AccessRequest, AccessRequestSpec, ObjectMeta, RequestedAction
+from jitgate.core.api import (
+    AccessRequest,
+    AccessRequestSpec,
+    ObjectMeta,
+    RequestedAction,
+    RequestName,
+)
 from jitgate.core.vocabulary import NAMESPACES, SCALABLE_RESOURCES, UNPROTECT_VERB, Verb
 
 # The alphabet Kubernetes uses for generateName suffixes: no vowels, no look-alikes.
@@ -103,6 +110,9 @@ def build_request(
     reason: str,
     ticket: str | None,
     break_glass: bool,
+    max_uses: int | None = None,
+    start_at: dt.datetime | None = None,
+    extends: str | None = None,
 ) -> AccessRequest:
     """The AccessRequest to create; `requester` is left out, as the webhook stamps it."""
     try:
@@ -112,6 +122,9 @@ def build_request(
             reason=reason,
             ticket=ticket,
             break_glass=break_glass,
+            max_uses=max_uses,
+            start_at=start_at,
+            extends=RequestName(name=extends) if extends else None,
         )
         return AccessRequest(metadata=ObjectMeta(name=name, namespace=namespace), spec=spec)
     except ValidationError as error:

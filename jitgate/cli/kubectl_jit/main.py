@@ -55,7 +55,8 @@ def parse_args(argv: Sequence[str]) -> Invocation:
         parser.print_help(sys.stderr)
         raise SystemExit(EXIT_USAGE)
     waits = getattr(namespace, "wait", False) or getattr(namespace, "break_glass", False)
-    if verb is not None and namespace.timeout is not None and not waits:
+    creates = verb is not None or getattr(namespace, "by", None) is not None  # request, extend
+    if creates and namespace.timeout is not None and not waits:
         parser.error("--timeout applies only with --wait (or --break-glass, which always waits)")
     namespace.exec_command = command or None
     return Invocation(handler.read(namespace), handler.run)

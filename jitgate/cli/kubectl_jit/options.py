@@ -35,6 +35,21 @@ class RequestOptions:
     targets: tuple[str, ...] = ()  # delete, scale: KIND/NAME or KIND NAME...
     exec_command: tuple[str, ...] | None = None  # exec: the words after --
     replicas: int | None = None  # scale: the replica count to allow
+    max_uses: int | None = None  # a one-time or N-use grant
+    start_at: dt.datetime | None = None  # a scheduled start
+
+
+@dataclass(frozen=True)
+class ExtendOptions:
+    """`kubectl jit extend NAME --by DURATION --reason WHY`: continue a live grant."""
+
+    cluster: Cluster
+    name: str
+    by: str
+    reason: str
+    ticket: str | None
+    wait: bool
+    timeout: dt.timedelta
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,8 @@ def _body(
             reason=options.reason,
             ticket=options.ticket,
             break_glass=options.break_glass,
+            max_uses=options.max_uses,
+            start_at=options.start_at,
         )
     except RequestError as error:
         raise UsageError(str(error)) from error

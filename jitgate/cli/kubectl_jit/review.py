@@ -155,7 +155,43 @@ def described(requests: AccessRequests, request: AccessRequest) -> str:
         if isinstance(start, str):
             with contextlib.suppress(ValueError):
                 duration = format_duration(grant.expires_at - parse_time(start))
-    return render_show(request, SYSTEM_CLOCK.now(), duration=duration)
+    uses = None
+    if grant is not None and request.spec.max_uses is not None:
+        counted = ((requests.get_grant(namespace, grant.name) or {}).get("status") or {}).get(
+            "uses"
+        )
+        uses = counted if isinstance(counted, int) else 0
+    chain = extension_chain(requests, request) if _may_be_chained(request) else ()
+    return render_show(request, SYSTEM_CLOCK.now(), duration=duration, chain=chain, uses=uses)
+
+
+def _may_be_chained(request: AccessRequest) -> bool:
+    """Only an extension, or an approved request (which one may extend), has a chain."""
+    return request.spec.extends is not None or request.status.grant is not None
+
+
+def extension_chain(requests: AccessRequests, request: AccessRequest) -> tuple[str, ...]:
+    """The names of the requests chained by `spec.extends` through this one, first to last
+    (one list of the namespace; a chain that loops or forks stops where it does)."""
+    namespace = request.metadata.namespace or ""
+    listing = requests.list_requests(namespace).get("items") or []
+    extends = {
+        str((item.get("metadata") or {}).get("name")): (
+            (item.get("spec") or {}).get("extends") or {}
+        ).get("name")
+        for item in listing
+        if isinstance(item, dict)
+    }
+    name = request.metadata.name or ""
+    chain = [name]
+    while (earlier := extends.get(chain[0])) and earlier not in chain:
+        chain.insert(0, earlier)
+    while True:
+        later = sorted(n for n, e in extends.items() if e == chain[-1] and n not in chain)
+        if not later:
+            break
+        chain.append(later[0])
+    return tuple(chain)
 
 
 def run_show(options: ShowOptions) -> int:

@@ -223,9 +223,17 @@ def _grant_state(request: AccessRequest, now: dt.datetime) -> str:
     return f"{grant.name}, {phase.lower()}{at}"
 
 
-def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | None = None) -> str:
+def render_show(
+    request: AccessRequest,
+    now: dt.datetime,
+    *,
+    duration: str | None = None,
+    chain: Sequence[str] = (),
+    uses: int | None = None,
+) -> str:
     """A `kubectl describe`-style view: what is asked, why, who decided, and the grant.
-    `duration` is the grant's real length where the caller could work it out."""
+    `duration` is the grant's real length where the caller could work it out; `chain` the
+    requests of its extension chain, first to last; `uses` the grant's counted uses."""
     spec, status, meta = request.spec, request.status, request.metadata
     fields: list[tuple[str, str]] = [
         ("Name", meta.name or ""),
@@ -248,6 +256,15 @@ def render_show(request: AccessRequest, now: dt.datetime, *, duration: str | Non
             duration or spec.duration or "the policy's default (the policy is not readable)",
         ),
     ]
+    if spec.max_uses is not None:
+        counted = f" ({uses} used)" if uses is not None else ""
+        fields.append(("Max uses", f"{spec.max_uses}{counted}"))
+    if spec.start_at is not None:
+        fields.append(("Starts at", _when(spec.start_at, now)))
+    if spec.extends is not None:
+        fields.append(("Extends", spec.extends.name))
+    if len(chain) > 1:
+        fields.append(("Chain", " → ".join(f"{n} (this)" if n == meta.name else n for n in chain)))
     if spec.break_glass:
         fields.append(("Break glass", "yes (emergency access, flagged for review)"))
         review = review_state(request)

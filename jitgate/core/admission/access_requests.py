@@ -3,7 +3,9 @@
 On CREATE: a forged or missing requester, a name written with its kind (`pod/web-0`), and,
 once the policies are known, a request the operator would deny at once (`resolve_request`:
 no governing policy, a requester or break-glass they do not allow, a duration above their
-maximum), so the requester hears it from kubectl instead of a second later. Names of pods that
+maximum, uses they require or cap, a scheduled start in the past or too far ahead, an
+extension of a request that is not the requester's, not live, or for other actions), so the
+requester hears it from kubectl instead of a second later. Names of pods that
 do not exist only earn a warning (`missing_pods_warning`). On UPDATE any spec edit, status
 writes beyond appending one approval (`approvals`), and annotation changes the requester or an
 approver may not make (`annotations`). The operator's own updates are only held to the
@@ -19,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from jitgate.core import extensions
 from jitgate.core.admission.annotations import (
     check_annotation_changes,
     check_created_annotations,
@@ -27,7 +30,10 @@ from jitgate.core.admission.approvals import check_status, strict
 from jitgate.core.admission.readiness import NOT_READY, NotReady
 from jitgate.core.admission.writes import Write, annotations_of, as_dict, check_metadata
 from jitgate.core.api import AccessPolicy, AccessRequestSpec
-from jitgate.core.policy import Governing, Namespace, Policies, resolve_request
+from jitgate.core.clock import format_time
+from jitgate.core.durations import format_duration
+from jitgate.core.extensions import Extended
+from jitgate.core.policy import Governing, Namespace, Policies, Resolution, resolve_request
 from jitgate.core.refusals import Refusal
 from jitgate.core.vocabulary import PODS, kind_named
 
@@ -58,15 +64,17 @@ def check_access_request(
     policy: PolicyLookup,
     scope: ScopeLookup,
     now: dt.datetime,
+    extended: Extended | None = None,
 ) -> Refusal | None:
-    """Why this AccessRequest write is refused, or None to allow it."""
+    """Why this AccessRequest write is refused, or None to allow it. `extended`: for a new
+    extension, the request it names and that request's grant, as the caller read them."""
     refusal = check_metadata(write.object)
     if refusal is not None:
         return refusal
     try:
         match write.operation:
             case "CREATE":
-                return _check_create(write, scope)
+                return _check_create(write, scope, now, extended)
             case "UPDATE":
                 return _check_update(write, operator_user, policy, now)
     except NotReady:
@@ -83,7 +91,9 @@ def _parse_spec(obj: Mapping[str, Any] | None) -> AccessRequestSpec | Refusal:
         return Refusal(f"the AccessRequest is invalid at {where}: {first['msg']}", "Invalid")
 
 
-def _check_create(write: Write, scope: ScopeLookup) -> Refusal | None:
+def _check_create(
+    write: Write, scope: ScopeLookup, now: dt.datetime, extended: Extended | None
+) -> Refusal | None:
     spec = _parse_spec(write.object)
     if isinstance(spec, Refusal):
         return spec
@@ -99,7 +109,7 @@ def _check_create(write: Write, scope: ScopeLookup) -> Refusal | None:
             f"not {requester.user}; jitgate sets it, so leave it out",
             "RequesterForged",
         )
-    refusal = _kind_in_names(spec)
+    refusal = _kind_in_names(spec) or _combinations(spec)
     if refusal is not None:
         return refusal
     why = check_created_annotations(annotations_of(write.object))
@@ -107,7 +117,65 @@ def _check_create(write: Write, scope: ScopeLookup) -> Refusal | None:
         return Refusal(why, "NotAllowed")
     # Only now the policies: every check above holds whatever the cache knows.
     namespace = str(as_dict(as_dict(write.object).get("metadata")).get("namespace") or "")
-    return _check_policies(spec, scope(namespace), who.user, who.groups)
+    resolved = _check_policies(spec, scope(namespace), who.user, who.groups)
+    if isinstance(resolved, Refusal):
+        return resolved
+    refusal = check_start(spec, resolved.governing, now)
+    if refusal is not None or spec.extends is None:
+        return refusal
+    known = extended or Extended(spec.extends.name, None, None)
+    return extensions.refusal(spec, who.user, known, resolved.governing, now)
+
+
+def _combinations(spec: AccessRequestSpec) -> Refusal | None:
+    """Fields that cannot go together: break-glass is for now, an extension continues a grant
+    as it is."""
+    if spec.break_glass and spec.start_at is not None:
+        return Refusal(
+            "break-glass access starts at once: leave out startAt (--start-at) or ask "
+            "without --break-glass",
+            "Invalid",
+        )
+    if spec.extends is not None:
+        if spec.break_glass:
+            return Refusal(
+                "an extension is approved like the request it extends: leave out breakGlass",
+                "Invalid",
+            )
+        for field, given in (("maxUses", spec.max_uses), ("startAt", spec.start_at)):
+            if given is not None:
+                return Refusal(
+                    f"an extension continues the grant it extends at once and as it is: "
+                    f"leave out {field}",
+                    "Invalid",
+                )
+        if spec.duration is None:
+            return Refusal(
+                "an extension needs a duration: how much longer (kubectl jit extend --by 15m)",
+                "Invalid",
+            )
+    return None
+
+
+def check_start(spec: AccessRequestSpec, governing: Governing, now: dt.datetime) -> Refusal | None:
+    """A scheduled start must lie ahead, within how far every governing policy allows."""
+    if spec.start_at is None:
+        return None
+    if spec.start_at <= now:
+        return Refusal(
+            f"startAt {format_time(spec.start_at)} is in the past (it is now {format_time(now)}); "
+            "leave it out to start at approval, or give a later time",
+            "StartAtInPast",
+        )
+    ahead = governing.max_start_ahead
+    if spec.start_at - now > ahead:
+        return Refusal(
+            f"startAt {format_time(spec.start_at)} is too far ahead: {governing.describe()} "
+            f"allow{'s' if len(governing.names) == 1 else ''} scheduling at most "
+            f"{format_duration(ahead)} ahead (until {format_time(now + ahead)})",
+            "StartAtTooFar",
+        )
+    return None
 
 
 def _kind_in_names(spec: AccessRequestSpec) -> Refusal | None:
@@ -133,7 +201,7 @@ def _kind_in_names(spec: AccessRequestSpec) -> Refusal | None:
 
 def _check_policies(
     spec: AccessRequestSpec, scope: Scope, user: str, groups: Collection[str]
-) -> Refusal | None:
+) -> Resolution | Refusal:
     """What the operator would deny this request for at once (the operator stays the
     backstop: it decides again, from the policies as they are then)."""
     broken = next(
@@ -141,8 +209,7 @@ def _check_policies(
     )
     if broken is not None:
         return broken.refusing_requests_in(scope.namespace)
-    resolved = resolve_request(scope.policies.by_name.values(), scope.namespace, spec, user, groups)
-    return resolved if isinstance(resolved, Refusal) else None
+    return resolve_request(scope.policies.by_name.values(), scope.namespace, spec, user, groups)
 
 
 def missing_pods_warning(

@@ -74,7 +74,26 @@ def target(attempted: AttemptedAction) -> str:
     return f"{workload_singular(attempted.resource)}/{attempted.name}"
 
 
-def request_command(attempted: AttemptedAction, duration: str, *, break_glass: bool = False) -> str:
+def used_up_message(
+    attempted: AttemptedAction, grant: str, limit: int, command_duration: str
+) -> str:
+    """A limited grant whose every use is spent: say so, and how to ask again."""
+    spent = (
+        "was for 1 use and has been used"
+        if limit == 1
+        else f"was for {limit} uses and all {limit} have been used"
+    )
+    again = request_command(attempted, command_duration, max_uses=limit)
+    return f"jitgate denied {attempted.describe()}: grant {grant} {spent}; ask again with: {again}"
+
+
+def request_command(
+    attempted: AttemptedAction,
+    duration: str,
+    *,
+    break_glass: bool = False,
+    max_uses: int | None = None,
+) -> str:
     """The exact command line; a pinned exec command goes after `--`, as with kubectl exec.
 
     An interactive session is asked for without a command: a grant pinning one never
@@ -87,6 +106,7 @@ def request_command(attempted: AttemptedAction, duration: str, *, break_glass: b
     replicas = target_replicas(attempted) if attempted.verb == "scale" else None
     words += ["--replicas", str(replicas)] if replicas is not None else []
     words += ["--break-glass"] if break_glass else []
+    words += ["--max-uses", str(max_uses)] if max_uses is not None else []
     words += ["--for", duration, "--reason"]
     line = shlex.join(words) + f' "{REASON_PLACEHOLDER}"'
     if attempted.verb == "exec" and attempted.command and not attempted.interactive:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from jitgate.core.actions import AttemptedAction
-from jitgate.core.admission.denials import request_command, why_denied
+from jitgate.core.admission.denials import request_command, used_up_message, why_denied
 from jitgate.core.admission.readiness import NOT_READY
 from jitgate.core.clock import format_time
 from jitgate.core.durations import format_duration, parse_duration
@@ -61,6 +61,7 @@ class Verdict:
     grant: IndexedGrant | None = None
     warning: str | None = None
     chain_digest: str | None = None  # of the grant's approval chain
+    use: int | None = None  # which use of a grant with maxUses this is, once counted
 
 
 def _outside_window(
@@ -180,3 +181,23 @@ def decide(
             f"(at {format_time(grant.spec.expires_at)})"
         )
     return Verdict(True, "", "Granted", governing, grant, warning, cache.chain_digest(grant))
+
+
+def used_up(attempted: AttemptedAction, granted: Verdict, limit: int) -> Verdict:
+    """The denial of an action the grant would cover but whose every use is spent (the webhook
+    learns it when it counts the use at the API server)."""
+    assert granted.grant is not None and granted.governing is not None
+    message = used_up_message(
+        attempted, granted.grant.name, limit, granted.governing.default_duration
+    )
+    return Verdict(False, message, "GrantUsedUp", granted.governing, granted.grant)
+
+
+def not_counted(attempted: AttemptedAction, granted: Verdict, why: str) -> Verdict:
+    """The denial of an action whose use could not be counted: a limited grant fails closed."""
+    assert granted.grant is not None
+    message = (
+        f"jitgate denied {attempted.describe()}: grant {granted.grant.name} allows a limited "
+        f"number of uses and this one could not be counted ({why}); retry in a moment"
+    )
+    return Verdict(False, message, "UseNotCounted", granted.governing, granted.grant)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from jitgate.core import extensions
 from jitgate.core.api import AccessRequest, AccessRequestStatus, Grant, GrantReference
 from jitgate.core.clock import format_time, whole_seconds
 from jitgate.core.events import governing_names, named, request_record
@@ -41,6 +42,12 @@ def approved(request: AccessRequest, world: World) -> Step:
         # Approved in a step whose grant was not issued (a crash in between): issue it now.
         governing = world.governing(status.policy_names)
         duration = governing.grant_duration(request.spec) if governing else _FALLBACK_DURATION
+        extended = world.extended
+        extension = (
+            extensions.window(request.spec, extended.grant, governing)
+            if request.spec.extends and extended and extended.grant and governing
+            else None
+        )
         return Step(
             grant=plan_grant(
                 request,
@@ -49,6 +56,7 @@ def approved(request: AccessRequest, world: World) -> Step:
                 policies=status.policy_names,
                 approvals=[a for a in status.approvals if a.decision == "Approve"],
                 break_glass=request.spec.break_glass,
+                extension=extension,
             )
         )
     if REVOKE_ANNOTATION in annotations and annotations.get(REVOKED_BY_ANNOTATION):
@@ -111,6 +119,11 @@ def issued(request: AccessRequest, step: Step, grant: Grant, now: dt.datetime) -
     status = step.status or AccessRequestStatus()
     conditions = status.conditions if "conditions" in status.model_fields_set else None
     live = f"grant {grant.metadata.name} is live until {format_time(grant.spec.expires_at)}"
+    if grant.spec.not_before > now:
+        live = (
+            f"grant {grant.metadata.name} is live from {format_time(grant.spec.not_before)} "
+            f"until {format_time(grant.spec.expires_at)}"
+        )
     granted = set_condition(
         request.status.conditions if conditions is None else conditions,
         GRANTED,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from jitgate.core import extensions
 from jitgate.core.api import (
     AccessPolicy,
     AccessRequest,
@@ -27,6 +28,7 @@ from jitgate.core.events import (
     request_record,
     unread_request_record,
 )
+from jitgate.core.extensions import Extended
 from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, resolve_request
 from jitgate.core.refusals import Refusal
@@ -142,6 +144,13 @@ def admit(request: AccessRequest, world: World) -> Step:
     if closed is not None:
         message = f"{closed.closed_message()}; ask again then"
         return _deny(request, world, "OutsideWindow", message, policy=closed.policy)
+    extension = request.spec.extends
+    if extension is not None:
+        extended = world.extended or Extended(extension.name, None, None)
+        refused = extensions.refusal(request.spec, requester.user, extended, governing, now)
+        if refused is not None:
+            return _deny(request, world, refused.reason, refused.message)
+    required = required_counts(governing, extension=extension is not None)
     found = auto.evaluate(request, world, governing, resolved.duration, ())
     created = request_record(
         "request.created",
@@ -152,7 +161,7 @@ def admit(request: AccessRequest, world: World) -> Step:
         context={
             "spec": request.spec.to_wire(),
             **governing_context(governing.policies),
-            "requiredApprovals": required_approvals(governing),
+            "requiredApprovals": max(required),
             "duration": format_duration(resolved.duration),
             "breakGlass": resolved.break_glass,
             **({"autoApproveErrors": list(found.errors)} if found.errors else {}),
@@ -160,10 +169,16 @@ def admit(request: AccessRequest, world: World) -> Step:
     )
     if resolved.break_glass:
         return _break_glass(request, world, created, governing, resolved.duration)
-    deadline = now + resolved.pending_timeout
+    # A scheduled request may wait for approval until its start plus the timeout; an
+    # extension no longer than the grant it extends is live.
+    deadline = max(now, request.spec.start_at or now) + resolved.pending_timeout
+    if extension is not None and world.extended and world.extended.grant:
+        deadline = min(deadline, world.extended.grant.expires_at)
     windows = scheduled.by_name(governing, now)
     hold = hold_for(request, governing, world.denials, now)
-    wanted = _wanted(governing, windows) + (f"; and {describe_hold(hold)}" if hold else "")
+    wanted = _wanted(governing, windows, required) + (
+        f"; and {describe_hold(hold)}" if hold else ""
+    )
     message = f"waiting for {wanted} until {format_time(deadline)}"
     conditions = set_condition(
         request.status.conditions, APPROVED, "Unknown", "AwaitingApproval", message, now
@@ -175,7 +190,7 @@ def admit(request: AccessRequest, world: World) -> Step:
         status=to_phase(
             request.status.phase,
             "Pending",
-            **governing_status(governing),
+            **governing_status(governing, required),
             pending_deadline=whole_seconds(deadline),
             # Approvers append with a JSON patch to /status/approvals/-, which needs the list.
             **({} if request.status.approvals else {"approvals": []}),
@@ -205,34 +220,43 @@ def _approved_by_rules(request: AccessRequest, world: World, step: Step) -> Step
     return replace(then, records=(*step.records, *then.records), status=merged)
 
 
-def required_approvals(governing: Governing) -> int:
-    """What `status.requiredApprovals` shows: the most any one governing policy needs."""
-    return max(p.spec.required_approvals for p in governing.policies)
+def required_counts(governing: Governing, *, extension: bool = False) -> tuple[int, ...]:
+    """The approvals each governing policy needs, in their order (for an extension, its
+    `extensions.requiredApprovals` where it sets one)."""
+    return tuple(
+        governing.extension_approvals(p) if extension else p.spec.required_approvals
+        for p in governing.policies
+    )
 
 
-def governing_status(governing: Governing) -> dict[str, Any]:
-    """The status fields naming the governing policies (api.AccessRequestStatus says why
-    `policy` is set only when exactly one governs)."""
+def governing_status(
+    governing: Governing, required: tuple[int, ...] | None = None
+) -> dict[str, Any]:
+    """The status fields naming the governing policies and the approvals each needs
+    (api.AccessRequestStatus says why `policy` is set only when exactly one governs);
+    `requiredApprovals` shows the most any one of them needs."""
     names = governing.names
+    counts = required or required_counts(governing)
     return {
         **({"policy": names[0]} if len(names) == 1 else {}),
         "policies": [
-            GoverningPolicy(name=name, required_approvals=p.spec.required_approvals)
-            for name, p in zip(names, governing.policies, strict=True)
+            GoverningPolicy(name=name, required_approvals=count)
+            for name, count in zip(names, counts, strict=True)
         ],
-        "required_approvals": required_approvals(governing),
+        "required_approvals": max(counts),
     }
 
 
-def _wanted(governing: Governing, windows: Mapping[str, Window]) -> str:
-    """`1 approval under AccessPolicy production`, or one clause per policy; a policy whose
-    window is closed says so, with the approvals it needs outside it."""
+def _wanted(governing: Governing, windows: Mapping[str, Window], required: tuple[int, ...]) -> str:
+    """`1 approval under AccessPolicy production`, or one clause per policy (`required`: each
+    one's count); a policy whose window is closed says so, with the approvals it needs
+    outside it."""
     return "; ".join(
         f"{n} approval{'s' if n > 1 else ''} under AccessPolicy {name}"
         + scheduled.outside_note(windows, name)
-        for p in governing.policies
+        for p, base in zip(governing.policies, required, strict=True)
         for name in (p.metadata.name or "",)
-        for n in (scheduled.required_now(windows, name, p.spec.required_approvals),)
+        for n in (scheduled.required_now(windows, name, base),)
     )
 
 

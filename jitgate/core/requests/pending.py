@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
+from jitgate.core import extensions
 from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import (
     AccessRequest,
@@ -33,6 +34,7 @@ from jitgate.core.events import (
 )
 from jitgate.core.grants import plan_grant
 from jitgate.core.policy import Governing, Window, describe_policies, may_approve
+from jitgate.core.refusals import Refusal
 from jitgate.core.requests import auto
 from jitgate.core.requests import windows as scheduled
 from jitgate.core.requests.after_denial import (
@@ -354,6 +356,19 @@ def _approve(
         f"approved by {', '.join(by)} under {governing.describe()} "
         f"for {format_duration(duration)}{until}"
     )
+    extension = None
+    if request.spec.extends is not None:
+        live = extensions.still_live(world.extended, now)
+        if isinstance(live, Refusal):
+            why = f"{live.message}, so the extension cannot continue it"
+            return _finish(
+                request, world, records, "Denied", live.reason, why, "request.denied", None
+            )
+        extension = extensions.window(request.spec, live, governing)
+        message = (
+            f"approved by {', '.join(result.approved_by)} under {governing.describe()}: "
+            f"extends {request.spec.extends.name} until {format_time(extension.until)}"
+        )
     approved = request_record(
         "request.approved",
         request,
@@ -388,6 +403,7 @@ def _approve(
             break_glass=False,
             approved_outside_window=waived,
             auto_approvals=rules,
+            extension=extension,
         ),
         notices=(Notice("Approved", message),),
         notify="approved",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from jitgate.core.api import (
     AccessPolicy,
@@ -24,6 +24,9 @@ from jitgate.core.events import Record
 from jitgate.core.policy import Governing, Namespace, UnreadablePolicy
 from jitgate.core.requests.after_denial import Denial
 from jitgate.core.requests.transitions import transition
+
+if TYPE_CHECKING:  # extensions plans grants, which build steps: no import at run time
+    from jitgate.core.extensions import Extended
 
 NotifyKind = Literal["created", "approved", "denied", "expired"]
 
@@ -89,6 +92,8 @@ class World:
     unreadable: Sequence[UnreadablePolicy] = ()
     # Approvers' denials of requests in this namespace (`after_denial`: anti-shopping).
     denials: Sequence[Denial] = ()
+    # For an extension (`spec.extends`): the request it names and that request's grant.
+    extended: Extended | None = None
 
     def broken_policy(self) -> UnreadablePolicy | None:
         """An invalid policy that might govern this namespace, so nothing here is decided."""
