@@ -31,6 +31,7 @@ from jitgate.devtools.admission_reviews import exec_review
 pytestmark = [pytest.mark.apiserver]
 
 RACES = 1_000  # bounded; each race is two reviews at once
+CONCURRENT = 4  # races at a time
 GRANTS = "/apis/jitgate.dev/v1alpha1/namespaces/prod/grants"
 CACHE_WAIT_S = 60.0
 
@@ -106,18 +107,23 @@ def test_two_replicas_racing_one_use_allow_exactly_one(
         allowed: bool = answer.json()["response"]["allowed"]
         return allowed
 
-    outcomes: list[tuple[bool, bool]] = []
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for i in range(RACES):
-            review = exec_review(
-                user="alice", groups=["developers"], namespace="prod", pod=f"once-{i}",
-                command=["true"],
-            )  # fmt: skip
-            again = json.loads(json.dumps(review))
-            again["request"]["uid"] = f"{review['request']['uid'][:-4]}beef"  # a second request
-            first = pool.submit(ask, replicas[0], review)
-            second = pool.submit(ask, replicas[1], again)
-            outcomes.append((first.result(), second.result()))
+    def race(i: int) -> tuple[bool, bool]:
+        """The same exec, as two user requests, to the two replicas at once."""
+        review = exec_review(
+            user="alice", groups=["developers"], namespace="prod", pod=f"once-{i}",
+            command=["true"],
+        )  # fmt: skip
+        again = json.loads(json.dumps(review))
+        again["request"]["uid"] = f"{review['request']['uid'][:-4]}beef"
+        second = seconds.submit(ask, replicas[1], again)
+        return ask(replicas[0], review), second.result()
+
+    # Several races at a time (each on its own grant), two reviews each.
+    with (
+        concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT) as firsts,
+        concurrent.futures.ThreadPoolExecutor(max_workers=CONCURRENT) as seconds,
+    ):
+        outcomes = list(firsts.map(race, range(RACES)))
     raced = time.monotonic()
     wrong = [(i, pair) for i, pair in enumerate(outcomes) if sum(pair) != 1]
     assert wrong == [], f"{len(wrong)} races did not allow exactly one: {wrong[:10]}"
@@ -195,7 +201,7 @@ def test_an_extension_continues_the_grant_and_show_shows_the_chain(
     jitgate_cluster: JitCluster,
 ) -> None:
     c = jitgate_cluster
-    first = c.granted("exec", "extend-0", name="extend-me")
+    first = c.granted("exec", "extend-0", "--reason", "INC-9: look", name="extend-me")
     extended = c.jit(
         "alice", "extend", "extend-me", "-n", "prod", "--by", "5m", "--reason", "INC-9: more",
     )  # fmt: skip
