@@ -175,3 +175,23 @@ def test_show_names_a_rule_approval_with_the_digest_of_its_inputs() -> None:
         f"  Approve  rule on-call-ls of AccessPolicy production  2026-11-21T09:58:00Z  "
         f"inputs {digest}\n"
     ) in text
+
+
+def test_show_names_uses_a_scheduled_start_and_the_extension_chain() -> None:
+    shown = AccessRequest.model_validate(
+        {
+            **request().model_dump(by_alias=True, exclude_none=True, mode="json"),
+            "metadata": {"name": "fix-web-0-ext-k2x7", "namespace": "prod"},
+            "spec": {
+                **request().spec.to_wire(),
+                "maxUses": 3,
+                "startAt": "2026-11-21T12:00:00Z",
+                "extends": {"name": "fix-web-0"},
+            },
+        }
+    )
+    text = render_show(shown, NOW, chain=("fix-web-0", "fix-web-0-ext-k2x7"), uses=1)
+    assert "Max uses:" in text and "3 (1 used)\n" in text
+    assert "2026-11-21T12:00:00Z (in 120m)" in text
+    assert "Extends:" in text
+    assert "fix-web-0 → fix-web-0-ext-k2x7 (this)\n" in text

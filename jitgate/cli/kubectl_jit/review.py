@@ -6,7 +6,7 @@ import contextlib
 import sys
 
 from jitgate.cli import render
-from jitgate.cli.errors import EXIT_OK, CommandFailed
+from jitgate.cli.errors import EXIT_OK, CliError, CommandFailed
 from jitgate.cli.kubectl_jit.approver_queue import (
     Entry,
     deadline_key,
@@ -174,7 +174,10 @@ def extension_chain(requests: AccessRequests, request: AccessRequest) -> tuple[s
     """The names of the requests chained by `spec.extends` through this one, first to last
     (one list of the namespace; a chain that loops or forks stops where it does)."""
     namespace = request.metadata.namespace or ""
-    listing = requests.list_requests(namespace).get("items") or []
+    try:
+        listing = requests.list_requests(namespace).get("items") or []
+    except CliError:
+        return ()  # the caller may not list requests there: no chain is shown
     extends = {
         str((item.get("metadata") or {}).get("name")): (
             (item.get("spec") or {}).get("extends") or {}
