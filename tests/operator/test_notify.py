@@ -98,3 +98,21 @@ async def test_an_unreachable_endpoint_never_blocks_the_lifecycle(jit) -> None:
         jit.approve("fix-web-0", "bob")
         await jit.until_phase("fix-web-0", "Approved")
     assert [grant["spec"]["user"] for grant in jit.grants()] == ["alice"]
+
+
+async def test_a_break_glass_activation_names_every_approver_on_the_webhook(jit, endpoint) -> None:
+    jit.policy(approvers={"users": ["dave"], "groups": ["sre"]}, breakGlass={"users": ["alice"]})
+    jit.policy("team", approvers={"groups": ["dba"]}, breakGlass={"users": ["alice"]})
+    generic = NotifyConfig(url=endpoint.url, format="generic", backoff=0.05)
+    async with jit.running(notify=generic):
+        jit.request("sev1", breakGlass=True)
+        (body,) = await endpoint.received(1)
+    assert (body["event"], body["breakGlass"]) == ("request.approved", True)
+    assert body["alert"] == {"users": ["dave"], "groups": ["dba", "sre"]}
+    endpoint.bodies.clear()
+    text = NotifyConfig(url=endpoint.url, format="slack", backoff=0.05)
+    async with jit.running(notify=text):
+        jit.request("sev2", breakGlass=True)
+        (body,) = await endpoint.received(1)
+    assert "BREAK-GLASS" in body["text"]
+    assert "Approvers alerted: users dave; groups dba, sre" in body["text"]
