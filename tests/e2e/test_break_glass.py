@@ -94,3 +94,18 @@ def test_break_glass_is_granted_at_once_and_reviewed_by_another_approver(
         f["kind"] == "break-glass-unreviewed" and "sev1-db-0" in f["detail"] for f in findings
     )
     c.assert_audit_logs_verify()
+
+
+def test_a_break_glass_reason_too_short_is_refused_at_creation(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    asked = c.jit(
+        "carol", "request", "exec", "db-0", "-n", "prod", "--break-glass", "--for", "5m",
+        "--reason", "db down", "--name", "terse-db-0",
+    )  # fmt: skip
+    assert asked.returncode == 1, asked.stdout
+    assert asked.stderr == (
+        f"Error: {REQUESTS_HOOK}: a break-glass reason needs at least 20 characters "
+        "(AccessPolicy production), not 7: say what is broken and why it cannot wait for an "
+        "approval; every approver is told\n"
+    )
+    assert c.get("accessrequest", "terse-db-0", "prod") is None

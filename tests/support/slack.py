@@ -1,11 +1,11 @@
 """A local stand-in for Slack: the Web API methods jitgate calls, served on 127.0.0.1, and
 button clicks signed as Slack signs them. No traffic leaves the machine.
 
-    async with slack_stub() as slack:     # slack.api_url is slack_sdk's base_url
+    async with slack_stub() as stub:       # stub.api_url is slack_sdk's base_url
         ...
-        await slack.until(lambda calls: any(c.method == "chat.update" for c in calls))
-        click = slack.click("jitgate.approve", "prod/fix", user="UBOB", at=now)
-        reply = await click.post(endpoint_url, ssl=context)
+        await stub.until(lambda calls: any(c.method == "chat.update" for c in calls))
+    raw, headers = signed(payload("jitgate.approve", "prod/fix", "UBOB"), timestamp)
+    status, text = await post(endpoint_url, raw, headers, files.ca)
 """
 
 from __future__ import annotations
