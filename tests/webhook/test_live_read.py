@@ -52,8 +52,12 @@ async def service(
             audit=audit,
             clock=clock,
             # A frozen clock for the token bucket: two reads, and no refill during the test.
+            # A generous read timeout: the emulator shares a loaded machine with other tests.
             live_grants=LiveGrants(
-                functools.partial(read_grants, api_client), rate=2.0, monotonic=lambda: 0.0
+                functools.partial(read_grants, api_client),
+                rate=2.0,
+                timeout=10.0,
+                monotonic=lambda: 0.0,
             ),
         )
 
@@ -102,6 +106,7 @@ async def test_one_caller_flooding_denied_attempts_cannot_starve_another(
         functools.partial(read_grants, api_client),
         rate=10.0,
         per_user_rate=2.0,
+        timeout=10.0,
         monotonic=lambda: 0.0,
     )
     for command in (["a"], ["b"], ["c"], ["d"], ["e"]):
