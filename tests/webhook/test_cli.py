@@ -36,8 +36,9 @@ def test_help_names_every_flag_and_its_variable() -> None:
     out = run("--help").stdout
     for flag in (
         "--host", "--port", "--tls-cert", "--tls-key", "--client-ca", "--audit", "--audit-key-file",
-        "--checkpoint-key", "--witness",
-        "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user", "--exempt-group",
+        "--checkpoint-key", "--witness", "--witness-ca", "--witness-key", "--witness-state",
+        "--witness-log-key", "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user",
+        "--exempt-group",
     ):  # fmt: skip
         assert flag in out
         assert "JITGATE_" + flag.lstrip("-").replace("-", "_").upper() in out
@@ -73,6 +74,27 @@ def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> 
         env={"JITGATE_TLS_CERT": "a", "JITGATE_TLS_KEY": "b", "JITGATE_AUDIT": "c"},
     )
     assert bad_port.returncode == 2 and "invalid port 'http'" in bad_port.stderr
+
+
+def test_peer_witness_flags_are_checked_together(pki: Any, tmp_path: Path) -> None:
+    serving = ("--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file))
+    audit = ("--audit", f"file://{tmp_path}/audit")
+    key = tmp_path / "witness.key"
+    key.write_text("not used: the flags are refused first\n")
+    cases = {
+        ("--witness-state", str(tmp_path)): "--witness-state and --witness-log-key need "
+        "--witness-key.",
+        ("--witness-key", str(key)): "--witness-key needs --witness-state, where the witness "
+        "keeps its state.",
+        ("--witness-key", str(key), "--witness-state", str(tmp_path)): "--witness-key needs "
+        "the logs it witnesses: --checkpoint-key (this deployment's) or --witness-log-key.",
+        ("--witness-ca", str(pki.ca_file)): "--witness-ca checks the witnesses' certificates: "
+        "give --witness too.",
+    }
+    for flags, message in cases.items():
+        result = run(*serving, *audit, *flags)
+        assert (result.returncode, result.stderr) == (2, message + "\n"), flags
+    assert not (tmp_path / "audit").exists()
 
 
 def test_a_webhook_that_cannot_start_exits_1_with_one_sentence(
