@@ -119,6 +119,12 @@ def nesting(expression: str) -> int:
     return deepest
 
 
+def _is_panic(error: BaseException) -> bool:
+    """A panic inside the Rust library (pyo3's PanicException derives from BaseException):
+    a failed rule like any other, never a crashed operator."""
+    return type(error).__name__ == "PanicException"
+
+
 @lru_cache(maxsize=512)
 def compiled(expression: str) -> Any:
     """The compiled program, or the reason it does not compile (a str)."""
@@ -128,15 +134,18 @@ def compiled(expression: str) -> Any:
         return f"comprehensions nest more than {MAX_NESTING} deep"
     try:
         program = cel.compile(expression)
-    except Exception as error:  # the library raises ValueError, and more for odd input
-        return str(error).splitlines()[0]
+    except BaseException as error:  # ValueError, or a Rust panic (a BaseException)
+        if not isinstance(error, Exception) and not _is_panic(error):
+            raise
+        return str(error).splitlines()[0] if str(error) else type(error).__name__
     try:
         program.execute(_PROBE)
     except RuntimeError as error:
         if "Undefined variable or function" in str(error):
             return str(error).split(". Check")[0]
-    except Exception:  # other errors depend on the inputs, not on the rule
-        pass
+    except BaseException as error:  # other errors depend on the inputs, not on the rule
+        if not isinstance(error, Exception) and not _is_panic(error):
+            raise
     return program
 
 
@@ -185,7 +194,9 @@ def evaluate(policy: AccessPolicy, facts: dict[str, Any]) -> Evaluation:
     for rule in rules.rules:
         try:
             result = compiled(rule.expression).execute(facts)
-        except Exception as error:  # any failure of a rule approves nothing
+        except BaseException as error:  # any failure of a rule approves nothing
+            if not isinstance(error, Exception) and not _is_panic(error):
+                raise
             errors.append(f"rule {rule.name}: {type(error).__name__}: {error}")
             continue
         if result is True:
