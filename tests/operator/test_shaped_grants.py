@@ -88,19 +88,22 @@ async def test_an_extension_is_capped_from_the_first_grants_start(jit: Any) -> N
     )
 
 
-async def test_an_extension_approved_after_the_grant_ended_is_denied(jit: Any) -> None:
+async def test_an_extension_still_pending_when_the_grant_ends_expires_with_it(jit: Any) -> None:
     jit.policy(requiredApprovals=1)
     async with jit.running():
+        start = jit.clock.now()
         jit.request("fix-web-0", duration="15m", actions=EXEC)
         await jit.until_phase("fix-web-0", "Pending")
         jit.approve("fix-web-0", "bob")
         await jit.until_phase("fix-web-0", "Approved")
         jit.request("late", duration="15m", actions=EXEC, extends={"name": "fix-web-0"})
-        await jit.until_phase("late", "Pending")
+        pending = await jit.until_phase("late", "Pending")
         jit.clock.advance(dt.timedelta(minutes=15))
         # Its pending deadline was the grant's end: it expires unanswered with it.
-        await jit.until_phase("late", "Expired")
+        late = await jit.until_phase("late", "Expired")
         await jit.until_phase("fix-web-0", "Expired")
+    assert parse_time(pending["status"]["pendingDeadline"]) == start + dt.timedelta(minutes=15)
+    assert late["status"].get("grant") is None
 
 
 async def test_a_used_up_grant_ends_and_says_why(jit: Any) -> None:
