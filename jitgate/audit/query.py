@@ -45,6 +45,7 @@ CSV_COLUMNS: Final = (
     "actionDetail",
     "request",
     "grant",
+    "session",
     "ticket",
     "approvers",
     "admissionUID",

@@ -4,7 +4,9 @@ the session recorder into a real log, and `verify` naming one changed byte of a 
 from __future__ import annotations
 
 import base64
+import csv
 import datetime as dt
+import io
 import json
 import re
 from pathlib import Path
@@ -286,3 +288,16 @@ async def test_sessions_on_postgres(cli: Any, pg_url: str) -> None:
     ]
     cast = cli("export", "--audit", pg_url, "--format", "asciicast", "--session", TOP.session)
     assert cast.code == 0 and "load average" in cast.out
+
+
+async def test_session_records_are_selected_and_exported_by_session_id(
+    cli: Any, recorded: str
+) -> None:
+    exported = cli("export", "--audit", recorded, "--format", "csv", "--session", TOP.session)
+    assert exported.code == 0, exported.err
+    rows = list(csv.DictReader(io.StringIO(exported.out)))
+    assert [(r["type"], r["session"]) for r in rows] == [
+        ("session.started", TOP.session),
+        ("session.chunk", TOP.session),
+        ("session.terminated", TOP.session),
+    ]
