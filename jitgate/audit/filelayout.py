@@ -8,6 +8,9 @@
 <root>/<writer>/TREE                   ... and the Merkle tree state it was signed from
 <root>/<writer>/CHECKPOINTS            ... and every tree size signed, each linked to the one
                                        before by a consistency proof (JSON lines, appended)
+<root>/<writer>/PRUNED                 once pruned: a copy of the pruning record(s) that account
+                                       for where the log starts, so `verify` and `prove` know the
+                                       pruned prefix's tree state before reading the segments
 """
 
 from __future__ import annotations
@@ -30,11 +33,16 @@ HOLD_FILE: Final = "LEGAL_HOLD"
 CHECKPOINT_FILE: Final = "CHECKPOINT"
 TREE_FILE: Final = "TREE"
 HISTORY_FILE: Final = "CHECKPOINTS"
+PRUNED_FILE: Final = "PRUNED"
 TEMPORARY_SUFFIX: Final = ".tmp"  # written, then renamed over the file it replaces
 # What belongs in a writer's directory besides its segments.
 WRITER_FILES: Final = frozenset(
     {HEAD_FILE, LOCK_FILE, HISTORY_FILE}
-    | {name + suffix for name in (CHECKPOINT_FILE, TREE_FILE) for suffix in ("", TEMPORARY_SUFFIX)}
+    | {
+        name + suffix
+        for name in (CHECKPOINT_FILE, TREE_FILE, PRUNED_FILE)
+        for suffix in ("", TEMPORARY_SUFFIX)
+    }
 )
 HEAD_SIZE: Final = 512
 WRITER_ID: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")

@@ -7,12 +7,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import SEALED
 from jitgate.audit.errors import AuditDataError, AuditReadError
 from jitgate.audit.filecheckpoints import read_checkpoint, read_history
+from jitgate.audit.pruning import Anchor, anchors_of
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import FileTarget
@@ -70,7 +72,7 @@ class FileLogReader:
         if strays:
             raise AuditReadError(
                 f"{strays[0]} is not an audit segment: only <seq>.jsonl segments, HEAD, .lock, "
-                f"CHECKPOINT, CHECKPOINTS and TREE belong in {directory}"
+                f"CHECKPOINT, CHECKPOINTS, TREE and PRUNED belong in {directory}"
             )
         return segments
 
@@ -140,6 +142,13 @@ class FileLogReader:
     def pruning_records(self) -> list[Mapping[str, Any]]:
         return []  # each writer prunes its own segments, saying so in its own chain
 
+    def pruned_prefixes(self, writer: str) -> list[Anchor]:
+        try:
+            records = read_pruned(self._root / writer)
+        except OSError as error:
+            raise _oserror(f"the pruning records of writer {writer}", error) from error
+        return [a for r in records for a in anchors_of(r) if a.writer == writer]
+
     # -- queries ------------------------------------------------------------------------
 
     def _stored(
@@ -194,6 +203,15 @@ class FileLogReader:
 
     def follow(self, selection: Selection) -> _FileFollower:
         return _FileFollower(self, selection)
+
+
+def read_pruned(writer_dir: Path) -> list[dict[str, Any]]:
+    """The copies of pruning records a writer kept in PRUNED ([] if it never pruned)."""
+    try:
+        lines = (writer_dir / layout.PRUNED_FILE).read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    return [record for line in lines if (record := layout.parse_record(line)) is not None]
 
 
 def _ends_before(segment: layout.SegmentFile, selection: Selection) -> bool:

@@ -2,6 +2,12 @@
 
 Blocking file work runs on one dedicated thread per writer, so fsyncs never queue
 behind other users of the default executor, and happen in order.
+
+Retention deletes whole sealed segments past their age, once a pruning record saying so
+is durable in the chain. The records pruned must verify as a chain from where the log
+starts, and the record carries the pruned prefix's Merkle tree state (`pruning`), so the
+records kept still prove against the writer's signed checkpoints. A copy of it is kept
+in PRUNED, where readers find it without reading the segments.
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -19,9 +26,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jitgate.audit import filelayout as layout
-from jitgate.audit.chain import SEALED, ChainHead, Linked
-from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.chain import PRUNED, SEALED, ChainHead, Linked
+from jitgate.audit.errors import AuditReadError, AuditWriteError
+from jitgate.audit.filereader import FileLogReader, read_pruned
+from jitgate.audit.pruning import Anchor, anchors_of, pruned_prefix
 from jitgate.audit.sink import PrunePlan, SinkState
+from jitgate.audit.tlog import tree_state
 from jitgate.audit.url import FileTarget
 from jitgate.core.clock import SYSTEM_CLOCK, Clock, parse_time
 
@@ -330,23 +340,80 @@ class FileSink:
             expired.append((segment, seal))
         if not expired:
             return None
-        last_seal = expired[-1][1]
-        context = {
+        first, last = expired[0][0].first_seq, expired[-1][1]["seq"]
+        try:
+            anchor = pruned_prefix(
+                self._writer,
+                FileLogReader(self._target).chain(self._writer),
+                last,
+                self._start(first, segments[0]),
+            )
+        except (ValueError, AuditReadError) as error:
+            # Deleting records that do not check out would delete the evidence: keep them.
+            logger.error(
+                "Audit log of writer %s keeps segments past retention: its records to prune "
+                "(seq %d-%d) do not verify: %s; run `jitgate audit verify`",
+                self._writer,
+                first,
+                last,
+                error,
+            )
+            return None
+        context: dict[str, Any] = {
             "segments": [segment.name for segment, _ in expired],
-            "firstSeq": expired[0][0].first_seq,
-            "lastSeq": last_seal["seq"],
-            "resumeSeq": last_seal["seq"] + 1,
-            "resumePrev": last_seal["hash"],
+            "firstSeq": first,
+            "lastSeq": last,
+            "resumeSeq": anchor.resume_seq,
+            "resumePrev": anchor.resume_prev,
             "retentionSeconds": int(retention.total_seconds()),
         }
+        if anchor.tree is not None:
+            context["tree"] = tree_state(anchor.tree)
         return PrunePlan(context, tuple(str(segment.path) for segment, _ in expired))
 
-    async def prune(self, plan: PrunePlan) -> None:
-        await self._run(self._prune, plan)
+    def _start(self, first: int, segment: layout.SegmentFile) -> Anchor | None:
+        """What accounts for where the log starts now (None: at seq 1)."""
+        if first == 1:
+            return None
+        for record in read_pruned(self._dir):
+            for anchor in anchors_of(record):
+                if anchor.writer == self._writer and anchor.resume_seq == first:
+                    return anchor
+        # Pruned by a jitgate that kept no copy: its pruning record is in the chain, where
+        # `verify` checks it; the tree state of the prefix is unknown.
+        oldest = layout.parse_record(layout.first_line(segment.path))
+        prev = oldest.get("prev") if oldest else None
+        return Anchor(self._writer, first, prev, None, "") if isinstance(prev, str) else None
 
-    def _prune(self, plan: PrunePlan) -> None:
+    async def prune(self, plan: PrunePlan, seq: int) -> None:
+        await self._run(self._prune, plan, seq)
+
+    def _prune(self, plan: PrunePlan, seq: int) -> None:
+        self._save_pruned(plan, seq)
         for victim in plan.victims:
             Path(victim).unlink(missing_ok=True)
+        layout.fsync_dir(self._dir)
+
+    def _save_pruned(self, plan: PrunePlan, seq: int) -> None:
+        """Replace PRUNED with this pruning record and the one for where the log starts
+        until the segments are gone (a crash in between leaves that start)."""
+        start = plan.context["firstSeq"]
+        kept = [
+            record
+            for record in read_pruned(self._dir)
+            if any(a.resume_seq >= start for a in anchors_of(record))
+        ]
+        kept.append({"type": PRUNED, "writer": self._writer, "seq": seq, "context": plan.context})
+        data = b"".join(json.dumps(r, sort_keys=True).encode() + b"\n" for r in kept)
+        path = self._dir / layout.PRUNED_FILE
+        aside = path.with_name(path.name + layout.TEMPORARY_SUFFIX)
+        fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, _FILE_MODE)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(aside, path)
         layout.fsync_dir(self._dir)
 
     # -- closing ------------------------------------------------------------------------

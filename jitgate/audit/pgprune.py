@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -34,13 +34,11 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from jitgate.audit.errors import AuditDataError, AuditReadError, AuditWriteError
-from jitgate.audit.merkle import CompactTree
 from jitgate.audit.pgreader import PostgresLogReader
 from jitgate.audit.pgschema import PARTITIONS_VERSION, statement
 from jitgate.audit.pgsink import CONNECT_TIMEOUT, one_line
-from jitgate.audit.pruning import Anchor, by_writer
+from jitgate.audit.pruning import Anchor, by_writer, pruned_prefix
 from jitgate.audit.url import PostgresTarget
-from jitgate.audit.verify import Entry, Item, verify_chain
 
 DEFAULT_PRUNER: Final = "pruner"
 # Partitions made ahead of the writers on every run, so a missed run costs nothing.
@@ -254,39 +252,12 @@ class Table:
                 "pruned, its records being out of time order (a clock set back); nothing was "
                 "pruned"
             )
-        # The pruned prefix's tree grows by these records; unknown if the prefix's was.
-        tree: CompactTree | None = CompactTree()
-        if prior is not None:
-            tree = prior.tree.copy() if prior.tree is not None else None
-
-        def grow(seq: int, leaf: bytes | None) -> None:
-            nonlocal tree
-            if tree is not None and leaf is not None:
-                tree.append(leaf)
-            else:
-                tree = None
-
-        report = verify_chain(
-            writer,
-            _upto(reader.chain(writer), last),
-            key=key,
-            anchors=[(prior.resume_seq, prior.resume_prev)] if prior else (),
-            on_record=grow,
-        )
-        if report.problem is not None or report.head is None or report.head.seq != last:
-            problem = report.problem.message if report.problem else f"it does not reach seq {last}"
+        try:
+            return pruned_prefix(writer, reader.chain(writer), last, prior, key)
+        except ValueError as error:
             raise PruneRefused(
-                f"writer {writer}'s records to prune do not verify: {problem}; nothing was pruned"
-            )
-        return Anchor(writer, last + 1, report.head.hash, tree, "")
-
-
-def _upto(items: Iterator[Item], last: int) -> Iterator[Item]:
-    """The chain's items up to and including record `last`."""
-    for item in items:
-        yield item
-        if isinstance(item, Entry) and item.record is not None and item.record.get("seq") == last:
-            return
+                f"writer {writer}'s records to prune do not verify: {error}; nothing was pruned"
+            ) from error
 
 
 _ROLE: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")

@@ -25,6 +25,7 @@ from jitgate.audit.pgschema import (
     statement,
 )
 from jitgate.audit.pgsink import CONNECT_TIMEOUT, one_line
+from jitgate.audit.pruning import Anchor
 from jitgate.audit.query import Selection
 from jitgate.audit.reader import StoredRecord
 from jitgate.audit.url import PostgresTarget
@@ -197,6 +198,9 @@ class PostgresLogReader:
             "SELECT body FROM {t} WHERE type = %s ORDER BY time, writer, seq", self._table
         )
         return [body for (body,) in self._stream(query, [PRUNED]) if isinstance(body, dict)]
+
+    def pruned_prefixes(self, writer: str) -> list[Anchor]:
+        return []  # `pruning_records` gives them: the pruner's records, in its own chain
 
     # -- queries ------------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ class PostgresSink:
         # role than the writers' (`jitgate audit prune`, `pgprune`).
         return None
 
-    async def prune(self, plan: PrunePlan) -> None:
+    async def prune(self, plan: PrunePlan, seq: int) -> None:
         raise AssertionError("writers never prune a PostgreSQL audit table")
 
     async def _drop(self) -> None:

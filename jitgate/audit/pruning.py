@@ -10,19 +10,22 @@ the writer signed.
 
 File writers prune their own segments and say so in their own chain (the context's top
 level is the record's own writer); `jitgate audit prune` on PostgreSQL drops partitions
-holding every writer's records, so its record lists each writer under `writers`.
+holding every writer's records, so its record lists each writer under `writers`. Both
+work out an anchor the same way (`pruned_prefix`): the records to prune must verify as a
+chain from where the log starts now, and their leaves grow the pruned prefix's tree.
 Pure: no I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from jitgate.audit.chain import PRUNED
 from jitgate.audit.merkle import CompactTree
 from jitgate.audit.tlog import tree_from_state, tree_state
+from jitgate.audit.verify import Entry, Item, verify_chain
 
 
 @dataclass(frozen=True)
@@ -94,3 +97,50 @@ def start_tree(anchors: Iterable[Anchor], first_seq: int | None) -> CompactTree 
         if anchor.resume_seq == first_seq and anchor.tree is not None:
             return anchor.tree
     return None
+
+
+def pruned_prefix(
+    writer: str,
+    items: Iterable[Item],
+    last: int,
+    prior: Anchor | None,
+    key: bytes | None = None,
+) -> Anchor:
+    """Where `writer`'s log starts once its records up to seq `last` are pruned.
+
+    `items` are its chain from where it starts now: seq 1, or where `prior` (the anchor
+    accounting for that start) says. They must verify as a chain (with `key`, their MACs
+    too) reaching `last`; their leaves grow the pruned prefix's tree, which stays unknown
+    if `prior`'s was. ValueError naming the problem otherwise.
+    """
+    tree: CompactTree | None = CompactTree()
+    if prior is not None:
+        tree = prior.tree.copy() if prior.tree is not None else None
+
+    def grow(seq: int, leaf: bytes | None) -> None:
+        nonlocal tree
+        if tree is not None and leaf is not None:
+            tree.append(leaf)
+        else:
+            tree = None
+
+    report = verify_chain(
+        writer,
+        _upto(items, last),
+        key=key,
+        anchors=[(prior.resume_seq, prior.resume_prev)] if prior else (),
+        on_record=grow,
+    )
+    if report.problem is not None:
+        raise ValueError(report.problem.message)
+    if report.head is None or report.head.seq != last:
+        raise ValueError(f"it does not reach seq {last}")
+    return Anchor(writer, last + 1, report.head.hash, tree, "")
+
+
+def _upto(items: Iterable[Item], last: int) -> Iterator[Item]:
+    """The chain's items up to and including record `last`."""
+    for item in items:
+        yield item
+        if isinstance(item, Entry) and item.record is not None and item.record.get("seq") == last:
+            return

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from jitgate.audit.errors import AuditDataError
 from jitgate.audit.model import AuditRecord
+from jitgate.audit.pruning import Anchor
 from jitgate.audit.query import Selection
 from jitgate.audit.verify import Item, Witness
 
@@ -76,6 +77,13 @@ class LogReader(Protocol):
     def pruning_records(self) -> list[Mapping[str, Any]]:
         """Pruning records that account for other writers' records (`pruning`); a file
         writer's own are in its chain, where `verify` finds them."""
+        ...
+
+    def pruned_prefixes(self, writer: str) -> list[Anchor]:
+        """Where `writer`'s log may start after pruning, with the pruned prefix's tree
+        state, as kept beside the log (a file writer's PRUNED) so the public check knows
+        it before reading the records. Not trusted: the chain's own pruning records
+        account for where it starts, and the signed root judges the tree."""
         ...
 
     def records(self, selection: Selection) -> Iterator[StoredRecord]:

@@ -119,18 +119,33 @@ class LeafTree:
     chain and the public check need one pass over the log, not two. `whole` says whether it
     saw every record from seq 1 on (or from the end of a pruned prefix, `start`: its tree
     state, from the pruning record), each with its leaf: only then does the root say anything.
+    Where the log starts is known only once its first record is read: `pruned` are the tree
+    states of prefixes it may have been pruned to, the one the first record continues is
+    taken then.
     """
 
-    def __init__(self, size: int, start: CompactTree | None = None) -> None:
+    def __init__(
+        self, size: int, start: CompactTree | None = None, pruned: Iterable[CompactTree] = ()
+    ) -> None:
         self.size = size
+        self.whole = True
+        self._pruned = {tree.size: tree for tree in pruned}
+        self._begin(start)
+
+    def _begin(self, start: CompactTree | None) -> None:
         self.start = start.size if start else 0
         self.records = self.start
-        self.whole = True
         self._tree = start.copy() if start else CompactTree()
-        self.root: bytes | None = self._tree.root() if size == self.start else None
+        self.root: bytes | None = self._tree.root() if self.size == self.start else None
+
+    def first(self, seq: int) -> None:
+        """The log's first record is `seq`: start from the prefix pruned before it, if known."""
+        if self.records == 0 and seq - 1 in self._pruned:
+            self._begin(self._pruned.pop(seq - 1))
 
     def add(self, seq: int, leaf: bytes | None) -> None:
         """The next record; its leaf is needed only up to `size`."""
+        self.first(seq)
         self.records += 1
         if seq != self.records:
             self.whole = False
@@ -149,6 +164,7 @@ def verify_checkpoint(
     signed_checkpoint: bytes,
     verifier: Verifier,
     start: CompactTree | None = None,
+    pruned: Iterable[CompactTree] = (),
 ) -> CheckpointCheck:
     """Check `writer`'s records (in seq order, from seq 1) against its signed checkpoint.
 
@@ -156,13 +172,16 @@ def verify_checkpoint(
     prefix): the checkpoint must be signed for `writer`'s origin, the records must hash
     to what their `hash` says, and the first `size` of them must have the signed root.
     Records past the checkpoint are counted, not judged (the next checkpoint covers them).
-    After pruning, `start` is the pruned prefix's tree state and the records follow it.
+    After pruning, `start` is the pruned prefix's tree state and the records follow it, or
+    the first record read picks it among `pruned` (as `LeafTree` does).
     """
     checkpoint = _opened(writer, signed_checkpoint, verifier)
     if isinstance(checkpoint, CheckpointCheck):
         return checkpoint
-    leaves = LeafTree(checkpoint.size, start)
+    leaves = LeafTree(checkpoint.size, start, pruned)
     for record in records:
+        if type(record.get("seq")) is int:
+            leaves.first(record["seq"])
         count = leaves.records + 1
         if count <= checkpoint.size:
             where = f"record {count} of writer {writer}"

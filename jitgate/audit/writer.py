@@ -337,8 +337,8 @@ class AuditWriter:
                 return
             # The pruning record must be durable before anything is deleted, so a verifier
             # can always tell pruning from deletion.
-            await self.append(AuditEvent(type=PRUNED, context=dict(plan.context)))
-            await self._sink.prune(plan)
+            record = await self.append(AuditEvent(type=PRUNED, context=dict(plan.context)))
+            await self._sink.prune(plan, record.seq)
             logger.info(
                 "Audit writer %s pruned %d segment(s) past retention",
                 self.writer_id,

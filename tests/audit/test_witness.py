@@ -39,6 +39,7 @@ from jitgate.audit.witnessserver import WitnessServer, WitnessStore
 from jitgate.core.clock import ManualClock
 
 from .conftest import KEY, START, sample_event
+from .test_file_pruning import pruned_log
 from .test_tlog_writer import DEPLOYMENT, stored
 
 ORIGIN = "jitgate.example.com/audit/w0"
@@ -191,6 +192,21 @@ async def test_a_writer_gets_its_checkpoints_cosigned_and_verify_counts_them(
         "The audit log is intact: 1 writer(s), 50 records, every one under its signed "
         "checkpoint cosigned by at least 1 witness(es)"
     )
+
+
+async def test_a_file_log_pruned_by_retention_still_meets_the_cosignature_policy(
+    tmp_path: Path, witness: Running, all_keys: dict[str, Path], cli: Any
+) -> None:
+    log_dir = tmp_path / "audit"
+    await pruned_log(log_dir, witnesses=(witness.url,))
+    assert not (log_dir / "w0" / layout.segment_name(1)).exists()
+
+    result = verify(cli, log_dir, all_keys)
+
+    assert result.code == 0, result.out + result.err
+    assert "ok      w0: the latest checkpoint (" in result.out
+    assert result.out.splitlines()[-1].startswith("The audit log is intact: 1 writer(s), ")
+    assert "cosigned by at least 1 witness(es)" in result.out.splitlines()[-1]
 
 
 async def test_the_witness_answers_as_the_spec_says(tmp_path: Path, witness: Running) -> None:

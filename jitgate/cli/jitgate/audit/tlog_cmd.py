@@ -18,7 +18,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,8 +80,13 @@ class PublicPlan:
     leaves: LeafTree
 
 
-def plan_public(reader: LogReader, writer: str, verifier: Verifier) -> PublicPlan | PublicCheck:
-    """Check `writer`'s checkpoint history with the public key only; a failure is final."""
+def plan_public(
+    reader: LogReader, writer: str, verifier: Verifier, prefixes: Sequence[pruning.Anchor] = ()
+) -> PublicPlan | PublicCheck:
+    """Check `writer`'s checkpoint history with the public key only; a failure is final.
+
+    `prefixes` are where its log may start after pruning, so its leaves are built in the
+    chain's one pass from the pruned prefix's tree state."""
     signed = reader.checkpoint(writer)
     if signed is None:
         return PublicCheck(
@@ -109,7 +114,8 @@ def plan_public(reader: LogReader, writer: str, verifier: Verifier) -> PublicPla
             f"({latest.tree.size} records)",
             ok=False,
         )
-    return PublicPlan(signed, latest, history.checkpoints, LeafTree(latest.tree.size))
+    trees = [anchor.tree for anchor in prefixes if anchor.tree is not None]
+    return PublicPlan(signed, latest, history.checkpoints, LeafTree(latest.tree.size, None, trees))
 
 
 def check_public(
@@ -120,12 +126,14 @@ def check_public(
     plan: PublicPlan | PublicCheck,
     chain_ok: bool,
     pruned: CompactTree | None = None,
+    prefixes: Sequence[pruning.Anchor] = (),
 ) -> PublicCheck:
     """`writer`'s records against its latest checkpoint, with the public key only.
 
     From the leaves built while its chain was verified (`chain_ok`) from seq 1; a broken or
     pruned chain is read once more to say what the checkpoint finds, a pruned one from the
-    tree state of its pruned prefix (`pruned`, from the pruning record).
+    tree state of its pruned prefix (`pruned`, from the pruning record; or among `prefixes`,
+    by the first record read, when the chain broke before its start was known).
     """
     if isinstance(plan, PublicCheck):
         return plan
@@ -134,7 +142,8 @@ def check_public(
         check = verify_checkpoint_leaves(writer, plan.leaves, latest.signed, verifier)
     else:
         records = _records(reader, writer)
-        check = verify_checkpoint(writer, records, latest.signed, verifier, pruned)
+        trees = [anchor.tree for anchor in prefixes if anchor.tree is not None]
+        check = verify_checkpoint(writer, records, latest.signed, verifier, pruned, trees)
     if check.problem is not None:
         return PublicCheck(writer, f"{writer}: {check.problem}", ok=False)
     size = latest.tree.size
@@ -203,7 +212,9 @@ def run_prove(options: ProveOptions) -> int:
         if signed is None:
             raise AuditDataError(f"writer {writer} has no signed checkpoint to prove against")
         records = list(_records(reader, writer))
-        anchors = pruning.by_writer(reader.pruning_records()).get(writer, [])
+        # The writer's own pruning records are among its records (a file log's).
+        stored = [*reader.pruning_records(), *records]
+        anchors = [*pruning.by_writer(stored).get(writer, []), *reader.pruned_prefixes(writer)]
     first = records[0].get("seq") if records else None
     start = pruning.start_tree(anchors, first) if first != 1 else None
     try:

@@ -51,7 +51,8 @@ def run(options: VerifyOptions) -> int:
                 witnesses.append(expected[writer])
             for note in notes:
                 sys.stderr.write(f"note: {note}\n")
-            plan = tlog_cmd.plan_public(reader, writer, verifier) if verifier else None
+            prefixes = [*anchors.get(writer, []), *reader.pruned_prefixes(writer)]
+            plan = tlog_cmd.plan_public(reader, writer, verifier, prefixes) if verifier else None
             leaves = plan.leaves if isinstance(plan, tlog_cmd.PublicPlan) else None
             report = verify_chain(
                 writer,
@@ -65,9 +66,11 @@ def run(options: VerifyOptions) -> int:
             reports.append(report)
             _print_report(report)
             if verifier is not None and plan is not None:
-                pruned = pruning.start_tree(anchors.get(writer, []), report.first_seq)
+                pruned = pruning.start_tree(prefixes, report.first_seq)
                 public.append(
-                    tlog_cmd.check_public(reader, writer, verifier, _now(), plan, report.ok, pruned)
+                    tlog_cmd.check_public(
+                        reader, writer, verifier, _now(), plan, report.ok, pruned, prefixes
+                    )
                 )
                 print(("ok      " if public[-1].ok else "FAILED  ") + public[-1].line)
             if witness_keys:
