@@ -7,9 +7,9 @@ cosignatures), `checkpoint` (C2SP checkpoints and tlog proofs), `tlog` (a writer
 transparency log: the public check, record proofs, the linked checkpoint history), `query`
 (selecting records), `sessionlog` (sessions read back out of records: listing, playing),
 `report` (the access review), `reconcile` (matching the API server's audit log), `witness`
-(what a witness cosigns), `pruning` (where a pruned log starts, as its pruning records say, and the tree state of
-what a prune drops),
-`timefmt`, `errors` (the exception tree), `sink` (what the writer needs from a backend).
+(what a witness cosigns), `pruning` (where a pruned log starts, as its pruning records say,
+and the tree state of what a prune drops), `timefmt`, `errors` (the exception tree), `sink`
+(what the writer needs from a backend).
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
 signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
 (HMAC, Ed25519 and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints`
