@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import shlex
+import socket
 import ssl
 import subprocess
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import yaml
 from e2e import manifests, streams
+from e2e.test_exec import assert_streams_new_lines
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -62,9 +64,11 @@ def recorded(records: list[dict[str, Any]], stream: str) -> bytes:
     return b"".join(base64.b64decode(chunk["data"]) for chunk in chunks)
 
 
-def grant_for(c: Any, namespace: str, pod: str, name: str, duration: str = "3m") -> str:
+def grant_for(
+    c: Any, namespace: str, pod: str, name: str, duration: str = "3m", verb: str = "exec"
+) -> str:
     asked = c.jit(
-        "alice", "request", "exec", pod, "-n", namespace, "--for", duration, "--name", name,
+        "alice", "request", verb, pod, "-n", namespace, "--for", duration, "--name", name,
         "--reason", "INC-9: look at the worker",
     )  # fmt: skip
     assert asked.returncode == 0, asked.stderr
@@ -273,3 +277,34 @@ def test_gateway_down_means_no_session(jitgate_cluster: Any) -> None:
         back = json.dumps({"spec": {"service": {"port": c.gateway_port}}})
         c.ok("admin", "patch", "apiservice", "v1alpha1.sessions.jitgate.dev", "--type=merge",
              "-p", back)  # fmt: skip
+
+
+def test_attach_through_the_gateway_streams_and_records(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-attach")
+    grant = grant_for(c, "prod", "gw-attach", "gw-attach", verb="attach")
+    argv = jit_argv(c, "alice", "attach", "-n", "prod", "gw-attach")
+    with streams.streaming(argv, c.env()) as attached:
+        assert_streams_new_lines(c, attached)
+    records = last_session(c, grant)
+    assert records[0]["action"]["verb"] == "attach"
+    assert b"attached line" in recorded(records, "stdout")
+    assert records[-1]["type"] == "session.ended"
+
+
+def test_port_forward_through_the_gateway(jitgate_cluster: Any) -> None:
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-forward")
+    grant = grant_for(c, "prod", "gw-forward", "gw-forward", verb="portforward")
+    argv = jit_argv(c, "alice", "port-forward", "-n", "prod", "pod/gw-forward", ":8080")
+    with streams.port_forward(argv, c.env()) as (_, port):
+        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
+        with connection:
+            connection.sendall(b"ping through the gateway\n")
+            echoed = b""
+            while not echoed.endswith(b"\n"):
+                echoed += connection.recv(1024)
+    assert echoed == b"ping through the gateway\n"  # kwok forwards every port to cat
+    records = last_session(c, grant)
+    assert records[0]["action"]["verb"] == "portforward"
+    assert records[-1]["type"] == "session.ended"

@@ -113,8 +113,9 @@ async def relay(
                     size = channels.resize_of(payload)
                     if size is not None:
                         await session.recorder.resize(size.width, size.height)
-            elif not recording:
+            elif not recording:  # port-forward: counted, not recorded
                 session.last_input = session.clock.now()
+                session.recorder.touch()
             await upstream.send_bytes(data)
         return Ending.client_closed()
 
@@ -133,6 +134,8 @@ async def relay(
                     code = channels.exit_code_of(payload)
                     if code is not None:
                         exit_code.append(code)
+            elif not recording:
+                session.recorder.touch()
             await client.send_bytes(data)
         if exit_code:
             return Ending.exited(exit_code[0])
