@@ -21,6 +21,7 @@ BENCHMARKS = (
     "tests.bench.webhook_bench",
     "tests.bench.outcomes_bench",
     "tests.bench.apiserver_bench",
+    "tests.bench.session_bench",
     "tests.bench.operator_bench",
 )
 

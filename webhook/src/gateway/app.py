@@ -243,7 +243,9 @@ class Gateway:
         self.registry.add(session)
         try:
             await client.prepare(request)
-            ending = await relay(session, client, upstream)
+            ending = await relay(
+                session, client, upstream, max_buffered=self.config.max_buffered_bytes
+            )
         finally:
             self.registry.remove(session)
             try:

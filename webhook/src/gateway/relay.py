@@ -15,6 +15,7 @@ user's terminal gets a line saying why and the error channel a Status with the s
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -31,6 +32,8 @@ from jitgate.core.clock import Clock
 from jitgate.core.sessions import RECORDING_FAILED, Ending
 
 logger = logging.getLogger(__name__)
+
+CLIENT_CLOSE_WAIT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -88,10 +91,47 @@ def _farewell(session: LiveSession, message: str) -> list[bytes]:
     return [*words, channels.status_frame(line, "Forbidden")]
 
 
+class _Inbox:
+    """Messages read from the pod's side, waiting to be recorded and sent: at most `limit`
+    bytes (then the reader waits), `None` once that side has ended."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._held = 0
+        self._messages: collections.deque[bytes] = collections.deque()
+        self._closed = False
+        self._changed = asyncio.Event()
+
+    async def put(self, data: bytes) -> None:
+        while self._held >= self._limit:
+            self._changed.clear()
+            await self._changed.wait()
+        self._messages.append(data)
+        self._held += len(data)
+        self._changed.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._changed.set()
+
+    async def get(self) -> bytes | None:
+        while not self._messages:
+            if self._closed:
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+        data = self._messages.popleft()
+        self._held -= len(data)
+        self._changed.set()
+        return data
+
+
 async def relay(
     session: LiveSession,
     client: web.WebSocketResponse,
     upstream: aiohttp.ClientWebSocketResponse,
+    *,
+    max_buffered: int,
 ) -> Ending:
     """Relay until the session ends; returns how it ended (the caller records it)."""
     recording = session.attempted.verb != "portforward"
@@ -119,24 +159,40 @@ async def relay(
             await upstream.send_bytes(data)
         return Ending.client_closed()
 
+    inbox = _Inbox(max_buffered)
+
+    async def read_pod() -> None:
+        """Read the pod's side as it comes, holding up to `max_buffered` bytes: the API server
+        closes (TCP reset) once the command exits, and bytes still unread in this side's
+        socket would be lost; a reader waiting on the recorder or a slow client could lose
+        the end of a large output."""
+        try:
+            async for message in upstream:
+                if message.type == aiohttp.WSMsgType.BINARY:
+                    await inbox.put(message.data)
+        finally:
+            inbox.close()
+
     async def from_pod() -> Ending:
-        async for message in upstream:
-            if message.type != aiohttp.WSMsgType.BINARY:
-                continue
-            data = message.data
-            session.bytes_out += len(data)
-            if recording and data:
-                channel, payload = data[0], data[1:]
-                stream = channels.STREAM_NAMES.get(channel)
-                if stream is not None and channel != channels.STDIN:
-                    await session.recorder.write(stream, payload)  # type: ignore[arg-type]
-                elif channel == channels.ERROR:
-                    code = channels.exit_code_of(payload)
-                    if code is not None:
-                        exit_code.append(code)
-            elif not recording:
-                session.recorder.touch()
-            await client.send_bytes(data)
+        reader = asyncio.ensure_future(read_pod())
+        try:
+            while (data := await inbox.get()) is not None:
+                session.bytes_out += len(data)
+                if recording and data:
+                    channel, payload = data[0], data[1:]
+                    stream = channels.STREAM_NAMES.get(channel)
+                    if stream is not None and channel != channels.STDIN:
+                        await session.recorder.write(stream, payload)  # type: ignore[arg-type]
+                    elif channel == channels.ERROR:
+                        code = channels.exit_code_of(payload)
+                        if code is not None:
+                            exit_code.append(code)
+                elif not recording:
+                    session.recorder.touch()
+                await client.send_bytes(data)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
         if exit_code:
             return Ending.exited(exit_code[0])
         return Ending("stream closed by the API server", cut=False)
@@ -149,6 +205,11 @@ async def relay(
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         first = next(iter(done))
+        side = ("the client", "the pod's side", "jitgate")[tasks.index(first)]
+        logger.info(
+            "Session %s of %s: %s ended it, after %d bytes in and %d out",
+            session.id, session.caller.user, side, session.bytes_in, session.bytes_out,
+        )  # fmt: skip
         outcome: Ending | Cut
         try:
             outcome = first.result()
@@ -162,6 +223,10 @@ async def relay(
                 for words in _farewell(session, outcome.message):
                     await asyncio.wait_for(client.send_bytes(words), 2.0)
             return outcome.ending
+        if first is tasks[1]:
+            # The pod's side ended: kubectl closes once it has read everything up to the exit
+            # status; closing first could cut the stream's last bytes short.
+            await asyncio.wait([tasks[0]], timeout=CLIENT_CLOSE_WAIT_S)
         return outcome
     finally:
         for task in tasks:

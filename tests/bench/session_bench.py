@@ -1,0 +1,161 @@
+"""What the session gateway costs a user: keystroke round trips and streaming throughput of
+`kubectl jit exec` (through the aggregation layer, the gateway and its recording) against a
+direct `kubectl exec` of the same pod with the same grant, on the real API server with kwok as
+the node's kubelet (the e2e tier's installation, ``e2e.cluster``).
+
+1. Keystroke round trip: one line written to `cat` on the pod's stdin until it comes back on
+   stdout, `KEYSTROKES` times per side; p50 and p99 of each side and what the gateway adds.
+2. Throughput: `head -c STREAM_BYTES /dev/zero` on the pod read to its end, `STREAMS` times
+   per side (alternating); MB/s of each side and the gateway's as a ratio of direct. Every
+   byte through the gateway is also recorded (chunks in the webhook's audit chain).
+
+Everything shares the machine's cores with the API server, kwok and jitgate. Prints only;
+bounded by ``TIME_BOUND_S`` and by each read's deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from apiserver import build, harness
+from e2e import cluster, manifests
+
+NAMESPACE = "prod"
+POD = "bench-0"
+KEYSTROKES = 200
+STREAM_BYTES = 8 * 1024 * 1024
+STREAMS = 3
+READ_TIMEOUT_S = 60.0
+TIME_BOUND_S = 600.0
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _argv(
+    c: cluster.JitCluster, through_gateway: bool, *command: str, stdin: bool = True
+) -> list[str]:
+    kubectl = [c.api.kubectl_path]
+    if through_gateway:
+        kubectl.append("jit")
+    return [*kubectl, "--kubeconfig", str(c.api.kubeconfig("alice")), "exec",
+            *(["-i"] if stdin else []), "-n", NAMESPACE, POD, "--", *command]  # fmt: skip
+
+
+def _round_trips(c: cluster.JitCluster, through_gateway: bool) -> list[float]:
+    """Seconds from a line written to `cat` until it is read back, KEYSTROKES times."""
+    process = subprocess.Popen(
+        _argv(c, through_gateway, "cat"), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        env=c.env(), start_new_session=True,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    fd = process.stdout.fileno()
+    times: list[float] = []
+    try:
+        for index in range(KEYSTROKES + 5):  # the first five warm the session up
+            line = f"k{index}\n".encode()
+            started = time.perf_counter()
+            process.stdin.write(line)
+            process.stdin.flush()
+            got = b""
+            while not got.endswith(b"\n"):
+                ready, _, _ = select.select([fd], [], [], READ_TIMEOUT_S)
+                if not ready:
+                    raise TimeoutError(f"no echo of {line!r} within {READ_TIMEOUT_S:.0f} s")
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise EOFError(f"kubectl exited with {process.wait()}")
+                got += chunk
+            if index >= 5:
+                times.append(time.perf_counter() - started)
+    finally:
+        process.stdin.close()
+        process.terminate()  # kwok's exec does not pass the end of stdin on to cat
+        process.wait(30)
+    return times
+
+
+def _stream(c: cluster.JitCluster, through_gateway: bool) -> tuple[float, int]:
+    """Seconds to read the pod's STREAM_BYTES, and how many arrived."""
+    command = ("head", "-c", str(STREAM_BYTES), "/dev/zero")
+    started = time.perf_counter()
+    done = subprocess.run(
+        _argv(c, through_gateway, *command, stdin=False),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        env=c.env(), timeout=READ_TIMEOUT_S, check=False,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        side = "through the gateway" if through_gateway else "direct"
+        raise RuntimeError(f"{side}: exit {done.returncode}: "
+                           f"{done.stderr.decode(errors='replace')[-300:]}")  # fmt: skip
+    return seconds, len(done.stdout)
+
+
+@contextlib.contextmanager
+def _jitgate(tmp: Path) -> Iterator[cluster.JitCluster]:
+    binary = build.ensure_binary(build.KUBE_APISERVER).binary
+    kwok_binary = build.ensure_binary(build.KWOK).binary
+    with (
+        harness.start_kube_apiserver(
+            binary, tmp / "kube-apiserver", webhook_client_auth=True, front_proxy=True
+        ) as api,
+        harness.start_kwok(kwok_binary, api, tmp / "kwok", node=manifests.KWOK_NODE) as kwok,
+        cluster.install(
+            api, tmp / "jitgate", kwok=kwok, echo=lambda message: print(f"  ({message})")
+        ) as c,
+    ):
+        yield c
+
+
+def main() -> None:
+    deadline = time.monotonic() + TIME_BOUND_S
+    with tempfile.TemporaryDirectory(prefix="jitgate-bench-") as tmp, _jitgate(Path(tmp)) as c:
+        c.run_pods(NAMESPACE, POD)
+        asked = c.jit("alice", "request", "exec", POD, "-n", NAMESPACE, "--for", "30m",
+                      "--name", "bench", "--reason", "make bench: session gateway")  # fmt: skip
+        assert asked.returncode == 0, asked.stderr
+        c.approved("bench", NAMESPACE)
+        print("(everything shares this machine's cores: the API server, kwok, the webhook "
+              "with its gateway, the operator and kubectl)")  # fmt: skip
+        rtt = {side: _round_trips(c, side) for side in (False, True)}
+        direct, gateway = (
+            (statistics.median(rtt[side]) * 1000, _percentile(rtt[side], 0.99) * 1000)
+            for side in (False, True)
+        )
+        print(f"keystroke round trip, {KEYSTROKES} lines to cat: direct p50 {direct[0]:.2f} ms "
+              f"p99 {direct[1]:.2f} ms; through the gateway p50 {gateway[0]:.2f} ms p99 "
+              f"{gateway[1]:.2f} ms (adds {gateway[0] - direct[0]:.2f} ms at p50)")  # fmt: skip
+        seconds: dict[bool, list[float]] = {False: [], True: []}
+        short: dict[bool, list[int]] = {False: [], True: []}
+        for _ in range(STREAMS):
+            for side in (False, True):
+                if time.monotonic() > deadline:
+                    print("(time bound spent: throughput skipped)")
+                    return
+                took, got = _stream(c, side)
+                seconds[side].append(took)
+                short[side].append(STREAM_BYTES - got)
+        rate = {side: STREAM_BYTES / statistics.median(seconds[side]) / 1e6 for side in seconds}
+        print(f"streaming {STREAM_BYTES // (1024 * 1024)} MiB (median of {STREAMS}): direct "
+              f"{rate[False]:.1f} MB/s, through the gateway {rate[True]:.1f} MB/s, recorded "
+              f"(ratio {rate[True] / rate[False]:.2f} of direct)")  # fmt: skip
+        for side, name in ((False, "direct"), (True, "through the gateway")):
+            if any(short[side]):
+                print(f"  bytes missing at the end of the output, {name}: {short[side]}")
+        c.check_alive()
+
+
+if __name__ == "__main__":
+    main()
