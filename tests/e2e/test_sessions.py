@@ -131,6 +131,13 @@ def test_an_interactive_session_is_recorded_byte_for_byte(jitgate_cluster: Any) 
     assert shown == bytes(terminal.output)
     assert f"{streams.ROWS} {streams.COLUMNS}" in terminal.text
     assert records[-1]["reason"] == "exited with code 5"
+    # `jitgate audit replay` plays it back as the user saw it.
+    replayed = c.audit("webhook", "replay", records[0]["session"], "--speed", "100")
+    assert replayed.returncode == 0, replayed.stderr
+    shown_text = recorded(records, "stdout").decode()  # read as text: universal newlines
+    assert replayed.stdout == shown_text.replace("\r\n", "\n").replace("\r", "\n")
+    listed = c.audit("webhook", "sessions")
+    assert records[0]["session"][:8] in listed.stdout, listed.stdout
 
 
 def test_a_session_opened_shortly_before_expiry_is_cut_in_time(jitgate_cluster: Any) -> None:

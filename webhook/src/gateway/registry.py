@@ -120,10 +120,8 @@ class Registry:
                 Ending.terminated(GRANT_EXPIRED, f"grant {session.grant}"),
                 f"grant {session.grant} expired at {format_time(session.expires_at)}",
             )
-        attempted = session.attempted
-        grants = self._service.cache.grants.for_user(attempted.namespace, session.caller.user)
-        grant = next((g for g in grants if g.name == session.grant), None)
-        if grant is None or grant.being_deleted:
+        grant = self._service.cache.grants.get(session.attempted.namespace, session.grant)
+        if grant is None or grant.ending:  # deleted, being deleted, or its request revoked
             return Cut(
                 Ending.terminated(REVOKED, f"grant {session.grant}"),
                 f"grant {session.grant} was revoked",
