@@ -13,6 +13,10 @@ What this API server is, and is not:
 * :func:`start_kube_controller_manager` adds the real kube-controller-manager (garbage
   collector, namespace, workload and autoscaler controllers: :data:`CONTROLLERS`), each
   controller acting as its own ``kube-system`` service account, as in a kubeadm cluster.
+* ``start_kube_apiserver(front_proxy=True)`` also serves aggregated APIs (APIServices):
+  kube-apiserver proxies them with a front-proxy client certificate of its own
+  (:func:`write_front_proxy`; an APIService may name a Service of type ExternalName
+  ``localhost``, which the aggregator dials at the APIService's port).
 * :func:`start_kwok` adds kwok v0.8.0 as the kubelet of node :data:`KWOK_NODE`: pods bound
   to it become Running, and ``kubectl exec``, ``attach``, ``logs`` and ``port-forward``
   through the API server reach local processes (:func:`kwok_configuration`): exec runs the

@@ -24,4 +24,6 @@ callers       who is heard (--client-ca), and who sent a review (the memo's key)
 audit         audit events and each record type's durability (allowed: before the answer)
 tls           the serving certificate, reloaded when its files change
 metrics       a Prometheus registry per app
+gateway/      the session gateway (aggregated API sessions.jitgate.dev) served next to the webhook
+              with its service and audit writer: `kubectl jit exec|attach|port-forward`
 """
