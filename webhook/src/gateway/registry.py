@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import logging
 from collections import Counter
+from collections.abc import Iterator
 
 from jitgate.webhook.gateway.frontproxy import Caller
 from jitgate.webhook.gateway.relay import Cut, LiveSession
@@ -55,7 +56,7 @@ class Registry:
         return sum(self._reserved.values())
 
     @contextlib.contextmanager
-    def slot(self, caller: Caller):  # type: ignore[no-untyped-def]
+    def slot(self, caller: Caller) -> Iterator[None]:
         """Hold one of the session slots while a session opens and runs."""
         if len(self) >= self._max:
             raise TooManySessions(
