@@ -9,10 +9,14 @@ import pytest
 from jitgate.webhook.gateway import marker, paths
 from jitgate.webhook.gateway.channels import exit_code_of, offered, resize_of
 from jitgate.webhook.gateway.frontproxy import (
+    Caller,
     NotFromFrontProxy,
     caller_from_headers,
     check_proxy_certificate,
 )
+from jitgate.webhook.gateway.registry import Registry, TooManySessions
+
+from jitgate.core.clock import SYSTEM_CLOCK
 
 KEY = b"k" * 32
 NOW = dt.datetime(2026, 12, 4, 18, 0, tzinfo=dt.UTC)
@@ -118,3 +122,24 @@ def test_stream_protocol_details() -> None:
         == 3
     )
     assert exit_code_of(b'{"status":"Failure","reason":"InternalError"}') is None
+
+
+def test_sessions_are_bounded_per_user_and_in_total() -> None:
+    registry = Registry(
+        None,  # type: ignore[arg-type]  # slots ask nothing of the service
+        SYSTEM_CLOCK,
+        max_sessions=2,
+        max_sessions_per_user=1,
+        check_interval=1.0,
+    )
+    alice, bob, carol = Caller("alice"), Caller("bob"), Caller("carol")
+    with registry.slot(alice):
+        with pytest.raises(TooManySessions, match="alice already has 1 session open"):
+            registry.slot(alice).__enter__()
+        with (
+            registry.slot(bob),
+            pytest.raises(TooManySessions, match="at its limit of 2 sessions"),
+        ):
+            registry.slot(carol).__enter__()
+    with registry.slot(alice):  # a closed session frees its slot
+        assert len(registry) == 1

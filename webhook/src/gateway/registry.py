@@ -63,9 +63,10 @@ class Registry:
                 f"the session gateway is at its limit of {self._max} sessions; try again later"
             )
         if self._reserved[caller.user] >= self._max_per_user:
+            plural = "s" if self._max_per_user != 1 else ""
             raise TooManySessions(
-                f"{caller.user} already has {self._max_per_user} sessions open, the most the "
-                "gateway allows one user; close one first"
+                f"{caller.user} already has {self._max_per_user} session{plural} open, the most "
+                "the gateway allows one user; close one first"
             )
         self._reserved[caller.user] += 1
         try:
