@@ -5,10 +5,13 @@ writer: appends per second and p50/p99 latency of `append()` (until durable), wi
 `max_batch=1` (inline: serialised, one fsync per append) and with group commit; then
 the ratio group/inline. On the file sink also group commit with the Merkle tree and
 signed checkpoints (`tlog`), checkpointing every 50 ms so that several checkpoints fall
-inside each short run (the product signs one per second while writing). Each run is
-bounded by a count and a time budget. Last, `jitgate audit verify` as an auditor runs it
-over a signed log of `VERIFY_RECORDS` records, with the HMAC key only (chain and MACs) and
-with the public key too (checkpoint history and the public check): records per second.
+inside each short run (a stress figure: the product signs one per second while writing).
+The target figure is a sustained run as the product is configured: 64 appenders for
+`SUSTAINED_BUDGET` seconds, checkpoints at the product's interval, alternating with the same
+run without them. Each run is bounded by a count and a time budget. Last, `jitgate audit
+verify` as an auditor runs it over a signed log of `VERIFY_RECORDS` records, with the HMAC
+key only (chain and MACs) and with the public key too (checkpoint history and the public
+check): records per second.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from support import postgres
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
+from jitgate.audit.checkpointer import DEFAULT_INTERVAL as PRODUCT_CHECKPOINT_INTERVAL
 from jitgate.audit.note import Signer
 from jitgate.cli.jitgate.main import main as cli_main
 
@@ -38,6 +42,8 @@ WARMUP = 20
 TARGET_RATIO = 4.0  # group commit vs inline at 64 appenders on the file sink
 TARGET_TLOG_RATE = 20_000  # appends/s with tree and checkpoints, 64 appenders, file sink
 CHECKPOINT_INTERVAL = 0.05
+SUSTAINED_BUDGET = 3.0  # seconds: several of the product's checkpoints fall inside
+SUSTAINED_MAX_APPENDS = 200_000
 CHECKPOINT_KEY = Signer.generate("bench.jitgate.example/audit")
 VERIFY_RECORDS = 20_000
 TARGET_VERIFY_RATE = 20_000  # records/s, either way
@@ -83,7 +89,16 @@ class Result:
         return statistics.quantiles(self.latencies, n=100)[q - 1]
 
 
-async def _run(url: str, sink: str, writers: int, mode: str) -> Result:
+async def _run(
+    url: str,
+    sink: str,
+    writers: int,
+    mode: str,
+    *,
+    budget: float = BUDGET,
+    max_appends: int = MAX_APPENDS,
+    checkpoint_interval: float = CHECKPOINT_INTERVAL,
+) -> Result:
     latencies: list[float] = []
     async with open_audit_writer(
         url,
@@ -91,12 +106,12 @@ async def _run(url: str, sink: str, writers: int, mode: str) -> Result:
         max_batch=1 if mode == "inline" else 1024,
         maintenance_interval=None,
         checkpoint_key=CHECKPOINT_KEY if mode == "tlog" else None,
-        checkpoint_interval=CHECKPOINT_INTERVAL,
+        checkpoint_interval=checkpoint_interval,
     ) as writer:
         for i in range(WARMUP):
             await writer.append(_event(i))
-        tickets = iter(range(MAX_APPENDS))
-        deadline = time.perf_counter() + BUDGET
+        tickets = iter(range(max_appends))
+        deadline = time.perf_counter() + budget
 
         async def appender() -> None:
             for i in tickets:
@@ -130,6 +145,27 @@ def _measure(sink: str, url_for: Callable[[], str], modes: tuple[str, ...]) -> l
                 )
             )
     return results
+
+
+def _sustained(url_for: Callable[[], str]) -> dict[str, float]:
+    """Appends/s of 64 appenders over `SUSTAINED_BUDGET` s, with the tree and checkpoints at
+    the product's interval and without them, alternating; the median of `ROUNDS` each."""
+    rates: dict[str, list[float]] = {"group": [], "tlog": []}
+    for _ in range(ROUNDS):
+        for mode in rates:
+            run = asyncio.run(
+                _run(
+                    url_for(),
+                    "file",
+                    64,
+                    mode,
+                    budget=SUSTAINED_BUDGET,
+                    max_appends=SUSTAINED_MAX_APPENDS,
+                    checkpoint_interval=PRODUCT_CHECKPOINT_INTERVAL,
+                )
+            )
+            rates[mode].append(run.rate)
+    return {mode: statistics.median(values) for mode, values in rates.items()}
 
 
 def _print(results: list[Result]) -> dict[tuple[str, int], float]:
@@ -223,6 +259,7 @@ def main() -> None:
         results += _measure(
             "file", lambda: f"file://{base}/{uuid.uuid4().hex}", ("inline", "group", "tlog")
         )
+        sustained = _sustained(lambda: f"file://{base}/{uuid.uuid4().hex}")
         verify_rates = _verify_rates(base)
     reason = postgres.missing_reason()
     if reason:
@@ -245,12 +282,18 @@ def main() -> None:
     by_mode = {r.mode: r for r in results if (r.sink, r.writers) == ("file", 64)}
     tlog, group = by_mode.get("tlog"), by_mode.get("group")
     if tlog is not None and group is not None:
-        verdict = "ok" if tlog.rate >= TARGET_TLOG_RATE else "BELOW TARGET"
         print(
-            f"file sink, 64 appenders, Merkle tree + checkpoints: {tlog.rate:.0f} appends/s "
-            f"vs {group.rate:.0f} without them in the same run ({tlog.rate / group.rate:.2f}x; "
-            f"target >= {TARGET_TLOG_RATE}): {verdict}"
+            f"file sink, 64 appenders, Merkle tree + a checkpoint every {CHECKPOINT_INTERVAL} s "
+            f"(stress): {tlog.rate:.0f} appends/s vs {group.rate:.0f} without them "
+            f"({tlog.rate / group.rate:.2f}x)"
         )
+    verdict = "ok" if sustained["tlog"] >= TARGET_TLOG_RATE else "BELOW TARGET"
+    print(
+        f"file sink, 64 appenders for {SUSTAINED_BUDGET:.0f} s, Merkle tree + checkpoints as the "
+        f"product signs them (every {PRODUCT_CHECKPOINT_INTERVAL:g} s): {sustained['tlog']:.0f} "
+        f"appends/s vs {sustained['group']:.0f} without them "
+        f"({sustained['tlog'] / sustained['group']:.2f}x; target >= {TARGET_TLOG_RATE}): {verdict}"
+    )
     for flags, rate in verify_rates.items():
         print(
             f"jitgate audit verify {flags}, {VERIFY_RECORDS} signed records: "
