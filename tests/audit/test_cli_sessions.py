@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import sessions
 
 from jitgate.audit import open_audit_writer
 from jitgate.audit.keys import load_checkpoint_key
@@ -25,24 +26,7 @@ from jitgate.core.sessions import REVOKED, ChunkPolicy, Ending, SessionStart
 from .conftest import KEY, START
 
 SNOWMAN = "☃".encode()
-SHELL = SessionStart(
-    session="7c9e6679742540de",
-    kind="exec",
-    user="alice",
-    groups=("developers",),
-    namespace="prod",
-    pod="web-0",
-    container="app",
-    command=("sh",),
-    tty=True,
-    stdin=True,
-    grant="fix-web-0-x7k2",
-    request="fix-web-0",
-    approvers=("bob",),
-    reason="INC-1234: worker stuck",
-    width=100,
-    height=30,
-)
+SHELL = sessions.shell(session="7c9e6679742540de", width=100, height=30)
 TOP = SessionStart(
     session="16fd2706c0a14f8c",
     kind="exec",

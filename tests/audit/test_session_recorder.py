@@ -12,6 +12,7 @@ import threading
 from typing import Any
 
 import pytest
+from support import sessions
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
@@ -27,24 +28,7 @@ from jitgate.core.sessions import (
     SessionStart,
 )
 
-START = SessionStart(
-    session="3f1c-session",
-    kind="exec",
-    user="alice",
-    groups=("developers",),
-    namespace="prod",
-    pod="web-0",
-    container="app",
-    command=("sh",),
-    tty=True,
-    stdin=True,
-    grant="fix-web-0-x7k2",
-    request="fix-web-0",
-    approvers=("bob",),
-    reason="INC-1234: worker stuck",
-    width=80,
-    height=24,
-)
+START = sessions.SHELL
 
 
 def read_sessions(url: str, *, play: tuple[str, ...] = ()) -> list[Session]:

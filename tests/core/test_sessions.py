@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import sessions
 from support.clocks import NOW
 
 from jitgate.core.sessions import (
@@ -17,7 +18,6 @@ from jitgate.core.sessions import (
     Frame,
     MalformedChunk,
     Resize,
-    SessionStart,
     asciicast,
     chunk_of,
     end_event,
@@ -77,24 +77,8 @@ def test_a_malformed_chunk_is_named(change: dict[str, object], message: str) -> 
 
 
 def test_started_carries_the_grant_facts_as_action_records_do() -> None:
-    start = SessionStart(
-        session="s-1",
-        kind="exec",
-        user="alice",
-        groups=("developers",),
-        namespace="prod",
-        pod="web-0",
-        container="app",
-        command=("sh",),
-        tty=True,
-        stdin=True,
-        grant="fix-web-0-x7k2",
-        request="fix-web-0",
-        approvers=("bob",),
-        reason="INC-1234",
-        ticket="INC-1234",
-        width=120,
-        height=40,
+    start = sessions.shell(
+        session="s-1", reason="INC-1234", ticket="INC-1234", width=120, height=40
     )
     body = start.event(NOW).body(NOW)
     assert body["type"] == "session.started"

@@ -92,14 +92,23 @@ def _outside_window(
             f"{request_command(attempted, governing.default_duration)} "
             f"({closed.state.next_opening()})"
         )
-    if governing.refusing_break_glass(user, groups) is None:
-        limit, _, _ = governing.duration_limit(break_glass=True)
-        glass = format_duration(min(parse_duration(governing.default_duration), limit))
-        message += (
-            "; in an emergency you may break the glass (granted at once, flagged for "
-            f"review): {request_command(attempted, glass, break_glass=True)}"
-        )
+    message += _break_glass_hint(attempted, user, groups, governing)
     return Verdict(False, message, "OutsideWindow", governing, grant)
+
+
+def _break_glass_hint(
+    attempted: AttemptedAction, user: str, groups: tuple[str, ...], governing: Governing
+) -> str:
+    """The sentence that gives the break-glass command, when break-glass would overcome the
+    denial for `user`; empty otherwise."""
+    if governing.refusing_break_glass(user, groups) is not None:
+        return ""
+    limit, _, _ = governing.duration_limit(break_glass=True)
+    glass = format_duration(min(parse_duration(governing.default_duration), limit))
+    return (
+        "; in an emergency you may break the glass (granted at once, flagged for "
+        f"review): {request_command(attempted, glass, break_glass=True)}"
+    )
 
 
 def decide(
@@ -160,14 +169,7 @@ def decide(
             f"approved grant for it; ask with: "
             f"{request_command(attempted, governing.default_duration)}"
         )
-        if governing.refusing_break_glass(user, groups) is None:
-            # Break-glass would overcome this denial: say so, with the command that does it.
-            limit, _, _ = governing.duration_limit(break_glass=True)
-            glass = format_duration(min(parse_duration(governing.default_duration), limit))
-            message += (
-                "; in an emergency you may break the glass (granted at once, flagged for "
-                f"review): {request_command(attempted, glass, break_glass=True)}"
-            )
+        message += _break_glass_hint(attempted, user, groups, governing)
         return Verdict(False, message, "NoLiveGrant", governing)
     left = grant.spec.expires_at - now
     warning = None
