@@ -449,9 +449,11 @@ class AccessPolicySpec(ApiModel):
         default=None,
         description="Whether requests must set maxUses, and its largest value.",
     )
-    max_start_ahead: Duration = Field(
-        default="168h",
-        description="How far ahead a request's startAt may be (a scheduled start).",
+    # No schema default: a default would be written into every stored policy on upgrade.
+    max_start_ahead: Duration | None = Field(
+        default=None,
+        description="How far ahead a request's startAt may be (a scheduled start); 168h "
+        "when unset.",
     )
     extensions: Extensions | None = Field(
         default=None,

@@ -44,6 +44,7 @@ class IndexedGrant:
         "request_uid",
         "revoked",
         "uid",
+        "used_up",
         "user",
     )
 
@@ -55,6 +56,8 @@ class IndexedGrant:
     # Its AccessRequest (name and uid) was revoked; the operator may not have deleted the
     # Grant yet (`jitgate.core.revocations`).
     revoked: bool
+    # A grant with maxUses whose every use is counted (status.uses): its denial says so.
+    used_up: bool
     request: str
     request_uid: str
     # The digest of the approval chain behind the grant, which links a decision to it.
@@ -62,7 +65,13 @@ class IndexedGrant:
     _wire: bytes
 
     def __init__(
-        self, namespace: str, name: str, uid: str, spec: GrantSpec, being_deleted: bool = False
+        self,
+        namespace: str,
+        name: str,
+        uid: str,
+        spec: GrantSpec,
+        being_deleted: bool = False,
+        used_up: bool = False,
     ) -> None:
         setattr_ = object.__setattr__
         setattr_(self, "namespace", sys.intern(namespace))
@@ -71,6 +80,7 @@ class IndexedGrant:
         setattr_(self, "user", sys.intern(spec.user))
         setattr_(self, "being_deleted", being_deleted)
         setattr_(self, "revoked", False)
+        setattr_(self, "used_up", used_up)
         setattr_(self, "request", spec.access_request.name)
         setattr_(self, "request_uid", spec.access_request.uid)
         setattr_(self, "chain_digest", digest([a.to_wire() for a in spec.approvals]))
@@ -96,8 +106,16 @@ class IndexedGrant:
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"an IndexedGrant is immutable: cannot set {name}")
 
-    def _identity(self) -> tuple[str, str, str, bool, bool, bytes]:
-        return (self.namespace, self.name, self.uid, self.being_deleted, self.revoked, self._wire)
+    def _identity(self) -> tuple[str, str, str, bool, bool, bool, bytes]:
+        return (
+            self.namespace,
+            self.name,
+            self.uid,
+            self.being_deleted,
+            self.revoked,
+            self.used_up,
+            self._wire,
+        )
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, IndexedGrant):

@@ -56,6 +56,10 @@ DEFAULT_EXEMPT_GROUPS: frozenset[str] = frozenset(
 )
 
 
+# How far ahead a request's startAt may be where a policy does not say (maxStartAhead).
+START_AHEAD = dt.timedelta(days=7)
+
+
 @dataclass(frozen=True)
 class Namespace:
     name: str
@@ -324,7 +328,10 @@ class Governing:
     @property
     def max_start_ahead(self) -> dt.timedelta:
         """How far ahead every policy lets a request's start be scheduled."""
-        return min(parse_duration(p.spec.max_start_ahead) for p in self.policies)
+        return min(
+            parse_duration(p.spec.max_start_ahead) if p.spec.max_start_ahead else START_AHEAD
+            for p in self.policies
+        )
 
     def uses_required(self) -> AccessPolicy | None:
         """The first policy that requires requests to set maxUses, or None."""

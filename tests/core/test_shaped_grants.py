@@ -11,13 +11,16 @@ import pytest
 from support import objects
 from support.clocks import NOW
 
+from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.access_requests import Scope, check_access_request
 from jitgate.core.admission.approvals import spec_digest
+from jitgate.core.admission.denials import why_denied
 from jitgate.core.admission.grant_writes import check_grant_write
 from jitgate.core.admission.writes import Identity, Operation, Write
 from jitgate.core.api import AccessPolicy, Grant
 from jitgate.core.extensions import Extended
-from jitgate.core.grants import end_grant
+from jitgate.core.grant_index import IndexedGrant
+from jitgate.core.grants import end_grant, is_used_up
 from jitgate.core.policy import Namespace, Policies
 from jitgate.core.requests.decide import decide
 from jitgate.core.requests.step import World
@@ -324,3 +327,12 @@ def test_an_extension_cannot_be_scheduled_limited_or_break_glass() -> None:
         "an extension continues the grant it extends at once and as it is: leave out maxUses",
     )
     assert (extension_refusal(breakGlass=True) or ("", ""))[0] == "Invalid"
+
+
+def test_a_used_up_grant_being_ended_still_says_it_was_used() -> None:
+    grant = objects.grant_model(max_uses=1, status={"uses": 1})
+    indexed = IndexedGrant("prod", "fix-web-0-x7k2", "u", grant.spec, True, is_used_up(grant))
+    attempt = AttemptedAction(verb="exec", namespace="prod", resource="pods", name="web-0")
+    assert why_denied((indexed,), "alice", attempt, NOW) == (
+        "grant fix-web-0-x7k2 was for 1 use and has been used"
+    )

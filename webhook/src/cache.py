@@ -17,6 +17,7 @@ from typing import Any, Literal
 from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, Grant
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
+from jitgate.core.grants import is_used_up
 from jitgate.core.policy import Policies, UnreadablePolicy, unreadable_policy
 from jitgate.core.requests.annotations import REVOKE_ANNOTATION
 from jitgate.core.revocations import Revocations, Revoked
@@ -48,6 +49,7 @@ def to_indexed_grant(obj: Mapping[str, Any]) -> IndexedGrant | None:
         uid=meta.uid or "",
         spec=grant.spec,
         being_deleted=meta.deletion_timestamp is not None,
+        used_up=is_used_up(grant),
     )
 
 

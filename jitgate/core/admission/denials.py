@@ -35,6 +35,9 @@ def why_denied(
     for grant in grants:
         if not grant_covers(grant.spec, user, attempted):
             continue
+        if grant.used_up:
+            limit = grant.spec.max_uses or 0
+            return used_up_reason(grant.name, limit)
         match window_mismatch(grant.spec, now, being_deleted=grant.ending):
             case "revoked":
                 return f"grant {grant.name} has been revoked"
@@ -78,13 +81,18 @@ def used_up_message(
     attempted: AttemptedAction, grant: str, limit: int, command_duration: str
 ) -> str:
     """A limited grant whose every use is spent: say so, and how to ask again."""
-    spent = (
-        "was for 1 use and has been used"
-        if limit == 1
-        else f"was for {limit} uses and all {limit} have been used"
-    )
     again = request_command(attempted, command_duration, max_uses=limit)
-    return f"jitgate denied {attempted.describe()}: grant {grant} {spent}; ask again with: {again}"
+    return (
+        f"jitgate denied {attempted.describe()}: {used_up_reason(grant, limit)}; "
+        f"ask again with: {again}"
+    )
+
+
+def used_up_reason(grant: str, limit: int) -> str:
+    """`grant X was for 1 use and has been used`."""
+    if limit == 1:
+        return f"grant {grant} was for 1 use and has been used"
+    return f"grant {grant} was for {limit} uses and all {limit} have been used"
 
 
 def request_command(
