@@ -31,12 +31,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import psycopg
-from psycopg.rows import TupleRow
 
 from jitgate.audit.errors import AuditDataError, AuditReadError, AuditWriteError
-from jitgate.audit.pgreader import PostgresLogReader
+from jitgate.audit.pgreader import PostgresLogReader, connect_to_read
 from jitgate.audit.pgschema import PARTITIONS_VERSION, statement
-from jitgate.audit.pgsink import CONNECT_TIMEOUT, one_line
+from jitgate.audit.pgsink import one_line
 from jitgate.audit.pruning import Anchor, by_writer, pruned_prefix
 from jitgate.audit.url import PostgresTarget
 
@@ -100,17 +99,7 @@ class Table:
     def __init__(self, target: PostgresTarget) -> None:
         self.target = target
         self.description = target.describe()
-        try:
-            self.conn: psycopg.Connection[TupleRow] = psycopg.connect(
-                target.conninfo,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name="jitgate-audit-retention",
-            )
-        except psycopg.Error as error:
-            raise AuditReadError(
-                f"cannot connect to the {self.description}: {one_line(error)}"
-            ) from error
+        self.conn = connect_to_read(target, "jitgate-audit-retention")
         try:
             self._check_version()
         except BaseException:

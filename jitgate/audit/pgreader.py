@@ -84,22 +84,30 @@ def where_clause(selection: Selection) -> tuple[sql.Composable, list[Any]]:
     return sql.SQL(" WHERE ") + sql.SQL(" AND ").join(clauses), params
 
 
+def connect_to_read(
+    target: PostgresTarget, application_name: str = "jitgate-audit"
+) -> psycopg.Connection[TupleRow]:
+    """An autocommit connection to `target` for reading or administering its table;
+    `AuditReadError` saying why when it cannot be made."""
+    try:
+        return psycopg.connect(
+            target.conninfo,
+            autocommit=True,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name=application_name,
+        )
+    except psycopg.Error as error:
+        raise AuditReadError(
+            f"cannot connect to the {target.describe()}: {one_line(error)}"
+        ) from error
+
+
 class PostgresLogReader:
     def __init__(self, target: PostgresTarget) -> None:
         self._target = target
         self._table = target.table
         self.description = target.describe()
-        try:
-            self._conn: psycopg.Connection[TupleRow] = psycopg.connect(
-                target.conninfo,
-                autocommit=True,
-                connect_timeout=CONNECT_TIMEOUT,
-                application_name="jitgate-audit",
-            )
-        except psycopg.Error as error:
-            raise AuditReadError(
-                f"cannot connect to the {self.description}: {one_line(error)}"
-            ) from error
+        self._conn = connect_to_read(target)
         try:
             self._version = check_schema(self._conn, self._table, self.description)
         except BaseException:
