@@ -33,6 +33,10 @@ def workload(values: dict[str, Any], name: str) -> dict[str, Any]:
     return render.find(render.render_chart(values), "StatefulSet", name)
 
 
+def pruner_enabled(values: dict[str, Any]) -> bool:
+    return bool(values.get("audit", {}).get("postgres", {}).get("pruner", {}).get("enabled"))
+
+
 def container_of(sts: dict[str, Any]) -> dict[str, Any]:
     (container,) = sts["spec"]["template"]["spec"]["containers"]
     return container
@@ -43,8 +47,10 @@ def container_of(sts: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("value_set", sorted(VALUE_SETS))
 def test_every_pod_and_container_meets_the_restricted_standard(value_set: str) -> None:
-    pods = pod_specs(render.render_chart(VALUE_SETS[value_set]))
-    assert set(pods) == {"StatefulSet/jitgate-webhook", "StatefulSet/jitgate-operator"}
+    values = VALUE_SETS[value_set]
+    pods = pod_specs(render.render_chart(values))
+    pruner = {"CronJob/jitgate-audit-pruner"} if pruner_enabled(values) else set()
+    assert set(pods) == {"StatefulSet/jitgate-webhook", "StatefulSet/jitgate-operator"} | pruner
     for where, pod in pods.items():
         psc = pod["securityContext"]
         assert psc["runAsNonRoot"] is True, where
@@ -67,7 +73,11 @@ def test_every_pod_and_container_meets_the_restricted_standard(value_set: str) -
             assert sc.get("privileged", False) is False, what
             assert c["resources"]["requests"].keys() >= {"cpu", "memory"}, what
             assert c["resources"]["limits"].keys() >= {"cpu", "memory"}, what
-            assert "livenessProbe" in c and "readinessProbe" in c, what
+            if where.startswith("CronJob/"):
+                # A run to completion has no probes; a hung run is ended by its deadline.
+                assert pod["activeDeadlineSeconds"] > 0, what
+            else:
+                assert "livenessProbe" in c and "readinessProbe" in c, what
             tmp = [m for m in c["volumeMounts"] if m["mountPath"] == "/tmp"]
             assert len(tmp) == 1, what
             (tmp_volume,) = [v for v in pod["volumes"] if v["name"] == tmp[0]["name"]]
@@ -655,3 +665,71 @@ def test_writers_submit_their_checkpoints_to_the_listed_witnesses() -> None:
     for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
         args = container_of(render.find(on_postgres, "StatefulSet", name))["args"]
         assert any(a.startswith("--checkpoint-key=") for a in args)
+
+
+# --- audit retention ------------------------------------------------------------------------
+
+
+def test_file_writers_prune_their_own_segments_after_the_retention() -> None:
+    objects = render.render_chart({"audit": {"file": {"retention": "400d"}}})
+    for name in (render.WEBHOOK_NAME, render.OPERATOR_NAME):
+        args = container_of(render.find(objects, "StatefulSet", name))["args"]
+        assert "--audit=file:///var/lib/jitgate/audit?retention=400d" in args
+    default = container_of(workload({}, render.WEBHOOK_NAME))["args"]
+    assert "--audit=file:///var/lib/jitgate/audit" in default
+    with pytest.raises(helm.HelmError, match="retention"):
+        render.render_chart({"audit": {"file": {"retention": "a year"}}})
+
+
+def test_postgres_retention_runs_as_the_pruning_role_on_a_schedule() -> None:
+    values = {
+        "audit": {
+            "sink": "postgres",
+            "postgres": {
+                "existingSecret": "audit-writer-db",
+                "pruner": {
+                    "enabled": True,
+                    "existingSecret": "audit-pruner-db",
+                    "schedule": "5 * * * *",
+                },
+            },
+            "checkpoints": {"existingSecret": "jitgate-checkpoint-key"},
+        },
+        "networkPolicy": {"egress": {"enabled": True}},
+    }
+    objects = render.render_chart(values)
+    cronjob = render.find(objects, "CronJob", "jitgate-audit-pruner")
+    assert cronjob["spec"]["schedule"] == "5 * * * *"
+    assert cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (container,) = pod["containers"]
+    assert container["command"] == ["jitgate"]
+    assert container["args"] == [
+        "audit",
+        "prune",
+        "--writer=jitgate-audit-pruner",
+        "--key-file=/etc/jitgate/audit-key/hmac.key",
+        "--checkpoint-key=/etc/jitgate/checkpoint-key/checkpoint.key",
+    ]
+    # The pruning role's URL, never the writers': only it may drop partitions.
+    (audit_env,) = [e for e in container["env"] if e["name"] == "JITGATE_AUDIT"]
+    assert audit_env["valueFrom"]["secretKeyRef"] == {"name": "audit-pruner-db", "key": "url"}
+    policy = render.find(objects, "NetworkPolicy", "jitgate-audit-pruner")
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == (
+        "audit-pruner"
+    )
+    assert "ingress" not in policy["spec"] and "Egress" in policy["spec"]["policyTypes"]
+    # No Job is scheduled unless asked, and never for file logs (their writers prune them).
+    assert not render.by_kind(render.render_chart({}), "CronJob")
+    with pytest.raises(helm.HelmError, match=r"pruner\.existingSecret is required"):
+        render.render_chart(
+            {
+                "audit": {
+                    "sink": "postgres",
+                    "postgres": {"existingSecret": "db", "pruner": {"enabled": True}},
+                }
+            }
+        )
+    with pytest.raises(helm.HelmError, match="file logs are pruned by their writers"):
+        render.render_chart({"audit": {"postgres": {"pruner": {"enabled": True}}}})

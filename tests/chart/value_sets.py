@@ -26,7 +26,13 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         }
     },
     "postgres-audit": {
-        "audit": {"sink": "postgres", "postgres": {"existingSecret": "jitgate-audit-db"}},
+        "audit": {
+            "sink": "postgres",
+            "postgres": {
+                "existingSecret": "jitgate-audit-db",
+                "pruner": {"enabled": True, "existingSecret": "jitgate-audit-pruner-db"},
+            },
+        },
         "operator": {"notify": {"existingSecret": "jitgate-notify", "format": "generic"}},
     },
     "ha-off": {
@@ -57,7 +63,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "commonLabels": {"team": "platform"},
         "audit": {
             "hmac": {"existingSecret": "corp-audit-hmac", "key": "key"},
-            "file": {"storageClassName": "fast-ssd", "size": "20Gi"},
+            "file": {"storageClassName": "fast-ssd", "size": "20Gi", "retention": "400d"},
             "checkpoints": {
                 "existingSecret": "corp-checkpoint-key",
                 "peerWitnesses": {"existingSecret": "corp-peer-witness"},

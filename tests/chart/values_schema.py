@@ -45,6 +45,8 @@ K8S_ROOTS = (
 
 LOG_LEVELS = ["debug", "info", "warning", "error"]
 GO_DURATION = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"
+# `jitgate audit` spans: weeks and days, then a Go duration (timefmt.parse_span); empty: none.
+RETENTION_SPAN = r"^$|^([0-9]+w)?([0-9]+d)?(([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)?$"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 SECRET_KEY = r"^[-._a-zA-Z0-9]+$"
@@ -345,8 +347,19 @@ SCHEMA: dict[str, Any] = {
                     whenDeleted=string("On StatefulSet deletion.", enum=["Retain", "Delete"]),
                     whenScaled=string("On scale-down.", enum=["Retain", "Delete"]),
                 ),
+                retention=string(
+                    "How long records are kept; empty: forever.", pattern=RETENTION_SPAN
+                ),
             ),
-            postgres=secret_ref("Secret with the PostgreSQL URL."),
+            postgres=_with(
+                secret_ref("Secret with the PostgreSQL URL."),
+                pruner=_with(
+                    secret_ref("Secret with the pruning role's PostgreSQL URL."),
+                    enabled=boolean("Run `jitgate audit prune` as a CronJob."),
+                    schedule=string("Cron schedule.", minLength=1),
+                    resources=ref(RESOURCES) | {"description": "Resources of the pruner."},
+                ),
+            ),
             hmac=secret_ref("Secret with the HMAC key; empty: generated and kept."),
             checkpoints=_with(
                 secret_ref("Secret with the Ed25519 checkpoint signer key; empty: none."),

@@ -147,7 +147,7 @@ operator pods can always start) and webhook.excludedNamespaces. A JSON list.
 
 {{/* Audit environment and arguments shared by both components. */}}
 {{- define "jitgate.auditURL" -}}
-file:///var/lib/jitgate/audit
+file:///var/lib/jitgate/audit{{ with .Values.audit.file.retention }}?retention={{ . }}{{ end }}
 {{- end -}}
 
 {{- define "jitgate.auditEnv" -}}
