@@ -2,9 +2,12 @@
 `replay` and `export --format asciicast` play. Pure (records in, sessions out).
 
 The records of one session are those carrying its `session` id (`jitgate.core.sessions`
-describes them). A recording is checked as it is read: chunk numbers must run 0, 1, 2, ...
-without a gap or repeat, and must add up to the totals the end record states; a session
-without an end record is listed as open (or cut off by a crash) and played as far as it goes.
+describes them); the `action.allowed` record of the webhook's decision on the gateway's stream
+carries it too, and is the session's `decision` (the link from the approval, through the
+decision, to the recording). A recording is checked as it is read: chunk numbers must run
+0, 1, 2, ... without a gap or repeat, and must add up to the totals the end record states; a
+session without an end record is listed as open (or cut off by a crash) and played as far as
+it goes.
 Whether the records themselves are intact is `jitgate audit verify`'s job (each chunk is a
 chained record and a Merkle leaf).
 """
@@ -18,6 +21,7 @@ from typing import Any, Final
 
 from jitgate.audit.model import AuditRecord
 from jitgate.core.events import (
+    ACTION_ALLOWED,
     SESSION_CHUNK,
     SESSION_ENDED,
     SESSION_RESIZE,
@@ -65,6 +69,7 @@ class Session:
     started_at: dt.datetime
     started: AuditRecord | None
     end: AuditRecord | None
+    decided: AuditRecord | None  # the action.allowed record naming this session, if read
     chunks: tuple[Chunk, ...]  # empty unless read as a recording (`sessions_of(play=...)`)
     chunk_count: int
     resizes: tuple[Resize, ...]
@@ -127,6 +132,17 @@ class Session:
         return None
 
     @property
+    def decision(self) -> str | None:
+        """`writer:seq` of the `action.allowed` record that let the session open: as
+        `session.started` names it, else the one found carrying the session's id."""
+        named = _context(self.started).get("decision")
+        if isinstance(named, dict) and isinstance(named.get("seq"), int):
+            return f"{named.get('writer')}:{named['seq']}"
+        if self.decided is not None:
+            return f"{self.decided.writer}:{self.decided.seq}"
+        return None
+
+    @property
     def duration(self) -> dt.timedelta | None:
         """From start to end by the session's own clock (the end record's offset)."""
         offset = _context(self.end).get("offsetMs")
@@ -160,6 +176,7 @@ class Session:
             "command": list(self.command) if self.command is not None else None,
             "grant": self.grant,
             "request": self.request,
+            "decision": self.decision,
             "approvers": list(self.approvers),
             "reason": self.reason,
             "start": self.started_at.isoformat().replace("+00:00", "Z"),
@@ -210,15 +227,21 @@ def sessions_of(records: Iterable[AuditRecord], *, play: Iterable[str] = ()) -> 
     """Every session the records mention, in order of their first record. Only the sessions
     named in `play` keep their bytes (memory: a listing of a large log holds no chunk data)."""
     building: dict[str, _Building] = {}
+    decisions: dict[str, AuditRecord] = {}
     keep = frozenset(play)
     for record in records:
-        if record.session is None or not record.type.startswith("session."):
+        if record.session is None:
+            continue
+        if record.type == ACTION_ALLOWED:
+            decisions[record.session] = record
+            continue
+        if not record.type.startswith("session."):
             continue
         state = building.setdefault(record.session, _Building(keep=record.session in keep))
         if state.first is None:
             state.first = record
         _take(state, record)
-    return [_finish(session, state) for session, state in building.items()]
+    return [_finish(session, state, decisions.get(session)) for session, state in building.items()]
 
 
 def _take(state: _Building, record: AuditRecord) -> None:
@@ -252,7 +275,7 @@ def _take(state: _Building, record: AuditRecord) -> None:
             state.end = record
 
 
-def _finish(session: str, state: _Building) -> Session:
+def _finish(session: str, state: _Building, decided: AuditRecord | None) -> Session:
     assert state.first is not None
     problems = list(state.problems)
     if state.started is None:
@@ -288,6 +311,7 @@ def _finish(session: str, state: _Building) -> Session:
         started_at=first.when,
         started=state.started,
         end=state.end,
+        decided=decided,
         chunks=tuple(state.chunks),
         chunk_count=len(state.numbers),
         resizes=tuple(state.resizes),

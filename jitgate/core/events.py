@@ -37,6 +37,10 @@ SESSION_TYPES: Final = (
     SESSION_TERMINATED,
 )
 
+# A protected action the webhook allowed (the session gateway's own streams included: those
+# records carry the `session` they open).
+ACTION_ALLOWED: Final = "action.allowed"
+
 # A click in the Slack app that jitgate refused (unmapped user, webhook or RBAC refusal).
 SLACK_REFUSED: Final = "slack.refused"
 
@@ -55,7 +59,7 @@ RECORD_TYPES: Final = (
     "grant.exhausted",
     "grant.reviewed",
     SLACK_REFUSED,
-    "action.allowed",
+    ACTION_ALLOWED,
     "action.denied",
     *SESSION_TYPES,
 )

@@ -5,7 +5,10 @@ A session is a run of records in one writer's chain that all carry its `session`
 
 * `session.started`: who (user, groups), where (namespace, pod, container), what (command,
   tty, stdin), under which grant and request, approved by whom and why (as `action.allowed`
-  records say it: `reason` is the grant's, `context.approvers` and `context.ticket` its own);
+  records say it: `reason` is the grant's, `context.approvers` and `context.ticket` its own),
+  and `context.decision` (`writer`, `seq`): the `action.allowed` record of the webhook's
+  decision on the stream, which carries this session's id (when another webhook replica
+  decided it, only that record's `session` links the two);
 * `session.chunk`: bytes of one stream (`stdin`, `stdout`, `stderr`) with their timing:
   `context.chunk` (0, 1, 2, ... in chain order, so a missing chunk shows), `offsetMs` (from
   the start of the session to the chunk's first byte), `frames` ([offsetMs, length] of each
@@ -116,6 +119,9 @@ class SessionStart:
     width: int | None = None
     height: int | None = None
     ports: tuple[int, ...] = ()
+    # The `action.allowed` record that let the stream open (writer, seq), when the gateway's
+    # own webhook replica decided it; otherwise that record names this session.
+    decision: tuple[str, int] | None = None
 
     def event(self, now: dt.datetime) -> AuditEvent:
         detail: dict[str, Any] = {"tty": self.tty, "stdin": self.stdin}
@@ -128,6 +134,8 @@ class SessionStart:
             context["policies"] = list(self.policies)
         if self.width is not None and self.height is not None:
             context["terminal"] = {"width": self.width, "height": self.height}
+        if self.decision is not None:
+            context["decision"] = {"writer": self.decision[0], "seq": self.decision[1]}
         return AuditEvent(
             type=SESSION_STARTED,
             time=now,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -21,6 +22,7 @@ from jitgate.audit.recorder import SessionRecorder
 from jitgate.cli.jitgate.audit import sessions_cmd
 from jitgate.cli.jitgate.main import main
 from jitgate.core.clock import ManualClock
+from jitgate.core.events import ACTION_ALLOWED, Action, Actor, AuditEvent
 from jitgate.core.sessions import REVOKED, ChunkPolicy, Ending, SessionStart
 
 from .conftest import KEY, START
@@ -48,7 +50,22 @@ def ms(n: int) -> dt.timedelta:
     return dt.timedelta(milliseconds=n)
 
 
+def allowed(start: SessionStart) -> AuditEvent:
+    """The webhook's record of its decision on the gateway's stream: it names the session."""
+    return AuditEvent(
+        type=ACTION_ALLOWED,
+        actor=Actor(user=start.user),
+        namespace=start.namespace,
+        action=Action(verb=start.kind, resource="pods", name=start.pod),
+        grant=start.grant,
+        request=start.request,
+        session=start.session,
+    )
+
+
 async def record_two_sessions(url: str, checkpoint_key: Path | None = None) -> None:
+    """alice's shell, whose session.started names the decision (this replica decided it), and
+    carol's top, decided by another replica: only the decision names the session."""
     clock = ManualClock(START)
     async with open_audit_writer(
         url,
@@ -58,8 +75,13 @@ async def record_two_sessions(url: str, checkpoint_key: Path | None = None) -> N
         maintenance_interval=None,
         checkpoint_key=load_checkpoint_key(checkpoint_key) if checkpoint_key else None,
     ) as writer:
+        decided = await writer.append(allowed(SHELL))
         shell = SessionRecorder(
-            writer, SHELL, clock=clock, policy=ChunkPolicy(max_bytes=8, max_delay_ms=50), sleep=None
+            writer,
+            dataclasses.replace(SHELL, decision=(decided.writer, decided.seq)),
+            clock=clock,
+            policy=ChunkPolicy(max_bytes=8, max_delay_ms=50),
+            sleep=None,
         )
         await shell.start()
         await shell.write("stdout", b"$ ")
@@ -78,11 +100,18 @@ async def record_two_sessions(url: str, checkpoint_key: Path | None = None) -> N
         await shell.end(Ending.exited(0))
 
         clock.advance(dt.timedelta(minutes=5))
+        await writer.append(allowed(TOP))
         top = SessionRecorder(writer, TOP, clock=clock, sleep=None)
         await top.start()
         await top.write("stdout", b"load average: 0.01\r\n")
         clock.advance(dt.timedelta(seconds=90))
         await top.end(Ending.terminated(REVOKED))
+
+
+def decision_records(cli: Any, url: str) -> dict[str, str]:
+    """`writer:seq` of each action.allowed record, by the session it names."""
+    queried = cli("query", "--audit", url, "--type", ACTION_ALLOWED, "-o", "json")
+    return {r["session"]: f"{r['writer']}:{r['seq']}" for r in json.loads(queried.out)}
 
 
 @pytest.fixture
@@ -99,20 +128,30 @@ async def test_sessions_are_listed_with_grant_approvers_reason_and_how_they_ende
     header, shell, top = (re.split(r"\s{2,}", line) for line in listed.out.splitlines())
     assert header == [
         "SESSION", "START", "DURATION", "USER", "POD", "COMMAND", "GRANT", "REQUEST",
-        "APPROVERS", "REASON", "ENDED",
+        "DECISION", "APPROVERS", "REASON", "ENDED",
     ]  # fmt: skip
+    decisions = decision_records(cli, recorded)
     assert shell == [
         SHELL.session, "2026-11-16T09:00:00Z", "3s", "alice", "prod/web-0 (app)", "sh",
-        "fix-web-0-x7k2", "fix-web-0", "bob", "INC-1234: worker stuck", "exited with code 0",
+        "fix-web-0-x7k2", "fix-web-0", decisions[SHELL.session], "bob",
+        "INC-1234: worker stuck", "exited with code 0",
     ]  # fmt: skip
-    assert top[-4:] == ["carol-db-0", "dave", "slow queries", "terminated: revoked"]
+    # Decided by another replica: found by the session id its decision carries.
+    assert top[-5:] == [
+        "carol-db-0",
+        decisions[TOP.session],
+        "dave",
+        "slow queries",
+        "terminated: revoked",
+    ]
 
     as_json = cli("sessions", "--audit", recorded, "-o", "json", "--user", "carol")
     [only] = json.loads(as_json.out)
     assert only | {"start": None} == {
         "session": TOP.session, "writer": "gw-0", "kind": "exec", "user": "carol",
         "namespace": "prod", "pod": "db-0", "container": None, "command": ["top"],
-        "grant": "carol-db-0", "request": "carol-db-0", "approvers": ["dave"],
+        "grant": "carol-db-0", "request": "carol-db-0", "decision": decisions[TOP.session],
+        "approvers": ["dave"],
         "reason": "slow queries", "start": None, "durationSeconds": 90.0,
         "ended": "terminated: revoked", "exitCode": None, "chunks": 1, "problems": [],
     }  # fmt: skip
@@ -281,6 +320,7 @@ async def test_session_records_are_selected_and_exported_by_session_id(
     assert exported.code == 0, exported.err
     rows = list(csv.DictReader(io.StringIO(exported.out)))
     assert [(r["type"], r["session"]) for r in rows] == [
+        ("action.allowed", TOP.session),  # the decision that let it open
         ("session.started", TOP.session),
         ("session.chunk", TOP.session),
         ("session.terminated", TOP.session),

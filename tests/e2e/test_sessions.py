@@ -105,9 +105,16 @@ def test_exec_through_the_gateway_runs_the_command_and_records_it(jitgate_cluste
     assert started["context"]["approvers"] == ["bob"]
     assert (recorded(records, "stdout"), recorded(records, "stderr")) == (b"out\n", b"err\n")
     assert (ended["type"], ended["reason"]) == ("session.ended", "exited with code 3")
-    # The gateway's own exec was decided by the webhook like any, as alice, and recorded.
+    # The gateway's own exec was decided by the webhook like any, as alice, and recorded; the
+    # decision names the session and the session names the decision: from the approval
+    # (grant, request) to the decision to the recording.
     allowed = [r for r in c.records("webhook", "--grant", grant) if r["type"] == "action.allowed"]
-    assert allowed and allowed[-1]["actor"]["user"] == "alice"
+    assert [(r["actor"]["user"], r["session"]) for r in allowed] == [("alice", started["session"])]
+    decision = {"writer": allowed[0]["writer"], "seq": allowed[0]["seq"]}
+    assert started["context"]["decision"] == decision
+    listed = c.audit("webhook", "sessions", "--request", "gw-exec", "-o", "json")
+    [session] = json.loads(listed.stdout)
+    assert session["decision"] == f"{decision['writer']}:{decision['seq']}"
     c.assert_audit_logs_verify()
 
 

@@ -169,6 +169,8 @@ def action_event(
         if verdict.allowed
         else f"{verdict.reason}: {verdict.message}",
         context=context,
+        # The session gateway's own stream: the session whose records follow.
+        session=verdict.session,
     )
 
 

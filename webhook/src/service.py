@@ -18,6 +18,7 @@ them is, with one record each.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import partial
@@ -49,6 +50,7 @@ from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 from jitgate.webhook.uses import Counted, NotCounted, UseCounter, UsedUp
 
+from jitgate.audit.model import AuditRecord
 from jitgate.core import wire
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission import indirect
@@ -74,6 +76,9 @@ from jitgate.core.vocabulary import JOBS, PODS
 
 logger = logging.getLogger(__name__)
 
+# Decisions on gateway streams held for the gateway to name: a stream the API server opened
+# is named within moments, so this only bounds those it never opened.
+SESSION_DECISIONS_KEPT = 1024
 AUDIT_DOWN = "jitgate cannot write its audit log, so the action is not allowed"
 NO_LIVE_GRANT = "NoLiveGrant"
 ACCESS_REQUESTS = "accessrequests"
@@ -176,6 +181,9 @@ class AdmissionService:
         self.grant_collectors = grant_collectors
         # Checks the session gateway's markers (`jitgate.webhook.gateway.marker`).
         self.session_key = session_key
+        # The records of the gateway's streams this replica allowed, until the gateway
+        # names them in its session.started (`decision_of`).
+        self._session_decisions: OrderedDict[str, AuditRecord] = OrderedDict()
         self._register_gauges()
 
     def _register_gauges(self) -> None:
@@ -392,7 +400,7 @@ class AdmissionService:
         attempted: AttemptedAction,
         labels: dict[str, str] | None,
     ) -> Verdict | None:
-        marked = False
+        session: str | None = None
         if attempted.verb in STREAM_VERBS:
             stream = Stream(
                 request.user,
@@ -405,9 +413,9 @@ class AdmissionService:
             found = marker.check(self.session_key, extra, stream, self.clock.now())
             if isinstance(found, marker.Forged):
                 return forged_marker(attempted, found.problem)
-            marked = found is not None
+            session = found.session if found is not None else None
         verdict = await self.verdict(request.user, request.groups, attempted, labels=labels)
-        return through_gateway(attempted, verdict, marked=marked)
+        return through_gateway(attempted, verdict, session=session)
 
     async def verdict(
         self,
@@ -522,7 +530,17 @@ class AdmissionService:
         )
         if repeat is not None:
             self.memo.remember_allowed(repeat, (grant.namespace, grant.name, grant.uid), answer)
+        if verdict.session is not None:
+            self._session_decisions[verdict.session] = durable
+            while len(self._session_decisions) > SESSION_DECISIONS_KEPT:
+                self._session_decisions.popitem(last=False)
         return answer
+
+    def decision_of(self, session: str) -> AuditRecord | None:
+        """The `action.allowed` record that let the session gateway's `session` open, when
+        this replica decided it (and forgets it); None when another replica did (`jitgate
+        audit sessions` finds it there by the session id it carries)."""
+        return self._session_decisions.pop(session, None)
 
     def _policy(self, name: str) -> AccessPolicy | None:
         if not self.cache.is_synced("accesspolicies"):

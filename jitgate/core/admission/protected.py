@@ -62,6 +62,9 @@ class Verdict:
     warning: str | None = None
     chain_digest: str | None = None  # of the grant's approval chain
     use: int | None = None  # which use of a grant with maxUses this is, once counted
+    # The session gateway's session this stream opens (its marker verified): the decision's
+    # record names it, so the approval, the decision and the recording are linked.
+    session: str | None = None
 
 
 def _outside_window(

@@ -8,6 +8,7 @@ The webhook tells these rules whether a stream carries a valid gateway marker
 from __future__ import annotations
 
 import shlex
+from dataclasses import replace
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
@@ -43,12 +44,15 @@ def session_command(attempted: AttemptedAction) -> str:
 
 
 def through_gateway(
-    attempted: AttemptedAction, verdict: Verdict | None, *, marked: bool
+    attempted: AttemptedAction, verdict: Verdict | None, *, session: str | None
 ) -> Verdict | None:
-    """`verdict`, unless a governing policy requires recording and the stream is not the
-    gateway's: then a denial saying how to connect through it."""
-    if verdict is None or marked or attempted.verb not in STREAM_VERBS:
+    """`verdict` naming the gateway's `session` when the stream carries its verified marker;
+    otherwise, where a governing policy requires recording, a denial saying how to connect
+    through the gateway."""
+    if verdict is None or attempted.verb not in STREAM_VERBS:
         return verdict
+    if session is not None:
+        return replace(verdict, session=session)
     governing = verdict.governing
     if governing is None or not governing.recording_required:
         return verdict

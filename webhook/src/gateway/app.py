@@ -192,6 +192,7 @@ class Gateway:
         grant = verdict.grant if verdict is not None else None
         governing = verdict.governing if verdict is not None else None
         options = options_of(target, request.query)
+        decided = self.service.decision_of(session_id)
         start = SessionStart(
             session=session_id,
             kind=target.verb,
@@ -209,6 +210,7 @@ class Gateway:
             reason=grant.spec.reason if grant else None,
             ticket=grant.spec.ticket if grant else None,
             policies=tuple(governing.names) if governing else (),
+            decision=(decided.writer, decided.seq) if decided is not None else None,
         )
         recorder = SessionRecorder(writer, start, clock=self.clock)
         try:

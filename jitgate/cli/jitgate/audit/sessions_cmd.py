@@ -3,9 +3,10 @@
 asciicast` (asciicast v2, for asciinema players).
 
 Sessions are read with `jitgate.audit.sessionlog`; what a session's records hold is
-`jitgate.core.sessions`. The filters choose sessions, not records: `--user`, `--namespace`,
-`--pod`, `--grant`, `--request` and `--since`/`--until` (its start) match what its
-`session.started` record says.
+`jitgate.core.sessions`. DECISION is the `writer:seq` of the `action.allowed` record that let
+the session open: from the approval (`--request`, `--grant`) to that decision to the recording.
+The filters choose sessions, not records: `--user`, `--namespace`, `--pod`, `--grant`,
+`--request` and `--since`/`--until` (its start) match what its `session.started` record says.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from jitgate.cli.jitgate.audit.options import (
 )
 from jitgate.core.clock import SYSTEM_CLOCK, Clock
 from jitgate.core.durations import format_duration
+from jitgate.core.events import ACTION_ALLOWED
 from jitgate.core.sessions import asciicast, replay_steps
 
 COLUMNS: Final = (
@@ -43,6 +45,7 @@ COLUMNS: Final = (
     "COMMAND",
     "GRANT",
     "REQUEST",
+    "DECISION",
     "APPROVERS",
     "REASON",
     "ENDED",
@@ -82,8 +85,12 @@ def _chosen(filters: Filters, now: dt.datetime) -> Callable[[Session], bool]:
     return wanted
 
 
+# A session's records, and the decision that let it open (it carries the session's id).
+SESSION_RECORDS: Final = ("session.*", ACTION_ALLOWED)
+
+
 def _session_records(filters: Filters) -> Selection:
-    return Selection(types=("session.*",), writers=filters.writer, sessions=filters.session)
+    return Selection(types=SESSION_RECORDS, writers=filters.writer, sessions=filters.session)
 
 
 def run_sessions(options: SessionsOptions, clock: Clock = SYSTEM_CLOCK) -> int:
@@ -112,6 +119,7 @@ def _row(session: Session) -> list[str]:
         command,
         session.grant or "-",
         session.request or "-",
+        session.decision or "-",
         ",".join(session.approvers) or "-",
         session.reason or "-",
         session.how_ended + (f" ({'; '.join(session.problems)})" if session.problems else ""),
@@ -127,7 +135,7 @@ def _duration(value: dt.timedelta | None) -> str:
 
 
 def _one(log: LogOptions, session_id: str) -> Session:
-    found = _read(log, Selection(types=("session.*",), sessions=(session_id,)), (session_id,))
+    found = _read(log, Selection(types=SESSION_RECORDS, sessions=(session_id,)), (session_id,))
     if not found:
         raise UsageError(f"no session {session_id} in the log; `jitgate audit sessions` lists them")
     return found[0]
@@ -165,7 +173,7 @@ def _banner(session: Session) -> str:
         f"{session.namespace}/{session.pod} ({command}), started "
         f"{session.started_at.strftime('%Y-%m-%dT%H:%M:%SZ')}, "
         f"{_duration(session.duration)}; grant {session.grant or '-'} approved by "
-        f"{', '.join(session.approvers) or '-'}]\n"
+        f"{', '.join(session.approvers) or '-'}, allowed by record {session.decision or '-'}]\n"
     )
 
 
