@@ -10,6 +10,7 @@ the same `AuditWriter` its decisions are recorded with (records and payloads:
         while ...:
             await recorder.write("stdout", data)   # BEFORE relaying data to the client
             await recorder.resize(width, height)
+            await recorder.connections([...])        # port-forward: connections, not bytes
             if recorder.idle_for() >= idle_timeout: ...
     finally:
         await recorder.end(Ending.exited(code))    # or Ending.terminated(REVOKED), ...
@@ -37,10 +38,9 @@ has no end record, which `jitgate audit sessions` shows as "unknown: recording i
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 from jitgate.audit.errors import AuditWriteError
@@ -53,9 +53,9 @@ from jitgate.core.sessions import (
     ChunkPolicy,
     Coalescer,
     Ending,
+    ForwardedConnection,
     SessionStart,
     Stream,
-    connection_event,
     end_event,
     resize_event,
 )
@@ -101,6 +101,7 @@ class SessionRecorder:
         self._in_flight: deque[tuple[asyncio.Future[AuditRecord], int]] = deque()
         self._unacked = 0
         self._sizes: dict[Stream, int] = dict.fromkeys(STREAMS, 0)
+        self._connections = 0  # port-forward connections recorded as closed
         self._failure: AuditWriteError | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ended: AuditRecord | None = None
@@ -151,44 +152,36 @@ class SessionRecorder:
             return
         self._last_activity = self._clock.now()
         self._sizes[stream] += len(data)
-        self._submit(self._coalescer.add(stream, self._offset_ms(), data))
+        self._submit(self._coalescer.add(stream, self.offset_ms(), data))
         await self._within_bound()
 
     async def resize(self, width: int, height: int) -> None:
         self._check()
-        self._submit(self._coalescer.due(self._offset_ms()))
-        event = resize_event(self.session, self._clock.now(), self._offset_ms(), width, height)
+        self._submit(self._coalescer.due(self.offset_ms()))
+        event = resize_event(self.session, self._clock.now(), self.offset_ms(), width, height)
         self._track(self._writer.submit(event), 0)
         await self._within_bound()
 
-    async def connection(
-        self, port: int, *, opened: dt.datetime, to_pod: int, from_pod: int
-    ) -> None:
-        """A port-forward connection closed: its port, when it opened and its byte counts
-        (`session.connection`; port-forward bytes are counted, not recorded)."""
+    def offset_ms(self) -> int:
+        """Milliseconds since the session started, by the recorder's clock."""
+        elapsed = self._clock.now() - self._started
+        return max(int(elapsed.total_seconds() * 1000), 0)
+
+    async def connections(self, changes: Sequence[ForwardedConnection]) -> None:
+        """Port-forward connections opened or closed (`session.connection`; their bytes are
+        counted, not recorded), queued in the order given before anything else can be."""
         self._check()
         self._last_activity = self._clock.now()
-        opened_ms = self._offset_ms(opened)
-        event = connection_event(
-            self.session,
-            self._clock.now(),
-            port=port,
-            offset_ms=opened_ms,
-            duration_ms=max(self._offset_ms() - opened_ms, 0),
-            to_pod=to_pod,
-            from_pod=from_pod,
-        )
-        self._track(self._writer.submit(event), 0)
+        for change in changes:
+            self._track(self._writer.submit(change.event(self.session, self._clock.now())), 0)
+            if change.ended is not None:
+                self._connections += 1
         await self._within_bound()
-
-    def touch(self) -> None:
-        """Count activity that is not recorded (port-forward bytes) against the idle timeout."""
-        self._last_activity = self._clock.now()
 
     async def flush_due(self) -> None:
         """Close the chunks whose first byte is `max_delay_ms` old (the ticker calls this)."""
         self._check()
-        self._submit(self._coalescer.due(self._offset_ms()))
+        self._submit(self._coalescer.due(self.offset_ms()))
         await self._within_bound()
 
     async def durable(self) -> None:
@@ -213,9 +206,10 @@ class SessionRecorder:
             self.session,
             self._clock.now(),
             ending,
-            offset_ms=self._offset_ms(),
+            offset_ms=self.offset_ms(),
             chunks=self._coalescer.closed,
             sizes=self._sizes,
+            connections=self._connections if self.info.kind == "portforward" else None,
         )
         # Said even after a failure: the log may be writable again, and then the reader sees
         # the session end for its real reason, with totals the stored chunks fall short of.
@@ -223,10 +217,6 @@ class SessionRecorder:
         return self._ended
 
     # -- inside -------------------------------------------------------------------------
-
-    def _offset_ms(self, when: dt.datetime | None = None) -> int:
-        elapsed = (when or self._clock.now()) - self._started
-        return max(int(elapsed.total_seconds() * 1000), 0)
 
     def _check(self) -> None:
         if self._failure is not None:

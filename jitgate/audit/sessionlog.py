@@ -8,6 +8,8 @@ decision, to the recording). A recording is checked as it is read: chunk numbers
 0, 1, 2, ... without a gap or repeat, and must add up to the totals the end record states; a
 session without an end record is listed as open (or cut off by a crash) and played as far as
 it goes.
+A port-forward session has connections instead of a recording: each opened and then closed
+(`session.connection`), as many closed as its end record counts.
 Whether the records themselves are intact is `jitgate audit verify`'s job (each chunk is a
 chained record and a Merkle leaf).
 """
@@ -23,6 +25,7 @@ from jitgate.audit.model import AuditRecord
 from jitgate.core.events import (
     ACTION_ALLOWED,
     SESSION_CHUNK,
+    SESSION_CONNECTION,
     SESSION_ENDED,
     SESSION_RESIZE,
     SESSION_STARTED,
@@ -33,10 +36,13 @@ from jitgate.core.sessions import (
     STREAMS,
     CastHeader,
     Chunk,
+    ForwardedConnection,
     Frame,
     MalformedChunk,
+    MalformedConnection,
     Resize,
     chunk_of,
+    connection_of,
     frames_of,
 )
 
@@ -55,6 +61,7 @@ class _Building:
     sizes: dict[str, int] = field(default_factory=dict)
     chunks: list[Chunk] = field(default_factory=list)
     resizes: list[Resize] = field(default_factory=list)
+    connections: dict[str, ForwardedConnection] = field(default_factory=dict)  # by request id
     end: AuditRecord | None = None
     problems: list[str] = field(default_factory=list)
     first: AuditRecord | None = None
@@ -74,6 +81,7 @@ class Session:
     chunk_count: int
     resizes: tuple[Resize, ...]
     problems: tuple[str, ...]
+    connections: tuple[ForwardedConnection, ...] = ()  # port-forward, in the order they opened
 
     # -- what the listing shows ---------------------------------------------------------
 
@@ -159,6 +167,14 @@ class Session:
         return f"terminated: {reason}" if self.end.type == SESSION_TERMINATED else reason
 
     @property
+    def forwarded(self) -> tuple[int, int]:
+        """Port-forward bytes to and from the pod, over the closed connections."""
+        return (
+            sum(connection.to_pod for connection in self.connections),
+            sum(connection.from_pod for connection in self.connections),
+        )
+
+    @property
     def exit_code(self) -> int | None:
         code = _context(self.end).get("exitCode")
         return code if isinstance(code, int) else None
@@ -184,7 +200,17 @@ class Session:
             "ended": self.how_ended,
             "exitCode": self.exit_code,
             "chunks": self.chunk_count,
+            **self._forwarding(),
             "problems": list(self.problems),
+        }
+
+    def _forwarding(self) -> dict[str, Any]:
+        if self.kind != "portforward":
+            return {"connections": None, "forwardedBytes": None}
+        to_pod, from_pod = self.forwarded
+        return {
+            "connections": len(self.connections),
+            "forwardedBytes": {"toPod": to_pod, "fromPod": from_pod},
         }
 
     # -- playing it ---------------------------------------------------------------------
@@ -268,6 +294,17 @@ def _take(state: _Building, record: AuditRecord) -> None:
             state.resizes.append(Resize(offset, width, height))
         else:
             state.problems.append(f"a resize without its offset or size (record {where})")
+    elif record.type == SESSION_CONNECTION:
+        try:
+            connection = connection_of(record.context)
+        except MalformedConnection as error:
+            state.problems.append(f"{error} (record {where})")
+            return
+        known = state.connections.get(connection.request_id)
+        if known is not None and (known.ended is not None or connection.ended is None):
+            state.problems.append(f"connection {connection.request_id} recorded again at {where}")
+        else:
+            state.connections[connection.request_id] = connection
     elif record.type in (SESSION_ENDED, SESSION_TERMINATED):
         if state.end is not None:
             state.problems.append(f"a second end record at {where}")
@@ -304,6 +341,17 @@ def _finish(session: str, state: _Building, decided: AuditRecord | None) -> Sess
                         f"the end record counts {sizes.get(stream)} bytes of {stream} but "
                         f"the chunks hold {have}"
                     )
+    closed = [c for c in state.connections.values() if c.ended is not None]
+    if state.end is not None:
+        stated = end.get("connections")
+        if isinstance(stated, int) and stated != len(closed):
+            problems.append(
+                f"the end record counts {stated} connections but {len(closed)} closed "
+                "connections are in the log"
+            )
+        for connection in state.connections.values():
+            if connection.ended is None:
+                problems.append(f"connection {connection.request_id} has no closed record")
     first = state.started or state.first
     return Session(
         id=session,
@@ -316,4 +364,5 @@ def _finish(session: str, state: _Building, decided: AuditRecord | None) -> Sess
         chunk_count=len(state.numbers),
         resizes=tuple(state.resizes),
         problems=tuple(problems),
+        connections=tuple(closed),
     )

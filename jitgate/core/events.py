@@ -25,7 +25,7 @@ from jitgate.core.wire import Unreadable
 SESSION_STARTED: Final = "session.started"
 SESSION_CHUNK: Final = "session.chunk"
 SESSION_RESIZE: Final = "session.resize"
-SESSION_CONNECTION: Final = "session.connection"  # one port-forward connection, when it closes
+SESSION_CONNECTION: Final = "session.connection"  # one port-forward connection opened or closed
 SESSION_ENDED: Final = "session.ended"  # it ended by itself: the command exited, the client left
 SESSION_TERMINATED: Final = "session.terminated"  # jitgate cut it: expiry, revoke, idle, ...
 SESSION_TYPES: Final = (
@@ -36,6 +36,17 @@ SESSION_TYPES: Final = (
     SESSION_ENDED,
     SESSION_TERMINATED,
 )
+# A `session.connection` record's `state`, and how a connection ended (its `ended`): both
+# sides closed it; one side reset it first; the pod's side reported an error (the message
+# follows); or it was still open when its session ended (why follows).
+CONNECTION_OPENED: Final = "opened"
+CONNECTION_CLOSED: Final = "closed"
+CONNECTION_STATES: Final = (CONNECTION_OPENED, CONNECTION_CLOSED)
+CLOSED_BY_BOTH: Final = "closed"
+RESET_BY_CLIENT: Final = "reset by the client"
+RESET_BY_POD: Final = "reset by the pod"
+POD_ERROR: Final = "error"
+OPEN_AT_SESSION_END: Final = "open when the session ended"
 
 # A protected action the webhook allowed (the session gateway's own streams included: those
 # records carry the `session` they open).

@@ -15,11 +15,13 @@ A session is a run of records in one writer's chain that all carry its `session`
   write coalesced into the chunk, so replay keeps the original timing), `size` and `data`
   (base64 of the bytes);
 * `session.resize`: the terminal's new `width` and `height` at `offsetMs`;
-* `session.connection` (port-forward, whose bytes are not recorded): one closed connection,
-  its `port`, `offsetMs` (opened), `durationMs` and `bytes` (`toPod`, `fromPod`);
+* `session.connection` (port-forward, whose bytes are counted, not recorded): one tunnelled
+  connection (kubectl's `requestId` and the pod's `port`) `opened` at `offsetMs`, then
+  `closed` with its `durationMs`, `bytes` (`toPod`, `fromPod`) and how it `ended`
+  (`jitgate.core.events` names the ways);
 * exactly one of `session.ended` (it ended by itself: the command exited, the client left)
   or `session.terminated` (jitgate ended it), with `reason`, `exitCode` when known, and the
-  totals (`chunks`, bytes per stream).
+  totals (`chunks`, bytes per stream; for port-forward also `connections`, how many closed).
 
 Each chunk is a record, so its digest is a leaf of the writer's Merkle tree: one changed byte
 is named by `jitgate audit verify`, and `jitgate audit prove` proves a single chunk.
@@ -41,6 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from jitgate.core.events import (
+    CONNECTION_CLOSED,
+    CONNECTION_OPENED,
     SESSION_CHUNK,
     SESSION_CONNECTION,
     SESSION_ENDED,
@@ -65,6 +69,7 @@ GATEWAY_STOPPING: Final = "gateway stopping"
 CLIENT_CLOSED: Final = "client closed"
 LIMIT: Final = "limit"
 RECORDING_FAILED: Final = "recording failed"
+UNREADABLE_TUNNEL: Final = "port-forward tunnel unreadable"
 
 
 @dataclass(frozen=True)
@@ -217,11 +222,7 @@ def chunk_of(context: Any) -> Chunk:
 
 
 def _is_frame(frame: Any) -> bool:
-    return (
-        isinstance(frame, list)
-        and len(frame) == 2
-        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in frame)
-    )
+    return isinstance(frame, list) and len(frame) == 2 and all(_is_count(n) for n in frame)
 
 
 def resize_event(
@@ -235,27 +236,70 @@ def resize_event(
     )
 
 
-def connection_event(
-    session: str,
-    now: dt.datetime,
-    *,
-    port: int,
-    offset_ms: int,
-    duration_ms: int,
-    to_pod: int,
-    from_pod: int,
-) -> AuditEvent:
-    return AuditEvent(
-        type=SESSION_CONNECTION,
-        time=now,
-        session=session,
-        context={
-            "port": port,
-            "offsetMs": offset_ms,
-            "durationMs": duration_ms,
-            "bytes": {"toPod": to_pod, "fromPod": from_pod},
-        },
+@dataclass(frozen=True)
+class ForwardedConnection:
+    """One port-forward connection: opened (`ended` None) or closed, with its totals."""
+
+    request_id: str
+    port: int
+    offset_ms: int
+    duration_ms: int = 0
+    to_pod: int = 0
+    from_pod: int = 0
+    ended: str | None = None
+
+    def event(self, session: str, now: dt.datetime) -> AuditEvent:
+        context: dict[str, Any] = {
+            "state": CONNECTION_OPENED if self.ended is None else CONNECTION_CLOSED,
+            "requestId": self.request_id,
+            "port": self.port,
+            "offsetMs": self.offset_ms,
+        }
+        if self.ended is not None:
+            context["durationMs"] = self.duration_ms
+            context["bytes"] = {"toPod": self.to_pod, "fromPod": self.from_pod}
+            context["ended"] = self.ended
+        return AuditEvent(type=SESSION_CONNECTION, time=now, session=session, context=context)
+
+
+class MalformedConnection(ValueError):
+    """A `session.connection` record whose payload does not read."""
+
+
+def connection_of(context: Any) -> ForwardedConnection:
+    """The connection a `session.connection` record's context describes."""
+    if not isinstance(context, dict):
+        raise MalformedConnection("a session connection without its context")
+    state, request_id = context.get("state"), context.get("requestId")
+    if state not in (CONNECTION_OPENED, CONNECTION_CLOSED) or not isinstance(request_id, str):
+        raise MalformedConnection("a session connection without its state or request id")
+
+    def count(found: Any, what: str) -> int:
+        if not _is_count(found):
+            raise MalformedConnection(f"session connection {request_id} without its {what}")
+        return int(found)
+
+    port, offset = count(context.get("port"), "port"), count(context.get("offsetMs"), "offset")
+    if state == CONNECTION_OPENED:
+        return ForwardedConnection(request_id, port, offset)
+    found = context.get("bytes")
+    sizes: dict[str, Any] = found if isinstance(found, dict) else {}
+    ended = context.get("ended")
+    if not isinstance(ended, str):
+        raise MalformedConnection(f"closed session connection {request_id} without its ending")
+    return ForwardedConnection(
+        request_id,
+        port,
+        offset,
+        duration_ms=count(context.get("durationMs"), "duration"),
+        to_pod=count(sizes.get("toPod"), "bytes to the pod"),
+        from_pod=count(sizes.get("fromPod"), "bytes from the pod"),
+        ended=ended,
     )
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def end_event(
@@ -266,14 +310,18 @@ def end_event(
     offset_ms: int,
     chunks: int,
     sizes: dict[Stream, int],
+    connections: int | None = None,
 ) -> AuditEvent:
     """`session.ended` or `session.terminated`, with the totals a reader checks the chunks
-    against (a chunk missing at the end would otherwise go unnoticed)."""
+    (and a port-forward's closed connections) against: one missing at the end would
+    otherwise go unnoticed."""
     context: dict[str, Any] = {
         "offsetMs": offset_ms,
         "chunks": chunks,
         "bytes": {stream: sizes.get(stream, 0) for stream in STREAMS},
     }
+    if connections is not None:
+        context["connections"] = connections
     if ending.exit_code is not None:
         context["exitCode"] = ending.exit_code
     return AuditEvent(

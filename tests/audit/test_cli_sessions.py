@@ -23,7 +23,13 @@ from jitgate.cli.jitgate.audit import sessions_cmd
 from jitgate.cli.jitgate.main import main
 from jitgate.core.clock import ManualClock
 from jitgate.core.events import ACTION_ALLOWED, Action, Actor, AuditEvent
-from jitgate.core.sessions import REVOKED, ChunkPolicy, Ending, SessionStart
+from jitgate.core.sessions import (
+    REVOKED,
+    ChunkPolicy,
+    Ending,
+    ForwardedConnection,
+    SessionStart,
+)
 
 from .conftest import KEY, START
 
@@ -153,7 +159,8 @@ async def test_sessions_are_listed_with_grant_approvers_reason_and_how_they_ende
         "grant": "carol-db-0", "request": "carol-db-0", "decision": decisions[TOP.session],
         "approvers": ["dave"],
         "reason": "slow queries", "start": None, "durationSeconds": 90.0,
-        "ended": "terminated: revoked", "exitCode": None, "chunks": 1, "problems": [],
+        "ended": "terminated: revoked", "exitCode": None, "chunks": 1, "connections": None,
+        "forwardedBytes": None, "problems": [],
     }  # fmt: skip
     since = cli("sessions", "--audit", recorded, "--since", "2026-11-16T09:01:00Z", "-o", "json")
     assert [s["session"] for s in json.loads(since.out)] == [TOP.session]
@@ -325,3 +332,50 @@ async def test_session_records_are_selected_and_exported_by_session_id(
         ("session.chunk", TOP.session),
         ("session.terminated", TOP.session),
     ]
+
+
+async def test_a_port_forward_is_listed_with_its_connections_and_replay_lists_them(
+    cli: Any, file_url: str
+) -> None:
+    forward = sessions.FORWARD
+    clock = ManualClock(START)
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", key=KEY, clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(writer, forward, clock=clock, sleep=None)
+        await recorder.start()
+        first = ForwardedConnection("0", 5432, 0)
+        second = ForwardedConnection("1", 5432, 1500)
+        await recorder.connections([first, second])
+        clock.advance(ms(2000))
+        await recorder.connections(
+            [
+                dataclasses.replace(first, duration_ms=2000, to_pod=1000, from_pod=24,
+                                    ended="closed"),
+                dataclasses.replace(second, duration_ms=500, to_pod=7, from_pod=0,
+                                    ended="reset by the client"),
+            ]
+        )  # fmt: skip
+        await recorder.end(Ending.client_closed())
+
+    listed = cli("sessions", "--audit", file_url)
+    [row] = [re.split(r"\s{2,}", line) for line in listed.out.splitlines()[1:]]
+    assert row[4:6] == ["prod/db-0", "portforward: 2 connections, 1007 B to the pod, 24 B from it"]
+    [summary] = json.loads(cli("sessions", "--audit", file_url, "-o", "json").out)
+    assert (summary["connections"], summary["forwardedBytes"]) == (
+        2, {"toPod": 1007, "fromPod": 24}
+    )  # fmt: skip
+
+    replayed = cli("replay", "--audit", file_url, forward.session)
+    assert replayed.code == 0, replayed.err
+    assert "[a port-forward session has no terminal recording; 2 connections, 1007 B to the " \
+        "pod, 24 B from it]" in replayed.err  # fmt: skip
+    assert [re.split(r"\s{2,}", line.strip()) for line in replayed.out.splitlines()] == [
+        ["OPENED", "DURATION", "PORT", "TO POD", "FROM POD", "REQUEST", "ENDED"],
+        ["0ms", "2s", "5432", "1000", "24", "0", "closed"],
+        ["1s", "500ms", "5432", "7", "0", "1", "reset by the client"],
+    ]
+    exported = cli("export", "--audit", file_url, "--format", "asciicast", "--session",
+                   forward.session)  # fmt: skip
+    assert exported.code == 2
+    assert "has no terminal recording" in exported.err

@@ -5,6 +5,7 @@ ends the session instead of losing bytes."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import errno
 import os
@@ -24,8 +25,8 @@ from jitgate.core.sessions import (
     REVOKED,
     ChunkPolicy,
     Ending,
+    ForwardedConnection,
     Frame,
-    SessionStart,
 )
 
 START = sessions.SHELL
@@ -219,35 +220,38 @@ async def test_a_failed_chunk_write_ends_the_session_and_the_gap_shows(
 async def test_port_forward_records_connections_and_byte_counts(
     file_url: str, clock: ManualClock
 ) -> None:
-    forward = SessionStart(
-        session="pf-1",
-        kind="portforward",
-        user="alice",
-        namespace="prod",
-        pod="db-0",
-        ports=(5432,),
-    )
     async with open_audit_writer(
         file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
     ) as writer:
-        recorder = SessionRecorder(writer, forward, clock=clock, sleep=None)
+        recorder = SessionRecorder(writer, sessions.FORWARD, clock=clock, sleep=None)
         await recorder.start()
-        opened = clock.advance(dt.timedelta(seconds=1))
+        clock.advance(dt.timedelta(seconds=1))
+        opened = ForwardedConnection("0", 5432, recorder.offset_ms())
+        await recorder.connections([opened])
         clock.advance(dt.timedelta(seconds=2))
-        await recorder.connection(5432, opened=opened, to_pod=120, from_pod=4096)
+        closed = dataclasses.replace(
+            opened, duration_ms=2000, to_pod=120, from_pod=4096, ended="closed"
+        )
+        await recorder.connections([closed])
         await recorder.end(Ending.client_closed())
     reader = open_log_reader(file_url)
-    [connection] = [s.record for s in reader.records(Selection(types=("session.connection",)))]
-    assert connection.session == "pf-1"
-    assert connection.context == {
-        "port": 5432,
-        "offsetMs": 1000,
-        "durationMs": 2000,
-        "bytes": {"toPod": 120, "fromPod": 4096},
-    }
+    records = [s.record for s in reader.records(Selection(types=("session.connection",)))]
+    assert [r.session for r in records] == ["5e2a-forward"] * 2
+    assert [r.context for r in records] == [
+        {"state": "opened", "requestId": "0", "port": 5432, "offsetMs": 1000},
+        {"state": "closed", "requestId": "0", "port": 5432, "offsetMs": 1000, "durationMs": 2000,
+         "bytes": {"toPod": 120, "fromPod": 4096}, "ended": "closed"},
+    ]  # fmt: skip
     [session] = read_sessions(file_url)
     assert (session.kind, session.pod, session.how_ended) == (
         "portforward",
         "db-0",
         "client closed",
+    )
+    assert session.end is not None and session.end.context is not None
+    assert session.end.context["connections"] == 1
+    assert (session.connections, session.forwarded, session.problems) == (
+        (closed,),
+        (120, 4096),
+        (),
     )

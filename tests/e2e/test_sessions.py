@@ -306,19 +306,48 @@ def test_attach_through_the_gateway_streams_and_records(jitgate_cluster: Any) ->
     assert records[-1]["type"] == "session.ended"
 
 
-def test_port_forward_through_the_gateway(jitgate_cluster: Any) -> None:
+def exchange(port: int, payload: bytes) -> bytes:
+    """Send `payload` on a fresh local connection, close the sending half and read to the end."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+        connection.sendall(payload)
+        connection.shutdown(socket.SHUT_WR)
+        echoed = b""
+        while block := connection.recv(65536):
+            echoed += block
+    return echoed
+
+
+def test_port_forward_through_the_gateway_records_each_connection(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.run_pods("prod", "gw-forward")
     grant = grant_for(c, "prod", "gw-forward", "gw-forward", verb="portforward")
     argv = jit_argv(c, "alice", "port-forward", "-n", "prod", "pod/gw-forward", ":8080")
+    small, large = b"ping through the gateway\n" * 40, bytes(range(256)) * 400  # 1000, 102400
     with streams.port_forward(argv, c.env()) as (_, port):
-        connection = socket.create_connection(("127.0.0.1", port), timeout=10)
-        with connection:
-            connection.sendall(b"ping through the gateway\n")
-            echoed = b""
-            while not echoed.endswith(b"\n"):
-                echoed += connection.recv(1024)
-    assert echoed == b"ping through the gateway\n"  # kwok forwards every port to cat
+        # kwok forwards every port to cat: each connection gets back what it sent.
+        assert exchange(port, small) == small
+        assert exchange(port, large) == large
     records = last_session(c, grant)
     assert records[0]["action"]["verb"] == "portforward"
     assert records[-1]["type"] == "session.ended"
+    assert records[-1]["context"]["connections"] == 2
+    opened = [r["context"] for r in records if r["type"] == "session.connection"
+              and r["context"]["state"] == "opened"]  # fmt: skip
+    closed = [r["context"] for r in records if r["type"] == "session.connection"
+              and r["context"]["state"] == "closed"]  # fmt: skip
+    assert [(o["requestId"], o["port"]) for o in opened] == [("0", 8080), ("1", 8080)]
+    assert [(c["requestId"], c["port"], c["bytes"], c["ended"]) for c in closed] == [
+        ("0", 8080, {"toPod": 1000, "fromPod": 1000}, "closed"),
+        ("1", 8080, {"toPod": 102_400, "fromPod": 102_400}, "closed"),
+    ]
+    session = records[0]["session"]
+    listed = c.audit("webhook", "sessions", "--session", session, "-o", "json")
+    [summary] = json.loads(listed.stdout)
+    assert (summary["connections"], summary["forwardedBytes"]) == (
+        2, {"toPod": 103_400, "fromPod": 103_400}
+    )  # fmt: skip
+    replayed = c.audit("webhook", "replay", session)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "no terminal recording; 2 connections" in replayed.stderr
+    assert len(replayed.stdout.splitlines()) == 3  # a heading and the two connections
+    c.assert_audit_logs_verify()

@@ -1,5 +1,5 @@
-"""Recorded sessions as the gateway starts them: alice's interactive shell in web-0, and
-`shell(...)` with any of its facts changed."""
+"""Recorded sessions as the gateway starts them: alice's interactive shell in web-0, her
+port-forward to db-0, and `shell(...)` with any of its facts changed."""
 
 from __future__ import annotations
 
@@ -31,3 +31,10 @@ SHELL = SessionStart(
 def shell(**changes: Any) -> SessionStart:
     """alice's shell session with `changes` (any SessionStart field)."""
     return dataclasses.replace(SHELL, **changes)
+
+
+# alice's port-forward to db-0 under the same grant.
+FORWARD = shell(
+    session="5e2a-forward", kind="portforward", pod="db-0", container=None, command=None,
+    tty=False, stdin=False, width=None, height=None,
+)  # fmt: skip

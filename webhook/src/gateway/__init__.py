@@ -15,6 +15,8 @@ marker       the `jitgate.dev/session` user extra: signed by the gateway, checke
 paths        the URL layout kubectl speaks under the aggregated API, and its discovery documents
 upstream     the gateway's own calls to the API server (impersonating the caller)
 channels     the Kubernetes stream protocols (channel.k8s.io v4/v5, port-forward tunnelling)
+spdy         SPDY/3.1 frames read from a copy of a port-forward tunnel's bytes (pure)
+portforward  a port-forward's connections seen in its tunnel, recorded (fail closed)
 relay        one live session: frames both ways, recorded, bounded, ended with a reason
 registry     the live sessions: limits per user and in total, the loop that ends them
 app          the aiohttp application; `serving(...)` runs it next to the webhook

@@ -211,6 +211,7 @@ class Gateway:
             ticket=grant.spec.ticket if grant else None,
             policies=tuple(governing.names) if governing else (),
             decision=(decided.writer, decided.seq) if decided is not None else None,
+            ports=tuple(options.get("ports", ())),
         )
         recorder = SessionRecorder(writer, start, clock=self.clock)
         try:

@@ -4,8 +4,10 @@ exec and attach speak `v5.channel.k8s.io` or `v4.channel.k8s.io` over WebSocket:
 message starts with its channel (0 stdin, 1 stdout, 2 stderr, 3 the error channel carrying the
 final `Status`, 4 terminal resize as JSON, 255 in v5: "this channel is closed"). Port-forward
 tunnels SPDY through the WebSocket (`SPDY/3.1+portforward.k8s.io`, kubectl 1.31 and later):
-relayed as it is, counted in bytes. The protocol is the one the API server accepted from the
-list the client offered, so both sides speak the same one.
+relayed as it is, its connections read by `portforward`; the older channel protocol for
+port-forward (no request ids, one connection per port) is not spoken, so every port-forward
+the gateway relays is one it can account for. The protocol is the one the API server accepted
+from the list the client offered, so both sides speak the same one.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 STREAM_PROTOCOLS: Final = ("v5.channel.k8s.io", "v4.channel.k8s.io")
-PORT_FORWARD_PROTOCOLS: Final = ("SPDY/3.1+portforward.k8s.io", "v4.channel.k8s.io")
+PORT_FORWARD_PROTOCOLS: Final = ("SPDY/3.1+portforward.k8s.io",)
 
 STDIN: Final = 0
 STDOUT: Final = 1

@@ -4,7 +4,9 @@ Every message is passed on unchanged, so exit codes, resizes and the v5 close si
 they mean to kubectl and the API server. For exec and attach each stdin, stdout and stderr
 payload is given to the recorder before it is passed on, and each resize is recorded; the
 recorder's backpressure (and the client's: a send waits while the client's buffer is full)
-slows the pod down rather than buffering without bound. Port-forward is relayed and counted.
+slows the pod down rather than buffering without bound. Port-forward is relayed and its
+tunnel observed (`portforward`): each message is read for connections before it is passed on,
+and a tunnel that cannot be read ends the session.
 
 A session ends by itself (the command exited, either side closed) or is cut (`cut()`: its
 grant expired or was revoked, it was idle, the gateway stops, recording failed). When cut, the
@@ -25,6 +27,7 @@ import aiohttp
 from aiohttp import web
 from jitgate.webhook.gateway import channels
 from jitgate.webhook.gateway.frontproxy import Caller
+from jitgate.webhook.gateway.portforward import PortForwardObserver, TunnelCut
 
 from jitgate.audit.recorder import RecordingFailed, SessionRecorder
 from jitgate.core.actions import AttemptedAction
@@ -135,6 +138,7 @@ async def relay(
 ) -> Ending:
     """Relay until the session ends; returns how it ended (the caller records it)."""
     recording = session.attempted.verb != "portforward"
+    tunnel = None if recording else PortForwardObserver(session.recorder)
     exit_code: list[int] = []
 
     async def from_client() -> Ending:
@@ -153,9 +157,9 @@ async def relay(
                     size = channels.resize_of(payload)
                     if size is not None:
                         await session.recorder.resize(size.width, size.height)
-            elif not recording:  # port-forward: counted, not recorded
+            elif tunnel is not None:  # port-forward: connections counted, bytes not recorded
                 session.last_input = session.clock.now()
-                session.recorder.touch()
+                await tunnel.from_client(data)
             await upstream.send_bytes(data)
         return Ending.client_closed()
 
@@ -187,8 +191,8 @@ async def relay(
                         code = channels.exit_code_of(payload)
                         if code is not None:
                             exit_code.append(code)
-                elif not recording:
-                    session.recorder.touch()
+                elif tunnel is not None:
+                    await tunnel.from_pod(data)
                 await client.send_bytes(data)
         finally:
             reader.cancel()
@@ -215,6 +219,8 @@ async def relay(
             outcome = first.result()
         except RecordingFailed as error:
             outcome = Cut(Ending.terminated(RECORDING_FAILED), f"it cannot be recorded ({error})")
+        except TunnelCut as error:
+            outcome = Cut(error.ending, str(error))
         except (aiohttp.ClientError, ConnectionError) as error:
             outcome = Ending(f"connection lost: {error}", cut=False)
         if isinstance(outcome, Cut):
@@ -222,11 +228,13 @@ async def relay(
             with contextlib.suppress(Exception):
                 for words in _farewell(session, outcome.message):
                     await asyncio.wait_for(client.send_bytes(words), 2.0)
+            await _close_connections(tunnel, outcome.ending)
             return outcome.ending
         if first is tasks[1]:
             # The pod's side ended: kubectl closes once it has read everything up to the exit
             # status; closing first could cut the stream's last bytes short.
             await asyncio.wait([tasks[0]], timeout=CLIENT_CLOSE_WAIT_S)
+        await _close_connections(tunnel, outcome)
         return outcome
     finally:
         for task in tasks:
@@ -234,3 +242,11 @@ async def relay(
         await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
         await client.close()
+
+
+async def _close_connections(tunnel: PortForwardObserver | None, ending: Ending) -> None:
+    """Record the port-forward connections still open as ended with the session (a failure
+    is the recorder's to report: the session's end record says it)."""
+    if tunnel is not None:
+        with contextlib.suppress(RecordingFailed):
+            await tunnel.end(ending)

@@ -291,8 +291,10 @@ def register(subparsers: Any) -> None:
         description="List the sessions the session gateway recorded: id, start, duration, "
         "user, pod, command, grant, request, approvers, reason and how each ended (exited with "
         "its code, client closed, or terminated: grant expired, revoked, idle timeout, gateway "
-        "stopping, limit, recording failed). Filters choose sessions by what their start "
-        "record says; --since/--until by when they started.",
+        "stopping, limit, recording failed, port-forward tunnel unreadable). A port-forward "
+        "shows its connections and the bytes forwarded each way instead of a command. Filters "
+        "choose sessions by what their start record says; --since/--until by when they "
+        "started.",
     )
     _common(sessions)
     group = sessions.add_argument_group("filters (repeat a flag to match any of its values)")
@@ -315,7 +317,8 @@ def register(subparsers: Any) -> None:
         "replay",
         help="play a recorded session in the terminal",
         description="Write a recorded session's output to the terminal with its own timing "
-        "(or faster with --speed; --max-idle shortens long pauses). Exit 1 if a chunk of the "
+        "(or faster with --speed; --max-idle shortens long pauses); a port-forward, which has "
+        "no terminal recording, is listed connection by connection. Exit 1 if a chunk of the "
         "recording is missing or damaged (then run verify).",
     )
     _common(replay)

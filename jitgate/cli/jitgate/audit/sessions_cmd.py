@@ -7,6 +7,8 @@ Sessions are read with `jitgate.audit.sessionlog`; what a session's records hold
 the session open: from the approval (`--request`, `--grant`) to that decision to the recording.
 The filters choose sessions, not records: `--user`, `--namespace`, `--pod`, `--grant`,
 `--request` and `--since`/`--until` (its start) match what its `session.started` record says.
+A port-forward session has no terminal recording: the listing shows its connections and the
+bytes forwarded each way, and replay lists the connections.
 """
 
 from __future__ import annotations
@@ -110,6 +112,8 @@ def _row(session: Session) -> list[str]:
     if session.container:
         where += f" ({session.container})"
     command = " ".join(session.command) if session.command else (session.kind or "")
+    if session.kind == "portforward":
+        command = _forwarding(session)
     return [
         session.id,
         session.started_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -124,6 +128,25 @@ def _row(session: Session) -> list[str]:
         session.reason or "-",
         session.how_ended + (f" ({'; '.join(session.problems)})" if session.problems else ""),
     ]
+
+
+def _forwarding(session: Session) -> str:
+    """`portforward: 2 connections, 3000 B to the pod, 2900 B from it`."""
+    count = len(session.connections)
+    to_pod, from_pod = session.forwarded
+    plural = "" if count == 1 else "s"
+    return f"portforward: {count} connection{plural}, {to_pod} B to the pod, {from_pod} B from it"
+
+
+def _connection_lines(session: Session) -> str:
+    lines = [f"{'OPENED':>9}  {'DURATION':>8}  PORT   TO POD  FROM POD  REQUEST  ENDED"]
+    for c in session.connections:
+        lines.append(
+            f"{_duration(dt.timedelta(milliseconds=c.offset_ms)):>9}  "
+            f"{_duration(dt.timedelta(milliseconds=c.duration_ms)):>8}  {c.port:<5}  "
+            f"{c.to_pod:>6}  {c.from_pod:>8}  {c.request_id:<7}  {c.ended}"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _duration(value: dt.timedelta | None) -> str:
@@ -155,6 +178,16 @@ def run_replay(options: ReplayOptions, out: BinaryIO | None = None) -> int:
     sys.stderr.write(_banner(session))
     sys.stderr.flush()
     target = out if out is not None else sys.stdout.buffer
+    if session.kind == "portforward":
+        # Its bytes are counted, not recorded: what there is to show is its connections.
+        sys.stderr.write(
+            f"[a port-forward session has no terminal recording; "
+            f"{_forwarding(session).removeprefix('portforward: ')}]\n"
+        )
+        target.write(_connection_lines(session).encode())
+        target.flush()
+        sys.stderr.write(f"[session {session.id} {session.how_ended}]\n")
+        return EXIT_OK
     for pause, data in replay_steps(
         session.frames(), speed=options.speed, max_idle_s=options.max_idle
     ):
@@ -200,5 +233,10 @@ def asciicast_of(options: ExportOptions) -> str:
             f"--format asciicast exports one session: give exactly one --session{extra}"
         )
     session = _one(options.log, filters.session[0])
+    if session.kind == "portforward":
+        raise UsageError(
+            f"session {session.id} is a port-forward, which has no terminal recording; "
+            f"`jitgate audit replay {session.id}` lists its connections"
+        )
     _frames_or_fail(session)
     return asciicast(session.cast_header(), session.events())
