@@ -11,6 +11,11 @@ import pytest
 from chart import render, value_sets
 
 VALUE_SETS = value_sets.VALUE_SETS
+# The user extras the chart lets the session gateway pass on by default: Kubernetes' own.
+USER_EXTRAS = tuple(
+    f"authentication.kubernetes.io/{key}"
+    for key in ("credential-id", "node-name", "node-uid", "pod-name", "pod-uid")
+)
 NS = render.NAMESPACE
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod", "ReplicaSet"}
 
@@ -317,16 +322,35 @@ def test_no_wildcards_in_any_role(value_set: str) -> None:
                     assert value_set == "slack"
                     assert rule["verbs"] == ["impersonate"] and rule["resourceNames"], rule
                     continue
-                # Only the session gateway opens streams as their users, and may send no
-                # other user extra than its own marker (docs/threat-model.md, 4.6).
+                # Only the session gateway opens streams as their users: their uid, their
+                # extras of the keys gateway.userExtras lists, and its own marker
+                # (docs/threat-model.md, 4.6).
                 assert role["metadata"]["name"] == "jitgate-webhook-sessions", role
                 assert value_set == "session-gateway"
                 assert rule["verbs"] == ["impersonate"]
                 assert set(rule["resources"]) <= {
                     "users",
                     "groups",
+                    "uids",
                     "userextras/jitgate.dev/session",
+                    *(f"userextras/{key}" for key in USER_EXTRAS),
                 }, rule
+
+
+def test_the_gateway_may_impersonate_the_whole_identity_of_its_users() -> None:
+    """uid and the user extras listed (Kubernetes' own by default, more when an authenticator
+    adds them), each by its key: RBAC has no wildcard for one resource's subresources."""
+    values = VALUE_SETS["session-gateway"]
+    extras = {"gateway": {**values["gateway"], "userExtras": ["acme.example/team"]}}
+    for chosen, keys in ((values, USER_EXTRAS), (extras, ("acme.example/team",))):
+        [role] = [
+            r
+            for r in render.by_kind(render.render_chart(chosen), "ClusterRole")
+            if r["metadata"]["name"] == "jitgate-webhook-sessions"
+        ]
+        assert ("authentication.k8s.io", "uids", "impersonate", "") in permissions(role)
+        allowed = {r for g, r, v, _ in permissions(role) if r.startswith("userextras/")}
+        assert allowed == {"userextras/jitgate.dev/session", *(f"userextras/{k}" for k in keys)}
 
 
 def permissions(role: dict[str, Any]) -> set[tuple[str, str, str, str]]:

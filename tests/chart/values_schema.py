@@ -419,6 +419,11 @@ SCHEMA: dict[str, Any] = {
                     minLength=1,
                 ),
             ),
+            userExtras=strings(
+                "User extras (keys) the gateway may impersonate when it opens a stream as its "
+                "user.",
+                pattern=r"^[^*]+$",
+            ),
             maxSessions=integer("Sessions relayed at once by one webhook pod.", 1),
             maxSessionsPerUser=integer("Sessions one user may have open on one webhook pod.", 1),
             maxFrameBytes=integer("Largest WebSocket message, in bytes.", 1024),

@@ -31,6 +31,9 @@ GATEWAY_SERVICE = "jitgate-webhook"
 
 # Chart values: the AccessPolicy the chart renders is the tier's policy; the release lives
 # in the namespace of the personas' service accounts, so the chart's bindings name them.
+# A user extra as an identity provider adds one (an OIDC claim mapping), for the gateway to
+# pass on (the chart lets it impersonate the keys of gateway.userExtras).
+TEAM_EXTRA = "acme.example/team"
 CHART_VALUES: Obj = {
     "defaultPolicy": {
         "name": POLICY,
@@ -53,7 +56,16 @@ CHART_VALUES: Obj = {
     "webhook": {"timeoutSeconds": 10},
     # The session gateway's RBAC comes from the chart; its front-proxy CA is the tier's
     # (cluster.install passes the file itself), so the value here only satisfies the schema.
-    "gateway": {"enabled": True, "requestHeader": {"clientCA": "the tier's front-proxy CA"}},
+    "gateway": {
+        "enabled": True,
+        "requestHeader": {"clientCA": "the tier's front-proxy CA"},
+        # Kubernetes' own user extras (the chart's default) and one an authenticator adds.
+        "userExtras": [
+            "authentication.kubernetes.io/credential-id",
+            "authentication.kubernetes.io/pod-name",
+            TEAM_EXTRA,
+        ],
+    },
 }
 
 _POD_RULES: list[Obj] = [

@@ -246,6 +246,47 @@ def test_a_forged_gateway_marker_is_refused(jitgate_cluster: Any, tmp_path: Any)
     assert not (c.node.workdir / "forged").exists()
 
 
+def test_the_gateway_opens_the_stream_as_the_whole_user(
+    jitgate_cluster: Any, tmp_path: Any
+) -> None:
+    """The API server names the user to the gateway with uid, groups and extras; the gateway
+    opens the stream as all of that, so the webhook and RBAC see the same user through the
+    gateway as on a direct exec, plus the gateway's marker. (The API server's audit log holds
+    the user each exec was admitted as: what the webhook's AdmissionReview says.)"""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-whole")
+    grant_for(c, "prod", "gw-whole", "gw-whole")
+    alice = c.api.persona("alice")
+    config = yaml.safe_load(c.api.kubeconfig("admin").read_text())
+    config["users"][0]["user"].update(
+        {"as": "alice", "as-uid": alice.uid, "as-groups": list(alice.groups),
+         "as-user-extra": {manifests.TEAM_EXTRA: ["payments", "on call"]}}
+    )  # fmt: skip
+    kubeconfig = tmp_path / "alice-with-extras.yaml"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    for argv in (["exec"], ["jit", "exec"]):
+        ran = subprocess.run(
+            [c.api.kubectl_path, *argv[:-1], f"--kubeconfig={kubeconfig}", argv[-1], "-n", "prod",
+             "gw-whole", "--", "echo", "ran"],
+            capture_output=True, text=True, timeout=60, env=c.env(), check=False,
+        )  # fmt: skip
+        assert (ran.returncode, ran.stdout) == (0, "ran\n"), ran.stderr
+
+    events = [json.loads(line) for line in c.api.audit_log.read_text().splitlines() if line]
+    admitted = [
+        e["impersonatedUser"] for e in events
+        if e["stage"] == "ResponseComplete" and e["objectRef"].get("subresource") == "exec"
+        and e["objectRef"].get("name") == "gw-whole"
+    ]  # fmt: skip
+    direct, through = admitted
+    marker = through["extra"].pop("jitgate.dev/session")
+    assert marker and marker[0].startswith("v1:")
+    assert through == direct
+    assert direct["uid"] == alice.uid
+    assert direct["extra"] == {manifests.TEAM_EXTRA: ["payments", "on call"]}
+
+
 def test_the_gateway_answers_only_the_api_servers_front_proxy(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.run_pods("prod", "gw-direct")

@@ -15,6 +15,7 @@ from jitgate.webhook.gateway.frontproxy import (
     check_proxy_certificate,
 )
 from jitgate.webhook.gateway.registry import Registry, TooManySessions
+from jitgate.webhook.gateway.upstream import impersonation
 
 from jitgate.core.clock import SYSTEM_CLOCK
 
@@ -85,8 +86,36 @@ def test_the_caller_is_read_from_the_front_proxy_headers() -> None:
     assert caller.user == "alice"
     assert caller.groups == ("developers", "system:authenticated")
     assert caller.extra == {"scopes/one": ("a",)}
+    assert caller.uid is None
     with pytest.raises(NotFromFrontProxy):
         caller_from_headers([("X-Remote-Group", "developers")])
+
+
+def test_the_gateway_opens_streams_as_the_whole_caller() -> None:
+    """Its user, uid, groups and extras, as the API server named them to the gateway; the
+    caller's own session marker is replaced by the gateway's."""
+    caller = caller_from_headers(
+        [("X-Remote-User", "alice"), ("X-Remote-Uid", "u-1"),
+         ("X-Remote-Group", "developers"), ("X-Remote-Group", "system:authenticated"),
+         ("X-Remote-Extra-Acme.example%2fteam", "payments"),
+         ("X-Remote-Extra-Acme.example%2fteam", "on call"),
+         ("X-Remote-Extra-Jitgate.dev%2fsession", "v1:made:up:value")]
+    )  # fmt: skip
+    assert caller.uid == "u-1"
+
+    headers = impersonation(caller, "v1:signed")
+
+    assert list(headers.items()) == [
+        ("Impersonate-User", "alice"),
+        ("Impersonate-Uid", "u-1"),
+        ("Impersonate-Group", "developers"),  # system:authenticated is the API server's to add
+        ("Impersonate-Extra-acme.example%2Fteam", "payments"),
+        ("Impersonate-Extra-acme.example%2Fteam", "on call"),
+        ("Impersonate-Extra-jitgate.dev%2Fsession", "v1:signed"),
+    ]
+    with pytest.raises(NotFromFrontProxy):
+        caller_from_headers([("X-Remote-User", "alice"), ("X-Remote-Uid", "a"),
+                             ("X-Remote-Uid", "b")])  # fmt: skip
 
 
 def test_kubectls_paths_under_the_prefix() -> None:

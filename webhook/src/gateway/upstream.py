@@ -1,10 +1,12 @@
 """The gateway's own calls to the API server, each as the caller (impersonated).
 
-The gateway's service account may impersonate users, groups and the `jitgate.dev/session`
-user extra, nothing else of its own matters: the API server authorizes each call as the
-caller (RBAC on pods, pods/exec...) and the webhook decides it as the caller, seeing the
-gateway's marker (`marker`). The caller's other user extras are not passed on (impersonating
-them would need a grant for every key an identity provider might add).
+The caller is impersonated whole: user, uid, groups and every user extra its authenticator
+added (an OIDC claim, the x509 credential id, ...), so the API server authorizes each call as
+the caller (RBAC on pods, pods/exec..., and any authorizer that reads extras) and the webhook
+decides it as the caller, seeing the same identity as for a direct call plus the gateway's
+marker (`marker`; a `jitgate.dev/session` extra of the caller's own is not passed on). The
+gateway's service account may therefore impersonate users, groups, uids and user extras
+(charts/jitgate/templates/gateway.yaml); nothing else of its own matters.
 
 A refused upgrade's body (the API server's Status: RBAC, or the webhook's denial with its
 `kubectl jit request` hint) is kept by a client middleware, since aiohttp's WebSocket handshake
@@ -58,14 +60,32 @@ async def _keep_refusals(
     return response
 
 
+# Characters an HTTP header name may hold (RFC 7230 tchar) but '%': Kubernetes percent-encodes
+# the rest of an extra's key (client-go's headerKeyEscape), and decodes it back.
+_KEY_SAFE = "!#$&'*+-.^_`|~"
+
+
+def _extra_header(key: str) -> str:
+    return "Impersonate-Extra-" + quote(key, safe=_KEY_SAFE)
+
+
 def impersonation(caller: Caller, marker: str | None = None) -> CIMultiDict[str]:
+    """The headers that make a call the caller's: user, uid, groups and extras, and the
+    gateway's marker in place of any the caller carried."""
     headers: CIMultiDict[str] = CIMultiDict()
     headers["Impersonate-User"] = caller.user
+    if caller.uid:
+        headers["Impersonate-Uid"] = caller.uid
     for group in caller.groups:
         if group != _SYSTEM_AUTHENTICATED:
             headers.add("Impersonate-Group", group)
+    for key, values in sorted(caller.extra.items()):
+        if key.lower() == EXTRA_KEY:
+            continue
+        for value in values:
+            headers.add(_extra_header(key), value)
     if marker is not None:
-        headers["Impersonate-Extra-" + quote(EXTRA_KEY, safe="")] = marker
+        headers[_extra_header(EXTRA_KEY)] = marker
     return headers
 
 
