@@ -23,6 +23,7 @@ pytestmark = pytest.mark.apiserver
 
 NAMESPACE = "routed"
 DELETES_NAMESPACE = "routed-deletes"  # the namespace delete test ends NAMESPACE
+SCALES_NAMESPACE = "routed-scales"
 PLAIN_NAMESPACE = "routed-plain"  # not labelled: only its label changes are routed
 PROTECTED = {"jitgate.dev/protected": "true"}
 IMAGE = "registry.invalid/app:1"
@@ -303,6 +304,38 @@ def test_every_path_to_a_protected_outcome_reaches_the_webhook(
         lambda: api.kubectl("admin", "delete", "namespace", NAMESPACE, "--wait=false", check=True)
     )
     assert ("DELETE", "namespaces", "", NAMESPACE) in deleted
+
+
+def test_a_scale_reaches_the_webhook_only_to_change_the_count(
+    routed: tuple[KubeAPIServer, Recorder],
+) -> None:
+    """A Scale that keeps the replica count changes nothing (the API server retrying a scale
+    on the state another client's scale just wrote often is one): not routed. Every change of
+    the count is, to and from 0 (which a Scale omits), PATCH (`kubectl scale`) and PUT
+    (`--current-replicas`) alike."""
+    api, recorder = routed
+    api.create_namespace(SCALES_NAMESPACE, labels=PROTECTED)
+    labels = {"app": "scaled"}
+    api.apply(
+        "admin",
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "web", "namespace": SCALES_NAMESPACE, "labels": labels},
+         "spec": {"replicas": 3, "selector": {"matchLabels": labels},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"containers": [{"name": "app", "image": IMAGE}]}}}},
+    )  # fmt: skip
+    scaled = ("UPDATE", "deployments", "scale", "web")
+
+    def scale(*flags: str) -> list[tuple[str, str, str, str]]:
+        args = ("scale", "deployment", "web", "-n", SCALES_NAMESPACE, *flags)
+        return recorder.during(lambda: api.kubectl("admin", *args, check=True))
+
+    assert scale("--replicas=3") == [], "a scale to the current count was routed"
+    assert scaled in scale("--replicas=0")
+    assert scale("--replicas=0") == [], "a scale from 0 to 0 was routed"
+    assert scaled in scale("--replicas=2")
+    assert scale("--current-replicas=2", "--replicas=2") == []
+    assert scaled in scale("--current-replicas=2", "--replicas=5")
 
 
 def test_a_delete_of_an_object_already_being_deleted_reaches_the_webhook_only_to_change_it(

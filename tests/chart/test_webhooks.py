@@ -150,6 +150,11 @@ def test_scale_is_update_on_scale_subresources_and_on_the_workloads() -> None:
     )
     # A StatefulSet's ordinals move every replica: the controller deletes those outside them.
     assert "object.spec.ordinals" in conditions["replicas-changed"]
+    # A Scale omits 0 replicas: one that keeps the count (0 included) is not routed.
+    assert (
+        "(has(object.spec) && has(object.spec.replicas) ? object.spec.replicas : 0) !="
+        in conditions["replicas-changed"]
+    )
 
 
 def test_edits_that_end_a_protected_object_are_updates_of_every_deleted_resource() -> None:
