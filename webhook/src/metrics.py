@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 # The API server's own webhook histogram starts at 5 ms; ours starts at 100 µs.
 LATENCY_BUCKETS = (
@@ -19,6 +24,22 @@ LATENCY_BUCKETS = (
     0.25,
     1.0,
 )
+
+
+class Children(Generic[M]):
+    """A labelled metric's children, each looked up once: `labels()` takes a lock and builds
+    its key on every call, once or twice per review. Label values come from fixed sets
+    (verbs, results), so the map stays small."""
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -114,6 +135,9 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # The per-review counters, by their labels.
+        self.decided = Children(self.decisions)
+        self.repeated = Children(self.repeats)
         self.tls_reloads = Counter(
             "jitgate_webhook_tls_reloads",
             "Times the serving certificate was reloaded from its files.",

@@ -144,5 +144,12 @@ def render(uid: str, answer: Answer) -> bytes:
     if answer.allowed and answer.patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(json.dumps(answer.patch).encode()).decode()
-    review = {"apiVersion": ADMISSION_API_VERSION, "kind": "AdmissionReview", "response": response}
-    return json.dumps(review, separators=(",", ":")).encode()
+    return _REVIEW_HEAD + _encode(response).encode() + b"}"
+
+
+# The envelope around every response, encoded once; one encoder for every answer
+# (`json.dumps` with options builds a new one per call).
+_REVIEW_HEAD = (
+    b'{"apiVersion":"' + ADMISSION_API_VERSION.encode() + b'","kind":"AdmissionReview","response":'
+)
+_encode = json.JSONEncoder(separators=(",", ":")).encode

@@ -45,7 +45,7 @@ from jitgate.webhook.gateway import marker
 from jitgate.webhook.gateway.marker import Stream
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
-from jitgate.webhook.memo import DecisionMemo, facts_of, repeat_of
+from jitgate.webhook.memo import RETRIED_VERBS, DecisionMemo, Facts, facts_of, repeat_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
 from jitgate.webhook.uses import Counted, NotCounted, UseCounter, UsedUp
@@ -261,7 +261,7 @@ class AdmissionService:
         if remembered is not None and not self._still_holds(remembered, attempted.namespace):
             remembered = None  # allowed under a grant revoked (or gone) since: decide afresh
         if remembered is not None:
-            self.metrics.repeats.labels(attempted.verb).inc()
+            self.metrics.repeated(attempted.verb).inc()
             return remembered
         attempts = [attempted]
         if self._may_cascade(request, attempted):
@@ -272,7 +272,9 @@ class AdmissionService:
                     False, f"jitgate cannot decide this request: {error}", "LookupFailed"
                 )
                 return await self._answer(request, attempted, failed)
-        answer = await self._decide(request, attempts, caller=caller)
+        # The facts serve the refusal memo too, when the direct action is the one decided.
+        known = facts if attempts == [attempted] else None
+        answer = await self._decide(request, attempts, caller=caller, facts=known)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer, caller)
         return answer
@@ -365,9 +367,11 @@ class AdmissionService:
         *,
         labels: dict[str, str] | None = None,
         caller: str = "",
+        facts: Facts | None = None,
     ) -> Answer:
         """Allowed when every attempt is; the first one refused is the answer. Each allowed
-        attempt is recorded (and must be durable) before the request is allowed."""
+        attempt is recorded (and must be durable) before the request is allowed. `facts` are
+        the lone attempt's (`memo.facts_of`), when the caller has them already."""
         if not attempts and not self.cache.synced:
             # An indirect request before the cache is known: refused like any protected one.
             not_ready = Verdict(False, f"{NOT_READY}; retry in a moment", "NotReady")
@@ -378,18 +382,18 @@ class AdmissionService:
             if verdict is None:
                 continue
             if not verdict.allowed:
-                return await self._answer(request, attempted, verdict)
+                return await self._answer(request, attempted, verdict, facts=facts)
             allowed.append((attempted, verdict))
         if not allowed:
             return allow()
         for index, (attempted, verdict) in enumerate(allowed):
             counted = await self._count_use(request, attempted, verdict)
             if not counted.allowed:
-                return await self._answer(request, attempted, counted)
+                return await self._answer(request, attempted, counted, facts=facts)
             allowed[index] = (attempted, counted)
         answer = allow()
         for attempted, verdict in allowed:
-            answer = await self._answer(request, attempted, verdict, caller)
+            answer = await self._answer(request, attempted, verdict, caller, facts=facts)
             if not answer.allowed:
                 return answer
         return answer
@@ -490,15 +494,20 @@ class AdmissionService:
         attempted: AttemptedAction | None,
         verdict: Verdict,
         caller: str = "",
+        *,
+        facts: Facts | None = None,
     ) -> Answer:
         action = attempted.verb if attempted is not None else request.operation.lower()
         if (
             not verdict.allowed
             and attempted is not None
-            and self.memo.refused_just_now(facts_of(request, attempted), attempted, verdict.message)
+            and attempted.verb in RETRIED_VERBS
+            and self.memo.refused_just_now(
+                facts or facts_of(request, attempted), attempted, verdict.message
+            )
         ):
             # kubectl exec trying again over SPDY: refused again, already recorded.
-            self.metrics.repeats.labels(action).inc()
+            self.metrics.repeated(action).inc()
             return deny(verdict.message)
         repeat = repeat_of(request, attempted, caller) if verdict.allowed and attempted else None
         if repeat is not None:
@@ -508,13 +517,13 @@ class AdmissionService:
             if earlier is not None:
                 # The API server validating one DELETE again: allowed afresh by the same
                 # Grant, answered with the request's one record.
-                self.metrics.repeats.labels(action).inc()
+                self.metrics.repeated(action).inc()
                 return earlier
         durable = await self.audit.record(action_event(request, attempted, verdict))
         if verdict.allowed and not durable:
-            self.metrics.decisions.labels(action, "denied").inc()
+            self.metrics.decided(action, "denied").inc()
             return deny(AUDIT_DOWN, "InternalError")
-        self.metrics.decisions.labels(action, "allowed" if verdict.allowed else "denied").inc()
+        self.metrics.decided(action, "allowed" if verdict.allowed else "denied").inc()
         if not verdict.allowed:
             return deny(verdict.message)
         grant = verdict.grant
@@ -628,9 +637,9 @@ class AdmissionService:
         self, request: AdmissionRequest, action: str, refusal: Refusal | None
     ) -> Answer:
         if refusal is None:
-            self.metrics.decisions.labels(action, "allowed").inc()
+            self.metrics.decided(action, "allowed").inc()
             return allow()
-        self.metrics.decisions.labels(action, "denied").inc()
+        self.metrics.decided(action, "denied").inc()
         # Refusals are evidence (forged identities, edited approvals); a failed write of the
         # record does not change the answer, which is already a denial.
         await self.audit.record(refusal_event(request, refusal.reason, refusal.message))
