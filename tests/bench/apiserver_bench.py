@@ -5,20 +5,27 @@ Each figure is measured in the same run with jitgate's webhook configurations in
 removed, in alternating pairs, with a grant held for every protected action sent:
 
 1. protected pod deletes and ``deployments/scale`` updates per second (8 concurrent clients,
-   a fresh TLS connection per request, as the harness sends them), p50/p99, and the ratio;
+   a fresh TLS connection per request, as the harness sends them), p50/p99, and the ratio.
+   Scales twice: each client scaling a Deployment of its own (every request changes the
+   count: the everyday case), and all 8 scaling one Deployment (the API server retries the
+   conflicting updates, each retry admitted again);
 2. webhook calls per request (the API server's own
-   ``apiserver_admission_webhook_admission_duration_seconds_count``) and audit records per
-   request (lines appended to the webhook's audit log);
+   ``apiserver_admission_webhook_admission_duration_seconds_count``), audit records per
+   request (lines appended to the webhook's audit log), and CPU per request of the API
+   server (with its embedded etcd) on each side and of the webhook: figures that a loaded
+   machine changes far less than requests per second;
 3. the latency jitgate adds to an exec admission: a ``pods/exec`` connect to a pod on a node
    without a kubelet, which is admitted and then fails to connect (the same failure on both
-   sides, so the difference is admission);
+   sides, so the difference is admission), with where the added time goes: the API server's
+   time in the webhook call, the webhook's own time, and its audit append in that;
 4. approve → first allowed exec (the operator issues the Grant, the webhook sees it) and
    Grant deleted → first denial, p50/p99;
 5. create-Grant-then-act races (a server-side dry-run delete right after its Grant is
    created): the count of false denials.
 
-Everything shares the machine's cores with the API server and both jitgate processes. Prints
-only; fails only when it cannot run. Overall bounded by ``TIME_BOUND_S``.
+Everything shares the machine's cores with the API server and both jitgate processes; the
+load average is printed with each figure. Prints only; fails only when it cannot run.
+Overall bounded by ``TIME_BOUND_S``.
 """
 
 from __future__ import annotations
@@ -27,15 +34,19 @@ import concurrent.futures
 import contextlib
 import datetime as dt
 import functools
+import itertools
+import operator
+import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from apiserver import build, harness
 from chart import render
-from e2e import cluster, manifests
+from e2e import cluster, manifests, processes
 from support import objects
 
 from jitgate.core.clock import SYSTEM_CLOCK
@@ -44,7 +55,7 @@ NAMESPACE = "prod"
 REQUESTS = 200  # per measurement
 PAIRS = 3  # alternating installed/removed measurements
 CLIENTS = 8
-EXECS = 100  # per measurement
+EXECS = 500  # per measurement: 1,500 each side, so that p99 is not the 3rd-worst of 300
 REVOCATIONS = 20
 APPROVALS = 20
 RACES = 1000
@@ -52,11 +63,14 @@ TIME_BOUND_S = 900.0
 NAMES_PER_ACTION = 64  # the Grant schema's bound
 GRANTS = f"/apis/jitgate.dev/v1alpha1/namespaces/{NAMESPACE}/grants"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
-SCALE = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments/web/scale"
-WEBHOOK_COUNT = "apiserver_admission_webhook_admission_duration_seconds_count{"
+DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
+WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
+DECISION_SECONDS = "jitgate_webhook_decision_seconds"
+AUDIT_SECONDS = "jitgate_webhook_audit_append_seconds"
 
 Obj = dict[str, Any]
 Call = Callable[[], tuple[int, Any]]
+Lane = list[Call]  # one client's requests, sent one after another
 
 
 class OutOfTime(Exception):
@@ -70,6 +84,11 @@ class Clock:
     def check(self, what: str) -> None:
         if time.monotonic() > self.deadline:
             raise OutOfTime(what)
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f}, 5 min {five:.1f}"
 
 
 def _grant(name: str, actions: list[Obj]) -> Obj:
@@ -130,86 +149,148 @@ def _remove(c: cluster.JitCluster) -> None:
     _until("the webhook configurations going away", lambda: not _probe_denied(c))
 
 
-def _webhook_calls(c: cluster.JitCluster) -> int:
-    """Calls of jitgate's webhooks, counted by the API server."""
-    status, text = c.api.request("GET", "/metrics", who="admin")
-    if status != 200:
-        raise RuntimeError(f"the API server's /metrics: {status}")
-    return sum(
-        int(float(line.rsplit(" ", 1)[1]))
-        for line in str(text).splitlines()
-        if line.startswith(WEBHOOK_COUNT) and ".jitgate.dev" in line
-    )
+def _histogram(text: str, name: str, *, only: str = "") -> tuple[float, float]:
+    """(sum, count) of a Prometheus histogram over its series whose labels contain `only`."""
+    total = count = 0.0
+    for line in text.splitlines():
+        series, _, value = line.rpartition(" ")
+        metric = series.split("{", 1)[0]
+        if only in series and metric == f"{name}_sum":
+            total += float(value)
+        elif only in series and metric == f"{name}_count":
+            count += float(value)
+    return total, count
 
 
-def _audit_records(c: cluster.JitCluster) -> int:
-    return sum(
-        path.read_bytes().count(b"\n") for path in c.webhook_audit.rglob("*.jsonl")
-    )  # fmt: skip
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU time process `pid` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Counters:
+    """What the API server and the webhook have counted so far."""
+
+    calls: float  # jitgate's webhooks called, as the API server counts them
+    call_seconds: float  # the API server's time in those calls
+    records: int  # lines in the webhook's audit log
+    decisions: float
+    decision_seconds: float  # the webhook's own, reading the review to answering it
+    appends: float
+    append_seconds: float  # until an audit record is durable
+    api_cpu: float
+    webhook_cpu: float
+
+    @classmethod
+    def read(cls, c: cluster.JitCluster) -> Counters:
+        status, text = c.api.request("GET", "/metrics", who="admin")
+        if status != 200:
+            raise RuntimeError(f"the API server's /metrics: {status}")
+        answer = processes.https_get(f"{c.webhook_url}/metrics", c.api.ca_file, timeout=10)
+        if answer.status != 200:
+            raise RuntimeError(f"the webhook's /metrics: {answer.status} {answer.body[:200]}")
+        call_seconds, calls = _histogram(str(text), WEBHOOK_SECONDS, only=".jitgate.dev")
+        decision_seconds, decisions = _histogram(answer.body, DECISION_SECONDS)
+        append_seconds, appends = _histogram(answer.body, AUDIT_SECONDS)
+        webhook = next(p for p in c.processes if p.name == "webhook").process
+        assert webhook is not None
+        return cls(
+            calls=calls,
+            call_seconds=call_seconds,
+            records=sum(
+                path.read_bytes().count(b"\n") for path in c.webhook_audit.rglob("*.jsonl")
+            ),
+            decisions=decisions,
+            decision_seconds=decision_seconds,
+            appends=appends,
+            append_seconds=append_seconds,
+            api_cpu=_cpu_seconds(c.api.process.pid),
+            webhook_cpu=_cpu_seconds(webhook.pid),
+        )
+
+    def __add__(self, other: Counters) -> Counters:
+        return Counters(*(getattr(self, f) + getattr(other, f) for f in self.__dataclass_fields__))
+
+    def __sub__(self, other: Counters) -> Counters:
+        return Counters(*(getattr(self, f) - getattr(other, f) for f in self.__dataclass_fields__))
 
 
 class Run:
-    """One measurement: latencies (ms), requests per second, webhook calls and records."""
+    """One measurement: each lane sent by a client of its own, its requests one after
+    another; latencies (ms), requests per second and what the counters moved by."""
 
-    def __init__(self, c: cluster.JitCluster, calls: list[Call], ok: set[int], clients: int):
-        calls_before, records_before = _webhook_calls(c), _audit_records(c)
+    def __init__(self, c: cluster.JitCluster, lanes: list[Lane], ok: set[int]):
+        before = Counters.read(c)
         latencies: list[float] = []
         failures: list[tuple[int, Any]] = []
 
-        def timed(call: Call) -> None:
-            started = time.perf_counter()
-            status, body = call()
-            latencies.append((time.perf_counter() - started) * 1000)
-            if status not in ok:
-                failures.append((status, body))
+        def send(lane: Lane) -> None:
+            for call in lane:
+                started = time.perf_counter()
+                status, body = call()
+                latencies.append((time.perf_counter() - started) * 1000)
+                if status not in ok:
+                    failures.append((status, body))
 
         started = time.perf_counter()
-        with concurrent.futures.ThreadPoolExecutor(clients) as pool:
-            list(pool.map(timed, calls))
+        with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
+            list(pool.map(send, lanes))
         self.seconds = time.perf_counter() - started
+        self.n = sum(len(lane) for lane in lanes)
         if failures:
-            raise RuntimeError(f"{len(failures)} of {len(calls)} failed, e.g. {failures[0]}")
+            raise RuntimeError(f"{len(failures)} of {self.n} failed, e.g. {failures[0]}")
         # The audit writer appends after answering: let the last records land.
         time.sleep(0.5)
-        self.calls = _webhook_calls(c) - calls_before
-        self.records = _audit_records(c) - records_before
-        self.n = len(calls)
+        self.moved = Counters.read(c) - before
         self.latencies = sorted(latencies)
 
-    @property
-    def rate(self) -> float:
-        return self.n / self.seconds
 
-    def percentile(self, share: float) -> float:
-        return self.latencies[min(int(len(self.latencies) * share), len(self.latencies) - 1)]
+@dataclass(frozen=True)
+class Pooled:
+    """Runs of one side taken together."""
+
+    n: int
+    rate: float
+    p50: float
+    p99: float
+    moved: Counters
+
+    @classmethod
+    def of(cls, runs: list[Run]) -> Pooled:
+        latencies = sorted(x for run in runs for x in run.latencies)
+        n = sum(run.n for run in runs)
+        moved = functools.reduce(operator.add, (run.moved for run in runs))
+        return cls(
+            n=n,
+            rate=n / sum(run.seconds for run in runs),
+            p50=latencies[len(latencies) // 2],
+            p99=latencies[int(len(latencies) * 0.99)],
+            moved=moved,
+        )
+
+    def per(self, value: float) -> float:
+        return value / self.n
 
 
-def _pooled(runs: list[Run]) -> tuple[float, float, float, float, float]:
-    """Requests per second, p50, p99, webhook calls and audit records per request."""
-    latencies = sorted(x for run in runs for x in run.latencies)
-    n = sum(run.n for run in runs)
-    rate = n / sum(run.seconds for run in runs)
-    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
-    return rate, p50, p99, sum(r.calls for r in runs) / n, sum(r.records for r in runs) / n
-
-
-def _print_pair(title: str, on: list[Run], off: list[Run]) -> None:
-    rate_on, p50_on, p99_on, calls, records = _pooled(on)
-    rate_off, p50_off, p99_off, _, _ = _pooled(off)
-    print(f"{title} ({sum(r.n for r in on)} each side, {len(on)} alternating pairs)")
-    print(f"  {'':<26} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}")
-    print(f"  {'jitgate installed':<26} {rate_on:>8.0f} {p50_on:>8.1f} {p99_on:>8.1f}")
-    print(f"  {'configurations removed':<26} {rate_off:>8.0f} {p50_off:>8.1f} {p99_off:>8.1f}")
-    print(f"  ratio {rate_on / rate_off:.2f}x; webhook calls per request {calls:.2f}, "
-          f"audit records per request {records:.2f}")  # fmt: skip
+def _print_pair(title: str, on_runs: list[Run], off_runs: list[Run]) -> None:
+    on, off = Pooled.of(on_runs), Pooled.of(off_runs)
+    print(f"{title} ({on.n} each side, {len(on_runs)} alternating pairs; {_load()})")
+    print(f"  {'':<26} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {'API server CPU ms/req':>22}")
+    for label, side in (("jitgate installed", on), ("configurations removed", off)):
+        print(f"  {label:<26} {side.rate:>8.0f} {side.p50:>8.1f} {side.p99:>8.1f} "
+              f"{side.per(side.moved.api_cpu) * 1000:>22.2f}")  # fmt: skip
+    print(f"  ratio {on.rate / off.rate:.2f}x; webhook calls per request "
+          f"{on.per(on.moved.calls):.2f}, audit records per request "
+          f"{on.per(on.moved.records):.2f}; webhook CPU "
+          f"{on.per(on.moved.webhook_cpu) * 1000:.2f} ms per request")  # fmt: skip
 
 
 def _alternating(
     c: cluster.JitCluster,
     clock: Clock,
-    make: Callable[[int, bool], list[Call]],
+    make: Callable[[int, bool], list[Lane]],
     ok: set[int],
-    clients: int,
 ) -> tuple[list[Run], list[Run]]:
     """PAIRS measurements each side, installed first then removed, alternating; the
     configurations are installed again at the end."""
@@ -219,72 +300,112 @@ def _alternating(
         for installed in (True, False):
             clock.check("alternating measurements")
             (_install if installed else _remove)(c)
-            (on if installed else off).append(Run(c, make(pair, installed), ok, clients))
+            (on if installed else off).append(Run(c, make(pair, installed), ok))
     _install(c)
     return on, off
 
 
-def _deletes(c: cluster.JitCluster, clock: Clock) -> None:
+def _lanes(calls: list[Call], clients: int = CLIENTS) -> list[Lane]:
+    return [calls[i::clients] for i in range(clients)]
+
+
+def _deletes(c: cluster.JitCluster, clock: Clock, *, scheduled: bool) -> None:
+    """Pods on a node are deleted gracefully: the DELETE marks them (the kubelet, exempt,
+    removes them later). Unscheduled pods are marked and removed within the one DELETE,
+    which the API server validates again on its cached copy (often stale by then)."""
+    kind = "scheduled" if scheduled else "unscheduled"
+
     def pods(pair: int, installed: bool) -> list[str]:
-        return [f"bench-{pair}-{int(installed)}-{i}" for i in range(REQUESTS)]
+        return [f"bench-{kind}-{pair}-{int(installed)}-{i}" for i in range(REQUESTS)]
 
     every = [pod for pair in range(PAIRS) for side in (True, False) for pod in pods(pair, side)]
-    # Unscheduled: a delete removes each at once, no kubelet has to confirm it.
-    c.api.apply("admin", *(manifests.pod(NAMESPACE, pod, node=None) for pod in every))
+    node = manifests.NODE if scheduled else None
+    c.api.apply("admin", *(manifests.pod(NAMESPACE, pod, node=node) for pod in every))
     for pair in range(PAIRS):
-        _create_grant(c, _grant(f"bench-deletes-{pair}", _delete_actions(pods(pair, True))))
+        grant = _grant(f"bench-deletes-{kind}-{pair}", _delete_actions(pods(pair, True)))
+        _create_grant(c, grant)
 
-    def make(pair: int, installed: bool) -> list[Call]:
-        return [
+    def make(pair: int, installed: bool) -> list[Lane]:
+        return _lanes([
             functools.partial(c.api.request, "DELETE", f"{PODS}/{pod}", who="alice")
             for pod in pods(pair, installed)
-        ]
+        ])  # fmt: skip
 
-    _print_pair(
-        "protected pod deletes, a grant held", *_alternating(c, clock, make, {200}, CLIENTS)
+    title = (
+        "protected pod deletes, scheduled pods (graceful: the DELETE marks them), a grant held"
+        if scheduled
+        else "protected pod deletes, unscheduled pods (marked and removed at once), a grant held"
+    )
+    _print_pair(title, *_alternating(c, clock, make, {200}))
+
+
+def _scale_body(name: str, replicas: int) -> Obj:
+    return {
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {"replicas": replicas},
+    }
+
+
+def _scale(c: cluster.JitCluster, name: str, replicas: int) -> Call:
+    path = f"{DEPLOYMENTS}/{name}/scale"
+    return functools.partial(
+        c.api.request, "PUT", path, who="alice", body=_scale_body(name, replicas)
     )
 
 
 def _scales(c: cluster.JitCluster, clock: Clock) -> None:
+    own = [f"web-{i}" for i in range(CLIENTS)]
+    c.api.apply("admin", *(manifests.deployment(NAMESPACE, name, replicas=1) for name in own))
     c.api.apply("admin", manifests.deployment(NAMESPACE, "web"))
-    scale = [{"verb": "scale", "resource": "deployments.apps", "names": ["web"]}]
+    scale = [{"verb": "scale", "resource": "deployments.apps", "names": ["web", *own]}]
     _create_grant(c, _grant("bench-scale", scale))
+    sent = {name: itertools.count() for name in own}
 
-    def body(replicas: int) -> Obj:
-        return {
-            "apiVersion": "autoscaling/v1",
-            "kind": "Scale",
-            "metadata": {"name": "web", "namespace": NAMESPACE},
-            "spec": {"replicas": replicas},
-        }
-
-    def make(_pair: int, _installed: bool) -> list[Call]:
+    def own_deployments(_pair: int, _installed: bool) -> list[Lane]:
+        # 1 -> 2 -> 3 -> 2 -> 3 ...: every request changes its Deployment's count.
+        per_client = REQUESTS // CLIENTS
         return [
-            functools.partial(c.api.request, "PUT", SCALE, who="alice", body=body(2 + i % 3))
-            for i in range(REQUESTS)
+            [_scale(c, name, 2 + next(sent[name]) % 2) for _ in range(per_client)] for name in own
         ]
 
-    on, off = _alternating(c, clock, make, {200}, CLIENTS)
-    _print_pair("protected deployments/scale updates (PUT), a grant held", on, off)
+    def one_deployment(_pair: int, _installed: bool) -> list[Lane]:
+        return _lanes([_scale(c, "web", 2 + i % 3) for i in range(REQUESTS)])
+
+    on, off = _alternating(c, clock, own_deployments, {200})
+    _print_pair("protected deployments/scale updates (PUT), each client its own Deployment, "
+                "a grant held", on, off)  # fmt: skip
+    on, off = _alternating(c, clock, one_deployment, {200})
+    _print_pair("protected deployments/scale updates (PUT), 8 clients, ONE Deployment "
+                "(conflicts retried by the API server), a grant held", on, off)  # fmt: skip
 
 
 def _exec(c: cluster.JitCluster, clock: Clock) -> None:
     _create_grant(c, _grant("bench-exec", [{"verb": "exec", "names": [c.probe_pod]}]))
     path = f"{PODS}/{c.probe_pod}/exec?command=true&stdout=true"
 
-    def make(_pair: int, _installed: bool) -> list[Call]:
-        return [lambda: c.api.request("POST", path, who="alice") for _ in range(EXECS)]
+    def make(_pair: int, _installed: bool) -> list[Lane]:
+        return [[lambda: c.api.request("POST", path, who="alice") for _ in range(EXECS)]]
 
     # Admitted, then refused: the pod's node has no kubelet (or no upgrade was asked for).
-    on, off = _alternating(c, clock, make, {400, 500}, 1)
-    _, p50_on, p99_on, calls, _ = _pooled(on)
-    _, p50_off, p99_off, _, _ = _pooled(off)
-    print(f"exec admission (pods/exec connect, one at a time, {EXECS * PAIRS} each side; "
-          "admitted, then no kubelet answers)")  # fmt: skip
-    print(f"  installed p50 {p50_on:.1f} ms, p99 {p99_on:.1f} ms; removed p50 {p50_off:.1f} ms, "
-          f"p99 {p99_off:.1f} ms")  # fmt: skip
-    print(f"  added by jitgate: p50 {p50_on - p50_off:+.1f} ms, p99 {p99_on - p99_off:+.1f} ms; "
-          f"webhook calls per exec {calls:.2f}")  # fmt: skip
+    on_runs, off_runs = _alternating(c, clock, make, {400, 500})
+    on, off = Pooled.of(on_runs), Pooled.of(off_runs)
+    moved = on.moved
+    print(f"exec admission (pods/exec connect, one at a time, {on.n} each side, "
+          f"{len(on_runs)} alternating pairs; admitted, then no kubelet answers; "
+          f"{_load()})")  # fmt: skip
+    print(f"  installed p50 {on.p50:.1f} ms, p99 {on.p99:.1f} ms; removed p50 {off.p50:.1f} ms, "
+          f"p99 {off.p99:.1f} ms")  # fmt: skip
+    print(f"  added by jitgate: p50 {on.p50 - off.p50:+.1f} ms, p99 {on.p99 - off.p99:+.1f} ms; "
+          f"webhook calls per exec {on.per(moved.calls):.2f}")  # fmt: skip
+    print(f"  where it goes (means): the API server in the webhook call "
+          f"{moved.call_seconds / max(moved.calls, 1) * 1000:.2f} ms, of which the webhook "
+          f"reading to answering {moved.decision_seconds / max(moved.decisions, 1) * 1000:.2f} ms, "
+          f"of which the audit append (durable) "
+          f"{moved.append_seconds / max(moved.appends, 1) * 1000:.2f} ms; CPU per exec: API "
+          f"server {on.per(moved.api_cpu) * 1000:.2f} vs {off.per(off.moved.api_cpu) * 1000:.2f} "
+          f"ms, webhook {on.per(moved.webhook_cpu) * 1000:.2f} ms")  # fmt: skip
 
 
 def _dry_delete(c: cluster.JitCluster, pod: str) -> int:
@@ -382,7 +503,12 @@ def main() -> None:
         print("(everything shares this machine's cores: the API server, the webhook, the "
               "operator and the clients)")  # fmt: skip
         try:
-            for figure in (_deletes, _scales, _exec, _approvals, _revocations, _races):
+            figures = (
+                functools.partial(_deletes, scheduled=True),
+                functools.partial(_deletes, scheduled=False),
+                _scales, _exec, _approvals, _revocations, _races,
+            )  # fmt: skip
+            for figure in figures:
                 figure(c, clock)
                 c.check_alive()
         except OutOfTime as spent:

@@ -33,10 +33,14 @@ nothing (a shorter grace period or another propagation policy are other options,
 request of its own); a re-created object has a new uid; a denial, another Grant, another
 user or group set, a dry run versus a real request are all recorded. The memo never answers
 for a decision: a Grant revoked or expired in between denies the repeat, and that denial is
-recorded. Updates are never taken for repeats: a scale retried after a write conflict cannot
-be told from a new request to the same count (nothing in a review is request-scoped), so
-each is decided and recorded on the state it was decided on. Anything else is a genuinely
-new request and is decided and recorded.
+recorded. Updates are never taken for repeats: the API server re-runs admission for each try
+of an update (on its cached copy, again on the stored object when the copy was stale or
+another client wrote in between), each try with a uid of its own, and nothing in a review
+tells a retry from a new request by the same user with certainty (README, Performance). So
+each try that changes the count is decided and recorded on the state it was decided on
+(the safe side: every try is an admission of a protected change); one that lands on the
+count another client just wrote changes nothing and is not routed (threat model 3.11).
+Anything else is a genuinely new request and is decided and recorded.
 """
 
 from __future__ import annotations
