@@ -69,6 +69,8 @@ GATEWAY_STOPPING: Final = "gateway stopping"
 CLIENT_CLOSED: Final = "client closed"
 LIMIT: Final = "limit"
 RECORDING_FAILED: Final = "recording failed"
+# The pod's side ended before the command's exit status: the output may be short.
+STREAM_LOST: Final = "stream lost before the exit status"
 UNREADABLE_TUNNEL: Final = "port-forward tunnel unreadable"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import shlex
 import socket
@@ -116,6 +117,38 @@ def test_exec_through_the_gateway_runs_the_command_and_records_it(jitgate_cluste
     [session] = json.loads(listed.stdout)
     assert session["decision"] == f"{decision['writer']}:{decision['seq']}"
     c.assert_audit_logs_verify()
+
+
+def test_a_large_fast_output_arrives_whole_every_time_and_is_recorded_whole(
+    jitgate_cluster: Any,
+) -> None:
+    """Several MiB written as fast as the pod can, five times: every byte reaches kubectl
+    (the same digest), kubectl exits with the command's code, and the recording holds exactly
+    those bytes (the API server closes right after the exit status; its end used to be lost)."""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-bulk")
+    grant = grant_for(c, "prod", "gw-bulk", "gw-bulk")
+    lines = 700_000  # ~4.6 MiB
+    expected = "".join(f"{n}\n" for n in range(1, lines + 1)).encode()
+    argv = jit_argv(c, "alice", "exec", "-n", "prod", "gw-bulk", "--", "sh", "-c",
+                    f"seq 1 {lines}; exit 7")  # fmt: skip
+    runs = 5
+    for run in range(runs):
+        ran = subprocess.run(argv, capture_output=True, timeout=60, env=c.env(), check=False)
+        got = hashlib.sha256(ran.stdout).hexdigest()
+        assert (len(ran.stdout), got, ran.returncode) == (
+            len(expected), hashlib.sha256(expected).hexdigest(), 7,
+        ), f"run {run}: {ran.stderr.decode(errors='replace')}"  # fmt: skip
+
+    records = session_records(c)
+    started = [
+        r["session"] for r in records if r["type"] == "session.started" and r["grant"] == grant
+    ]
+    assert len(started) == runs
+    for session in started:
+        own = [r for r in records if r.get("session") == session]
+        assert recorded(own, "stdout") == expected
+        assert (own[-1]["type"], own[-1]["reason"]) == ("session.ended", "exited with code 7")
 
 
 def test_an_interactive_session_is_recorded_byte_for_byte(jitgate_cluster: Any) -> None:

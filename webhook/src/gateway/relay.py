@@ -11,7 +11,14 @@ and a tunnel that cannot be read ends the session.
 A session ends by itself (the command exited, either side closed) or is cut (`cut()`: its
 grant expired or was revoked, it was idle, the gateway stops, recording failed). When cut, the
 user's terminal gets a line saying why and the error channel a Status with the same words
-(kubectl prints `error: ...` and exits 1), then both sides are closed.
+(kubectl prints `error: ...` and exits 1), then both sides are closed. An exec or attach whose
+pod side ends without the error channel's final Status is cut the same way (STREAM_LOST): its
+output may be short, and kubectl would otherwise exit 0 on a normal close.
+
+The pod's side is closed by the API server after the exit status; the gateway then closes the
+client's WebSocket at once (kubectl waits for that close, as it does from the API server), and
+the close frame follows every byte already sent. The gateway never closes the pod's side first
+while a session runs by itself, so nothing the pod still has to send is thrown away.
 """
 
 from __future__ import annotations
@@ -32,11 +39,14 @@ from jitgate.webhook.gateway.portforward import PortForwardObserver, TunnelCut
 from jitgate.audit.recorder import RecordingFailed, SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import Clock
-from jitgate.core.sessions import RECORDING_FAILED, Ending
+from jitgate.core.sessions import RECORDING_FAILED, STREAM_LOST, Ending
 
 logger = logging.getLogger(__name__)
 
-CLIENT_CLOSE_WAIT_S = 5.0
+# What the user reads when the pod's side ends before the command's exit status.
+_STREAM_LOST_WORDS = (
+    "the stream from the pod ended before the command's exit status; its output may be incomplete"
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,7 @@ async def relay(
     recording = session.attempted.verb != "portforward"
     tunnel = None if recording else PortForwardObserver(session.recorder)
     exit_code: list[int] = []
+    status_seen = False  # the error channel's final Status (an exit code or an error)
 
     async def from_client() -> Ending:
         async for message in client:
@@ -166,10 +177,8 @@ async def relay(
     inbox = _Inbox(max_buffered)
 
     async def read_pod() -> None:
-        """Read the pod's side as it comes, holding up to `max_buffered` bytes: the API server
-        closes (TCP reset) once the command exits, and bytes still unread in this side's
-        socket would be lost; a reader waiting on the recorder or a slow client could lose
-        the end of a large output."""
+        """Read the pod's side as it comes, holding up to `max_buffered` bytes while the
+        recorder or a slow client catches up (then the reader waits, and so does the pod)."""
         try:
             async for message in upstream:
                 if message.type == aiohttp.WSMsgType.BINARY:
@@ -177,7 +186,8 @@ async def relay(
         finally:
             inbox.close()
 
-    async def from_pod() -> Ending:
+    async def from_pod() -> Ending | Cut:
+        nonlocal status_seen
         reader = asyncio.ensure_future(read_pod())
         try:
             while (data := await inbox.get()) is not None:
@@ -187,7 +197,8 @@ async def relay(
                     stream = channels.STREAM_NAMES.get(channel)
                     if stream is not None and channel != channels.STDIN:
                         await session.recorder.write(stream, payload)  # type: ignore[arg-type]
-                    elif channel == channels.ERROR:
+                    elif channel == channels.ERROR and payload:
+                        status_seen = True
                         code = channels.exit_code_of(payload)
                         if code is not None:
                             exit_code.append(code)
@@ -199,6 +210,8 @@ async def relay(
             await asyncio.gather(reader, return_exceptions=True)
         if exit_code:
             return Ending.exited(exit_code[0])
+        if recording and not status_seen:
+            return Cut(Ending.terminated(STREAM_LOST), _STREAM_LOST_WORDS)
         return Ending("stream closed by the API server", cut=False)
 
     tasks: list[asyncio.Future[Ending | Cut]] = [
@@ -231,9 +244,9 @@ async def relay(
             await _close_connections(tunnel, outcome.ending)
             return outcome.ending
         if first is tasks[1]:
-            # The pod's side ended: kubectl closes once it has read everything up to the exit
-            # status; closing first could cut the stream's last bytes short.
-            await asyncio.wait([tasks[0]], timeout=CLIENT_CLOSE_WAIT_S)
+            # The pod's side ended after its exit status: kubectl waits for the close (as the
+            # API server closes a direct exec), which follows every byte already sent.
+            await client.close()
         await _close_connections(tunnel, outcome)
         return outcome
     finally:

@@ -26,6 +26,7 @@ from jitgate.webhook.gateway.channels import status
 from jitgate.webhook.gateway.frontproxy import Caller
 from jitgate.webhook.gateway.marker import EXTRA_KEY
 from jitgate.webhook.gateway.paths import StreamTarget
+from jitgate.webhook.gateway.readtoend import ReadToEndConnector
 from multidict import CIMultiDict
 
 from jitgate.kube import Credentials
@@ -111,7 +112,7 @@ class Upstream:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 base_url=self._credentials.server.rstrip("/") + "/",
-                connector=aiohttp.TCPConnector(ssl=self._credentials.ssl_context()),
+                connector=ReadToEndConnector(ssl=self._credentials.ssl_context()),
                 middlewares=(_keep_refusals,),
                 # No overall limit: a session lasts as long as its grant; opening one is
                 # bounded in open_stream.
