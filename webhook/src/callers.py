@@ -27,9 +27,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from jitgate.webhook.http1 import OneWriteProtocol
 from jitgate.webhook.metrics import Metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 logger = logging.getLogger(__name__)
 
@@ -139,8 +139,8 @@ def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
     return guarded
 
 
-class TLSScopeProtocol(HttpToolsProtocol):
-    """uvicorn's httptools HTTP/1.1 protocol (what the webhook serves with), adding the ASGI
+class TLSScopeProtocol(OneWriteProtocol):
+    """The webhook's HTTP/1.1 protocol (`jitgate.webhook.http1`), adding the ASGI
     TLS extension to each request's scope (`scope["extensions"]["tls"]`: the client
     certificate the handshake verified)."""
 

@@ -39,6 +39,7 @@ from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.gateway.app import Gateway, serving
 from jitgate.webhook.gateway.marker import SessionKeyError, load_session_key
 from jitgate.webhook.gateway.upstream import Upstream
+from jitgate.webhook.http1 import OneWriteProtocol
 from jitgate.webhook.livegrants import LiveGrants
 from jitgate.webhook.lookups import ApiReader, NoReader
 from jitgate.webhook.metrics import Metrics
@@ -288,11 +289,16 @@ class _LateSink:
         return await self.target.append(event)
 
 
+def http_protocol(*, client_ca: bool) -> type[OneWriteProtocol]:
+    """What the webhook serves HTTP/1.1 with (`make bench` serves it the same way)."""
+    return TLSScopeProtocol if client_ca else OneWriteProtocol
+
+
 def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
     return uvicorn.Config(
         webhook.served,
         # The caller check reads the client certificate from the ASGI TLS extension.
-        http=TLSScopeProtocol if webhook.config.client_ca is not None else "httptools",
+        http=http_protocol(client_ca=webhook.config.client_ca is not None),
         host=webhook.config.host,
         port=webhook.config.port,
         ssl_context_factory=lambda _config, _default: webhook.tls.context,
