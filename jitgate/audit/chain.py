@@ -168,7 +168,9 @@ def link(
 
     Raises ValueError if the body holds something JSON cannot carry (NaN, lone surrogates).
     """
-    record: dict[str, Any] = {k: v for k, v in body.items() if k not in UNHASHED}
+    record = dict(body)
+    for name in UNHASHED.intersection(record):
+        del record[name]
     record["v"] = FORMAT_VERSION
     record["writer"] = writer
     record["seq"] = head.next_seq() if head else 1

@@ -40,13 +40,29 @@ class AuditRecord(EventFields):
     def of_event(
         cls, event: AuditEvent, stored: Mapping[str, Any], leaf: bytes | None = None
     ) -> AuditRecord:
-        """The record `event` became; its parts are validated already, so none is again."""
-        fields = {name: getattr(event, name) for name in EventFields.model_fields}
-        chain: dict[str, Any] = {
-            name: stored.get(name) for name in ("v", "writer", "seq", "prev", "hash", "mac")
+        """The record `event` became; its parts are validated already, so none is again.
+
+        What `model_construct` would build, without its walk over every field's alias and
+        default and the private attribute set through `__setattr__`: that walk cost as much
+        as chaining the record, once per append (`_construct`).
+        """
+        values = event.__dict__
+        stored_values = {
+            "v": stored["v"],
+            "writer": stored["writer"],
+            "seq": stored["seq"],
+            "time": stored["time"],
+            "type": event.type,
+            "prev": stored["prev"],
+            "hash": stored["hash"],
+            "mac": stored.get("mac"),
         }
-        record = cls.model_construct(**fields, **chain, time=stored["time"], type=event.type)
-        record._leaf = leaf
+        record = cls.__new__(cls)
+        _construct(
+            record,
+            {name: values[name] for name in _EVENT_FIELDS} | stored_values,
+            {"_leaf": leaf},
+        )
         return record
 
     @property
@@ -62,3 +78,15 @@ class AuditRecord(EventFields):
     @property
     def user(self) -> str | None:
         return self.actor.user if self.actor else None
+
+
+_EVENT_FIELDS = tuple(EventFields.model_fields)
+_RECORD_FIELDS = frozenset(AuditRecord.model_fields)
+
+
+def _construct(record: AuditRecord, values: dict[str, Any], private: dict[str, Any]) -> None:
+    """Fill a bare `AuditRecord` as pydantic's `model_construct` does when given every field."""
+    object.__setattr__(record, "__dict__", values)
+    object.__setattr__(record, "__pydantic_fields_set__", set(_RECORD_FIELDS))
+    object.__setattr__(record, "__pydantic_extra__", {})
+    object.__setattr__(record, "__pydantic_private__", private)

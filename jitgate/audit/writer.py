@@ -18,9 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, link
 from jitgate.audit.checkpointer import Checkpointer
@@ -37,8 +36,7 @@ DEFAULT_MAX_BATCH: Final = 1024
 RETRY_BROKEN: Final = 5.0  # seconds between recovery attempts of an unhealthy writer
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):  # a tuple: one per append, built on the hot path
     event: AuditEvent
     body: Mapping[str, Any]
     future: asyncio.Future[AuditRecord]

@@ -8,12 +8,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+# One encoder for every call: `json.dumps` with options builds a new one each time, a
+# noticeable share of the audit writer's work per record.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
 
 def canonical_json(value: Any) -> bytes:
     """Sorted keys, no insignificant whitespace, UTF-8: stable input for hashes."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(value: Any) -> str:

@@ -84,10 +84,12 @@ _EVENT_CONFIG = ConfigDict(
 
 def format_record_time(when: dt.datetime) -> str:
     """RFC 3339 in UTC with microseconds: fixed width, so text order is time order."""
-    if when.tzinfo is None:
-        raise ValueError("audit record times must be timezone-aware")
+    if when.tzinfo is not dt.UTC:  # what clocks give; any other zone is converted first
+        if when.tzinfo is None:
+            raise ValueError("audit record times must be timezone-aware")
+        when = when.astimezone(dt.UTC)
     # isoformat, not strftime: the same text in a third of the time (once per record).
-    return when.astimezone(dt.UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return when.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
 
 
 class Actor(BaseModel):
@@ -151,7 +153,8 @@ class AuditEvent(EventFields):
 
     def body(self, default_time: dt.datetime) -> dict[str, Any]:
         """The record's own fields as stored: JSON-ready, camelCase, absent when unset."""
-        body = self.model_dump(mode="json", exclude_none=True, exclude={"time"})
+        # `time` is replaced, not excluded: an `exclude` costs more than dumping the field.
+        body = self.model_dump(mode="json", exclude_none=True)
         body["time"] = format_record_time(self.time or default_time)
         return body
 
