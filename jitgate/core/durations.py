@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -30,6 +31,13 @@ def parse_duration(text: str) -> dt.timedelta:
     """Parse a positive Go-style duration; zero, negative and malformed values are errors."""
     if not isinstance(text, str) or not text:
         raise DurationError("a duration must be a non-empty string such as 15m or 1h30m")
+    return _parsed(text)
+
+
+# Policies' durations are parsed again on every decision that names them (a denial's hint
+# at the default duration): each text once.
+@functools.lru_cache(maxsize=1024)
+def _parsed(text: str) -> dt.timedelta:
     if text.startswith("-"):
         raise DurationError(f"duration {text!r} is negative; it must be positive")
     position = 0
