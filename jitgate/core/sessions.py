@@ -45,6 +45,7 @@ from typing import Any, Final, Literal
 from jitgate.core.events import (
     CONNECTION_CLOSED,
     CONNECTION_OPENED,
+    CONNECTION_STATES,
     SESSION_CHUNK,
     SESSION_CONNECTION,
     SESSION_ENDED,
@@ -273,7 +274,7 @@ def connection_of(context: Any) -> ForwardedConnection:
     if not isinstance(context, dict):
         raise MalformedConnection("a session connection without its context")
     state, request_id = context.get("state"), context.get("requestId")
-    if state not in (CONNECTION_OPENED, CONNECTION_CLOSED) or not isinstance(request_id, str):
+    if state not in CONNECTION_STATES or not isinstance(request_id, str):
         raise MalformedConnection("a session connection without its state or request id")
 
     def count(found: Any, what: str) -> int:

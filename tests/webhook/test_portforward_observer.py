@@ -172,3 +172,16 @@ async def test_open_connections_are_bounded(tmp_path: Path) -> None:
         await tunnel.connect(1, stream=5)
         with pytest.raises(TunnelCut, match="more than 2 port-forward connections open at once"):
             await tunnel.connect(2, stream=9)
+
+
+async def test_a_tunnel_that_stops_mid_frame_is_logged(
+    recorded: tuple[Tunnel, SessionRecorder, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    tunnel, recorder, url = recorded
+    await tunnel.connect(0, stream=1)
+    await tunnel.observer.from_client(data(3, b"twelve bytes")[:-5])
+    await tunnel.observer.end(Ending.client_closed())
+    await recorder.durable()
+    assert "the client's side of the tunnel stopped in the middle of a frame" in caplog.text
+    [closed] = [c for c in connections(url) if c["state"] == "closed"]
+    assert closed["bytes"] == {"toPod": 7, "fromPod": 0}  # what passed of the frame

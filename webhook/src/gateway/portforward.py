@@ -135,6 +135,12 @@ class PortForwardObserver:
         ]
         self._connections.clear()
         self._streams.clear()
+        for side, reader in self._readers.items():
+            if not reader.between_frames:  # a cut tunnel, or a frame the other end never got
+                logger.warning(
+                    "Session %s: the %s's side of the tunnel stopped in the middle of a frame",
+                    self._recorder.session, side,
+                )  # fmt: skip
         if self.late_bytes:
             logger.info(
                 "Session %s: %d bytes came for port-forward streams already ended (discarded "
