@@ -52,7 +52,7 @@ from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.decode import decode
 from jitgate.webhook.review import parse_review
-from jitgate.webhook.server import hand_over_promptly, http_protocol, settle_heap
+from jitgate.webhook.server import hand_over_promptly, http_options, settle_heap
 from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from support import objects, reviews
@@ -233,18 +233,19 @@ def _baseline_app() -> FastAPI:
 
 @contextlib.asynccontextmanager
 async def _serving(
-    app: Any, context: ssl.SSLContext, http: Any = "httptools"
+    app: Any, context: ssl.SSLContext, options: dict[str, Any] | None = None
 ) -> AsyncIterator[int]:
+    """Serve `app` on uvicorn[standard] as it comes (`http="httptools"`), or with `options`."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
         app,
         ssl_context_factory=lambda _c, _d: context,
-        http=http,
         access_log=False,
         log_level="warning",
         lifespan="off",
         timeout_keep_alive=60,
+        **(options or {"http": "httptools"}),
     )
     server = uvicorn.Server(config)
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
@@ -324,7 +325,7 @@ async def _throughput(directory: Path) -> dict[str, dict[str, float]]:
         _serving(
             create_app(AdmissionService(cache=cache, audit=audit, clock=clock)),
             ReloadingTLS(cert, key).context,
-            http_protocol(client_ca=False),  # as `jitgate webhook` serves
+            http_options(client_ca=False),  # as `jitgate webhook` serves
         ) as webhook_port,
     ):
         # Rounds alternate the scenarios, so a busy neighbour on a shared machine weighs on

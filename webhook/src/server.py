@@ -289,16 +289,22 @@ class _LateSink:
         return await self.target.append(event)
 
 
-def http_protocol(*, client_ca: bool) -> type[OneWriteProtocol]:
-    """What the webhook serves HTTP/1.1 with (`make bench` serves it the same way)."""
-    return TLSScopeProtocol if client_ca else OneWriteProtocol
+def http_options(*, client_ca: bool) -> dict[str, Any]:
+    """How uvicorn serves the webhook's HTTP/1.1 (`make bench` serves it the same way)."""
+    return {
+        "http": TLSScopeProtocol if client_ca else OneWriteProtocol,
+        # The API server connects directly: no X-Forwarded-For is believed, from anyone (a
+        # local peer could otherwise name the address the decision memo keys callers by),
+        # and no review pays for the middleware that would read it.
+        "proxy_headers": False,
+    }
 
 
 def _uvicorn_config(webhook: Webhook) -> uvicorn.Config:
     return uvicorn.Config(
         webhook.served,
         # The caller check reads the client certificate from the ASGI TLS extension.
-        http=http_protocol(client_ca=webhook.config.client_ca is not None),
+        **http_options(client_ca=webhook.config.client_ca is not None),
         host=webhook.config.host,
         port=webhook.config.port,
         ssl_context_factory=lambda _config, _default: webhook.tls.context,
