@@ -191,3 +191,23 @@ async def test_a_uid_replayed_by_another_caller_is_decided_and_recorded_afresh(
     assert replayed["admissionUID"] == first["admissionUID"] == review["request"]["uid"]
     assert replayed["seq"] == first["seq"] + 1
     assert replayed["caller"] == "unverified"
+
+
+async def test_an_x_forwarded_for_header_names_no_caller(
+    cluster: Any, webhook: Any, reviews: Any, audit_log: Any, pki: Any
+) -> None:
+    # A peer on the webhook's own host that claims, in X-Forwarded-For, the address a review
+    # came from is still the peer it is: its replay is decided and recorded afresh.
+    await add_grant(cluster, webhook, reviews, EXEC_LS)
+    review = reviews.exec()
+    sender = httpx.AsyncHTTPTransport(verify=pki.client_context(), local_address="127.0.0.2")
+    async with httpx.AsyncClient(base_url=webhook.url, transport=sender) as apiserver:
+        assert (await apiserver.post("/validate", json=review)).json()["response"]["allowed"]
+    local = httpx.AsyncHTTPTransport(verify=pki.client_context(), local_address="127.0.0.1")
+    claimed = {"X-Forwarded-For": "127.0.0.2"}
+    async with httpx.AsyncClient(base_url=webhook.url, transport=local, headers=claimed) as peer:
+        response = await peer.post("/validate", json=again(review))
+    assert response.json()["response"]["allowed"] is True
+    first, replayed = audit_log()
+    assert replayed["admissionUID"] == first["admissionUID"] == review["request"]["uid"]
+    assert replayed["seq"] == first["seq"] + 1
