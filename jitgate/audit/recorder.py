@@ -27,6 +27,10 @@ writer catches up, so a relay that awaits `write` before reading more slows the 
 speed of the log. Nothing is dropped: if an append fails, every later `write`, `resize` and
 `flush_due` raises `RecordingFailed`, and the gateway must end the session (with
 `Ending.terminated(RECORDING_FAILED)`; `end` then tries to say so, and raises if it cannot).
+A session records at most `max_session_bytes` in all (stdin, stdout and stderr): the `write`
+that would go beyond raises `RecordingLimit` (its bytes are neither recorded nor to be
+relayed), as does every later one, and the gateway ends the session with the limit's
+`ending` (`limit: ...`) and `message`.
 
 Durability of chunks: the bytes of a chunk are relayed before the chunk is durable, at most
 `max_delay_ms` plus one group commit earlier, and never more than `max_unacked_bytes` +
@@ -48,6 +52,7 @@ from jitgate.audit.model import AuditRecord
 from jitgate.core.clock import Clock
 from jitgate.core.events import AuditEvent
 from jitgate.core.sessions import (
+    LIMIT,
     STREAMS,
     Chunk,
     ChunkPolicy,
@@ -57,6 +62,7 @@ from jitgate.core.sessions import (
     SessionStart,
     Stream,
     end_event,
+    format_bytes,
     resize_event,
 )
 
@@ -67,6 +73,17 @@ DEFAULT_MAX_UNACKED_BYTES: Final = 1024 * 1024
 
 class RecordingFailed(AuditWriteError):
     """The session's records cannot be written: the session must end."""
+
+
+class RecordingLimit(Exception):
+    """The session has recorded as much as one session may: it must end with `ending`, the
+    user told `message`."""
+
+    def __init__(self, limit: int) -> None:
+        size = format_bytes(limit)
+        self.message = f"it reached {size} recorded, the most one session may record"
+        self.ending = Ending.terminated(LIMIT, f"{size} recorded")
+        super().__init__(self.message)
 
 
 class OrderedAppender(Protocol):
@@ -86,10 +103,15 @@ class SessionRecorder:
         clock: Clock,
         policy: ChunkPolicy | None = None,
         max_unacked_bytes: int = DEFAULT_MAX_UNACKED_BYTES,
+        max_session_bytes: int | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = asyncio.sleep,
     ) -> None:
         if max_unacked_bytes < 1:
             raise ValueError("max_unacked_bytes must be at least 1")
+        if max_session_bytes is not None and max_session_bytes < 1:
+            raise ValueError("max_session_bytes must be at least 1")
+        self._max_session_bytes = max_session_bytes
+        self._limit: RecordingLimit | None = None
         self.info = start
         self._writer = writer
         self._clock = clock
@@ -150,6 +172,10 @@ class SessionRecorder:
         self._check()
         if not data:
             return
+        limit = self._max_session_bytes
+        if limit is not None and sum(self._sizes.values()) + len(data) > limit:
+            self._limit = RecordingLimit(limit)
+            raise self._limit
         self._last_activity = self._clock.now()
         self._sizes[stream] += len(data)
         self._submit(self._coalescer.add(stream, self.offset_ms(), data))
@@ -219,6 +245,8 @@ class SessionRecorder:
     # -- inside -------------------------------------------------------------------------
 
     def _check(self) -> None:
+        if self._limit is not None:
+            raise self._limit
         if self._failure is not None:
             raise RecordingFailed(
                 f"session {self.session} cannot be recorded: {self._failure}"
@@ -274,7 +302,7 @@ class SessionRecorder:
             await sleep(interval)
             try:
                 await self.flush_due()
-            except RecordingFailed:
+            except (RecordingFailed, RecordingLimit):
                 return
 
     async def _stop_ticker(self) -> None:

@@ -16,6 +16,8 @@ Modules:
 * `extensions`      — extending a live grant: what is refused, the extension's window.
 * `events`          — the audit event vocabulary and the operator's records.
 * `sessions`        — session recordings: `session.*` records, chunking, replay, asciicast.
+* `next_steps`      — the kubectl commands a grant allows (`kubectl jit exec` where sessions
+                      must be recorded): what the requester runs next.
 * `admission`       — every admission rule: AccessRequest and Grant writes, protected actions
                       and their denial wording (a package, with its map).
 * `policy`          — which AccessPolicies govern an action, composed (`Governing`: every

@@ -75,6 +75,14 @@ STREAM_LOST: Final = "stream lost before the exit status"
 UNREADABLE_TUNNEL: Final = "port-forward tunnel unreadable"
 
 
+def format_bytes(size: int) -> str:
+    """`64 KiB`, `1.5 MiB`, `900 bytes`: a size as a limit or a total is told."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:.4g} {unit}"
+    return f"{size} bytes"
+
+
 @dataclass(frozen=True)
 class Ending:
     """How a session ended: `reason` in the words above, whether jitgate cut it (`cut`: a

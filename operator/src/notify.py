@@ -54,6 +54,8 @@ class Notification:
     policies: tuple[str, ...] = ()
     # Where the Slack app posted the request (`jitgate.dev/slack-message`), to update it.
     slack_message: str | None = None
+    # Approved with a grant: the commands it allows the requester (`jitgate.core.next_steps`).
+    run: tuple[str, ...] = ()
 
     @property
     def alert(self) -> str:
@@ -72,6 +74,7 @@ def describe(
     status: AccessRequestStatus,
     when: str,
     alert: Subjects | None = None,
+    run: tuple[str, ...] = (),
 ) -> Notification:
     """The notification of a step that changed the request's `status` to this."""
     requester = request.spec.requester
@@ -101,6 +104,7 @@ def describe(
         ),
         policies=status.policy_names or request.status.policy_names,
         slack_message=request.metadata.annotations.get(SLACK_MESSAGE_ANNOTATION),
+        run=run,
     )
 
 
@@ -118,6 +122,7 @@ def slack_body(note: Notification) -> dict[str, Any]:
         lines.append(f"Approvers alerted: {note.alert}")
     if note.kind == "created":
         lines.append(f"Approve: `kubectl jit approve {note.request} -n {note.namespace}`")
+    lines += [f"Run: `{line}`" for line in note.run]
     return {"text": "\n".join(lines)}
 
 
@@ -135,6 +140,7 @@ def generic_body(note: Notification) -> dict[str, Any]:
         "grant": note.grant,
         "expiresAt": note.expires_at,
         "breakGlass": note.break_glass,
+        **({"run": list(note.run)} if note.run else {}),
         **(
             {"alert": {"users": list(note.alert_users), "groups": list(note.alert_groups)}}
             if note.alert

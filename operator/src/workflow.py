@@ -40,6 +40,7 @@ from jitgate.core.clock import Clock, format_time
 from jitgate.core.events import Actor, AuditEvent, Record, grant_record
 from jitgate.core.extensions import Extended
 from jitgate.core.grants import Ended, belongs_to, end_grant, grant_body
+from jitgate.core.next_steps import next_commands, recording_required
 from jitgate.core.policy import Namespace, UnreadablePolicy
 from jitgate.core.requests.after_denial import Denial
 from jitgate.core.requests.approved import issued
@@ -135,6 +136,16 @@ class Channel(Protocol):
     def send(self, note: Notification) -> None: ...
 
 
+def _run(request: AccessRequest, status: AccessRequestStatus, catalog: Catalog) -> tuple[str, ...]:
+    """The commands a just-issued grant allows its requester (`kubectl jit exec` where a
+    governing policy requires sessions to be recorded); none before there is a grant."""
+    if status.grant is None or status.phase != "Approved":
+        return ()
+    names = status.policy_names or request.status.policy_names
+    recorded = recording_required(catalog.policies(), names)
+    return tuple(next_commands(request, recorded=recorded))
+
+
 class Catalog(Protocol):
     """The policies and namespace labels the operator's indexes hold."""
 
@@ -194,10 +205,11 @@ class Workflow:
         request: AccessRequest,
         status: AccessRequestStatus,
         alert: Subjects | None = None,
+        run: tuple[str, ...] = (),
     ) -> None:
         if kind is None:
             return
-        note = describe(request, kind, status, format_time(self.clock.now()), alert)
+        note = describe(request, kind, status, format_time(self.clock.now()), alert, run)
         for channel in (self.notifier, *self.channels):
             if channel is not None:
                 channel.send(note)
@@ -240,7 +252,7 @@ class Workflow:
                 step, request = self._decide(obj, catalog, extended)
                 if not step.acts:
                     return step.wake_at
-                obj = await self._apply(obj, request, step)
+                obj = await self._apply(obj, request, step, catalog)
         logger.warning(
             "Request %s/%s kept changing; will look again", meta.get("namespace"), meta.get("name")
         )
@@ -283,7 +295,9 @@ class Workflow:
             return deny_invalid(parsed, obj, world), None
         return decide(parsed, world), parsed
 
-    async def _apply(self, obj: Obj, request: AccessRequest | None, step: Step) -> Obj | None:
+    async def _apply(
+        self, obj: Obj, request: AccessRequest | None, step: Step, catalog: Catalog
+    ) -> Obj | None:
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         for record in step.records:
@@ -317,7 +331,7 @@ class Workflow:
             self.metrics.time_to_approval.observe(max(step.approved_after.total_seconds(), 0.0))
         _post(patched, notices)
         if request is not None and status is not None:
-            self._notify(step.notify, request, status, step.alert)
+            self._notify(step.notify, request, status, step.alert, _run(request, status, catalog))
         return patched
 
     async def _issue(self, obj: Obj, request: AccessRequest, planned: Grant) -> Grant:

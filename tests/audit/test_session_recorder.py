@@ -17,7 +17,7 @@ from support import sessions
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.audit.recorder import RecordingFailed, SessionRecorder
+from jitgate.audit.recorder import RecordingFailed, RecordingLimit, SessionRecorder
 from jitgate.audit.sessionlog import Session, sessions_of
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import (
@@ -116,6 +116,32 @@ async def test_a_terminated_session_says_why(file_url: str, clock: ManualClock) 
     [session] = read_sessions(file_url)
     assert session.how_ended == "terminated: revoked"
     assert session.duration == dt.timedelta(seconds=3)
+
+
+async def test_a_session_records_at_most_its_limit_and_then_must_end(
+    file_url: str, clock: ManualClock
+) -> None:
+    """The write that would take the session past `max_session_bytes` (all streams together)
+    is refused, and so is everything after it; what was taken is recorded, and the session
+    ends with the limit's reason."""
+    async with open_audit_writer(
+        file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
+    ) as writer:
+        recorder = SessionRecorder(writer, START, clock=clock, sleep=None, max_session_bytes=10)
+        await recorder.start()
+        await recorder.write("stdin", b"ls\r")
+        await recorder.write("stdout", b"a  b\r\n")
+        with pytest.raises(RecordingLimit) as limit:
+            await recorder.write("stdout", b"$ ")
+        assert (
+            limit.value.message == "it reached 10 bytes recorded, the most one session may record"
+        )
+        with pytest.raises(RecordingLimit):
+            await recorder.write("stderr", b"!")
+        await recorder.end(limit.value.ending)
+    [session] = read_sessions(file_url, play=(START.session,))
+    assert session.how_ended == "terminated: limit: 10 bytes recorded"
+    assert b"".join(frame.data for frame in session.frames()) == b"ls\ra  b\r\n"
 
 
 async def test_the_ticker_closes_an_idle_chunk_without_more_writes(

@@ -10,6 +10,8 @@ import helm_python as helm
 import pytest
 from chart import render, value_sets
 
+from jitgate.cli.jitgate.main import build_parser
+
 VALUE_SETS = value_sets.VALUE_SETS
 # The user extras the chart lets the session gateway pass on by default: Kubernetes' own.
 USER_EXTRAS = tuple(
@@ -130,6 +132,27 @@ def test_webhook_command_line() -> None:
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
     assert "JITGATE_AUDIT" not in env  # the file sink is named by --audit
+
+
+def test_the_gateways_bounds_reach_the_webhook_command_line() -> None:
+    """Every bound of the session gateway is a chart value, passed as a flag `jitgate webhook`
+    takes."""
+    bounds = {
+        "maxSessions": 50,
+        "maxSessionsPerUser": 2,
+        "maxFrameBytes": 65536,
+        "maxBufferedBytes": 1048576,
+        "maxUnrecordedBytes": 524288,
+        "maxSessionBytes": 67108864,
+    }
+    values = {"gateway": {**VALUE_SETS["session-gateway"]["gateway"], **bounds}}
+    args = container_of(workload(values, render.WEBHOOK_NAME))["args"]
+    parsed = vars(build_parser().parse_args(args))
+    assert {key: parsed[f"gateway_{snake(key)}"] for key in bounds} == bounds
+
+
+def snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 
 
 def test_operator_command_line() -> None:

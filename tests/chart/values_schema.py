@@ -428,6 +428,10 @@ SCHEMA: dict[str, Any] = {
             maxSessionsPerUser=integer("Sessions one user may have open on one webhook pod.", 1),
             maxFrameBytes=integer("Largest WebSocket message, in bytes.", 1024),
             maxBufferedBytes=integer("Bytes held for a slow client, per session.", 65536),
+            maxUnrecordedBytes=integer(
+                "Bytes of a session not yet durable in the audit log, before it waits.", 65536
+            ),
+            maxSessionBytes=integer("The most one session may record; then it is ended.", 65536),
             apiService=obj(
                 "The APIService's priorities.",
                 groupPriorityMinimum=integer("groupPriorityMinimum.", 1, maximum=20000),

@@ -11,9 +11,9 @@ import pytest
 
 from jitgate.cli.kubectl_jit.arguments import build_parser
 from jitgate.cli.kubectl_jit.exits import EXIT_CODES
-from jitgate.cli.kubectl_jit.next_step import next_commands
 from jitgate.cli.kubectl_jit.waiting import progress
 from jitgate.core.api import AccessRequest
+from jitgate.core.next_steps import next_commands
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -48,6 +48,24 @@ def test_the_command_to_run_next_is_what_the_grant_allows(
     action: dict[str, Any], lines: list[str]
 ) -> None:
     assert next_commands(request([action])) == lines
+
+
+@pytest.mark.parametrize(
+    ("action", "lines"),
+    [
+        ({"verb": "exec", "names": ["web-0"], "container": "app", "command": ["ls"]},
+         ["kubectl jit exec -n prod web-0 -c app -- ls"]),
+        ({"verb": "attach", "names": ["web-0"]}, ["kubectl jit attach -it -n prod web-0"]),
+        ({"verb": "portforward", "names": ["web-0"]},
+         ["kubectl jit port-forward -n prod pod/web-0 LOCAL:REMOTE"]),
+        ({"verb": "delete", "resource": "pods", "names": ["web-0"]},
+         ["kubectl delete -n prod pod/web-0"]),
+    ],
+)  # fmt: skip
+def test_where_sessions_are_recorded_the_command_goes_through_the_gateway(
+    action: dict[str, Any], lines: list[str]
+) -> None:
+    assert next_commands(request([action]), recorded=True) == lines
 
 
 def test_progress_says_how_many_approvals_of_how_many_and_by_whom() -> None:

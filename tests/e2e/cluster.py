@@ -62,6 +62,11 @@ class HelmCluster:
     helm: helm.Config
 
 
+# A path the aggregator proxies to the session gateway (the group's own document it serves
+# itself).
+GATEWAY_DISCOVERY = "/apis/sessions.jitgate.dev/v1alpha1"
+
+
 @dataclass
 class JitCluster:
     """The API server with jitgate installed; helpers run kubectl as a persona."""
@@ -114,6 +119,55 @@ class JitCluster:
             yield url
         finally:
             process.stop()
+
+    @contextlib.contextmanager
+    def gateway_replica(self, writer: str, *flags: str) -> Iterator[None]:
+        """Another webhook process serving the session gateway with ``flags`` (its bounds,
+        say), the one the API server proxies sessions to while the block runs; it records
+        into the audit log ``writer`` (``audit(writer, ...)``). The main webhook still decides
+        every admission review."""
+        assert self.webhook_argv is not None and self.api.front_proxy is not None
+        assert self.gateway_port is not None
+        port, gateway_port = free_port(), free_port()
+        argv = [
+            *self.webhook_argv(port, self.tmpdir / f"{writer}-audit", writer),
+            "--gateway-port", str(gateway_port),
+            "--requestheader-client-ca", str(self.api.front_proxy.client_ca),
+            "--requestheader-allowed-names", self.api.front_proxy.client_name,
+            *flags,
+        ]  # fmt: skip
+        process = processes.LocalProcess(writer, argv, self.tmpdir / f"{writer}.log").start()
+        try:
+            processes.wait_until(
+                f"webhook replica {writer} ready",
+                lambda: _ready_text(
+                    processes.https_get(f"https://127.0.0.1:{port}/readyz", self.api.ca_file)
+                ),
+                timeout=READY_TIMEOUT_S,
+                alive=[process],
+            )
+            self._route_sessions(gateway_port)
+            yield
+        finally:
+            self._route_sessions(self.gateway_port)
+            process.stop()
+
+    def _route_sessions(self, port: int) -> None:
+        """Point the session gateway's APIService at ``port`` and wait until the aggregator
+        proxies there: first to a closed port until it fails, so that the next success can
+        only be the new gateway answering."""
+        for target, answers in ((1, False), (port, True)):
+            patch = json.dumps({"spec": {"service": {"port": target}}})
+            self.api.kubectl(
+                "admin", "patch", "apiservice", "v1alpha1.sessions.jitgate.dev",
+                "--type=merge", "-p", patch, check=True,
+            )  # fmt: skip
+
+            def routed(answers: bool = answers) -> tuple[bool, str]:
+                got = self.api.kubectl("admin", "get", "--raw", GATEWAY_DISCOVERY)
+                return (got.returncode == 0) == answers, got.stderr.strip()
+
+            processes.wait_until(f"sessions proxied to port {target}", routed, timeout=60)
 
     # -- kubectl
 
@@ -271,8 +325,9 @@ class JitCluster:
     # -- the audit logs
 
     def audit_url(self, which: str) -> str:
-        path = {"webhook": self.webhook_audit, "operator": self.operator_audit}[which]
-        return f"file://{path}"
+        """``webhook``, ``operator``, or the writer id of a replica (``gateway_replica``)."""
+        known = {"webhook": self.webhook_audit, "operator": self.operator_audit}
+        return f"file://{known.get(which, self.tmpdir / f'{which}-audit')}"
 
     def audit(self, which: str, *args: str) -> subprocess.CompletedProcess[str]:
         """``jitgate audit ARGS --audit <which log> --key-file <key>``."""

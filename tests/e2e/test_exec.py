@@ -141,15 +141,16 @@ def test_request_approve_exec_story(jitgate_cluster: Any) -> None:
 
     # bob approves; the operator issues the Grant.
     approved = c.jit("bob", "approve", "fix-web-0", "-n", "prod", "-m", "ok", "--yes")
-    recorded, state = approved.stdout.splitlines()
+    recorded, state, run = approved.stdout.splitlines()
     assert (approved.returncode, recorded) == (
         0,
         "accessrequest.jitgate.dev/fix-web-0 approval recorded as bob",
     ), approved.stderr
-    # The operator issues the grant within the second: approve says so.
-    assert re.fullmatch(r"Approved: grant fix-web-0-\w+ is live until \S+ \(\w+ left\)", state), (
-        state
-    )
+    # The operator issues the grant within the second: approve says so, and what alice runs.
+    assert re.fullmatch(
+        r"Approved: grant fix-web-0-\w+ is live until \S+ \(\w+ left\); alice runs:", state
+    ), state
+    assert run == "  kubectl exec -n prod web-0 -c app -- " + shlex.join(FIX)
     request = c.wait_phase("prod", "fix-web-0", "Approved")
     (approval,) = request["status"]["approvals"]
     assert (approval["user"], approval["decision"], approval["comment"]) == ("bob", "Approve", "ok")

@@ -45,18 +45,22 @@ RECORDING_POLICY = {
 DENIED = 'Error from server (Forbidden): admission webhook "connect.actions.jitgate.dev" denied'
 
 
-def session_records(c: Any, session: str | None = None) -> list[dict[str, Any]]:
-    records = [r for r in c.records("webhook") if r["type"].startswith("session.")]
+def session_records(
+    c: Any, session: str | None = None, log: str = "webhook"
+) -> list[dict[str, Any]]:
+    records = [r for r in c.records(log) if r["type"].startswith("session.")]
     return [r for r in records if session is None or r.get("session") == session]
 
 
-def last_session(c: Any, grant: str) -> list[dict[str, Any]]:
-    """The records of the latest session under ``grant``."""
+def last_session(c: Any, grant: str, log: str = "webhook") -> list[dict[str, Any]]:
+    """The records of the latest session under ``grant`` in the audit log ``log``."""
     started = [
-        r for r in session_records(c) if r["type"] == "session.started" and r["grant"] == grant
+        r
+        for r in session_records(c, log=log)
+        if r["type"] == "session.started" and r["grant"] == grant
     ]
     assert started, f"no session under grant {grant}"
-    return session_records(c, started[-1]["session"])
+    return session_records(c, started[-1]["session"], log)
 
 
 def recorded(records: list[dict[str, Any]], stream: str) -> bytes:
@@ -220,6 +224,10 @@ def test_under_required_recording_a_direct_exec_is_refused_with_the_command_that
     ns = recorded_namespace
     c.run_pods(ns, "vault-0")
     grant = grant_for(c, ns, "vault-0", "vault-exec")
+    # What to run next says so from the start (to whoever may read the policies: here the
+    # SREs; the chart's requester role lets requesters read them too).
+    shown = c.jit("bob", "show", "vault-exec", "-n", ns)
+    assert f"Run:\n  kubectl jit exec -it -n {ns} vault-0 -- sh\n" in shown.stdout, shown.stdout
 
     direct = c.exec("alice", ns, "vault-0", "cat", "secret")
     assert direct.returncode == 1
@@ -425,3 +433,41 @@ def test_port_forward_through_the_gateway_records_each_connection(jitgate_cluste
     assert "no terminal recording; 2 connections" in replayed.stderr
     assert len(replayed.stdout.splitlines()) == 3  # a heading and the two connections
     c.assert_audit_logs_verify()
+
+
+def test_a_gateway_bounds_sessions_per_user_and_what_one_session_records(
+    jitgate_cluster: Any,
+) -> None:
+    """A gateway with small bounds (the chart's maxSessionsPerUser and maxSessionBytes): a
+    second session of one user is refused, saying why; a session that would record more than
+    it may is ended, the user told why, and a session.terminated record says so."""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-bounds")
+    grant = grant_for(c, "prod", "gw-bounds", "gw-bounds")
+    bounds = ("--gateway-max-sessions-per-user", "1", "--gateway-max-session-bytes", "65536")
+    with c.gateway_replica("gw-bounded", *bounds):
+        argv = jit_argv(c, "alice", "exec", "-n", "prod", "gw-bounds", "--", "sh", "-c",
+                        "echo started; sleep 600")  # fmt: skip
+        with streams.streaming(argv, c.env()) as first:
+            first.expect("started\n")
+            second = c.jit("alice", "exec", "-n", "prod", "gw-bounds", "--", "touch", "second")
+            assert second.returncode == 1
+            assert (
+                "alice already has 1 session open, the most the gateway allows one user; "
+                "close one first" in second.stderr
+            ), second.stderr
+            assert not (c.node.workdir / "second").exists()
+        large = c.jit("alice", "exec", "-n", "prod", "gw-bounds", "--", "sh", "-c",
+                      "yes | head -c 200000")  # fmt: skip
+
+    assert large.returncode == 1
+    assert (
+        "jitgate ended this session: it reached 64 KiB recorded, the most one session may "
+        "record" in large.stderr
+    ), large.stderr
+    assert 0 < len(large.stdout) <= 65536
+    records = last_session(c, grant, "gw-bounded")
+    last = records[-1]
+    assert (last["type"], last["reason"]) == ("session.terminated", "limit: 64 KiB recorded")
+    assert recorded(records, "stdout") == large.stdout.encode()
+    assert sum(last["context"]["bytes"].values()) <= 65536

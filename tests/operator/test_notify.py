@@ -70,7 +70,22 @@ async def test_slack_notifications_are_retried_after_a_server_error(jit, endpoin
     assert "`prod/fix-web-0` by alice needs approval" in texts[0]
     assert "kubectl jit approve fix-web-0 -n prod" in texts[0]
     assert "`prod/fix-web-0` by alice was approved" in texts[1]
+    assert "Run: `kubectl exec -it -n prod web-0 -- sh`" in texts[1]
     assert "`prod/stale` by alice expired" in texts[3]
+
+
+async def test_an_approval_says_what_to_run_through_the_gateway_where_sessions_are_recorded(
+    jit, endpoint
+) -> None:
+    jit.policy(sessions={"recording": "Required"})
+    notify = NotifyConfig(url=endpoint.url, format="generic", backoff=0.05)
+    async with jit.running(notify=notify):
+        jit.request("fix-web-0")
+        await endpoint.received(1)
+        jit.approve("fix-web-0", "bob")
+        created, approved = await endpoint.received(2)
+    assert "run" not in created
+    assert approved["run"] == ["kubectl jit exec -it -n prod web-0 -- sh"]
 
 
 async def test_generic_notifications_carry_the_facts(jit, endpoint) -> None:

@@ -174,6 +174,22 @@ def register(subparsers: Any) -> None:
         default=4 * 1024 * 1024,
         help="bytes held for a slow client before the pod is read no further",
     )
+    add_flag(
+        parser,
+        "--gateway-max-unrecorded-bytes",
+        type=_positive,
+        default=1024 * 1024,
+        help="bytes of a session not yet durable in the audit log before the session waits "
+        "for the log (its recording buffer)",
+    )
+    add_flag(
+        parser,
+        "--gateway-max-session-bytes",
+        type=_positive,
+        default=256 * 1024 * 1024,
+        help="the most one session may record (stdin, stdout and stderr together); then it is "
+        "ended, the user told why",
+    )
     parser.set_defaults(handler=command(WebhookOptions, run))
 
 
@@ -214,6 +230,8 @@ class WebhookOptions:
     gateway_max_sessions_per_user: int
     gateway_max_frame_bytes: int
     gateway_max_buffered_bytes: int
+    gateway_max_unrecorded_bytes: int
+    gateway_max_session_bytes: int
 
 
 def _peer_witness(options: WebhookOptions) -> dict[str, Any]:
@@ -274,6 +292,8 @@ def run(options: WebhookOptions) -> int:
             max_sessions_per_user=options.gateway_max_sessions_per_user,
             max_frame_bytes=options.gateway_max_frame_bytes,
             max_buffered_bytes=options.gateway_max_buffered_bytes,
+            max_unrecorded_bytes=options.gateway_max_unrecorded_bytes,
+            max_session_bytes=options.gateway_max_session_bytes,
         )
     config = WebhookConfig(
         host=options.host,

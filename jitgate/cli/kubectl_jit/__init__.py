@@ -8,7 +8,6 @@ Module map:
 * `extend`    — `extend NAME --by`: a request continuing a live grant without a gap.
 * `waiting`   — waiting for the decision: progress, the grant window, the outcome's exit code.
 * `streams`   — `exec`, `attach`, `port-forward`: kubectl's own, through the session gateway.
-* `next_step` — the kubectl command a grant allows, printed once approved.
 * `exits`     — the exit codes, one table for `--help`, the README and the code.
 * `review`    — `list` (`--mine`, `--pending`) and `show` (with an extension chain).
 * `approver_queue` — the approver's queue: what I may decide (as the policies say), by deadline.

@@ -9,7 +9,7 @@ from jitgate.cli.errors import EXIT_CHECK_FAILED, EXIT_OK, ApiRefused, CommandFa
 from jitgate.cli.kubectl_jit.build import approval_patch
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json, open_session
 from jitgate.cli.kubectl_jit.options import DecisionOptions, ReviewOptions, StopOptions
-from jitgate.cli.kubectl_jit.review import described, parsed, read_policies
+from jitgate.cli.kubectl_jit.review import described, next_steps, parsed, read_policies
 from jitgate.cli.kubectl_jit.views import approvers_so_far, ended_at, human_duration
 from jitgate.cli.kubectl_jit.waiting import decided, settle
 from jitgate.core.api import TERMINAL_PHASES, Decision
@@ -136,7 +136,12 @@ def _resulting_state(requests: AccessRequests, result: Json, decision: Decision)
     if final.status.phase == "Approved" and grant is not None:
         left = human_duration(grant.expires_at - SYSTEM_CLOCK.now())
         until = format_time(grant.expires_at)
-        return f"Approved: grant {grant.name} is live until {until} ({left} left)"
+        requester = final.spec.requester.user if final.spec.requester else "the requester"
+        runs = "".join(f"\n  {line}" for line in next_steps(final, read_policies(requests)))
+        return (
+            f"Approved: grant {grant.name} is live until {until} ({left} left); "
+            f"{requester} runs:{runs}"
+        )
     if final.status.phase in TERMINAL_PHASES:
         return f"{final.status.phase}: {final.status.message or 'the request is closed'}"
     return f"The jitgate operator has not acted on it yet; follow it with: {follow}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Sequence
 
 from jitgate.cli import render
 from jitgate.cli.errors import EXIT_OK, CliError, CommandFailed
@@ -24,6 +25,7 @@ from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, AccessRequest
 from jitgate.core.clock import SYSTEM_CLOCK, parse_time
 from jitgate.core.durations import format_duration
+from jitgate.core.next_steps import next_commands, recording_required
 
 
 def parsed(raw: Json) -> AccessRequest:
@@ -56,6 +58,15 @@ def read_policies(requests: AccessRequests) -> list[AccessPolicy] | None:
         return None
     policies = (wire.read(AccessPolicy, raw) for raw in raw_policies)
     return [policy for policy in policies if isinstance(policy, AccessPolicy)]
+
+
+def next_steps(request: AccessRequest, policies: Sequence[AccessPolicy] | None) -> list[str]:
+    """The commands the request's grant allows, as its requester runs them: through the
+    session gateway where a governing policy requires sessions to be recorded (where the
+    caller may not read the policies, as plain kubectl: a direct exec refused for it names
+    the command that works)."""
+    names = request.status.policy_names
+    return next_commands(request, recorded=recording_required(policies or (), names))
 
 
 def _me(requests: AccessRequests) -> Me:
@@ -162,7 +173,14 @@ def described(requests: AccessRequests, request: AccessRequest) -> str:
         )
         uses = counted if isinstance(counted, int) else 0
     chain = extension_chain(requests, request) if _may_be_chained(request) else ()
-    return render_show(request, SYSTEM_CLOCK.now(), duration=duration, chain=chain, uses=uses)
+    run = (
+        next_steps(request, policies)
+        if request.status.phase == "Approved" and grant is not None
+        else ()
+    )
+    return render_show(
+        request, SYSTEM_CLOCK.now(), duration=duration, chain=chain, uses=uses, run=run
+    )
 
 
 def _may_be_chained(request: AccessRequest) -> bool:

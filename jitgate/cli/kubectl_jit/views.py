@@ -230,10 +230,12 @@ def render_show(
     duration: str | None = None,
     chain: Sequence[str] = (),
     uses: int | None = None,
+    run: Sequence[str] = (),
 ) -> str:
     """A `kubectl describe`-style view: what is asked, why, who decided, and the grant.
     `duration` is the grant's real length where the caller could work it out; `chain` the
-    requests of its extension chain, first to last; `uses` the grant's counted uses."""
+    requests of its extension chain, first to last; `uses` the grant's counted uses; `run`
+    the commands its live grant allows (`jitgate.core.next_steps`)."""
     spec, status, meta = request.spec, request.status, request.metadata
     fields: list[tuple[str, str]] = [
         ("Name", meta.name or ""),
@@ -297,6 +299,9 @@ def render_show(
     lines = [f"{label + ':':<{width}}{value}" for label, value in fields]
     lines.append("Actions:")
     lines += [f"  {describe_action_long(action)}" for action in spec.actions]
+    if run:
+        lines.append("Run:")
+        lines += [f"  {line}" for line in run]
     decided = status.approvals or status.auto_approvals
     lines.append("Decisions:" if decided else f"Decisions:{' ' * (width - 10)}{NONE}")
     for approval in status.approvals:

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from jitgate.cli.errors import EXIT_INTERRUPTED, EXIT_OK, CommandFailed
 from jitgate.cli.kubectl_jit.cluster import AccessRequests, Json
 from jitgate.cli.kubectl_jit.exits import EXIT_TIMED_OUT, PHASE_EXITS, WaitEnded
-from jitgate.cli.kubectl_jit.next_step import next_commands
-from jitgate.cli.kubectl_jit.review import parsed
+from jitgate.cli.kubectl_jit.review import next_steps, parsed, read_policies
 from jitgate.cli.kubectl_jit.views import approvers_so_far, ended_at, human_duration
 from jitgate.core.api import AccessRequest
 from jitgate.core.clock import SYSTEM_CLOCK, format_time, parse_time
@@ -174,7 +173,7 @@ def _report(requests: AccessRequests, raw: Json) -> int:
     start = _not_before(requests, namespace, status.grant.name)
     window = f"from {format_time(start)} until" if start else "until"
     print(f"Grant {status.grant.name} is live {window} {format_time(expires)} ({left})")
-    commands = next_commands(request)
+    commands = next_steps(request, read_policies(requests))
     print("Run:" if len(commands) == 1 else "Run any of:")
     for line in commands:
         print(f"  {line}")

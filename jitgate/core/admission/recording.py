@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
+from jitgate.core.next_steps import connect_command
 
 STREAM_VERBS = ("exec", "attach", "portforward")
 RECORDING_REQUIRED = "RecordingRequired"
@@ -20,20 +21,19 @@ FORGED_MARKER = "SessionMarkerInvalid"
 
 def session_command(attempted: AttemptedAction) -> str:
     """The `kubectl jit exec|attach|port-forward` that opens this stream through the gateway."""
+    kubectl = connect_command(attempted.verb, recorded=True)
     if attempted.verb == "portforward":
         listed = attempted.detail.get("ports")
         ports = [str(port) for port in listed] if isinstance(listed, list) else []
         words = [
-            "kubectl",
-            "jit",
-            "port-forward",
+            *kubectl,
             "-n",
             attempted.namespace,
             f"pod/{attempted.name}",
             *(ports or ["LOCAL:REMOTE"]),
         ]
         return shlex.join(words)
-    words = ["kubectl", "jit", attempted.verb, "-n", attempted.namespace, attempted.name]
+    words = [*kubectl, "-n", attempted.namespace, attempted.name]
     if attempted.container:
         words += ["-c", attempted.container]
     if attempted.interactive:

@@ -104,6 +104,8 @@ def outcome_message(note: Notification) -> tuple[str, Blocks]:
         blocks.append(_context("Decisions: " + _escape(", ".join(note.approvals))))
     if note.expires_at:
         blocks.append(_context(f"Grant {note.grant} until {note.expires_at}"))
+    if note.run:
+        blocks.append(_context("Run: " + ", ".join(f"`{_escape(line)}`" for line in note.run)))
     return text, blocks
 
 

@@ -140,6 +140,10 @@ class Gateway:
         verdict = await self.service.verdict(caller.user, caller.groups, attempted)
         if verdict is not None and not verdict.allowed:
             return _status(403, verdict.message, "Forbidden")
+        try:  # before the protocol: kubectl's SPDY retry after a refused WebSocket hears why
+            self.registry.check_room(caller)
+        except TooManySessions as error:
+            return _status(429, str(error), "TooManyRequests")
         supported = (
             channels.PORT_FORWARD_PROTOCOLS
             if target.verb == "portforward"
@@ -213,7 +217,13 @@ class Gateway:
             decision=(decided.writer, decided.seq) if decided is not None else None,
             ports=tuple(options.get("ports", ())),
         )
-        recorder = SessionRecorder(writer, start, clock=self.clock)
+        recorder = SessionRecorder(
+            writer,
+            start,
+            clock=self.clock,
+            max_unacked_bytes=self.config.max_unrecorded_bytes,
+            max_session_bytes=self.config.max_session_bytes,
+        )
         try:
             await recorder.start()
         except Exception as error:

@@ -21,6 +21,12 @@ class GatewayConfig:
     max_sessions_per_user: int = 5
     # Bytes a session may hold for a slow client before it stops reading the pod.
     max_buffered_bytes: int = 4 * 1024 * 1024
+    # Bytes of a session taken by the recorder but not yet durable in the log, before the
+    # session waits for the log (its recording buffer; `SessionRecorder.max_unacked_bytes`).
+    max_unrecorded_bytes: int = 1024 * 1024
+    # The most one session may record in all (stdin, stdout and stderr); then it is ended
+    # (`session.terminated`, `limit: ...`).
+    max_session_bytes: int = 256 * 1024 * 1024
     # How often live sessions are checked against their grants and idle timeouts.
     check_interval: float = 1.0
     # Longest wait for the API server to open a stream to the pod.

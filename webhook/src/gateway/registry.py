@@ -55,12 +55,12 @@ class Registry:
     def __len__(self) -> int:
         return sum(self._reserved.values())
 
-    @contextlib.contextmanager
-    def slot(self, caller: Caller) -> Iterator[None]:
-        """Hold one of the session slots while a session opens and runs."""
+    def check_room(self, caller: Caller) -> None:
+        """TooManySessions, saying which limit, when `caller` may not open a session now."""
         if len(self) >= self._max:
             raise TooManySessions(
-                f"the session gateway is at its limit of {self._max} sessions; try again later"
+                f"the session gateway is at its limit of {self._max} session"
+                f"{'s' if self._max != 1 else ''} open at once; try again later"
             )
         if self._reserved[caller.user] >= self._max_per_user:
             plural = "s" if self._max_per_user != 1 else ""
@@ -68,6 +68,11 @@ class Registry:
                 f"{caller.user} already has {self._max_per_user} session{plural} open, the most "
                 "the gateway allows one user; close one first"
             )
+
+    @contextlib.contextmanager
+    def slot(self, caller: Caller) -> Iterator[None]:
+        """Hold one of the session slots while a session opens and runs."""
+        self.check_room(caller)
         self._reserved[caller.user] += 1
         try:
             yield

@@ -9,7 +9,8 @@ tunnel observed (`portforward`): each message is read for connections before it 
 and a tunnel that cannot be read ends the session.
 
 A session ends by itself (the command exited, either side closed) or is cut (`cut()`: its
-grant expired or was revoked, it was idle, the gateway stops, recording failed). When cut, the
+grant expired or was revoked, it was idle, the gateway stops, recording failed, it reached the
+most one session may record). When cut, the
 user's terminal gets a line saying why and the error channel a Status with the same words
 (kubectl prints `error: ...` and exits 1), then both sides are closed. An exec or attach whose
 pod side ends without the error channel's final Status is cut the same way (STREAM_LOST): its
@@ -36,7 +37,7 @@ from jitgate.webhook.gateway import channels
 from jitgate.webhook.gateway.frontproxy import Caller
 from jitgate.webhook.gateway.portforward import PortForwardObserver, TunnelCut
 
-from jitgate.audit.recorder import RecordingFailed, SessionRecorder
+from jitgate.audit.recorder import RecordingFailed, RecordingLimit, SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import Clock
 from jitgate.core.sessions import RECORDING_FAILED, STREAM_LOST, Ending
@@ -232,6 +233,8 @@ async def relay(
             outcome = first.result()
         except RecordingFailed as error:
             outcome = Cut(Ending.terminated(RECORDING_FAILED), f"it cannot be recorded ({error})")
+        except RecordingLimit as error:
+            outcome = Cut(error.ending, error.message)
         except TunnelCut as error:
             outcome = Cut(error.ending, str(error))
         except (aiohttp.ClientError, ConnectionError) as error:
