@@ -1,0 +1,135 @@
+"""A client that stops reading slows the pod down, over real sockets: the relay holds a bounded
+amount for it (its inbox and the client's write buffer, `maxBufferedBytes`, plus what the
+sockets hold), never the pod's whole output; once the client reads again every byte arrives,
+in order, with the exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from jitgate.webhook.gateway.frontproxy import Caller
+from jitgate.webhook.gateway.relay import LiveSession, relay
+from support import sessions
+from support.clocks import NOW
+
+from jitgate.audit import open_audit_writer
+from jitgate.audit.recorder import SessionRecorder
+from jitgate.core.actions import AttemptedAction
+from jitgate.core.clock import ManualClock
+from jitgate.core.sessions import Ending
+
+PROTOCOL = "v5.channel.k8s.io"
+SUCCESS = b'\x03{"metadata":{},"status":"Success"}'
+RUN = sessions.shell(command=("cat", "big"), tty=False, stdin=False)
+HELD = 256 * 1024  # the relay's bound: its inbox, and the client's write buffer
+SOCKET_BUFFER = 64 * 1024  # each socket's own (the kernel's autotuning would grow to MiBs)
+FRAME = b"\x01" + bytes(range(256)) * 128  # 32 KiB of stdout
+FRAMES = 256  # 8 MiB in all
+# What may be on its way when the pod is stopped: the relay's bound twice (inbox and client
+# buffer), every socket buffer (doubled by the kernel) and aiohttp's read queues, rounded up.
+IN_FLIGHT = 2 * 1024 * 1024
+
+
+def small_socket(family: int = socket.AF_INET) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+    return sock
+
+
+def small_connector() -> aiohttp.TCPConnector:
+    return aiohttp.TCPConnector(socket_factory=lambda info: small_socket(info[0]))
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+) -> AsyncIterator[str]:
+    """`handler` on a listening socket with small buffers (accepted sockets inherit them)."""
+    app = web.Application()
+    app.router.add_get("/stream", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    listening = small_socket()
+    listening.bind(("127.0.0.1", 0))
+    site = web.SockSite(runner, listening)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}/stream"
+    finally:
+        await runner.cleanup()
+
+
+async def quiet(sent: list[int]) -> int:
+    """`sent[0]` once it has stopped growing (three looks 0.2 s apart, within 20 s)."""
+    async with asyncio.timeout(20):
+        last, unchanged = -1, 0
+        while unchanged < 3:
+            await asyncio.sleep(0.2)
+            unchanged = unchanged + 1 if sent[0] == last else 0
+            last = sent[0]
+    return last
+
+
+async def test_a_client_that_stops_reading_stops_the_pod(tmp_path: Path) -> None:
+    clock = ManualClock(NOW)
+    sent = [0]
+    endings: asyncio.Queue[Ending] = asyncio.Queue()
+
+    async def pod(request: web.Request) -> web.WebSocketResponse:
+        socket_ = web.WebSocketResponse(protocols=(PROTOCOL,))
+        await socket_.prepare(request)
+        for _ in range(FRAMES):
+            await socket_.send_bytes(FRAME)  # waits while the relay does not read
+            sent[0] += len(FRAME) - 1
+        await socket_.send_bytes(SUCCESS)
+        await socket_.close()
+        return socket_
+
+    async with (
+        serving(pod) as pod_url,
+        open_audit_writer(
+            f"file://{tmp_path / 'audit'}", writer_id="gw-0", clock=clock, maintenance_interval=None
+        ) as log,
+        aiohttp.ClientSession(connector=small_connector()) as upstreams,
+    ):
+
+        async def gateway(request: web.Request) -> web.WebSocketResponse:
+            client = web.WebSocketResponse(protocols=(PROTOCOL,), writer_limit=HELD)
+            upstream = await upstreams.ws_connect(pod_url, protocols=(PROTOCOL,))
+            recorder = SessionRecorder(log, RUN, clock=clock, sleep=None)
+            await recorder.start()
+            await client.prepare(request)
+            session = LiveSession(
+                id=RUN.session,
+                caller=Caller("alice"),
+                attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
+                recorder=recorder,
+                clock=clock,
+            )
+            ending = await relay(session, client, upstream, max_buffered=HELD)
+            await recorder.end(ending)
+            await endings.put(ending)
+            return client
+
+        async with (
+            serving(gateway) as gateway_url,
+            aiohttp.ClientSession(connector=small_connector()) as users,
+            users.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
+        ):
+            stopped_at = await quiet(sent)  # the client has read nothing yet
+            received = b""
+            while (message := await asyncio.wait_for(client.receive(), 30)).data != SUCCESS:
+                assert message.type == aiohttp.WSMsgType.BINARY, message
+                received += message.data[1:]
+        ending = await asyncio.wait_for(endings.get(), 30)
+
+    assert stopped_at <= IN_FLIGHT < FRAMES * (len(FRAME) - 1)
+    assert received == FRAME[1:] * FRAMES
+    assert ending == Ending.exited(0)
