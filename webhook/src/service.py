@@ -273,7 +273,7 @@ class AdmissionService:
                 )
                 return await self._answer(request, attempted, failed)
         # The facts serve the refusal memo too, when the direct action is the one decided.
-        known = facts if attempts == [attempted] else None
+        known = facts if len(attempts) == 1 and attempts[0] is attempted else None
         answer = await self._decide(request, attempts, caller=caller, facts=known)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer, caller)
