@@ -59,7 +59,9 @@ def image_cluster(
     tmpdir = tmp_path_factory.mktemp("image")
     started = time.monotonic()
     with (
-        harness.start_kube_apiserver(kube_apiserver_binary, tmpdir / "kube-apiserver") as api,
+        harness.start_kube_apiserver(
+            kube_apiserver_binary, tmpdir / "kube-apiserver", front_proxy=True
+        ) as api,
         containers.install(
             api,
             tmpdir / "jitgate",

@@ -108,6 +108,18 @@ def _secret_reader(api: KubeAPIServer) -> Callable[[str, str], Mapping[str, byte
     return read
 
 
+def _config_map_reader(api: KubeAPIServer) -> Callable[[str, str], Mapping[str, bytes]]:
+    """Reads a ConfigMap from the API server, as the kubelet does for volumes."""
+
+    def read(namespace: str, name: str) -> Mapping[str, bytes]:
+        proc = api.kubectl("admin", "get", "configmap", name, "-n", namespace, "-o", "json")
+        assert proc.returncode == 0, proc.stderr
+        data = json.loads(proc.stdout).get("data") or {}
+        return {key: str(value).encode() for key, value in data.items()}
+
+    return read
+
+
 def _answers(url: str, ca_file: Path) -> Callable[[], tuple[bool, str]]:
     def check() -> tuple[bool, str]:
         answer = (
@@ -132,9 +144,18 @@ def install(
     webhook configurations point at the webhook container's port on 127.0.0.1."""
     start = time.monotonic()
     namespace = manifests.RELEASE_NAMESPACE
-    # The e2e values turn the session gateway on for a tier whose API server has a front proxy
-    # (its CA given to the local webhook process); this tier's has none, so no gateway.
-    values = {**manifests.CHART_VALUES, "gateway": {"enabled": False}}
+    # The session gateway, served by the webhook container on its own port, believing this
+    # API server's front proxy. Its APIService is not applied: the aggregator could not reach
+    # the chart's Service (no kube-proxy), and kubectl's discovery would warn of it.
+    assert api.front_proxy is not None, "the image tier's API server needs a front proxy"
+    gateway = {
+        **manifests.CHART_VALUES["gateway"],
+        "requestHeader": {
+            "clientCA": api.front_proxy.client_ca.read_text(),
+            "allowedNames": [api.front_proxy.client_name],
+        },
+    }
+    values = {**manifests.CHART_VALUES, "gateway": gateway}
     rendered = render.render_chart(values, namespace=namespace)
     crds = [o for o in rendered if o["kind"] == "CustomResourceDefinition"]
     api.kubectl("admin", "apply", "--server-side", "-f", str(CRDS_DIR), check=True)
@@ -158,7 +179,7 @@ def install(
     chart_objects = [
         tls if (o["kind"], o["metadata"]["name"]) == ("Secret", render.TLS_SECRET_NAME) else o
         for o in rendered
-        if o["kind"] not in ("CustomResourceDefinition", *WEBHOOK_CONFIGURATIONS)
+        if o["kind"] not in ("CustomResourceDefinition", "APIService", *WEBHOOK_CONFIGURATIONS)
     ]
     objects = [
         *manifests.namespaces(),
@@ -184,6 +205,7 @@ def install(
                 statefulset,
                 host_dir=tmpdir / name,
                 read_secret=_secret_reader(api),
+                read_config_map=_config_map_reader(api),
                 service_account=pod.ServiceAccount(
                     token=api.persona(account).token,
                     ca_pem=api.ca.pem,
@@ -220,6 +242,11 @@ def install(
             webhook_audit=tmpdir / "webhook" / "claims" / "audit",
             operator_audit=tmpdir / "operator" / "claims" / "audit",
             audit_key=tmpdir / "webhook" / "secrets" / "audit-key" / "hmac.key",
+            gateway_port=next(
+                port["containerPort"]
+                for port in containers["webhook"]["ports"]
+                if port["name"] == "sessions"
+            ),
         )
         api.apply(
             "admin",

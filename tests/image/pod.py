@@ -128,11 +128,13 @@ def podman_run_args(
     read_secret: Callable[[str, str], Mapping[str, bytes]],
     service_account: ServiceAccount,
     container_name: str,
+    read_config_map: Callable[[str, str], Mapping[str, bytes]] | None = None,
 ) -> list[str]:
     """The arguments after ``podman run`` that run pod 0 of ``statefulset``.
 
-    ``read_secret(namespace, name)`` gives a Secret's decoded data (the kubelet reads it from
-    the API server); files for volumes are written under ``host_dir``.
+    ``read_secret(namespace, name)`` gives a Secret's decoded data and ``read_config_map`` a
+    ConfigMap's (the kubelet reads both from the API server); files for volumes are written
+    under ``host_dir``.
     """
     template = statefulset["spec"]["template"]
     spec: Obj = template["spec"]
@@ -201,6 +203,14 @@ def podman_run_args(
             files = {item["path"]: data[item["key"]] for item in items}
             _write_files(directory, files, int(secret.get("defaultMode", 0o644)), fs_group)
             args += ["--volume", f"{directory}:{target}:ro"]  # Secret volumes are read-only
+        elif "configMap" in volume and read_config_map is not None:
+            config_map = volume["configMap"]
+            data = read_config_map(namespace, config_map["name"])
+            items = config_map.get("items") or [{"key": key, "path": key} for key in data]
+            directory = host_dir / "config-maps" / name
+            files = {item["path"]: data[item["key"]] for item in items}
+            _write_files(directory, files, int(config_map.get("defaultMode", 0o644)), fs_group)
+            args += ["--volume", f"{directory}:{target}:ro"]  # ConfigMap volumes are read-only
         else:
             raise UnsupportedSpec(f"volume {name}: {sorted(volume)}")
         if mount.get("subPath"):
