@@ -33,6 +33,10 @@ Ended = Literal["Expired", "Revoked"]
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # as Kubernetes' generated suffixes: no vowels
 _MAX_NAME = 253
 LABEL_REQUEST = "jitgate.dev/access-request"
+# Whose grant it is, for reading one user's Grants (the webhook's live read on a cache miss).
+# A digest because a label value cannot hold every user name (`system:serviceaccount:…`, `@`,
+# over 63 characters). Only a filter: whoever reads still checks spec.user.
+LABEL_USER = "jitgate.dev/user-sha256"
 # kopf's finalizer (settings.persistence.finalizer). A grant is created with it, so even a
 # grant deleted the instant it appears is seen by the deletion handler and recorded.
 FINALIZER = "jitgate.dev/operator"
@@ -58,6 +62,11 @@ def owner_reference(request: AccessRequest) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
+
+
+def user_label(user: str) -> str:
+    """The value of `LABEL_USER` for `user`: 40 hex digits of its SHA-256."""
+    return hashlib.sha256(user.encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,10 @@ def plan_grant(
         metadata=ObjectMeta(
             name=grant_name(name, uid),
             namespace=request.metadata.namespace,
-            labels={LABEL_REQUEST: name[:63].rstrip("-_.")},
+            labels={
+                LABEL_REQUEST: name[:63].rstrip("-_."),
+                LABEL_USER: user_label(requester.user),
+            },
         ),
         spec=GrantSpec(
             user=requester.user,

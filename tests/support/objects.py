@@ -19,6 +19,7 @@ from support.personas import ALICE, BOB
 
 from jitgate.core.api import API_VERSION, AccessPolicy, AccessRequest, Grant
 from jitgate.core.clock import format_time
+from jitgate.core.grants import LABEL_REQUEST, LABEL_USER, user_label
 
 Obj = dict[str, Any]
 
@@ -98,8 +99,8 @@ def grant(
     metadata: Obj | None = None,
     status: Obj | None = None,
 ) -> Obj:
-    """The grant the operator issues for alice's request: exec into web-0 for 15 minutes
-    (`reason` and `ticket` copied from the request; grants before they existed had none;
+    """The grant the operator issues for alice's request: exec into web-0 for 15 minutes,
+    labelled with its request and its user's digest (`reason` and `ticket` copied from the request; grants before they existed had none;
     `max_uses` as a one-time or N-use request asked)."""
     spec: Obj = {
         "user": user,
@@ -117,7 +118,12 @@ def grant(
     obj: Obj = {
         "apiVersion": API_VERSION,
         "kind": "Grant",
-        "metadata": {"name": name, "namespace": namespace, **(metadata or {})},
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_REQUEST: request, LABEL_USER: user_label(user)},
+            **(metadata or {}),
+        },
         "spec": spec,
     }
     if status is not None:

@@ -118,11 +118,20 @@ async def test_one_caller_flooding_denied_attempts_cannot_starve_another(
     assert live_reads(service.metrics, "allowed") == 1
 
 
-async def test_the_live_read_finds_a_grant_beyond_the_first_page(
-    cluster: Any, service: AdmissionService, reviews: Any
+async def test_the_live_read_asks_for_the_callers_grants_only(
+    cluster: Any, service: AdmissionService, api_client: kubernetes.client.ApiClient, reviews: Any
 ) -> None:
-    """More Grants in the namespace than one page of the read holds (500): the caller's,
-    last in the API server's order, still counts."""
+    """Hundreds of other users' Grants in the namespace (more than a page of the read holds)
+    are not read at all: a busy namespace cannot slow the read past its timeout. The
+    caller's, last in the API server's order, still counts."""
+    returned: list[int] = []
+
+    def read(namespace: str, user: str, limit: int, timeout: float) -> list[dict[str, Any]]:
+        items = read_grants(api_client, namespace, user, limit, timeout)
+        returned.append(len(items))
+        return items
+
+    service.live_grants = LiveGrants(read, rate=2.0, timeout=10.0, monotonic=lambda: 0.0)
     for i in range(520):
         other = reviews.grant(actions=[EXEC_LS], user=f"user-{i:03}")
         other["metadata"]["name"] = f"a-{i:03}"
@@ -131,4 +140,5 @@ async def test_the_live_read_finds_a_grant_beyond_the_first_page(
     mine["metadata"]["name"] = "zz-alice"
     cluster.create(GRANTS, mine, "prod")
     assert (await decide(service, reviews.exec())).allowed
+    assert returned == [1]
     assert live_reads(service.metrics, "allowed") == 1

@@ -36,7 +36,9 @@ class SlowApiServer:
         self.released = threading.Event()
         self.asked = threading.Event()
 
-    def read(self, namespace: str, limit: int, timeout: float) -> Sequence[Mapping[str, Any]]:
+    def read(
+        self, namespace: str, user: str, limit: int, timeout: float
+    ) -> Sequence[Mapping[str, Any]]:
         self.asked.set()
         self.released.wait(10)
         return []

@@ -26,6 +26,7 @@ from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
 from jitgate.core.api import GROUP, VERSION
+from jitgate.core.grants import LABEL_USER, user_label
 
 logger = logging.getLogger(__name__)
 
@@ -66,11 +67,11 @@ _GRANT_PAGE = 500
 
 
 def read_grants(
-    api: k8s.ApiClient, namespace: str, limit: int, timeout: float
+    api: k8s.ApiClient, namespace: str, user: str, limit: int, timeout: float
 ) -> list[dict[str, Any]]:
-    """Up to `limit` Grants of `namespace`, read now in pages, all within `timeout` seconds
-    (`jitgate.webhook.livegrants`): a namespace with more Grants than one page holds must
-    not hide the one the caller was just given."""
+    """Up to `limit` of `user`'s Grants in `namespace` (by their `LABEL_USER`), read now in
+    pages, all within `timeout` seconds (`jitgate.webhook.livegrants`). Only that user's: a
+    namespace with hundreds of others' Grants must not slow the read past its timeout."""
     deadline = time.monotonic() + timeout
     items: list[dict[str, Any]] = []
     token: str | None = None
@@ -78,7 +79,10 @@ def read_grants(
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError(f"reading the Grants of {namespace} took over {timeout}s")
-        page: dict[str, Any] = {"limit": min(_GRANT_PAGE, limit - len(items))}
+        page: dict[str, Any] = {
+            "limit": min(_GRANT_PAGE, limit - len(items)),
+            "label_selector": f"{LABEL_USER}={user_label(user)}",
+        }
         if token:
             page["_continue"] = token
         response: Any = k8s.CustomObjectsApi(api).list_namespaced_custom_object(
