@@ -100,8 +100,9 @@ def grant(
     status: Obj | None = None,
 ) -> Obj:
     """The grant the operator issues for alice's request: exec into web-0 for 15 minutes,
-    labelled with its request and its user's digest (`reason` and `ticket` copied from the request; grants before they existed had none;
-    `max_uses` as a one-time or N-use request asked)."""
+    labelled with its request and its user's digest (`reason` and `ticket` copied from the
+    request; grants before they existed had none; `max_uses` as a one-time or N-use request
+    asked)."""
     spec: Obj = {
         "user": user,
         "actions": actions or [dict(EXEC_WEB_0)],
