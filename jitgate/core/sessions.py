@@ -73,6 +73,8 @@ RECORDING_FAILED: Final = "recording failed"
 # The pod's side ended before the command's exit status: the output may be short.
 STREAM_LOST: Final = "stream lost before the exit status"
 UNREADABLE_TUNNEL: Final = "port-forward tunnel unreadable"
+# The pod's side ended but the client took nothing more for the gateway's drain timeout.
+CLIENT_NOT_READING: Final = "client stopped reading"
 
 
 def format_bytes(size: int) -> str:

@@ -144,6 +144,7 @@ def test_the_gateways_bounds_reach_the_webhook_command_line() -> None:
         "maxBufferedBytes": 1048576,
         "maxUnrecordedBytes": 524288,
         "maxSessionBytes": 67108864,
+        "drainTimeoutSeconds": 5,
     }
     values = {"gateway": {**VALUE_SETS["session-gateway"]["gateway"], **bounds}}
     args = container_of(workload(values, render.WEBHOOK_NAME))["args"]

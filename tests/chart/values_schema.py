@@ -432,6 +432,9 @@ SCHEMA: dict[str, Any] = {
                 "Bytes of a session not yet durable in the audit log, before it waits.", 65536
             ),
             maxSessionBytes=integer("The most one session may record; then it is ended.", 65536),
+            drainTimeoutSeconds=integer(
+                "Seconds a client may take the rest once the pod's side has ended.", 1
+            ),
             apiService=obj(
                 "The APIService's priorities.",
                 groupPriorityMinimum=integer("groupPriorityMinimum.", 1, maximum=20000),

@@ -155,6 +155,45 @@ def test_a_large_fast_output_arrives_whole_every_time_and_is_recorded_whole(
         assert (own[-1]["type"], own[-1]["reason"]) == ("session.ended", "exited with code 7")
 
 
+def test_a_large_stdin_arrives_whole_every_time_and_is_recorded_whole(
+    jitgate_cluster: Any,
+) -> None:
+    """4 MiB piped into `kubectl jit exec -i`, five times: the command reads exactly that
+    many bytes (kwok's exec does not pass stdin's end on, so it does not wait for one), counts
+    and digests them, and the recording's stdin holds exactly those bytes. kubectl's bytes
+    reach the gateway through the API server's proxy faster than the gateway passes them on,
+    so its reader is paused; it serves its port with asyncio's TLS layer, which keeps what is
+    still encrypted when the peer closes then (uvloop's dropped it: MagicStack/uvloop#661)."""
+    c = jitgate_cluster
+    c.run_pods("prod", "gw-stdin")
+    grant = grant_for(c, "prod", "gw-stdin", "gw-stdin")
+    data = hashlib.sha256(b"seed").digest() * (4 * 1024 * 1024 // 32)
+    expected = f"{len(data)}\n{hashlib.sha256(data).hexdigest()}  -\n".encode()
+    script = (
+        f'f="stdin-$$"; head -c {len(data)} > "$f"; wc -c < "$f" | tr -d " "; sha256sum < "$f"; '
+        'rm "$f"'
+    )
+    argv = jit_argv(c, "alice", "exec", "-i", "-n", "prod", "gw-stdin", "--", "sh", "-c", script)
+    runs = 5
+    for run in range(runs):
+        ran = subprocess.run(
+            argv, input=data, capture_output=True, timeout=60, env=c.env(), check=False
+        )
+        assert (ran.stdout, ran.returncode) == (expected, 0), (
+            f"run {run}: {ran.stderr.decode(errors='replace')}"
+        )
+
+    records = session_records(c)
+    started = [
+        r["session"] for r in records if r["type"] == "session.started" and r["grant"] == grant
+    ]
+    assert len(started) == runs
+    for session in started:
+        own = [r for r in records if r.get("session") == session]
+        assert recorded(own, "stdin") == data
+        assert (own[-1]["type"], own[-1]["reason"]) == ("session.ended", "exited with code 0")
+
+
 def test_an_interactive_session_is_recorded_byte_for_byte(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.run_pods("prod", "gw-tty")

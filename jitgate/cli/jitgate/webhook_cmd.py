@@ -190,6 +190,14 @@ def register(subparsers: Any) -> None:
         help="the most one session may record (stdin, stdout and stderr together); then it is "
         "ended, the user told why",
     )
+    add_flag(
+        parser,
+        "--gateway-drain-timeout-seconds",
+        type=_positive,
+        default=30,
+        help="how long a client may take the rest of a session once the pod's side has ended; "
+        "then it is dropped (session.terminated: client stopped reading)",
+    )
     parser.set_defaults(handler=command(WebhookOptions, run))
 
 
@@ -232,6 +240,7 @@ class WebhookOptions:
     gateway_max_buffered_bytes: int
     gateway_max_unrecorded_bytes: int
     gateway_max_session_bytes: int
+    gateway_drain_timeout_seconds: int
 
 
 def _peer_witness(options: WebhookOptions) -> dict[str, Any]:
@@ -294,6 +303,7 @@ def run(options: WebhookOptions) -> int:
             max_buffered_bytes=options.gateway_max_buffered_bytes,
             max_unrecorded_bytes=options.gateway_max_unrecorded_bytes,
             max_session_bytes=options.gateway_max_session_bytes,
+            drain_timeout=options.gateway_drain_timeout_seconds,
         )
     config = WebhookConfig(
         host=options.host,

@@ -14,7 +14,7 @@ frontproxy   who is calling: the proxy client certificate checked, then the X-Re
 marker       the `jitgate.dev/session` user extra: signed by the gateway, checked by the webhook
 paths        the URL layout kubectl speaks under the aggregated API, and its discovery documents
 upstream     the gateway's own calls to the API server (impersonating the caller)
-readtoend    their TLS, by asyncio's layer: uvloop's drops a stream's end (MagicStack/uvloop#661)
+readtoend    its TLS both ways by asyncio's layer: uvloop's drops a stream's end (uvloop#661)
 channels     the Kubernetes stream protocols (channel.k8s.io v4/v5, port-forward tunnelling)
 spdy         SPDY/3.1 frames read from a copy of a port-forward tunnel's bytes (pure)
 portforward  a port-forward's connections seen in its tunnel, recorded (fail closed)

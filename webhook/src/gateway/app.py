@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,6 +30,7 @@ from jitgate.webhook.gateway.frontproxy import (
     check_proxy_certificate,
 )
 from jitgate.webhook.gateway.paths import Document, PodRead, Refused, StreamTarget, route
+from jitgate.webhook.gateway.readtoend import ReadToEndSite
 from jitgate.webhook.gateway.registry import Registry, TooManySessions
 from jitgate.webhook.gateway.relay import LiveSession, relay
 from jitgate.webhook.gateway.upstream import Upstream, UpstreamRefused
@@ -250,6 +252,7 @@ class Gateway:
             grant=grant.name if grant else None,
             expires_at=grant.spec.expires_at if grant else None,
             idle_timeout=governing.idle_timeout if governing else None,
+            drain_timeout=dt.timedelta(seconds=self.config.drain_timeout),
             last_input=self.clock.now(),
         )
         ending = Ending.client_closed()
@@ -275,7 +278,7 @@ async def serving(gateway: Gateway, *, host: str, tls: ReloadingTLS) -> AsyncIte
     out, each told that the gateway stops."""
     runner = web.AppRunner(gateway.application(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, gateway.config.port, ssl_context=tls.context)
+    site = ReadToEndSite(runner, host, gateway.config.port, context=tls.context)
     await site.start()
     checks = asyncio.create_task(gateway.registry.run(), name="gateway-session-checks")
     server = site._server

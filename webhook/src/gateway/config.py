@@ -27,6 +27,9 @@ class GatewayConfig:
     # The most one session may record in all (stdin, stdout and stderr); then it is ended
     # (`session.terminated`, `limit: ...`).
     max_session_bytes: int = 256 * 1024 * 1024
+    # Seconds a client may take to read the rest once the pod's side has ended (or the session
+    # is cut); then it is dropped and the session recorded as "client stopped reading".
+    drain_timeout: float = 30.0
     # How often live sessions are checked against their grants and idle timeouts.
     check_interval: float = 1.0
     # Longest wait for the API server to open a stream to the pod.

@@ -1,5 +1,6 @@
-"""The gateway's TLS connections to the API server, decrypted by asyncio's own TLS layer so
-that a stream is read to its last byte.
+"""The gateway's TLS, both ways, by asyncio's own TLS layer so that a stream is read to its
+last byte: its connections to the API server (`ReadToEndConnector`) and the port the API
+server's front proxy calls (`ReadToEndSite`).
 
 The webhook runs on uvloop, whose TLS layer (0.23) shuts a connection down the moment the TCP
 stream ends, dropping whatever it holds still encrypted: while the reader above it is paused,
@@ -9,6 +10,9 @@ at once; the gateway's reader is paused whenever the pod writes faster than the 
 and records, so the end of a large output (and its exit status) was lost. asyncio's TLS layer
 keeps a paused connection open after the TCP stream ends and decrypts the rest when reading
 resumes, on any event loop, so the gateway wraps its API server connections with it.
+The same holds the other way: the API server proxies kubectl's stdin and port-forward data to
+the gateway and closes as soon as kubectl does, while the gateway's reader may be paused
+(sending to the pod waits), so the gateway's own port is served by asyncio's layer too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from asyncio import sslproto
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.client_proto import ResponseHandler
 
 
@@ -55,3 +60,36 @@ class ReadToEndConnector(aiohttp.TCPConnector):
                 ) from error
             raise
         return tls._app_transport, app  # made by the handshake
+
+
+class ReadToEndSite(web.BaseSite):
+    """aiohttp's TCP site with TLS by asyncio's `SSLProtocol` over plain TCP connections:
+    the handshake (and `peercert`, which the front-proxy check reads) as with `ssl=`."""
+
+    def __init__(
+        self, runner: web.BaseRunner, host: str, port: int, *, context: ssl.SSLContext
+    ) -> None:
+        super().__init__(runner, ssl_context=context)
+        self._host = host
+        self._port = port
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        handler = self._runner.server
+        context = self._ssl_context
+        assert handler is not None and context is not None  # set up before a site is made
+
+        def tls() -> sslproto.SSLProtocol:
+            # No waiter (typeshed wants one; asyncio checks for None): nobody awaits a server
+            # side's handshake, aiohttp's handler is made connected once it is done.
+            waiter: Any = None
+            return sslproto.SSLProtocol(loop, handler(), context, waiter, server_side=True)
+
+        self._server = await loop.create_server(
+            tls, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )

@@ -6,8 +6,9 @@ that is a denial, the session is cut: "grant expired" when its grant's `expiresA
 "revoked" when the grant is gone or being deleted (a revoke, with or without the operator),
 otherwise with the denial's own words (a policy changed). A session whose user has not typed
 or resized the terminal for the governing policies' `sessions.idleTimeout` is cut as idle.
-With a one-second interval a session ends within about a second of the moment, well inside the
-five seconds promised.
+A session whose pod side has ended (or that was cut) but whose client has not taken the rest
+within the drain timeout is dropped (`LiveSession.end_if_stalled`). With a one-second interval
+a session ends within about a second of the moment, well inside the five seconds promised.
 """
 
 from __future__ import annotations
@@ -90,6 +91,13 @@ class Registry:
     async def check_all(self) -> None:
         """Decide every live session again; cut those no longer allowed."""
         for session in list(self._sessions.values()):
+            if session.end_if_stalled(self._clock.now()):
+                logger.info(
+                    "Dropping the client of session %s of %s: it stopped reading",
+                    session.id,
+                    session.caller.user,
+                )
+                continue
             if session.is_cut:
                 continue
             cut = await self.check(session)

@@ -19,7 +19,11 @@ output may be short, and kubectl would otherwise exit 0 on a normal close.
 The pod's side is closed by the API server after the exit status; the gateway then closes the
 client's WebSocket at once (kubectl waits for that close, as it does from the API server), and
 the close frame follows every byte already sent. The gateway never closes the pod's side first
-while a session runs by itself, so nothing the pod still has to send is thrown away.
+while a session runs by itself, so nothing the pod still has to send is thrown away. From the
+moment the pod's side has ended (or the session is cut) only the client's side is left to
+finish, and that is bounded: a client that has not taken the rest within the drain timeout
+(`end_if_stalled`, checked by the registry on the gateway's clock) is dropped, its slot freed,
+and the session recorded as terminated, "client stopped reading" (unless it was cut already).
 """
 
 from __future__ import annotations
@@ -40,7 +44,8 @@ from jitgate.webhook.gateway.portforward import PortForwardObserver, TunnelCut
 from jitgate.audit.recorder import RecordingFailed, RecordingLimit, SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import Clock
-from jitgate.core.sessions import RECORDING_FAILED, STREAM_LOST, Ending
+from jitgate.core.durations import format_duration
+from jitgate.core.sessions import CLIENT_NOT_READING, RECORDING_FAILED, STREAM_LOST, Ending
 
 logger = logging.getLogger(__name__)
 
@@ -76,9 +81,14 @@ class LiveSession:
     expires_at: dt.datetime | None = None  # that grant's expiresAt
     idle_timeout: dt.timedelta | None = None
     last_input: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # How long the client may take the rest once the pod's side has ended (`end_if_stalled`).
+    drain_timeout: dt.timedelta = dt.timedelta(seconds=30)
+    draining_since: dt.datetime | None = None
     bytes_in: int = 0
     bytes_out: int = 0
     _cut: asyncio.Future[Cut] = field(default_factory=_future)
+    _draining: asyncio.Event = field(default_factory=asyncio.Event)
+    _stopped_reading: asyncio.Event = field(default_factory=asyncio.Event)
 
     def cut(self, cut: Cut) -> None:
         """End the session for `cut`'s reason (once; later reasons are ignored)."""
@@ -88,6 +98,40 @@ class LiveSession:
     @property
     def is_cut(self) -> bool:
         return self._cut.done()
+
+    def start_draining(self) -> None:
+        """Only the client's side is left to finish: the drain timeout runs from now."""
+        if self.draining_since is None:
+            self.draining_since = self.clock.now()
+            self._draining.set()
+
+    async def draining(self) -> None:
+        """Wait until only the client's side is left to finish."""
+        await self._draining.wait()
+
+    @property
+    def stopped_reading(self) -> bool:
+        return self._stopped_reading.is_set()
+
+    def end_if_stalled(self, now: dt.datetime) -> bool:
+        """Give up on the client once it has had `drain_timeout` since the pod's side ended
+        (or the cut) to take the rest: the session is cut for it (when not cut already) and
+        its connection dropped. True when that happens now."""
+        if (
+            self.draining_since is None
+            or self.stopped_reading
+            or now - self.draining_since < self.drain_timeout
+        ):
+            return False
+        limit = format_duration(self.drain_timeout)
+        self.cut(
+            Cut(
+                Ending.terminated(CLIENT_NOT_READING, f"nothing taken for {limit}"),
+                f"the client stopped reading for {limit}",
+            )
+        )
+        self._stopped_reading.set()
+        return True
 
     def idle(self, now: dt.datetime) -> dt.timedelta:
         """Time since the user last typed or resized the terminal."""
@@ -186,6 +230,7 @@ async def relay(
                     await inbox.put(message.data)
         finally:
             inbox.close()
+            session.start_draining()
 
     async def from_pod() -> Ending | Cut:
         nonlocal status_seen
@@ -242,14 +287,16 @@ async def relay(
         if isinstance(outcome, Cut):
             session.cut(outcome)
             with contextlib.suppress(Exception):
-                for words in _farewell(session, outcome.message):
+                for words in () if session.stopped_reading else _farewell(session, outcome.message):
                     await asyncio.wait_for(client.send_bytes(words), 2.0)
             await _close_connections(tunnel, outcome.ending)
             return outcome.ending
         if first is tasks[1]:
             # The pod's side ended after its exit status: kubectl waits for the close (as the
             # API server closes a direct exec), which follows every byte already sent.
-            await client.close()
+            await _close_client(session, client)
+            if session.stopped_reading:
+                outcome = session._cut.result().ending
         await _close_connections(tunnel, outcome)
         return outcome
     finally:
@@ -257,7 +304,24 @@ async def relay(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await upstream.close()
-        await client.close()
+        await _close_client(session, client)
+
+
+async def _close_client(session: LiveSession, client: web.WebSocketResponse) -> None:
+    """Close the client's side after what it was sent; drop the connection instead once the
+    client stopped reading (`end_if_stalled`)."""
+    session.start_draining()
+    closing = asyncio.ensure_future(client.close())
+    stalled = asyncio.ensure_future(session._stopped_reading.wait())
+    try:
+        await asyncio.wait((closing, stalled), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stalled.cancel()
+    closing.cancel()  # when not done: aiohttp then closes the transport, which still flushes
+    await asyncio.gather(closing, return_exceptions=True)
+    request = client._req  # aiohttp keeps the connection only with the request
+    if session.stopped_reading and request is not None and request.transport is not None:
+        request.transport.abort()  # nothing more is flushed to a client that does not read
 
 
 async def _close_connections(tunnel: PortForwardObserver | None, ending: Ending) -> None:
