@@ -11,21 +11,17 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from jitgate.webhook.gateway.frontproxy import Caller
-from jitgate.webhook.gateway.relay import LiveSession, relay
-from support import sessions
+from support import relays, sessions
 from support.clocks import NOW
-from webhook.test_portforward_relay import serving
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.audit.recorder import SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import STREAM_LOST, Ending
 
-PROTOCOL = "v5.channel.k8s.io"
-SUCCESS = b'\x03{"metadata":{},"status":"Success"}'
+PROTOCOL = relays.EXEC_PROTOCOL
+SUCCESS = relays.EXIT_SUCCESS
 RUN = sessions.shell(command=("seq", "1", "100000"), tty=False, stdin=False)
 
 
@@ -47,32 +43,24 @@ async def relayed(
         return socket
 
     async with (
-        serving(pod) as pod_url,
+        relays.serving(pod) as pod_url,
         open_audit_writer(url, writer_id="gw-0", clock=clock, maintenance_interval=None) as log,
         aiohttp.ClientSession() as http,
     ):
-
-        async def gateway(request: web.Request) -> web.WebSocketResponse:
-            client = web.WebSocketResponse(protocols=(PROTOCOL,))
-            upstream = await http.ws_connect(pod_url, protocols=(PROTOCOL,))
-            recorder = SessionRecorder(log, RUN, clock=clock, sleep=None)
-            await recorder.start()
-            await client.prepare(request)
-            session = LiveSession(
-                id=RUN.session,
-                caller=Caller("alice"),
-                attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
-                recorder=recorder,
-                clock=clock,
-            )
-            ending = await relay(session, client, upstream, max_buffered=64 * 1024)
-            await recorder.end(ending)
-            await endings.put(ending)
-            return client
-
+        gateway = relays.relaying_gateway(
+            log=log,
+            run=RUN,
+            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
+            clock=clock,
+            upstreams=http,
+            pod_url=pod_url,
+            protocol=PROTOCOL,
+            max_buffered=64 * 1024,
+            endings=endings,
+        )
         got: list[aiohttp.WSMessage] = []
         async with (
-            serving(gateway) as gateway_url,
+            relays.serving(gateway) as gateway_url,
             http.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
         ):
             while (message := await asyncio.wait_for(client.receive(), 30)).type in (

@@ -5,45 +5,21 @@ connection open at that moment is recorded as ended with the session."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from jitgate.webhook.gateway.frontproxy import Caller
-from jitgate.webhook.gateway.relay import LiveSession, relay
-from support import sessions
+from support import relays, sessions
 from support.clocks import NOW
 from support.spdy import Writer, data, forward_headers
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.audit.recorder import SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import Ending
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    """`handler` at ws://127.0.0.1:PORT/portforward, served as the gateway is (a handler is
-    not cancelled when its client goes)."""
-    app = web.Application()
-    app.router.add_get("/portforward", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        yield f"http://127.0.0.1:{port}/portforward"
-    finally:
-        await runner.cleanup()
 
 
 async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path: Path) -> None:
@@ -60,30 +36,23 @@ async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path
         return socket
 
     async with (
-        serving(pod) as pod_url,
+        relays.serving(pod) as pod_url,
         open_audit_writer(url, writer_id="gw-0", clock=clock, maintenance_interval=None) as log,
         aiohttp.ClientSession() as http,
     ):
+        gateway = relays.relaying_gateway(
+            log=log,
+            run=sessions.FORWARD,
+            attempted=AttemptedAction("portforward", "prod", "pods", "db-0"),
+            clock=clock,
+            upstreams=http,
+            pod_url=pod_url,
+            protocol=PROTOCOL,
+            max_buffered=1 << 20,
+            endings=endings,
+        )
 
-        async def gateway(request: web.Request) -> web.WebSocketResponse:
-            client = web.WebSocketResponse(protocols=(PROTOCOL,))
-            upstream = await http.ws_connect(pod_url, protocols=(PROTOCOL,))
-            recorder = SessionRecorder(log, sessions.FORWARD, clock=clock, sleep=None)
-            await recorder.start()
-            await client.prepare(request)
-            session = LiveSession(
-                id=sessions.FORWARD.session,
-                caller=Caller("alice"),
-                attempted=AttemptedAction("portforward", "prod", "pods", "db-0"),
-                recorder=recorder,
-                clock=clock,
-            )
-            ending = await relay(session, client, upstream, max_buffered=1 << 20)
-            await recorder.end(ending)
-            await endings.put(ending)
-            return client
-
-        async with serving(gateway) as gateway_url:
+        async with relays.serving(gateway) as gateway_url:
             kubectl = Writer()
             opening = kubectl.syn_stream(1, forward_headers("error", 0), fin=True)
             opening += kubectl.syn_stream(3, forward_headers("data", 0))

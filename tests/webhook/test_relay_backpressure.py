@@ -6,64 +6,27 @@ in order, with the exit status."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from jitgate.webhook.gateway.frontproxy import Caller
-from jitgate.webhook.gateway.relay import LiveSession, relay
-from support import sessions
+from support import relays, sessions
 from support.clocks import NOW
 
 from jitgate.audit import open_audit_writer
-from jitgate.audit.recorder import SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import Ending
 
-PROTOCOL = "v5.channel.k8s.io"
-SUCCESS = b'\x03{"metadata":{},"status":"Success"}'
+PROTOCOL = relays.EXEC_PROTOCOL
+SUCCESS = relays.EXIT_SUCCESS
 RUN = sessions.shell(command=("cat", "big"), tty=False, stdin=False)
 HELD = 256 * 1024  # the relay's bound: its inbox, and the client's write buffer
-SOCKET_BUFFER = 64 * 1024  # each socket's own (the kernel's autotuning would grow to MiBs)
 FRAME = b"\x01" + bytes(range(256)) * 128  # 32 KiB of stdout
 FRAMES = 256  # 8 MiB in all
 # What may be on its way when the pod is stopped: the relay's bound twice (inbox and client
 # buffer), every socket buffer (doubled by the kernel) and aiohttp's read queues, rounded up.
 IN_FLIGHT = 2 * 1024 * 1024
-
-
-def small_socket(family: int = socket.AF_INET) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-    return sock
-
-
-def small_connector() -> aiohttp.TCPConnector:
-    return aiohttp.TCPConnector(socket_factory=lambda info: small_socket(info[0]))
-
-
-@contextlib.asynccontextmanager
-async def serving(
-    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
-) -> AsyncIterator[str]:
-    """`handler` on a listening socket with small buffers (accepted sockets inherit them)."""
-    app = web.Application()
-    app.router.add_get("/stream", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    listening = small_socket()
-    listening.bind(("127.0.0.1", 0))
-    site = web.SockSite(runner, listening)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{listening.getsockname()[1]}/stream"
-    finally:
-        await runner.cleanup()
 
 
 async def quiet(sent: list[int]) -> int:
@@ -93,34 +56,28 @@ async def test_a_client_that_stops_reading_stops_the_pod(tmp_path: Path) -> None
         return socket_
 
     async with (
-        serving(pod) as pod_url,
+        relays.serving(pod, small_buffers=True) as pod_url,
         open_audit_writer(
             f"file://{tmp_path / 'audit'}", writer_id="gw-0", clock=clock, maintenance_interval=None
         ) as log,
-        aiohttp.ClientSession(connector=small_connector()) as upstreams,
+        aiohttp.ClientSession(connector=relays.small_connector()) as upstreams,
     ):
-
-        async def gateway(request: web.Request) -> web.WebSocketResponse:
-            client = web.WebSocketResponse(protocols=(PROTOCOL,), writer_limit=HELD)
-            upstream = await upstreams.ws_connect(pod_url, protocols=(PROTOCOL,))
-            recorder = SessionRecorder(log, RUN, clock=clock, sleep=None)
-            await recorder.start()
-            await client.prepare(request)
-            session = LiveSession(
-                id=RUN.session,
-                caller=Caller("alice"),
-                attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
-                recorder=recorder,
-                clock=clock,
-            )
-            ending = await relay(session, client, upstream, max_buffered=HELD)
-            await recorder.end(ending)
-            await endings.put(ending)
-            return client
+        gateway = relays.relaying_gateway(
+            log=log,
+            run=RUN,
+            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
+            clock=clock,
+            upstreams=upstreams,
+            pod_url=pod_url,
+            protocol=PROTOCOL,
+            max_buffered=HELD,
+            endings=endings,
+            writer_limit=HELD,
+        )
 
         async with (
-            serving(gateway) as gateway_url,
-            aiohttp.ClientSession(connector=small_connector()) as users,
+            relays.serving(gateway, small_buffers=True) as gateway_url,
+            aiohttp.ClientSession(connector=relays.small_connector()) as users,
             users.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
         ):
             stopped_at = await quiet(sent)  # the client has read nothing yet

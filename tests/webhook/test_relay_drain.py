@@ -11,25 +11,21 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from jitgate.webhook.gateway.frontproxy import Caller
-from jitgate.webhook.gateway.relay import LiveSession, relay
+from jitgate.webhook.gateway.relay import LiveSession
+from support import relays
+from support import sessions as recorded
 from support.clocks import NOW
-from webhook.test_relay_backpressure import (
-    FRAME,
-    PROTOCOL,
-    RUN,
-    SUCCESS,
-    serving,
-    small_connector,
-)
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.audit.recorder import SessionRecorder
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import CLIENT_NOT_READING, Ending
 
+PROTOCOL = relays.EXEC_PROTOCOL
+SUCCESS = relays.EXIT_SUCCESS
+RUN = recorded.shell(command=("cat", "big"), tty=False, stdin=False)
+FRAME = b"\x01" + bytes(range(256)) * 128  # 32 KiB of stdout
 DRAIN = dt.timedelta(seconds=30)
 FRAMES = 128  # 4 MiB of stdout: more than the sockets and the client's buffers hold
 INBOX = 16 * 1024 * 1024  # the relay takes the pod's whole output: the pod's side ends
@@ -53,34 +49,27 @@ async def test_a_client_that_stops_reading_is_dropped_at_the_drain_timeout(
         return socket_
 
     async with (
-        serving(pod) as pod_url,
+        relays.serving(pod, small_buffers=True) as pod_url,
         open_audit_writer(url, writer_id="gw-0", clock=clock, maintenance_interval=None) as log,
-        aiohttp.ClientSession(connector=small_connector()) as upstreams,
+        aiohttp.ClientSession(connector=relays.small_connector()) as upstreams,
     ):
-
-        async def gateway(request: web.Request) -> web.WebSocketResponse:
-            client = web.WebSocketResponse(protocols=(PROTOCOL,))
-            upstream = await upstreams.ws_connect(pod_url, protocols=(PROTOCOL,))
-            recorder = SessionRecorder(log, RUN, clock=clock, sleep=None)
-            await recorder.start()
-            await client.prepare(request)
-            session = LiveSession(
-                id=RUN.session,
-                caller=Caller("alice"),
-                attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
-                recorder=recorder,
-                clock=clock,
-                drain_timeout=DRAIN,
-            )
-            await sessions.put(session)
-            ending = await relay(session, client, upstream, max_buffered=INBOX)
-            await recorder.end(ending)
-            await endings.put(ending)
-            return client
+        gateway = relays.relaying_gateway(
+            log=log,
+            run=RUN,
+            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
+            clock=clock,
+            upstreams=upstreams,
+            pod_url=pod_url,
+            protocol=PROTOCOL,
+            max_buffered=INBOX,
+            endings=endings,
+            started=sessions,
+            drain_timeout=DRAIN,
+        )
 
         async with (
-            serving(gateway) as gateway_url,
-            aiohttp.ClientSession(connector=small_connector()) as users,
+            relays.serving(gateway, small_buffers=True) as gateway_url,
+            aiohttp.ClientSession(connector=relays.small_connector()) as users,
             users.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
         ):
             session = await asyncio.wait_for(sessions.get(), 30)
