@@ -63,6 +63,15 @@ def last_session(c: Any, grant: str, log: str = "webhook") -> list[dict[str, Any
     return session_records(c, started[-1]["session"], log)
 
 
+def sessions_of(c: Any, grant: str) -> list[list[dict[str, Any]]]:
+    """The records of each session under ``grant``, oldest first."""
+    records = session_records(c)
+    started = [
+        r["session"] for r in records if r["type"] == "session.started" and r["grant"] == grant
+    ]
+    return [[r for r in records if r.get("session") == session] for session in started]
+
+
 def recorded(records: list[dict[str, Any]], stream: str) -> bytes:
     chunks = [r["context"] for r in records if r["type"] == "session.chunk"]
     chunks = sorted((c for c in chunks if c["stream"] == stream), key=lambda c: c["chunk"])
@@ -144,13 +153,9 @@ def test_a_large_fast_output_arrives_whole_every_time_and_is_recorded_whole(
             len(expected), hashlib.sha256(expected).hexdigest(), 7,
         ), f"run {run}: {ran.stderr.decode(errors='replace')}"  # fmt: skip
 
-    records = session_records(c)
-    started = [
-        r["session"] for r in records if r["type"] == "session.started" and r["grant"] == grant
-    ]
-    assert len(started) == runs
-    for session in started:
-        own = [r for r in records if r.get("session") == session]
+    sessions = sessions_of(c, grant)
+    assert len(sessions) == runs
+    for own in sessions:
         assert recorded(own, "stdout") == expected
         assert (own[-1]["type"], own[-1]["reason"]) == ("session.ended", "exited with code 7")
 
@@ -183,13 +188,9 @@ def test_a_large_stdin_arrives_whole_every_time_and_is_recorded_whole(
             f"run {run}: {ran.stderr.decode(errors='replace')}"
         )
 
-    records = session_records(c)
-    started = [
-        r["session"] for r in records if r["type"] == "session.started" and r["grant"] == grant
-    ]
-    assert len(started) == runs
-    for session in started:
-        own = [r for r in records if r.get("session") == session]
+    sessions = sessions_of(c, grant)
+    assert len(sessions) == runs
+    for own in sessions:
         assert recorded(own, "stdin") == data
         assert (own[-1]["type"], own[-1]["reason"]) == ("session.ended", "exited with code 0")
 
