@@ -195,22 +195,21 @@ def podman_run_args(
         elif "emptyDir" in volume:
             size = quantity(volume["emptyDir"].get("sizeLimit", "64Mi"))
             args += ["--tmpfs", f"{target}:rw,size={size},mode=1777"]
-        elif "secret" in volume:
-            secret = volume["secret"]
-            data = read_secret(namespace, secret["secretName"])
-            items = secret.get("items") or [{"key": key, "path": key} for key in data]
-            directory = host_dir / "secrets" / name
+        elif "secret" in volume or ("configMap" in volume and read_config_map is not None):
+            if "secret" in volume:
+                source = volume["secret"]
+                data = read_secret(namespace, source["secretName"])
+                directory = host_dir / "secrets" / name
+            else:
+                assert read_config_map is not None
+                source = volume["configMap"]
+                data = read_config_map(namespace, source["name"])
+                directory = host_dir / "config-maps" / name
+            items = source.get("items") or [{"key": key, "path": key} for key in data]
             files = {item["path"]: data[item["key"]] for item in items}
-            _write_files(directory, files, int(secret.get("defaultMode", 0o644)), fs_group)
-            args += ["--volume", f"{directory}:{target}:ro"]  # Secret volumes are read-only
-        elif "configMap" in volume and read_config_map is not None:
-            config_map = volume["configMap"]
-            data = read_config_map(namespace, config_map["name"])
-            items = config_map.get("items") or [{"key": key, "path": key} for key in data]
-            directory = host_dir / "config-maps" / name
-            files = {item["path"]: data[item["key"]] for item in items}
-            _write_files(directory, files, int(config_map.get("defaultMode", 0o644)), fs_group)
-            args += ["--volume", f"{directory}:{target}:ro"]  # ConfigMap volumes are read-only
+            _write_files(directory, files, int(source.get("defaultMode", 0o644)), fs_group)
+            # Secret and ConfigMap volumes are read-only, as a kubelet mounts them.
+            args += ["--volume", f"{directory}:{target}:ro"]
         else:
             raise UnsupportedSpec(f"volume {name}: {sorted(volume)}")
         if mount.get("subPath"):
