@@ -152,3 +152,30 @@ def approval(
     entry["time"] = format_time(at)
     entry["specDigest"] = digest
     return entry
+
+
+def pod(name: str, **labels: str) -> Obj:
+    """A scheduled Pod of Deployment web's ReplicaSet in `prod`, as stored."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "prod",
+            "uid": f"uid-{name}",
+            "resourceVersion": "77",
+            "labels": labels or {"app": "web"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": "web-7d4b9c",
+                    "uid": "rs-uid",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], "nodeName": "worker-1"},
+        "status": {"phase": "Running"},
+    }

@@ -9,10 +9,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import jsonpatch  # type: ignore[import-untyped]
 import pytest
+from support.admission import admit, pending_access_request
+from support.objects import pod
 from support.personas import OPERATOR_USER
-from webhook.test_delete_scale import pod
 
 from jitgate.core.admission.approvals import spec_digest
 from jitgate.core.api import AccessRequestSpec
@@ -23,32 +23,6 @@ BOB = {"user": "bob", "groups": ["sre"]}
 
 def groups_of(who: dict[str, Any]) -> list[str]:
     return [*who["groups"], "system:authenticated"]
-
-
-async def admit(
-    mutate: Any, validate: Any, review: dict[str, Any]
-) -> tuple[Any, dict[str, Any] | None]:
-    """Mutate, apply the patch, validate: (validate's answer, the object as stored)."""
-    mutated = await mutate(review)
-    assert mutated.allowed
-    request = review["request"]
-    if "patch" in mutated.response:
-        request = {**request, "object": jsonpatch.apply_patch(request["object"], mutated.patch)}
-    answer = await validate({**review, "request": request})
-    return answer, request["object"]
-
-
-def created(reviews: Any, **spec: Any) -> dict[str, Any]:
-    """An AccessRequest as stored after CREATE: stamped requester, Pending under production."""
-    obj = reviews.access_request(**spec)
-    obj["spec"]["requester"] = {"user": "alice", "groups": groups_of(ALICE)}
-    obj["status"] = {
-        "phase": "Pending",
-        "policy": "production",
-        "requiredApprovals": 1,
-        "pendingDeadline": "2026-11-21T11:00:00Z",
-    }
-    return obj
 
 
 def with_approval(obj: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
@@ -146,7 +120,7 @@ async def test_create_without_the_stamp_or_with_an_invalid_spec_is_refused(
 async def test_an_approver_appends_a_stamped_approval(
     webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     answer, stored = await approve(mutate, validate, reviews, obj, BOB)
     assert answer.allowed, answer.message
     assert stored is not None
@@ -165,7 +139,7 @@ async def test_an_approver_appends_a_stamped_approval(
 async def test_a_typed_approver_identity_is_overwritten(
     webhook: Any, mutate: Any, validate: Any, reviews: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     new = with_approval(
         obj, {"decision": "Approve", "user": "bob", "groups": ["sre"], "specDigest": "sha256:x"}
     )
@@ -220,7 +194,7 @@ async def test_self_approval_and_non_approvers_are_refused(
     who: dict[str, Any],
     why: str,
 ) -> None:
-    answer, _ = await approve(mutate, validate, reviews, created(reviews), who)
+    answer, _ = await approve(mutate, validate, reviews, pending_access_request(reviews), who)
     assert not answer.allowed and answer.message == why
     [record] = audit_log()
     assert record["reason"] == f"ApprovalRefused: {why}"
@@ -240,23 +214,23 @@ async def test_self_approval_when_the_policy_allows_it(
     await reviews.until(
         webhook, lambda c: c.policies.by_name["production"].spec.allow_self_approval
     )
-    answer, _ = await approve(mutate, validate, reviews, created(reviews), ALICE)
+    answer, _ = await approve(mutate, validate, reviews, pending_access_request(reviews), ALICE)
     assert answer.allowed
 
 
 async def test_one_decision_per_approver_and_only_while_pending(
     webhook: Any, mutate: Any, validate: Any, reviews: Any, clock: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["status"]["approvals"] = [stamped(obj, BOB, "Deny")]
     answer, _ = await approve(mutate, validate, reviews, obj, BOB)
     assert not answer.allowed and answer.message == "bob has already decided on this request"
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["status"]["phase"] = "Approved"
     answer, _ = await approve(mutate, validate, reviews, obj, BOB)
     assert not answer.allowed
     assert answer.message == "the request is Approved, so it can no longer be approved or denied"
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["status"]["pendingDeadline"] = "2026-11-21T09:59:59Z"  # past, on the webhook's clock
     answer, _ = await approve(mutate, validate, reviews, obj, BOB)
     assert not answer.allowed and "pending deadline has passed" in answer.message
@@ -265,7 +239,7 @@ async def test_one_decision_per_approver_and_only_while_pending(
 async def test_earlier_approvals_cannot_be_edited_or_removed(
     webhook: Any, validate: Any, reviews: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["status"]["approvals"] = [stamped(obj, BOB, "Deny")]
     edited = copy.deepcopy(obj)
     edited["status"]["approvals"][0]["decision"] = "Approve"
@@ -285,7 +259,7 @@ async def test_earlier_approvals_cannot_be_edited_or_removed(
 async def test_only_the_operator_changes_status_beyond_approvals(
     webhook: Any, validate: Any, reviews: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     new = copy.deepcopy(obj)
     new["status"]["phase"] = "Approved"
     new["status"]["grant"] = {"name": "x", "expiresAt": "2026-11-21T11:00:00Z"}
@@ -309,7 +283,7 @@ async def test_only_the_operator_changes_status_beyond_approvals(
 async def test_the_spec_is_immutable_for_everyone(
     webhook: Any, validate: Any, reviews: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     for who in ("alice", OPERATOR_USER):
         new = copy.deepcopy(obj)
         new["spec"]["duration"] = "8h"
@@ -321,7 +295,7 @@ async def test_the_spec_is_immutable_for_everyone(
 
 
 async def test_approvals_need_the_policy_cache(webhook: Any, validate: Any, reviews: Any) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["status"]["policy"] = "vanished"
     answer = await validate(
         reviews.ar(
@@ -352,7 +326,7 @@ def annotated(obj: dict[str, Any], **annotations: str) -> dict[str, Any]:
 async def test_cancel_by_the_requester_is_stamped(
     webhook: Any, mutate: Any, validate: Any, reviews: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     review = reviews.ar(
         "UPDATE", annotated(obj, **{"jitgate.dev/cancel": "true"}), obj, groups=["developers"]
     )
@@ -365,14 +339,14 @@ async def test_cancel_by_the_requester_is_stamped(
 async def test_cancel_or_revoke_by_anyone_else_is_refused(
     webhook: Any, mutate: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     review = reviews.ar(
         "UPDATE", annotated(obj, **{"jitgate.dev/cancel": "true"}), obj, user="mallory"
     )
     answer, _ = await admit(mutate, validate, review)
     assert not answer.allowed
     assert answer.message == "only the requester or an approver may cancel this request"
-    approved = created(reviews)
+    approved = pending_access_request(reviews)
     approved["status"]["phase"] = "Approved"
     review = reviews.ar(
         "UPDATE", annotated(approved, **{"jitgate.dev/revoke": "true"}), approved, user="mallory"
@@ -388,7 +362,7 @@ async def test_cancel_or_revoke_by_anyone_else_is_refused(
 async def test_revoke_by_an_approver_and_forged_stamps(
     webhook: Any, mutate: Any, validate: Any, reviews: Any
 ) -> None:
-    approved = created(reviews)
+    approved = pending_access_request(reviews)
     approved["status"]["phase"] = "Approved"
     review = reviews.ar(
         "UPDATE",
@@ -411,7 +385,7 @@ async def test_revoke_by_an_approver_and_forged_stamps(
         answer.message
         == "annotation jitgate.dev/revoked-by must name the authenticated user bob; jitgate sets it"
     )
-    pending = created(reviews)
+    pending = pending_access_request(reviews)
     answer, _ = await admit(
         mutate,
         validate,
@@ -425,7 +399,7 @@ async def test_revoke_by_an_approver_and_forged_stamps(
 
 
 def break_glass(reviews: Any, phase: str = "Approved") -> dict[str, Any]:
-    obj = created(reviews, breakGlass=True)
+    obj = pending_access_request(reviews, breakGlass=True)
     obj["status"]["phase"] = phase
     return obj
 
@@ -470,7 +444,7 @@ async def test_a_review_by_the_requester_or_a_non_approver_is_refused(
 async def test_only_an_approved_break_glass_request_can_be_reviewed(
     webhook: Any, mutate: Any, validate: Any, reviews: Any
 ) -> None:
-    ordinary = created(reviews)
+    ordinary = pending_access_request(reviews)
     ordinary["status"]["phase"] = "Approved"
     review = reviews.ar(
         "UPDATE", annotated(ordinary, **REVIEW), ordinary, user="bob", groups=["sre"]

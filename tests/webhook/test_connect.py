@@ -5,24 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from support.admission import add_grant
+
 from jitgate.audit.tlog import record_leaf
 from jitgate.core.canonical import digest
 
 GRANTS = "grants.jitgate.dev"
 HINT = 'kubectl jit request exec web-0 -n prod -c app --for 15m --reason "<why>" -- ls'
-
-
-async def add_grant(cluster: Any, webhook: Any, reviews: Any, **kwargs: Any) -> dict[str, Any]:
-    body = reviews.grant(**kwargs)
-    created = cluster.create(GRANTS, body, body["metadata"]["namespace"])
-    name = body["metadata"]["name"]
-    await reviews.until(
-        webhook,
-        lambda cache: any(
-            g.name == name for g in cache.grants.for_user("prod", body["spec"]["user"])
-        ),
-    )
-    return created  # type: ignore[no-any-return]
 
 
 async def test_exec_without_a_grant_is_denied_with_the_request_command(

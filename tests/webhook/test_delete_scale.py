@@ -7,48 +7,13 @@ import copy
 import json
 from typing import Any
 
+from support.admission import add_grant
+from support.objects import pod
+
 from jitgate.core.canonical import digest
 
-GRANTS = "grants.jitgate.dev"
 PODS = ("", "v1", "pods")
 DEPLOYMENTS = ("apps", "v1", "deployments")
-
-
-async def add_grant(
-    cluster: Any, webhook: Any, reviews: Any, actions: list[dict[str, Any]], **kw: Any
-) -> None:
-    body = reviews.grant(actions=actions, **kw)
-    cluster.create(GRANTS, body, "prod")
-    name = body["metadata"]["name"]
-    await reviews.until(
-        webhook, lambda cache: any(g.name == name for g in cache.grants.for_user("prod", "alice"))
-    )
-
-
-def pod(name: str, **labels: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "prod",
-            "uid": f"uid-{name}",
-            "resourceVersion": "77",
-            "labels": labels or {"app": "web"},
-            "ownerReferences": [
-                {
-                    "apiVersion": "apps/v1",
-                    "kind": "ReplicaSet",
-                    "name": "web-7d4b9c",
-                    "uid": "rs-uid",
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}], "nodeName": "worker-1"},
-        "status": {"phase": "Running"},
-    }
 
 
 async def test_delete_without_a_grant_is_denied_with_the_request_command(
@@ -98,7 +63,10 @@ async def test_delete_with_a_grant_records_what_was_deleted(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": ["web-0"]}]
+        cluster,
+        webhook,
+        reviews,
+        actions=[{"verb": "delete", "resource": "pods", "names": ["web-0"]}],
     )
     obj = pod("web-0", app="web", tier="frontend")
     answer = await validate(reviews.delete(obj, PODS))
@@ -124,7 +92,7 @@ async def test_delete_collection_arrives_as_one_review_per_object(
         cluster,
         webhook,
         reviews,
-        [{"verb": "delete", "resource": "pods", "names": ["web-0", "web-1"]}],
+        actions=[{"verb": "delete", "resource": "pods", "names": ["web-0", "web-1"]}],
     )
     answers = [await validate(reviews.delete(pod(f"web-{i}"), PODS)) for i in range(3)]
     assert [a.allowed for a in answers] == [True, True, False]
@@ -148,7 +116,10 @@ async def test_a_deleted_secret_is_recorded_by_digest_never_by_content(
         "stringData": {"also": password},
     }
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "delete", "resource": "secrets", "names": ["db"]}]
+        cluster,
+        webhook,
+        reviews,
+        actions=[{"verb": "delete", "resource": "secrets", "names": ["db"]}],
     )
     assert (await validate(reviews.delete(secret, ("", "v1", "secrets")))).allowed
     [record] = audit_log()
@@ -186,7 +157,7 @@ async def test_scale_subresource(
         cluster,
         webhook,
         reviews,
-        [{"verb": "scale", "resource": "deployments.apps", "names": ["web"]}],
+        actions=[{"verb": "scale", "resource": "deployments.apps", "names": ["web"]}],
     )
     assert (await validate(reviews.scale("web", 3, 10))).allowed
     to_zero = await validate(reviews.scale("web", 3, 0))  # Scale omits replicas when it is 0
@@ -220,7 +191,7 @@ async def test_deployment_updates_are_protected_only_when_replicas_change(
         cluster,
         webhook,
         reviews,
-        [{"verb": "scale", "resource": "deployments.apps", "names": ["web"]}],
+        actions=[{"verb": "scale", "resource": "deployments.apps", "names": ["web"]}],
     )
     assert (await validate(reviews.deployment_update("web", 3, 1))).allowed
     records = audit_log()
@@ -238,7 +209,7 @@ async def test_statefulset_scale_and_grants_for_another_resource(
         cluster,
         webhook,
         reviews,
-        [{"verb": "scale", "resource": "deployments.apps", "names": ["db"]}],
+        actions=[{"verb": "scale", "resource": "deployments.apps", "names": ["db"]}],
     )
     answer = await validate(reviews.scale("db", 3, 1, resource="statefulsets"))
     assert not answer.allowed  # the grant is for the deployment called db, not the statefulset
@@ -306,7 +277,10 @@ async def test_an_eviction_is_a_delete_of_the_pod(
     assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
     assert "ask with: kubectl jit request delete pod/web-0 -n prod" in answer.message
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": ["web-0"]}]
+        cluster,
+        webhook,
+        reviews,
+        actions=[{"verb": "delete", "resource": "pods", "names": ["web-0"]}],
     )
     assert (await validate(eviction_review(reviews, "web-0"))).allowed
     assert not (await validate(eviction_review(reviews, "web-1"))).allowed
@@ -358,7 +332,7 @@ async def test_a_delete_collection_item_is_named_by_its_old_object(
     assert not answer.allowed
     assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": []}]
+        cluster, webhook, reviews, actions=[{"verb": "delete", "resource": "pods", "names": []}]
     )
     assert [(await validate(collected(name))).allowed for name in ("web-0", "web-1")] == [
         True,
@@ -394,7 +368,7 @@ async def test_pointing_owner_references_elsewhere_is_a_delete_of_the_object(
         cluster,
         webhook,
         reviews,
-        [{"verb": "delete", "resource": "deployments.apps", "names": ["web"]}],
+        actions=[{"verb": "delete", "resource": "deployments.apps", "names": ["web"]}],
     )
     assert (await validate(update_review(reviews, DEPLOYMENTS, before, after))).allowed
     records = audit_log()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhook.test_delete_scale import add_grant, pod
+from support.admission import add_grant
+from support.objects import pod
 
 DEPLOYMENTS = "deployments.apps"
 PROTECTED = {"jitgate.dev/protected": "true"}
@@ -34,7 +35,10 @@ async def test_an_autoscaler_with_a_scale_grant_is_allowed_and_recorded(
 ) -> None:
     cluster.create(DEPLOYMENTS, reviews.deployment("web", replicas=3), "prod")
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "scale", "resource": DEPLOYMENTS, "names": ["web"]}]
+        cluster,
+        webhook,
+        reviews,
+        actions=[{"verb": "scale", "resource": DEPLOYMENTS, "names": ["web"]}],
     )
     before = reviews.autoscaler("hpa", "web", low=3, high=3)
     after = reviews.autoscaler("hpa", "web", low=2, high=10)
@@ -67,7 +71,10 @@ async def test_deleting_a_protected_namespace_needs_a_grant_for_each_protected_o
     assert answer.message.startswith("jitgate denied delete pod web-0 in namespace prod: ")
 
     await add_grant(
-        cluster, webhook, reviews, [{"verb": "delete", "resource": "pods", "names": ["web-0"]}]
+        cluster,
+        webhook,
+        reviews,
+        actions=[{"verb": "delete", "resource": "pods", "names": ["web-0"]}],
     )
     answer = await validate(reviews.namespace_delete("prod"))
     assert answer.message.startswith("jitgate denied delete pod web-1 in namespace prod: ")
@@ -76,7 +83,7 @@ async def test_deleting_a_protected_namespace_needs_a_grant_for_each_protected_o
         cluster,
         webhook,
         reviews,
-        [{"verb": "delete", "resource": "pods", "names": []}],
+        actions=[{"verb": "delete", "resource": "pods", "names": []}],
         name="empty-prod",
     )
     assert (await validate(reviews.namespace_delete("prod"))).allowed
@@ -130,7 +137,7 @@ async def test_unprotect_with_a_grant_is_allowed_and_recorded(
         cluster,
         webhook,
         reviews,
-        [{"verb": "unprotect", "resource": "namespaces", "names": ["prod"]}],
+        actions=[{"verb": "unprotect", "resource": "namespaces", "names": ["prod"]}],
     )
     assert (await validate(reviews.namespace_update(PROTECTED, {}))).allowed
     [record] = audit_log()
@@ -244,7 +251,7 @@ async def test_cutting_a_cronjob_history_needs_a_grant_for_each_job_it_removes(
         cluster,
         webhook,
         reviews,
-        [{"verb": "delete", "resource": "jobs.batch", "names": ["nightly-1"]}],
+        actions=[{"verb": "delete", "resource": "jobs.batch", "names": ["nightly-1"]}],
     )
     assert (await validate(lowered)).allowed
     allowed = [r for r in audit_log() if r["type"] == "action.allowed"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 from jitgate.webhook.memo import DEFAULT_REPEAT_WINDOW, DecisionMemo
+from support.admission import add_grant
 
 GRANTS = "grants.jitgate.dev"
 DEPLOYMENTS = ("apps", "v1", "deployments")
@@ -15,12 +16,6 @@ EXEC_LS = {"verb": "exec", "names": ["web-0"], "container": "app", "command": ["
 DELETE_WEB = {"verb": "delete", "resource": "deployments.apps", "names": ["web"]}
 DELETE_WEB_0 = {"verb": "delete", "resource": "pods", "names": ["web-0"]}
 SCALE_WEB = {"verb": "scale", "resource": "deployments.apps", "names": ["web"]}
-
-
-async def add_grant(cluster: Any, webhook: Any, reviews: Any, *actions: dict[str, Any]) -> None:
-    body = reviews.grant(actions=list(actions))
-    cluster.create(GRANTS, body, "prod")
-    await reviews.until(webhook, lambda cache: bool(cache.grants.for_user("prod", "alice")))
 
 
 def again(review: dict[str, Any], *, new_uid: bool = False) -> dict[str, Any]:
@@ -35,7 +30,7 @@ def again(review: dict[str, Any], *, new_uid: bool = False) -> dict[str, Any]:
 async def test_a_delete_validated_again_is_answered_alike_and_recorded_once(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
     first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
     # The API server validates one DELETE as it marks the object, again as it removes it
     # (resourceVersion and deletion stamp changed) and again on a stale cache: each call
@@ -58,7 +53,7 @@ async def test_a_delete_validated_again_is_answered_alike_and_recorded_once(
 async def test_a_delete_is_a_new_request_for_another_object_options_or_dry_run(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
     first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
     recreated = again(first, new_uid=True)
     recreated["request"]["oldObject"]["metadata"]["uid"] = "a-new-incarnation"
@@ -76,7 +71,7 @@ async def test_a_delete_is_a_new_request_for_another_object_options_or_dry_run(
 async def test_a_repeated_delete_is_decided_afresh_and_a_changed_decision_recorded(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
     first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
     assert (await validate(first)).allowed
     [grant] = webhook.cache.grants.for_user("prod", "alice")
@@ -86,7 +81,7 @@ async def test_a_repeated_delete_is_decided_afresh_and_a_changed_decision_record
     assert not (await validate(again(first, new_uid=True))).allowed
     assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
     # Another Grant allowing it: a decision of its own, recorded.
-    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
     assert (await validate(again(first, new_uid=True))).allowed
     assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied", "action.allowed"]
 
@@ -96,7 +91,7 @@ async def test_a_repeat_after_its_window_is_a_new_request(
 ) -> None:
     now = [0.0]
     webhook.service.memo = DecisionMemo(monotonic=lambda: now[0])
-    await add_grant(cluster, webhook, reviews, DELETE_WEB)
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
     first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
     assert (await validate(first)).allowed
     now[0] = DEFAULT_REPEAT_WINDOW - 0.1
@@ -110,7 +105,7 @@ async def test_a_repeat_after_its_window_is_a_new_request(
 async def test_updates_and_evictions_are_never_taken_for_repeats(
     cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:
-    await add_grant(cluster, webhook, reviews, SCALE_WEB, DELETE_WEB_0)
+    await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB, DELETE_WEB_0])
     # A scale retried after a write conflict and a new request to the same count look alike:
     # each is decided and recorded on the state it saw.
     assert (await validate(reviews.scale(old=3, new=5))).allowed
@@ -157,7 +152,7 @@ async def test_a_refused_exec_retried_over_spdy_is_recorded_once(
     assert record["type"] == "action.denied"
 
     # Once a grant exists the next attempt is decided afresh, and allowed.
-    await add_grant(cluster, webhook, reviews, EXEC_LS)
+    await add_grant(cluster, webhook, reviews, actions=[EXEC_LS])
     assert (await validate(again(websocket, new_uid=True))).allowed
     assert [r["type"] for r in audit_log()] == ["action.denied", "action.allowed"]
 
@@ -178,7 +173,7 @@ async def test_a_uid_replayed_by_another_caller_is_decided_and_recorded_afresh(
     # Without --client-ca anyone reaching the port is heard. The API server repeats a review
     # from where it sent it; the same uid and facts from another address is another caller,
     # never answered from the memo without a record of its own.
-    await add_grant(cluster, webhook, reviews, EXEC_LS)
+    await add_grant(cluster, webhook, reviews, actions=[EXEC_LS])
     review = reviews.exec()
     assert (await validate(review)).allowed
     assert (await validate(again(review))).allowed
@@ -198,7 +193,7 @@ async def test_an_x_forwarded_for_header_names_no_caller(
 ) -> None:
     # A peer on the webhook's own host that claims, in X-Forwarded-For, the address a review
     # came from is still the peer it is: its replay is decided and recorded afresh.
-    await add_grant(cluster, webhook, reviews, EXEC_LS)
+    await add_grant(cluster, webhook, reviews, actions=[EXEC_LS])
     review = reviews.exec()
     sender = httpx.AsyncHTTPTransport(verify=pki.client_context(), local_address="127.0.0.2")
     async with httpx.AsyncClient(base_url=webhook.url, transport=sender) as apiserver:

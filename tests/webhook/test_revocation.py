@@ -7,8 +7,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from webhook.test_accessrequests import admit, created
-from webhook.test_connect import add_grant
+from support.admission import add_grant, admit, pending_access_request
 
 from jitgate.core.requests.annotations import REVOKE_ANNOTATION
 
@@ -16,7 +15,7 @@ REQUESTS = "accessrequests.jitgate.dev"
 
 
 def approved(reviews: Any) -> dict[str, Any]:
-    obj = created(reviews)
+    obj = pending_access_request(reviews)
     obj["metadata"]["uid"] = reviews.grant()["spec"]["accessRequest"]["uid"]
     obj["status"]["phase"] = "Approved"
     return obj

@@ -28,6 +28,7 @@ from jitgate.webhook.server import (
     running,
 )
 from jitgate.webhook.watch import Backoff
+from support.admission import add_grant
 
 from jitgate.core.clock import ManualClock
 from jitgate.devtools.emulator import KubeEmulator, run_emulator
@@ -36,15 +37,6 @@ from jitgate.kube import load_credentials
 GRANTS = "grants.jitgate.dev"
 CRDS_DIR = Path(__file__).resolve().parents[2] / "crds"
 NOT_READY = "jitgate is not ready: grant cache not synced"
-
-
-async def add_grant(cluster: Any, webhook: Any, reviews: Any, **kwargs: Any) -> None:
-    body = reviews.grant(**kwargs)
-    cluster.create(GRANTS, body, "prod")
-    name = body["metadata"]["name"]
-    await reviews.until(
-        webhook, lambda cache: any(g.name == name for g in cache.grants.for_user("prod", "alice"))
-    )
 
 
 # ------------------------------------------------------------------ health and metrics
