@@ -26,7 +26,7 @@ limit (`CronJobHistory`: a delete of each finished Job the controller then remov
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from jitgate.webhook.review import AdmissionRequest
@@ -107,6 +107,25 @@ class CronJobHistory:
 
 
 Indirect = AutoscalerTarget | NamespaceDeletion | NamespaceRelabel | CronJobHistory
+
+
+@dataclass(frozen=True, eq=False)
+class PendingDigest:
+    """A deleted object's digest (`detail["digest"]`), computed only when its record is
+    written (`recorded`): the API server validates one DELETE two or three times, and the
+    reviews answered without a record (a repeat of the same request, an exempt caller) would
+    otherwise each pay for the whole object's canonical JSON and SHA-256 (~45 µs for a 4.5 KB
+    pod)."""
+
+    deleted: dict[str, Any]
+
+
+def recorded(attempted: AttemptedAction) -> AttemptedAction:
+    """`attempted` as its audit record states it: its deleted object's digest computed."""
+    pending = attempted.detail.get("digest")
+    if not isinstance(pending, PendingDigest):
+        return attempted
+    return replace(attempted, detail={**attempted.detail, "digest": digest(pending.deleted)})
 
 
 class Undecidable(ValueError):
@@ -431,9 +450,8 @@ def _same_object(
 
 
 def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
-    old = None
-    if request.old_object is not None:
-        old = _parse(_Deleted, request.old_object, "deleted object")
+    deleted = request.old_object
+    old = _parse(_Deleted, deleted, "deleted object") if deleted is not None else None
     stated = old.metadata if old is not None else None
     # One object of a deletecollection: the API server admits each object it deletes, named
     # in oldObject only.
@@ -459,7 +477,7 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
     detail: dict[str, object] = {"kind": request.kind.kind, "name": name}
     if collected:
         detail["via"] = DELETECOLLECTION
-    if old is not None:
+    if deleted is not None and old is not None:  # both or neither
         meta = old.metadata or _Metadata()
         detail.update(
             kind=old.kind or request.kind.kind,
@@ -467,7 +485,7 @@ def _delete(request: AdmissionRequest, resource: str) -> AttemptedAction | None:
             owners=[{"kind": ref.kind, "name": ref.name} for ref in meta.owner_references or ()],
             # The digest identifies exactly what was deleted without recording its content,
             # which for Secrets and ConfigMaps is sensitive.
-            digest=digest(request.old_object),
+            digest=PendingDigest(deleted),
         )
     if options.propagation_policy is not None:
         detail["propagationPolicy"] = options.propagation_policy

@@ -40,6 +40,7 @@ from jitgate.webhook.decode import (
     NamespaceRelabel,
     Undecidable,
     decode,
+    recorded,
 )
 from jitgate.webhook.gateway import marker
 from jitgate.webhook.gateway.marker import Stream
@@ -519,7 +520,8 @@ class AdmissionService:
                 # Grant, answered with the request's one record.
                 self.metrics.repeated(action).inc()
                 return earlier
-        durable = await self.audit.record(action_event(request, attempted, verdict))
+        stated = recorded(attempted) if attempted is not None else None
+        durable = await self.audit.record(action_event(request, stated, verdict))
         if verdict.allowed and not durable:
             self.metrics.decided(action, "denied").inc()
             return deny(AUDIT_DOWN, "InternalError")
