@@ -11,9 +11,12 @@ removed, in alternating pairs, with a grant held for every protected action sent
    conflicting updates, each retry admitted again);
 2. webhook calls per request (the API server's own
    ``apiserver_admission_webhook_admission_duration_seconds_count``), audit records per
-   request (lines appended to the webhook's audit log), and CPU per request of the API
-   server (with its embedded etcd) on each side and of the webhook, above what each uses
-   idle: figures that a loaded machine changes far less than requests per second;
+   request (lines appended to the webhook's audit log), and CPU per request on each side of
+   every process that shares the cores: the API server (with its embedded etcd), the webhook,
+   the operator and the clients (this process), the first three above what each uses idle:
+   figures that a loaded machine changes far less than requests per second, and whose totals
+   say what the throughput ratio is made of (with the cores saturated, it is about the
+   inverse ratio of the totals);
 3. the latency jitgate adds to an exec admission: a ``pods/exec`` connect to a pod on a node
    without a kubelet, which is admitted and then fails to connect (the same failure on both
    sides, so the difference is admission), with where the added time goes: the API server's
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import datetime as dt
 import functools
 import itertools
@@ -61,7 +63,9 @@ REVOCATIONS = 20
 APPROVALS = 20
 RACES = 1000
 TIME_BOUND_S = 900.0
-IDLE_S = 3.0  # seconds of no requests, to measure the processes' idle CPU
+IDLE_WINDOWS = 4  # windows of no requests, to measure the processes' idle CPU ...
+IDLE_WINDOW_S = 1.0  # ... each this long; the quietest is taken
+SETTLE_S = 1.0  # after installing or removing the configurations, before measuring
 NAMES_PER_ACTION = 64  # the Grant schema's bound
 GRANTS = f"/apis/jitgate.dev/v1alpha1/namespaces/{NAMESPACE}/grants"
 PODS = f"/api/v1/namespaces/{NAMESPACE}/pods"
@@ -170,6 +174,16 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _cpu_seconds_of(c: cluster.JitCluster) -> tuple[float, float, float]:
+    """CPU time so far of the API server, the webhook and the operator."""
+    pids = {p.name: p.pid for p in c.processes}
+    return (
+        _cpu_seconds(c.api.process.pid),
+        _cpu_seconds(pids["webhook"]),
+        _cpu_seconds(pids["operator"]),
+    )
+
+
 @dataclass(frozen=True)
 class Counters:
     """What the API server and the webhook have counted so far."""
@@ -183,9 +197,14 @@ class Counters:
     append_seconds: float  # until an audit record is durable
     api_cpu: float
     webhook_cpu: float
+    operator_cpu: float
 
     @classmethod
-    def read(cls, c: cluster.JitCluster) -> Counters:
+    def read(cls, c: cluster.JitCluster, *, cpu_first: bool = False) -> Counters:
+        """The counters now. Reading them costs the API server and the webhook CPU (each
+        renders its /metrics): the CPU times are read on the side of that away from what is
+        measured, last at its start and first (`cpu_first`) at its end."""
+        cpu = _cpu_seconds_of(c) if cpu_first else None
         status, text = c.api.request("GET", "/metrics", who="admin")
         if status != 200:
             raise RuntimeError(f"the API server's /metrics: {status}")
@@ -195,8 +214,7 @@ class Counters:
         call_seconds, calls = _histogram(str(text), WEBHOOK_SECONDS, only=".jitgate.dev")
         decision_seconds, decisions = _histogram(answer.body, DECISION_SECONDS)
         append_seconds, appends = _histogram(answer.body, AUDIT_SECONDS)
-        webhook = next(p for p in c.processes if p.name == "webhook").process
-        assert webhook is not None
+        api_cpu, webhook_cpu, operator_cpu = cpu or _cpu_seconds_of(c)
         return cls(
             calls=calls,
             call_seconds=call_seconds,
@@ -207,8 +225,9 @@ class Counters:
             decision_seconds=decision_seconds,
             appends=appends,
             append_seconds=append_seconds,
-            api_cpu=_cpu_seconds(c.api.process.pid),
-            webhook_cpu=_cpu_seconds(webhook.pid),
+            api_cpu=api_cpu,
+            webhook_cpu=webhook_cpu,
+            operator_cpu=operator_cpu,
         )
 
     def __add__(self, other: Counters) -> Counters:
@@ -220,17 +239,37 @@ class Counters:
 
 @dataclass(frozen=True)
 class Idle:
-    """CPU seconds per second the API server and the webhook use while no request is sent."""
+    """CPU seconds per second each process uses while no request is sent: its timers and
+    watches, which a slower run accrues for longer and which are not the requests' cost.
+
+    Subtracted over each run's length, whatever is too much here is taken more from the
+    slower side (the installed one). So it is the quietest of several windows, read without
+    the counters' own /metrics scrapes (which used to be most of it): neither a scrape nor
+    what the setup just before still has the API server doing counts as idle."""
 
     api_cpu: float
     webhook_cpu: float
+    operator_cpu: float
 
     @classmethod
-    def measure(cls, c: cluster.JitCluster, seconds: float = IDLE_S) -> Idle:
-        before = Counters.read(c)
-        time.sleep(seconds)
-        moved = Counters.read(c) - before
-        return cls(moved.api_cpu / seconds, moved.webhook_cpu / seconds)
+    def measure(cls, c: cluster.JitCluster) -> Idle:
+        windows = []
+        for _ in range(IDLE_WINDOWS):
+            before = Counters.read(c)
+            time.sleep(IDLE_WINDOW_S)
+            windows.append(Counters.read(c, cpu_first=True) - before)
+        return cls(*(
+            min(getattr(moved, f) for moved in windows) / IDLE_WINDOW_S
+            for f in ("api_cpu", "webhook_cpu", "operator_cpu")
+        ))  # fmt: skip
+
+    def over(self, seconds: float) -> Counters:
+        """What the processes use idle in `seconds`, as counters to subtract."""
+        return Counters(
+            calls=0, call_seconds=0, records=0, decisions=0, decision_seconds=0, appends=0,
+            append_seconds=0, api_cpu=self.api_cpu * seconds,
+            webhook_cpu=self.webhook_cpu * seconds, operator_cpu=self.operator_cpu * seconds,
+        )  # fmt: skip
 
 
 class Run:
@@ -239,6 +278,7 @@ class Run:
 
     def __init__(self, c: cluster.JitCluster, lanes: list[Lane], ok: set[int], idle: Idle):
         before = Counters.read(c)
+        counted_from = time.monotonic()
         latencies: list[float] = []
         failures: list[tuple[int, Any]] = []
 
@@ -250,22 +290,21 @@ class Run:
                 if status not in ok:
                     failures.append((status, body))
 
-        started = time.perf_counter()
+        started, client_started = time.perf_counter(), time.process_time()
         with concurrent.futures.ThreadPoolExecutor(len(lanes)) as pool:
             list(pool.map(send, lanes))
         self.seconds = time.perf_counter() - started
+        self.client_cpu = time.process_time() - client_started
         self.n = sum(len(lane) for lane in lanes)
         if failures:
             raise RuntimeError(f"{len(failures)} of {self.n} failed, e.g. {failures[0]}")
         # The audit writer appends after answering: let the last records land.
         time.sleep(0.5)
-        moved = Counters.read(c) - before
-        # What the processes use with no request at all (watches, timers) is not the requests'.
-        self.moved = dataclasses.replace(
-            moved,
-            api_cpu=moved.api_cpu - idle.api_cpu * self.seconds,
-            webhook_cpu=moved.webhook_cpu - idle.webhook_cpu * self.seconds,
-        )
+        counted = time.monotonic() - counted_from
+        moved = Counters.read(c, cpu_first=True) - before
+        # What the processes use with no request at all (watches, timers) is not the
+        # requests': taken off for the whole time counted, the wait above included.
+        self.moved = moved - idle.over(counted)
         self.latencies = sorted(latencies)
 
 
@@ -278,6 +317,7 @@ class Pooled:
     p50: float
     p99: float
     moved: Counters
+    client_cpu: float
 
     @classmethod
     def of(cls, runs: list[Run]) -> Pooled:
@@ -290,24 +330,36 @@ class Pooled:
             p50=latencies[len(latencies) // 2],
             p99=latencies[int(len(latencies) * 0.99)],
             moved=moved,
+            client_cpu=sum(run.client_cpu for run in runs),
         )
 
     def per(self, value: float) -> float:
         return value / self.n
 
+    def cpu_ms(self) -> tuple[float, float, float, float]:
+        """CPU ms per request: the API server, the webhook, the operator, the clients."""
+        moved = self.moved
+        api, webhook, jit_operator = moved.api_cpu, moved.webhook_cpu, moved.operator_cpu
+        ms = 1000 / self.n
+        return api * ms, webhook * ms, jit_operator * ms, self.client_cpu * ms
 
-def _print_pair(title: str, on_runs: list[Run], off_runs: list[Run]) -> None:
+
+def _print_pair(title: str, on_runs: list[Run], off_runs: list[Run], idle: Idle) -> None:
     on, off = Pooled.of(on_runs), Pooled.of(off_runs)
     print(f"{title} ({on.n} each side, {len(on_runs)} alternating pairs; {_load()})")
-    cpu = "API server CPU ms/req, above idle"
-    print(f"  {'':<26} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8} {cpu:>34}")
+    cpu = "CPU ms/req: API server, webhook, operator, clients = total"
+    print(f"  {'':<24} {'per s':>6} {'p50 ms':>7} {'p99 ms':>7}   {cpu}")
     for label, side in (("jitgate installed", on), ("configurations removed", off)):
-        print(f"  {label:<26} {side.rate:>8.0f} {side.p50:>8.1f} {side.p99:>8.1f} "
-              f"{side.per(side.moved.api_cpu) * 1000:>34.2f}")  # fmt: skip
-    print(f"  ratio {on.rate / off.rate:.2f}x; webhook calls per request "
-          f"{on.per(on.moved.calls):.2f}, audit records per request "
-          f"{on.per(on.moved.records):.2f}; webhook CPU above idle "
-          f"{on.per(on.moved.webhook_cpu) * 1000:.2f} ms per request")  # fmt: skip
+        api, webhook, jit_operator, clients = side.cpu_ms()
+        print(f"  {label:<24} {side.rate:>6.0f} {side.p50:>7.1f} {side.p99:>7.1f}   "
+              f"{api:>22.2f} {webhook:>8.2f} {jit_operator:>9.2f} {clients:>8.2f} "
+              f"{api + webhook + jit_operator + clients:>7.2f}")  # fmt: skip
+    print(f"  ratio {on.rate / off.rate:.2f}x (CPU per request, all processes: "
+          f"{sum(off.cpu_ms()) / sum(on.cpu_ms()):.2f}x as much without jitgate); webhook "
+          f"calls per request {on.per(on.moved.calls):.2f}, audit records per request "
+          f"{on.per(on.moved.records):.2f}; server CPU above idle (API server "
+          f"{idle.api_cpu * 1000:.0f} ms/s, webhook {idle.webhook_cpu * 1000:.0f}, operator "
+          f"{idle.operator_cpu * 1000:.0f})")  # fmt: skip
 
 
 def _alternating(
@@ -315,10 +367,11 @@ def _alternating(
     clock: Clock,
     make: Callable[[int, bool], list[Lane]],
     ok: set[int],
-) -> tuple[list[Run], list[Run]]:
+) -> tuple[list[Run], list[Run], Idle]:
     """PAIRS measurements each side, installed first then removed, alternating; the
     configurations are installed again at the end. CPU is counted above what the processes
-    use idle, measured just before."""
+    use idle, measured just before; each run starts a moment after the configurations
+    changed, so that what the change itself costs the API server is not counted as requests'."""
     idle = Idle.measure(c)
     on: list[Run] = []
     off: list[Run] = []
@@ -326,9 +379,10 @@ def _alternating(
         for installed in (True, False):
             clock.check("alternating measurements")
             (_install if installed else _remove)(c)
+            time.sleep(SETTLE_S)
             (on if installed else off).append(Run(c, make(pair, installed), ok, idle))
     _install(c)
-    return on, off
+    return on, off, idle
 
 
 def _lanes(calls: list[Call], clients: int = CLIENTS) -> list[Lane]:
@@ -399,12 +453,11 @@ def _scales(c: cluster.JitCluster, clock: Clock) -> None:
     def one_deployment(_pair: int, _installed: bool) -> list[Lane]:
         return _lanes([_scale(c, "web", 2 + i % 3) for i in range(REQUESTS)])
 
-    on, off = _alternating(c, clock, own_deployments, {200})
     _print_pair("protected deployments/scale updates (PUT), each client its own Deployment, "
-                "a grant held", on, off)  # fmt: skip
-    on, off = _alternating(c, clock, one_deployment, {200})
+                "a grant held", *_alternating(c, clock, own_deployments, {200}))  # fmt: skip
     _print_pair("protected deployments/scale updates (PUT), 8 clients, ONE Deployment "
-                "(conflicts retried by the API server), a grant held", on, off)  # fmt: skip
+                "(conflicts retried by the API server), a grant held",
+                *_alternating(c, clock, one_deployment, {200}))  # fmt: skip
 
 
 def _exec(c: cluster.JitCluster, clock: Clock) -> None:
@@ -415,7 +468,7 @@ def _exec(c: cluster.JitCluster, clock: Clock) -> None:
         return [[lambda: c.api.request("POST", path, who="alice") for _ in range(EXECS)]]
 
     # Admitted, then refused: the pod's node has no kubelet (or no upgrade was asked for).
-    on_runs, off_runs = _alternating(c, clock, make, {400, 500})
+    on_runs, off_runs, _idle = _alternating(c, clock, make, {400, 500})
     on, off = Pooled.of(on_runs), Pooled.of(off_runs)
     moved = on.moved
     print(f"exec admission (pods/exec connect, one at a time, {on.n} each side, "
