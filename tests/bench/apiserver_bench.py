@@ -361,6 +361,14 @@ def _print_pair(title: str, on_runs: list[Run], off_runs: list[Run], idle: Idle)
           f"{idle.api_cpu * 1000:.0f} ms/s, webhook {idle.webhook_cpu * 1000:.0f}, operator "
           f"{idle.operator_cpu * 1000:.0f})")  # fmt: skip
 
+    def by_run(runs: list[Run]) -> str:
+        values = [run.moved.api_cpu / run.n * 1000 for run in runs]
+        return f"{min(values):.2f}-{max(values):.2f}"
+
+    # Short runs: how far one run's figure is from another's says how far to trust the means.
+    print(f"  API server CPU ms/req by run: installed {by_run(on_runs)}, "
+          f"removed {by_run(off_runs)}")  # fmt: skip
+
 
 def _alternating(
     c: cluster.JitCluster,
