@@ -20,12 +20,13 @@ from typing import Any, Protocol
 
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest
+from pydantic_core import to_jsonable_python
 
 from jitgate.audit.model import AuditRecord
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
 from jitgate.core.api import GrantSpec
-from jitgate.core.events import WEBHOOK_PROBE, Action, Actor, AuditEvent, Replicas, governing_names
+from jitgate.core.events import WEBHOOK_PROBE, AuditEvent, Replicas, governing_names
 
 logger = logging.getLogger(__name__)
 
@@ -90,11 +91,12 @@ def record_annotations(record: AuditRecord) -> dict[str, str]:
     return annotations
 
 
-def _actor(request: AdmissionRequest) -> Actor:
-    return Actor(user=request.user, groups=request.groups)
+def _actor(request: AdmissionRequest) -> dict[str, Any]:
+    return {"user": request.user, "groups": list(request.groups)}
 
 
-def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> Action:
+def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> dict[str, Any]:
+    """The record's `action`, as stored (`Action`'s fields and its free-form detail)."""
     detail = dict(attempted.detail)
     replicas = detail.pop("replicas", None)
     subresource = detail.pop("subresource", None) or request.sub_resource or None
@@ -103,16 +105,26 @@ def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> Action:
     object_digest = detail.pop("digest", None)
     if object_digest is not None:
         detail["objectDigest"] = object_digest
-    return Action(
-        verb=attempted.verb,
-        resource=attempted.resource,
-        name=attempted.name,
-        subresource=subresource,
-        container=attempted.container,
-        command=attempted.command,
-        replicas=Replicas(**replicas) if isinstance(replicas, dict) else None,
-        **detail,
-    )
+    action: dict[str, Any] = {"verb": attempted.verb, "resource": attempted.resource}
+    _put(action, "name", attempted.name)
+    _put(action, "subresource", subresource)
+    _put(action, "container", attempted.container)
+    if attempted.command is not None:
+        action["command"] = list(attempted.command)
+    if isinstance(replicas, dict):
+        action["replicas"] = {
+            k: v for k, v in Replicas(**replicas).__dict__.items() if v is not None
+        }
+    # As pydantic dumps an `Action`'s extra fields: None left out, the rest made JSON-ready.
+    extra = {key: value for key, value in detail.items() if value is not None}
+    if extra:
+        action.update(to_jsonable_python(extra))
+    return action
+
+
+def _put(stored: dict[str, Any], key: str, value: object) -> None:
+    if value is not None:
+        stored[key] = value
 
 
 def grant_facts(spec: GrantSpec) -> dict[str, Any]:
@@ -129,11 +141,45 @@ def grant_facts(spec: GrantSpec) -> dict[str, Any]:
 def action_event(
     request: AdmissionRequest, attempted: AttemptedAction | None, verdict: Verdict
 ) -> AuditEvent:
-    """The record of a decision on a protected action (or one that could not be decoded)."""
+    """The record of a decision on a protected action (or one that could not be decoded).
+
+    Built as stored (`AuditEvent.trusted`): every value comes from the parsed review, the
+    cached grant or the decision, all validated already.
+    """
     grant = verdict.grant
-    context: dict[str, Any] | None = None
+    stored: dict[str, Any] = {
+        "type": ALLOWED if verdict.allowed else DENIED,
+        "actor": _actor(request),
+        "admissionUID": request.uid,
+        "dryRun": request.is_dry_run,
+    }
+    # A namespace's own delete or label change names no namespace; its actions do.
+    _put(
+        stored,
+        "namespace",
+        attempted.namespace if attempted is not None else request.namespace or None,
+    )
+    if attempted is not None:
+        stored["action"] = action_of(attempted, request)
+    else:
+        action = {"verb": request.operation.lower(), "resource": request.resource.resource}
+        _put(action, "name", request.name or None)
+        _put(action, "subresource", request.sub_resource or None)
+        stored["action"] = action
+    if grant is not None:
+        stored["request"] = grant.spec.access_request.name
+        stored["grant"] = grant.name
+    # Allowed: why it was asked for (the grant's copy of the request's reason; grants issued
+    # before the copy existed have none). Denied: why it was denied.
+    _put(
+        stored,
+        "reason",
+        (grant.spec.reason if grant else None)
+        if verdict.allowed
+        else f"{verdict.reason}: {verdict.message}",
+    )
     if verdict.governing is not None or grant is not None:
-        context = {}
+        context: dict[str, Any] = {}
         if verdict.governing is not None:
             context.update(governing_names(verdict.governing.names))
         if grant is not None:
@@ -144,52 +190,27 @@ def action_event(
                 context["maxUses"] = grant.spec.max_uses
                 if verdict.use is not None:
                     context["use"] = verdict.use
-    if attempted is not None:
-        action = action_of(attempted, request)
-    else:
-        action = Action(
-            verb=request.operation.lower(),
-            resource=request.resource.resource,
-            name=request.name or None,
-            subresource=request.sub_resource or None,
-        )
-    return AuditEvent(
-        type=ALLOWED if verdict.allowed else DENIED,
-        actor=_actor(request),
-        # A namespace's own delete or label change names no namespace; its actions do.
-        namespace=attempted.namespace if attempted is not None else request.namespace or None,
-        action=action,
-        request=grant.spec.access_request.name if grant else None,
-        grant=grant.name if grant else None,
-        admissionUID=request.uid,
-        dryRun=request.is_dry_run,
-        # Allowed: why it was asked for (the grant's copy of the request's reason; grants
-        # issued before the copy existed have none). Denied: why it was denied.
-        reason=(grant.spec.reason if grant else None)
-        if verdict.allowed
-        else f"{verdict.reason}: {verdict.message}",
-        context=context,
-        # The session gateway's own stream: the session whose records follow.
-        session=verdict.session,
-    )
+        stored["context"] = context
+    # The session gateway's own stream: the session whose records follow.
+    _put(stored, "session", verdict.session)
+    return AuditEvent.trusted(stored)
 
 
 def refusal_event(request: AdmissionRequest, reason: str, message: str) -> AuditEvent:
     """The record of a refused write to an AccessRequest or Grant (forgery attempts included)."""
     kind = request.resource.resource
-    return AuditEvent(
-        type=DENIED,
-        actor=_actor(request),
-        namespace=request.namespace or None,
-        action=Action(
-            verb=request.operation.lower(),
-            resource=f"{kind}.{request.resource.group}",
-            name=request.name or None,
-            subresource=request.sub_resource or None,
-        ),
-        request=request.name if kind == "accessrequests" else None,
-        grant=request.name if kind == "grants" else None,
-        admissionUID=request.uid,
-        dryRun=request.is_dry_run,
-        reason=f"{reason}: {message}",
-    )
+    action = {"verb": request.operation.lower(), "resource": f"{kind}.{request.resource.group}"}
+    _put(action, "name", request.name or None)
+    _put(action, "subresource", request.sub_resource or None)
+    stored: dict[str, Any] = {
+        "type": DENIED,
+        "actor": _actor(request),
+        "action": action,
+        "admissionUID": request.uid,
+        "dryRun": request.is_dry_run,
+        "reason": f"{reason}: {message}",
+    }
+    _put(stored, "namespace", request.namespace or None)
+    _put(stored, "request", request.name if kind == "accessrequests" else None)
+    _put(stored, "grant", request.name if kind == "grants" else None)
+    return AuditEvent.trusted(stored)
