@@ -345,6 +345,49 @@ async def test_plain_http_is_not_served(webhook: Any) -> None:
             await http.get(f"{url}/healthz")
 
 
+async def _answers(reader: asyncio.StreamReader, count: int) -> list[tuple[bytes, Any]]:
+    """`count` HTTP answers read off a connection: (status line, JSON body)."""
+    answers = []
+    for _ in range(count):
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        fields = dict(line.split(b": ", 1) for line in head.split(b"\r\n")[1:] if line)
+        body = await reader.readexactly(int(fields[b"content-length"]))
+        answers.append((head.split(b"\r\n", 1)[0], json.loads(body)))
+    return answers
+
+
+async def test_reviews_are_answered_on_one_connection_pipelined_and_over_http_1_0(
+    webhook: Any, pki: Any, reviews: Any
+) -> None:
+    def request(uid: str, *, version: str = "1.1") -> bytes:
+        review = reviews.exec()
+        review["request"]["uid"] = uid
+        body = json.dumps(review).encode()
+        # The API server's own query string: the review path is the path without it.
+        return (
+            f"POST /validate?timeout=10s HTTP/{version}\r\nHost: webhook\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+
+    host, port = webhook.url.removeprefix("https://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=pki.client_context())
+    try:
+        writer.write(request("first"))
+        answers = await _answers(reader, 1)
+        writer.write(request("second") + request("third"))  # sent before either is answered
+        answers += await _answers(reader, 2)
+        writer.write(request("fourth", version="1.0"))
+        answers += await _answers(reader, 1)
+        closed = await asyncio.wait_for(reader.read(), 10)  # HTTP/1.0: closed once answered
+    finally:
+        writer.close()
+    assert [status for status, _ in answers] == [b"HTTP/1.1 200 OK"] * 4
+    uids = [answer["response"]["uid"] for _, answer in answers]
+    assert uids == ["first", "second", "third", "fourth"]
+    assert not any(answer["response"]["allowed"] for _, answer in answers)  # alice holds none
+    assert closed == b""
+
+
 def test_run_webhook_in_thread_serves_synchronous_callers(
     webhook_config: Any, unreachable: Any, pki: Any, reviews: Any
 ) -> None:

@@ -21,7 +21,8 @@ uses          the use count of a grant with maxUses, made atomically at the API 
 memo          one decision and one record per user request (repeated reviews, a DELETE's
               several calls, exec retries)
 callers       who is heard (--client-ca), and who sent a review (the memo's key)
-http1         the HTTP/1.1 protocol served: uvicorn's httptools one, each answer in one write
+http1         the HTTP/1.1 protocol served: uvicorn's httptools one, each answer in one write,
+              reviews answered without ASGI
 audit         audit events and each record type's durability (allowed: before the answer)
 tls           the serving certificate, reloaded when its files change
 metrics       a Prometheus registry per app

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from jitgate.webhook.http1 import OneWriteProtocol
+from jitgate.webhook.http1 import OneWriteProtocol, peer
 from jitgate.webhook.metrics import Metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -108,8 +108,7 @@ def caller_of(scope: Scope) -> str:
     decision memo, so a review uid replayed from elsewhere is never answered from it."""
     if client_certificate(scope) is not None:
         return CALLER_VERIFIED
-    client = scope.get("client")
-    return str(client[0]) if client else ""
+    return peer(scope.get("client"))
 
 
 def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
@@ -157,6 +156,7 @@ class TLSScopeProtocol(OneWriteProtocol):
             "cipher_suite": None,
         }
         app = self.app
+        self.direct = None  # every review passes the caller check (`only_verified_callers`)
 
         async def with_tls(scope: Scope, receive: Receive, send: Send) -> None:
             scope.setdefault("extensions", {})["tls"] = tls

@@ -3,7 +3,9 @@
 The API server waits for every answer, so the two admission paths skip FastAPI altogether:
 its middleware stack and routing cost about as much as the decision (profiled: a fifth of
 the event loop's time per review). `admission_front` answers them and hands every other
-request (health, metrics, unknown paths) to the FastAPI app.
+request (health, metrics, unknown paths) to the FastAPI app. The HTTP protocol
+(`jitgate.webhook.http1`) skips ASGI too: it reads a review whole and asks
+`AdmissionFront.answer`, the same answer the ASGI path gives.
 
 Bounded concurrency: at most `max_in_flight` reviews are decided at once; a review that finds
 no free slot within `queue_wait` seconds is denied at once with a reason that says so
@@ -21,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from jitgate.webhook.callers import caller_of
+from jitgate.webhook.http1 import content_length
 from jitgate.webhook.review import (
     MAX_BODY_BYTES,
     AdmissionRequest,
@@ -52,7 +55,7 @@ _ENDPOINTS: Final[dict[str, Decider]] = {
 }
 
 
-class _BodyTooLarge(ReviewError):
+class _BodyTooLarge(Exception):
     pass
 
 
@@ -71,18 +74,11 @@ async def _send(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def _declared_length(scope: Scope) -> int | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
 async def _read_body(scope: Scope, receive: Receive) -> bytes:
     """The body, refused as soon as it exceeds the limit (declared or streamed)."""
-    declared = _declared_length(scope)
+    declared = content_length(scope["headers"])
     if declared is not None and declared > MAX_BODY_BYTES:
-        raise _BodyTooLarge(_TOO_LARGE)
+        raise _BodyTooLarge()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -92,36 +88,50 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise _BodyTooLarge(_TOO_LARGE)
+            raise _BodyTooLarge()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def admission_front(
-    service: AdmissionService,
-    app: ASGIApp,
-    *,
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-    queue_wait: float = DEFAULT_QUEUE_WAIT,
-) -> ASGIApp:
-    """Answer the admission paths here, bounded; pass everything else to `app`."""
-    slots = asyncio.Semaphore(max_in_flight)
-    metrics = service.metrics
-    # Resolved once: a labelled child's lookup takes a lock and a dictionary per review.
-    observe = {path: metrics.latency.labels(path[1:]).observe for path in _ENDPOINTS}
+class AdmissionFront:
+    """The ASGI app: the admission paths answered here, bounded; everything else passed to
+    `app`. `answer` is the same answer without ASGI, which the HTTP protocol
+    (`jitgate.webhook.http1`) gives a review it reads whole itself."""
 
-    async def decide(path: str, review: AdmissionRequest, caller: str) -> Answer:
+    paths: Final = frozenset(_ENDPOINTS)
+    max_body: Final = MAX_BODY_BYTES
+
+    def __init__(
+        self,
+        service: AdmissionService,
+        app: ASGIApp,
+        *,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        queue_wait: float = DEFAULT_QUEUE_WAIT,
+    ) -> None:
+        self._service = service
+        self._app = app
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._queue_wait = queue_wait
+        self._metrics = service.metrics
+        # Resolved once: a labelled child's lookup takes a lock and a dictionary per review.
+        self._observe = {
+            path: self._metrics.latency.labels(path[1:]).observe for path in _ENDPOINTS
+        }
+
+    async def _decide(self, path: str, review: AdmissionRequest, caller: str) -> Answer:
+        slots = self._slots
         if slots.locked():
             try:
-                await asyncio.wait_for(slots.acquire(), queue_wait)
+                await asyncio.wait_for(slots.acquire(), self._queue_wait)
             except TimeoutError:
-                metrics.shed.labels(path[1:]).inc()
+                self._metrics.shed.labels(path[1:]).inc()
                 return deny(OVERLOADED, "TooManyRequests")
         else:
             await slots.acquire()
         try:
-            return await _ENDPOINTS[path](service)(review, caller)
+            return await _ENDPOINTS[path](self._service)(review, caller)
         except Exception:
             # Never a 500 and never an allow: the API server applies its failurePolicy to
             # errors, and a denial states plainly what happened.
@@ -130,25 +140,49 @@ def admission_front(
         finally:
             slots.release()
 
-    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+    async def answer(self, path: str, body: bytes, caller: str) -> tuple[int, bytes]:
+        """The status and JSON body answering a POST of `body` to `path` (one of `paths`)
+        by `caller` (`callers.caller_of`)."""
+        started = time.perf_counter()
+        try:
+            review = parse_review(body)
+        except ReviewError as error:
+            self._metrics.malformed.inc()
+            return 400, _error(str(error))
+        answer = await self._decide(path, review, caller)
+        rendered = render(review.uid, answer)
+        self._observe[path](time.perf_counter() - started)
+        return 200, rendered
+
+    def too_large(self) -> tuple[int, bytes]:
+        """The answer to a body over `max_body` (declared or streamed), refused unread."""
+        self._metrics.malformed.inc()
+        return 400, _error(_TOO_LARGE)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path")
         if scope["type"] != "http" or path not in _ENDPOINTS:
-            await app(scope, receive, send)
+            await self._app(scope, receive, send)
             return
         if scope["method"] != "POST":
             await _send(send, 405, _error("Method Not Allowed."))
             return
-        started = time.perf_counter()
         try:
-            review = parse_review(await _read_body(scope, receive))
-        except ReviewError as error:
-            metrics.malformed.inc()
-            await _send(send, 400, _error(str(error)))
+            body = await _read_body(scope, receive)
+        except _BodyTooLarge:
+            await _send(send, *self.too_large())
             return
         except _Disconnected:
             return
-        answer = await decide(path, review, caller_of(scope))
-        await _send(send, 200, render(review.uid, answer))
-        observe[path](time.perf_counter() - started)
+        await _send(send, *await self.answer(path, body, caller_of(scope)))
 
-    return front
+
+def admission_front(
+    service: AdmissionService,
+    app: ASGIApp,
+    *,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    queue_wait: float = DEFAULT_QUEUE_WAIT,
+) -> AdmissionFront:
+    """Answer the admission paths here, bounded; pass everything else to `app`."""
+    return AdmissionFront(service, app, max_in_flight=max_in_flight, queue_wait=queue_wait)
