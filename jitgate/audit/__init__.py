@@ -10,14 +10,14 @@ transparency log: the public check, record proofs, the linked checkpoint history
 (what a witness cosigns), `pruning` (where a pruned log starts, as its pruning records say,
 and the tree state of what a prune drops), `timefmt`, `errors` (the exception tree), `sink`
 (what the writer needs from a backend).
-With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and
-signed checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys`
-(HMAC, Ed25519 and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints`
-(the file backend), `pgschema`, `pgsink`, `pgreader`, `pgcheckpoints`, `pgprune` (the
-PostgreSQL backend, its retention and legal hold), `reader` (what readers share), `recorder`
-(a live session's bytes into `session.*` records, with backpressure), `witnessserver`
-(`jitgate audit witness`: storage and HTTP; a webhook replica witnessing its peers reuses
-both), `witnessclient` (a writer submitting checkpoints to witnesses, its peers among them).
+With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and signed
+checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys` (HMAC, Ed25519
+and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (the file backend),
+`iothread` (the thread a file backend's blocking calls run on), `pgschema`, `pgsink`, `pgreader`,
+`pgcheckpoints`, `pgprune` (the PostgreSQL backend, its retention and legal hold), `reader` (what
+readers share), `recorder` (a live session's bytes into `session.*` records, with backpressure),
+`witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook replica witnessing its peers
+reuses both), `witnessclient` (a writer submitting checkpoints to witnesses, its peers among them).
 
 Writers (the operator, each webhook replica):
 

@@ -11,10 +11,7 @@ replaced, so a crash between the two leaves the history ahead, and `load` takes 
 
 from __future__ import annotations
 
-import asyncio
 import bisect
-import concurrent.futures
-import functools
 import logging
 import os
 from collections.abc import Callable
@@ -24,6 +21,7 @@ from typing import Any, TypeVar
 from jitgate.audit import filelayout as layout
 from jitgate.audit.checkpointer import SavedTree
 from jitgate.audit.errors import AuditWriteError
+from jitgate.audit.iothread import IoThread
 from jitgate.audit.merkle import CompactTree
 from jitgate.audit.tlog import CheckpointLink, decode_tree, encode_tree, record_leaf
 
@@ -62,13 +60,10 @@ class FileCheckpointStore:
     def __init__(self, writer_dir: Path) -> None:
         self._dir = writer_dir
         self.description = f"checkpoints in {writer_dir}"
-        self._thread = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"tlog-{writer_dir.name}"
-        )
+        self._thread = IoThread(f"tlog-{writer_dir.name}")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(function, *args))
+        return await self._thread.run(function, *args)
 
     async def load(self) -> SavedTree:
         return await self._run(self._load)
@@ -151,4 +146,4 @@ class FileCheckpointStore:
         return None
 
     async def aclose(self) -> None:
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown()

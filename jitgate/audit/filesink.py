@@ -12,11 +12,8 @@ in PRUNED, where readers find it without reading the segments.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import datetime as dt
-import functools
 import json
 import logging
 import os
@@ -29,6 +26,7 @@ from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import PRUNED, SEALED, ChainHead, Linked
 from jitgate.audit.errors import AuditReadError, AuditWriteError
 from jitgate.audit.filereader import FileLogReader, read_pruned
+from jitgate.audit.iothread import IoThread
 from jitgate.audit.pruning import Anchor, anchors_of, pruned_prefix
 from jitgate.audit.sink import PrunePlan, SinkState
 from jitgate.audit.tlog import tree_state
@@ -70,17 +68,14 @@ class FileSink:
         self._writer = layout.check_writer_id(writer_id)
         self._dir = target.root / writer_id
         self.description = f"{target.describe()} (writer {writer_id})"
-        self._thread = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix=f"audit-{writer_id}"
-        )
+        self._thread = IoThread(f"audit-{writer_id}")
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
         self._active: _Active | None = None
         self._acknowledged = _Acknowledged(0, None, 0, b"")
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, functools.partial(function, *args))
+        return await self._thread.run(function, *args)
 
     # -- opening and recovery -------------------------------------------------------
 
@@ -420,7 +415,7 @@ class FileSink:
 
     async def aclose(self) -> None:
         await self._run(self._close_all)
-        self._thread.shutdown(wait=True)
+        self._thread.shutdown()
 
     def _close_active(self) -> None:
         active, self._active = self._active, None
