@@ -100,10 +100,14 @@ def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
 
 
 def repeat_of(
-    request: AdmissionRequest, attempted: AttemptedAction, caller: str = ""
+    request: AdmissionRequest,
+    attempted: AttemptedAction,
+    caller: str = "",
+    facts: Facts | None = None,
 ) -> Facts | None:
     """What makes two DELETE reviews with different uids one user request (see the module's
-    rule), or None for a review whose every call is a request of its own.
+    rule), or None for a review whose every call is a request of its own. `facts` are the
+    attempt's (`facts_of`), when the caller has them already.
 
     Not the old state (digest, resourceVersion, deletion stamp): that is what changes between
     the API server's calls for one DELETE. Only a DELETE naming the object's uid: an eviction
@@ -115,8 +119,8 @@ def repeat_of(
     incarnation = ((request.old_object or {}).get("metadata") or {}).get("uid")
     if not isinstance(incarnation, str) or not incarnation:
         return None
-    detail = {key: value for key, value in attempted.detail.items() if key != "digest"}
-    intent = _frozen([detail, request.options])
+    detail = (facts or facts_of(request, attempted))[-1]  # the detail without its digest
+    intent = (detail, _frozen(request.options))
     return (
         caller,
         request.user,

@@ -510,7 +510,9 @@ class AdmissionService:
             # kubectl exec trying again over SPDY: refused again, already recorded.
             self.metrics.repeated(action).inc()
             return deny(verdict.message)
-        repeat = repeat_of(request, attempted, caller) if verdict.allowed and attempted else None
+        repeat = (
+            repeat_of(request, attempted, caller, facts) if verdict.allowed and attempted else None
+        )
         if repeat is not None:
             assert verdict.grant is not None
             granted_by = (verdict.grant.namespace, verdict.grant.name, verdict.grant.uid)
