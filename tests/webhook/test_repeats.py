@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import types
 import uuid
 from typing import Any
 
@@ -48,6 +50,36 @@ async def test_a_delete_validated_again_is_answered_alike_and_recorded_once(
         "jitgate_webhook_repeated_reviews_total", {"action": "delete"}
     )
     assert repeats == 3
+
+
+def _held_by(root: object) -> list[object]:
+    """Every object `root` holds, through containers and instances (not classes, modules or
+    functions, which lead to everything)."""
+    skipped = (type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType)
+    seen: set[int] = set()
+    found, todo = [], [root]
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen or isinstance(obj, skipped):
+            continue
+        seen.add(id(obj))
+        found.append(obj)
+        todo.extend(gc.get_referents(obj))
+    return found
+
+
+async def test_a_remembered_delete_keeps_nothing_of_the_deleted_object(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any
+) -> None:
+    # The memo holds thousands of answers for tens of seconds: holding each deleted object
+    # too would be hundreds of megabytes of pods.
+    await add_grant(cluster, webhook, reviews, actions=[DELETE_WEB])
+    first = reviews.delete(reviews.deployment(), DEPLOYMENTS)
+    assert (await validate(first)).allowed and (await validate(again(first, new_uid=True))).allowed
+    memo = webhook.service.memo
+    assert len(memo) >= 2
+    held = _held_by(memo._answers)
+    assert not [obj for obj in held if isinstance(obj, dict) and "resourceVersion" in obj]
 
 
 async def test_a_delete_is_a_new_request_for_another_object_options_or_dry_run(

@@ -48,6 +48,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from dataclasses import fields
 from typing import Any, Final
 
 from jitgate.webhook.review import AdmissionRequest, Answer
@@ -87,6 +88,16 @@ def _frozen(value: Any) -> Hashable:
     return ("?", str(value))
 
 
+# What makes two AttemptedActions equal (every field but `detail`).
+_COMPARED: Final = tuple(field.name for field in fields(AttemptedAction) if field.compare)
+
+
+def _action(attempted: AttemptedAction) -> tuple[Hashable, ...]:
+    """`attempted` as equal to another as the action itself is, holding nothing of its
+    detail: a remembered key must not keep a review's objects (a deleted pod) alive."""
+    return tuple(getattr(attempted, name) for name in _COMPARED)
+
+
 def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
     """What the decision depends on: who, exactly what, and whether it is a dry run.
 
@@ -96,7 +107,7 @@ def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
     # `_frozen` of the detail without its digest, without copying the detail first.
     items = attempted.detail.items()
     detail = tuple(sorted([(key, _frozen(value)) for key, value in items if key != "digest"]))
-    return (request.user, request.groups, request.is_dry_run, attempted, detail)
+    return (request.user, request.groups, request.is_dry_run, _action(attempted), detail)
 
 
 def repeat_of(
@@ -126,7 +137,7 @@ def repeat_of(
         request.user,
         request.groups,
         request.is_dry_run,
-        attempted,
+        _action(attempted),
         incarnation,
         intent,
     )
