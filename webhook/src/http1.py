@@ -9,7 +9,7 @@ that turn, which is the same turn (an answer is started and finished without wai
 
 A review (`POST` to one of the app's `DirectAnswers.paths`) is read whole by the protocol
 and answered by `DirectAnswers.answer`: no ASGI scope, request-response cycle, receive and
-send messages or header checks, which cost a tenth of an allowed exec's CPU. Anything
+send messages or header checks (~5% of an allowed exec's instructions). Anything
 unusual about the request (HTTP/1.0, `Expect: 100-continue`, an upgrade, a percent-encoded
 path, one sent before the previous answer) goes through ASGI as before, and so does every
 other path and method (health, metrics, a `GET /validate`). The protocol's bookkeeping is
