@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.service import AdmissionService
+from support import objects
 from support.clocks import NOW
 from support.personas import OPERATOR_USER
 
@@ -84,23 +85,6 @@ async def inproc(tmp_path: Path, reviews: Any) -> AsyncIterator[httpx.AsyncClien
             yield client
 
 
-def pod(name: str = "web-0") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "namespace": "prod",
-            "uid": "p-uid",
-            "labels": {"app": "web"},
-            "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-7d", "uid": "rs"}
-            ],
-        },
-        "spec": {"containers": [{"name": "app", "image": "nginx"}]},
-    }
-
-
 def stored_request(reviews: Any) -> dict[str, Any]:
     obj = reviews.access_request()
     obj["spec"]["requester"] = {"user": "alice", "groups": ["developers", "system:authenticated"]}
@@ -135,7 +119,7 @@ def base_reviews(reviews: Any) -> dict[str, tuple[str, dict[str, Any]]]:
         "exec": ("/validate", reviews.exec(command=["ls"])),
         "attach": ("/validate", reviews.attach()),
         "portforward": ("/validate", reviews.portforward()),
-        "delete": ("/validate", reviews.delete(pod(), ("", "v1", "pods"))),
+        "delete": ("/validate", reviews.delete(objects.pod("web-0"), ("", "v1", "pods"))),
         "scale": ("/validate", reviews.scale("web", 3, 5)),
         "deployment": ("/validate", reviews.deployment_update("web", 3, 5)),
         "ar-create": ("/validate", reviews.ar("CREATE", created, groups=["developers"])),
