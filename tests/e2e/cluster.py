@@ -13,9 +13,12 @@ import functools
 import json
 import re
 import secrets
+import ssl
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -603,3 +606,17 @@ def wait_effective(cluster: JitCluster) -> None:
             interval=0.5,
             alive=cluster.processes,
         )
+
+
+def gateway_refusal(c: JitCluster, path: str, headers: dict[str, str]) -> tuple[int, str]:
+    """The status and message the session gateway answers a request sent to its port
+    directly, not through the API server's front proxy (any `headers` claiming a user)."""
+    assert c.gateway_port is not None
+    context = ssl.create_default_context(cafile=str(c.api.ca_file))
+    context.check_hostname = False
+    request = urllib.request.Request(f"https://127.0.0.1:{c.gateway_port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, context=context, timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())["message"]

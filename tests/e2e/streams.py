@@ -22,6 +22,7 @@ import termios
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 TIMEOUT_S = 30.0
 ROWS, COLUMNS = 24, 80
@@ -147,3 +148,17 @@ def port_forward(argv: Sequence[str], env: dict[str, str]) -> Iterator[tuple[Str
     with streaming(argv, env) as stream:
         forwarding = stream.expect(r"Forwarding from 127\.0\.0\.1:(\d+) -> ")
         yield stream, int(forwarding.group(1))
+
+
+def assert_new_lines(c: Any, attached: Stream) -> None:
+    """``kubectl attach`` prints what the pod prints from now on. Nothing says when kwok
+    starts to follow the pod's output, so lines are printed until one arrives (at most 50)."""
+    for line in range(1, 51):
+        c.node.container_prints(f"attached line {line}")
+        try:
+            attached.expect(r"attached line \d+\n", timeout=0.5)
+            return
+        except AssertionError:
+            if attached.closed:
+                raise
+    raise AssertionError(f"kubectl attach printed none of 50 lines:\n{attached.text}")

@@ -43,20 +43,6 @@ def types(records: list[dict[str, Any]]) -> list[str]:
     return [record["type"] for record in records]
 
 
-def assert_streams_new_lines(c: Any, attached: streams.Stream) -> None:
-    """``kubectl attach`` prints what the pod prints from now on. Nothing says when kwok
-    starts to follow the pod's output, so lines are printed until one arrives (at most 50)."""
-    for line in range(1, 51):
-        c.node.container_prints(f"attached line {line}")
-        try:
-            attached.expect(r"attached line \d+\n", timeout=0.5)
-            return
-        except AssertionError:
-            if attached.closed:
-                raise
-    raise AssertionError(f"kubectl attach printed none of 50 lines:\n{attached.text}")
-
-
 def test_exec_in_prod_is_denied_with_the_command_that_asks_for_it(jitgate_cluster: Any) -> None:
     c = jitgate_cluster
     c.create_pods("prod", "shell-0")
@@ -301,7 +287,7 @@ def test_revoked_grant_stops_admitting(jitgate_cluster: Any) -> None:
     grant_name = c.wait_phase("prod", "attach-web-2", "Approved")["status"]["grant"]["name"]
     attach = c.kubectl_argv("alice", "attach", "-n", "prod", "web-2")
     with streams.streaming(attach, c.env()) as attached:
-        assert_streams_new_lines(c, attached)
+        streams.assert_new_lines(c, attached)
 
     revoked = c.jit("alice", "revoke", "attach-web-2", "-n", "prod")
     assert revoked.returncode == 0, revoked.stderr

@@ -70,7 +70,6 @@ def relaying_gateway(
     *,
     log: AuditWriter,
     run: SessionStart,
-    attempted: AttemptedAction,
     clock: ManualClock,
     upstreams: aiohttp.ClientSession,
     pod_url: str,
@@ -82,6 +81,7 @@ def relaying_gateway(
     drain_timeout: dt.timedelta | None = None,
 ) -> Handler:
     """The gateway's handler for alice's session `run`, relayed to the pod at `pod_url`."""
+    attempted = AttemptedAction(run.kind, run.namespace, "pods", run.pod, command=run.command)
 
     async def gateway(request: web.Request) -> web.WebSocketResponse:
         options: dict[str, Any] = {} if writer_limit is None else {"writer_limit": writer_limit}

@@ -16,7 +16,6 @@ from support.clocks import NOW
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import STREAM_LOST, Ending
 
@@ -50,7 +49,6 @@ async def relayed(
         gateway = relays.relaying_gateway(
             log=log,
             run=RUN,
-            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
             clock=clock,
             upstreams=http,
             pod_url=pod_url,

@@ -15,7 +15,6 @@ from support.spdy import Writer, data, forward_headers
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import Ending
 
@@ -43,7 +42,6 @@ async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path
         gateway = relays.relaying_gateway(
             log=log,
             run=sessions.FORWARD,
-            attempted=AttemptedAction("portforward", "prod", "pods", "db-0"),
             clock=clock,
             upstreams=http,
             pod_url=pod_url,

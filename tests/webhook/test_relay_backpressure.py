@@ -14,7 +14,6 @@ from support import relays, sessions
 from support.clocks import NOW
 
 from jitgate.audit import open_audit_writer
-from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import Ending
 
@@ -65,7 +64,6 @@ async def test_a_client_that_stops_reading_stops_the_pod(tmp_path: Path) -> None
         gateway = relays.relaying_gateway(
             log=log,
             run=RUN,
-            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
             clock=clock,
             upstreams=upstreams,
             pod_url=pod_url,

@@ -18,7 +18,6 @@ from support.clocks import NOW
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
-from jitgate.core.actions import AttemptedAction
 from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import CLIENT_NOT_READING, Ending
 
@@ -56,7 +55,6 @@ async def test_a_client_that_stops_reading_is_dropped_at_the_drain_timeout(
         gateway = relays.relaying_gateway(
             log=log,
             run=RUN,
-            attempted=AttemptedAction("exec", "prod", "pods", "web-0", command=RUN.command),
             clock=clock,
             upstreams=upstreams,
             pod_url=pod_url,
