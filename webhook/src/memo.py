@@ -49,6 +49,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import fields
+from operator import attrgetter
 from typing import Any, Final
 
 from jitgate.webhook.review import AdmissionRequest, Answer
@@ -88,14 +89,12 @@ def _frozen(value: Any) -> Hashable:
     return ("?", str(value))
 
 
-# What makes two AttemptedActions equal (every field but `detail`).
-_COMPARED: Final = tuple(field.name for field in fields(AttemptedAction) if field.compare)
-
-
-def _action(attempted: AttemptedAction) -> tuple[Hashable, ...]:
-    """`attempted` as equal to another as the action itself is, holding nothing of its
-    detail: a remembered key must not keep a review's objects (a deleted pod) alive."""
-    return tuple(getattr(attempted, name) for name in _COMPARED)
+# `attempted` as equal to another as the action itself is (every field but `detail`, as a
+# tuple), holding nothing of its detail: a remembered key must not keep a review's objects
+# (a deleted pod) alive.
+_action: Final[Callable[[AttemptedAction], tuple[Hashable, ...]]] = attrgetter(
+    *(field.name for field in fields(AttemptedAction) if field.compare)
+)
 
 
 def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
