@@ -12,11 +12,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from support import relays, sessions
-from support.clocks import NOW
 
-from jitgate.audit import open_audit_writer, open_log_reader
-from jitgate.audit.query import Selection
-from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import STREAM_LOST, Ending
 
 PROTOCOL = relays.EXEC_PROTOCOL
@@ -29,9 +25,6 @@ async def relayed(
 ) -> tuple[list[aiohttp.WSMessage], Ending, list[tuple[str, str | None]]]:
     """What a client reads through the relay from a pod side that sends `pod_sends` and then
     closes, how the session ended, and its records (type, reason)."""
-    url = f"file://{tmp_path / 'audit'}"
-    clock = ManualClock(NOW)
-    endings: asyncio.Queue[Ending] = asyncio.Queue()
 
     async def pod(request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(protocols=(PROTOCOL,))
@@ -41,34 +34,16 @@ async def relayed(
         await socket.close()
         return socket
 
-    async with (
-        relays.serving(pod) as pod_url,
-        open_audit_writer(url, writer_id="gw-0", clock=clock, maintenance_interval=None) as log,
-        aiohttp.ClientSession() as http,
-    ):
-        gateway = relays.relaying_gateway(
-            log=log,
-            run=RUN,
-            clock=clock,
-            upstreams=http,
-            pod_url=pod_url,
-            protocol=PROTOCOL,
-            max_buffered=64 * 1024,
-            endings=endings,
-        )
-        got: list[aiohttp.WSMessage] = []
-        async with (
-            relays.serving(gateway) as gateway_url,
-            http.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
-        ):
+    got: list[aiohttp.WSMessage] = []
+    async with relays.scene(tmp_path, pod, RUN, protocol=PROTOCOL, max_buffered=64 * 1024) as cast:
+        async with cast.users.ws_connect(cast.gateway_url, protocols=(PROTOCOL,)) as client:
             while (message := await asyncio.wait_for(client.receive(), 30)).type in (
                 aiohttp.WSMsgType.BINARY,
             ):
                 got.append(message)
             got.append(message)  # how it ended: the gateway's close
-        ending = await asyncio.wait_for(endings.get(), 30)
-    records = open_log_reader(url).records(Selection(types=("session.*",)))
-    return got, ending, [(stored.record.type, stored.record.reason) for stored in records]
+        ending = await cast.ending()
+    return got, ending, [(record.type, record.reason) for record in cast.session_records()]
 
 
 def stdout_frames(total: int, size: int = 32 * 1024) -> tuple[list[bytes], bytes]:

@@ -10,22 +10,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from support import relays, sessions
-from support.clocks import NOW
 from support.spdy import Writer, data, forward_headers
-
-from jitgate.audit import open_audit_writer, open_log_reader
-from jitgate.audit.query import Selection
-from jitgate.core.clock import ManualClock
-from jitgate.core.sessions import Ending
 
 PROTOCOL = "SPDY/3.1+portforward.k8s.io"
 
 
 async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path: Path) -> None:
-    url = f"file://{tmp_path / 'audit'}"
-    clock = ManualClock(NOW)
     reached_pod: list[bytes] = []
-    endings: asyncio.Queue[Ending] = asyncio.Queue()
 
     async def pod(request: web.Request) -> web.WebSocketResponse:
         socket = web.WebSocketResponse(protocols=(PROTOCOL,))
@@ -34,32 +25,18 @@ async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path
             reached_pod.append(message.data)
         return socket
 
-    async with (
-        relays.serving(pod) as pod_url,
-        open_audit_writer(url, writer_id="gw-0", clock=clock, maintenance_interval=None) as log,
-        aiohttp.ClientSession() as http,
-    ):
-        gateway = relays.relaying_gateway(
-            log=log,
-            run=sessions.FORWARD,
-            clock=clock,
-            upstreams=http,
-            pod_url=pod_url,
-            protocol=PROTOCOL,
-            max_buffered=1 << 20,
-            endings=endings,
-        )
-
-        async with relays.serving(gateway) as gateway_url:
-            kubectl = Writer()
-            opening = kubectl.syn_stream(1, forward_headers("error", 0), fin=True)
-            opening += kubectl.syn_stream(3, forward_headers("data", 0))
-            async with http.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client:
-                await client.send_bytes(opening)
-                await client.send_bytes(data(3, b"SELECT 1;"))
-                await client.send_bytes(b"\x80\x02\x00\x01" + bytes(4))  # SPDY/2: not read
-                closed = await asyncio.wait_for(client.receive(), 10)
-            ending = await asyncio.wait_for(endings.get(), 10)
+    kubectl = Writer()
+    opening = kubectl.syn_stream(1, forward_headers("error", 0), fin=True)
+    opening += kubectl.syn_stream(3, forward_headers("data", 0))
+    async with relays.scene(
+        tmp_path, pod, sessions.FORWARD, protocol=PROTOCOL, max_buffered=1 << 20
+    ) as cast:
+        async with cast.users.ws_connect(cast.gateway_url, protocols=(PROTOCOL,)) as client:
+            await client.send_bytes(opening)
+            await client.send_bytes(data(3, b"SELECT 1;"))
+            await client.send_bytes(b"\x80\x02\x00\x01" + bytes(4))  # SPDY/2: not read
+            closed = await asyncio.wait_for(client.receive(), 10)
+        ending = await cast.ending()
 
     assert closed.type == aiohttp.WSMsgType.CLOSE  # the gateway closed the tunnel
     assert ending.cut
@@ -68,9 +45,7 @@ async def test_an_unreadable_tunnel_ends_the_session_and_is_not_relayed(tmp_path
         "a control frame of SPDY version 2, not 3"
     )
     assert reached_pod == [opening, data(3, b"SELECT 1;")]  # and nothing after
-    reader = open_log_reader(url)
-    found = reader.records(Selection(types=("session.*",)))
-    records = [stored.record for stored in found]
+    records = cast.session_records()
     [connection] = [r.context for r in records if r.context and r.context.get("state") == "closed"]
     assert connection["bytes"] == {"toPod": 9, "fromPod": 0}
     assert connection["ended"] == f"open when the session ended ({ending.reason})"

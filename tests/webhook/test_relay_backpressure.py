@@ -11,10 +11,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 from support import relays, sessions
-from support.clocks import NOW
 
-from jitgate.audit import open_audit_writer
-from jitgate.core.clock import ManualClock
 from jitgate.core.sessions import Ending
 
 PROTOCOL = relays.EXEC_PROTOCOL
@@ -40,9 +37,7 @@ async def quiet(sent: list[int]) -> int:
 
 
 async def test_a_client_that_stops_reading_stops_the_pod(tmp_path: Path) -> None:
-    clock = ManualClock(NOW)
     sent = [0]
-    endings: asyncio.Queue[Ending] = asyncio.Queue()
 
     async def pod(request: web.Request) -> web.WebSocketResponse:
         socket_ = web.WebSocketResponse(protocols=(PROTOCOL,))
@@ -54,36 +49,22 @@ async def test_a_client_that_stops_reading_stops_the_pod(tmp_path: Path) -> None
         await socket_.close()
         return socket_
 
-    async with (
-        relays.serving(pod, small_buffers=True) as pod_url,
-        open_audit_writer(
-            f"file://{tmp_path / 'audit'}", writer_id="gw-0", clock=clock, maintenance_interval=None
-        ) as log,
-        aiohttp.ClientSession(connector=relays.small_connector()) as upstreams,
-    ):
-        gateway = relays.relaying_gateway(
-            log=log,
-            run=RUN,
-            clock=clock,
-            upstreams=upstreams,
-            pod_url=pod_url,
-            protocol=PROTOCOL,
-            max_buffered=HELD,
-            endings=endings,
-            writer_limit=HELD,
-        )
-
-        async with (
-            relays.serving(gateway, small_buffers=True) as gateway_url,
-            aiohttp.ClientSession(connector=relays.small_connector()) as users,
-            users.ws_connect(gateway_url, protocols=(PROTOCOL,)) as client,
-        ):
+    async with relays.scene(
+        tmp_path,
+        pod,
+        RUN,
+        protocol=PROTOCOL,
+        max_buffered=HELD,
+        small_buffers=True,
+        writer_limit=HELD,
+    ) as cast:
+        async with cast.users.ws_connect(cast.gateway_url, protocols=(PROTOCOL,)) as client:
             stopped_at = await quiet(sent)  # the client has read nothing yet
             received = b""
             while (message := await asyncio.wait_for(client.receive(), 30)).data != SUCCESS:
                 assert message.type == aiohttp.WSMsgType.BINARY, message
                 received += message.data[1:]
-        ending = await asyncio.wait_for(endings.get(), 30)
+        ending = await cast.ending()
 
     assert stopped_at <= IN_FLIGHT < FRAMES * (len(FRAME) - 1)
     assert received == FRAME[1:] * FRAMES
