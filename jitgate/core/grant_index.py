@@ -6,6 +6,8 @@ Memory: a webhook holds every live grant of the cluster, so an entry is kept com
 validated spec as its JSON bytes (a few hundred bytes, where the pydantic model with its
 nested models takes ~4 KiB), parsed again when a decision reads it, through a bounded cache
 of recently read specs (`PARSED_SPECS`); the identifying strings interned where they repeat.
+A parsed spec is cached as its `GrantTerms` (what matching reads, computed once per parse):
+an updated grant has other bytes, so it is parsed, and its terms computed, afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any, Final
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import GrantSpec
 from jitgate.core.canonical import digest
-from jitgate.core.matching import find_authorizing
+from jitgate.core.matching import GrantTerms, find_authorizing
 from jitgate.core.revocations import Revocations
 
 # Parsed specs kept for the decisions that read them again (the users acting right now).
@@ -27,8 +29,8 @@ PARSED_SPECS: Final = 2048
 
 
 @functools.lru_cache(maxsize=PARSED_SPECS)
-def _parsed(wire: bytes) -> GrantSpec:
-    return GrantSpec.model_validate_json(wire)
+def _parsed(wire: bytes) -> GrantTerms:
+    return GrantTerms.of(GrantSpec.model_validate_json(wire))
 
 
 class IndexedGrant:
@@ -88,6 +90,11 @@ class IndexedGrant:
 
     @property
     def spec(self) -> GrantSpec:
+        return _parsed(self._wire).spec
+
+    @property
+    def terms(self) -> GrantTerms:
+        """What matching reads of the spec (`jitgate.core.matching.GrantTerms`)."""
         return _parsed(self._wire)
 
     @property
@@ -192,7 +199,7 @@ class GrantIndex:
     ) -> IndexedGrant | None:
         grants = self.for_user(attempted.namespace, user)
         return find_authorizing(
-            ((grant, grant.spec, grant.ending) for grant in grants), user, attempted, now
+            ((grant, grant.terms, grant.ending) for grant in grants), user, attempted, now
         )
 
     def _remove_locked(self, namespace: str, name: str) -> None:

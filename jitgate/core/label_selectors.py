@@ -23,6 +23,11 @@ def _requirement_holds(requirement: LabelSelectorRequirement, labels: Mapping[st
 
 def selector_matches(selector: LabelSelector, labels: Mapping[str, str]) -> bool:
     """All matchLabels and all matchExpressions must hold; an empty selector matches all."""
-    return all(labels.get(key) == value for key, value in selector.match_labels.items()) and all(
-        _requirement_holds(requirement, labels) for requirement in selector.match_expressions
-    )
+    # Loops, not all() over generators: every protected action checks a policy's selector.
+    for key, value in selector.match_labels.items():
+        if labels.get(key) != value:
+            return False
+    for requirement in selector.match_expressions:
+        if not _requirement_holds(requirement, labels):
+            return False
+    return True

@@ -197,7 +197,7 @@ class Exemptions:
     groups: frozenset[str] = DEFAULT_EXEMPT_GROUPS
 
     def covers(self, user: str, groups: Iterable[str]) -> bool:
-        return user in self.users or any(group in self.groups for group in groups)
+        return user in self.users or not self.groups.isdisjoint(groups)
 
     @classmethod
     def with_defaults(cls, users: Iterable[str] = (), groups: Iterable[str] = ()) -> Exemptions:
@@ -254,7 +254,10 @@ class Governing:
     @property
     def scheduled(self) -> bool:
         """Whether any of them has a schedule (the decision path skips windows otherwise)."""
-        return any(p.spec.schedule is not None for p in self.policies)
+        for policy in self.policies:  # noqa: SIM110 - a loop, not any(): every decision asks
+            if policy.spec.schedule is not None:
+                return True
+        return False
 
     def describe(self) -> str:
         return describe_policies(self.names)
@@ -309,10 +312,11 @@ class Governing:
     @property
     def recording_required(self) -> bool:
         """Whether exec, attach and port-forward must go through the recording gateway."""
-        return any(
-            p.spec.sessions is not None and p.spec.sessions.recording == "Required"
-            for p in self.policies
-        )
+        for policy in self.policies:  # a loop, not any(): every exec, attach and port-forward asks
+            sessions = policy.spec.sessions
+            if sessions is not None and sessions.recording == "Required":
+                return True
+        return False
 
     @property
     def idle_timeout(self) -> dt.timedelta | None:

@@ -8,10 +8,16 @@ from hypothesis import strategies as st
 from support.clocks import NOW
 
 from jitgate.core.actions import AttemptedAction
-from jitgate.core.api import Grant, RequestedAction
+from jitgate.core.api import Grant, GrantSpec, RequestedAction
 from jitgate.core.canonical import digest
 from jitgate.core.grant_index import GrantIndex, IndexedGrant
-from jitgate.core.matching import action_mismatch, find_authorizing, is_live, window_mismatch
+from jitgate.core.matching import (
+    GrantTerms,
+    action_mismatch,
+    find_authorizing,
+    is_live,
+    window_mismatch,
+)
 
 GrantFactory = Callable[..., Grant]
 
@@ -188,6 +194,83 @@ def test_index_agrees_with_linear_matching(
     )
     found = index.authorizing("alice", attempt(), at)
     assert (found.name if found else None) == linear
+
+
+def test_an_updated_grant_is_matched_by_its_new_terms(grant_factory: GrantFactory) -> None:
+    index = GrantIndex()
+    index.upsert(indexed(grant_factory(expires_at=NOW + dt.timedelta(minutes=5))))
+    later = NOW + dt.timedelta(minutes=10)
+    assert index.authorizing("alice", attempt(), later) is None
+    # The operator's update: a longer window, for another pod.
+    updated = grant_factory(
+        expires_at=NOW + dt.timedelta(minutes=15), actions=[{"verb": "exec", "names": ["web-1"]}]
+    )
+    index.upsert(indexed(updated))
+    entry = index.get("prod", updated.metadata.name or "")
+    assert entry is not None and entry.spec == updated.spec and entry.terms.spec == updated.spec
+    assert entry.terms.expires_at == NOW + dt.timedelta(minutes=15)
+    assert index.authorizing("alice", attempt(), later) is None
+    assert index.authorizing("alice", attempt(name="web-1"), later) == entry
+
+
+def _spec_in_zone(
+    start: dt.timedelta, length: dt.timedelta, zone: dt.tzinfo, **fields: Any
+) -> GrantSpec:
+    return GrantSpec.model_validate(
+        {
+            "user": "alice",
+            "actions": [{"verb": "exec"}],
+            "notBefore": (NOW + start).astimezone(zone).isoformat(),
+            "expiresAt": (NOW + start + length).astimezone(zone).isoformat(),
+            "accessRequest": {"name": "fix-web-0"},
+            "policy": "production",
+            **fields,
+        }
+    )
+
+
+_MICROSECONDS = st.integers(min_value=-(10**7), max_value=10**7)
+
+
+@given(
+    zones=st.lists(st.integers(min_value=-14 * 60, max_value=14 * 60), min_size=1, max_size=4),
+    starts=st.lists(_MICROSECONDS, min_size=4, max_size=4),
+    lengths=st.lists(st.integers(min_value=1, max_value=10**7), min_size=4, max_size=4),
+    limited=st.lists(st.booleans(), min_size=4, max_size=4),
+    probe=_MICROSECONDS,
+    probe_zone=st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_terms_match_exactly_as_their_spec_whatever_its_time_zone(
+    zones: list[int],
+    starts: list[int],
+    lengths: list[int],
+    limited: list[bool],
+    probe: int,
+    probe_zone: int,
+) -> None:
+    """The index matches on `GrantTerms` (times moved to UTC once): every answer, and the
+    grant chosen among several, is the spec's own, at every instant and in any zone."""
+    specs = [
+        _spec_in_zone(
+            dt.timedelta(microseconds=start),
+            dt.timedelta(microseconds=length),
+            dt.timezone(dt.timedelta(minutes=zone)),
+            **({"maxUses": 2} if limits else {}),
+        )
+        for zone, start, length, limits in zip(zones * 4, starts, lengths, limited, strict=False)
+    ]
+    terms = [GrantTerms.of(spec) for spec in specs]
+    at = (NOW + dt.timedelta(microseconds=probe)).astimezone(
+        dt.timezone(dt.timedelta(minutes=probe_zone))
+    )
+    for spec, term in zip(specs, terms, strict=True):
+        assert window_mismatch(term, at) == window_mismatch(spec, at)
+        assert term.expires_at - at == spec.expires_at - at
+    by_spec = find_authorizing([(i, s, False) for i, s in enumerate(specs)], "alice", attempt(), at)
+    by_terms = find_authorizing(
+        [(i, t, False) for i, t in enumerate(terms)], "alice", attempt(), at
+    )
+    assert by_terms == by_spec
 
 
 def test_a_scale_grant_pinning_replicas_allows_only_that_count() -> None:

@@ -406,7 +406,9 @@ class AdmissionService:
         labels: dict[str, str] | None,
     ) -> Verdict | None:
         session: str | None = None
-        if attempted.verb in STREAM_VERBS:
+        extra = request.user_info.extra
+        # Without the marker's key in `extra` the check finds no marker: skip building its stream.
+        if attempted.verb in STREAM_VERBS and extra and marker.EXTRA_KEY in extra:
             stream = Stream(
                 request.user,
                 attempted.verb,
@@ -414,7 +416,6 @@ class AdmissionService:
                 attempted.name,
                 attempted.container or "",
             )
-            extra = request.user_info.extra
             found = marker.check(self.session_key, extra, stream, self.clock.now())
             if isinstance(found, marker.Forged):
                 return forged_marker(attempted, found.problem)

@@ -174,17 +174,15 @@ def decide(
         )
         message += _break_glass_hint(attempted, user, groups, governing)
         return Verdict(False, message, "NoLiveGrant", governing)
-    left = grant.spec.expires_at - now
+    expires_at = grant.terms.expires_at  # in UTC: subtracted without time zone lookups
+    left = expires_at - now
     warning = None
     if left <= EXPIRY_WARNING:
         # Whole seconds: a warning reads "ends in 4m59s", not "4m59.927345s".
         remaining = format_duration(
             max(dt.timedelta(seconds=int(left.total_seconds())), dt.timedelta(seconds=1))
         )
-        warning = (
-            f"jitgate grant {grant.name} ends in {remaining} "
-            f"(at {format_time(grant.spec.expires_at)})"
-        )
+        warning = f"jitgate grant {grant.name} ends in {remaining} (at {format_time(expires_at)})"
     return Verdict(True, "", "Granted", governing, grant, warning, cache.chain_digest(grant))
 
 
