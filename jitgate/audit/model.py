@@ -46,24 +46,19 @@ class AuditRecord(EventFields):
         default and the private attribute set through `__setattr__`: that walk cost as much
         as chaining the record, once per append (`unvalidated`).
         """
-        values = event.__dict__
-        stored_values = {
-            "v": stored["v"],
-            "writer": stored["writer"],
-            "seq": stored["seq"],
-            "time": stored["time"],
-            "type": event.type,
-            "prev": stored["prev"],
-            "hash": stored["hash"],
-            "mac": stored.get("mac"),
-        }
-        return unvalidated(
-            cls,
-            {name: values[name] for name in _EVENT_FIELDS} | stored_values,
-            set(_RECORD_FIELDS),
-            extra={},
-            private={"_leaf": leaf},
-        )
+        # The event's fields copied, its `type` and `time` replaced in the record's field
+        # order (the order validation gives): cheaper than picking the fields one by one.
+        values = event.__dict__.copy()
+        del values["type"], values["time"]
+        values["v"] = stored["v"]
+        values["writer"] = stored["writer"]
+        values["seq"] = stored["seq"]
+        values["time"] = stored["time"]
+        values["type"] = event.type
+        values["prev"] = stored["prev"]
+        values["hash"] = stored["hash"]
+        values["mac"] = stored.get("mac")
+        return unvalidated(cls, values, set(_RECORD_FIELDS), extra={}, private={"_leaf": leaf})
 
     @property
     def leaf_hash(self) -> str | None:
@@ -83,5 +78,4 @@ class AuditRecord(EventFields):
         return self.actor.user if self.actor else None
 
 
-_EVENT_FIELDS = tuple(EventFields.model_fields)
 _RECORD_FIELDS = frozenset(AuditRecord.model_fields)

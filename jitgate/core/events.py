@@ -88,8 +88,17 @@ def format_record_time(when: dt.datetime) -> str:
         if when.tzinfo is None:
             raise ValueError("audit record times must be timezone-aware")
         when = when.astimezone(dt.UTC)
-    # isoformat, not strftime: the same text in a third of the time (once per record).
-    return when.isoformat(timespec="microseconds").removesuffix("+00:00") + "Z"
+    # %-formatted field by field: the same text as isoformat in half its time (an f-string's
+    # format specs cost as much as isoformat; strftime twice that), once per record.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ" % (  # noqa: UP031
+        when.year,
+        when.month,
+        when.day,
+        when.hour,
+        when.minute,
+        when.second,
+        when.microsecond,
+    )
 
 
 class Actor(BaseModel):
@@ -167,16 +176,22 @@ class AuditEvent(EventFields):
         `stored` must be what `body` would give: JSON-ready, camelCase keys, no None values,
         no `time` (tests compare the two for every record shape the webhook writes).
         """
-        values: dict[str, Any] = dict.fromkeys(_EVENT_FIELDS)
-        given: set[str] = set()
-        for key, value in stored.items():
-            name = _FIELD_OF_KEY[key]  # KeyError: not a field (AuditEvent forbids extras)
-            if name == "actor":
-                value = _trusted_actor(value)
-            elif name == "action":
-                value = _trusted_action(value)
-            values[name] = value
-            given.add(name)
+        # Copied and updated, not filled key by key: the key order stays the fields' (as
+        # validation gives it), and the work is C's, not a Python loop's (~2 us a record).
+        given = set(stored)
+        if not given <= _STORED_KEYS:  # AuditEvent forbids extras
+            raise KeyError(", ".join(sorted(given - _STORED_KEYS)))
+        values = _UNSET_EVENT.copy()
+        values.update(stored)
+        for key, name in _ALIASED:
+            if key in given:
+                values[name] = values.pop(key)
+                given.remove(key)
+                given.add(name)
+        if (actor := values["actor"]) is not None:
+            values["actor"] = _trusted_actor(actor)
+        if (action := values["action"]) is not None:
+            values["action"] = _trusted_action(action)
         return unvalidated(_StoredEvent, values, given, private={"_stored": stored})
 
 
@@ -246,13 +261,14 @@ _set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-_EVENT_FIELDS: Final = tuple(AuditEvent.model_fields)
 _KEY_OF_FIELD: Final = {
     name: field.alias or name for name, field in AuditEvent.model_fields.items()
 }
-_FIELD_OF_KEY: Final = {key: name for name, key in _KEY_OF_FIELD.items()}
-_ACTION_FIELDS: Final = tuple(Action.model_fields)
-_ACTION_KEYS: Final = frozenset(_ACTION_FIELDS)
+_STORED_KEYS: Final = frozenset(_KEY_OF_FIELD.values())
+_ALIASED: Final = tuple((key, name) for name, key in _KEY_OF_FIELD.items() if key != name)
+_UNSET_EVENT: Final[dict[str, Any]] = dict.fromkeys(AuditEvent.model_fields)
+_UNSET_ACTION: Final[dict[str, Any]] = dict.fromkeys(Action.model_fields)
+_ACTION_KEYS: Final = frozenset(Action.model_fields)
 
 
 def _trusted_actor(stored: dict[str, Any]) -> Actor:
@@ -261,20 +277,18 @@ def _trusted_actor(stored: dict[str, Any]) -> Actor:
 
 
 def _trusted_action(stored: dict[str, Any]) -> Action:
-    values: dict[str, Any] = dict.fromkeys(_ACTION_FIELDS)
+    values = _UNSET_ACTION.copy()
+    values.update(stored)
     extra: dict[str, Any] = {}
-    for key, value in stored.items():
-        if key not in _ACTION_KEYS:
-            extra[key] = value
-        elif key == "command":
-            values[key] = tuple(value)
-        elif key == "replicas":
-            values[key] = unvalidated(
-                Replicas, {"old": value.get("old"), "new": value.get("new")}, set(value)
-            )
-        else:
-            values[key] = value
-    return unvalidated(Action, values, set(stored) & _ACTION_KEYS, extra=extra)
+    if len(values) != len(_UNSET_ACTION):  # free-form detail: kept in its stored order
+        extra = {key: values.pop(key) for key in stored if key not in _ACTION_KEYS}
+    if (command := values["command"]) is not None:
+        values["command"] = tuple(command)
+    if (replicas := values["replicas"]) is not None:
+        values["replicas"] = unvalidated(
+            Replicas, {"old": replicas.get("old"), "new": replicas.get("new")}, set(replicas)
+        )
+    return unvalidated(Action, values, stored.keys() & _ACTION_KEYS, extra=extra)
 
 
 # ----------------------------------------------------------------- the operator's records

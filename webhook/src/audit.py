@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest
@@ -97,29 +97,41 @@ def _actor(request: AdmissionRequest) -> dict[str, Any]:
 
 def action_of(attempted: AttemptedAction, request: AdmissionRequest) -> dict[str, Any]:
     """The record's `action`, as stored (`Action`'s fields and its free-form detail)."""
-    detail = dict(attempted.detail)
-    replicas = detail.pop("replicas", None)
-    subresource = detail.pop("subresource", None) or request.sub_resource or None
-    for known in ("container", "command", "name"):
-        detail.pop(known, None)
-    object_digest = detail.pop("digest", None)
-    if object_digest is not None:
-        detail["objectDigest"] = object_digest
+    detail = attempted.detail
     action: dict[str, Any] = {"verb": attempted.verb, "resource": attempted.resource}
     _put(action, "name", attempted.name)
-    _put(action, "subresource", subresource)
+    _put(action, "subresource", detail.get("subresource") or request.sub_resource or None)
     _put(action, "container", attempted.container)
     if attempted.command is not None:
         action["command"] = list(attempted.command)
+    replicas = detail.get("replicas")
     if isinstance(replicas, dict):
         action["replicas"] = {
             k: v for k, v in Replicas(**replicas).__dict__.items() if v is not None
         }
-    # As pydantic dumps an `Action`'s extra fields: None left out, the rest made JSON-ready.
-    extra = {key: value for key, value in detail.items() if value is not None}
+    # As pydantic dumps an `Action`'s extra fields: None left out, the rest made JSON-ready
+    # (text, flags and whole numbers are already: an exec's stdin and tty skip the call).
+    extra = {
+        key: value
+        for key, value in detail.items()
+        if value is not None and key not in _STATED_APART
+    }
+    object_digest = detail.get("digest")
+    if object_digest is not None:
+        extra["objectDigest"] = object_digest
     if extra:
-        action.update(to_jsonable_python(extra))
+        if all(type(value) in _JSON_READY for value in extra.values()):
+            action.update(extra)
+        else:
+            action.update(to_jsonable_python(extra))
     return action
+
+
+# Detail stated by `Action`'s own fields, or renamed (`digest` is stored as `objectDigest`).
+_STATED_APART: Final = frozenset(
+    ("replicas", "subresource", "container", "command", "name", "digest")
+)
+_JSON_READY: Final = (str, bool, int)
 
 
 def _put(stored: dict[str, Any], key: str, value: object) -> None:
@@ -147,6 +159,7 @@ def action_event(
     cached grant or the decision, all validated already.
     """
     grant = verdict.grant
+    spec = grant.spec if grant is not None else None  # a property: read once
     stored: dict[str, Any] = {
         "type": ALLOWED if verdict.allowed else DENIED,
         "actor": _actor(request),
@@ -167,27 +180,27 @@ def action_event(
         _put(action, "subresource", request.sub_resource or None)
         stored["action"] = action
     if grant is not None:
-        stored["request"] = grant.spec.access_request.name
+        stored["request"] = grant.request  # the spec's accessRequest.name
         stored["grant"] = grant.name
     # Allowed: why it was asked for (the grant's copy of the request's reason; grants issued
     # before the copy existed have none). Denied: why it was denied.
     _put(
         stored,
         "reason",
-        (grant.spec.reason if grant else None)
+        (spec.reason if spec else None)
         if verdict.allowed
         else f"{verdict.reason}: {verdict.message}",
     )
-    if verdict.governing is not None or grant is not None:
+    if verdict.governing is not None or spec is not None:
         context: dict[str, Any] = {}
         if verdict.governing is not None:
             context.update(governing_names(verdict.governing.names))
-        if grant is not None:
+        if spec is not None:
             context["approvalChainDigest"] = verdict.chain_digest
-            context["breakGlass"] = grant.spec.break_glass
-            context.update(grant_facts(grant.spec))
-            if grant.spec.max_uses is not None:
-                context["maxUses"] = grant.spec.max_uses
+            context["breakGlass"] = spec.break_glass
+            context.update(grant_facts(spec))
+            if spec.max_uses is not None:
+                context["maxUses"] = spec.max_uses
                 if verdict.use is not None:
                     context["use"] = verdict.use
         stored["context"] = context
