@@ -168,17 +168,27 @@ def link(
 
     Raises ValueError if the body holds something JSON cannot carry (NaN, lone surrogates).
     """
+    if head is None:
+        return link_at(body, writer=writer, seq=1, prev=GENESIS, key=key)
+    return link_at(body, writer=writer, seq=head.seq + 1, prev=head.hash, key=key)
+
+
+def link_at(
+    body: Mapping[str, Any], *, writer: str, seq: int, prev: str, key: bytes | None
+) -> Linked:
+    """`link` after the record numbered `seq - 1` whose hash is `prev`: for a writer chaining
+    a batch, without a `ChainHead` between each two of its records."""
     record = dict(body)
-    for name in UNHASHED.intersection(record):
-        del record[name]
+    record.pop("hash", None)  # UNHASHED
+    record.pop("mac", None)
     record["v"] = FORMAT_VERSION
     record["writer"] = writer
-    record["seq"] = head.next_seq() if head else 1
-    record["prev"] = head.hash if head else GENESIS
+    record["seq"] = seq
+    record["prev"] = prev
     hashed = canonical_json(record)
-    record["hash"] = "sha256:" + hashlib.sha256(hashed).hexdigest()
-    tail = b',"hash":"' + record["hash"].encode() + b'"'
-    if key is not None:
-        record["mac"] = sign(record["hash"], key)
-        tail += b',"mac":"' + record["mac"].encode() + b'"'
-    return Linked(record, hashed[:-1] + tail + b"}\n")
+    record["hash"] = record_hash = "sha256:" + hashlib.sha256(hashed).hexdigest()
+    if key is None:
+        return Linked(record, hashed[:-1] + b',"hash":"' + record_hash.encode() + b'"}\n')
+    record["mac"] = mac = sign(record_hash, key)
+    tail = b',"hash":"' + record_hash.encode() + b'","mac":"' + mac.encode() + b'"}\n'
+    return Linked(record, hashed[:-1] + tail)

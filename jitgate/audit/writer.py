@@ -21,7 +21,16 @@ from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
-from jitgate.audit.chain import PRUNED, RECOVERED, SEALED, ChainHead, Linked, link
+from jitgate.audit.chain import (
+    GENESIS,
+    PRUNED,
+    RECOVERED,
+    SEALED,
+    ChainHead,
+    Linked,
+    link,
+    link_at,
+)
 from jitgate.audit.checkpointer import Checkpointer
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditRecord
@@ -184,18 +193,24 @@ class AuditWriter:
             if self._broken is not None:
                 await self._recover()
             head = self._head
+            seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
             linked: list[Linked] = []
             accepted: list[_Pending] = []
             for pending in batch:
                 try:
-                    stored = link(pending.body, writer=self.writer_id, head=head, key=self._key)
+                    stored = link_at(
+                        pending.body, writer=self.writer_id, seq=seq + 1, prev=prev, key=self._key
+                    )
                 except ValueError as error:  # NaN and the like: the caller's bug, fail it alone
                     if not pending.future.done():
                         pending.future.set_exception(error)
                     continue
                 linked.append(stored)
                 accepted.append(pending)
-                head = stored.head
+                seq += 1
+                prev = stored.record["hash"]
+            if linked:
+                head = ChainHead(seq, prev)
             await self._sink.write(linked)
         except Exception as error:
             failure = await self._failed(error)

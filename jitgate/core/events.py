@@ -246,16 +246,19 @@ def unvalidated(
 ) -> Model:
     """A `cls` holding `values` (every field, already of its type), as pydantic's
     `model_construct` builds it, without its walk over every field's alias and default."""
-    model = cls.__new__(cls)
-    object.__setattr__(model, "__dict__", values)
+    model = _new(cls)  # a model defines no __new__ of its own
+    _set_dict(model, values)
     _set_fields_set(model, fields_set)
     _set_extra(model, extra)
     _set_private(model, private)
     return model
 
 
-# BaseModel's slots, set through their descriptors: a third cheaper than `object.__setattr__`
-# (a model is frozen), and `unvalidated` runs four or five times per webhook record.
+# BaseModel's slots, `__dict__` included, set through their descriptors: a third cheaper than
+# `object.__setattr__` (a model is frozen), and `unvalidated` runs four or five times per
+# webhook record.
+_new: Final = object.__new__
+_set_dict: Final = BaseModel.__dict__["__dict__"].__set__
 _set_fields_set: Final = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _set_extra: Final = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private: Final = BaseModel.__dict__["__pydantic_private__"].__set__
