@@ -8,7 +8,8 @@ app           the app factory; routers/admission (/validate, /mutate on plain AS
               cosigning its peers' checkpoints)
 service       decides and audits: an AdmissionRequest in, an Answer out; the rules are
               jitgate.core.admission's (protected actions, AccessRequest and Grant writes)
-review        strict AdmissionReview parsing (HTTP 400 on malformed input), responses
+review        strict AdmissionReview parsing (msgspec; pydantic the reference that words each
+              HTTP 400), responses
 decode        CONNECT / DELETE / eviction / scale / debug reviews decoded into AttemptedActions;
               autoscaler and namespace reviews into what the service resolves
 lookups       bounded, timed reads for those: a target's replicas, a namespace's objects,
