@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
@@ -184,9 +183,9 @@ def reference_review(body: bytes) -> AdmissionRequest:
     return msgspec.convert(request.model_dump(by_alias=True), AdmissionRequest)
 
 
-@dataclass(frozen=True)
-class Answer:
-    """What the webhook decided, before it is wrapped into an AdmissionReview."""
+class Answer(msgspec.Struct, frozen=True):
+    """What the webhook decided, before it is wrapped into an AdmissionReview. (A Struct
+    rather than a frozen dataclass: built on every review, in a tenth of the time.)"""
 
     allowed: bool
     message: str = ""
