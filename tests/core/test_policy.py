@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support import objects
 
 from jitgate.core import wire
 from jitgate.core.api import AccessPolicy, AccessRequestSpec, LabelSelector
@@ -13,6 +14,7 @@ from jitgate.core.policy import (
     Exemptions,
     Governing,
     Namespace,
+    Policies,
     Resolution,
     UnreadablePolicy,
     governing_policies,
@@ -22,6 +24,7 @@ from jitgate.core.policy import (
     unreadable_policy,
 )
 from jitgate.core.refusals import Refusal
+from jitgate.core.vocabulary import VERBS
 
 PROD = Namespace("prod", {"jitgate.dev/protected": "true", "tier": "prod"})
 DEV = Namespace("dev", {"tier": "dev"})
@@ -259,3 +262,76 @@ def test_an_unreadable_namespace_match_may_cover_every_namespace(namespaces: obj
     broken = _broken(raw)
     assert broken.namespaces is None
     assert broken.may_cover(Namespace("anything", {})) and broken.selects_by_label
+
+
+_SOME = st.sampled_from
+_names = st.lists(_SOME(["prod", "dev", "ops"]), max_size=2, unique=True)
+_subjects = st.fixed_dictionaries(
+    {
+        "users": st.lists(_SOME(["alice", "argocd"]), max_size=2, unique=True),
+        "groups": st.lists(_SOME(["sre", "dev", "ci"]), max_size=2, unique=True),
+    }
+)
+_selector = st.none() | st.fixed_dictionaries(
+    {"matchLabels": labels},
+    optional={
+        "matchExpressions": st.lists(
+            st.fixed_dictionaries(
+                {"key": _SOME(["a", "b"]), "operator": _SOME(["Exists", "DoesNotExist"])}
+            )
+            | st.fixed_dictionaries(
+                {
+                    "key": _SOME(["a", "b"]),
+                    "operator": _SOME(["In", "NotIn"]),
+                    "values": st.lists(_SOME(["x", "y"]), min_size=1, max_size=2, unique=True),
+                }
+            ),
+            max_size=2,
+        )
+    },
+)
+_policy = st.builds(
+    lambda name, names, selector, actions, resources, exemptions: objects.policy_model(
+        name,
+        namespaces={"names": names, **({"selector": selector} if selector is not None else {})},
+        actions=actions,
+        resources=resources,
+        exemptions=exemptions,
+    ),
+    _SOME(["a-policy", "b-policy", "c-policy"]),
+    _names,
+    _selector,
+    st.lists(_SOME(objects.ALL_VERBS), min_size=1, max_size=5, unique=True),
+    st.lists(
+        _SOME(["pods", "deployments.apps", "jobs.batch"]), min_size=1, max_size=3, unique=True
+    ),
+    _subjects,
+)
+
+
+@given(
+    policies=st.lists(_policy, max_size=4),
+    namespace=_SOME(["prod", "dev", "ops"]),
+    have=labels,
+    verb=_SOME(VERBS),
+    resource=_SOME(["pods", "deployments.apps", "jobs.batch", "namespaces"]),
+    user=_SOME(["alice", "argocd", "bob"]),
+    groups=st.lists(_SOME(["sre", "dev", "ci"]), max_size=3, unique=True),
+)
+def test_a_snapshot_finds_the_governing_policies_as_the_policies_themselves_do(
+    policies: list[AccessPolicy],
+    namespace: str,
+    have: dict[str, str],
+    verb: Any,
+    resource: str,
+    user: str,
+    groups: list[str],
+) -> None:
+    """The decision path asks `Policies.governing` (each policy's `Protection`, computed once
+    per snapshot): it must name exactly the policies `governing_policies` names."""
+    snapshot = Policies.of(policies)
+    expected = governing_policies(
+        snapshot.by_name.values(), Namespace(namespace, have), verb, resource, user, groups
+    )
+    found = snapshot.governing(namespace, have, verb, resource, user, tuple(groups))
+    assert found == expected

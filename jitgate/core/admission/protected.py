@@ -25,7 +25,6 @@ from jitgate.core.policy import (
     Namespace,
     Policies,
     Window,
-    governing_policies,
 )
 
 
@@ -143,9 +142,9 @@ def decide(
             "so the policies selecting namespaces by label cannot be checked; retry in a moment",
             "NamespaceUnknown",
         )
-    namespace = Namespace(attempted.namespace, labels or {})
+    labels = labels or {}
     for broken in policies.unreadable.values():
-        if broken.may_cover(namespace):
+        if broken.may_cover(Namespace(attempted.namespace, labels)):
             return Verdict(
                 False,
                 f"jitgate denied {attempted.describe()}: AccessPolicy {broken.name} is invalid "
@@ -153,8 +152,8 @@ def decide(
                 "a cluster admin must fix or delete it",
                 "PolicyInvalid",
             )
-    governing = governing_policies(
-        policies.by_name.values(), namespace, attempted.verb, attempted.resource, user, groups
+    governing = policies.governing(
+        attempted.namespace, labels, attempted.verb, attempted.resource, user, groups
     )
     if governing is None:
         return None
