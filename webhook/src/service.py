@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from jitgate.webhook.audit import (
@@ -484,7 +484,7 @@ class AdmissionService:
         self.metrics.use_counts.labels(type(outcome).__name__).inc()
         match outcome:
             case Counted():
-                return replace(verdict, use=outcome.number)
+                return verdict._replace(use=outcome.number)
             case UsedUp():
                 return used_up(attempted, verdict, grant.spec.max_uses)
             case NotCounted():

@@ -8,7 +8,6 @@ The webhook tells these rules whether a stream carries a valid gateway marker
 from __future__ import annotations
 
 import shlex
-from dataclasses import replace
 
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
@@ -52,7 +51,7 @@ def through_gateway(
     if verdict is None or attempted.verb not in STREAM_VERBS:
         return verdict
     if session is not None:
-        return replace(verdict, session=session)
+        return verdict._replace(session=session)
     governing = verdict.governing
     if governing is None or not governing.recording_required:
         return verdict
