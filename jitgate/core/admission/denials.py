@@ -32,25 +32,26 @@ def why_denied(
     """The most helpful reason among the caller's grants in the namespace: a grant that would
     cover the attempt but is not live, else a live one that differs only in its container or
     command, else that there is no grant at all."""
+    # Each grant as matching read it (`IndexedGrant.terms`): the reason is what it decided.
     for grant in grants:
-        if not grant_covers(grant.spec, user, attempted):
+        terms = grant.terms
+        if not grant_covers(terms, user, attempted):
             continue
         if grant.used_up:
-            limit = grant.spec.max_uses or 0
+            limit = terms.max_uses or 0
             return used_up_reason(grant.name, limit)
-        match window_mismatch(grant.spec, now, being_deleted=grant.ending):
+        match window_mismatch(terms, now, being_deleted=grant.ending):
             case "revoked":
                 return f"grant {grant.name} has been revoked"
             case "expired":
-                return f"grant {grant.name} expired at {format_time(grant.spec.expires_at)}"
+                return f"grant {grant.name} expired at {format_time(terms.expires_at)}"
             case "not yet valid":
-                return (
-                    f"grant {grant.name} is not valid before {format_time(grant.spec.not_before)}"
-                )
+                return f"grant {grant.name} is not valid before {format_time(terms.not_before)}"
     for grant in grants:
-        if not is_live(grant.spec, now, being_deleted=grant.ending):
+        terms = grant.terms
+        if not is_live(terms, now, being_deleted=grant.ending):
             continue
-        for granted in grant.spec.actions:
+        for granted in terms.actions:
             match action_mismatch(granted, attempted):
                 case "container":
                     return f"grant {grant.name} allows only container {granted.container}"
