@@ -98,6 +98,9 @@ _fast_review: Final = msgspec.json.Decoder(_FastReview)
 # At most this many brackets, a body nests no deeper than the reference parser allows (its
 # limit is 200 levels); a body with more is parsed by the reference alone.
 _FAST_BRACKETS: Final = 200
+# Every byte but the opening brackets: what `bytes.translate` deletes to count them in one pass
+# (faster than two `count`s).
+_NOT_OPENING: Final = bytes(byte for byte in range(256) if byte not in b"[{")
 
 
 # The reference: what a well-formed review is, and what is wrong with one that is not.
@@ -165,7 +168,7 @@ def parse_review(body: bytes) -> AdmissionRequest:
     """The request inside a well-formed AdmissionReview, or ReviewError saying what is wrong."""
     if len(body) > MAX_BODY_BYTES:
         raise ReviewError(f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB.")
-    if body.count(b"{") + body.count(b"[") <= _FAST_BRACKETS:
+    if len(body.translate(None, _NOT_OPENING)) <= _FAST_BRACKETS:
         try:
             return _fast_review.decode(body).request
         except (msgspec.DecodeError, RecursionError):
