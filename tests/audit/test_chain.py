@@ -123,4 +123,6 @@ def test_the_record_handed_back_is_the_record_stored() -> None:
     stored = link(event.body(NOW), writer="webhook-0", head=None, key=KEY).record
     fast = AuditRecord.of_event(event, stored)
     assert fast == AuditRecord.from_stored(stored)
+    # Printed alike too: the same fields in the same order.
+    assert fast.model_dump_json() == AuditRecord.from_stored(stored).model_dump_json()
     assert fast.model_dump(mode="json", by_alias=True, exclude_none=True) == stored

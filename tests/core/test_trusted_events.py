@@ -96,6 +96,7 @@ def test_a_trusted_event_stores_and_holds_what_the_validated_one_does(
     validated = AuditEvent.model_validate(stored)
     assert trusted.body(NOW) == validated.body(NOW) == {**stored, "time": trusted.body(NOW)["time"]}
     assert trusted.model_dump() == validated.model_dump()
+    assert trusted.model_dump_json() == validated.model_dump_json()  # the same order too
     assert trusted.model_fields_set == validated.model_fields_set
 
 
