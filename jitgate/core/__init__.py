@@ -33,5 +33,6 @@ Modules:
 * `revocations`     — revoked AccessRequests the webhook holds itself (no operator needed).
 * `actions`         — what a caller is attempting, in the terms grants and policies speak.
 * `label_selectors` — Kubernetes label selector matching.
+* `shell`           — command lines as a POSIX shell reads them (`shlex.join`, faster).
 * `durations`, `clock`, `canonical` — Go durations, the injected clock, canonical JSON.
 """

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from jitgate.core import shell
 from jitgate.core.api import RequestedAction
 from jitgate.core.vocabulary import NAMESPACES, PHRASES, Verb, singular, workload_singular
 
@@ -45,7 +45,7 @@ class AttemptedAction:
         if self.container:
             extras.append(f"container {self.container}")
         if self.command is not None:
-            extras.append("command " + shlex.join(self.command))
+            extras.append("command " + shell.join(self.command))
         if self.interactive:
             extras.append("interactive")
         replicas = self.detail.get("replicas")

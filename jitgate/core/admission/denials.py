@@ -8,8 +8,8 @@ exactly the denied action.
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 
+from jitgate.core import shell
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.api import RequestedAction
 from jitgate.core.clock import format_time
@@ -68,7 +68,7 @@ def why_denied(
 
 
 def _pinned(granted: RequestedAction) -> str:
-    return shlex.join(granted.command or ())
+    return shell.join(granted.command or ())
 
 
 def target(attempted: AttemptedAction) -> str:
@@ -117,7 +117,7 @@ def request_command(
     words += ["--break-glass"] if break_glass else []
     words += ["--max-uses", str(max_uses)] if max_uses is not None else []
     words += ["--for", duration, "--reason"]
-    line = shlex.join(words) + f' "{REASON_PLACEHOLDER}"'
+    line = shell.join(words) + f' "{REASON_PLACEHOLDER}"'
     if attempted.verb == "exec" and attempted.command and not attempted.interactive:
-        line += " -- " + shlex.join(attempted.command)
+        line += " -- " + shell.join(attempted.command)
     return line

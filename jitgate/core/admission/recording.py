@@ -7,8 +7,7 @@ The webhook tells these rules whether a stream carries a valid gateway marker
 
 from __future__ import annotations
 
-import shlex
-
+from jitgate.core import shell
 from jitgate.core.actions import AttemptedAction
 from jitgate.core.admission.protected import Verdict
 from jitgate.core.next_steps import connect_command
@@ -31,7 +30,7 @@ def session_command(attempted: AttemptedAction) -> str:
             f"pod/{attempted.name}",
             *(ports or ["LOCAL:REMOTE"]),
         ]
-        return shlex.join(words)
+        return shell.join(words)
     words = [*kubectl, "-n", attempted.namespace, attempted.name]
     if attempted.container:
         words += ["-c", attempted.container]
@@ -39,7 +38,7 @@ def session_command(attempted: AttemptedAction) -> str:
         words.append("-it")
     if attempted.verb == "exec" and attempted.command:
         words += ["--", *attempted.command]
-    return shlex.join(words)
+    return shell.join(words)
 
 
 def through_gateway(
