@@ -253,9 +253,30 @@ class FileSink:
         try:
             await self._run(self._write, records, end_segment)
         except OSError as error:
-            raise AuditWriteError(
-                f"cannot write to the {self.description}: {error.strerror or error}"
-            ) from error
+            raise self._write_error(error) from error
+
+    def write_soon(
+        self, records: Sequence[Linked], then: Callable[[Exception | None], None]
+    ) -> None:
+        """`write(records)` on the sink's thread, its outcome handed to `then`
+        (`sink.HandsOffWrites`)."""
+
+        def outcome(_result: None, error: BaseException | None) -> None:
+            if error is None:
+                then(None)
+            elif isinstance(error, OSError):
+                failure = self._write_error(error)
+                failure.__cause__ = error
+                then(failure)
+            elif isinstance(error, Exception):
+                then(error)
+            else:  # never leave the writer waiting, whatever ended the call
+                then(AuditWriteError(f"writing to the {self.description} ended: {error!r}"))
+
+        self._thread.run_then(outcome, self._write, records, False)
+
+    def _write_error(self, error: OSError) -> AuditWriteError:
+        return AuditWriteError(f"cannot write to the {self.description}: {error.strerror or error}")
 
     def _write(self, records: Sequence[Linked], end_segment: bool) -> None:
         if not records:

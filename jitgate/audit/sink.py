@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from jitgate.audit.chain import ChainHead, Linked
 
@@ -69,3 +69,17 @@ class Sink(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class HandsOffWrites(Protocol):
+    """A sink that can also report a write's outcome to a plain callback on the event loop
+    (the file sink's I/O thread): the writer then hands on the next batch in the same turn
+    (`AuditWriter._pump`) instead of two turns later through its flushing task."""
+
+    def write_soon(
+        self, records: Sequence[Linked], then: Callable[[Exception | None], None]
+    ) -> None:
+        """Start `write(records)`; call `then(None)` once durable, `then(error)` if it failed
+        (with the same error `write` raises), on the event loop, in call order."""
+        ...

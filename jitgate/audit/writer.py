@@ -9,6 +9,10 @@ back out of storage before its appends raise, and the chain goes on from the las
 that was acknowledged. (A crash can still leave a tail that was written but never
 acknowledged; there is no process left to take it back.)
 
+A sink that reports outcomes to a callback (the file sink) gets each next batch from the
+callback acknowledging the one before (`_pump`), so the disk does not wait for the event
+loop to get round to this writer's task between two batches.
+
 With a `Checkpointer`, every stored record also becomes a leaf of the writer's Merkle
 tree, and signed checkpoints of it are published (see `checkpointer`).
 """
@@ -16,8 +20,10 @@ tree, and signed checkpoints of it are published (see `checkpointer`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Final, NamedTuple
 
@@ -34,7 +40,7 @@ from jitgate.audit.chain import (
 from jitgate.audit.checkpointer import Checkpointer
 from jitgate.audit.errors import AuditWriteError
 from jitgate.audit.model import AuditRecord
-from jitgate.audit.sink import Sink
+from jitgate.audit.sink import HandsOffWrites, Sink
 from jitgate.audit.tlog import linked_leaf
 from jitgate.core.clock import Clock
 from jitgate.core.events import AuditEvent
@@ -43,6 +49,15 @@ logger = logging.getLogger("jitgate.audit")
 
 DEFAULT_MAX_BATCH: Final = 1024
 RETRY_BROKEN: Final = 5.0  # seconds between recovery attempts of an unhealthy writer
+
+
+class _Stopped(NamedTuple):
+    """Why a pump stopped: a failed batch (with its error), or a segment due to be sealed
+    after the last batch (decided as that batch was acknowledged), or neither."""
+
+    failed: list[_Pending] | None = None
+    error: Exception | None = None
+    seal: Mapping[str, Any] | None = None  # the seal's record body, timed then
 
 
 class _Pending(NamedTuple):  # a tuple: one per append, built on the hot path
@@ -76,6 +91,8 @@ class AuditWriter:
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
         self._io = asyncio.Lock()  # one batch, seal or recovery at a time
+        self._waiting_for_io = 0  # others than the flusher: it stops pumping for them
+        self._write_soon = sink.write_soon if isinstance(sink, HandsOffWrites) else None
         self._maintaining = asyncio.Lock()
         self._maintenance: asyncio.Task[None] | None = None
         self._broken: AuditWriteError | None = None
@@ -181,42 +198,132 @@ class AuditWriter:
     async def _flush(self) -> None:
         try:
             while self._queue:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: len(batch)]
                 async with self._io:
-                    await self._commit(batch)
+                    if self._write_soon is not None and self._broken is None:
+                        await self._pump()
+                    else:
+                        await self._commit(self._take())
         finally:
             self._flusher = None
+
+    def _take(self) -> list[_Pending]:
+        batch = self._queue[: self._max_batch]
+        del self._queue[: len(batch)]
+        return batch
 
     async def _commit(self, batch: Sequence[_Pending]) -> None:
         try:
             if self._broken is not None:
                 await self._recover()
-            head = self._head
-            seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
-            linked: list[Linked] = []
-            accepted: list[_Pending] = []
-            for pending in batch:
-                try:
-                    stored = link_at(
-                        pending.body, writer=self.writer_id, seq=seq + 1, prev=prev, key=self._key
-                    )
-                except ValueError as error:  # NaN and the like: the caller's bug, fail it alone
-                    if not pending.future.done():
-                        pending.future.set_exception(error)
-                    continue
-                linked.append(stored)
-                accepted.append(pending)
-                seq += 1
-                prev = stored.record["hash"]
-            if linked:
-                head = ChainHead(seq, prev)
+            linked, accepted, head = self._link(batch)
             await self._sink.write(linked)
         except Exception as error:
             failure = await self._failed(error)
             self._tell(failure, [*batch, *self._queue])
             self._queue.clear()
             return
+        self._acknowledge(linked, accepted, head)
+        await self._seal_if_due()
+
+    async def _pump(self) -> None:
+        """Store what is queued, batch after batch, through a sink that hands its outcome
+        straight to a callback (`HandsOffWrites`): each next batch goes to the disk from the
+        callback that acknowledges the one before, in the same event-loop turn. Through this
+        task it would wait for two more turns (the outcome's, then this task's), each behind
+        every review that became ready meanwhile, with the disk idle and the reviews waiting
+        for it too (the webhook at 16 connections: 1.1 ms from a batch handed over to this
+        task resumed, of which 0.34 ms writing and syncing).
+
+        Stops when the queue is empty, when a segment is due to be sealed, when someone else
+        waits for the sink (maintenance), or on a failed batch, which is handled here as
+        `_commit` handles it.
+        """
+        stopped: asyncio.Future[_Stopped] = asyncio.get_running_loop().create_future()
+        self._hand_on(stopped)
+        outcome = await stopped
+        if outcome.failed is not None and outcome.error is not None:
+            failure = await self._failed(outcome.error)
+            self._tell(failure, [*outcome.failed, *self._queue])
+            self._queue.clear()
+        elif outcome.seal is not None:
+            try:
+                await self._store_body(outcome.seal, end_segment=True)
+            except Exception as error:
+                await self._failed(error)
+
+    def _hand_on(self, stopped: asyncio.Future[_Stopped]) -> None:
+        """Link the next batch and hand it to the sink; `stopped` says when nothing is."""
+        assert self._write_soon is not None
+        batch = self._take()
+        try:
+            linked, accepted, head = self._link(batch)
+            if not linked:  # every one of them failed alone (`_link`)
+                self._stored(stopped, batch, [], [], head, None)
+                return
+            self._write_soon(
+                linked, functools.partial(self._stored, stopped, batch, linked, accepted, head)
+            )
+        except Exception as error:
+            stopped.set_result(_Stopped(failed=batch, error=error))
+
+    def _stored(
+        self,
+        stopped: asyncio.Future[_Stopped],
+        batch: list[_Pending],
+        linked: list[Linked],
+        accepted: list[_Pending],
+        head: ChainHead | None,
+        error: Exception | None,
+    ) -> None:
+        """The sink's outcome for `batch`, on the event loop: acknowledge it and go on."""
+        if error is None:
+            try:
+                self._acknowledge(linked, accepted, head)
+            except BaseException as failure:  # a bug: end the pump as it would end _flush
+                if not stopped.done():
+                    stopped.set_exception(failure)
+                raise
+        if stopped.done():  # the pump was cancelled (the loop is closing): hand on nothing
+            return
+        if error is not None:
+            stopped.set_result(_Stopped(failed=batch, error=error))
+        elif (seal := self._sink.rotation_due(self._clock.now())) is not None:
+            stopped.set_result(_Stopped(seal=self._seal_body(seal)))
+        elif not self._queue or self._waiting_for_io:
+            stopped.set_result(_Stopped())
+        else:
+            self._hand_on(stopped)
+
+    def _link(
+        self, batch: Sequence[_Pending]
+    ) -> tuple[list[Linked], list[_Pending], ChainHead | None]:
+        """`batch` chained onto the head: the records, the appends they are for (one whose
+        event cannot be encoded fails alone) and the head after them."""
+        head = self._head
+        seq, prev = (head.seq, head.hash) if head is not None else (0, GENESIS)
+        linked: list[Linked] = []
+        accepted: list[_Pending] = []
+        for pending in batch:
+            try:
+                stored = link_at(
+                    pending.body, writer=self.writer_id, seq=seq + 1, prev=prev, key=self._key
+                )
+            except ValueError as error:  # NaN and the like: the caller's bug, fail it alone
+                if not pending.future.done():
+                    pending.future.set_exception(error)
+                continue
+            linked.append(stored)
+            accepted.append(pending)
+            seq += 1
+            prev = stored.record["hash"]
+        if linked:
+            head = ChainHead(seq, prev)
+        return linked, accepted, head
+
+    def _acknowledge(
+        self, linked: list[Linked], accepted: list[_Pending], head: ChainHead | None
+    ) -> None:
+        """`linked` is stored: move the head, add the leaves, answer the appends."""
         self._head = head
         leaves = [linked_leaf(stored) for stored in linked]
         if self._checkpointer is not None:
@@ -224,6 +331,8 @@ class AuditWriter:
         for pending, done, leaf in zip(accepted, linked, leaves, strict=True):
             if not pending.future.done():
                 pending.future.set_result(AuditRecord.of_event(pending.event, done.record, leaf))
+
+    async def _seal_if_due(self) -> None:
         seal = self._sink.rotation_due(self._clock.now())
         if seal is not None:
             try:
@@ -307,18 +416,22 @@ class AuditWriter:
 
     async def _seal(self, context: Mapping[str, Any]) -> None:
         """End the segment with a record carrying the chain head it closes on."""
+        await self._store_body(self._seal_body(context), end_segment=True)
+
+    def _seal_body(self, context: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The seal's record body as of now (`_seal`)."""
         assert self._head is not None
         head = {"lastSeq": self._head.seq, "head": self._head.hash}
-        await self._store_own(SEALED, {**context, **head}, end_segment=True)
+        event = AuditEvent(type=SEALED, context={**context, **head})
+        return event.body(self._clock.now())
 
-    async def _store_own(
-        self, kind: str, context: Mapping[str, Any], *, end_segment: bool = False
-    ) -> None:
-        """Store one of the writer's own records (seal, recovery) outside the queue."""
+    async def _store_own(self, kind: str, context: Mapping[str, Any]) -> None:
+        """Store one of the writer's own records (recovery) outside the queue."""
         event = AuditEvent(type=kind, context=dict(context))
-        stored = link(
-            event.body(self._clock.now()), writer=self.writer_id, head=self._head, key=self._key
-        )
+        await self._store_body(event.body(self._clock.now()))
+
+    async def _store_body(self, body: Mapping[str, Any], *, end_segment: bool = False) -> None:
+        stored = link(body, writer=self.writer_id, head=self._head, key=self._key)
         await self._sink.write([stored], end_segment=end_segment)
         self._head = stored.head
         if self._checkpointer is not None:
@@ -333,7 +446,7 @@ class AuditWriter:
         requests, so it would otherwise never append again to find the log writable.
         """
         async with self._maintaining:
-            async with self._io:
+            async with self._turn():
                 if self._broken is not None:
                     try:
                         await self._recover()
@@ -357,6 +470,19 @@ class AuditWriter:
                 self.writer_id,
                 len(plan.victims),
             )
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """The sink to oneself, after the batch being stored (a pump stops for it)."""
+        self._waiting_for_io += 1
+        try:
+            await self._io.acquire()
+        finally:
+            self._waiting_for_io -= 1
+        try:
+            yield
+        finally:
+            self._io.release()
 
     async def _maintain_every(self, interval: float) -> None:
         while True:

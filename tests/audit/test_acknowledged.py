@@ -97,3 +97,28 @@ async def test_record_times_are_utc_whatever_zone_an_event_gives(
     stored: dict[str, Any] = json.loads(stored_lines(log_dir)[0])
     assert record.time == stored["time"] == "2026-06-01T10:00:05.000007Z"
     assert len(stored_lines(log_dir)) == 1
+
+
+async def test_maintenance_gets_its_turn_while_appends_keep_coming(
+    file_url: str, log_dir: Path, event: Event
+) -> None:
+    """The file sink stores batch after batch without the writer's task in between
+    (`AuditWriter._pump`); a seal or a pruning round waiting for the sink must still get it
+    between two batches, not once the appends stop."""
+    appended = 0
+    maintained_after: int | None = None
+    async with open_audit_writer(file_url, writer_id="w0", maintenance_interval=None) as writer:
+
+        async def keep_appending() -> None:
+            nonlocal appended
+            while maintained_after is None and appended < 5_000:  # bounded
+                await asyncio.gather(*(writer.submit(event(appended + i)) for i in range(8)))
+                appended += 8
+
+        producer = asyncio.create_task(keep_appending())
+        await writer.append(event(10_000))  # the producer's batches are flowing
+        await writer.maintain()
+        maintained_after = appended
+        await producer
+    assert maintained_after < 5_000
+    assert len(stored_lines(log_dir)) == appended + 1

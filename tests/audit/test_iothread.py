@@ -66,3 +66,33 @@ async def test_shutdown_lets_queued_calls_finish() -> None:
     io.shutdown()
     assert done == list(range(5))
     await asyncio.gather(*futures)
+
+
+async def test_run_then_hands_each_outcome_to_its_callback_on_the_loop_in_call_order() -> None:
+    io = IoThread("test-io")
+    loop_thread = threading.current_thread()
+    outcomes: list[tuple[object, str | None, bool]] = []
+    all_in = asyncio.get_running_loop().create_future()
+
+    def then(result: object, error: BaseException | None) -> None:
+        outcomes.append(
+            (result, str(error) if error else None, threading.current_thread() is loop_thread)
+        )
+        if len(outcomes) == 3:
+            all_in.set_result(None)
+
+    def fail() -> None:
+        raise OSError(28, "No space left on device")
+
+    try:
+        io.run_then(then, len, "four")
+        io.run_then(then, fail)
+        io.run_then(then, len, "six!!!")
+        await asyncio.wait_for(all_in, 10)
+    finally:
+        io.shutdown()
+    assert outcomes == [
+        (4, None, True),
+        (None, "[Errno 28] No space left on device", True),
+        (6, None, True),
+    ]
