@@ -172,13 +172,14 @@ class Policies:
     ) -> Governing | None:
         """`governing_policies` of these policies for this caller, from their `protections`:
         the decision path's (tests/core/test_policy.py checks that the two agree)."""
-        return _composed(
-            [
-                protection.policy
-                for protection in self.protections
-                if protection.governs(namespace, labels, verb, resource, user, groups)
-            ]
-        )
+        matching = [
+            protection
+            for protection in self.protections
+            if protection.governs(namespace, labels, verb, resource, user, groups)
+        ]
+        if len(matching) == 1:  # the common case: the policy's own Governing, made once
+            return matching[0].alone
+        return _composed([protection.policy for protection in matching])
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:
@@ -238,6 +239,7 @@ class Protection:
     selector: LabelSelector | None
     exempt_users: frozenset[str]
     exempt_groups: frozenset[str]
+    alone: Governing  # the policy governing by itself
 
     @classmethod
     def of(cls, policy: AccessPolicy) -> Protection:
@@ -250,6 +252,7 @@ class Protection:
             spec.namespaces.selector,
             frozenset(spec.exemptions.users),
             frozenset(spec.exemptions.groups),
+            Governing((policy,)),
         )
 
     def governs(

@@ -388,6 +388,8 @@ class AdmissionService:
         if not allowed:
             return allow()
         for index, (attempted, verdict) in enumerate(allowed):
+            if verdict.grant is None or verdict.grant.terms.max_uses is None:
+                continue  # no use to count: not even a coroutine to make
             counted = await self._count_use(request, attempted, verdict)
             if not counted.allowed:
                 return await self._answer(request, attempted, counted, facts=facts)
