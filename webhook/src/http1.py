@@ -73,6 +73,16 @@ class _OneWritePerTurn:
         if pending and not self._transport.is_closing():
             self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
 
+    def write_whole(self, data: bytes) -> None:
+        """Write a whole response now, after anything gathered this turn: it is one piece
+        already, and waiting for the turn's end would hold the answer back by a turn, behind
+        every other review that became ready meanwhile."""
+        if self._pending:
+            self._pending.append(data)
+            self._flush()
+        elif not self._transport.is_closing():
+            self._transport.write(data)
+
     def close(self) -> None:
         self._flush()  # what was written before the close still goes out, as it would
         self._transport.close()
@@ -104,7 +114,8 @@ class OneWriteProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.transport = _OneWritePerTurn(transport, self.loop)  # type: ignore[assignment]
+        self._whole = _OneWritePerTurn(transport, self.loop)
+        self.transport = self._whole  # type: ignore[assignment]
         app = self.app
         if hasattr(app, "answer") and hasattr(app, "paths"):
             self.direct = app
@@ -182,7 +193,7 @@ class OneWriteProtocol(HttpToolsProtocol):
         if not review.keep_alive:
             head.append(b"connection: close\r\n")
         head += (b"\r\n", body)
-        self.transport.write(b"".join(head))
+        self._whole.write_whole(b"".join(head))
         review.response_complete = True
         if not review.keep_alive:
             self.transport.close()
