@@ -49,6 +49,18 @@ def test_self_approval_is_ignored_unless_allowed() -> None:
     assert run([approve("alice")], allow_self=True) == "Approved"
 
 
+def test_the_requesters_own_deny_denies_even_where_self_approval_is_not_allowed() -> None:
+    """Found by test_composition's property: a policy refusing self-approval, added to one
+    that allows it, made the requester's Deny not count, and the request was approved."""
+    result = tally(
+        [approve("bob"), approve("alice", "Deny"), approve("carol")],
+        requester="alice",
+        requirements=[Requirement("production", 2, is_approver)],
+        allow_self_approval=False,
+    )
+    assert (result.outcome, result.denied_by) == ("Denied", "alice")
+
+
 def test_non_approvers_do_not_count_but_group_members_do() -> None:
     assert run([approve("mallory")]) == "Pending"
     assert run([approve("erin", groups=("sre",))]) == "Approved"

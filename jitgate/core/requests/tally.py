@@ -71,7 +71,7 @@ def tally(
     deadline: dt.datetime | None = None,
 ) -> Tally:
     """Count distinct eligible approvals in order until every requirement is met; the first
-    eligible Deny (by an approver of any governing policy) denies.
+    eligible Deny (by an approver of any governing policy, the requester included) denies.
 
     With `spec_digest`, a decision bound to any other spec does not count; with `deadline`,
     neither does one stamped at or after it (it came too late, whenever it is noticed).
@@ -99,7 +99,10 @@ def tally(
             why = f"{user} decided after the pending deadline"
         elif user in decided:
             why = f"{user} already decided"
-        elif user == requester and not allow_self_approval:
+        elif user == requester and not allow_self_approval and approval.decision != "Deny":
+            # Only an approval is a self-approval: a requester's Deny (one made while every
+            # policy then governing allowed self-approval) still denies. Ignoring it would let
+            # a stricter policy, once added, turn a denied request into an approved one.
             why = f"{user} requested it and self-approval is not allowed"
         under = [i for i, r in enumerate(requirements) if r.is_approver(user, approval.groups)]
         if why is None and not under:
