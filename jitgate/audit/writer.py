@@ -55,8 +55,7 @@ class _Stopped(NamedTuple):
     """Why a pump stopped: a failed batch (with its error), or a segment due to be sealed
     after the last batch (decided as that batch was acknowledged), or neither."""
 
-    failed: list[_Pending] | None = None
-    error: Exception | None = None
+    failed: tuple[list[_Pending], Exception] | None = None
     seal: Mapping[str, Any] | None = None  # the seal's record body, timed then
 
 
@@ -241,9 +240,10 @@ class AuditWriter:
         stopped: asyncio.Future[_Stopped] = asyncio.get_running_loop().create_future()
         self._hand_on(stopped)
         outcome = await stopped
-        if outcome.failed is not None and outcome.error is not None:
-            failure = await self._failed(outcome.error)
-            self._tell(failure, [*outcome.failed, *self._queue])
+        if outcome.failed is not None:
+            batch, error = outcome.failed
+            failure = await self._failed(error)
+            self._tell(failure, [*batch, *self._queue])
             self._queue.clear()
         elif outcome.seal is not None:
             try:
@@ -264,7 +264,7 @@ class AuditWriter:
                 linked, functools.partial(self._stored, stopped, batch, linked, accepted, head)
             )
         except Exception as error:
-            stopped.set_result(_Stopped(failed=batch, error=error))
+            stopped.set_result(_Stopped(failed=(batch, error)))
 
     def _stored(
         self,
@@ -286,7 +286,7 @@ class AuditWriter:
         if stopped.done():  # the pump was cancelled (the loop is closing): hand on nothing
             return
         if error is not None:
-            stopped.set_result(_Stopped(failed=batch, error=error))
+            stopped.set_result(_Stopped(failed=(batch, error)))
         elif (seal := self._sink.rotation_due(self._clock.now())) is not None:
             stopped.set_result(_Stopped(seal=self._seal_body(seal)))
         elif not self._queue or self._waiting_for_io:

@@ -32,7 +32,7 @@ The order of the policies is by name, never the order objects were listed in.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -81,9 +81,16 @@ def covers_namespace(policy: AccessPolicy, namespace: Namespace) -> bool:
 
 
 def _matches(match: NamespaceMatch, namespace: Namespace) -> bool:
-    if namespace.name in match.names:
+    return _names_or_selects(match.names, match.selector, namespace.name, namespace.labels)
+
+
+def _names_or_selects(
+    names: Collection[str], selector: LabelSelector | None, name: str, labels: Mapping[str, str]
+) -> bool:
+    """The namespace rule, on a policy's lists or on its `Protection`'s sets."""
+    if name in names:
         return True
-    return match.selector is not None and selector_matches(match.selector, namespace.labels)
+    return selector is not None and selector_matches(selector, labels)
 
 
 @dataclass(frozen=True)
@@ -183,13 +190,20 @@ class Policies:
 
 
 def covers_action(policy: AccessPolicy, verb: Verb, resource: str) -> bool:
+    return _action_covered(policy.spec.actions, policy.spec.resources, verb, resource)
+
+
+def _action_covered(
+    verbs: Collection[str], resources: Collection[str], verb: Verb, resource: str
+) -> bool:
+    """The action rule, on a policy's lists or on its `Protection`'s sets."""
     if verb == UNPROTECT_VERB:
         # Switching a policy's protection off would open every action it protects.
         return resource == NAMESPACES
-    if verb not in policy.spec.actions:
+    if verb not in verbs:
         return False
     # exec, attach and portforward are pod subresources: the verb alone decides.
-    return verb in CONNECT_VERBS or resource in policy.spec.resources
+    return verb in CONNECT_VERBS or resource in resources
 
 
 def is_exempt(policy: AccessPolicy, user: str, groups: Iterable[str]) -> bool:
@@ -265,16 +279,9 @@ class Protection:
         groups: tuple[str, ...],
     ) -> bool:
         # The action first: it rules out most policies that do not govern.
-        if verb == UNPROTECT_VERB:
-            if resource != NAMESPACES:
-                return False
-        elif verb not in self.verbs or (
-            verb not in CONNECT_VERBS and resource not in self.resources
-        ):
+        if not _action_covered(self.verbs, self.resources, verb, resource):
             return False
-        if namespace not in self.names and (
-            self.selector is None or not selector_matches(self.selector, labels)
-        ):
+        if not _names_or_selects(self.names, self.selector, namespace, labels):
             return False
         return user not in self.exempt_users and self.exempt_groups.isdisjoint(groups)
 
