@@ -3,6 +3,9 @@
 directory's module and the same Kubernetes modules; and kwok (kwok/main.go, a module of its
 own: kwok v0.8.0 needs newer Kubernetes modules than the API server).
 
+The same machinery builds the webhook bench's load generator (tests/bench/loadgen, a
+stdlib-only module: seconds even on a cold cache) into tests/bench/bin.
+
 Usable two ways:
 
 * as a script: ``python tests/apiserver/build.py [--force]`` builds what is stale and prints
@@ -272,7 +275,7 @@ def build(
             looked = ", ".join(["`go` on PATH", *GO_CANDIDATES])
             raise BuildUnavailable(
                 f"Go toolchain not found (looked for {looked}): "
-                "the real kube-apiserver tier is built from Go modules"
+                f"the {target.program} is built from a Go module"
             )
         tmp = binary.with_name(binary.name + f".tmp{os.getpid()}")
         module = target.module_dir(src_dir)

@@ -1,0 +1,3 @@
+module jitgate.dev/loadgen
+
+go 1.22
