@@ -63,7 +63,12 @@ NAMESPACE = "prod"
 REQUESTS = 600
 PAIRS = 3  # alternating installed/removed measurements
 CLIENTS = 8
-EXECS = 500  # per measurement: 1,500 each side, so that p99 is not the 3rd-worst of 300
+EXECS = 500  # per measurement
+# The exec figure's tail moves with whatever else briefly holds the shared cores (one run's
+# p99 ranged 7.8-20.7 ms installed and 4.6-12.3 ms removed on one quiet machine): more pairs
+# than the throughput figures, so that such moments fall on both sides alike and the pooled
+# p99 is the 25th-worst of 2,500, not the 15th of 1,500.
+EXEC_PAIRS = 5
 REVOCATIONS = 20
 APPROVALS = 20
 RACES = 1000
@@ -380,15 +385,16 @@ def _alternating(
     clock: Clock,
     make: Callable[[int, bool], list[Lane]],
     ok: set[int],
+    pairs: int = PAIRS,
 ) -> tuple[list[Run], list[Run], Idle]:
-    """PAIRS measurements each side, installed first then removed, alternating; the
+    """`pairs` measurements each side, installed first then removed, alternating; the
     configurations are installed again at the end. CPU is counted above what the processes
     use idle, measured just before; each run starts a moment after the configurations
     changed, so that what the change itself costs the API server is not counted as requests'."""
     idle = Idle.measure(c)
     on: list[Run] = []
     off: list[Run] = []
-    for pair in range(PAIRS):
+    for pair in range(pairs):
         for installed in (True, False):
             clock.check("alternating measurements")
             (_install if installed else _remove)(c)
@@ -481,15 +487,20 @@ def _exec(c: cluster.JitCluster, clock: Clock) -> None:
         return [[lambda: c.api.request("POST", path, who="alice") for _ in range(EXECS)]]
 
     # Admitted, then refused: the pod's node has no kubelet (or no upgrade was asked for).
-    on_runs, off_runs, _idle = _alternating(c, clock, make, {400, 500})
+    on_runs, off_runs, _idle = _alternating(c, clock, make, {400, 500}, EXEC_PAIRS)
     on, off = Pooled.of(on_runs), Pooled.of(off_runs)
+    added_p99 = sorted(
+        Pooled.of([installed]).p99 - Pooled.of([removed]).p99
+        for installed, removed in zip(on_runs, off_runs, strict=True)
+    )
     moved = on.moved
     print(f"exec admission (pods/exec connect, one at a time, {on.n} each side, "
           f"{len(on_runs)} alternating pairs; admitted, then no kubelet answers; "
           f"{_load()})")  # fmt: skip
     print(f"  installed p50 {on.p50:.1f} ms, p99 {on.p99:.1f} ms; removed p50 {off.p50:.1f} ms, "
           f"p99 {off.p99:.1f} ms")  # fmt: skip
-    print(f"  added by jitgate: p50 {on.p50 - off.p50:+.1f} ms, p99 {on.p99 - off.p99:+.1f} ms; "
+    print(f"  added by jitgate: p50 {on.p50 - off.p50:+.1f} ms, p99 {on.p99 - off.p99:+.1f} ms "
+          f"(target <= 5 ms; pair by pair {', '.join(f'{x:+.1f}' for x in added_p99)}); "
           f"webhook calls per exec {on.per(moved.calls):.2f}")  # fmt: skip
     print(f"  where it goes (means): the API server in the webhook call "
           f"{moved.call_seconds / max(moved.calls, 1) * 1000:.2f} ms, of which the webhook "
