@@ -10,6 +10,13 @@
 2. Decision latency (parse the review, decode the action, decide from the cache) with 10 vs
    100,000 live grants in the index.
 3. Memory the cache holds for 100,000 live grants (traced allocations that stay).
+4. Overload: allowed execs offered at three times the allowed exec's throughput in (1), on a
+   fixed schedule for a few seconds over up to 1,000 connections, each with the chart's
+   webhook timeout as its deadline, against the webhook with the slots and queue wait
+   `jitgate webhook` has: what was answered (allowed, denied and why), 5xx, timed out,
+   connection errors, latency, and the serving process's memory (RSS before, peak, after).
+   Targets: no 5xx, no answer later than the timeout, memory growing with the connections
+   (at most 64 KiB each), never with the reviews offered.
 
 The load comes from a separate process (2 cores here: one serves, one loads):
 tests/bench/loadgen, a small Go program calling the webhook as the kube-apiserver does (Go
@@ -47,11 +54,13 @@ from typing import Any
 
 import uvicorn
 import uvloop
+import yaml
 from apiserver import build
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jitgate.webhook.app import create_app
 from jitgate.webhook.cache import ClusterCache
+from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.decode import decode
 from jitgate.webhook.review import parse_review
 from jitgate.webhook.server import hand_over_promptly, http_options, settle_heap
@@ -77,6 +86,17 @@ TARGET_THROUGHPUT = 0.7
 TARGET_P99 = 0.010
 MEMORY_GRANTS = 100_000
 TARGET_DECISION_RATIO = 1.10
+
+OVERLOAD = 3  # times the allowed exec's throughput (closed loop, 16 connections)
+OVERLOAD_SECONDS = 3.0
+# More than the API server ever has in flight by default (--max-requests-inflight 400 and
+# --max-mutating-requests-inflight 200): each of its requests calls the webhook once at most.
+# Of these, loadgen keeps 25 open while idle, as client-go's transport does.
+OVERLOAD_CONNECTIONS = 1000
+# Most the webhook may grow by per connection open at once (TLS buffers, one review): what it
+# holds grows with its connections, never with the reviews offered.
+OVERLOAD_MEMORY_PER_CONNECTION = 64 * 2**10
+CHART_VALUES = Path(__file__).resolve().parents[2] / "charts" / "jitgate" / "values.yaml"
 
 
 # ------------------------------------------------------------------ fixtures
@@ -262,7 +282,11 @@ ALLOWED = "allowed exec (durable audit)"
 DENIED = "denied exec (audited)"
 
 
-async def _throughput(directory: Path, loadgen: Path) -> dict[str, dict[str, float]]:
+async def _under_load(
+    directory: Path, loadgen: Path
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """The throughput figures of each scenario, then what the webhook does at OVERLOAD times
+    the allowed exec's throughput (`_overload`)."""
     ca_file, cert, key = _pki(directory)
     clock = ManualClock(NOW)
     allowed = directory / "allowed.json"
@@ -286,7 +310,13 @@ async def _throughput(directory: Path, loadgen: Path) -> dict[str, dict[str, flo
         open_audit_writer(f"file://{directory}/audit", writer_id="bench", clock=clock) as audit,
         _serving(_baseline_app(), baseline_tls) as baseline_port,
         _serving(
-            create_app(AdmissionService(cache=cache, audit=audit, clock=clock)),
+            # Slots and their queue as `jitgate webhook` has them: the chart leaves the
+            # defaults.
+            create_app(
+                AdmissionService(cache=cache, audit=audit, clock=clock),
+                max_in_flight=WebhookConfig.max_in_flight,
+                queue_wait=WebhookConfig.queue_wait,
+            ),
             ReloadingTLS(cert, key).context,
             http_options(client_ca=False),  # as `jitgate webhook` serves
         ) as webhook_port,
@@ -306,12 +336,58 @@ async def _throughput(directory: Path, loadgen: Path) -> dict[str, dict[str, flo
                 cpu[name] += seconds
                 client[name] += load
                 records[name] += (audit.head.seq if audit.head else 0) - before
-    return {
-        name: _figures(
-            values, ROUNDS * DURATION, answered[name], cpu[name], client[name], records[name]
-        )
-        for name, values in samples.items()
-    }
+        figures = {
+            name: _figures(
+                values, ROUNDS * DURATION, answered[name], cpu[name], client[name], records[name]
+            )
+            for name, values in samples.items()
+        }
+        rate = OVERLOAD * figures[ALLOWED]["rps"]
+        overload = await _overload(loadgen, webhook_port, ca_file, allowed, rate)
+    return figures, overload
+
+
+# ------------------------------------------------------------------ overload
+
+
+def _webhook_timeout() -> int:
+    """The webhook timeout the chart configures (`webhook.timeoutSeconds`), in seconds."""
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    return int(values["webhook"]["timeoutSeconds"])
+
+
+def _memory(field: str) -> int:
+    """This process's `field` of /proc/self/status (VmRSS, VmHWM), in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) * 1024
+    raise LookupError(field)
+
+
+def _reset_peak_memory() -> None:
+    """Set this process's peak RSS (VmHWM) to its current RSS (proc(5): clear_refs)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+async def _overload(
+    loadgen: Path, port: int, ca_file: Path, body_file: Path, rate: float
+) -> dict[str, Any]:
+    """What `loadgen` counts offering `rate` allowed execs a second for OVERLOAD_SECONDS, on
+    up to OVERLOAD_CONNECTIONS connections, each review with the chart's webhook timeout as
+    its deadline (and on the URL, as the API server sends it), with this (the serving)
+    process's memory: RSS before and after, and its peak meanwhile."""
+    timeout = _webhook_timeout()
+    before = _memory("VmRSS")
+    _reset_peak_memory()
+    report = await _run_loadgen(
+        loadgen, port, f"-ca={ca_file}", f"-body={body_file}", "-mode=open",
+        f"-rate={rate:.0f}", f"-duration={OVERLOAD_SECONDS}s", f"-timeout={timeout}s",
+        f"-max-conns={OVERLOAD_CONNECTIONS}", f"-path=/validate?timeout={timeout}s",
+    )  # fmt: skip
+    report["memory"] = {"before": before, "peak": _memory("VmHWM"), "after": _memory("VmRSS")}
+    report["timeout"] = timeout
+    return report
 
 
 # ------------------------------------------------------------------ decision latency
@@ -377,6 +453,47 @@ def _print_throughput(results: dict[str, dict[str, float]]) -> None:
     )
 
 
+def _print_overload(report: dict[str, Any]) -> None:
+    offered = report["sent"] + report["not_sent"]
+    seconds, timeout = report["seconds"], report["timeout"]
+    print(
+        f"\noverload: {OVERLOAD}x the allowed exec's throughput, {offered / seconds:,.0f} req/s "
+        f"offered for {seconds:.0f} s on up to {OVERLOAD_CONNECTIONS:,} connections, each "
+        f"review's deadline the chart's webhook timeout ({timeout} s)"
+    )
+    statuses = report["statuses"]
+    errors = sum(count for status, count in statuses.items() if status.startswith("5"))
+    others = sum(statuses.values()) - errors
+    print(
+        f"  sent {report['sent']:,} ({report['not_sent']:,} not: every connection busy) on "
+        f"{report['connections_opened']:,} connections; answered {report['answered']:,} in "
+        f"{report['elapsed']:.1f} s ({report['answered'] / report['elapsed']:,.0f}/s): "
+        f"allowed {report['allowed']:,}, denied {report['denied']:,}, 5xx {errors}, "
+        f"other statuses {others}, not AdmissionReviews {report['malformed']}; timed out "
+        f"{report['timed_out']:,}, connection errors {report['connection_errors']:,}"
+    )
+    for reason, denial in sorted(report["denials"].items()):
+        print(f"  denied {denial['count']:,} as {reason}: {denial['message']!r}")
+    print(
+        f"  latency of the answers (from each review's scheduled time): p50 "
+        f"{report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms, max {report['max_ms']:.1f} ms"
+    )
+    memory = {name: value / 2**20 for name, value in report["memory"].items()}
+    grown = memory["peak"] - memory["before"]
+    print(
+        f"  webhook process RSS: {memory['before']:.0f} MiB before, peak {memory['peak']:.0f} "
+        f"MiB (+{grown:.0f}), {memory['after']:.0f} MiB after"
+    )
+    within = report["max_ms"] <= timeout * 1e3 and not report["timed_out"]
+    bound = OVERLOAD_CONNECTIONS * OVERLOAD_MEMORY_PER_CONNECTION / 2**20
+    print(
+        f"  targets: no 5xx: {'met' if not errors else 'NOT met'}; every answer within the "
+        f"timeout: {'met' if within else 'NOT met'}; memory bounded (peak at most "
+        f"+{OVERLOAD_MEMORY_PER_CONNECTION / 2**10:.0f} KiB per connection, +{bound:.0f} MiB): "
+        f"{'met' if grown <= bound else 'NOT met'}"
+    )
+
+
 def main() -> None:
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     print(
@@ -388,7 +505,9 @@ def main() -> None:
         print(f"throughput figures skipped: no load generator ({loadgen})")
     else:
         with tempfile.TemporaryDirectory(prefix="jitgate-bench-") as tmp:
-            _print_throughput(uvloop.run(_throughput(Path(tmp), loadgen)))
+            throughput, overload = uvloop.run(_under_load(Path(tmp), loadgen))
+        _print_throughput(throughput)
+        _print_overload(overload)
     print(f"\n{'live grants':>12} {'p50 µs':>8} {'p99 µs':>8}   (parse + decode + decide, no I/O)")
     latency = {}
     for grants in (10, 100_000):
