@@ -41,7 +41,9 @@ class DirectAnswers(Protocol):
     @property
     def max_body(self) -> int: ...
 
-    async def answer(self, path: str, body: bytes, caller: str) -> tuple[int, bytes]: ...
+    async def answer(
+        self, path: str, body: bytes, caller: str, query: bytes
+    ) -> tuple[int, bytes]: ...
 
     def too_large(self) -> tuple[int, bytes]: ...
 
@@ -95,10 +97,13 @@ class _Review:
     """One review the protocol reads and answers itself, as uvicorn's protocol sees its
     request-response cycle (`response_complete`, `keep_alive`, `disconnected`)."""
 
-    __slots__ = ("body", "disconnected", "keep_alive", "path", "response_complete", "too_large")
+    __slots__ = (
+        "body", "disconnected", "keep_alive", "path", "query", "response_complete", "too_large"
+    )  # fmt: skip
 
-    def __init__(self, path: str, keep_alive: bool, too_large: bool) -> None:
+    def __init__(self, path: str, query: bytes, keep_alive: bool, too_large: bool) -> None:
         self.path = path
+        self.query = query
         self.body = bytearray()
         self.keep_alive = keep_alive
         self.too_large = too_large
@@ -120,8 +125,9 @@ class OneWriteProtocol(HttpToolsProtocol):
         if hasattr(app, "answer") and hasattr(app, "paths"):
             self.direct = app
 
-    def _direct_path(self) -> str | None:
-        """The review path this request is answered on directly, if it is one."""
+    def _direct_path(self) -> tuple[str, bytes] | None:
+        """The review path this request is answered on directly, if it is one, and the
+        URL's query."""
         direct = self.direct
         if direct is None or self.parser.get_method() != b"POST":
             return None
@@ -131,18 +137,21 @@ class OneWriteProtocol(HttpToolsProtocol):
             return None
         if self.cycle is not None and not self.cycle.response_complete:
             return None  # pipelined behind an answer not yet written: uvicorn queues it
-        path = httptools.parse_url(self.url).path.decode("ascii")
-        return path if path in direct.paths else None  # percent-encoded: not a review path
+        url = httptools.parse_url(self.url)
+        path = url.path.decode("ascii")
+        if path not in direct.paths:
+            return None  # percent-encoded: not a review path
+        return path, url.query or b""
 
     def on_headers_complete(self) -> None:
-        path = self._direct_path()
-        if path is None:
+        direct_path = self._direct_path()
+        if direct_path is None:
             super().on_headers_complete()
             return
         assert self.direct is not None
         declared = content_length(self.headers)
         self.cycle = _Review(  # type: ignore[assignment]
-            path,
+            *direct_path,
             keep_alive=self.parser.should_keep_alive(),
             too_large=declared is not None and declared > self.direct.max_body,
         )
@@ -176,7 +185,9 @@ class OneWriteProtocol(HttpToolsProtocol):
                 status, body = direct.too_large()
             else:
                 caller = peer(self.client)
-                status, body = await direct.answer(review.path, bytes(review.body), caller)
+                status, body = await direct.answer(
+                    review.path, bytes(review.body), caller, review.query
+                )
         except Exception:
             # As uvicorn answers an app that failed: a 500, and the connection closed.
             logger.exception("Answering a review on %s failed.", review.path)

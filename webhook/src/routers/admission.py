@@ -9,8 +9,10 @@ request (health, metrics, unknown paths) to the FastAPI app. The HTTP protocol
 
 Bounded concurrency: at most `max_in_flight` reviews are decided at once; a review that finds
 no free slot within `queue_wait` seconds is denied at once with a reason that says so
-(`OVERLOADED`), never left to time out and never answered with a 5xx. Memory stays bounded
-because waiting reviews hold nothing but their parsed body.
+(`OVERLOADED`), never left to time out and never answered with a 5xx. It waits half the time
+the API server waits for the answer at most, when that is shorter: the API server puts its
+webhook timeout on the URL (`?timeout=5s`), and a chart may set 1 s, less than `queue_wait`.
+Memory stays bounded because waiting reviews hold nothing but their parsed body.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -44,6 +47,10 @@ OVERLOADED: Final = (
 )
 DEFAULT_MAX_IN_FLIGHT: Final = 64
 DEFAULT_QUEUE_WAIT: Final = 2.0  # seconds; well inside the API server's 10 s webhook timeout
+
+# A Go duration as the API server writes its timeout (`5s`, `1m30s`, `500ms`).
+_DURATION: Final = re.compile(rb"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)")
+_SECONDS: Final = {b"ns": 1e-9, b"us": 1e-6, b"ms": 1e-3, b"s": 1.0, b"m": 60.0, b"h": 3600.0}
 
 _CONTENT_TYPE: Final = (b"content-type", b"application/json")
 _TOO_LARGE: Final = f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB."
@@ -94,6 +101,20 @@ async def _read_body(scope: Scope, receive: Receive) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def api_server_timeout(query: bytes) -> float | None:
+    """How long the API server waits for this answer, in seconds: the `timeout` it puts on
+    the webhook's URL query; None when the query has none or not a Go duration."""
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if name != b"timeout" or not value:
+            continue
+        parts = _DURATION.findall(value)
+        if b"".join(number + unit for number, unit in parts) != value:
+            return None
+        return sum(float(number) * _SECONDS[unit] for number, unit in parts)
+    return None
+
+
 class AdmissionFront:
     """The ASGI app: the admission paths answered here, bounded; everything else passed to
     `app`. `answer` is the same answer without ASGI, which the HTTP protocol
@@ -120,11 +141,20 @@ class AdmissionFront:
             path: self._metrics.latency.labels(path[1:]).observe for path in _ENDPOINTS
         }
 
-    async def _decide(self, path: str, review: AdmissionRequest, caller: str) -> Answer:
+    def _queue_wait_for(self, query: bytes) -> float:
+        """How long a review sent with `query` may wait for a slot: `queue_wait`, or half the
+        API server's timeout when that is shorter (the other half left for the decision and
+        the way back), so it is denied fast rather than left to time out there."""
+        timeout = api_server_timeout(query) if query else None
+        return self._queue_wait if timeout is None else min(self._queue_wait, timeout / 2)
+
+    async def _decide(
+        self, path: str, review: AdmissionRequest, caller: str, query: bytes
+    ) -> Answer:
         slots = self._slots
         if slots.locked():
             try:
-                await asyncio.wait_for(slots.acquire(), self._queue_wait)
+                await asyncio.wait_for(slots.acquire(), self._queue_wait_for(query))
             except TimeoutError:
                 self._metrics.shed.labels(path[1:]).inc()
                 return deny(OVERLOADED, "TooManyRequests")
@@ -140,16 +170,18 @@ class AdmissionFront:
         finally:
             slots.release()
 
-    async def answer(self, path: str, body: bytes, caller: str) -> tuple[int, bytes]:
+    async def answer(
+        self, path: str, body: bytes, caller: str, query: bytes = b""
+    ) -> tuple[int, bytes]:
         """The status and JSON body answering a POST of `body` to `path` (one of `paths`)
-        by `caller` (`callers.caller_of`)."""
+        by `caller` (`callers.caller_of`), with the URL's `query` (its `timeout`)."""
         started = time.perf_counter()
         try:
             review = parse_review(body)
         except ReviewError as error:
             self._metrics.malformed.inc()
             return 400, _error(str(error))
-        answer = await self._decide(path, review, caller)
+        answer = await self._decide(path, review, caller, query)
         rendered = render(review.uid, answer)
         self._observe[path](time.perf_counter() - started)
         return 200, rendered
@@ -174,7 +206,8 @@ class AdmissionFront:
             return
         except _Disconnected:
             return
-        await _send(send, *await self.answer(path, body, caller_of(scope)))
+        query = scope.get("query_string", b"")
+        await _send(send, *await self.answer(path, body, caller_of(scope), query))
 
 
 def admission_front(
