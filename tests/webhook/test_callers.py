@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import ssl
 from collections.abc import AsyncIterator
@@ -163,3 +164,42 @@ def test_refusals_are_logged_at_most_once_a_minute_per_reason(
         "Refused a caller: a review arrived without a client certificate: POST /mutate; "
         "no decision, no audit record (1000 since the last line).",
     ]
+
+
+async def test_the_api_servers_reviews_answered_directly_match_the_asgi_path(
+    guarded: RunningWebhook, pki: Any, callers: Callers, reviews: Any, audit_log: Any
+) -> None:
+    # A verified connection's reviews skip ASGI (`TLSScopeProtocol`); HTTP/1.0 still takes it.
+    context = pki.client_context()
+    context.load_cert_chain(*callers.apiserver)
+    host, port = guarded.url.removeprefix("https://").rsplit(":", 1)
+    answers = []
+    for uid, version in (("direct", "1.1"), ("through-asgi", "1.0")):
+        # A command of its own: the same refusal again would be taken for a retry and not
+        # recorded again (`jitgate.webhook.memo`).
+        review = reviews.exec(command=["sh", uid])
+        review["request"]["uid"] = uid
+        body = json.dumps(review).encode()
+        reader, writer = await asyncio.open_connection(host, int(port), ssl=context)
+        try:
+            writer.write(
+                f"POST /validate HTTP/{version}\r\nHost: webhook\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            answer = await asyncio.wait_for(reader.read(), 10)
+        finally:
+            writer.close()
+        head, _, answered = answer.partition(b"\r\n\r\n")
+        assert head.split(b"\r\n", 1)[0].endswith(b"200 OK")
+        answers.append(json.loads(answered)["response"])
+
+    def alike(value: Any) -> Any:
+        return json.loads(json.dumps(value).replace("through-asgi", "direct"))
+
+    direct, through_asgi = answers
+    assert direct == alike(through_asgi)
+    volatile = {"seq", "time", "hash", "prev", "leaf", "mac"}
+    first, second = ({k: v for k, v in r.items() if k not in volatile} for r in audit_log())
+    assert first == alike(second)
+    assert first["caller"] == "verified"

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from jitgate.webhook.http1 import OneWriteProtocol, peer
+from jitgate.webhook.http1 import OneWriteProtocol, direct_answers, peer
 from jitgate.webhook.metrics import Metrics
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -111,19 +111,24 @@ def caller_of(scope: Scope) -> str:
     return peer(scope.get("client"))
 
 
-def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
-    """Answer reviews only on connections that presented a client certificate."""
-    refused = json.dumps(
-        {"error": "Only the API server may ask for decisions: present its client certificate."}
-    ).encode()
+class OnlyVerifiedCallers:
+    """The ASGI app answering reviews only on connections that presented a client certificate
+    (`only_verified_callers`); `app` is the app it guards."""
 
-    async def guarded(scope: Scope, receive: Receive, send: Send) -> None:
+    def __init__(self, app: ASGIApp, refusals: Refusals) -> None:
+        self.app = app
+        self._refusals = refusals
+        self._refused = json.dumps(
+            {"error": "Only the API server may ask for decisions: present its client certificate."}
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
             scope["type"] == "http"
             and scope["path"] in ADMISSION_PATHS
             and client_certificate(scope) is None
         ):
-            refusals.refuse(NO_CERTIFICATE, f"{scope['method']} {scope['path']}")
+            self._refusals.refuse(NO_CERTIFICATE, f"{scope['method']} {scope['path']}")
             await send(
                 {
                     "type": "http.response.start",
@@ -131,17 +136,28 @@ def only_verified_callers(app: ASGIApp, refusals: Refusals) -> ASGIApp:
                     "headers": [(b"content-type", b"application/json")],
                 }
             )
-            await send({"type": "http.response.body", "body": refused})
+            await send({"type": "http.response.body", "body": self._refused})
             return
-        await app(scope, receive, send)
+        await self.app(scope, receive, send)
 
-    return guarded
+
+def only_verified_callers(app: ASGIApp, refusals: Refusals) -> OnlyVerifiedCallers:
+    """Answer reviews only on connections that presented a client certificate."""
+    return OnlyVerifiedCallers(app, refusals)
 
 
 class TLSScopeProtocol(OneWriteProtocol):
     """The webhook's HTTP/1.1 protocol (`jitgate.webhook.http1`), adding the ASGI
     TLS extension to each request's scope (`scope["extensions"]["tls"]`: the client
-    certificate the handshake verified)."""
+    certificate the handshake verified).
+
+    On a connection whose client certificate the handshake verified, reviews are answered
+    directly, as the caller check would let them through (`CALLER_VERIFIED`, the same answer
+    and record): it is read once, when the connection is made, because it cannot change
+    afterwards (the handshake is over by then, TLS 1.3 has no renegotiation and the TLS
+    context refuses TLS 1.2's, `jitgate.webhook.tls`). On any other connection every review
+    goes through the check and is refused (`OnlyVerifiedCallers`).
+    """
 
     def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
@@ -156,7 +172,10 @@ class TLSScopeProtocol(OneWriteProtocol):
             "cipher_suite": None,
         }
         app = self.app
-        self.direct = None  # every review passes the caller check (`only_verified_callers`)
+        self.direct = None
+        if der and isinstance(app, OnlyVerifiedCallers):
+            self.direct = direct_answers(app.app)
+            self.caller = CALLER_VERIFIED
 
         async def with_tls(scope: Scope, receive: Receive, send: Send) -> None:
             scope.setdefault("extensions", {})["tls"] = tls

@@ -111,19 +111,27 @@ class _Review:
         self.response_complete = False
 
 
+def direct_answers(app: object) -> DirectAnswers | None:
+    """`app` if it answers reviews itself (`DirectAnswers`), else None."""
+    if hasattr(app, "answer") and hasattr(app, "paths"):
+        return app  # type: ignore[return-value]
+    return None
+
+
 class OneWriteProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, each response (head and body) in one write, reviews
     answered directly when the app can (`DirectAnswers`)."""
 
     direct: DirectAnswers | None = None
+    # Who sends this connection's reviews (`jitgate.webhook.callers`): the same for all of them.
+    caller: str = ""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._whole = _OneWritePerTurn(transport, self.loop)
         self.transport = self._whole  # type: ignore[assignment]
-        app = self.app
-        if hasattr(app, "answer") and hasattr(app, "paths"):
-            self.direct = app
+        self.direct = direct_answers(self.app)
+        self.caller = peer(self.client)
 
     def _direct_path(self) -> tuple[str, bytes] | None:
         """The review path this request is answered on directly, if it is one, and the
@@ -184,9 +192,8 @@ class OneWriteProtocol(HttpToolsProtocol):
             if review.too_large:
                 status, body = direct.too_large()
             else:
-                caller = peer(self.client)
                 status, body = await direct.answer(
-                    review.path, bytes(review.body), caller, review.query
+                    review.path, bytes(review.body), self.caller, review.query
                 )
         except Exception:
             # As uvicorn answers an app that failed: a 500, and the connection closed.

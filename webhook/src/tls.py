@@ -35,6 +35,9 @@ def _signature(paths: tuple[Path, ...]) -> _Signature:
 def _load(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    # A connection's client certificate is read once, after the handshake
+    # (`jitgate.webhook.callers`): a TLS 1.2 renegotiation must not bring another one.
+    context.options |= ssl.OP_NO_RENEGOTIATION
     context.load_cert_chain(cert, key)
     if client_ca is not None:
         # OpenSSL checks a presented certificate's chain and its clientAuth purpose.
