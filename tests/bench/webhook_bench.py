@@ -474,10 +474,16 @@ def _print_overload(report: dict[str, Any]) -> None:
     )
     for reason, denial in sorted(report["denials"].items()):
         print(f"  denied {denial['count']:,} as {reason}: {denial['message']!r}")
-    print(
-        f"  latency of the answers (from each review's scheduled time): p50 "
-        f"{report['p50_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms, max {report['max_ms']:.1f} ms"
-    )
+    print("  latency of the answers, from each review's scheduled time:")
+    for name, figures in (
+        ("all", report),
+        ("on a kept connection", report["on_kept_connections"]),
+        ("on a connection opened for it (TLS handshake)", report["on_new_connections"]),
+    ):
+        print(
+            f"    {name:<46} {figures['count']:>6,}: p50 {figures['p50_ms']:>7.1f} ms, "
+            f"p99 {figures['p99_ms']:>7.1f} ms, max {figures['max_ms']:>7.1f} ms"
+        )
     memory = {name: value / 2**20 for name, value in report["memory"].items()}
     grown = memory["peak"] - memory["before"]
     print(

@@ -77,20 +77,41 @@ type tally struct {
 	ConnErrors int                `json:"connection_errors"`
 	Opened     int                `json:"connections_opened"`
 	samples    []time.Duration
+	dialed     []bool // whether samples[i]'s connection was opened for it
 }
 
 // report is the JSON printed at the end.
 type report struct {
-	Mode      string  `json:"mode"`
-	Seconds   float64 `json:"seconds"`  // measured (closed) or offered (open)
-	Elapsed   float64 `json:"elapsed"`  // from the first request to the last outcome
-	Measured  int     `json:"measured"` // answers within the measured seconds
-	P50       float64 `json:"p50_ms"`
-	P99       float64 `json:"p99_ms"`
-	Max       float64 `json:"max_ms"`
-	CPU       float64 `json:"cpu_seconds"`            // this process's, user and system
-	Latencies []int64 `json:"latencies_us,omitempty"` // with -latencies: every measured one
+	Mode     string  `json:"mode"`
+	Seconds  float64 `json:"seconds"`  // measured (closed) or offered (open)
+	Elapsed  float64 `json:"elapsed"`  // from the first request to the last outcome
+	Measured int     `json:"measured"` // answers within the measured seconds
+	latency
+	// Open: the answers on a connection opened for them (TLS handshake included) apart.
+	OnNewConnections  *latency `json:"on_new_connections,omitempty"`
+	OnKeptConnections *latency `json:"on_kept_connections,omitempty"`
+	CPU               float64  `json:"cpu_seconds"`            // this process's, user and system
+	Latencies         []int64  `json:"latencies_us,omitempty"` // with -latencies: every measured one
 	*tally
+}
+
+// latency sums up answers' latencies.
+type latency struct {
+	Count int     `json:"count"`
+	P50   float64 `json:"p50_ms"`
+	P99   float64 `json:"p99_ms"`
+	Max   float64 `json:"max_ms"`
+}
+
+func summary(samples []time.Duration) latency {
+	samples = slices.Clone(samples)
+	slices.Sort(samples)
+	n := len(samples)
+	if n == 0 {
+		return latency{}
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	return latency{n, ms(samples[n/2]), ms(samples[n*99/100]), ms(samples[n-1])}
 }
 
 func main() {
@@ -103,12 +124,20 @@ func main() {
 		openLoop(o, t)
 	}
 	r := report{Mode: o.mode, Seconds: o.duration.Seconds(), Elapsed: time.Since(start).Seconds(),
-		Measured: len(t.samples), tally: t}
-	slices.Sort(t.samples)
-	if n := len(t.samples); n > 0 {
-		ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-		r.P50, r.P99, r.Max = ms(t.samples[n/2]), ms(t.samples[n*99/100]), ms(t.samples[n-1])
+		Measured: len(t.samples), latency: summary(t.samples), tally: t}
+	if o.mode == "open" {
+		var onNew, onKept []time.Duration
+		for i, d := range t.samples {
+			if t.dialed[i] {
+				onNew = append(onNew, d)
+			} else {
+				onKept = append(onKept, d)
+			}
+		}
+		newSummary, keptSummary := summary(onNew), summary(onKept)
+		r.OnNewConnections, r.OnKeptConnections = &newSummary, &keptSummary
 	}
+	slices.Sort(t.samples)
 	if o.latencies {
 		r.Latencies = make([]int64, len(t.samples))
 		for i, d := range t.samples {
@@ -259,8 +288,9 @@ func hasPrefixFold(line []byte, prefix string) bool {
 	return len(line) >= len(prefix) && bytes.EqualFold(line[:len(prefix)], []byte(prefix))
 }
 
-// record counts one request's outcome; latency is kept when `measured`.
-func (t *tally) record(status int, body []byte, err error, latency time.Duration, measured bool) {
+// record counts one request's outcome; its latency is kept when `measured`, with whether
+// its connection was opened for it (`dialed`).
+func (t *tally) record(status int, body []byte, err error, latency time.Duration, measured, dialed bool) {
 	var timeout net.Error
 	var review struct {
 		Response struct {
@@ -288,6 +318,7 @@ func (t *tally) record(status int, body []byte, err error, latency time.Duration
 	t.Answered++
 	if measured {
 		t.samples = append(t.samples, latency)
+		t.dialed = append(t.dialed, dialed)
 	}
 	switch {
 	case status != 200:
@@ -326,7 +357,7 @@ func closedLoop(o options, t *tally) {
 			defer wg.Done()
 			c, err := dial(o, config, time.Now().Add(o.timeout))
 			if err != nil {
-				t.record(0, nil, err, 0, false)
+				t.record(0, nil, err, 0, false, true)
 				return
 			}
 			t.mu.Lock()
@@ -338,7 +369,8 @@ func closedLoop(o options, t *tally) {
 				// Only answers both sent and received within the measured window count
 				// towards its throughput and latency.
 				answered := time.Now()
-				t.record(status, body, err, answered.Sub(began), began.After(warmUntil) && answered.Before(stopAt))
+				measured := began.After(warmUntil) && answered.Before(stopAt)
+				t.record(status, body, err, answered.Sub(began), measured, false)
 				t.mu.Lock()
 				t.Sent++
 				t.mu.Unlock()
@@ -360,11 +392,12 @@ func openLoop(o options, t *tally) {
 	send := func(c *client, due time.Time) {
 		defer wg.Done()
 		deadline := due.Add(o.timeout)
-		if c == nil {
+		dialed := c == nil
+		if dialed {
 			var err error
 			if c, err = dial(o, config, deadline); err != nil {
 				open.Add(-1)
-				t.record(0, nil, err, 0, false)
+				t.record(0, nil, err, 0, false, true)
 				return
 			}
 			t.mu.Lock()
@@ -372,7 +405,7 @@ func openLoop(o options, t *tally) {
 			t.mu.Unlock()
 		}
 		status, body, keepAlive, err := c.exchange(deadline)
-		t.record(status, body, err, time.Since(due), true)
+		t.record(status, body, err, time.Since(due), true, dialed)
 		if err != nil || !keepAlive {
 			c.conn.Close() // as the API server's client does with a request past its deadline
 			open.Add(-1)
