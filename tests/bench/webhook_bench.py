@@ -508,7 +508,7 @@ def main() -> None:
     )
     loadgen = _loadgen()
     if isinstance(loadgen, str):
-        print(f"throughput figures skipped: no load generator ({loadgen})")
+        print(f"throughput and overload figures skipped: no load generator ({loadgen})")
     else:
         with tempfile.TemporaryDirectory(prefix="jitgate-bench-") as tmp:
             throughput, overload = uvloop.run(_under_load(Path(tmp), loadgen))
