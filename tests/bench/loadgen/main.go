@@ -194,7 +194,7 @@ func parse() options {
 		fail(2, "-duration must be in (0, 1m], -timeout positive, -warmup not negative")
 	case o.mode == "closed" && (o.conns < 1 || o.conns > 1000):
 		fail(2, "-conns must be in [1, 1000]")
-	case o.mode == "open" && (o.rate <= 0 || o.rate*o.duration.Seconds() > 1e6):
+	case o.mode == "open" && (o.rate <= 0 || o.rate*o.duration.Seconds() > maxRequests):
 		fail(2, "-rate must be positive and -rate x -duration at most 1,000,000 requests")
 	case o.mode == "open" && (o.maxConns < 1 || o.maxConns > 10000):
 		fail(2, "-max-conns must be in [1, 10000]")
@@ -217,6 +217,9 @@ type client struct {
 	request []byte
 	slots   []int // offsets of the uid placeholder in request
 }
+
+// maxRequests bounds a run in requests as -duration bounds it in time.
+const maxRequests = 1_000_000
 
 var uids atomic.Uint64
 
@@ -365,15 +368,21 @@ func closedLoop(o options, t *tally) {
 			t.mu.Unlock()
 			defer c.conn.Close()
 			for began := time.Now(); began.Before(stopAt); began = time.Now() {
+				t.mu.Lock()
+				spent := t.Sent >= maxRequests
+				if !spent {
+					t.Sent++
+				}
+				t.mu.Unlock()
+				if spent {
+					return
+				}
 				status, body, keepAlive, err := c.exchange(began.Add(o.timeout))
 				// Only answers both sent and received within the measured window count
 				// towards its throughput and latency.
 				answered := time.Now()
 				measured := began.After(warmUntil) && answered.Before(stopAt)
 				t.record(status, body, err, answered.Sub(began), measured, false)
-				t.mu.Lock()
-				t.Sent++
-				t.mu.Unlock()
 				if err != nil || !keepAlive {
 					return
 				}
