@@ -57,7 +57,7 @@ def render_templates(
 ) -> dict[str, str]:
     """`{template path: rendered text}` as Helm renders it (NOTES.txt included).
 
-    Renders are memoized per arguments (a render generates RSA keys and takes ~0.2 s), so the
+    Renders are memoized per arguments (a render generates keys and certificates), so the
     same arguments give the same certificates and keys; `fresh=True` renders anew.
     """
     key = json.dumps([values or {}, name, namespace, is_upgrade], sort_keys=True)

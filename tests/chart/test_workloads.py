@@ -559,6 +559,8 @@ def test_without_client_auth_the_webhook_hears_anyone_and_the_notes_say_so() -> 
 
 def test_client_auth_generates_a_client_ca_and_the_api_servers_certificate() -> None:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID
 
     objects = render.render_chart({"webhook": {"clientAuth": {"enabled": True}}})
@@ -570,7 +572,12 @@ def test_client_auth_generates_a_client_ca_and_the_api_servers_certificate() -> 
     client.verify_directly_issued_by(ca)
     usages = client.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert ExtendedKeyUsageOID.CLIENT_AUTH in usages
-    assert b"PRIVATE KEY" in pem["tls.key"]
+    # ECDSA P-256, as the serving certificate: the API server signs each new connection's
+    # handshake with this key.
+    key = serialization.load_pem_private_key(pem["tls.key"], password=None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1"
+    assert key.public_key().public_numbers() == client.public_key().public_numbers()  # type: ignore[union-attr]
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
 
     args, volumes, mounts = _client_ca_volume(objects)
     assert "--client-ca=/client-ca/ca.crt" in args
