@@ -388,6 +388,33 @@ async def test_reviews_are_answered_on_one_connection_pipelined_and_over_http_1_
     assert closed == b""
 
 
+async def test_a_connection_is_closed_once_idle_for_the_keep_alive_timeout_never_while_used(
+    webhook: Any, pki: Any, reviews: Any
+) -> None:
+    timeout = 0.4
+    webhook.server.config.timeout_keep_alive = timeout  # for connections made from now on
+    body = json.dumps(reviews.exec()).encode()
+    request = (
+        f"POST /validate HTTP/1.1\r\nHost: webhook\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    host, port = webhook.url.removeprefix("https://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=pki.client_context())
+    loop = asyncio.get_running_loop()
+    try:
+        for _ in range(5):  # used for 2.5 timeouts, never idle for one
+            await asyncio.sleep(timeout / 2)
+            writer.write(request)
+            assert [status for status, _ in await _answers(reader, 1)] == [b"HTTP/1.1 200 OK"]
+        answered = loop.time()
+        closed = await asyncio.wait_for(reader.read(), 10)
+        idle = loop.time() - answered
+    finally:
+        writer.close()
+    assert closed == b""
+    assert idle >= timeout * 0.9  # the event loop's timers round to milliseconds
+
+
 def test_run_webhook_in_thread_serves_synchronous_callers(
     webhook_config: Any, unreachable: Any, pki: Any, reviews: Any
 ) -> None:

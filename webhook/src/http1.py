@@ -85,6 +85,9 @@ class _OneWritePerTurn:
         elif not self._transport.is_closing():
             self._transport.write(data)
 
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()  # asked once a review (not through __getattr__)
+
     def close(self) -> None:
         self._flush()  # what was written before the close still goes out, as it would
         self._transport.close()
@@ -98,17 +101,24 @@ class _Review:
     request-response cycle (`response_complete`, `keep_alive`, `disconnected`)."""
 
     __slots__ = (
-        "body", "disconnected", "keep_alive", "path", "query", "response_complete", "too_large"
+        "chunks", "disconnected", "keep_alive", "path", "query", "response_complete", "size",
+        "too_large",
     )  # fmt: skip
 
     def __init__(self, path: str, query: bytes, keep_alive: bool, too_large: bool) -> None:
         self.path = path
         self.query = query
-        self.body = bytearray()
+        # The body as it arrived: mostly one piece, which `body` then hands on uncopied.
+        self.chunks: list[bytes] = []
+        self.size = 0
         self.keep_alive = keep_alive
         self.too_large = too_large
         self.disconnected = False
         self.response_complete = False
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.chunks)
 
 
 def direct_answers(app: object) -> DirectAnswers | None:
@@ -125,6 +135,10 @@ class OneWriteProtocol(HttpToolsProtocol):
     direct: DirectAnswers | None = None
     # Who sends this connection's reviews (`jitgate.webhook.callers`): the same for all of them.
     caller: str = ""
+    # When the last answer went out with nothing to read since (None: a request is under
+    # way). The keep-alive timeout is one timer per connection, pushed back when it fires
+    # (`_idle_check`), not one made and cancelled per request as uvicorn's (~1.5 us each).
+    _idle_since: float | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -132,6 +146,44 @@ class OneWriteProtocol(HttpToolsProtocol):
         self.transport = self._whole  # type: ignore[assignment]
         self.direct = direct_answers(self.app)
         self.caller = peer(self.client)
+
+    def on_message_begin(self) -> None:
+        # uvicorn's, but the ASGI scope is made only for a request ASGI serves
+        # (`on_headers_complete`): a review needs none.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None  # uvicorn calls this as data arrives: the connection is busy
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, the keep-alive timeout armed as `_idle_since` says.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._idle_since = None
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(
+                self.timeout_keep_alive, self._idle_check
+            )
+
+    def _idle_check(self) -> None:
+        """Close the connection once it has been idle `timeout_keep_alive` seconds."""
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # busy: its answer's `on_response_complete` arms the timeout again
+        due = self._idle_since + self.timeout_keep_alive
+        if self.loop.time() >= due:
+            self.timeout_keep_alive_handler()
+        else:
+            self.timeout_keep_alive_task = self.loop.call_at(due, self._idle_check)
 
     def _direct_path(self) -> tuple[str, bytes] | None:
         """The review path this request is answered on directly, if it is one, and the
@@ -154,6 +206,12 @@ class OneWriteProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         direct_path = self._direct_path()
         if direct_path is None:
+            # ASGI serves it: its scope as uvicorn's `on_message_begin` makes it, with what
+            # was read since.
+            url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()
+            self.url, self.headers, self.scope["headers"] = url, headers, headers
+            self.expect_100_continue = expect_100_continue
             super().on_headers_complete()
             return
         assert self.direct is not None
@@ -171,10 +229,11 @@ class OneWriteProtocol(HttpToolsProtocol):
             return
         if review.too_large:
             return
-        review.body += body
-        if len(review.body) > self.direct.max_body:  # type: ignore[union-attr]
+        review.chunks.append(body)
+        review.size += len(body)
+        if review.size > self.direct.max_body:
             review.too_large = True
-            review.body = bytearray()
+            review.chunks = []
 
     def on_message_complete(self) -> None:
         review = self.cycle
@@ -193,7 +252,7 @@ class OneWriteProtocol(HttpToolsProtocol):
                 status, body = direct.too_large()
             else:
                 status, body = await direct.answer(
-                    review.path, bytes(review.body), self.caller, review.query
+                    review.path, review.body, self.caller, review.query
                 )
         except Exception:
             # As uvicorn answers an app that failed: a 500, and the connection closed.
@@ -221,7 +280,10 @@ class OneWriteProtocol(HttpToolsProtocol):
         review = self.cycle
         if isinstance(review, _Review):
             review.disconnected = not review.response_complete
-            self.cycle = None  # type: ignore[assignment]
+            self.cycle = None
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
 
 
