@@ -317,7 +317,7 @@ async def _under_load(
                 max_in_flight=WebhookConfig.max_in_flight,
                 queue_wait=WebhookConfig.queue_wait,
             ),
-            ReloadingTLS(cert, key).context,
+            ReloadingTLS(cert, key, session_tickets=False).context,
             http_options(client_ca=False),  # as `jitgate webhook` serves
         ) as webhook_port,
     ):

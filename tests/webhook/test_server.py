@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import os
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -336,6 +337,55 @@ async def test_a_half_written_certificate_keeps_the_old_one(webhook: Any, pki: A
     pki.cert_file.write_text("-----BEGIN CERTIFICATE-----\ntruncated")
     served = await asyncio.to_thread(_served_certificate, webhook.url, pki)
     assert served.serial_number == original.serial_number
+
+
+def _health_on_a_new_connection(
+    url: str, context: ssl.SSLContext, session: ssl.SSLSession | None = None
+) -> tuple[bytes, str | None, ssl.SSLSession | None, bool | None]:
+    """GET /healthz on a connection of its own: the status line, the TLS version, the TLS
+    session the client holds afterwards, and whether the handshake resumed `session`."""
+    host, port = url.removeprefix("https://").split(":")
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        context.wrap_socket(raw, server_hostname=host, session=session) as tls,
+    ):
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: jitgate\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer:  # the answer, and any session ticket before it
+            answer += tls.recv(65536)
+        return answer.split(b"\r\n", 1)[0], tls.version(), tls.session, tls.session_reused
+
+
+async def test_no_tls_session_ticket_is_issued_so_each_connection_is_a_full_handshake(
+    webhook: Any, pki: Any
+) -> None:
+    context = pki.client_context()
+    status, version, session, _ = await asyncio.to_thread(
+        _health_on_a_new_connection, webhook.url, context
+    )
+    assert (status, version) == (b"HTTP/1.1 200 OK", "TLSv1.3")
+    assert session is not None and not session.has_ticket
+    status, _, _, resumed = await asyncio.to_thread(
+        _health_on_a_new_connection, webhook.url, context, session
+    )
+    assert (status, resumed) == (b"HTTP/1.1 200 OK", False)
+
+
+async def test_hundreds_of_new_connections_in_a_row_are_each_served(webhook: Any, pki: Any) -> None:
+    # As a burst of new API server connections under load arrives, TLS 1.3 and 1.2 alike.
+    tls_1_2 = pki.client_context()
+    tls_1_2.maximum_version = ssl.TLSVersion.TLSv1_2
+    contexts = (pki.client_context(), tls_1_2)
+
+    def connect_in_a_row() -> list[tuple[bytes, str | None]]:
+        answers = []
+        for number in range(400):
+            status, version, _, _ = _health_on_a_new_connection(webhook.url, contexts[number % 2])
+            answers.append((status, version))
+        return answers
+
+    answers = await asyncio.to_thread(connect_in_a_row)
+    assert answers == [(b"HTTP/1.1 200 OK", "TLSv1.3"), (b"HTTP/1.1 200 OK", "TLSv1.2")] * 200
 
 
 async def test_plain_http_is_not_served(webhook: Any) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Any, Final, Protocol
 
 import httptools
@@ -30,6 +31,8 @@ logger = logging.getLogger(__name__)
 
 _CONTENT_TYPE: Final = b"content-type: application/json\r\n"
 _FAILED: Final = b"Internal Server Error"
+# Linux only; elsewhere the client's first request may wait for a delayed ACK (see below).
+_QUICKACK: Final = getattr(socket, "TCP_QUICKACK", None)
 
 
 class DirectAnswers(Protocol):
@@ -146,6 +149,13 @@ class OneWriteProtocol(HttpToolsProtocol):
         self.transport = self._whole  # type: ignore[assignment]
         self.direct = direct_answers(self.app)
         self.caller = peer(self.client)
+        # The handshake just ended with the client's Finished, and the server issues no
+        # session ticket to answer it with (`jitgate.webhook.tls`): acknowledge it now. A
+        # client that leaves Nagle's algorithm on holds its first request until this ACK,
+        # which the kernel would otherwise delay by 40 ms.
+        sock = transport.get_extra_info("socket")
+        if _QUICKACK is not None and sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def on_message_begin(self) -> None:
         # uvicorn's, but the ASGI scope is made only for a request ASGI serves

@@ -153,6 +153,8 @@ def build(
         interval=config.tls_reload_interval,
         on_reload=metrics.tls_reloads.inc,
         on_refused=refusals.handshake_failed,
+        # No caller resumes a session; `OneWriteProtocol` acknowledges the handshake instead.
+        session_tickets=False,
     )
     sink = _LateSink(CALLER_VERIFIED if config.client_ca is not None else CALLER_UNVERIFIED)
     session_key = None
