@@ -20,6 +20,7 @@ task is one of the server's tasks), write flow control.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 from typing import Any, Final, Protocol
@@ -155,7 +156,9 @@ class OneWriteProtocol(HttpToolsProtocol):
         # which the kernel would otherwise delay by 40 ms.
         sock = transport.get_extra_info("socket")
         if _QUICKACK is not None and sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            # A connection the client already closed has nothing left to acknowledge.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def on_message_begin(self) -> None:
         # uvicorn's, but the ASGI scope is made only for a request ASGI serves
