@@ -7,7 +7,7 @@ certificate against the client CA. Then:
 - a certificate the CA did not sign fails the TLS handshake (`Refusals.handshake_failed`);
 - a connection with no certificate still reaches `/healthz`, `/readyz` and `/metrics` (the
   kubelet's probes and Prometheus have none), but a review on it is answered 403 with no
-  decision and no audit record (`only_verified_callers`).
+  decision and no audit record (`OnlyVerifiedCallers`).
 
 Either way the caller is counted in `jitgate_webhook_refused_callers_total{reason}` and
 logged at most once a minute per reason with the count since, so a flood can fill neither
@@ -112,8 +112,8 @@ def caller_of(scope: Scope) -> str:
 
 
 class OnlyVerifiedCallers:
-    """The ASGI app answering reviews only on connections that presented a client certificate
-    (`only_verified_callers`); `app` is the app it guards."""
+    """The ASGI app answering reviews only on connections that presented a client
+    certificate; `app` is the app it guards."""
 
     def __init__(self, app: ASGIApp, refusals: Refusals) -> None:
         self.app = app
@@ -139,11 +139,6 @@ class OnlyVerifiedCallers:
             await send({"type": "http.response.body", "body": self._refused})
             return
         await self.app(scope, receive, send)
-
-
-def only_verified_callers(app: ASGIApp, refusals: Refusals) -> OnlyVerifiedCallers:
-    """Answer reviews only on connections that presented a client certificate."""
-    return OnlyVerifiedCallers(app, refusals)
 
 
 class TLSScopeProtocol(OneWriteProtocol):

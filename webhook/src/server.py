@@ -31,9 +31,9 @@ from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.callers import (
     CALLER_UNVERIFIED,
     CALLER_VERIFIED,
+    OnlyVerifiedCallers,
     Refusals,
     TLSScopeProtocol,
-    only_verified_callers,
 )
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.gateway.app import Gateway, serving
@@ -228,7 +228,7 @@ def build(
         queue_wait=config.queue_wait,
         peer_witness=witnessing,
     )
-    served = only_verified_callers(app, refusals) if config.client_ca is not None else app
+    served = OnlyVerifiedCallers(app, refusals) if config.client_ca is not None else app
     webhook = Webhook(config, app, served, service, cache, tls, opened)
     return webhook
 
