@@ -20,7 +20,13 @@ removed, in alternating pairs, with a grant held for every protected action sent
 3. the latency jitgate adds to an exec admission: a ``pods/exec`` connect to a pod on a node
    without a kubelet, which is admitted and then fails to connect (the same failure on both
    sides, so the difference is admission), with where the added time goes: the API server's
-   time in the webhook call, the webhook's own time, and its audit append in that;
+   time in the webhook call, the webhook's own time, and its audit append in that. Twice:
+   installed vs removed in alternating runs, with the API server's garbage collections in
+   each (each slows every request in flight for its mark phase, so the side they land on
+   moves that p99); and time-paired, one exec into the protected probe pod and one into its
+   twin in a namespace jitgate does not protect, in turn, so that whatever holds the cores
+   at a moment falls on both alike (with the configurations removed, the same two paths
+   must come out alike: the check that the pairing itself adds nothing);
 4. approve → first allowed exec (the operator issues the Grant, the webhook sees it) and
    Grant deleted → first denial, p50/p99;
 5. create-Grant-then-act races (a server-side dry-run delete right after its Grant is
@@ -69,6 +75,9 @@ EXECS = 500  # per measurement
 # than the throughput figures, so that such moments fall on both sides alike and the pooled
 # p99 is the 25th-worst of 2,500, not the 15th of 1,500.
 EXEC_PAIRS = 5
+# The time-paired exec figure: execs per side, and a namespace jitgate's webhooks do not select.
+PAIRED_EXECS = 2500
+UNPROTECTED = "dev"
 REVOCATIONS = 20
 APPROVALS = 20
 RACES = 1000
@@ -83,6 +92,7 @@ DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
 WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
 DECISION_SECONDS = "jitgate_webhook_decision_seconds"
 AUDIT_SECONDS = "jitgate_webhook_audit_append_seconds"
+GO_GC_SECONDS = "go_gc_duration_seconds"  # a summary: its count is the collections so far
 
 Obj = dict[str, Any]
 Call = Callable[[], tuple[int, Any]]
@@ -212,6 +222,7 @@ class Counters:
     calls: float  # jitgate's webhooks called, as the API server counts them
     call_seconds: float  # the API server's time in those calls
     calls_within_5ms: float  # of those calls, how many took at most 5 ms (its own histogram)
+    api_collections: float  # the API server's garbage collections
     records: int  # lines in the webhook's audit log
     decisions: float
     decision_seconds: float  # the webhook's own, reading the review to answering it
@@ -241,6 +252,7 @@ class Counters:
             calls=calls,
             call_seconds=call_seconds,
             calls_within_5ms=_within(str(text), WEBHOOK_SECONDS, "0.005", only=".jitgate.dev"),
+            api_collections=_histogram(str(text), GO_GC_SECONDS)[1],
             records=sum(
                 path.read_bytes().count(b"\n") for path in c.webhook_audit.rglob("*.jsonl")
             ),
@@ -289,7 +301,7 @@ class Idle:
     def over(self, seconds: float) -> Counters:
         """What the processes use idle in `seconds`, as counters to subtract."""
         return Counters(
-            calls=0, call_seconds=0, calls_within_5ms=0, records=0, decisions=0,
+            calls=0, call_seconds=0, calls_within_5ms=0, api_collections=0, records=0, decisions=0,
             decision_seconds=0, appends=0,
             append_seconds=0, api_cpu=self.api_cpu * seconds,
             webhook_cpu=self.webhook_cpu * seconds, operator_cpu=self.operator_cpu * seconds,
@@ -332,11 +344,17 @@ class Run:
         self.latencies = sorted(latencies)
 
 
+def _quantile(ordered: list[float], q: float) -> float:
+    """The `q` quantile of sorted `ordered` (the nearest rank below)."""
+    return ordered[int(len(ordered) * q)]
+
+
 @dataclass(frozen=True)
 class Pooled:
     """Runs of one side taken together."""
 
     n: int
+    seconds: float
     rate: float
     p50: float
     p99: float
@@ -347,12 +365,14 @@ class Pooled:
     def of(cls, runs: list[Run]) -> Pooled:
         latencies = sorted(x for run in runs for x in run.latencies)
         n = sum(run.n for run in runs)
+        seconds = sum(run.seconds for run in runs)
         moved = functools.reduce(operator.add, (run.moved for run in runs))
         return cls(
             n=n,
-            rate=n / sum(run.seconds for run in runs),
-            p50=latencies[len(latencies) // 2],
-            p99=latencies[int(len(latencies) * 0.99)],
+            seconds=seconds,
+            rate=n / seconds,
+            p50=_quantile(latencies, 0.5),
+            p99=_quantile(latencies, 0.99),
             moved=moved,
             client_cpu=sum(run.client_cpu for run in runs),
         )
@@ -493,15 +513,24 @@ def _scales(c: cluster.JitCluster, clock: Clock) -> None:
                 *_alternating(c, clock, one_deployment, {200}))  # fmt: skip
 
 
+def _exec_call(c: cluster.JitCluster, namespace: str) -> Call:
+    path = f"/api/v1/namespaces/{namespace}/pods/{c.probe_pod}/exec?command=true&stdout=true"
+    return functools.partial(c.api.request, "POST", path, who="alice")
+
+
+# Admitted, then refused: the pod's node has no kubelet (or no upgrade was asked for).
+EXEC_REFUSED = {400, 500}
+
+
 def _exec(c: cluster.JitCluster, clock: Clock) -> None:
     _create_grant(c, _grant("bench-exec", [{"verb": "exec", "names": [c.probe_pod]}]))
-    path = f"{PODS}/{c.probe_pod}/exec?command=true&stdout=true"
+    c.api.apply("admin", manifests.pod(UNPROTECTED, c.probe_pod))
+    call = _exec_call(c, NAMESPACE)
 
     def make(_pair: int, _installed: bool) -> list[Lane]:
-        return [[lambda: c.api.request("POST", path, who="alice") for _ in range(EXECS)]]
+        return [[call] * EXECS]
 
-    # Admitted, then refused: the pod's node has no kubelet (or no upgrade was asked for).
-    on_runs, off_runs, _idle = _alternating(c, clock, make, {400, 500}, EXEC_PAIRS)
+    on_runs, off_runs, _idle = _alternating(c, clock, make, EXEC_REFUSED, EXEC_PAIRS)
     on, off = Pooled.of(on_runs), Pooled.of(off_runs)
     added_p99 = sorted(
         Pooled.of([installed]).p99 - Pooled.of([removed]).p99
@@ -528,6 +557,55 @@ def _exec(c: cluster.JitCluster, clock: Clock) -> None:
     print(f"  the webhook call as the API server times it (its admission webhook histogram): "
           f"{over:.0f} of {moved.calls:.0f} over 5 ms ({over / max(moved.calls, 1):.2%}; "
           f"p99 <= 5 ms when at most 1%)")  # fmt: skip
+    print(f"  the API server's garbage collections during the runs: installed "
+          f"{on.moved.api_collections:.0f} in {on.seconds:.1f} s, removed "
+          f"{off.moved.api_collections:.0f} in {off.seconds:.1f} s (each slows every exec in "
+          f"flight for its mark phase: the side they land on moves this p99)")  # fmt: skip
+    _paired_exec(c, clock)
+
+
+def _paired_execs(c: cluster.JitCluster, clock: Clock) -> tuple[list[float], list[float]]:
+    """Sorted latencies (ms) of PAIRED_EXECS execs into the protected probe pod and as many
+    into its twin in UNPROTECTED, sent one after the other, each first in turn."""
+    calls = (_exec_call(c, NAMESPACE), _exec_call(c, UNPROTECTED))
+    latencies: tuple[list[float], list[float]] = ([], [])
+    for i in range(PAIRED_EXECS):
+        if i % 100 == 0:
+            clock.check("time-paired execs")
+        for which in (i % 2, 1 - i % 2):
+            started = time.perf_counter()
+            status, body = calls[which]()
+            latencies[which].append((time.perf_counter() - started) * 1000)
+            if status not in EXEC_REFUSED:
+                raise RuntimeError(f"exec into the probe pod's twin #{which}: {status} {body}")
+    return sorted(latencies[0]), sorted(latencies[1])
+
+
+def _paired_exec(c: cluster.JitCluster, clock: Clock) -> None:
+    """The added latency measured at the same moments: a garbage collection or another
+    process holding the cores slows the protected and the unprotected exec alike."""
+    protected, unprotected = _paired_execs(c, clock)
+    _remove(c)
+    time.sleep(SETTLE_S)
+    alike = _paired_execs(c, clock)
+    _install(c)
+
+    def apart(a: list[float], b: list[float], q: float) -> float:
+        return _quantile(a, q) - _quantile(b, q)
+
+    print(f"exec admission, time-paired ({PAIRED_EXECS} execs each into the protected probe pod "
+          f"and into its twin in the namespace {UNPROTECTED}, which jitgate does not protect, "
+          f"one after the other, each first in turn; {_load()})")  # fmt: skip
+    on = [_quantile(side, q) for side in (protected, unprotected) for q in (0.5, 0.99)]
+    print(f"  configurations installed: protected p50 {on[0]:.1f} ms, p99 {on[1]:.1f} ms; "
+          f"unprotected p50 {on[2]:.1f} ms, p99 {on[3]:.1f} ms")  # fmt: skip
+    print(f"  added by jitgate (protected minus unprotected, at the same moments): p50 "
+          f"{apart(protected, unprotected, 0.5):+.1f} ms, p99 "
+          f"{apart(protected, unprotected, 0.99):+.1f} ms (target <= 5 ms)")  # fmt: skip
+    print(f"  configurations removed, the same two paths: p50 {apart(*alike, 0.5):+.2f} ms, p99 "
+          f"{apart(*alike, 0.99):+.2f} ms apart (with nothing to gate, the paths are alike: "
+          f"this is the figure's own noise); the unprotected exec, installed vs removed: p50 "
+          f"{apart(unprotected, alike[1], 0.5):+.2f} ms")  # fmt: skip
 
 
 def _dry_delete(c: cluster.JitCluster, pod: str) -> int:
