@@ -148,8 +148,10 @@ async def test_the_ticker_closes_an_idle_chunk_without_more_writes(
     file_url: str, clock: ManualClock
 ) -> None:
     ticks: asyncio.Queue[None] = asyncio.Queue()
+    asleep: asyncio.Queue[None] = asyncio.Queue()  # the ticker waits for its next tick
 
     async def sleep(_seconds: float) -> None:
+        asleep.put_nowait(None)
         await ticks.get()
 
     async with open_audit_writer(
@@ -159,12 +161,12 @@ async def test_the_ticker_closes_an_idle_chunk_without_more_writes(
         await recorder.start()
         await recorder.write("stdout", b"prompt$ ")
         head = writer.head
-        clock.advance(ms(100))
-        ticks.put_nowait(None)
-        for _ in range(100):  # bounded: the tick's append is one group commit away
-            if writer.head != head:
-                break
-            await asyncio.sleep(0.01)
+        async with asyncio.timeout(5):  # bounds a ticker that never sleeps again
+            await asleep.get()
+            clock.advance(ms(100))
+            ticks.put_nowait(None)
+            await asleep.get()  # the tick is over: what it closed is queued
+        await recorder.durable()
         assert writer.head is not None and head is not None and writer.head.seq == head.seq + 1
         await recorder.end(Ending.client_closed())
     [session] = read_sessions(file_url)
@@ -186,16 +188,17 @@ async def test_a_slow_log_slows_the_session_down_instead_of_buffering_without_bo
             sleep=None,
         )
         await recorder.start()
-        disk = threading.Event()
+        disk, syncing = threading.Event(), threading.Event()
         real = os.fdatasync
 
         def slow_disk(fd: int) -> None:
+            syncing.set()
             disk.wait(timeout=30)
             real(fd)
 
         monkeypatch.setattr(os, "fdatasync", slow_disk)
         blocked = asyncio.ensure_future(_write_all(recorder, 64 * 1024))
-        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(syncing.wait, 30)  # the log is held at the disk
         assert not blocked.done()  # the relay waits for the log
         assert recorder.unacked_bytes <= 4096 + 3 * 1024
         disk.set()
@@ -233,10 +236,11 @@ async def test_a_failed_chunk_write_ends_the_session_and_the_gap_shows(
             return real(fd)
 
         monkeypatch.setattr(os, "fdatasync", broken_disk)
+        await recorder.write("stdout", b"lost")  # a full chunk: its append fails
         with pytest.raises(RecordingFailed, match="Input/output error"):
-            for _ in range(100):  # bounded: the failure surfaces at the next write
-                await recorder.write("stdout", b"lost")
-                await asyncio.sleep(0.01)
+            await recorder.durable()
+        with pytest.raises(RecordingFailed, match="Input/output error"):
+            await recorder.write("stdout", b"more")  # and every write after it
         await recorder.end(Ending.terminated(RECORDING_FAILED))
     [session] = read_sessions(file_url)
     assert session.how_ended == "terminated: recording failed"

@@ -398,17 +398,15 @@ async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any)
         "--state", str(tmp_path / "state"), "--listen", f"127.0.0.1:{port}",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
+    assert process.stdout is not None
+    started = b""
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(600):  # until it listens (bounds a failure at about 60 s)
-            try:
-                _, connection = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                assert process.returncode is None, "jitgate audit witness exited"
-                await asyncio.sleep(0.1)
-                continue
-            connection.close()
-            break
+        async with asyncio.timeout(60):  # it says so once it listens
+            while b" cosigning the logs of " not in started:
+                line = await process.stdout.readline()
+                assert line, f"jitgate audit witness exited: {started.decode()}"
+                started += line
         log_dir = tmp_path / "audit"
         await write(log_dir, 5, witnesses=(url,))
         signed = read_checkpoint(log_dir / "w0")
@@ -419,7 +417,8 @@ async def test_jitgate_audit_witness_runs_as_a_process(tmp_path: Path, cli: Any)
         process.terminate()
         output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert (
-        b"Witness witness.example.org/w9 cosigning the logs of jitgate.example.com/audit" in output
+        b"Witness witness.example.org/w9 cosigning the logs of jitgate.example.com/audit"
+        in started + output
     )
 
 
