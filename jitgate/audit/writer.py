@@ -153,8 +153,7 @@ class AuditWriter:
         if self._maintenance is not None:
             self._maintenance.cancel()
             await asyncio.gather(self._maintenance, return_exceptions=True)
-        if self._flusher is not None:
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self.settled()
         async with self._io:
             try:
                 if self._checkpointer is not None:
@@ -193,6 +192,11 @@ class AuditWriter:
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"audit-flush-{self.writer_id}")
         return future
+
+    async def settled(self) -> None:
+        """Wait until every queued append, and a seal due after them, is stored or failed."""
+        while (flusher := self._flusher) is not None and not flusher.done():
+            await asyncio.gather(flusher, return_exceptions=True)
 
     async def _flush(self) -> None:
         try:

@@ -226,10 +226,7 @@ async def test_a_failed_seal_is_taken_back_and_the_append_before_it_stays(
         acked = [await writer.append(event(0))]
         faults.fail("fdatasync", after=1)  # the append's write works, the seal after it fails
         acked.append(await writer.append(event(1)))  # returned: it stays
-        for _ in range(500):  # the seal is written after the append has returned
-            if not writer.healthy:
-                break
-            await asyncio.sleep(0.01)
+        await writer.settled()  # the seal is written after the append has returned
         assert faults.failed == {"fdatasync": 1}
         assert not writer.healthy
         assert hashes(lines(log_dir)) == hashes(acked)
