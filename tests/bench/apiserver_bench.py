@@ -567,7 +567,8 @@ def _exec(c: cluster.JitCluster, clock: Clock) -> None:
 def _paired_execs(c: cluster.JitCluster, clock: Clock) -> tuple[list[float], list[float]]:
     """Sorted latencies (ms) of PAIRED_EXECS execs into the protected probe pod and as many
     into its twin in UNPROTECTED, sent one after the other, each first in turn."""
-    calls = (_exec_call(c, NAMESPACE), _exec_call(c, UNPROTECTED))
+    namespaces = (NAMESPACE, UNPROTECTED)
+    calls = tuple(_exec_call(c, namespace) for namespace in namespaces)
     latencies: tuple[list[float], list[float]] = ([], [])
     for i in range(PAIRED_EXECS):
         if i % 100 == 0:
@@ -577,7 +578,8 @@ def _paired_execs(c: cluster.JitCluster, clock: Clock) -> tuple[list[float], lis
             status, body = calls[which]()
             latencies[which].append((time.perf_counter() - started) * 1000)
             if status not in EXEC_REFUSED:
-                raise RuntimeError(f"exec into the probe pod's twin #{which}: {status} {body}")
+                where = namespaces[which]
+                raise RuntimeError(f"exec into the probe pod in {where}: {status} {body}")
     return sorted(latencies[0]), sorted(latencies[1])
 
 
