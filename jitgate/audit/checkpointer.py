@@ -7,7 +7,10 @@ while records are written one is signed at least every second, and re-signs the 
 tree every `idle_interval` (60 s) while none are: each checkpoint carries the writer's
 own timestamped cosignature (`cosignature`), so its age is signed, not guessed.
 `aclose()` signs the last records. When to sign is decided by the injected clock
-(`publish_due()`); the task only polls it, so tests drive time without sleeping.
+(`publish_due()`); the task only polls it, a quarter of the shorter interval apart, by
+awaiting the injected `sleep` (`asyncio.sleep`, real time, by default). A test passes a
+manual clock and a sleep it releases, so it decides when each poll runs and what time it
+sees, without sleeping.
 
 Each new tree size is linked to the one signed before it by an RFC 6962 consistency
 proof, appended to the writer's checkpoint history (`tlog.CheckpointLink`) before the
@@ -27,7 +30,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -103,6 +106,7 @@ class Checkpointer:
         idle_interval: float = DEFAULT_IDLE_INTERVAL,
         clock: Clock = SYSTEM_CLOCK,
         witnesses: Sequence[WitnessClient] = (),
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._witnesses = list(witnesses)
@@ -113,6 +117,7 @@ class Checkpointer:
         # Polled this often; a record waits at most `interval` for its checkpoint.
         self._poll = min(interval, idle_interval) / 4
         self._clock = clock
+        self._sleep = sleep
         self._tree = CompactTree()
         self._signed = Checkpoint(self.origin, 0, self._tree.root())
         self._signed_tree: CompactTree | None = CompactTree()  # the tree `_signed` was
@@ -303,7 +308,7 @@ class Checkpointer:
 
     async def _sign_while_writing(self) -> None:
         while True:
-            await asyncio.sleep(self._poll)
+            await self._sleep(self._poll)
             try:
                 await self.publish_due()
             except Exception as error:  # logged; the next round tries again

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
 import urllib.parse
-from collections.abc import Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -69,6 +70,7 @@ def _checkpointer(
     clock: Clock,
     witnesses: Sequence[str],
     witness_ca: Path | None,
+    sleep: Callable[[float], Awaitable[None]],
 ) -> Checkpointer:
     target = parse_audit_url(url)
     store: CheckpointStore
@@ -88,6 +90,7 @@ def _checkpointer(
         idle_interval=idle_interval,
         clock=clock,
         witnesses=_witness_clients(witnesses, writer_id, witness_ca),
+        sleep=sleep,
     )
 
 
@@ -128,6 +131,7 @@ def open_audit_writer(
     checkpoint_idle_interval: float = DEFAULT_IDLE_INTERVAL,
     witnesses: Sequence[str] = (),
     witness_ca: Path | None = None,
+    checkpoint_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -141,6 +145,8 @@ def open_audit_writer(
     submits each to the `witnesses` (c2sp.org/tlog-witness submission URLs) for cosignatures:
     https:// ones checked against `witness_ca` if given (`witnessclient.peer_tls`), a URL
     naming this writer skipped (`witnessclient.other_witnesses`: replicas share one list).
+    The checkpointer waits between its polls of `clock` with `checkpoint_sleep` (tests pass
+    one they release, with a manual clock).
     """
     check_writer_id(writer_id)
     if witnesses and checkpoint_key is None:
@@ -157,6 +163,7 @@ def open_audit_writer(
             clock,
             witnesses,
             witness_ca,
+            checkpoint_sleep,
         )
         if checkpoint_key is not None
         else None

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from support import sessions
+from support.clocks import ManualSleep
 
 from jitgate.audit import open_audit_writer, open_log_reader
 from jitgate.audit.query import Selection
@@ -147,12 +148,7 @@ async def test_a_session_records_at_most_its_limit_and_then_must_end(
 async def test_the_ticker_closes_an_idle_chunk_without_more_writes(
     file_url: str, clock: ManualClock
 ) -> None:
-    ticks: asyncio.Queue[None] = asyncio.Queue()
-    asleep: asyncio.Queue[None] = asyncio.Queue()  # the ticker waits for its next tick
-
-    async def sleep(_seconds: float) -> None:
-        asleep.put_nowait(None)
-        await ticks.get()
+    sleep = ManualSleep()
 
     async with open_audit_writer(
         file_url, writer_id="gw-0", clock=clock, maintenance_interval=None
@@ -161,11 +157,8 @@ async def test_the_ticker_closes_an_idle_chunk_without_more_writes(
         await recorder.start()
         await recorder.write("stdout", b"prompt$ ")
         head = writer.head
-        async with asyncio.timeout(5):  # bounds a ticker that never sleeps again
-            await asleep.get()
-            clock.advance(ms(100))
-            ticks.put_nowait(None)
-            await asleep.get()  # the tick is over: what it closed is queued
+        clock.advance(ms(100))
+        await sleep.tick()  # the tick is over: what it closed is queued
         await recorder.durable()
         assert writer.head is not None and head is not None and writer.head.seq == head.seq + 1
         await recorder.end(Ending.client_closed())

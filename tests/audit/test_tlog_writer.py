@@ -8,6 +8,7 @@ together with HEAD. (Forks and a rewrite by the signing-key holder need witnesse
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.clocks import ManualSleep
 
 from jitgate.audit import AuditEvent, open_audit_writer
 from jitgate.audit.chain import ChainHead, link, record_hash, stored_form
@@ -99,23 +101,37 @@ async def test_a_reopened_writer_extends_its_tree(file_url: str, log_dir: Path) 
     assert first != read_checkpoint(log_dir / "w0")
 
 
-async def test_checkpoints_are_signed_while_writing(file_url: str, log_dir: Path) -> None:
+async def test_checkpoints_are_signed_while_writing(
+    file_url: str, log_dir: Path, clock: ManualClock
+) -> None:
+    polls = ManualSleep()  # the writer's own checkpointer task polls at each `tick()`
+
+    def signed_size() -> int:
+        # What a reader sees: the file, written from the store's own thread.
+        signed = read_checkpoint(log_dir / "w0")
+        assert signed is not None
+        return Checkpoint.parse(parse_note(signed).text).size
+
     async with open_audit_writer(
         file_url,
         writer_id="w0",
+        clock=clock,
         maintenance_interval=None,
         checkpoint_key=DEPLOYMENT,
-        checkpoint_interval=0.05,
+        checkpoint_interval=1.0,
+        checkpoint_sleep=polls,
     ) as writer:
         assert writer.checkpointer is not None
-        for i in range(3):
+        await writer.append(sample_event(0))
+        await polls.tick()
+        assert signed_size() == 1  # nothing signed before: the first poll signs at once
+        for i in range(1, 3):
             await writer.append(sample_event(i))
-            async with asyncio.timeout(5):
-                # What a reader sees: the file, written from the store's own thread.
-                while (signed := read_checkpoint(log_dir / "w0")) is None or (  # noqa: ASYNC110
-                    Checkpoint.parse(parse_note(signed).text).size < i + 1
-                ):
-                    await asyncio.sleep(0.01)
+            await polls.tick()
+            assert signed_size() == i  # signed less than a second ago: the record waits
+            clock.advance(dt.timedelta(seconds=1))
+            await polls.tick()
+            assert signed_size() == i + 1  # a second later, signed without closing the writer
         assert check(log_dir).ok
 
 

@@ -19,7 +19,8 @@ from typing import Any
 import httpx
 import pytest
 from jitgate.webhook.routers.witness import peer_witness
-from jitgate.webhook.server import RunningWebhook, running
+from jitgate.webhook.server import RunningWebhook, audit_opener, running
+from support.clocks import ManualSleep
 
 from jitgate.audit import filelayout as layout
 from jitgate.audit.chain import ChainHead, link
@@ -63,6 +64,12 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
+def polls() -> dict[str, ManualSleep]:
+    """Each replica's checkpointer sleep: it polls when the test ticks it."""
+    return {writer: ManualSleep() for writer in REPLICAS}
+
+
+@pytest.fixture
 def start(
     cluster: Any,
     webhook_config: Any,
@@ -71,9 +78,10 @@ def start(
     pki: Any,
     keys: dict[str, Path],
     tmp_path: Path,
+    polls: dict[str, ManualSleep],
 ) -> Any:
     """Starts two replicas on one audit directory, each witnessing the other."""
-    return lambda: _replicas(webhook_config, clock, api_client, pki, keys, tmp_path)
+    return lambda: _replicas(webhook_config, clock, api_client, pki, keys, tmp_path, polls)
 
 
 @asynccontextmanager
@@ -84,7 +92,9 @@ async def _replicas(
     pki: Any,
     keys: dict[str, Path],
     tmp_path: Path,
+    polls: dict[str, ManualSleep],
 ) -> AsyncIterator[list[RunningWebhook]]:
+    """`polls[writer]` is the sleep of that replica's checkpointer: it polls at each tick."""
     ports = [free_port() for _ in REPLICAS]
     peers = tuple(f"https://127.0.0.1:{port}/witness" for port in ports)
     async with AsyncExitStack() as stack:
@@ -105,8 +115,11 @@ async def _replicas(
                     else tmp_path / f"witness-{writer}"
                 ),
             )
+            audit = audit_opener(config, clock, checkpoint_sleep=polls[writer])
             handle = await stack.enter_async_context(
-                running(config, clock=clock, api_client=api_client, backoff=FAST_BACKOFF)
+                running(
+                    config, clock=clock, api_client=api_client, backoff=FAST_BACKOFF, audit=audit
+                )
             )
             running_.append(handle)
         for handle in running_:
@@ -131,15 +144,19 @@ def cosigned_sizes(audit_dir: Path) -> dict[str, int]:
     return sizes
 
 
-async def until_cosigned(audit_dir: Path, clock: Any) -> dict[str, int]:
-    """Move the writers' clock past their checkpoint interval until each one's latest
-    checkpoint covers all its records and carries a peer's cosignature (bounded)."""
-    for _ in range(200):
+async def until_cosigned(
+    audit_dir: Path, clock: Any, polls: dict[str, ManualSleep]
+) -> dict[str, int]:
+    """Move the writers' clock past their checkpoint interval and let each checkpointer poll
+    once, until each one's latest checkpoint covers all its records and carries a peer's
+    cosignature (bounded)."""
+    for _ in range(10):
         sizes = {writer: len(records(audit_dir, writer)) for writer in REPLICAS}
         if cosigned_sizes(audit_dir) == sizes:
             return sizes
         clock.advance(dt.timedelta(seconds=2))
-        await asyncio.sleep(0.05)  # the checkpointer polls a real-time timer
+        for writer in REPLICAS:
+            await polls[writer].tick()  # signed, stored and submitted to its peer
     raise AssertionError(f"never cosigned: {cosigned_sizes(audit_dir)}, wanted {sizes}")
 
 
@@ -183,10 +200,11 @@ async def test_two_replicas_cosign_each_others_checkpoints_and_verify_accepts_th
     pki: Any,
     reviews: Any,
     capsys: Any,
+    polls: dict[str, ManualSleep],
 ) -> None:
     async with start() as replicas:
         await write_denials(replicas, pki, reviews)
-        sizes = await until_cosigned(audit_dir, clock)
+        sizes = await until_cosigned(audit_dir, clock, polls)
         code, out = verify(audit_dir, keys, capsys)
         assert code == 0, out
         assert "cosigned by at least 1 witness(es)" in out
@@ -242,10 +260,11 @@ async def test_a_key_holder_rewriting_one_replica_is_named_by_its_peers_cosignat
     audit_dir: Path,
     reviews: Any,
     capsys: Any,
+    polls: dict[str, ManualSleep],
 ) -> None:
     async with start() as running_:
         await write_denials(running_, pki, reviews)
-        sizes = await until_cosigned(audit_dir, clock)
+        sizes = await until_cosigned(audit_dir, clock, polls)
     assert verify(audit_dir, keys, capsys)[0] == 0
 
     chained = ("v", "writer", "seq", "prev", "hash", "mac")

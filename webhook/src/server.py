@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Final
@@ -88,9 +88,15 @@ def kubernetes_configuration(credentials: Credentials) -> k8s.Configuration:
     return configuration
 
 
-def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
+def audit_opener(
+    config: WebhookConfig,
+    clock: Clock,
+    *,
+    checkpoint_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AuditOpener:
     """Opens the audit writer named by --audit, signing with --audit-key-file and
-    --checkpoint-key if given."""
+    --checkpoint-key if given (its checkpointer waiting between polls with `checkpoint_sleep`:
+    tests pass one they release, as `build(audit=...)`)."""
     key = None
     if config.audit_key_file is not None:
         key = load_key(config.audit_key_file)
@@ -107,6 +113,7 @@ def audit_opener(config: WebhookConfig, clock: Clock) -> AuditOpener:
             checkpoint_key=checkpoint_key,
             witnesses=config.witnesses,
             witness_ca=config.witness_ca,
+            checkpoint_sleep=checkpoint_sleep,
         )
 
     return open_
