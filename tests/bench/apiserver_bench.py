@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from apiserver import build, harness
+from bench.quantiles import nearest_rank
 from chart import render
 from e2e import cluster, manifests, processes
 from support import objects
@@ -344,11 +345,6 @@ class Run:
         self.latencies = sorted(latencies)
 
 
-def _quantile(ordered: list[float], q: float) -> float:
-    """The `q` quantile of sorted `ordered` (the nearest rank below)."""
-    return ordered[int(len(ordered) * q)]
-
-
 @dataclass(frozen=True)
 class Pooled:
     """Runs of one side taken together."""
@@ -371,8 +367,8 @@ class Pooled:
             n=n,
             seconds=seconds,
             rate=n / seconds,
-            p50=_quantile(latencies, 0.5),
-            p99=_quantile(latencies, 0.99),
+            p50=nearest_rank(latencies, 0.5),
+            p99=nearest_rank(latencies, 0.99),
             moved=moved,
             client_cpu=sum(run.client_cpu for run in runs),
         )
@@ -593,12 +589,12 @@ def _paired_exec(c: cluster.JitCluster, clock: Clock) -> None:
     _install(c)
 
     def apart(a: list[float], b: list[float], q: float) -> float:
-        return _quantile(a, q) - _quantile(b, q)
+        return nearest_rank(a, q) - nearest_rank(b, q)
 
     print(f"exec admission, time-paired ({PAIRED_EXECS} execs each into the protected probe pod "
           f"and into its twin in the namespace {UNPROTECTED}, which jitgate does not protect, "
           f"one after the other, each first in turn; {_load()})")  # fmt: skip
-    on = [_quantile(side, q) for side in (protected, unprotected) for q in (0.5, 0.99)]
+    on = [nearest_rank(side, q) for side in (protected, unprotected) for q in (0.5, 0.99)]
     print(f"  configurations installed: protected p50 {on[0]:.1f} ms, p99 {on[1]:.1f} ms; "
           f"unprotected p50 {on[2]:.1f} ms, p99 {on[3]:.1f} ms")  # fmt: skip
     print(f"  added by jitgate (protected minus unprotected, at the same moments): p50 "

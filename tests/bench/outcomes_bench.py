@@ -28,6 +28,7 @@ from typing import Any
 
 from apiserver import build, harness
 from apiserver.recorder import Recorder
+from bench.quantiles import nearest_rank
 from chart import render
 from jitgate.webhook.cache import ClusterCache
 from jitgate.webhook.lookups import ApiReader
@@ -158,7 +159,7 @@ async def _latency(service: AdmissionService, body: dict[str, Any]) -> tuple[flo
         samples.append(time.perf_counter_ns() - started)
         assert not answer.allowed, answer  # each path is decided (and refused: no grant)
     samples.sort()
-    return samples[len(samples) // 2] / 1e6, samples[int(len(samples) * 0.99)] / 1e6
+    return nearest_rank(samples, 0.5) / 1e6, nearest_rank(samples, 0.99) / 1e6
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from apiserver import build, harness
+from bench.quantiles import nearest_rank
 from e2e import cluster, manifests
 
 NAMESPACE = "prod"
@@ -39,11 +40,6 @@ STREAM_BYTES = 8 * 1024 * 1024
 STREAMS = 3
 READ_TIMEOUT_S = 60.0
 TIME_BOUND_S = 600.0
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def _argv(
@@ -164,7 +160,7 @@ def main() -> None:
               "with its gateway, the operator and kubectl)")  # fmt: skip
         rtt = {side: _round_trips(c, side) for side in (False, True)}
         direct, gateway = (
-            (statistics.median(rtt[side]) * 1000, _percentile(rtt[side], 0.99) * 1000)
+            (statistics.median(rtt[side]) * 1000, nearest_rank(sorted(rtt[side]), 0.99) * 1000)
             for side in (False, True)
         )
         print(f"keystroke round trip, {KEYSTROKES} lines to cat: direct p50 {direct[0]:.2f} ms "

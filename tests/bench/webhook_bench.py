@@ -56,6 +56,7 @@ import uvicorn
 import uvloop
 import yaml
 from apiserver import build
+from bench.quantiles import nearest_rank
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from jitgate.webhook.app import create_app
@@ -269,8 +270,8 @@ def _figures(
     samples = sorted(samples)
     return {
         "rps": len(samples) / seconds,
-        "p50": samples[len(samples) // 2] / 1e6,
-        "p99": samples[int(len(samples) * 0.99)] / 1e6,
+        "p50": nearest_rank(samples, 0.5) / 1e6,
+        "p99": nearest_rank(samples, 0.99) / 1e6,
         "cpu": cpu / answered,
         "client": client / answered,
         "records": records / answered,
@@ -411,7 +412,7 @@ def _decision_latency(grants: int) -> tuple[float, float]:
         samples.append(time.perf_counter_ns() - started)
         assert verdict is not None and verdict.allowed
     samples.sort()
-    return samples[len(samples) // 2] / 1e3, samples[int(len(samples) * 0.99)] / 1e3
+    return nearest_rank(samples, 0.5) / 1e3, nearest_rank(samples, 0.99) / 1e3
 
 
 def _cache_memory(grants: int) -> float:
