@@ -161,6 +161,20 @@ async def test_updates_and_evictions_are_never_taken_for_repeats(
     assert len(audit_log()) == 4
 
 
+async def test_a_trace_id_names_no_request_without_apiserver_traces(
+    cluster: Any, webhook: Any, client: httpx.AsyncClient, reviews: Any, audit_log: Any
+) -> None:
+    # Without --apiserver-traces the API server may be passing on its client's own trace
+    # id: two tries sent with one are decided and recorded as two (test_request_traces).
+    await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB])
+    header = {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"}
+    for old in (3, 4):
+        review = reviews.scale(old=old, new=5)
+        response = await client.post("/validate", json=review, headers=header)
+        assert response.json()["response"]["allowed"] is True
+    assert len(audit_log()) == 2
+
+
 async def test_the_same_uid_with_other_facts_is_decided_again(
     webhook: Any, validate: Any, reviews: Any, audit_log: Any
 ) -> None:

@@ -22,6 +22,8 @@ uses          the use count of a grant with maxUses, made atomically at the API 
 memo          one decision and one record per user request (repeated reviews, a DELETE's
               several calls, exec retries)
 callers       who is heard (--client-ca), and who sent a review (the memo's key)
+traces        which user request a review belongs to: the API server's trace id
+              (--apiserver-traces)
 http1         the HTTP/1.1 protocol served: uvicorn's httptools one, each answer in one write,
               reviews answered without ASGI
 audit         audit events and each record type's durability (allowed: before the answer)

@@ -42,10 +42,12 @@ def create_app(
     lifespan: Lifespan | None = None,
     max_in_flight: int = admission.DEFAULT_MAX_IN_FLIGHT,
     queue_wait: float = admission.DEFAULT_QUEUE_WAIT,
+    trust_traces: bool = False,
     peer_witness: witness.PeerWitness | None = None,
 ) -> ASGIApp:
     """An app deciding with `service`, at most `max_in_flight` reviews at once; `lifespan`
-    starts and stops what feeds it; with `peer_witness` it also witnesses its peers' logs."""
+    starts and stops what feeds it; with `trust_traces` the API server's trace ids name each
+    review's user request; with `peer_witness` it also witnesses its peers' logs."""
 
     @asynccontextmanager
     async def no_lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,5 +70,5 @@ def create_app(
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _internal_error)
     return admission.admission_front(
-        service, app, max_in_flight=max_in_flight, queue_wait=queue_wait
+        service, app, max_in_flight=max_in_flight, queue_wait=queue_wait, trust_traces=trust_traces
     )

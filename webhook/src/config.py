@@ -46,6 +46,8 @@ class WebhookConfig:
     witness_log_keys: tuple[Path, ...] = ()
     # Only callers presenting a client certificate signed by this CA get decisions.
     client_ca: Path | None = None
+    # The API server's trace ids name each review's user request (`jitgate.webhook.traces`).
+    apiserver_traces: bool = False
     writer_id: str = "webhook"
     operator_user: str = DEFAULT_OPERATOR_USER
     webhook_user: str = DEFAULT_WEBHOOK_USER

@@ -46,7 +46,7 @@ class DirectAnswers(Protocol):
     def max_body(self) -> int: ...
 
     async def answer(
-        self, path: str, body: bytes, caller: str, query: bytes
+        self, path: str, body: bytes, caller: str, query: bytes, headers: list[tuple[bytes, bytes]]
     ) -> tuple[int, bytes]: ...
 
     def too_large(self) -> tuple[int, bytes]: ...
@@ -105,13 +105,21 @@ class _Review:
     request-response cycle (`response_complete`, `keep_alive`, `disconnected`)."""
 
     __slots__ = (
-        "chunks", "disconnected", "keep_alive", "path", "query", "response_complete", "size",
-        "too_large",
+        "chunks", "disconnected", "headers", "keep_alive", "path", "query", "response_complete",
+        "size", "too_large",
     )  # fmt: skip
 
-    def __init__(self, path: str, query: bytes, keep_alive: bool, too_large: bool) -> None:
+    def __init__(
+        self,
+        path: str,
+        query: bytes,
+        headers: list[tuple[bytes, bytes]],
+        keep_alive: bool,
+        too_large: bool,
+    ) -> None:
         self.path = path
         self.query = query
+        self.headers = headers
         # The body as it arrived: mostly one piece, which `body` then hands on uncopied.
         self.chunks: list[bytes] = []
         self.size = 0
@@ -231,6 +239,7 @@ class OneWriteProtocol(HttpToolsProtocol):
         declared = content_length(self.headers)
         self.cycle = _Review(  # type: ignore[assignment]
             *direct_path,
+            self.headers,
             keep_alive=self.parser.should_keep_alive(),
             too_large=declared is not None and declared > self.direct.max_body,
         )
@@ -265,7 +274,7 @@ class OneWriteProtocol(HttpToolsProtocol):
                 status, body = direct.too_large()
             else:
                 status, body = await direct.answer(
-                    review.path, review.body, self.caller, review.query
+                    review.path, review.body, self.caller, review.query, review.headers
                 )
         except Exception:
             # As uvicorn answers an app that failed: a 500, and the connection closed.

@@ -23,6 +23,13 @@ three records. `DecisionMemo` remembers recent answers, bounded in size and age:
   **decided afresh** like any review, and only when the fresh decision is an allow by the
   same Grant (same name and uid) is it answered with the earlier answer (the request's one
   record and its annotations) instead of a record of its own;
+- **the same user request by its trace id** (`repeat_of` with a `trace`: the API server's
+  word, trusted with `--apiserver-traces`, `jitgate.webhook.traces`): any allowed review from
+  the same caller with the same trace id, user and groups, action and dry run (all but the
+  old state it was decided on: a scale's earlier count), within `repeat_window` seconds. As
+  for a DELETE, it is decided afresh, and an allow by the same Grant is answered with the
+  request's earlier answer and record. So a contended scale the API server tries three
+  times is one record, and so is a delete whose cached copy was stale;
 - a pod exec/attach/port-forward with the same facts as one refused within `retry_window`
   seconds is still decided afresh (a Grant may have arrived since), but a refusal again for
   the same reason is not recorded again: it is the same user request.
@@ -40,7 +47,9 @@ tells a retry from a new request by the same user with certainty (README, Perfor
 each try that changes the count is decided and recorded on the state it was decided on
 (the safe side: every try is an admission of a protected change); one that lands on the
 count another client just wrote changes nothing and is not routed (threat model 3.11).
-Anything else is a genuinely new request and is decided and recorded.
+With `--apiserver-traces` the API server says which user request each try belongs to, and
+the tries of one are recorded once (above). Anything else is a genuinely new request and is
+decided and recorded.
 """
 
 from __future__ import annotations
@@ -113,9 +122,13 @@ _action: Final[Callable[[AttemptedAction], tuple[Hashable, ...]]] = attrgetter(
 )
 
 
-def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
+def facts_of(
+    request: AdmissionRequest, attempted: AttemptedAction, *, old_state: bool = True
+) -> Facts:
     """What the decision depends on: who, exactly what, and whether it is a dry run; the
     detail (without its digest) last, so that nothing may follow the facts in a key.
+    Without `old_state`: not the count a change of replicas starts from either, which is
+    what differs between the API server's tries of one update.
 
     Not the deleted object's digest: a DELETE is validated against the cached object and
     again against the stored one, whose resourceVersion (and deletion stamp) may differ.
@@ -125,9 +138,13 @@ def facts_of(request: AdmissionRequest, attempted: AttemptedAction) -> Facts:
     into += _action(attempted)  # a fixed number of fields
     detail = attempted.detail
     for key in sorted(detail):
-        if key != "digest":
-            into.append(key)
-            _flatten(detail[key], into)
+        if key == "digest":
+            continue
+        into.append(key)
+        value = detail[key]
+        if key == "replicas" and not old_state and isinstance(value, dict):
+            value = value.get("new")
+        _flatten(value, into)
     return tuple(into)
 
 
@@ -136,22 +153,26 @@ def repeat_of(
     attempted: AttemptedAction,
     caller: str = "",
     facts: Facts | None = None,
+    trace: str | None = None,
 ) -> Facts | None:
-    """What makes two DELETE reviews with different uids one user request (see the module's
-    rule), or None for a review whose every call is a request of its own. `facts` are the
-    attempt's (`facts_of`), when the caller has them already.
+    """What makes two reviews with different uids one user request (see the module's rules):
+    their `trace` id when the API server's is trusted (`traces.request_of`), else for a
+    DELETE its object incarnation; None for a review whose every call is a request of its
+    own. `facts` are the attempt's (`facts_of`), when the caller has them already.
 
     Not the old state (digest, resourceVersion, deletion stamp): that is what changes between
     the API server's calls for one DELETE. Only a DELETE naming the object's uid: an eviction
     does not, and a pod re-created under the same name must never share its predecessor's
     record.
     """
+    if trace is not None:
+        return ("trace", caller, trace, *facts_of(request, attempted, old_state=False))
     if request.operation != "DELETE" or attempted.verb != "delete":
         return None
     incarnation = ((request.old_object or {}).get("metadata") or {}).get("uid")
     if not isinstance(incarnation, str) or not incarnation:
         return None
-    into: list[object] = [caller, incarnation]
+    into: list[object] = ["incarnation", caller, incarnation]
     _flatten(request.options, into)  # says where it ends
     return (*into, *(facts or facts_of(request, attempted)))
 

@@ -233,6 +233,7 @@ def build(
         service,
         max_in_flight=config.max_in_flight,
         queue_wait=config.queue_wait,
+        trust_traces=config.apiserver_traces,
         peer_witness=witnessing,
     )
     served = OnlyVerifiedCallers(app, refusals) if config.client_ca is not None else app

@@ -49,6 +49,7 @@ from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
 from jitgate.webhook.memo import RETRIED_VERBS, DecisionMemo, Facts, facts_of, repeat_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
+from jitgate.webhook.traces import TRACE_USE, request_of
 from jitgate.webhook.uses import Counted, NotCounted, UseCounter, UsedUp
 
 from jitgate.audit.model import AuditRecord
@@ -210,9 +211,13 @@ class AdmissionService:
 
     # /validate
 
-    async def validate(self, request: AdmissionRequest, caller: str = "") -> Answer:
+    async def validate(
+        self, request: AdmissionRequest, caller: str = "", trace: str | None = None
+    ) -> Answer:
         """Decide a review; `caller` says who sent it (`callers.caller_of`): a repeated
-        review is answered from the memo only for the caller that sent it first."""
+        review is answered from the memo only for the caller that sent it first. `trace`:
+        the trace id the API server sent it with, when trusted (`jitgate.webhook.traces`):
+        the reviews of one user request are recorded once, and count one use."""
         kind = jitgate_kind(request)
         if kind == ACCESS_REQUESTS:
             return await self._validate_access_request(request)
@@ -224,9 +229,11 @@ class AdmissionService:
                 webhook_user=self.webhook_user,
             )
             return await self._answer_own_kind(request, "grant", refusal)
-        return await self._validate_action(request, caller)
+        return await self._validate_action(request, caller, request_of(trace, request.groups))
 
-    async def _validate_action(self, request: AdmissionRequest, caller: str) -> Answer:
+    async def _validate_action(
+        self, request: AdmissionRequest, caller: str, trace: str | None
+    ) -> Answer:
         try:
             decoded = decode(request)
         except Undecidable as error:
@@ -239,7 +246,7 @@ class AdmissionService:
         if decoded is None:
             return allow()
         if isinstance(decoded, AttemptedAction):
-            return await self._direct(request, decoded, caller)
+            return await self._direct(request, decoded, caller, trace)
         if self.exemptions.covers(request.user, request.groups):
             return allow()  # before any read: exempt controllers cost nothing
         if not self.cache.synced:
@@ -250,10 +257,10 @@ class AdmissionService:
             verdict = Verdict(False, f"jitgate cannot decide this request: {error}", "LookupFailed")
             return await self._answer(request, None, verdict)
         labels = decoded.before if isinstance(decoded, NamespaceRelabel) else None
-        return await self._decide(request, attempts, labels=labels)
+        return await self._decide(request, attempts, labels=labels, caller=caller, trace=trace)
 
     async def _direct(
-        self, request: AdmissionRequest, attempted: AttemptedAction, caller: str
+        self, request: AdmissionRequest, attempted: AttemptedAction, caller: str, trace: str | None
     ) -> Answer:
         """A protected action the review names itself, decided and recorded once per user
         request: a repeated review of it from the same caller is answered from the memo."""
@@ -275,7 +282,7 @@ class AdmissionService:
                 return await self._answer(request, attempted, failed)
         # The facts serve the refusal memo too, when the direct action is the one decided.
         known = facts if len(attempts) == 1 and attempts[0] is attempted else None
-        answer = await self._decide(request, attempts, caller=caller, facts=known)
+        answer = await self._decide(request, attempts, caller=caller, facts=known, trace=trace)
         if self.audit.healthy:  # unrecorded: the next review of it tries to record it again
             self.memo.remember(request.uid, facts, attempted, answer, caller)
         return answer
@@ -369,10 +376,12 @@ class AdmissionService:
         labels: dict[str, str] | None = None,
         caller: str = "",
         facts: Facts | None = None,
+        trace: str | None = None,
     ) -> Answer:
         """Allowed when every attempt is; the first one refused is the answer. Each allowed
         attempt is recorded (and must be durable) before the request is allowed. `facts` are
-        the lone attempt's (`memo.facts_of`), when the caller has them already."""
+        the lone attempt's (`memo.facts_of`), when the caller has them already; `trace` the
+        user request's trace id, when trusted."""
         if not attempts and not self.cache.synced:
             # An indirect request before the cache is known: refused like any protected one.
             not_ready = Verdict(False, f"{NOT_READY}; retry in a moment", "NotReady")
@@ -390,13 +399,15 @@ class AdmissionService:
         for index, (attempted, verdict) in enumerate(allowed):
             if verdict.grant is None or verdict.grant.terms.max_uses is None:
                 continue  # no use to count: not even a coroutine to make
-            counted = await self._count_use(request, attempted, verdict)
+            counted = await self._count_use(request, attempted, verdict, trace)
             if not counted.allowed:
                 return await self._answer(request, attempted, counted, facts=facts)
             allowed[index] = (attempted, counted)
         answer = allow()
         for attempted, verdict in allowed:
-            answer = await self._answer(request, attempted, verdict, caller, facts=facts)
+            answer = await self._answer(
+                request, attempted, verdict, caller, facts=facts, trace=trace
+            )
             if not answer.allowed:
                 return answer
         return answer
@@ -471,17 +482,26 @@ class AdmissionService:
         return second
 
     async def _count_use(
-        self, request: AdmissionRequest, attempted: AttemptedAction, verdict: Verdict
+        self,
+        request: AdmissionRequest,
+        attempted: AttemptedAction,
+        verdict: Verdict,
+        trace: str | None,
     ) -> Verdict:
         """An allowed action under a grant with maxUses: its use counted at the API server
-        (`uses`), the one API call an allowed decision may make. Other grants: as decided."""
+        (`uses`), the one API call an allowed decision may make. Other grants: as decided.
+        The use is the review's, or with a `trace` the user request's: the API server's
+        later reviews of it find their use counted already."""
         grant = verdict.grant
         if grant is None or grant.spec.max_uses is None:
             return verdict
         if self.use_counter is None:
             return not_counted(attempted, verdict, "jitgate has no connection to the API server")
         outcome = await self.use_counter.count(
-            grant.namespace, grant.name, request.uid, dry_run=request.is_dry_run
+            grant.namespace,
+            grant.name,
+            request.uid if trace is None else f"{TRACE_USE}{trace}",
+            dry_run=request.is_dry_run,
         )
         self.metrics.use_counts.labels(type(outcome).__name__).inc()
         match outcome:
@@ -500,6 +520,7 @@ class AdmissionService:
         caller: str = "",
         *,
         facts: Facts | None = None,
+        trace: str | None = None,
     ) -> Answer:
         action = attempted.verb if attempted is not None else request.operation.lower()
         if (
@@ -514,15 +535,17 @@ class AdmissionService:
             self.metrics.repeated(action).inc()
             return deny(verdict.message)
         repeat = (
-            repeat_of(request, attempted, caller, facts) if verdict.allowed and attempted else None
+            repeat_of(request, attempted, caller, facts, trace)
+            if verdict.allowed and attempted
+            else None
         )
         if repeat is not None:
             assert verdict.grant is not None
             granted_by = (verdict.grant.namespace, verdict.grant.name, verdict.grant.uid)
             earlier = self.memo.allowed_just_now(repeat, granted_by)
             if earlier is not None:
-                # The API server validating one DELETE again: allowed afresh by the same
-                # Grant, answered with the request's one record.
+                # The API server validating one user request again: allowed afresh by the
+                # same Grant, answered with the request's one record.
                 self.metrics.repeated(action).inc()
                 return earlier
         stated = recorded(attempted) if attempted is not None else None

@@ -50,6 +50,16 @@ def register(subparsers: Any) -> None:
         "CA (the API server's, from its admission configuration); others get no decision and "
         "no record. Without it every record says its caller was not verified",
     )
+    add_flag(
+        parser,
+        "--apiserver-traces",
+        action="store_true",
+        help="the kube-apiserver runs with a tracing configuration (--tracing-config-file; "
+        "sampling rate 0 will do): take the trace id it sends with each review as the user "
+        "request's, so the API server's several tries of one request are recorded once and "
+        "count one use. Without such a configuration the API server passes on its clients' "
+        "own trace ids: do not set it then",
+    )
     add_writer_flags(parser)
     add_flag(
         parser,
@@ -234,6 +244,7 @@ class WebhookOptions:
     gateway_port: int | None
     requestheader_client_ca: str | None
     requestheader_allowed_names: str
+    apiserver_traces: bool
     gateway_max_sessions: int
     gateway_max_sessions_per_user: int
     gateway_max_frame_bytes: int
@@ -311,6 +322,7 @@ def run(options: WebhookOptions) -> int:
         tls_cert=cert,
         tls_key=key,
         client_ca=existing_file("--client-ca", options.client_ca),
+        apiserver_traces=options.apiserver_traces,
         audit_url=options.audit,
         audit_key_file=existing_file("--audit-key-file", options.audit_key_file),
         checkpoint_key_file=existing_file("--checkpoint-key", options.checkpoint_key),

@@ -13,6 +13,9 @@ no free slot within `queue_wait` seconds is denied at once with a reason that sa
 the API server waits for the answer at most, when that is shorter: the API server puts its
 webhook timeout on the URL (`?timeout=5s`), and a chart may set 1 s, less than `queue_wait`.
 Memory stays bounded because waiting reviews hold nothing but their parsed body.
+
+With `trust_traces` (`--apiserver-traces`), the trace id in a review's `traceparent` header
+tells the service which user request the review belongs to (`jitgate.webhook.traces`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
 from jitgate.webhook.callers import caller_of
@@ -37,6 +40,7 @@ from jitgate.webhook.review import (
     render,
 )
 from jitgate.webhook.service import AdmissionService
+from jitgate.webhook.traces import trace_in
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
@@ -55,10 +59,13 @@ _SECONDS: Final = {b"ns": 1e-9, b"us": 1e-6, b"ms": 1e-3, b"s": 1.0, b"m": 60.0,
 _CONTENT_TYPE: Final = (b"content-type", b"application/json")
 _TOO_LARGE: Final = f"The body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB."
 
-Decider = Callable[[AdmissionService], Callable[[AdmissionRequest, str], Awaitable[Answer]]]
+Headers = Sequence[tuple[bytes, bytes]]
+Decider = Callable[
+    [AdmissionService], Callable[[AdmissionRequest, str, str | None], Awaitable[Answer]]
+]
 _ENDPOINTS: Final[dict[str, Decider]] = {
     "/validate": lambda service: service.validate,
-    "/mutate": lambda service: lambda review, _caller: service.mutate(review),
+    "/mutate": lambda service: lambda review, _caller, _trace: service.mutate(review),
 }
 
 
@@ -130,8 +137,10 @@ class AdmissionFront:
         *,
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         queue_wait: float = DEFAULT_QUEUE_WAIT,
+        trust_traces: bool = False,
     ) -> None:
         self._service = service
+        self._trust_traces = trust_traces
         self._app = app
         self._slots = asyncio.Semaphore(max_in_flight)
         self._queue_wait = queue_wait
@@ -149,7 +158,7 @@ class AdmissionFront:
         return self._queue_wait if timeout is None else min(self._queue_wait, timeout / 2)
 
     async def _decide(
-        self, path: str, review: AdmissionRequest, caller: str, query: bytes
+        self, path: str, review: AdmissionRequest, caller: str, query: bytes, trace: str | None
     ) -> Answer:
         slots = self._slots
         if slots.locked():
@@ -161,7 +170,7 @@ class AdmissionFront:
         else:
             await slots.acquire()
         try:
-            return await _ENDPOINTS[path](self._service)(review, caller)
+            return await _ENDPOINTS[path](self._service)(review, caller, trace)
         except Exception:
             # Never a 500 and never an allow: the API server applies its failurePolicy to
             # errors, and a denial states plainly what happened.
@@ -171,17 +180,19 @@ class AdmissionFront:
             slots.release()
 
     async def answer(
-        self, path: str, body: bytes, caller: str, query: bytes = b""
+        self, path: str, body: bytes, caller: str, query: bytes = b"", headers: Headers = ()
     ) -> tuple[int, bytes]:
         """The status and JSON body answering a POST of `body` to `path` (one of `paths`)
-        by `caller` (`callers.caller_of`), with the URL's `query` (its `timeout`)."""
+        by `caller` (`callers.caller_of`), with the URL's `query` (its `timeout`) and the
+        request's `headers` (its `traceparent`, when trusted)."""
         started = time.perf_counter()
         try:
             review = parse_review(body)
         except ReviewError as error:
             self._metrics.malformed.inc()
             return 400, _error(str(error))
-        answer = await self._decide(path, review, caller, query)
+        trace = trace_in(headers) if self._trust_traces else None
+        answer = await self._decide(path, review, caller, query, trace)
         rendered = render(review.uid, answer)
         self._observe[path](time.perf_counter() - started)
         return 200, rendered
@@ -207,7 +218,8 @@ class AdmissionFront:
         except _Disconnected:
             return
         query = scope.get("query_string", b"")
-        await _send(send, *await self.answer(path, body, caller_of(scope), query))
+        answer = await self.answer(path, body, caller_of(scope), query, scope["headers"])
+        await _send(send, *answer)
 
 
 def admission_front(
@@ -216,6 +228,9 @@ def admission_front(
     *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     queue_wait: float = DEFAULT_QUEUE_WAIT,
+    trust_traces: bool = False,
 ) -> AdmissionFront:
     """Answer the admission paths here, bounded; pass everything else to `app`."""
-    return AdmissionFront(service, app, max_in_flight=max_in_flight, queue_wait=queue_wait)
+    return AdmissionFront(
+        service, app, max_in_flight=max_in_flight, queue_wait=queue_wait, trust_traces=trust_traces
+    )
