@@ -152,6 +152,19 @@ def test_the_gateways_bounds_reach_the_webhook_command_line() -> None:
     assert {key: parsed[f"gateway_{snake(key)}"] for key in bounds} == bounds
 
 
+def test_the_webhook_trusts_the_api_servers_trace_ids_only_when_told() -> None:
+    """`webhook.apiserverTraces` is the webhook's `--apiserver-traces`: off by default, since it
+    is safe only with a tracing configuration on the kube-apiserver, which the chart cannot
+    see."""
+    default = container_of(workload({}, render.WEBHOOK_NAME))["args"]
+    assert "--apiserver-traces" not in default
+    assert vars(build_parser().parse_args(default))["apiserver_traces"] is False
+    values = {"webhook": {"apiserverTraces": True}}
+    args = container_of(workload(values, render.WEBHOOK_NAME))["args"]
+    assert args.count("--apiserver-traces") == 1
+    assert vars(build_parser().parse_args(args))["apiserver_traces"] is True
+
+
 def snake(name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
 

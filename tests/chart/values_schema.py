@@ -204,6 +204,10 @@ WEBHOOK = obj(
         existingSecret=string("Secret with the client CA (key ca.crt), for existingSecret."),
         validityDays=integer("Validity of the generated CA and certificate, in days.", 1),
     ),
+    apiserverTraces=boolean(
+        "Run the webhook with --apiserver-traces: the API server's trace id names each user "
+        "request. Only with a tracing configuration on the kube-apiserver (--tracing-config-file)."
+    ),
     podDisruptionBudget=pdb("PodDisruptionBudget of the webhook."),
     serviceAccount=service_account("The webhook's ServiceAccount."),
     **container("webhook"),
