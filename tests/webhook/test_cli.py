@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from jitgate.webhook.config import WebhookConfig
+
+from jitgate.cli.jitgate.main import main
 
 COMMAND = [sys.executable, "-m", "jitgate.cli.jitgate", "webhook"]
 
@@ -38,10 +42,48 @@ def test_help_names_every_flag_and_its_variable() -> None:
         "--host", "--port", "--tls-cert", "--tls-key", "--client-ca", "--audit", "--audit-key-file",
         "--checkpoint-key", "--witness", "--witness-ca", "--witness-key", "--witness-state",
         "--witness-log-key", "--writer-id", "--kubeconfig", "--operator-user", "--exempt-user",
-        "--exempt-group",
+        "--exempt-group", "--apiserver-traces",
     ):  # fmt: skip
         assert flag in out
         assert "JITGATE_" + flag.lstrip("-").replace("-", "_").upper() in out
+
+
+def started_with(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> WebhookConfig:
+    """The configuration `jitgate webhook ARGV` starts the webhook with (in this process, the
+    server itself not started)."""
+    started: list[WebhookConfig] = []
+    monkeypatch.setattr("jitgate.webhook.server.run_webhook", started.append)
+    assert main(["webhook", *argv]) == 0
+    (config,) = started
+    return config
+
+
+@pytest.mark.parametrize(
+    ("flags", "variable", "trusted"),
+    [
+        ([], None, False),
+        (["--apiserver-traces"], None, True),
+        ([], "true", True),
+        ([], "false", False),
+    ],
+    ids=["default", "flag", "variable", "variable-false"],
+)
+def test_the_api_servers_trace_ids_are_trusted_only_when_told(
+    flags: list[str],
+    variable: str | None,
+    trusted: bool,
+    pki: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--apiserver-traces` (or JITGATE_APISERVER_TRACES) is the operator's word that the
+    kube-apiserver runs with a tracing configuration; without it no trace id is believed."""
+    monkeypatch.delenv("JITGATE_APISERVER_TRACES", raising=False)
+    if variable is not None:
+        monkeypatch.setenv("JITGATE_APISERVER_TRACES", variable)
+    serving = ["--tls-cert", str(pki.cert_file), "--tls-key", str(pki.key_file)]
+    config = started_with([*serving, "--audit", f"file://{tmp_path}/audit", *flags], monkeypatch)
+    assert config.apiserver_traces is trusted
 
 
 def test_bad_usage_is_one_sentence_and_exit_code_2(pki: Any, tmp_path: Path) -> None:
