@@ -177,10 +177,13 @@ class KubeAPIServer:
         startup_seconds: float,
         webhook_client_ca: Path | None = None,
         front_proxy: FrontProxy | None = None,
+        traced: bool = False,
     ) -> None:
         self.url = url
         self.webhook_client_ca = webhook_client_ca
         self.front_proxy = front_proxy
+        # Runs with a tracing configuration: each request's trace id reaches the webhooks.
+        self.traced = traced
         self.tmpdir = tmpdir
         self.ca = ca
         self.ca_file = ca.cert_file
@@ -592,6 +595,21 @@ class FrontProxy:
 FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
+def write_tracing_config(path: Path) -> Path:
+    """A TracingConfiguration that samples nothing: the API server then starts a trace of its
+    own for each request (continuing a client's only for system:masters and
+    system:monitoring) and sends its trace id to every webhook it calls, while exporting no
+    span. The collector's address is spelled out, so nothing is sent past 127.0.0.1 even for
+    a client's sampled trace."""
+    path.write_text(
+        "apiVersion: apiserver.config.k8s.io/v1beta1\n"
+        "kind: TracingConfiguration\n"
+        "endpoint: 127.0.0.1:4317\n"
+        "samplingRatePerMillion: 0\n"
+    )
+    return path
+
+
 def write_front_proxy(directory: Path) -> tuple[FrontProxy, list[str]]:
     """A front-proxy CA and the API server's proxy client certificate, and the flags that make
     kube-apiserver proxy aggregated APIs with them (as kubeadm sets them)."""
@@ -652,13 +670,16 @@ def start_kube_apiserver(
     extra_args: Sequence[str] = (),
     webhook_client_auth: bool = False,
     front_proxy: bool = False,
+    tracing: bool = False,
     timeout: float = STARTUP_TIMEOUT_S,
 ) -> Iterator[KubeAPIServer]:
     """Start kube-apiserver on 127.0.0.1 (free port); yield it ready; stop it on exit.
 
     ``webhook_client_auth``: present a client certificate to admission webhooks (module
     docstring). ``front_proxy``: serve aggregated APIs (APIServices) through a front proxy
-    with a client certificate of its own (:func:`write_front_proxy`).
+    with a client certificate of its own (:func:`write_front_proxy`). ``tracing``: run with a
+    tracing configuration (:func:`write_tracing_config`), so that each request's trace id
+    reaches the webhooks it calls (jitgate's --apiserver-traces).
 
     Ready means: ``/readyz`` answers ``ok``, and the ``default`` namespace and the RBAC
     bootstrap (``cluster-admin``, ``system:basic-user`` binding) exist.
@@ -690,6 +711,9 @@ def start_kube_apiserver(
     if front_proxy:
         proxy, flags = write_front_proxy(certs / "front-proxy")
         extra_args = [*extra_args, *flags]
+    if tracing:
+        config = write_tracing_config(tmpdir / "tracing.yaml")
+        extra_args = [*extra_args, f"--tracing-config-file={config}"]
 
     def launch(port: int, attempt: int) -> KubeAPIServer:
         argv = [
@@ -715,6 +739,7 @@ def start_kube_apiserver(
             startup_seconds=0.0,
             webhook_client_ca=client_ca,
             front_proxy=proxy,
+            traced=tracing,
         )
 
     with _on_a_free_port(launch, lambda server: _wait_ready(server, start + timeout)) as server:

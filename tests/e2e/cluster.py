@@ -441,6 +441,7 @@ def install(
             "--host", "127.0.0.1", "--port", str(port),
             "--tls-cert", str(cert), "--tls-key", str(key),
             *(["--client-ca", str(api.webhook_client_ca)] if api.webhook_client_ca else []),
+            *(["--apiserver-traces"] if api.traced else []),
             "--audit", f"file://{audit}", "--audit-key-file", str(audit_key),
             "--checkpoint-key", str(checkpoint_key),
             "--writer-id", writer,

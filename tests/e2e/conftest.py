@@ -7,7 +7,9 @@ observe) and a real kube-controller-manager (garbage collector, namespace, workl
 autoscaler controllers: the exempt identities that can act for a user) and kwok acting as
 the kubelet of one node (``manifests.KWOK_NODE``: pods on it run, and ``kubectl exec``,
 ``attach`` and ``port-forward`` reach local processes), with jitgate installed by
-``cluster.install``. Pods on ``manifests.NODE`` have no kubelet: they stay Pending and a
+``cluster.install``. The API server runs with a tracing configuration and jitgate with
+``--apiserver-traces``, the configuration the chart's README recommends. Pods on
+``manifests.NODE`` have no kubelet: they stay Pending and a
 connection to them fails after admission. It is stopped right after the last
 test that uses it, not at the end of the session, and its start-up and run times are
 printed. When a test fails, the lines the webhook, the operator and the API server logged
@@ -135,6 +137,7 @@ def jitgate_cluster(
                 tmpdir / "kube-apiserver",
                 webhook_client_auth=True,
                 front_proxy=True,
+                tracing=True,
             )
         )
         tier.logs.append(_ServerLog("kube-apiserver", server))

@@ -3,12 +3,16 @@ without a grant, admitted with one, and audited with what changed."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import time
 from typing import Any
 
 import pytest
 from e2e import manifests
 from e2e.cluster import denied_by
+
+from jitgate.audit.reconcile import parse_apiserver_log
 
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
@@ -195,3 +199,68 @@ def test_one_kubectl_delete_is_one_record_however_often_it_is_reviewed(
     denied = c.records("webhook", "--user", "alice", "--type", "action.denied", "--verb", "delete")
     assert [r["action"]["name"] for r in denied].count("once-refused-0") == 1
     print(f"{reviews} delete webhook calls for 2 kubectl deletes, 2 audit records")
+
+
+CONTENDING_CLIENTS = 8
+EVENTS_WAIT_S = 30.0
+SCALES_EACH = 20  # bounded: 160 requests in all
+
+
+def _completed_events(c: Any, sent: int) -> list[Any]:
+    """alice's scales of `contended` in the API server's audit log, once all `sent` are
+    there (it writes a request's event as the request completes, after the answer)."""
+    deadline = time.monotonic() + EVENTS_WAIT_S
+    while True:
+        events = [
+            event
+            for event in parse_apiserver_log(c.api.audit_log.read_bytes().splitlines())
+            if event.subresource == "scale" and event.name == "contended"
+            and event.user == "alice" and event.code is not None
+        ]  # fmt: skip
+        if len(events) >= sent or time.monotonic() > deadline:
+            assert len(events) == sent, f"{len(events)} events for {sent} requests"
+            return events
+        time.sleep(0.1)
+
+
+def test_a_contended_scale_is_one_record_per_user_request(jitgate_cluster: Any) -> None:
+    # Eight clients scaling one Deployment at once: the API server validates a scale again
+    # after each write conflict, with a review uid of its own each time. Its trace id
+    # (the tier's API server runs with a tracing configuration, jitgate with
+    # --apiserver-traces) makes every try of one user request one record, and the API
+    # server's own audit log, which names the record each request was allowed by, agrees.
+    c = jitgate_cluster
+    c.apply("admin", manifests.deployment("prod", "contended", replicas=1))
+    grant = c.granted("scale", "deploy/contended", "--reason", "INC-51: load", name="contended")
+    before = c.webhook_reviews("scale.actions.jitgate.dev")
+    path = "/apis/apps/v1/namespaces/prod/deployments/contended/scale"
+
+    def scale(client: int) -> list[int]:
+        statuses = []
+        for n in range(SCALES_EACH):
+            body = {
+                "apiVersion": "autoscaling/v1", "kind": "Scale",
+                "metadata": {"name": "contended", "namespace": "prod"},
+                "spec": {"replicas": 2 + (client + n) % 3},
+            }  # fmt: skip
+            statuses.append(c.api.request("PUT", path, who="alice", body=body)[0])
+        return statuses
+
+    with concurrent.futures.ThreadPoolExecutor(CONTENDING_CLIENTS) as pool:
+        statuses = [s for each in pool.map(scale, range(CONTENDING_CLIENTS)) for s in each]
+    assert statuses == [200] * CONTENDING_CLIENTS * SCALES_EACH
+    calls = c.webhook_reviews("scale.actions.jitgate.dev") - before
+
+    records = c.records("webhook", "--grant", grant)
+    assert {r["type"] for r in records} == {"action.allowed"}
+    recorded = {(r["writer"], r["seq"]) for r in records}
+    events = _completed_events(c, len(statuses))
+    named = [event.record_ref() for event in events]
+    # Each request that reached jitgate names one record, no two the same, and no record is
+    # left that no request names (each try recorded alone would be one).
+    reached = [ref for ref in named if ref is not None]
+    assert len(reached) == len(set(reached)) == len(recorded)
+    assert set(reached) == recorded
+    # The API server did try again: more calls than requests that reached jitgate.
+    assert calls > len(recorded), (calls, len(recorded))
+    print(f"{len(events)} contended scales, {calls} webhook calls, {len(recorded)} records")
