@@ -11,7 +11,11 @@ removed, in alternating pairs, with a grant held for every protected action sent
    conflicting updates, each retry admitted again);
 2. webhook calls per request (the API server's own
    ``apiserver_admission_webhook_admission_duration_seconds_count``), audit records per
-   request (lines appended to the webhook's audit log), and CPU per request on each side of
+   request (lines appended to the webhook's audit log), checked against the API server's own
+   audit log (each request's event names the jitgate record it was allowed by: one record
+   per user request means as many records as requests naming one, no two naming the same;
+   the API server runs with a tracing configuration and jitgate with --apiserver-traces, as
+   the chart's README recommends), and CPU per request on each side of
    every process that shares the cores: the API server (with its embedded etcd), the webhook,
    the operator and the clients (this process), the first three above what each uses idle:
    figures that a loaded machine changes far less than requests per second, and whose totals
@@ -59,6 +63,7 @@ from chart import render
 from e2e import cluster, manifests, processes
 from support import objects
 
+from jitgate.audit.reconcile import parse_apiserver_log
 from jitgate.core.clock import SYSTEM_CLOCK
 
 NAMESPACE = "prod"
@@ -309,11 +314,33 @@ class Idle:
         )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class Named:
+    """What the API server's audit log says of a run's requests: how many name a jitgate
+    record (they reached jitgate and were allowed by it), and how many records they name."""
+
+    requests: int = 0
+    records: int = 0
+
+    @classmethod
+    def between(cls, log: Path, start: int, end: int) -> Named:
+        with log.open("rb") as lines:
+            lines.seek(start)
+            events = parse_apiserver_log(lines.read(end - start).splitlines())
+        refs = [ref for ref in (event.record_ref() for event in events) if ref is not None]
+        return cls(len(refs), len(set(refs)))
+
+    def __add__(self, other: Named) -> Named:
+        return Named(self.requests + other.requests, self.records + other.records)
+
+
 class Run:
     """One measurement: each lane sent by a client of its own, its requests one after
-    another; latencies (ms), requests per second and what the counters moved by."""
+    another; latencies (ms), requests per second, what the counters moved by, and what the
+    API server's audit log says of the requests (`Named`)."""
 
     def __init__(self, c: cluster.JitCluster, lanes: list[Lane], ok: set[int], idle: Idle):
+        log_start = c.api.audit_log.stat().st_size
         before = Counters.read(c)
         counted_from = time.monotonic()
         latencies: list[float] = []
@@ -335,10 +362,12 @@ class Run:
         self.n = sum(len(lane) for lane in lanes)
         if failures:
             raise RuntimeError(f"{len(failures)} of {self.n} failed, e.g. {failures[0]}")
-        # The audit writer appends after answering: let the last records land.
+        # The audit writer appends after answering, and the API server writes a request's
+        # event after it: let the last records and events land.
         time.sleep(0.5)
         counted = time.monotonic() - counted_from
         moved = Counters.read(c, cpu_first=True) - before
+        self.named = Named.between(c.api.audit_log, log_start, c.api.audit_log.stat().st_size)
         # What the processes use with no request at all (watches, timers) is not the
         # requests': taken off for the whole time counted, the wait above included.
         self.moved = moved - idle.over(counted)
@@ -356,6 +385,7 @@ class Pooled:
     p99: float
     moved: Counters
     client_cpu: float
+    named: Named
 
     @classmethod
     def of(cls, runs: list[Run]) -> Pooled:
@@ -371,6 +401,7 @@ class Pooled:
             p99=nearest_rank(latencies, 0.99),
             moved=moved,
             client_cpu=sum(run.client_cpu for run in runs),
+            named=functools.reduce(operator.add, (run.named for run in runs)),
         )
 
     def per(self, value: float) -> float:
@@ -400,6 +431,11 @@ def _print_pair(title: str, on_runs: list[Run], off_runs: list[Run], idle: Idle)
           f"{on.per(on.moved.records):.2f}; server CPU above idle (API server "
           f"{idle.api_cpu * 1000:.0f} ms/s, webhook {idle.webhook_cpu * 1000:.0f}, operator "
           f"{idle.operator_cpu * 1000:.0f})")  # fmt: skip
+    named = on.named
+    print(f"  the API server's audit log: {named.requests} requests named a jitgate record, "
+          f"{named.records} different ones, of {on.moved.records:.0f} records written: "
+          + ("one record per user request" if named.requests == named.records
+             == on.moved.records else "NOT one record per user request"))  # fmt: skip
 
     def by_run(runs: list[Run]) -> str:
         values = [run.moved.api_cpu / run.n * 1000 for run in runs]
@@ -687,8 +723,9 @@ def _jitgate(tmp: Path) -> Iterator[cluster.JitCluster]:
     kwok: nothing here needs them)."""
     binary = build.ensure_binary(build.KUBE_APISERVER).binary
     with (
-        harness.start_kube_apiserver(binary, tmp / "kube-apiserver", webhook_client_auth=True)
-        as api,
+        harness.start_kube_apiserver(
+            binary, tmp / "kube-apiserver", webhook_client_auth=True, tracing=True
+        ) as api,
         cluster.install(api, tmp / "jitgate", echo=lambda message: print(f"  ({message})"))
         as c,
     ):  # fmt: skip

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from jitgate.webhook.config import WebhookConfig
+from jitgate.webhook.memo import DecisionMemo
 from jitgate.webhook.traces import trace_id, trace_in
 from support.admission import add_grant
 
@@ -144,13 +145,30 @@ async def test_a_one_time_grant_is_used_once_by_the_tries_of_one_request(
     first = reviews.scale(old=3, new=5)
     header = traceparent()
     assert (await send(first, header))["allowed"]
-    # Without the trace this try would find the grant used up, and fail the request.
+    # Counted again, this try would find the grant used up, and fail the request.
     assert (await send(retried(first, old=4), header))["allowed"]
     stored = cluster.handle.emulator.read_object(GRANTS, "prod", "fix-web-0-x7k2")
     assert stored["status"]["uses"] == 1
     again = await send(retried(first, old=4), traceparent())
     assert not again["allowed"]
     assert "was for 1 use and has been used" in again["status"]["message"]
+    assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
+
+
+async def test_a_try_another_replica_decides_costs_a_use_of_its_own(
+    cluster: Any, webhook: Any, send: Any, reviews: Any, audit_log: Any
+) -> None:
+    # The API server may send a later try to another webhook replica (a memo of its own).
+    # It counts a use of its own: a trace id is never taken as proof that a use was counted
+    # (one wrongly trusted would otherwise let its sender use a used-up grant again).
+    await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB], max_uses=1)
+    first = reviews.scale(old=3, new=5)
+    header = traceparent()
+    assert (await send(first, header))["allowed"]
+    webhook.service.memo = DecisionMemo()  # as another replica knows nothing of it
+    assert not (await send(retried(first, old=4), header))["allowed"]
+    stored = cluster.handle.emulator.read_object(GRANTS, "prod", "fix-web-0-x7k2")
+    assert stored["status"]["uses"] == 1
     assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
 
 

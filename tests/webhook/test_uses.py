@@ -160,3 +160,21 @@ async def test_concurrent_uses_never_exceed_the_limit(
     )
     assert sum(a.allowed for a in answers) == maximum
     assert uses(cluster) == maximum
+
+
+async def test_a_delete_validated_again_uses_a_one_time_grant_once(
+    cluster: Any, webhook: Any, validate: Any, reviews: Any, audit_log: Any
+) -> None:
+    # The API server validates one DELETE again, with a uid of its own, on its stale cached
+    # copy or as it removes the object: the same user request, which must not find its own
+    # use spent and fail half-way.
+    delete_web = {"verb": "delete", "resource": "deployments.apps", "names": ["web"]}
+    await limited_grant(cluster, webhook, reviews, max_uses=1, actions=[delete_web])
+    first = reviews.delete(reviews.deployment(), ("apps", "v1", "deployments"))
+    assert (await validate(first)).allowed
+    again = {**first, "request": {**first["request"], "uid": "a-uid-of-its-own"}}
+    answer = await validate(again)
+    assert answer.allowed, answer.message
+    assert uses(cluster) == 1
+    [allowed] = audit_log()
+    assert allowed["context"]["use"] == 1

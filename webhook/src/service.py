@@ -49,7 +49,7 @@ from jitgate.webhook.lookups import ClusterReader, LookupFailed, NoReader
 from jitgate.webhook.memo import RETRIED_VERBS, DecisionMemo, Facts, facts_of, repeat_of
 from jitgate.webhook.metrics import Metrics
 from jitgate.webhook.review import AdmissionRequest, Answer, allow, deny
-from jitgate.webhook.traces import TRACE_USE, request_of
+from jitgate.webhook.traces import request_of
 from jitgate.webhook.uses import Counted, NotCounted, UseCounter, UsedUp
 
 from jitgate.audit.model import AuditRecord
@@ -399,7 +399,10 @@ class AdmissionService:
         for index, (attempted, verdict) in enumerate(allowed):
             if verdict.grant is None or verdict.grant.terms.max_uses is None:
                 continue  # no use to count: not even a coroutine to make
-            counted = await self._count_use(request, attempted, verdict, trace)
+            repeat = repeat_of(request, attempted, caller, facts, trace)
+            if self._allowed_before(repeat, verdict) is not None:
+                continue  # the same user request again: its use was counted when first allowed
+            counted = await self._count_use(request, attempted, verdict)
             if not counted.allowed:
                 return await self._answer(request, attempted, counted, facts=facts)
             allowed[index] = (attempted, counted)
@@ -482,26 +485,19 @@ class AdmissionService:
         return second
 
     async def _count_use(
-        self,
-        request: AdmissionRequest,
-        attempted: AttemptedAction,
-        verdict: Verdict,
-        trace: str | None,
+        self, request: AdmissionRequest, attempted: AttemptedAction, verdict: Verdict
     ) -> Verdict:
         """An allowed action under a grant with maxUses: its use counted at the API server
         (`uses`), the one API call an allowed decision may make. Other grants: as decided.
-        The use is the review's, or with a `trace` the user request's: the API server's
-        later reviews of it find their use counted already."""
+        The API server's later reviews of the same user request are answered from the memo
+        (`_decide`) and count none."""
         grant = verdict.grant
         if grant is None or grant.spec.max_uses is None:
             return verdict
         if self.use_counter is None:
             return not_counted(attempted, verdict, "jitgate has no connection to the API server")
         outcome = await self.use_counter.count(
-            grant.namespace,
-            grant.name,
-            request.uid if trace is None else f"{TRACE_USE}{trace}",
-            dry_run=request.is_dry_run,
+            grant.namespace, grant.name, request.uid, dry_run=request.is_dry_run
         )
         self.metrics.use_counts.labels(type(outcome).__name__).inc()
         match outcome:
@@ -539,15 +535,12 @@ class AdmissionService:
             if verdict.allowed and attempted
             else None
         )
-        if repeat is not None:
-            assert verdict.grant is not None
-            granted_by = (verdict.grant.namespace, verdict.grant.name, verdict.grant.uid)
-            earlier = self.memo.allowed_just_now(repeat, granted_by)
-            if earlier is not None:
-                # The API server validating one user request again: allowed afresh by the
-                # same Grant, answered with the request's one record.
-                self.metrics.repeated(action).inc()
-                return earlier
+        earlier = self._allowed_before(repeat, verdict)
+        if earlier is not None:
+            # The API server validating one user request again: allowed afresh by the same
+            # Grant, answered with the request's one record.
+            self.metrics.repeated(action).inc()
+            return earlier
         stated = recorded(attempted) if attempted is not None else None
         durable = await self.audit.record(action_event(request, stated, verdict))
         if verdict.allowed and not durable:
@@ -574,6 +567,14 @@ class AdmissionService:
             while len(self._session_decisions) > SESSION_DECISIONS_KEPT:
                 self._session_decisions.popitem(last=False)
         return answer
+
+    def _allowed_before(self, repeat: Facts | None, verdict: Verdict) -> Answer | None:
+        """The answer given to the same user request (`repeat`, `memo.repeat_of`) within its
+        window, when this fresh allow is by the same Grant."""
+        grant = verdict.grant
+        if repeat is None or grant is None:
+            return None
+        return self.memo.allowed_just_now(repeat, (grant.namespace, grant.name, grant.uid))
 
     def decision_of(self, session: str) -> AuditRecord | None:
         """The `action.allowed` record that let the session gateway's `session` open, when

@@ -23,8 +23,6 @@ from collections.abc import Iterable
 from typing import Final
 
 HEADER: Final = b"traceparent"
-# A user request's use of a limited Grant (`status.lastUse`) is named by its trace id so.
-TRACE_USE: Final = "trace-"
 # The groups whose own trace the API server continues (its tracing filter treats every other
 # caller as a public endpoint and starts a new trace): their requests may share a trace id.
 PASSED_ON_FOR: Final = frozenset({"system:masters", "system:monitoring"})
