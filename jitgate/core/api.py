@@ -973,10 +973,8 @@ class GrantStatus(ApiModel):
     last_use: Annotated[str, Field(max_length=_NAME)] | None = Field(
         default=None,
         description=(
-            "The user request of the latest counted use: its admission review uid, or "
-            "trace-<trace id> when the webhook runs with --apiserver-traces (the API server's "
-            "tries of one request are one use). A webhook replica whose write went unanswered "
-            "learns from it that the use was counted."
+            "The admission review uid of the latest counted use: a webhook replica whose "
+            "write went unanswered learns from it that the use was counted."
         ),
     )
     actions: Annotated[str, Field(max_length=_TEXT * 4)] | None = Field(
