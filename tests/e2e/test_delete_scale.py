@@ -224,16 +224,23 @@ def _completed_events(c: Any, sent: int) -> list[Any]:
 
 
 def test_a_contended_scale_is_one_record_per_user_request(jitgate_cluster: Any) -> None:
-    # Eight clients scaling one Deployment at once: the API server validates a scale again
+    # Eight clients scaling one workload at once: the API server validates a scale again
     # after each write conflict, with a review uid of its own each time. Its trace id
     # (the tier's API server runs with a tracing configuration, jitgate with
     # --apiserver-traces) makes every try of one user request one record, and the API
     # server's own audit log, which names the record each request was allowed by, agrees.
+    # Each request asks for a count of its own, so none lands on the count already there
+    # (which the chart keeps from the webhook: no record, threat model 3.11). A StatefulSet
+    # that makes its pods one at a time, each waiting for the last to be Ready (none is:
+    # no node runs them), so that high counts make one pod.
     c = jitgate_cluster
-    c.apply("admin", manifests.deployment("prod", "contended", replicas=1))
-    grant = c.granted("scale", "deploy/contended", "--reason", "INC-51: load", name="contended")
+    workload = manifests.statefulset("prod", "contended", replicas=1)
+    workload["spec"]["podManagementPolicy"] = "OrderedReady"
+    c.apply("admin", workload)
+    grant = c.granted("scale", "statefulset/contended", "--reason", "INC-51: load",
+                      name="contended")  # fmt: skip
     before = c.webhook_reviews("scale.actions.jitgate.dev")
-    path = "/apis/apps/v1/namespaces/prod/deployments/contended/scale"
+    path = "/apis/apps/v1/namespaces/prod/statefulsets/contended/scale"
 
     def scale(client: int) -> list[int]:
         statuses = []
@@ -241,7 +248,7 @@ def test_a_contended_scale_is_one_record_per_user_request(jitgate_cluster: Any) 
             body = {
                 "apiVersion": "autoscaling/v1", "kind": "Scale",
                 "metadata": {"name": "contended", "namespace": "prod"},
-                "spec": {"replicas": 2 + (client + n) % 3},
+                "spec": {"replicas": 2 + client * SCALES_EACH + n},
             }  # fmt: skip
             statuses.append(c.api.request("PUT", path, who="alice", body=body)[0])
         return statuses
