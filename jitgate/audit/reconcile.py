@@ -10,16 +10,31 @@ under the webhook's name (`connect.actions.jitgate.dev/seq`). Matching both ways
   another path), or its record is gone;
 - **unheard**: a jitgate `action.allowed` record of a webhook, within the time the API
   server's log covers, that no API server event names: forged (a review POSTed to the
-  webhook by someone other than the API server) or lost from the API server's log;
+  webhook by someone other than the API server) or lost from the API server's log; not
+  an earlier try of a request the API server logged (below);
 - **mismatched**: an event naming a record the log does not have, or one whose leaf hash,
   user or namespace differ from the record's (rewritten on one side).
 
 Records of one admission review share its `admissionUID` and only the last allow's
-annotations reach the event, so one named record accounts for its whole review. A
-deletecollection is one API server event but an admission review per object (recorded with
-`action.via: deletecollection`), and the event keeps one review's annotations: the allowed
-collection delete of that user, namespace and resource accounts for every item's record.
-Dry runs are matched like any request. Pure: no I/O.
+annotations reach the event, so one named record accounts for its whole review.
+
+The API server also validates one request more than once, and gives each try an admission
+uid of its own: an update or patch again after each write conflict (a contended scale), a
+delete again when its cached copy was stale. Nothing in a review tells a try from a new
+request, so the webhook without `--apiserver-traces` records each try it allows, and the
+event names one of those records only. An allowed record no event names is an earlier
+**try** of an event's request (counted, not a finding) when the record the event names has
+its grant, user, namespace, verb, resource, name and dry run; the event is an update or patch
+of that workload or its scale, or a delete of it (its user and object the record's); and the
+record's time lies within the request's lifetime, received to ResponseComplete, compared at
+the second (the webhook's clock times the records, the API server's the events). What that
+could hide: a forged allow copying a logged request's grant, user and object, timed within
+it, which claims nothing that request did not do.
+
+A deletecollection is one API server event but an admission review per object (recorded
+with `action.via: deletecollection`), and the event keeps one review's annotations: the
+allowed collection delete of that user, namespace and resource accounts for every item's
+record. Dry runs are matched like any request. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -31,13 +46,17 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from jitgate.audit.tlog import record_leaf
-from jitgate.core.clock import parse_time
+from jitgate.core.clock import parse_time, whole_seconds
 
 CONNECT: Final = frozenset({"exec", "attach", "portforward"})
 WORKLOADS: Final = frozenset(
     {"pods", "deployments", "statefulsets", "replicasets", "daemonsets", "replicationcontrollers"}
 )
 ALLOWED: Final = "action.allowed"
+# The requests the API server validates again, each try with a review uid of its own, and
+# the verb of their tries' records: an update or patch after a write conflict (jitgate
+# records a replicas change, as a scale), a delete on a stale cached copy.
+RETRIED: Final = {"update": "scale", "patch": "scale", "delete": "delete"}
 
 Kind = Literal["unrecorded", "unheard", "mismatched"]
 
@@ -51,12 +70,14 @@ class ApiserverEvent:
     """One request as the API server's audit log tells it (its stages merged)."""
 
     audit_id: str
-    time: dt.datetime
+    time: dt.datetime  # received
+    completed: dt.datetime | None  # its ResponseComplete (or Panic) stage, if logged
     user: str
     groups: tuple[str, ...]
     verb: str
     namespace: str
     resource: str
+    api_group: str
     subresource: str
     name: str
     code: int | None
@@ -108,6 +129,8 @@ def parse_apiserver_log(lines: Iterable[bytes]) -> list[ApiserverEvent]:
         annotations = event.get("annotations") or {}
         seen["annotations"].update({str(k): str(v) for k, v in annotations.items()})
         seen.update({k: v for k, v in event.items() if k != "annotations"})
+        if event.get("stage") in ("ResponseComplete", "Panic"):
+            seen["completed"] = event.get("stageTimestamp")
     return [_event(audit_id, data) for audit_id, data in merged.items()]
 
 
@@ -116,14 +139,17 @@ def _event(audit_id: str, data: Mapping[str, Any]) -> ApiserverEvent:
     status = data.get("responseStatus") or {}
     code = status.get("code")
     when = data.get("requestReceivedTimestamp") or data.get("stageTimestamp")
+    completed = data.get("completed")
     return ApiserverEvent(
         audit_id=audit_id,
         time=parse_time(str(when)),
+        completed=parse_time(str(completed)) if completed else None,
         user=str((data.get("user") or {}).get("username", "")),
         groups=tuple(str(g) for g in (data.get("user") or {}).get("groups") or ()),
         verb=str(data.get("verb", "")),
         namespace=str(target.get("namespace", "")),
         resource=str(target.get("resource", "")),
+        api_group=str(target.get("apiGroup", "")),
         subresource=str(target.get("subresource", "")),
         name=str(target.get("name", "")),
         code=code if isinstance(code, int) else None,
@@ -157,6 +183,7 @@ class Finding:
 @dataclass(frozen=True)
 class Reconciliation:
     matched: int
+    tries: int  # allowed records no event names, each an earlier try of a matched request
     findings: tuple[Finding, ...]
     since: dt.datetime | None
     until: dt.datetime | None
@@ -190,6 +217,7 @@ def reconcile(
                 allowed.append(record)
     findings: list[Finding] = []
     heard: set[str] = set()  # admission UIDs (or writer:seq) an event accounts for
+    lifetimes: dict[tuple[Any, ...], list[tuple[dt.datetime, dt.datetime]]] = {}
     matched = 0
     for event in events:
         ref = event.record_ref()
@@ -226,6 +254,8 @@ def reconcile(
             findings.append(Finding("mismatched", f"record {name}: {problem}"))
         heard.add(str(named.get("admissionUID") or name))
         matched += 1
+        if (request := _retried_request(event, named)) is not None and event.completed:
+            lifetimes.setdefault(request, []).append((event.time, event.completed))
     collections = {
         (event.user, event.namespace, event.resource)
         for event in events
@@ -233,11 +263,20 @@ def reconcile(
     }
     since = min((event.time for event in events), default=None)
     until = max((event.time for event in events), default=None)
+    tries = 0
     for record in allowed:
         name = f"{record['writer']}:{record['seq']}"
         if str(record.get("admissionUID") or name) in heard:
             continue
         when = parse_time(str(record.get("time")))
+        # Timed by two clocks (the webhook's, the API server's): compared at the second.
+        second = whole_seconds(when)
+        if any(
+            whole_seconds(received) <= second <= whole_seconds(completed)
+            for received, completed in lifetimes.get(_request(record), ())
+        ):
+            tries += 1
+            continue
         # Only what the API server's log covers can be judged (times to the second).
         if since is None or until is None or not since.replace(microsecond=0) <= when <= until:
             continue
@@ -253,7 +292,40 @@ def reconcile(
                 "server event names it (forged, or lost from the API server's log)",
             )
         )
-    return Reconciliation(matched, tuple(findings), since, until)
+    return Reconciliation(matched, tries, tuple(findings), since, until)
+
+
+def _request(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What the records of one user request's tries share: only the review uid, the time
+    and the state each try was decided on (a scale's earlier count) differ."""
+    action = record.get("action") or {}
+    return (
+        record.get("grant"),
+        (record.get("actor") or {}).get("user"),
+        record.get("namespace"),
+        action.get("verb"),
+        action.get("resource"),
+        action.get("name"),
+        record.get("dryRun"),
+    )
+
+
+def _retried_request(event: ApiserverEvent, named: Mapping[str, Any]) -> tuple[Any, ...] | None:
+    """The request of `event` as its tries' records say it (`_request`), when the API server
+    may have validated it more than once: an update or patch of a workload or its scale, a
+    delete of one (RETRIED), by the user and on the object its named record says."""
+    action = named.get("action") or {}
+    plural, _, group = str(action.get("resource") or "").partition(".")
+    if (
+        RETRIED.get(event.verb) != action.get("verb")
+        or event.resource not in WORKLOADS
+        or event.subresource not in (("", "scale") if event.verb != "delete" else ("",))
+        or (event.resource, event.api_group) != (plural, group)
+        or (event.namespace, event.name) != (named.get("namespace"), action.get("name"))
+        or event.user != (named.get("actor") or {}).get("user")
+    ):
+        return None
+    return _request(named)
 
 
 def _collection_item(

@@ -3,9 +3,12 @@ on API server events shaped as kube-apiserver writes them (the real one: tests/e
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
 from jitgate.audit.reconcile import parse_apiserver_log, reconcile
@@ -188,3 +191,175 @@ async def test_one_collection_delete_accounts_for_each_item_it_deleted(file_url:
     found = reconcile(parse_apiserver_log([json.dumps(elsewhere).encode()]), records)
     assert [f.kind for f in found.findings] == ["mismatched", "unheard"]
     assert "nightly-0" in found.findings[1].message and first.seq == 1
+
+
+# -- the API server's tries of one request -------------------------------------------------
+
+
+def at(seconds: float) -> dt.datetime:
+    return START + dt.timedelta(seconds=seconds)
+
+
+def scale_allowed(
+    uid: str,
+    seconds: float,
+    *,
+    user: str = "alice",
+    grant: str = "g",
+    name: str = "web",
+    verb: str = "scale",
+    subresource: str | None = "scale",
+) -> AuditEvent:
+    """A try the webhook allowed (without --apiserver-traces each is recorded)."""
+    action = Action(verb=verb, resource="deployments.apps", name=name, subresource=subresource)
+    return AuditEvent(
+        type="action.allowed", actor=Actor(user=user, groups=("developers",)), namespace="prod",
+        action=action, grant=grant, request="r", admissionUID=uid, dryRun=False,
+        time=at(seconds),
+    )  # fmt: skip
+
+
+def stages(
+    audit_id: str,
+    record: Any,
+    *,
+    received: float,
+    completed: float,
+    verb: str = "update",
+    user: str = "alice",
+    **target: str,
+) -> list[dict[str, Any]]:
+    """alice's request on Deployment prod/web (or `target`) as the API server logs it:
+    received, then complete, naming the record of the try it kept the annotations of."""
+    target = {"resource": "deployments", "apiGroup": "apps", "subresource": "scale",
+              "name": "web"} | target  # fmt: skip
+    done = event(audit_id, user, code=200, record=record, **target)
+    done |= {"verb": verb, "requestReceivedTimestamp": stamp(at(received)),
+             "stageTimestamp": stamp(at(completed))}  # fmt: skip
+    started = done | {"stage": "RequestReceived", "stageTimestamp": stamp(at(received)),
+                      "annotations": {}}  # fmt: skip
+    del started["responseStatus"]
+    return [started, done]
+
+
+def stamp(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def refused(audit_id: str, seconds: float) -> dict[str, Any]:
+    """A request jitgate refused: nothing to account for, only the time the log covers."""
+    when = stamp(at(seconds))
+    return event(audit_id, "bob", code=403) | {
+        "requestReceivedTimestamp": when,
+        "stageTimestamp": when,
+    }
+
+
+async def test_the_api_servers_tries_of_a_contended_scale_are_accounted_for_by_it(
+    cli: Any, file_url: str, tmp_path: Path
+) -> None:
+    """The API server validates a scale again after each write conflict, each try with a
+    review uid of its own; its event names the record of one try only."""
+    *_, scaled, _, patched, _, deleted = await log_with(
+        file_url,
+        scale_allowed("try-0", 1.0),  # the webhook's clock 0.1 s behind the API server's
+        scale_allowed("try-1", 1.2),
+        scale_allowed("try-2", 2.1),
+        scale_allowed("try-3", 2.3),
+        scale_allowed("patch-1", 5.4, subresource=None),  # the Deployment's own replicas
+        scale_allowed("patch-2", 5.5, subresource=None),
+        scale_allowed("delete-1", 6.2, verb="delete", subresource=None),
+        scale_allowed("delete-2", 6.3, verb="delete", subresource=None),
+    )
+    apiserver = write_events(
+        tmp_path / "audit.log",
+        refused("a0", 0),
+        *stages("a1", scaled, received=1.1, completed=2.4),
+        *stages("a2", patched, received=5.3, completed=5.6, verb="patch", subresource=""),
+        *stages("a3", deleted, received=6.1, completed=6.4, verb="delete", subresource=""),
+        refused("a9", 10),
+    )
+    result = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver)
+    assert (result.code, result.out) == (0, (
+        "The logs agree: 3 allowed request(s) matched both ways (5 earlier tries of them "
+        "recorded too), 5 API server request(s) read from 2026-11-16T09:00:00Z to "
+        "2026-11-16T09:00:10Z.\n"
+    )), result.out  # fmt: skip
+
+    (forged,) = await log_with(file_url, scale_allowed("forged", 8, user="mallory"))
+    result = cli("reconcile", "--audit", file_url, "--apiserver-audit", apiserver)
+    assert result.code == 1
+    assert result.out.splitlines()[1:] == [
+        "The logs DISAGREE: 1 finding(s), each named above; 3 allowed request(s) matched (5 "
+        "earlier tries of them recorded too) from 2026-11-16T09:00:00Z to 2026-11-16T09:00:10Z."
+    ]
+    assert result.out.startswith(f"UNHEARD     webhook-0:{forged.seq} "), result.out
+
+
+@pytest.mark.parametrize(
+    ("other", "why"),
+    [
+        (scale_allowed("early", 0.9), "before the request was received (at the second)"),
+        (scale_allowed("late", 3.0), "after the request was complete (at the second)"),
+        (scale_allowed("other-grant", 2.1, grant="g2"), "another grant"),
+        (scale_allowed("other-user", 2.1, user="bob"), "another user"),
+        (scale_allowed("other-object", 2.1, name="api"), "another Deployment"),
+        (scale_allowed("delete", 2.1, verb="delete", subresource=None), "another action"),
+    ],
+)
+async def test_a_record_that_is_no_try_of_a_logged_request_stays_unheard(
+    file_url: str, other: AuditEvent, why: str
+) -> None:
+    kept, _, stranger = await log_with(
+        file_url, scale_allowed("kept", 1.5), scale_allowed("try", 1.8), other
+    )
+    events = [refused("a0", 0), *stages("a1", kept, received=1.1, completed=2.4),
+              refused("a9", 10)]  # fmt: skip
+    found = reconcile(parse_apiserver_log([json.dumps(e).encode() for e in events]),
+                      stored_records(file_url))  # fmt: skip
+    assert [(f.kind, f.message.split(" ", 1)[0]) for f in found.findings] == [
+        ("unheard", f"webhook-0:{stranger.seq}")
+    ], why
+    assert (found.matched, found.tries) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "told",
+    [{"name": "api"}, {"namespace": "dev"}, {"apiGroup": ""}, {"resource": "statefulsets"},
+     {"user": "bob"}],
+)  # fmt: skip
+async def test_an_event_on_another_object_than_its_record_accounts_for_no_try(
+    file_url: str, told: dict[str, str]
+) -> None:
+    """Only the user and object the API server names itself: records of another, even one
+    its event names (rewritten on one side), are no tries of that request."""
+    kept, _, named, stranger = await log_with(
+        file_url, scale_allowed("kept", 1.5), scale_allowed("try", 1.8),
+        scale_allowed("named", 5.5), scale_allowed("stranger", 5.2),
+    )  # fmt: skip
+    events = [refused("a0", 0), *stages("a1", kept, received=1.1, completed=2.4),
+              *stages("a2", named, received=5.1, completed=5.8, **told),
+              refused("a9", 10)]  # fmt: skip
+    found = reconcile(parse_apiserver_log([json.dumps(e).encode() for e in events]),
+                      stored_records(file_url))  # fmt: skip
+    assert [f.message.split(" ", 1)[0] for f in found.findings if f.kind == "unheard"] == [
+        f"webhook-0:{stranger.seq}"
+    ]
+    assert (found.matched, found.tries) == (2, 1)
+
+
+async def test_an_exec_is_never_taken_for_a_try(file_url: str) -> None:
+    """An exec has no write to conflict with, so the API server does not try it again: a
+    second allowed exec within one's lifetime is a request of its own, named by no event."""
+    kept, _, named, stranger = await log_with(
+        file_url, scale_allowed("kept", 1.5), scale_allowed("try", 1.8),
+        exec_allowed(uid="x1"), exec_allowed(uid="x2"),
+    )  # fmt: skip
+    events = [event("a0", "alice", record=named),  # received and complete at 09:00:00
+              *stages("a1", kept, received=1.1, completed=2.4), refused("a9", 10)]  # fmt: skip
+    found = reconcile(parse_apiserver_log([json.dumps(e).encode() for e in events]),
+                      stored_records(file_url))  # fmt: skip
+    assert [(f.kind, f.message.split(" ", 1)[0]) for f in found.findings] == [
+        ("unheard", f"webhook-0:{stranger.seq}")
+    ]
+    assert (found.matched, found.tries) == (2, 1)
