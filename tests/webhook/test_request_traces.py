@@ -113,29 +113,36 @@ async def test_a_try_is_decided_afresh_and_a_changed_decision_recorded(
     assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
 
 
-async def test_a_privileged_users_trace_is_not_taken_for_a_request(
-    cluster: Any, webhook: Any, send: Any, reviews: Any, audit_log: Any
+ZEROS = f"00-{'0' * 32}-{secrets.token_hex(8)}-00"
+
+
+@pytest.mark.parametrize(
+    ("groups", "header"),
+    [
+        # The API server continues the trace a client in system:masters or
+        # system:monitoring sends: two of its requests may carry one trace id.
+        (["system:masters"], traceparent()),
+        (["system:monitoring"], traceparent()),
+        ([], ZEROS),  # not a trace id
+        ([], "00-not-a-trace"),
+        ([], None),
+    ],
+    ids=["system:masters", "system:monitoring", "zero-trace-id", "malformed", "no-header"],
+)
+async def test_tries_whose_trace_names_no_request_are_each_recorded(
+    cluster: Any,
+    webhook: Any,
+    send: Any,
+    reviews: Any,
+    audit_log: Any,
+    groups: list[str],
+    header: str | None,
 ) -> None:
-    # The API server continues the trace a client in system:masters or system:monitoring
-    # sends: two of its requests may carry one trace id. Each try is recorded.
     await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB])
-    header = traceparent()
-    first = reviews.scale(old=3, new=5, groups=["system:monitoring"])
+    first = reviews.scale(old=3, new=5, groups=groups)
     assert (await send(first, header))["allowed"]
     assert (await send(retried(first, old=4), header))["allowed"]
     assert len(audit_log()) == 2
-
-
-async def test_a_header_that_is_not_a_trace_names_no_request(
-    cluster: Any, webhook: Any, send: Any, reviews: Any, audit_log: Any
-) -> None:
-    await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB])
-    zeros = f"00-{'0' * 32}-{secrets.token_hex(8)}-00"
-    for header in (zeros, "00-not-a-trace", None):
-        first = reviews.scale(old=3, new=5)
-        assert (await send(first, header))["allowed"]
-        assert (await send(retried(first, old=4), header))["allowed"]
-    assert len(audit_log()) == 6
 
 
 async def test_a_one_time_grant_is_used_once_by_the_tries_of_one_request(
