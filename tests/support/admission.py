@@ -29,6 +29,12 @@ async def add_grant(cluster: Any, webhook: Any, reviews: Any, **fields: Any) -> 
     return created  # type: ignore[no-any-return]
 
 
+def grant_uses(cluster: Any, name: str = "fix-web-0-x7k2", namespace: str = "prod") -> int | None:
+    """A limited Grant's `status.uses` as the API server (the tier's emulator) stores it."""
+    stored = cluster.handle.emulator.read_object(GRANTS, namespace, name)
+    return (stored.get("status") or {}).get("uses")  # type: ignore[no-any-return]
+
+
 async def admit(
     mutate: Any, validate: Any, review: dict[str, Any]
 ) -> tuple[Any, dict[str, Any] | None]:

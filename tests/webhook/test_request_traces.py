@@ -18,10 +18,9 @@ import pytest
 from jitgate.webhook.config import WebhookConfig
 from jitgate.webhook.memo import DecisionMemo
 from jitgate.webhook.traces import trace_id, trace_in
-from support.admission import add_grant
+from support.admission import GRANTS, add_grant, grant_uses
 
 SCALE_WEB = {"verb": "scale", "resource": "deployments.apps", "names": ["web"]}
-GRANTS = "grants.jitgate.dev"
 
 
 @pytest.fixture
@@ -145,17 +144,25 @@ async def test_tries_whose_trace_names_no_request_are_each_recorded(
     assert len(audit_log()) == 2
 
 
-async def test_a_one_time_grant_is_used_once_by_the_tries_of_one_request(
-    cluster: Any, webhook: Any, send: Any, reviews: Any, audit_log: Any
-) -> None:
+async def one_time_scale(
+    cluster: Any, webhook: Any, send: Any, reviews: Any
+) -> tuple[dict[str, Any], str]:
+    """A one-time Grant's use by a scale's first try: that review and its traceparent."""
     await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB], max_uses=1)
     first = reviews.scale(old=3, new=5)
     header = traceparent()
     assert (await send(first, header))["allowed"]
+    assert grant_uses(cluster) == 1
+    return first, header
+
+
+async def test_a_one_time_grant_is_used_once_by_the_tries_of_one_request(
+    cluster: Any, webhook: Any, send: Any, reviews: Any, audit_log: Any
+) -> None:
+    first, header = await one_time_scale(cluster, webhook, send, reviews)
     # Counted again, this try would find the grant used up, and fail the request.
     assert (await send(retried(first, old=4), header))["allowed"]
-    stored = cluster.handle.emulator.read_object(GRANTS, "prod", "fix-web-0-x7k2")
-    assert stored["status"]["uses"] == 1
+    assert grant_uses(cluster) == 1
     again = await send(retried(first, old=4), traceparent())
     assert not again["allowed"]
     assert "was for 1 use and has been used" in again["status"]["message"]
@@ -168,14 +175,10 @@ async def test_a_try_another_replica_decides_costs_a_use_of_its_own(
     # The API server may send a later try to another webhook replica (a memo of its own).
     # It counts a use of its own: a trace id is never taken as proof that a use was counted
     # (one wrongly trusted would otherwise let its sender use a used-up grant again).
-    await add_grant(cluster, webhook, reviews, actions=[SCALE_WEB], max_uses=1)
-    first = reviews.scale(old=3, new=5)
-    header = traceparent()
-    assert (await send(first, header))["allowed"]
+    first, header = await one_time_scale(cluster, webhook, send, reviews)
     webhook.service.memo = DecisionMemo()  # as another replica knows nothing of it
     assert not (await send(retried(first, old=4), header))["allowed"]
-    stored = cluster.handle.emulator.read_object(GRANTS, "prod", "fix-web-0-x7k2")
-    assert stored["status"]["uses"] == 1
+    assert grant_uses(cluster) == 1
     assert [r["type"] for r in audit_log()] == ["action.allowed", "action.denied"]
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from jitgate.webhook.uses import Conflict, Counted, GrantStore, UsedUp, count_use
+from support.admission import grant_uses
 
 GRANTS = "grants.jitgate.dev"
 AGAIN = (
@@ -25,11 +26,6 @@ async def limited_grant(cluster: Any, webhook: Any, reviews: Any, **fields: Any)
     return name
 
 
-def uses(cluster: Any, name: str = "fix-web-0-x7k2") -> int | None:
-    stored = cluster.handle.emulator.read_object(GRANTS, "prod", name)
-    return (stored.get("status") or {}).get("uses")  # type: ignore[no-any-return]
-
-
 def use_counts(webhook: Any, outcome: str) -> float:
     value = webhook.service.metrics.registry.get_sample_value(
         "jitgate_webhook_grant_use_counts_total", {"outcome": outcome}
@@ -43,7 +39,7 @@ async def test_a_one_time_grant_allows_one_exec_then_says_it_was_used(
     await limited_grant(cluster, webhook, reviews, max_uses=1)
     first = await validate(reviews.exec(command=["ls"]))
     assert first.allowed, first.message
-    assert uses(cluster) == 1
+    assert grant_uses(cluster) == 1
     second = await validate(reviews.exec(command=["ls"]))
     assert not second.allowed
     assert second.message == (
@@ -56,7 +52,7 @@ async def test_a_one_time_grant_allows_one_exec_then_says_it_was_used(
     assert denied["type"] == "action.denied"
     assert denied["grant"] == "fix-web-0-x7k2"
     assert denied["reason"].startswith("GrantUsedUp: ")
-    assert uses(cluster) == 1
+    assert grant_uses(cluster) == 1
 
 
 async def test_each_use_is_numbered_until_the_last(
@@ -76,7 +72,7 @@ async def test_one_user_request_reviewed_twice_is_counted_once(
     review = reviews.exec(command=["ls"])
     assert (await validate(review)).allowed
     assert (await validate(review)).allowed  # the API server asking again, same uid
-    assert uses(cluster) == 1
+    assert grant_uses(cluster) == 1
     assert len(audit_log()) == 1
 
 
@@ -86,7 +82,7 @@ async def test_a_dry_run_is_decided_the_same_way_and_uses_nothing(
     await limited_grant(cluster, webhook, reviews, max_uses=1)
     dry = await validate(reviews.exec(command=["ls"], dry_run=True))
     assert dry.allowed
-    assert uses(cluster) is None
+    assert grant_uses(cluster) is None
     assert (await validate(reviews.exec(command=["ls"]))).allowed
     assert not (await validate(reviews.exec(command=["ls"], dry_run=True))).allowed
     assert [r["dryRun"] for r in audit_log()] == [True, False, True]
@@ -101,7 +97,7 @@ async def test_an_unlimited_grant_is_decided_without_counting(
         answer = await validate(reviews.exec(command=["ls"]))
         assert answer.allowed
         assert answer.response["auditAnnotations"]["grant"] == "unlimited"
-    assert uses(cluster, "limited") is None
+    assert grant_uses(cluster, "limited") is None
     assert use_counts(webhook, "Counted") == 0
 
 
@@ -159,7 +155,7 @@ async def test_concurrent_uses_never_exceed_the_limit(
         *(validate(reviews.exec(command=["ls"])) for _ in range(maximum + 5))
     )
     assert sum(a.allowed for a in answers) == maximum
-    assert uses(cluster) == maximum
+    assert grant_uses(cluster) == maximum
 
 
 async def test_a_delete_validated_again_uses_a_one_time_grant_once(
@@ -175,6 +171,6 @@ async def test_a_delete_validated_again_uses_a_one_time_grant_once(
     again = {**first, "request": {**first["request"], "uid": "a-uid-of-its-own"}}
     answer = await validate(again)
     assert answer.allowed, answer.message
-    assert uses(cluster) == 1
+    assert grant_uses(cluster) == 1
     [allowed] = audit_log()
     assert allowed["context"]["use"] == 1
