@@ -438,10 +438,19 @@ class Workflow:
             except ApiError as error:
                 if not error.not_found:
                     raise
+        patched = None
         if ending.request_status is not None and request is not None and raw_request is not None:
-            patched = await self.kube.patch_status(
-                REQUESTS, namespace, reference.name, ending.request_status.to_patch()
-            )
+            try:
+                patched = await self.kube.patch_status(
+                    REQUESTS, namespace, reference.name, ending.request_status.to_patch()
+                )
+            except ApiError as error:
+                # Deleted since it was read (its namespace being emptied, say): the grant's
+                # own end is recorded and marked all the same, and nothing is left to tell.
+                if not error.not_found:
+                    raise
+        if patched is not None:
+            assert request is not None and ending.request_status is not None
             self._remember(patched)
             self.metrics.transitions.labels(phase=kind).inc()
             self.metrics.observe_request(namespace, reference.name, kind)

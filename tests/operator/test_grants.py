@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
+import kopf
+from jitgate.operator.kube import KubeApi
+from jitgate.operator.metrics import Metrics
+from jitgate.operator.workflow import Workflow
+from kopf._core.engines.posting import settings_var
 from support import objects
 
+from jitgate.audit import open_audit_writer
 from jitgate.core.clock import parse_time
+from jitgate.kube import load_credentials
 
 GRANTS = "jitgate.dev/v1alpha1/grants"
 
@@ -176,3 +184,45 @@ async def test_timers_are_rearmed_for_live_grants_after_a_restart(jit) -> None:
         await jit.until(lambda: jit.find(second["metadata"]["name"], GRANTS) is None)
     assert jit.types().count("grant.expired") == 2
     assert jit.types().count("request.created") == 2  # nothing was recorded twice
+
+
+async def test_a_grant_whose_request_goes_while_it_ends_is_ended_cleanly(jit) -> None:
+    # The namespace controller emptying a namespace deletes a Grant and its AccessRequest
+    # together: the request can go between the operator reading it and telling it the
+    # grant ended. The end is recorded all the same, and nothing fails and retries.
+    jit.policy()
+    async with jit.running():
+        grant = await approved(jit)
+    body = jit.get(grant["metadata"]["name"], GRANTS)
+
+    class RequestGoesOnceRead(KubeApi):
+        async def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+            found = await super().get(plural, namespace, name)
+            if plural == "accessrequests":
+                # Gone just after this read, finalizer and all (its own handler ran).
+                jit.api.patch_object(
+                    "jitgate.dev/v1alpha1/accessrequests", namespace, name,
+                    {"metadata": {"finalizers": []}},
+                )  # fmt: skip
+                jit.delete(name)
+            return found
+
+    kube = RequestGoesOnceRead(await asyncio.to_thread(load_credentials, jit.config.kubeconfig))
+    # Outside a running operator kopf has no settings to post Events with: posting off.
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False
+    settings_var.set(settings)
+    try:
+        async with open_audit_writer(
+            jit.audit_url, writer_id=jit.config.writer, clock=jit.clock
+        ) as audit:
+            workflow = Workflow(
+                config=jit.config, clock=jit.clock, kube=kube, audit=audit, metrics=Metrics(),
+                notifier=None,
+            )  # fmt: skip
+            await workflow.end(body, "Revoked", reason=None, delete=False)
+    finally:
+        await kube.close()
+    assert jit.find("fix-web-0") is None
+    [revoked] = [r for r in jit.records() if r["type"] == "grant.revoked"]
+    assert revoked["grant"] == grant["metadata"]["name"]
