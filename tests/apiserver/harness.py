@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from support import personas
 
+from jitgate.audit.reconcile import ApiserverEvent, parse_apiserver_log
 from jitgate.devtools.devcerts import DevCA, pem_key
 
 KUBECTL = "/usr/bin/kubectl"
@@ -418,6 +419,17 @@ class KubeAPIServer:
     def no_kubelet_error(self, node: str = "node-1") -> str:
         """The text kubectl exec/attach/port-forward prints once admission passed."""
         return NO_KUBELET_ERROR.format(port=self.kubelet_ports[node])
+
+    def audit_events(self, start: int = 0, end: int | None = None) -> list[ApiserverEvent]:
+        """The requests in the API server's own audit log (each once, its stages merged),
+        between byte offsets `start` and `end` of the file (its size now: `audit_log_size`)."""
+        with self.audit_log.open("rb") as log:
+            log.seek(start)
+            text = log.read() if end is None else log.read(end - start)
+        return parse_apiserver_log(text.splitlines())
+
+    def audit_log_size(self) -> int:
+        return self.audit_log.stat().st_size
 
     # -- life cycle
 

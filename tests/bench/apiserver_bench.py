@@ -63,7 +63,6 @@ from chart import render
 from e2e import cluster, manifests, processes
 from support import objects
 
-from jitgate.audit.reconcile import parse_apiserver_log
 from jitgate.core.clock import SYSTEM_CLOCK
 
 NAMESPACE = "prod"
@@ -323,10 +322,8 @@ class Named:
     records: int = 0
 
     @classmethod
-    def between(cls, log: Path, start: int, end: int) -> Named:
-        with log.open("rb") as lines:
-            lines.seek(start)
-            events = parse_apiserver_log(lines.read(end - start).splitlines())
+    def between(cls, c: cluster.JitCluster, start: int, end: int) -> Named:
+        events = c.api.audit_events(start, end)
         refs = [ref for ref in (event.record_ref() for event in events) if ref is not None]
         return cls(len(refs), len(set(refs)))
 
@@ -340,7 +337,7 @@ class Run:
     API server's audit log says of the requests (`Named`)."""
 
     def __init__(self, c: cluster.JitCluster, lanes: list[Lane], ok: set[int], idle: Idle):
-        log_start = c.api.audit_log.stat().st_size
+        log_start = c.api.audit_log_size()
         before = Counters.read(c)
         counted_from = time.monotonic()
         latencies: list[float] = []
@@ -367,7 +364,7 @@ class Run:
         time.sleep(0.5)
         counted = time.monotonic() - counted_from
         moved = Counters.read(c, cpu_first=True) - before
-        self.named = Named.between(c.api.audit_log, log_start, c.api.audit_log.stat().st_size)
+        self.named = Named.between(c, log_start, c.api.audit_log_size())
         # What the processes use with no request at all (watches, timers) is not the
         # requests': taken off for the whole time counted, the wait above included.
         self.moved = moved - idle.over(counted)

@@ -12,8 +12,6 @@ import pytest
 from e2e import manifests
 from e2e.cluster import denied_by
 
-from jitgate.audit.reconcile import parse_apiserver_log
-
 pytestmark = [pytest.mark.apiserver, pytest.mark.kubectl]
 
 
@@ -213,7 +211,7 @@ def _completed_events(c: Any, sent: int) -> list[Any]:
     while True:
         events = [
             event
-            for event in parse_apiserver_log(c.api.audit_log.read_bytes().splitlines())
+            for event in c.api.audit_events()
             if event.subresource == "scale" and event.name == "contended"
             and event.user == "alice" and event.code is not None
         ]  # fmt: skip

@@ -396,21 +396,20 @@ class AdmissionService:
             allowed.append((attempted, verdict))
         if not allowed:
             return allow()
+        # What makes another review the same user request (`memo.repeat_of`), once each.
+        repeats = [repeat_of(request, attempted, caller, facts, trace) for attempted, _ in allowed]
         for index, (attempted, verdict) in enumerate(allowed):
             if verdict.grant is None or verdict.grant.terms.max_uses is None:
                 continue  # no use to count: not even a coroutine to make
-            repeat = repeat_of(request, attempted, caller, facts, trace)
-            if self._allowed_before(repeat, verdict) is not None:
+            if self._allowed_before(repeats[index], verdict) is not None:
                 continue  # the same user request again: its use was counted when first allowed
             counted = await self._count_use(request, attempted, verdict)
             if not counted.allowed:
                 return await self._answer(request, attempted, counted, facts=facts)
             allowed[index] = (attempted, counted)
         answer = allow()
-        for attempted, verdict in allowed:
-            answer = await self._answer(
-                request, attempted, verdict, caller, facts=facts, trace=trace
-            )
+        for (attempted, verdict), repeat in zip(allowed, repeats, strict=True):
+            answer = await self._answer(request, attempted, verdict, facts=facts, repeat=repeat)
             if not answer.allowed:
                 return answer
         return answer
@@ -513,11 +512,13 @@ class AdmissionService:
         request: AdmissionRequest,
         attempted: AttemptedAction | None,
         verdict: Verdict,
-        caller: str = "",
         *,
         facts: Facts | None = None,
-        trace: str | None = None,
+        repeat: Facts | None = None,
     ) -> Answer:
+        """Record the decision (an allow durably before it is given) and answer it. An allow
+        with `repeat` (`memo.repeat_of`) is answered with the same user request's earlier
+        answer when the same Grant allowed it within its window, and unrecorded."""
         action = attempted.verb if attempted is not None else request.operation.lower()
         if (
             not verdict.allowed
@@ -530,11 +531,6 @@ class AdmissionService:
             # kubectl exec trying again over SPDY: refused again, already recorded.
             self.metrics.repeated(action).inc()
             return deny(verdict.message)
-        repeat = (
-            repeat_of(request, attempted, caller, facts, trace)
-            if verdict.allowed and attempted
-            else None
-        )
         earlier = self._allowed_before(repeat, verdict)
         if earlier is not None:
             # The API server validating one user request again: allowed afresh by the same
