@@ -36,12 +36,12 @@ def default_writer_id() -> str:
     return os.environ.get("POD_NAME") or socket.gethostname()
 
 
-def _sink(url: str, writer_id: str, clock: Clock) -> Sink:
+def _sink(url: str, writer_id: str, clock: Clock, append_process: bool) -> Sink:
     target = parse_audit_url(url)
     if isinstance(target, FileTarget):
         from jitgate.audit.filesink import FileSink
 
-        return FileSink(target, writer_id, clock)
+        return FileSink(target, writer_id, clock, append_process=append_process)
     from jitgate.audit.pgsink import PostgresSink
 
     return PostgresSink(target, writer_id, clock)
@@ -132,6 +132,7 @@ def open_audit_writer(
     witnesses: Sequence[str] = (),
     witness_ca: Path | None = None,
     checkpoint_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    append_process: bool = False,
 ) -> OpeningWriter:
     """Open (or continue) `writer_id`'s chain in the log at `url`.
 
@@ -146,7 +147,9 @@ def open_audit_writer(
     https:// ones checked against `witness_ca` if given (`witnessclient.peer_tls`), a URL
     naming this writer skipped (`witnessclient.other_witnesses`: replicas share one list).
     The checkpointer waits between its polls of `clock` with `checkpoint_sleep` (tests pass
-    one they release, with a manual clock).
+    one they release, with a manual clock). With `append_process` a file log's batches are
+    written and synced by a process of its own (`appendproc`), not a thread of this one: for
+    a busy event loop (the webhook's), whose GIL that thread would contend for.
     """
     check_writer_id(writer_id)
     if witnesses and checkpoint_key is None:
@@ -168,7 +171,7 @@ def open_audit_writer(
         if checkpoint_key is not None
         else None
     )
-    sink = _sink(url, writer_id, clock)
+    sink = _sink(url, writer_id, clock, append_process)
 
     async def open_writer() -> AuditWriter:
         writer = AuditWriter(

@@ -1,7 +1,12 @@
 """The file sink: per-writer segment files on a local volume.
 
 Blocking file work runs on one dedicated thread per writer, so fsyncs never queue
-behind other users of the default executor, and happen in order.
+behind other users of the default executor, and happen in order. With `append_process` (the
+webhook's writer) the batches the writer hands off (`write_soon`) are written and synced by
+a process of its own instead (`appendproc`): a thread would contend for the busy event
+loop's GIL after each of its system calls. Everything else (opening, a new segment, seals,
+taking a failed write back, pruning) stays on the thread, one at a time with the batches:
+the writer never has two writes under way.
 
 Retention deletes whole sealed segments past their age, once a pruning record saying so
 is durable in the chain. The records pruned must verify as a chain from where the log
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from jitgate.audit import filelayout as layout
+from jitgate.audit.appendproc import Appender
 from jitgate.audit.chain import PRUNED, SEALED, ChainHead, Linked
 from jitgate.audit.errors import AuditReadError, AuditWriteError
 from jitgate.audit.filereader import FileLogReader, read_pruned
@@ -62,13 +68,23 @@ class _Acknowledged:
 
 
 class FileSink:
-    def __init__(self, target: FileTarget, writer_id: str, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self,
+        target: FileTarget,
+        writer_id: str,
+        clock: Clock = SYSTEM_CLOCK,
+        *,
+        append_process: bool = False,
+    ) -> None:
         self._target = target
         self._clock = clock
         self._writer = layout.check_writer_id(writer_id)
         self._dir = target.root / writer_id
         self.description = f"{target.describe()} (writer {writer_id})"
         self._thread = IoThread(f"audit-{writer_id}")
+        # Makes the batches the writer hands off durable (`write_soon`), without the thread.
+        self._append_process = append_process
+        self._appender: Appender | None = None
         self._lock_fd: int | None = None
         self._head_fd: int | None = None
         self._active: _Active | None = None
@@ -80,13 +96,38 @@ class FileSink:
     # -- opening and recovery -------------------------------------------------------
 
     async def open(self) -> SinkState:
-        return await self._run(self._open)
+        state = await self._run(self._open)
+        await self._start_appender()
+        return state
 
     async def recover(self) -> SinkState:
-        return await self._run(self._recover)
+        state = await self._run(self._recover)
+        await self._start_appender()
+        return state
 
     async def discard(self) -> None:
+        if self._appender is not None:
+            self._appender.forget_segment()
         await self._run(self._discard)
+
+    async def _start_appender(self) -> None:
+        """The append process, started (again, if it ended); without one every batch is
+        written on the thread, as every other write is."""
+        if not self._append_process or (self._appender is not None and self._appender.running):
+            return
+        if self._head_fd is None or self._lock_fd is None:
+            return
+        if self._appender is not None:
+            await self._appender.aclose()
+            self._appender = None
+        try:
+            self._appender = await Appender.start(self._head_fd, self._lock_fd)
+        except OSError as error:
+            logger.warning(
+                "Audit writer %s appends on a thread: cannot start its append process: %s",
+                self._writer,
+                error,
+            )
 
     def _open(self) -> SinkState:
         try:
@@ -273,7 +314,24 @@ class FileSink:
             else:  # never leave the writer waiting, whatever ended the call
                 then(AuditWriteError(f"writing to the {self.description} ended: {error!r}"))
 
-        self._thread.run_then(outcome, self._write, records, False)
+        active, appender = self._active, self._appender
+        if active is None or appender is None or not records:
+            # A new segment is created (and synced, with its directory) on the thread; an
+            # append process that ended fails the batch (`Appender.append`), and the
+            # writer's recovery starts another.
+            self._thread.run_then(outcome, self._write, records, False)
+            return
+        data = b"".join(record.line for record in records)
+        last = records[-1].record
+        witness = layout.encode_head(self._writer, last["seq"], last["hash"], last["time"])
+
+        def appended(error: OSError | None) -> None:
+            if error is None:
+                active.size += len(data)
+                self._acknowledged = _Acknowledged(last["seq"], active.path, active.size, witness)
+            outcome(None, error)
+
+        appender.append(bytes(active.path), data, witness, appended)
 
     def _write_error(self, error: OSError) -> AuditWriteError:
         return AuditWriteError(f"cannot write to the {self.description}: {error.strerror or error}")
@@ -435,6 +493,9 @@ class FileSink:
     # -- closing ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
+        if self._appender is not None:
+            await self._appender.aclose()
+            self._appender = None
         await self._run(self._close_all)
         self._thread.shutdown()
 

@@ -114,6 +114,8 @@ def audit_opener(
             witnesses=config.witnesses,
             witness_ca=config.witness_ca,
             checkpoint_sleep=checkpoint_sleep,
+            # Its event loop is busy with TLS and reviews: a sync thread would wait on its GIL.
+            append_process=True,
         )
 
     return open_
@@ -361,14 +363,14 @@ GIL_SWITCH_INTERVAL: Final = 0.0005
 
 
 def hand_over_promptly() -> None:
-    """Let the audit log's fsync thread have the GIL back within 0.5 ms instead of 5 ms.
+    """Let the process's other threads have the GIL back within 0.5 ms instead of 5 ms.
 
-    Every allow waits for its record's fsync, done on a thread of its own so the event loop
-    never blocks on the disk. When the fsync returns, that thread needs the GIL to hand the
-    record back, and a busy event loop (the webhook under load) keeps the GIL for up to the
-    switch interval: up to 5 ms on every allow's latency. Only the fsync and watch threads
-    ever ask for it, so switching sooner costs next to nothing. For a process of its own
-    (`serve`): it is interpreter-wide.
+    A busy event loop (the webhook under load) keeps the GIL for up to the switch interval,
+    and the allows that wait on a thread wait that long: the audit log's batches, when its
+    file sink writes them on its thread (a new segment, a seal, every batch when the append
+    process could not start: `jitgate.audit.appendproc`), and its checkpoints. Only those
+    and the watch threads ever ask for it, so switching sooner costs next to nothing. For a
+    process of its own (`serve`): it is interpreter-wide.
     """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 

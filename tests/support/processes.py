@@ -1,0 +1,48 @@
+"""Processes a test watches but did not start itself: a writer's append process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Final
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that are still running."""
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").iterdir()
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def append_processes(pid: int) -> list[int]:
+    """The audit append processes (`jitgate.audit.appendproc`) `pid` runs."""
+    found: list[int] = []
+    for child in children(pid):
+        try:
+            if b"appendproc" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except FileNotFoundError:  # ended meanwhile
+            continue
+    return found
+
+
+ENDING: Final = 30.0  # seconds a process is given to end
+
+
+async def ended(pid: int) -> None:
+    """Return once process `pid` (not necessarily a child of ours) has ended."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    gone = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_reader(pidfd, gone.set)  # readable once the process has ended
+    try:
+        await asyncio.wait_for(gone.wait(), ENDING)
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
