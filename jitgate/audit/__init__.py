@@ -16,9 +16,10 @@ and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (th
 `iothread` (the thread a file backend's blocking calls run on), `appendproc` (the process
 that writes and syncs a file log's batches instead, for the webhook), `pgschema`, `pgsink`,
 `pgreader`, `pgcheckpoints`, `pgprune` (the PostgreSQL backend, its retention and legal hold),
-`reader` (what readers share), `recorder` (a live session's bytes into `session.*` records, with backpressure),
-`witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook replica witnessing its peers
-reuses both), `witnessclient` (a writer submitting checkpoints to witnesses, its peers among them).
+`reader` (what readers share), `recorder` (a live session's bytes into `session.*` records,
+with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook
+replica witnessing its peers reuses both), `witnessclient` (a writer submitting checkpoints to
+witnesses, its peers among them).
 
 Writers (the operator, each webhook replica):
 
