@@ -8,9 +8,10 @@ signed checkpoints (`tlog`), checkpointing every 50 ms so that several checkpoin
 inside each short run (a stress figure: the product signs one per second while writing).
 The target figure is a sustained run as the product is configured: 64 appenders for
 `SUSTAINED_BUDGET` seconds, checkpoints at the product's interval, alternating with the same
-run without them, on uvloop as `jitgate webhook` runs its writer (the one with many concurrent
-appenders: up to 64 reviews in flight); the same on the standard library's loop is printed
-beside it; with it the process CPU time per append (its writer thread included, the
+run without them, on uvloop and with an append process as `jitgate webhook` runs its writer
+(the one with many concurrent appenders: up to 64 reviews in flight); the same on the
+standard library's loop and the writer's thread (as the operator runs it) is printed beside
+it; with it the CPU time per append (its writer thread and append process included, the
 building of each event too) and the load average, the figures that survive a busy machine:
 64 appenders wait on one batch at a time, so appends/s is ~1 / (CPU per append + each
 batch's fsync and thread hand-offs / 64). Each run is bounded by a count and a time
@@ -35,6 +36,7 @@ from typing import Any
 
 import uvloop
 from support import postgres
+from support.processes import cpu_with_append_processes
 
 from jitgate.audit import Action, Actor, AuditEvent, open_audit_writer
 from jitgate.audit.checkpointer import DEFAULT_INTERVAL as PRODUCT_CHECKPOINT_INTERVAL
@@ -106,6 +108,7 @@ async def _run(
     budget: float = BUDGET,
     max_appends: int = MAX_APPENDS,
     checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    append_process: bool = False,
 ) -> Result:
     latencies: list[float] = []
     async with open_audit_writer(
@@ -115,6 +118,7 @@ async def _run(
         maintenance_interval=None,
         checkpoint_key=CHECKPOINT_KEY if mode == "tlog" else None,
         checkpoint_interval=checkpoint_interval,
+        append_process=append_process,
     ) as writer:
         for i in range(WARMUP):
             await writer.append(_event(i))
@@ -129,10 +133,10 @@ async def _run(
                 await writer.append(_event(i))
                 latencies.append(time.perf_counter() - started)
 
-        started, cpu_started = time.perf_counter(), time.process_time()
+        started, cpu_started = time.perf_counter(), cpu_with_append_processes()
         await asyncio.gather(*(appender() for _ in range(writers)))
         elapsed = time.perf_counter() - started
-        cpu = (time.process_time() - cpu_started) / max(1, len(latencies))
+        cpu = (cpu_with_append_processes() - cpu_started) / max(1, len(latencies))
     return Result(sink, writers, mode, [len(latencies) / elapsed], latencies, [cpu])
 
 
@@ -163,11 +167,15 @@ class Sustained:
 
 
 def _sustained(
-    url_for: Callable[[], str], run_loop: Callable[[Coroutine[Any, Any, Result]], Result]
+    url_for: Callable[[], str],
+    run_loop: Callable[[Coroutine[Any, Any, Result]], Result],
+    *,
+    append_process: bool,
 ) -> dict[str, Sustained]:
     """Appends/s and CPU per append of 64 appenders over `SUSTAINED_BUDGET` s, with the tree
     and checkpoints at the product's interval and without them, alternating; the median of
-    `ROUNDS` each, each run on a new event loop from `run_loop`."""
+    `ROUNDS` each, each run on a new event loop from `run_loop`, the batches synced by an
+    append process or on the writer's thread."""
     rates: dict[str, list[Result]] = {"group": [], "tlog": []}
     for _ in range(ROUNDS):
         for mode in rates:
@@ -180,6 +188,7 @@ def _sustained(
                     budget=SUSTAINED_BUDGET,
                     max_appends=SUSTAINED_MAX_APPENDS,
                     checkpoint_interval=PRODUCT_CHECKPOINT_INTERVAL,
+                    append_process=append_process,
                 )
             )
             rates[mode].append(run)
@@ -283,9 +292,15 @@ def main() -> None:
         results += _measure(
             "file", lambda: f"file://{base}/{uuid.uuid4().hex}", ("inline", "group", "tlog")
         )
-        sustained = _sustained(lambda: f"file://{base}/{uuid.uuid4().hex}", uvloop.run)
+        # As the webhook writes: on uvloop, its batches synced by an append process; and as
+        # the operator does: on the standard library's loop, on the writer's thread.
+        sustained = _sustained(
+            lambda: f"file://{base}/{uuid.uuid4().hex}", uvloop.run, append_process=True
+        )
         sustained_load = os.getloadavg()[0]
-        stdlib = _sustained(lambda: f"file://{base}/{uuid.uuid4().hex}", asyncio.run)
+        stdlib = _sustained(
+            lambda: f"file://{base}/{uuid.uuid4().hex}", asyncio.run, append_process=False
+        )
         verify_rates = _verify_rates(base)
     reason = postgres.missing_reason()
     if reason:
@@ -321,10 +336,10 @@ def main() -> None:
         f"file sink, 64 appenders for {SUSTAINED_BUDGET:.0f} s, Merkle tree + checkpoints as the "
         f"product signs them (every {PRODUCT_CHECKPOINT_INTERVAL:g} s): {tlog_run.rate:.0f} "
         f"appends/s vs {group_run.rate:.0f} without them "
-        f"({tlog_run.rate / group_run.rate:.2f}x; target >= {TARGET_TLOG_RATE}) on uvloop, as "
-        f"the webhook runs its writer: {verdict}\n"
-        f"  on the standard library's event loop: {stdlib['tlog'].rate:.0f} appends/s vs "
-        f"{stdlib['group'].rate:.0f} without them\n"
+        f"({tlog_run.rate / group_run.rate:.2f}x; target >= {TARGET_TLOG_RATE}) on uvloop with an "
+        f"append process, as the webhook runs its writer: {verdict}\n"
+        f"  on the standard library's event loop and the writer's thread, as the operator runs "
+        f"it: {stdlib['tlog'].rate:.0f} appends/s vs {stdlib['group'].rate:.0f} without them\n"
         f"  CPU per append {tlog_run.cpu * 1e6:.1f} µs vs {group_run.cpu * 1e6:.1f} µs without "
         f"them; load average {sustained_load:.1f} during these runs, this disk's fdatasync "
         f"p50 {p50 * 1000:.2f} ms"

@@ -70,6 +70,7 @@ from jitgate.webhook.service import AdmissionService
 from jitgate.webhook.tls import ReloadingTLS
 from support import objects, reviews
 from support.clocks import NOW
+from support.processes import cpu_with_append_processes
 
 from jitgate.audit.connect import open_audit_writer
 from jitgate.core.actions import AttemptedAction
@@ -251,35 +252,19 @@ async def _measure(
 ) -> tuple[list[int], int, float, float]:
     """Latencies (µs) of the requests answered in DURATION seconds of closed-loop load at
     CONCURRENCY connections (after WARMUP), how many were answered in all (warm-up included),
-    and the CPU seconds the webhook (`_serving_cpu`) and the load generator spent meanwhile."""
-    cpu = _serving_cpu()
+    and the CPU seconds the webhook (this process and its audit append process) and the load
+    generator spent meanwhile."""
+    cpu = cpu_with_append_processes()
     # The servers run in this loop: the load generator is awaited without blocking it.
     report = await _run_loadgen(
         loadgen, port, f"-ca={ca_file}", f"-body={body_file}", f"-conns={CONCURRENCY}",
         f"-warmup={WARMUP}s", f"-duration={DURATION}s", "-latencies",
     )  # fmt: skip
-    cpu = _serving_cpu() - cpu
+    cpu = cpu_with_append_processes() - cpu
     wrong = report["answered"] - report["allowed"] - report["denied"]
     if wrong or report["timed_out"] or report["connection_errors"]:
         raise RuntimeError(f"not every request was answered with an AdmissionReview: {report}")
     return report["latencies_us"], report["answered"], cpu, report["cpu_seconds"]
-
-
-def _serving_cpu() -> float:
-    """CPU seconds of this (the serving) process and of the audit writer's append process
-    (`jitgate.audit.appendproc`), its child: both serve the webhook's reviews."""
-    total = time.process_time()
-    tick = os.sysconf("SC_CLK_TCK")
-    for task in Path("/proc/self/task").iterdir():
-        for child in (task / "children").read_text().split():
-            try:
-                if b"appendproc" not in Path(f"/proc/{child}/cmdline").read_bytes():
-                    continue
-                fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-            except FileNotFoundError:  # ended meanwhile
-                continue
-            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-    return total
 
 
 def _figures(

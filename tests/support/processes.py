@@ -1,9 +1,10 @@
-"""Processes a test watches but did not start itself: a writer's append process."""
+"""Processes a test or bench watches but did not start itself: a writer's append process."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 from typing import Final
 
@@ -46,3 +47,17 @@ async def ended(pid: int) -> None:
     finally:
         loop.remove_reader(pidfd)
         os.close(pidfd)
+
+
+def cpu_with_append_processes() -> float:
+    """CPU seconds of this process and of the audit append processes it runs: the two share
+    an audit writer's work (`open_audit_writer(append_process=True)`)."""
+    total = time.process_time()
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in append_processes(os.getpid()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # ended meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
