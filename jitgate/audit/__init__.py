@@ -13,8 +13,9 @@ and the tree state of what a prune drops), `timefmt`, `errors` (the exception tr
 With I/O: `writer` (group commit, durable before it returns), `checkpointer` (the tree and signed
 checkpoints beside the writer), `connect` and `url` (opening a log by URL), `keys` (HMAC, Ed25519
 and witness keys), `filelayout`, `filesink`, `filereader`, `filecheckpoints` (the file backend),
-`iothread` (the thread a file backend's blocking calls run on), `appendproc` (the process
-that writes and syncs a file log's batches instead, for the webhook), `pgschema`, `pgsink`,
+`iothread` (the thread a file backend's blocking calls run on), `appendproc` and
+`appendchild` (the process that writes and syncs a file log's batches instead, for the
+webhook: the writer's end and the process's own), `pgschema`, `pgsink`,
 `pgreader`, `pgcheckpoints`, `pgprune` (the PostgreSQL backend, its retention and legal hold),
 `reader` (what readers share), `recorder` (a live session's bytes into `session.*` records,
 with backpressure), `witnessserver` (`jitgate audit witness`: storage and HTTP; a webhook

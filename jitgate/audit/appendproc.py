@@ -8,8 +8,8 @@ back first. On the webhook under load that was ~6% of the event loop's time in f
 alone and a fifth of its throughput (`make bench`: 0.7x the baseline with the thread, ~0.9x
 appending on the loop itself without an fsync).
 
-Here a child process (`serve`, stdlib only: `python -I` runs this file as a script) does the
-blocking part of an append: it writes the batch to the segment, `fdatasync`s it, writes the
+Here a child process (`appendchild`, run by `python -I` as a script) does the blocking part
+of an append: it writes the batch to the segment, `fdatasync`s it, writes the
 HEAD witness and answers. The event loop only sends the batch over a Unix socket and reads
 the answer when it comes (`Appender`); it never touches the file, so a hung volume stalls
 appends, never the loop. The child holds the writer's lock file with its parent (the same
@@ -17,9 +17,7 @@ open file, passed down): a writer restarted while an old child is still stuck in
 finds the log locked, as it must, rather than two processes appending to one chain. It ends
 when its socket closes, so also when its parent is killed.
 
-A frame to the child: `!III` (path, data and witness lengths), the segment's path when it
-changes (empty: the one before), the records' bytes, the HEAD file's new content. An answer:
-`!iI` (errno, 0 when durable; message length) and the error's message.
+What goes over the socket is `appendchild`'s to say (`FRAME`, `ANSWER`).
 """
 
 from __future__ import annotations
@@ -28,17 +26,15 @@ import asyncio
 import collections
 import contextlib
 import errno
-import os
-import signal
 import socket
-import struct
 import subprocess
 import sys
 from collections.abc import Callable
 from typing import Final
 
-_FRAME: Final = struct.Struct("!III")
-_ANSWER: Final = struct.Struct("!iI")
+from jitgate.audit import appendchild
+from jitgate.audit.appendchild import ANSWER, FRAME
+
 # How long a closing writer waits for its child to see the socket close and exit.
 _EXIT_WAIT: Final = 5.0
 
@@ -64,7 +60,7 @@ class Appender(asyncio.Protocol):
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", __file__, str(theirs.fileno()), str(head_fd),
+                sys.executable, "-I", appendchild.__file__, str(theirs.fileno()), str(head_fd),
                 str(lock_fd),
                 pass_fds=(theirs.fileno(), head_fd, lock_fd),
                 stdin=subprocess.DEVNULL,
@@ -100,7 +96,7 @@ class Appender(asyncio.Protocol):
         named = b"" if path == self._path else path
         self._path = path
         self._waiting.append(then)
-        transport.write(_FRAME.pack(len(named), len(data), len(witness)) + named + data + witness)
+        transport.write(FRAME.pack(len(named), len(data), len(witness)) + named + data + witness)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -108,12 +104,12 @@ class Appender(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         answers = self._answers
         answers += data
-        while len(answers) >= _ANSWER.size:
-            code, length = _ANSWER.unpack_from(answers)
-            end = _ANSWER.size + length
+        while len(answers) >= ANSWER.size:
+            code, length = ANSWER.unpack_from(answers)
+            end = ANSWER.size + length
             if len(answers) < end:
                 return
-            message = answers[_ANSWER.size : end].decode(errors="replace")
+            message = answers[ANSWER.size : end].decode(errors="replace")
             del answers[:end]
             then = self._waiting.popleft()
             if code == 0:
@@ -145,66 +141,3 @@ class Appender(asyncio.Protocol):
 
 def _ended() -> OSError:
     return OSError(errno.EPIPE, "the audit log's append process has ended")
-
-
-# ---------------------------------------------------------------------- the child
-
-
-def serve(sock: socket.socket, head_fd: int) -> None:
-    """Append, sync and answer each frame, in order, until the socket closes."""
-    fd = -1
-    while True:
-        header = sock.recv(_FRAME.size, socket.MSG_WAITALL)
-        if len(header) < _FRAME.size:
-            return  # the writer closed the socket, or its process ended
-        path_size, data_size, witness_size = _FRAME.unpack(header)
-        frame = _receive(sock, path_size + data_size + witness_size)
-        if frame is None:
-            return
-        path = frame[:path_size]
-        data = frame[path_size : path_size + data_size]
-        witness = frame[path_size + data_size :]
-        try:
-            if path:
-                if fd >= 0:
-                    os.close(fd)
-                    fd = -1
-                fd = os.open(bytes(path), os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
-            if fd < 0:
-                raise OSError(errno.EBADF, "no segment named to append to")
-            while data:
-                data = data[os.write(fd, data) :]
-            os.fdatasync(fd)
-            if witness:
-                os.pwrite(head_fd, witness, 0)
-        except OSError as error:
-            if fd >= 0:
-                os.close(fd)
-                fd = -1  # the writer names the segment again with its next batch
-            message = (error.strerror or str(error)).encode()
-            sock.sendall(_ANSWER.pack(error.errno or errno.EIO, len(message)) + message)
-        else:
-            sock.sendall(_ANSWER.pack(0, 0))
-
-
-def _receive(sock: socket.socket, size: int) -> memoryview | None:
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    while view:
-        received = sock.recv_into(view)
-        if not received:
-            return None
-        view = view[received:]
-    return memoryview(buffer)
-
-
-if __name__ == "__main__":
-    # It ends when the writer closes the socket, after the writer's last append: a signal
-    # meant for the writer (SIGTERM to the whole group) must not cut that short.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    sock_fd, head, _lock = (int(arg) for arg in sys.argv[1:4])
-    # The lock file's descriptor is only held: the writer's lock lasts while either process
-    # has it open.
-    with socket.socket(fileno=sock_fd) as connection:
-        serve(connection, head)

@@ -19,11 +19,11 @@ def children(pid: int) -> list[int]:
 
 
 def append_processes(pid: int) -> list[int]:
-    """The audit append processes (`jitgate.audit.appendproc`) `pid` runs."""
+    """The audit append processes (`jitgate.audit.appendchild`) `pid` runs."""
     found: list[int] = []
     for child in children(pid):
         try:
-            if b"appendproc" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if b"appendchild" in Path(f"/proc/{child}/cmdline").read_bytes():
                 found.append(child)
         except FileNotFoundError:  # ended meanwhile
             continue
