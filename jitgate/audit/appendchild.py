@@ -28,8 +28,8 @@ def serve(sock: socket.socket, head_fd: int) -> None:
     """Append, sync and answer each frame, in order, until the socket closes."""
     fd = -1
     while True:
-        header = sock.recv(FRAME.size, socket.MSG_WAITALL)
-        if len(header) < FRAME.size:
+        header = _receive(sock, FRAME.size)
+        if header is None:
             return  # the writer closed the socket, or its process ended
         path_size, data_size, witness_size = FRAME.unpack(header)
         frame = _receive(sock, path_size + data_size + witness_size)
@@ -62,6 +62,7 @@ def serve(sock: socket.socket, head_fd: int) -> None:
 
 
 def _receive(sock: socket.socket, size: int) -> memoryview | None:
+    """The next `size` bytes, or None once the socket closes before they all came."""
     buffer = bytearray(size)
     view = memoryview(buffer)
     while view:

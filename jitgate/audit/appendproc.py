@@ -75,7 +75,12 @@ class Appender(asyncio.Protocol):
             theirs.close()
         appender = cls()
         appender._process = process
-        await loop.create_unix_connection(lambda: appender, sock=ours)
+        try:
+            await loop.create_unix_connection(lambda: appender, sock=ours)
+        except BaseException:
+            ours.close()
+            await appender.aclose()  # the child sees its socket closed and ends
+            raise
         return appender
 
     @property
@@ -111,18 +116,15 @@ class Appender(asyncio.Protocol):
                 return
             message = answers[ANSWER.size : end].decode(errors="replace")
             del answers[:end]
-            then = self._waiting.popleft()
-            if code == 0:
-                then(None)
-            else:
+            if code != 0:
                 self._path = None  # the child closed it: name it again
-                then(OSError(code, message))
+            _tell(self._waiting.popleft(), OSError(code, message) if code else None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ended = _ended()
         waiting, self._waiting = self._waiting, collections.deque()
         for then in waiting:
-            then(self.ended)
+            _tell(then, self.ended)
 
     async def aclose(self) -> None:
         """Close the socket and wait for the child to end (killed if it does not)."""
@@ -137,6 +139,17 @@ class Appender(asyncio.Protocol):
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
+
+
+def _tell(then: Then, error: OSError | None) -> None:
+    """`then(error)`; a callback that raises is reported as one the event loop called, and
+    the answers after it still reach theirs."""
+    try:
+        then(error)
+    except Exception as failure:
+        asyncio.get_running_loop().call_exception_handler(
+            {"message": "an audit append's callback failed", "exception": failure}
+        )
 
 
 def _ended() -> OSError:
