@@ -2,11 +2,12 @@
 
 Blocking file work runs on one dedicated thread per writer, so fsyncs never queue
 behind other users of the default executor, and happen in order. With `append_process` (the
-webhook's writer) the batches the writer hands off (`write_soon`) are written and synced by
-a process of its own instead (`appendproc`): a thread would contend for the busy event
-loop's GIL after each of its system calls. Everything else (opening, a new segment, seals,
-taking a failed write back, pruning) stays on the thread, one at a time with the batches:
-the writer never has two writes under way.
+webhook's writer) the batches of `PROCESS_BATCH` records or more that the writer hands off
+(`write_soon`: a busy event loop) are written and synced by a process of its own instead
+(`appendproc`): a thread would contend for the loop's GIL after each of its system calls.
+Everything else (a lone record, opening, a new segment, seals, taking a failed write back,
+pruning) stays on the thread, one at a time with the batches: the writer never has two
+writes under way.
 
 Retention deletes whole sealed segments past their age, once a pruning record saying so
 is durable in the chain. The records pruned must verify as a chain from where the log
@@ -43,6 +44,11 @@ logger = logging.getLogger("jitgate.audit")
 T = TypeVar("T")
 
 _FILE_MODE = 0o640
+# The smallest batch handed to the append process. A lone record means one append in flight:
+# the event loop is waiting too, so the thread gets the GIL at once, and it answers sooner
+# than a process woken for it (the tier's exec admission, one at a time: a lower p99). Two or
+# more mean a busy loop, whose GIL the thread would wait for after each of its system calls.
+PROCESS_BATCH = 2
 _DIR_MODE = 0o750
 
 
@@ -315,20 +321,17 @@ class FileSink:
                 then(AuditWriteError(f"writing to the {self.description} ended: {error!r}"))
 
         active, appender = self._active, self._appender
-        if active is None or appender is None or not records:
+        if active is None or appender is None or len(records) < PROCESS_BATCH:
             # A new segment is created (and synced, with its directory) on the thread; an
             # append process that ended fails the batch (`Appender.append`), and the
             # writer's recovery starts another.
             self._thread.run_then(outcome, self._write, records, False)
             return
-        data = b"".join(record.line for record in records)
-        last = records[-1].record
-        witness = layout.encode_head(self._writer, last["seq"], last["hash"], last["time"])
+        data, seq, witness = self._encoded(records)
 
         def appended(error: OSError | None) -> None:
             if error is None:
-                active.size += len(data)
-                self._acknowledged = _Acknowledged(last["seq"], active.path, active.size, witness)
+                self._appended(active, len(data), seq, witness)
             outcome(None, error)
 
         appender.append(bytes(active.path), data, witness, appended)
@@ -340,20 +343,30 @@ class FileSink:
         if not records:
             return
         active = self._active or self._create(records[0])
-        data = b"".join(record.line for record in records)
+        data, seq, witness = self._encoded(records)
         view = memoryview(data)
         while view:
             written = os.write(active.fd, view)
             view = view[written:]
         os.fdatasync(active.fd)
-        active.size += len(data)
-        last = records[-1].record
-        witness = layout.encode_head(self._writer, last["seq"], last["hash"], last["time"])
         if self._head_fd is not None:
             os.pwrite(self._head_fd, witness, 0)
         if end_segment:
             self._close_active()
-        self._acknowledged = _Acknowledged(last["seq"], active.path, active.size, witness)
+        self._appended(active, len(data), seq, witness)
+
+    def _encoded(self, records: Sequence[Linked]) -> tuple[bytes, int, bytes]:
+        """A batch as it is appended: its lines, its last seq, and the HEAD witness naming it."""
+        data = b"".join(record.line for record in records)
+        last = records[-1].record
+        witness = layout.encode_head(self._writer, last["seq"], last["hash"], last["time"])
+        return data, last["seq"], witness
+
+    def _appended(self, active: _Active, size: int, seq: int, witness: bytes) -> None:
+        """`size` bytes ending with record `seq` are durable in `active`: what a failed write
+        after them is cut back to (`_discard`)."""
+        active.size += size
+        self._acknowledged = _Acknowledged(seq, active.path, active.size, witness)
 
     def _create(self, first: Linked) -> _Active:
         path = self._dir / layout.segment_name(first.seq)

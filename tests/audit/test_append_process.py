@@ -1,5 +1,6 @@
 """A file log's batches written and synced by a process of its own (`appendproc`), as
-`jitgate webhook` writes them: durable when answered, a process that ends fails its batch
+`jitgate webhook` writes them (batches of `filesink.PROCESS_BATCH` records or more; a lone
+record on the writer's thread): durable when answered, a process that ends fails its batch
 and is replaced, and the writer's lock held by both processes."""
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from typing import Any
 import pytest
 from support.processes import append_processes, ended
 
-from jitgate.audit import AuditWriteError, open_audit_writer
+from jitgate.audit import AuditEvent, AuditWriteError, open_audit_writer
 from jitgate.audit import filelayout as layout
 from jitgate.audit.appendproc import Appender
+from jitgate.audit.filesink import PROCESS_BATCH
 from jitgate.audit.writer import AuditWriter
 
 
@@ -35,6 +37,23 @@ def append_process() -> int:
     return pid
 
 
+async def batch(writer: AuditWriter, events: list[AuditEvent]) -> list[Any]:
+    """`events` appended as one batch (`filesink.PROCESS_BATCH` or more records go to the
+    append process; a lone one is written on the writer's thread): the records or errors."""
+    assert len(events) >= PROCESS_BATCH
+    appends = [writer.submit(event) for event in events]  # queued before the batch is taken
+    return await asyncio.gather(*appends, return_exceptions=True)
+
+
+def written_by(pid: int) -> int:
+    """Bytes process `pid` has written (files and sockets: /proc/<pid>/io `wchar`)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == "wchar":
+            return int(value)
+    raise LookupError("wchar")
+
+
 def open_writer(file_url: str) -> Any:
     return open_audit_writer(
         file_url, writer_id="w0", maintenance_interval=None, append_process=True
@@ -46,9 +65,14 @@ async def test_appends_are_stored_and_the_head_names_the_last(
 ) -> None:
     async with open_writer(file_url) as writer:
         records = [await writer.append(event(0))]  # a new segment: created on the thread
-        records += await asyncio.gather(*(writer.append(event(i)) for i in range(1, 65)))
         pid = append_process()
+        before = written_by(pid)
+        records += await batch(writer, [event(i) for i in range(1, 65)])
         on_disk = stored(log_dir)
+        # The 64 records' lines went through the append process.
+        [segment] = (log_dir / "w0").glob("*.jsonl")
+        lines = segment.read_bytes().splitlines(keepends=True)
+        assert written_by(pid) - before >= sum(len(line) for line in lines[1:])
         # Read while the writer is open: each batch's records were there when answered.
         assert [r["hash"] for r in on_disk] == [r.hash for r in records]
         head = layout.read_head(log_dir / "w0" / layout.HEAD_FILE)
@@ -66,10 +90,11 @@ async def test_an_append_process_that_ends_fails_its_batch_and_another_takes_ove
         first = append_process()
         os.kill(first, signal.SIGKILL)
         await ended(first)
-        with pytest.raises(AuditWriteError, match="append process has ended"):
-            await writer.append(event(2))
+        lost = await batch(writer, [event(2), event(3)])
+        assert all(isinstance(r, AuditWriteError) for r in lost)
+        assert "append process has ended" in str(lost[0])
         assert not writer.healthy
-        later = await writer.append(event(3))  # recovers first, with a new append process
+        later = await writer.append(event(4))  # recovers first, with a new append process
         assert writer.healthy
         assert append_process() != first
     log = stored(log_dir)
@@ -88,10 +113,11 @@ async def test_an_append_the_process_cannot_make_fails_and_is_reported(
         await writer.append(event(0))
         [segment] = (log_dir / "w0").glob("*.jsonl")
         segment.unlink()  # the append process opens it with the writer's next batch
-        with pytest.raises(AuditWriteError, match="No such file or directory"):
-            await writer.append(event(1))
+        lost = await batch(writer, [event(1), event(2)])
+        assert all(isinstance(r, AuditWriteError) for r in lost)
+        assert "No such file or directory" in str(lost[0])
         assert not writer.healthy
-        await writer.append(event(2))
+        await writer.append(event(3))
         assert writer.healthy
     recovered, after = stored(log_dir)
     assert recovered["type"] == "audit.recovered"

@@ -367,8 +367,9 @@ def hand_over_promptly() -> None:
 
     A busy event loop (the webhook under load) keeps the GIL for up to the switch interval,
     and the allows that wait on a thread wait that long: the audit log's batches, when its
-    file sink writes them on its thread (a new segment, a seal, every batch when the append
-    process could not start: `jitgate.audit.appendproc`), and its checkpoints. Only those
+    file sink writes them on its thread (a lone record, a new segment, a seal, every batch
+    when the append process could not start: `jitgate.audit.appendproc`), and its
+    checkpoints. Only those
     and the watch threads ever ask for it, so switching sooner costs next to nothing. For a
     process of its own (`serve`): it is interpreter-wide.
     """
