@@ -12,10 +12,11 @@ Here a child process (`appendchild`, run by `python -I` as a script) does the bl
 of an append (of a batch of two records or more: `filesink.PROCESS_BATCH`): it writes the
 batch to the segment, `fdatasync`s it, writes the HEAD witness and answers. The event loop
 only sends the batch over a Unix socket and reads the answer when it comes (`Appender`); it
-never touches the file, so a hung volume stalls appends, never the loop. The child holds the writer's lock file with its parent (the same
-open file, passed down): a writer restarted while an old child is still stuck in an fsync
-finds the log locked, as it must, rather than two processes appending to one chain. It ends
-when its socket closes, so also when its parent is killed.
+never touches the file, so a hung volume stalls appends, never the loop. The child holds the
+writer's lock file with its parent (the same open file, passed down): a writer restarted
+while an old child is still stuck in an fsync finds the log locked, as it must, rather than
+two processes appending to one chain. It ends when its socket closes, so also when its
+parent is killed.
 
 What goes over the socket is `appendchild`'s to say (`FRAME`, `ANSWER`).
 """
