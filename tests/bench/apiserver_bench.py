@@ -62,6 +62,7 @@ from bench.quantiles import nearest_rank
 from chart import render
 from e2e import cluster, manifests, processes
 from support import objects
+from support.processes import cpu_seconds, cpu_with_append_processes
 
 from jitgate.core.clock import SYSTEM_CLOCK
 
@@ -204,19 +205,14 @@ def _within(text: str, name: str, bound: str, *, only: str = "") -> float:
     return within
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User and system CPU time process `pid` has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _cpu_seconds_of(c: cluster.JitCluster) -> tuple[float, float, float]:
-    """CPU time so far of the API server, the webhook and the operator."""
+    """CPU time so far of the API server, the webhook (its audit append process included)
+    and the operator."""
     pids = {p.name: p.pid for p in c.processes}
     return (
-        _cpu_seconds(c.api.process.pid),
-        _cpu_seconds(pids["webhook"]),
-        _cpu_seconds(pids["operator"]),
+        cpu_seconds(c.api.process.pid),
+        cpu_with_append_processes(pids["webhook"]),
+        cpu_seconds(pids["operator"]),
     )
 
 

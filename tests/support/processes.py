@@ -49,15 +49,19 @@ async def ended(pid: int) -> None:
         os.close(pidfd)
 
 
-def cpu_with_append_processes() -> float:
-    """CPU seconds of this process and of the audit append processes it runs: the two share
-    an audit writer's work (`open_audit_writer(append_process=True)`)."""
-    total = time.process_time()
-    tick = os.sysconf("SC_CLK_TCK")
-    for pid in append_processes(os.getpid()):
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time process `pid` has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_with_append_processes(pid: int | None = None) -> float:
+    """CPU seconds of process `pid` (this one when None) and of the audit append processes it
+    runs: the two share an audit writer's work (`open_audit_writer(append_process=True)`)."""
+    total = time.process_time() if pid is None else cpu_seconds(pid)
+    for child in append_processes(os.getpid() if pid is None else pid):
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += cpu_seconds(child)
         except FileNotFoundError:  # ended meanwhile
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
     return total
