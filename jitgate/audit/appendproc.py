@@ -136,7 +136,9 @@ class Appender(asyncio.Protocol):
             return
         try:
             await asyncio.wait_for(process.wait(), _EXIT_WAIT)
-        except TimeoutError:  # stuck in an fsync on a hung volume: nothing waits for it
+        except TimeoutError:
+            # Stuck in a write or fsync on a hung volume: killed, which takes effect once
+            # that system call returns (as a thread stuck there would hold up the close).
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
             await process.wait()
