@@ -147,9 +147,10 @@ def open_audit_writer(
     https:// ones checked against `witness_ca` if given (`witnessclient.peer_tls`), a URL
     naming this writer skipped (`witnessclient.other_witnesses`: replicas share one list).
     The checkpointer waits between its polls of `clock` with `checkpoint_sleep` (tests pass
-    one they release, with a manual clock). With `append_process` a file log's batches are
-    written and synced by a process of its own (`appendproc`), not a thread of this one: for
-    a busy event loop (the webhook's), whose GIL that thread would contend for.
+    one they release, with a manual clock). With `append_process` a file log's batches of two
+    records or more are written and synced by a process of its own (`appendproc`), not a
+    thread of this one: for a busy event loop (the webhook's), whose GIL that thread would
+    contend for.
     """
     check_writer_id(writer_id)
     if witnesses and checkpoint_key is None:

@@ -369,9 +369,8 @@ def hand_over_promptly() -> None:
     and the allows that wait on a thread wait that long: the audit log's batches, when its
     file sink writes them on its thread (a lone record, a new segment, a seal, every batch
     when the append process could not start: `jitgate.audit.appendproc`), and its
-    checkpoints. Only those
-    and the watch threads ever ask for it, so switching sooner costs next to nothing. For a
-    process of its own (`serve`): it is interpreter-wide.
+    checkpoints. Only those and the watch threads ever ask for it, so switching sooner costs
+    next to nothing. For a process of its own (`serve`): it is interpreter-wide.
     """
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
 
