@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import json
 import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auditfiles import stored_records
 from support.processes import append_processes, ended
 
 from jitgate.audit import AuditEvent, AuditWriteError, open_audit_writer
@@ -21,14 +21,6 @@ from jitgate.audit import filelayout as layout
 from jitgate.audit.appendproc import Appender
 from jitgate.audit.filesink import PROCESS_BATCH
 from jitgate.audit.writer import AuditWriter
-
-
-def stored(log_dir: Path, writer: str = "w0") -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for path in sorted((log_dir / writer).glob("*.jsonl"))
-        for line in path.read_bytes().splitlines()
-    ]
 
 
 def append_process() -> int:
@@ -68,7 +60,7 @@ async def test_appends_are_stored_and_the_head_names_the_last(
         pid = append_process()
         before = written_by(pid)
         records += await batch(writer, [event(i) for i in range(1, 65)])
-        on_disk = stored(log_dir)
+        on_disk = stored_records(log_dir)
         # The 64 records' lines went through the append process.
         [segment] = (log_dir / "w0").glob("*.jsonl")
         lines = segment.read_bytes().splitlines(keepends=True)
@@ -97,7 +89,7 @@ async def test_an_append_process_that_ends_fails_its_batch_and_another_takes_ove
         later = await writer.append(event(4))  # recovers first, with a new append process
         assert writer.healthy
         assert append_process() != first
-    log = stored(log_dir)
+    log = stored_records(log_dir)
     assert [r["hash"] for r in log[:2]] == [r.hash for r in kept]
     assert log[2]["type"] == "audit.recovered"
     assert "append process has ended" in log[2]["context"]["error"]
@@ -119,7 +111,7 @@ async def test_an_append_the_process_cannot_make_fails_and_is_reported(
         assert not writer.healthy
         await writer.append(event(3))
         assert writer.healthy
-    recovered, after = stored(log_dir)
+    recovered, after = stored_records(log_dir)
     assert recovered["type"] == "audit.recovered"
     # The record acknowledged before the segment was deleted is missing, and said so.
     assert recovered["context"]["repaired"]["missing"] == {"from": 1, "to": 1}
@@ -154,4 +146,4 @@ async def test_a_writer_without_an_append_process_appends_on_its_thread(
     async with open_writer(file_url) as writer:
         records = await asyncio.gather(*(writer.append(event(i)) for i in range(8)))
         assert append_processes(os.getpid()) == []
-    assert [r["hash"] for r in stored(log_dir)] == [r.hash for r in records]
+    assert [r["hash"] for r in stored_records(log_dir)] == [r.hash for r in records]

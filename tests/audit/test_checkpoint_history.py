@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from support.auditfiles import stored_records
+
 from jitgate.audit import open_audit_writer
 from jitgate.audit.checkpoint import Checkpoint, writer_signer
 from jitgate.audit.checkpointer import timestamped
@@ -18,7 +20,7 @@ from jitgate.audit.tlog import CheckpointLink, record_leaf, signed_at, verify_hi
 from jitgate.core.clock import ManualClock
 
 from .conftest import KEY, START, sample_event
-from .test_tlog_writer import DEPLOYMENT, PUBLIC, stored
+from .test_tlog_writer import DEPLOYMENT, PUBLIC
 
 SECOND = dt.timedelta(seconds=1)
 
@@ -111,7 +113,7 @@ async def test_verify_names_a_checkpoint_that_does_not_extend_the_one_before(
         async with writer(file_url, clock) as log:
             for i in range(batch):
                 await log.append(sample_event(i))
-    records = stored(log_dir)
+    records = stored_records(log_dir)
     records[1]["reason"] = "rewritten"
     leaves = [record_leaf(record) for record in records]
     tree = CompactTree()

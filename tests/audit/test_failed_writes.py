@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from support.auditfiles import stored_records
 
 from jitgate.audit import AuditEvent, AuditRecord, AuditWriteError, open_audit_writer
 from jitgate.audit.chain import GENESIS
@@ -27,13 +28,6 @@ from jitgate.audit.pgsink import PostgresSink
 
 Event = Callable[[int], AuditEvent]
 EIO = OSError(errno.EIO, os.strerror(errno.EIO))
-
-
-def lines(log_dir: Path, writer: str = "w0") -> list[dict[str, Any]]:
-    found = []
-    for path in sorted((log_dir / writer).glob("*.jsonl")):
-        found += [json.loads(line) for line in path.read_bytes().splitlines()]
-    return found
 
 
 def head_file(log_dir: Path, writer: str = "w0") -> dict[str, Any]:
@@ -109,13 +103,13 @@ async def test_a_failed_batch_leaves_none_of_its_records_and_the_chain_goes_on(
         assert all(isinstance(r, AuditWriteError) for r in results)
         assert len({id(r) for r in results}) == 1  # every appender in the batch is told
         # Gone as soon as the appends raised, not only once the writer recovers.
-        assert hashes(lines(log_dir)) == hashes(acked)
+        assert hashes(stored_records(log_dir)) == hashes(acked)
         assert head_file(log_dir)["seq"] == 3
         assert not writer.healthy
         assert writer.head is not None and writer.head.hash == acked[-1].hash
         later = await writer.append(event(9))
         assert writer.healthy
-    log = lines(log_dir)
+    log = stored_records(log_dir)
     assert hashes(log[:3]) == hashes(acked)
     assert_recovered_after(log[3], acked[-1])
     assert log[4]["hash"] == later.hash and later.seq == 5 and later.prev == log[3]["hash"]
@@ -158,9 +152,9 @@ async def test_appends_queued_behind_a_failing_batch_fail_with_it_and_leave_noth
         release.set()
         results = await asyncio.gather(first, *queued, return_exceptions=True)
         assert all(isinstance(r, AuditWriteError) for r in results)
-        assert hashes(lines(log_dir)) == [acked.hash]
+        assert hashes(stored_records(log_dir)) == [acked.hash]
         later = await writer.append(event(12))
-    log = lines(log_dir)
+    log = stored_records(log_dir)
     assert_recovered_after(log[1], acked)
     assert hashes(log) == [acked.hash, log[1]["hash"], later.hash]
     assert cli("verify", "--audit", file_url).code == 0
@@ -177,10 +171,10 @@ async def test_records_synced_before_the_write_failed_are_taken_back_too(
         )
         assert faults.failed == {"pwrite": 1}
         assert all(isinstance(r, AuditWriteError) for r in results)
-        assert hashes(lines(log_dir)) == hashes(acked)
+        assert hashes(stored_records(log_dir)) == hashes(acked)
         assert head_file(log_dir)["hash"] == acked[-1].hash
         later = await writer.append(event(5))
-    log = lines(log_dir)
+    log = stored_records(log_dir)
     assert_recovered_after(log[2], acked[-1])
     assert hashes(log) == [*hashes(acked), log[2]["hash"], later.hash]
     assert cli("verify", "--audit", file_url).code == 0
@@ -197,7 +191,7 @@ async def test_a_failed_write_stays_out_even_if_the_process_stops_before_recover
     async with open_audit_writer(file_url, writer_id="w0", maintenance_interval=None) as writer:
         later = await writer.append(event(4))
     assert later.seq == 4 and later.prev == acked[-1].hash
-    assert hashes(lines(log_dir)) == [*hashes(acked), later.hash]  # no recovery to report
+    assert hashes(stored_records(log_dir)) == [*hashes(acked), later.hash]  # no recovery to report
     assert cli("verify", "--audit", file_url).code == 0
 
 
@@ -210,7 +204,7 @@ async def test_a_segment_created_by_a_failed_write_is_removed(
             await writer.append(event(0))
         assert list((log_dir / "w0").glob("*.jsonl")) == []
         record = await writer.append(event(1))
-    (recovered, stored) = lines(log_dir)
+    (recovered, stored) = stored_records(log_dir)
     assert recovered["type"] == "audit.recovered"
     assert recovered["seq"] == 1 and recovered["prev"] == GENESIS
     assert "repaired" not in recovered["context"]
@@ -229,10 +223,10 @@ async def test_a_failed_seal_is_taken_back_and_the_append_before_it_stays(
         await writer.settled()  # the seal is written after the append has returned
         assert faults.failed == {"fdatasync": 1}
         assert not writer.healthy
-        assert hashes(lines(log_dir)) == hashes(acked)
+        assert hashes(stored_records(log_dir)) == hashes(acked)
         await writer.maintain()
         assert writer.healthy
-    log = lines(log_dir)
+    log = stored_records(log_dir)
     assert hashes(log[:2]) == hashes(acked)
     assert_recovered_after(log[2], acked[-1])
     assert log[3]["type"] == "audit.sealed"  # the recovery filled the segment up again
@@ -248,19 +242,19 @@ async def test_a_writer_that_cannot_take_a_failed_write_back_stays_unhealthy(
         heal = faults.fail("ftruncate", times=None)
         with pytest.raises(AuditWriteError):
             await writer.append(event(2))
-        assert len(lines(log_dir)) == 3  # still there: it could not be cut off
+        assert len(stored_records(log_dir)) == 3  # still there: it could not be cut off
         assert not writer.healthy
         with pytest.raises(AuditWriteError, match="cannot take a failed write back"):
             await writer.maintain()
         assert not writer.healthy
         with pytest.raises(AuditWriteError, match="cannot take a failed write back"):
             await writer.append(event(3))  # never chained onto the failed record
-        assert len(lines(log_dir)) == 3
+        assert len(stored_records(log_dir)) == 3
         heal()
         await writer.maintain()
         assert writer.healthy
         later = await writer.append(event(4))
-    log = lines(log_dir)
+    log = stored_records(log_dir)
     assert hashes(log[:2]) == hashes(acked)
     assert_recovered_after(log[2], acked[-1])
     assert hashes(log[3:]) == [later.hash]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auditfiles import stored_records
 
 from jitgate.audit import filelayout as layout
 from jitgate.audit import open_audit_writer
@@ -19,7 +20,7 @@ from jitgate.audit.tlog import tree_from_state, tree_state
 from jitgate.core.clock import ManualClock
 
 from .conftest import KEY, START, sample_event
-from .test_tlog_writer import DEPLOYMENT, stored
+from .test_tlog_writer import DEPLOYMENT
 
 
 async def pruned_log(log_dir: Path, *, witnesses: tuple[str, ...] = ()) -> None:
@@ -64,13 +65,13 @@ def _verify(cli: Any, log_dir: Path, *extra: str | Path) -> Any:
 
 
 def _first_kept(log_dir: Path) -> int:
-    return int(stored(log_dir)[0]["seq"])
+    return int(stored_records(log_dir)[0]["seq"])
 
 
 async def test_a_pruned_file_log_passes_verify_with_the_key_file_and_the_verifier_key(
     cli: Any, log_dir: Path, key_file: Path, verifier: Path
 ) -> None:
-    pruned = [r for r in stored(log_dir) if r["type"] == "audit.pruned"]
+    pruned = [r for r in stored_records(log_dir) if r["type"] == "audit.pruned"]
     assert [r["context"]["tree"]["size"] for r in pruned] == [
         r["context"]["resumeSeq"] - 1 for r in pruned
     ]

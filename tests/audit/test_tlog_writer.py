@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auditfiles import stored_records
 from support.clocks import ManualSleep
 
 from jitgate.audit import AuditEvent, open_audit_writer
@@ -39,13 +40,6 @@ from .conftest import KEY, START, sample_event
 
 DEPLOYMENT = Signer.generate("jitgate.example.com/audit")
 PUBLIC = parse_verifier_key(DEPLOYMENT.verifier.vkey)
-
-
-def stored(log_dir: Path, writer: str = "w0") -> list[dict[str, Any]]:
-    records = []
-    for segment in sorted((log_dir / writer).glob("*.jsonl")):
-        records += [json.loads(line) for line in segment.read_bytes().splitlines()]
-    return records
 
 
 async def write(
@@ -74,12 +68,12 @@ def vkey_file(tmp_path: Path) -> Path:
 def check(log_dir: Path, writer: str = "w0") -> Any:
     signed = read_checkpoint(log_dir / writer)
     assert signed is not None
-    return verify_checkpoint(writer, stored(log_dir, writer), signed, PUBLIC)
+    return verify_checkpoint(writer, stored_records(log_dir, writer), signed, PUBLIC)
 
 
 async def test_closing_signs_a_checkpoint_of_every_record(file_url: str, log_dir: Path) -> None:
     await write(file_url, 40)
-    records = stored(log_dir)
+    records = stored_records(log_dir)
     signed = read_checkpoint(log_dir / "w0")
     assert signed is not None
     origin = "jitgate.example.com/audit/w0"
@@ -148,7 +142,7 @@ async def test_history_rewritten_with_the_hmac_key_is_caught(
 ) -> None:
     """The attacker holds the HMAC key, not the checkpoint key: the chain re-verifies."""
     await write(file_url, 20)
-    records = stored(log_dir)
+    records = stored_records(log_dir)
     head: ChainHead | None = None
     forged = []
     for record in records:
@@ -201,9 +195,9 @@ async def test_the_check_needs_the_right_public_key_and_writer(
     assert signed is not None
     stranger = Signer.generate(DEPLOYMENT.name).verifier
     assert "does not verify" in str(
-        verify_checkpoint("w0", stored(log_dir), signed, stranger).problem
+        verify_checkpoint("w0", stored_records(log_dir), signed, stranger).problem
     )
-    assert not verify_checkpoint("w1", stored(log_dir), signed, PUBLIC).ok
+    assert not verify_checkpoint("w1", stored_records(log_dir), signed, PUBLIC).ok
 
 
 async def test_records_lost_under_a_checkpoint_stop_the_signing(
@@ -259,7 +253,7 @@ async def test_an_event_past_the_checkpoint_is_counted_not_judged(
     ) as writer:
         await writer.append(AuditEvent(type="grant.created", reason="no checkpoint key here"))
     assert signed is not None
-    result = verify_checkpoint("w0", stored(log_dir), signed, PUBLIC)
+    result = verify_checkpoint("w0", stored_records(log_dir), signed, PUBLIC)
     assert result.ok
     assert result.uncovered == 1
 
@@ -304,7 +298,7 @@ async def test_one_record_is_proven_offline_with_the_public_key(
     file_url: str, log_dir: Path
 ) -> None:
     await write(file_url, 21)
-    records = stored(log_dir)
+    records = stored_records(log_dir)
     signed = read_checkpoint(log_dir / "w0")
     assert signed is not None
     data = prove_record(records, 13, signed).render()
@@ -318,7 +312,7 @@ async def test_a_proof_of_a_changed_or_moved_record_is_refused(
     file_url: str, log_dir: Path
 ) -> None:
     await write(file_url, 8)
-    records = stored(log_dir)
+    records = stored_records(log_dir)
     signed = read_checkpoint(log_dir / "w0")
     assert signed is not None
     proof = prove_record(records, 3, signed)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auditfiles import stored_records
 
 from jitgate.audit import filelayout as layout
 from jitgate.audit import open_audit_writer
@@ -40,7 +41,7 @@ from jitgate.core.clock import ManualClock
 
 from .conftest import KEY, START, sample_event
 from .test_file_pruning import pruned_log
-from .test_tlog_writer import DEPLOYMENT, stored
+from .test_tlog_writer import DEPLOYMENT
 
 ORIGIN = "jitgate.example.com/audit/w0"
 
@@ -161,7 +162,7 @@ def forge(log_dir: Path, bodies: list[dict[str, Any]]) -> tuple[bytes, list[byte
 
 def bodies_of(log_dir: Path) -> list[dict[str, Any]]:
     chained = ("v", "writer", "seq", "prev", "hash", "mac")
-    return [{k: v for k, v in r.items() if k not in chained} for r in stored(log_dir)]
+    return [{k: v for k, v in r.items() if k not in chained} for r in stored_records(log_dir)]
 
 
 # -- the protocol ---------------------------------------------------------------------
@@ -360,7 +361,7 @@ async def test_attack_two_histories_for_two_verifiers_is_named_by_verify(
     # Its checkpoint, sent to the witness by hand from any size, is refused too.
     signed = read_checkpoint(second / "w0")
     assert signed is not None
-    assert len(stored(second)) == 110
+    assert len(stored_records(second)) == 110
     assert post(witness.url, Submission(100, (), signed).render())[:2] == (409, b"110\n")
     assert post(witness.url, Submission(110, (), signed).render())[:2] == (409, b"110\n")
 
@@ -371,7 +372,7 @@ async def test_a_witness_away_costs_a_warning_not_a_record(
     log_dir = tmp_path / "audit"
     await write(log_dir, 3, witnesses=("http://127.0.0.1:9",))  # nothing listens there
     assert "Witness http://127.0.0.1:9 did not cosign" in caplog.text
-    assert len(stored(log_dir)) == 3
+    assert len(stored_records(log_dir)) == 3
     assert read_checkpoint(log_dir / "w0") is not None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.auditfiles import stored_records
 
 from jitgate.audit import (
     AuditConfigError,
@@ -28,13 +29,6 @@ from jitgate.core.clock import ManualClock
 
 Write = Callable[..., Awaitable[list[AuditRecord]]]
 Event = Callable[[int], AuditEvent]
-
-
-def lines(log_dir: Path, writer: str = "w0") -> list[dict[str, Any]]:
-    found = []
-    for path in sorted((log_dir / writer).glob("*.jsonl")):
-        found += [json.loads(line) for line in path.read_bytes().splitlines()]
-    return found
 
 
 @pytest.fixture
@@ -57,7 +51,7 @@ async def test_append_returns_once_the_record_is_on_disk(
     async with open_audit_writer(file_url, writer_id="w0", maintenance_interval=None) as writer:
         record = await writer.append(event(0))
         assert fsyncs  # synced before append returned
-        assert lines(log_dir) == [
+        assert stored_records(log_dir) == [
             json.loads(record.model_dump_json(by_alias=True, exclude_none=True))
         ]
         assert writer.head is not None and writer.head.hash == record.hash
@@ -69,7 +63,7 @@ async def test_concurrent_appends_share_one_fsync(
     async with open_audit_writer(file_url, writer_id="w0", maintenance_interval=None) as writer:
         records = await asyncio.gather(*(writer.append(event(i)) for i in range(64)))
     assert [r.seq for r in records] == list(range(1, 65))
-    assert len(lines(log_dir)) == 64
+    assert len(stored_records(log_dir)) == 64
     assert len(fsyncs) == 1
 
 
@@ -136,7 +130,7 @@ async def test_a_failed_write_fails_every_waiting_append_and_recovers(
         await writer.maintain()  # recovers without waiting for the next append
         assert writer.healthy and writer.last_error is None
         record = await writer.append(event(6))
-    recovered = [r for r in lines(log_dir) if r["type"] == "audit.recovered"]
+    recovered = [r for r in stored_records(log_dir) if r["type"] == "audit.recovered"]
     assert len(recovered) == 1
     assert recovered[0]["seq"] == record.seq - 1
     assert "Input/output error" in recovered[0]["context"]["error"]
@@ -201,7 +195,7 @@ async def test_a_torn_last_line_is_reported_cut_and_recorded(
     with caplog.at_level(logging.WARNING, logger="jitgate.audit"):
         records = await write(file_url, 1)
     assert f"ends in an incomplete record ({len(torn)} bytes)" in caplog.text
-    recovered = lines(log_dir)[5]
+    recovered = stored_records(log_dir)[5]
     assert recovered["type"] == "audit.recovered"
     assert recovered["context"]["repaired"]["truncated"] == {
         "segment": segment.name,
@@ -220,7 +214,7 @@ async def test_acknowledged_records_missing_on_reopen_are_recorded(
     with caplog.at_level(logging.ERROR, logger="jitgate.audit"):
         await write(file_url, 1)
     assert "lost records 8-10 that were acknowledged" in caplog.text
-    recovered = lines(log_dir)[7]
+    recovered = stored_records(log_dir)[7]
     assert recovered["type"] == "audit.recovered"
     assert recovered["context"]["repaired"]["missing"] == {"from": 8, "to": 10}
     result = cli("verify", "--audit", file_url)
@@ -243,10 +237,10 @@ async def test_an_idle_segment_is_sealed_when_it_is_old_enough(
     ) as writer:
         await writer.append(event(0))
         await writer.maintain()
-        assert lines(log_dir)[-1]["type"] != "audit.sealed"
+        assert stored_records(log_dir)[-1]["type"] != "audit.sealed"
         clock.advance(dt.timedelta(hours=2))
         await writer.maintain()
-        assert lines(log_dir)[-1]["type"] == "audit.sealed"
+        assert stored_records(log_dir)[-1]["type"] == "audit.sealed"
         await writer.append(event(1))
     assert len(list((log_dir / "w0").glob("*.jsonl"))) == 2
     assert cli("verify", "--audit", file_url).code == 0
@@ -274,7 +268,7 @@ async def test_retention_prunes_old_segments_and_says_so_in_the_chain(
     after = sorted((log_dir / "w0").glob("*.jsonl"))
     (kept,) = after  # every segment was past retention; the last one was sealed by age
     assert kept not in before
-    pruned = [r for r in lines(log_dir) if r["type"] == "audit.pruned"]
+    pruned = [r for r in stored_records(log_dir) if r["type"] == "audit.pruned"]
     assert len(pruned) == 1
     context = pruned[0]["context"]
     assert context["segments"] == [path.name for path in before]
