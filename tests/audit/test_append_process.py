@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from support.auditfiles import stored_records
-from support.processes import append_processes, ended
+from support.processes import append_processes, ended, written_by
 
 from jitgate.audit import AuditEvent, AuditWriteError, open_audit_writer
 from jitgate.audit import filelayout as layout
@@ -35,15 +35,6 @@ async def batch(writer: AuditWriter, events: list[AuditEvent]) -> list[Any]:
     assert len(events) >= PROCESS_BATCH
     appends = [writer.submit(event) for event in events]  # queued before the batch is taken
     return await asyncio.gather(*appends, return_exceptions=True)
-
-
-def written_by(pid: int) -> int:
-    """Bytes process `pid` has written (files and sockets: /proc/<pid>/io `wchar`)."""
-    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == "wchar":
-            return int(value)
-    raise LookupError("wchar")
 
 
 def open_writer(file_url: str) -> Any:

@@ -30,6 +30,15 @@ def append_processes(pid: int) -> list[int]:
     return found
 
 
+def written_by(pid: int) -> int:
+    """Bytes process `pid` has written (files and sockets: /proc/<pid>/io `wchar`)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == "wchar":
+            return int(value)
+    raise LookupError("wchar")
+
+
 ENDING: Final = 30.0  # seconds a process is given to end
 
 
